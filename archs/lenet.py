@@ -1,0 +1,83 @@
+"""LeNet-5 (LeCun et al., 1998): D2L section 7.6, its modernized exercise variant, and the
+batch-normalized LeNets of section 8.5 (with the from-scratch BatchNorm and with torch's)."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from archs.ops import BatchNorm
+from archs.registry import Recipe, register
+
+PAPER = "LeCun et al., Gradient-Based Learning Applied to Document Recognition, Proc. IEEE 1998"
+BN_PAPER = "Ioffe & Szegedy, Batch Normalization, ICML 2015"
+
+ACTIVATIONS = {"sigmoid": nn.Sigmoid, "relu": nn.ReLU}
+POOLS = {"avg": nn.AvgPool2d, "max": nn.MaxPool2d}
+
+
+def _norm(kind: str | None, num_features: int, num_dims: int) -> list[nn.Module]:
+    if kind is None:
+        return []
+    if kind == "scratch":
+        return [BatchNorm(num_features, num_dims)]
+    return [nn.BatchNorm2d(num_features) if num_dims == 4 else nn.BatchNorm1d(num_features)]
+
+
+def lenet(
+    *,
+    in_channels: int,
+    num_classes: int,
+    activation: str = "sigmoid",
+    pool: str = "avg",
+    norm: str | None = None,
+    first_padding: int = 2,
+    conv_bias: bool = True,
+) -> nn.Sequential:
+    """LeNet-5: two 5x5 convs with 2x2 pooling, then 120-84-classes fully connected layers.
+
+    ``norm`` puts a batch norm ("scratch": archs.ops.BatchNorm, "torch": nn.BatchNorm) after
+    every hidden conv and linear layer; ``conv_bias`` is the bias of those hidden layers.
+    """
+    act, pool_layer = ACTIVATIONS[activation], POOLS[pool]
+    return nn.Sequential(
+        nn.Conv2d(in_channels, 6, 5, padding=first_padding, bias=conv_bias),
+        *_norm(norm, 6, 4), act(), pool_layer(2, stride=2),
+        nn.Conv2d(6, 16, 5, bias=conv_bias),
+        *_norm(norm, 16, 4), act(), pool_layer(2, stride=2),
+        nn.Flatten(),
+        nn.LazyLinear(120, bias=conv_bias), *_norm(norm, 120, 2), act(),
+        nn.Linear(120, 84, bias=conv_bias), *_norm(norm, 84, 2), act(),
+        nn.Linear(84, num_classes),
+    )  # fmt: skip
+
+
+_common = dict(family="lenet", input_size=28, recipe=Recipe(lr=0.1))
+register("lenet", lenet, section="7.6", paper=PAPER, summary="sigmoid, average pooling", **_common)
+register(
+    "lenet_modern",
+    lenet,
+    section="7.6",
+    paper=PAPER,
+    summary="ReLU, max pooling (exercise 7.6)",
+    options=dict(activation="relu", pool="max"),
+    **_common,
+)
+# The book's batch-normalized LeNets drop the first conv's padding (28 -> 24 after the first conv).
+register(
+    "bn_lenet_scratch",
+    lenet,
+    section="8.5",
+    paper=BN_PAPER,
+    summary="LeNet with archs.ops.BatchNorm",
+    options=dict(norm="scratch", first_padding=0),
+    **_common,
+)
+register(
+    "bn_lenet",
+    lenet,
+    section="8.5",
+    paper=BN_PAPER,
+    summary="LeNet with nn.BatchNorm",
+    options=dict(norm="torch", first_padding=0),
+    **_common,
+)

@@ -1,0 +1,178 @@
+"""The model registry: every network of D2L chapters 7-8 by name, with the facts about it.
+
+Builders are plain functions ``builder(*, in_channels, num_classes, **options) -> nn.Module``.
+``build`` constructs the module on the meta device, runs one meta forward pass at the requested
+input size (which sizes the lazy layers and proves the input is large enough, at no compute
+cost), then allocates and initializes the weights on the CPU the way the book does.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import functools
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn.modules.lazy import LazyModuleMixin
+
+Builder = Callable[..., nn.Module]
+
+# The search for the smallest accepted input stops here: nothing in the chapters needs more.
+_MAX_MIN_INPUT = 512
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """The book's training settings for one network (chapter 8: SGD, batch 128, 10 epochs)."""
+
+    lr: float
+    resize: int | None = None  # side the 28x28 images are resized to; None keeps 28
+    batch_size: int = 128
+    epochs: int = 10
+    optimizer: str = "sgd"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What the registry knows about one network, besides how to build it."""
+
+    name: str
+    family: str
+    section: str  # the book section that defines it, e.g. "8.6"
+    paper: str
+    input_size: int  # the side the book (or, for paper-table models, the paper) feeds it
+    builder: Builder = field(repr=False)
+    options: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))
+    recipe: Recipe | None = None  # None: the book does not train this network
+    reference: str | None = None  # torchvision builder with the same architecture, if any
+    summary: str = ""
+
+    @functools.cached_property
+    def min_input_size(self) -> int:
+        """The smallest square input side the network accepts (1 channel), found by trying."""
+        return _min_input_size(self.builder, dict(self.options), in_channels=1)
+
+
+_REGISTRY: dict[str, ModelSpec] = {}
+
+
+def register(name: str, builder: Builder, **facts: Any) -> ModelSpec:
+    """Add ``name`` to the registry; ``facts`` are ModelSpec fields, ``options`` the builder's."""
+    if name in _REGISTRY:
+        raise ValueError(f"model {name!r} is already registered")
+    options = MappingProxyType(dict(facts.pop("options", {})))
+    _check_options(name, builder, options)
+    entry = ModelSpec(name=name, builder=builder, options=options, **facts)
+    _REGISTRY[name] = entry
+    return entry
+
+
+def list_models(pattern: str = "*") -> list[str]:
+    """Registered names matching a shell-style ``pattern``, in book order."""
+    entries = sorted(_REGISTRY.values(), key=lambda e: tuple(map(int, e.section.split("."))))
+    return [e.name for e in entries if fnmatch.fnmatchcase(e.name, pattern)]
+
+
+def spec(name: str) -> ModelSpec:
+    """The registry entry for ``name``; an unknown name raises KeyError listing close matches."""
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        close = difflib.get_close_matches(name, _REGISTRY, n=5, cutoff=0.5)
+        hint = f"; did you mean {', '.join(close)}?" if close else "; see archs.list_models()"
+        raise KeyError(f"unknown model {name!r}{hint}") from None
+
+
+def build(
+    name: str,
+    *,
+    num_classes: int = 10,
+    in_channels: int = 1,
+    image_size: int | None = None,
+    device: torch.device | str = "cpu",
+    **overrides: Any,
+) -> nn.Module:
+    """Build ``name`` for square inputs of ``image_size`` (default: its book input size).
+
+    The returned module is in training mode on ``device``, with every lazy layer materialized
+    and conv/linear weights Xavier-uniform initialized as in the book; seed torch for repeatable
+    weights. On the meta device it has shapes but no values (for counting at no cost). An input
+    smaller than the network accepts raises ValueError naming the minimum.
+    """
+    entry = spec(name)
+    size = entry.input_size if image_size is None else image_size
+    if min(size, num_classes, in_channels) < 1:
+        raise ValueError("image_size, num_classes and in_channels must be positive")
+    _check_options(name, entry.builder, overrides)
+    options = {**entry.options, **overrides}
+    with torch.device("meta"), torch.no_grad():
+        model = entry.builder(in_channels=in_channels, num_classes=num_classes, **options)
+        try:
+            model.eval()(torch.empty(1, in_channels, size, size))  # sizes the lazy layers
+        except RuntimeError:
+            smallest = _min_input_size(entry.builder, options, in_channels)
+            if size >= smallest:
+                raise  # not a size problem
+            raise ValueError(
+                f"{name} needs inputs of at least {smallest}x{smallest} pixels, got {size}x{size}"
+            ) from None
+    if torch.device(device).type != "meta":
+        model.to_empty(device=device)
+        init_weights(model)
+    return model.train()
+
+
+def init_weights(model: nn.Module) -> None:
+    """The book's init: default init everywhere, then Xavier-uniform conv and linear weights."""
+    for module in model.modules():
+        owns_state = [*module.parameters(recurse=False), *module.buffers(recurse=False)]
+        if hasattr(module, "reset_parameters"):
+            module.reset_parameters()
+        elif owns_state:
+            raise TypeError(f"{type(module).__name__} holds tensors but has no reset_parameters")
+        if isinstance(module, (nn.Conv2d, nn.Linear)):
+            nn.init.xavier_uniform_(module.weight)
+
+
+def _check_options(name: str, builder: Builder, options: dict) -> None:
+    accepted = set(inspect.signature(builder).parameters) - {"in_channels", "num_classes"}
+    unknown = sorted(set(options) - accepted)
+    if unknown:
+        raise TypeError(
+            f"{name} does not take {', '.join(unknown)}; it takes: {', '.join(sorted(accepted))}"
+        )
+
+
+def _min_input_size(builder: Builder, options: dict, in_channels: int) -> int:
+    # Bisection on the meta device. Every conv and pool maps a larger input to an output at least
+    # as large, and fails only when an output would be empty, so the sizes a network accepts are
+    # all those from some minimum up. Lazy layers fix their size on first use: a model that has
+    # any is rebuilt for every try.
+    with torch.device("meta"), torch.no_grad():
+        probe = builder(in_channels=in_channels, num_classes=2, **options).eval()
+        lazy = any(isinstance(m, LazyModuleMixin) for m in probe.modules())
+
+        def fits(size: int) -> bool:
+            model = builder(in_channels=in_channels, num_classes=2, **options) if lazy else probe
+            try:
+                model.eval()(torch.empty(1, in_channels, size, size))
+            except RuntimeError:
+                return False
+            return True
+
+        high = 1  # double until a size fits, then bisect between the last two
+        while not fits(high):
+            if high >= _MAX_MIN_INPUT:
+                raise ValueError(f"no input up to {_MAX_MIN_INPUT}x{_MAX_MIN_INPUT} fits")
+            high *= 2
+        low = high // 2  # fails, or is 0
+        while high - low > 1:
+            mid = (low + high) // 2
+            low, high = (low, mid) if fits(mid) else (mid, high)
+    return high

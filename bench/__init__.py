@@ -1,0 +1,1 @@
+"""Measurement, training and reporting for the networks in ``archs``."""

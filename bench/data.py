@@ -1,0 +1,142 @@
+"""Fashion-MNIST (Xiao, Rasul & Vollgraf, 2017) as uint8 tensors, found without a network where
+possible: an explicit directory, then Debian's ``dataset-fashion-mnist``, then torchvision's
+download. The decoded arrays are checked against known digests, so every source gives the same
+data (Debian's gzip files differ byte-wise from the upstream ones, their contents do not)."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+ENV_VAR = "FASHION_MNIST_DIR"
+DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
+DOWNLOAD_ROOT = Path.home() / ".cache" / "cnnbench"
+
+CLASSES = (
+    "t-shirt/top", "trouser", "pullover", "dress", "coat",
+    "sandal", "shirt", "sneaker", "bag", "ankle boot",
+)  # fmt: skip
+
+# split -> (image file, label file, number of examples, SHA-256 of the decoded images then labels)
+FILES = {
+    "train": (
+        "train-images-idx3-ubyte", "train-labels-idx1-ubyte", 60_000,
+        "16d82e2b505296aa2b78bd5ea0992634f30419a4c97def7c907d154a35ac6157",
+    ),
+    "test": (
+        "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte", 10_000,
+        "9f1ec356a747bfe4ebab3cfb722d3694c9ca737e2570f6f90cf31d7b6fd689d4",
+    ),
+}  # fmt: skip
+
+HOW_TO_GET_IT = (
+    "Fashion-MNIST not found. Either pass a directory holding its four idx files (--data-dir or "
+    f"{ENV_VAR}), or install Debian's package (apt-get install dataset-fashion-mnist, files in "
+    f"{DEBIAN_DIR}), or let torchvision download it (needs internet; cached in {DOWNLOAD_ROOT})."
+)
+
+
+class DataNotFoundError(RuntimeError):
+    """Fashion-MNIST is in none of the places looked at, or its files are not Fashion-MNIST."""
+
+
+@dataclass(frozen=True)
+class Split:
+    """One split: ``images`` uint8 (N, 28, 28), ``labels`` int64 (N,) in 0..9."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+@dataclass(frozen=True)
+class FashionMNIST:
+    """The train (60,000) and test (10,000) splits, and the directory they were read from."""
+
+    train: Split
+    test: Split
+    source: Path
+
+
+def load(data_dir: str | os.PathLike | None = None, *, download: bool = True) -> FashionMNIST:
+    """Fashion-MNIST from ``data_dir`` or $FASHION_MNIST_DIR, else Debian's, else torchvision's."""
+    explicit = data_dir or os.environ.get(ENV_VAR)
+    if explicit:
+        directory = _find_files(Path(explicit))
+        if directory is None:
+            raise DataNotFoundError(f"no Fashion-MNIST idx files in {explicit}. {HOW_TO_GET_IT}")
+    else:
+        directory = _find_files(DEBIAN_DIR) or (_download() if download else None)
+        if directory is None:
+            raise DataNotFoundError(HOW_TO_GET_IT)
+    splits = {name: _read_split(directory, name) for name in FILES}
+    return FashionMNIST(**splits, source=directory)
+
+
+def _find_files(directory: Path) -> Path | None:
+    """``directory`` or its torchvision layout (FashionMNIST/raw) if it holds all the files."""
+    for candidate in (directory, directory / "FashionMNIST" / "raw"):
+        names = [name for images, labels, _, _ in FILES.values() for name in (images, labels)]
+        if all(_idx_path(candidate, name) for name in names):
+            return candidate
+    return None
+
+
+def _idx_path(directory: Path, name: str) -> Path | None:
+    for path in (directory / f"{name}.gz", directory / name):
+        if path.is_file():
+            return path
+    return None
+
+
+def _download() -> Path | None:
+    from torchvision.datasets import FashionMNIST as TorchvisionFashionMNIST
+
+    try:
+        for train in (True, False):
+            TorchvisionFashionMNIST(DOWNLOAD_ROOT, train=train, download=True)
+    except (OSError, RuntimeError):  # no network, or a failed checksum
+        return None
+    return _find_files(DOWNLOAD_ROOT)
+
+
+def _read_split(directory: Path, split: str) -> Split:
+    image_file, label_file, count, digest = FILES[split]
+    images = _read_idx(_idx_path(directory, image_file))
+    labels = _read_idx(_idx_path(directory, label_file))
+    if images.shape != (count, 28, 28) or labels.shape != (count,):
+        raise DataNotFoundError(
+            f"{directory}: {split} arrays have shapes {tuple(images.shape)} and "
+            f"{tuple(labels.shape)}, expected ({count}, 28, 28) and ({count},)"
+        )
+    if int(labels.max()) >= len(CLASSES):
+        raise DataNotFoundError(f"{directory}: {split} labels go beyond {len(CLASSES) - 1}")
+    if array_digest(images, labels) != digest:
+        raise DataNotFoundError(
+            f"{directory}: {split} arrays are not Fashion-MNIST's (digest differs)"
+        )
+    return Split(images=images, labels=labels.long())
+
+
+def array_digest(images: torch.Tensor, labels: torch.Tensor) -> str:
+    """SHA-256 of the decoded uint8 images followed by the uint8 labels."""
+    sha = hashlib.sha256(images.numpy().tobytes())
+    sha.update(labels.numpy().tobytes())
+    return sha.hexdigest()
+
+
+def _read_idx(path: Path) -> torch.Tensor:
+    """An IDX file (gzipped or not) of unsigned bytes as a uint8 tensor of its stated shape."""
+    raw = (gzip.decompress if path.suffix == ".gz" else bytes)(path.read_bytes())
+    zero, dtype, ndim = raw[:2], raw[2], raw[3]
+    if zero != b"\0\0" or dtype != 0x08:
+        raise DataNotFoundError(f"{path} is not an IDX file of unsigned bytes")
+    shape = [int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
+    return torch.frombuffer(bytearray(raw[4 + 4 * ndim :]), dtype=torch.uint8).reshape(shape)

@@ -7,10 +7,9 @@ import archs
 
 def markdown_table() -> str:
     """One row per registered network: where it comes from, its input sizes, size and recipe."""
-    rows = [
-        "| name | book section | family | book input | smallest input | parameters | recipe | what it is |",
-        "| --- | --- | --- | --- | --- | ---: | --- | --- |",
-    ]
+    columns = ["name", "book section", "family", "book input", "smallest input", "parameters"]
+    columns += ["recipe", "what it is"]
+    rows = [f"| {' | '.join(columns)} |", "| --- | --- | --- | --- | --- | ---: | --- | --- |"]
     for name in archs.list_models():
         spec = archs.spec(name)
         params = sum(p.numel() for p in archs.build(name, device="meta").parameters())

@@ -20,7 +20,9 @@ def _norm(kind: str | None, num_features: int, num_dims: int) -> list[nn.Module]
         return []
     if kind == "scratch":
         return [BatchNorm(num_features, num_dims)]
-    return [nn.BatchNorm2d(num_features) if num_dims == 4 else nn.BatchNorm1d(num_features)]
+    if kind == "torch":
+        return [nn.BatchNorm2d(num_features) if num_dims == 4 else nn.BatchNorm1d(num_features)]
+    raise ValueError(f"norm must be None, 'scratch' or 'torch', got {kind!r}")
 
 
 def lenet(
@@ -38,6 +40,8 @@ def lenet(
     ``norm`` puts a batch norm ("scratch": archs.ops.BatchNorm, "torch": nn.BatchNorm) after
     every hidden conv and linear layer; ``conv_bias`` is the bias of those hidden layers.
     """
+    if activation not in ACTIVATIONS or pool not in POOLS:
+        raise ValueError(f"activation must be in {list(ACTIVATIONS)} and pool in {list(POOLS)}")
     act, pool_layer = ACTIVATIONS[activation], POOLS[pool]
     return nn.Sequential(
         nn.Conv2d(in_channels, 6, 5, padding=first_padding, bias=conv_bias),

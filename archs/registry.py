@@ -3,7 +3,7 @@
 Builders are plain functions ``builder(*, in_channels, num_classes, **options) -> nn.Module``.
 ``build`` constructs the module on the meta device, runs one meta forward pass at the requested
 input size (which sizes the lazy layers and proves the input is large enough, at no compute
-cost), then allocates and initializes the weights on the CPU the way the book does.
+cost), then allocates the weights on the requested device and initializes them as the book does.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ class ModelSpec:
     input_size: int  # the side the book (or, for paper-table models, the paper) feeds it
     builder: Builder = field(repr=False)
     options: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))
-    recipe: Recipe | None = None  # None: the book does not train this network
+    recipe: Recipe | None = None  # the book's, or its parent's for an exercise variant; None: none
     reference: str | None = None  # torchvision builder with the same architecture, if any
     summary: str = ""
 
@@ -62,13 +62,36 @@ class ModelSpec:
 _REGISTRY: dict[str, ModelSpec] = {}
 
 
-def register(name: str, builder: Builder, **facts: Any) -> ModelSpec:
-    """Add ``name`` to the registry; ``facts`` are ModelSpec fields, ``options`` the builder's."""
+def register(
+    name: str,
+    builder: Builder,
+    *,
+    family: str,
+    section: str,
+    paper: str,
+    input_size: int,
+    options: dict[str, Any] | None = None,
+    recipe: Recipe | None = None,
+    reference: str | None = None,
+    summary: str = "",
+) -> ModelSpec:
+    """Add ``name``: ``builder`` called with ``options`` (overridable in build), and its facts."""
     if name in _REGISTRY:
         raise ValueError(f"model {name!r} is already registered")
-    options = MappingProxyType(dict(facts.pop("options", {})))
+    options = MappingProxyType(dict(options or {}))
     _check_options(name, builder, options)
-    entry = ModelSpec(name=name, builder=builder, options=options, **facts)
+    entry = ModelSpec(
+        name=name,
+        family=family,
+        section=section,
+        paper=paper,
+        input_size=input_size,
+        builder=builder,
+        options=options,
+        recipe=recipe,
+        reference=reference,
+        summary=summary,
+    )
     _REGISTRY[name] = entry
     return entry
 

@@ -23,7 +23,9 @@ def debian():
 
 def test_debian_files_decode_to_fashion_mnist(debian):
     assert debian.source == data.DEBIAN_DIR
-    assert debian.train.images.shape == (60_000, 28, 28) and debian.train.images.dtype == torch.uint8
+    assert (
+        debian.train.images.shape == (60_000, 28, 28) and debian.train.images.dtype == torch.uint8
+    )
     assert debian.test.images.shape == (10_000, 28, 28)
     assert debian.train.labels.dtype == torch.int64
     # Fashion-MNIST is balanced: 6,000 training and 1,000 test images per class.
@@ -52,7 +54,9 @@ def test_missing_explicit_directory_names_all_three_ways(tmp_path):
         data.load(tmp_path)
     message = str(error.value)
     assert str(tmp_path) in message
-    assert "--data-dir" in message and "dataset-fashion-mnist" in message and "torchvision" in message
+    assert (
+        "--data-dir" in message and "dataset-fashion-mnist" in message and "torchvision" in message
+    )
 
 
 def test_nothing_anywhere_says_how_to_get_it(tmp_path, monkeypatch):

@@ -1,0 +1,152 @@
+"""``python -m bench <stage>``: measure registry networks into the results store, then render.
+
+Stages: profile (parameters, MACs/FLOPs, activation memory). Bad input gets one line on stderr
+and exit code 2; a network that fails is recorded with status=error and the others go on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+from typing import Any
+
+import archs
+
+DEFAULT_STORE = Path("reports/results.sqlite")
+DEFAULT_OUT = Path("reports")
+
+
+class UsageError(Exception):
+    """Input the command cannot act on; reported in one line with exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line instead of usage plus message
+        raise UsageError(message)
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be positive, got {value}")
+    return value
+
+
+def select_models(pattern: str) -> list[str]:
+    """Registry names matching ``pattern``; an unmatched plain name gets close-match hints."""
+    names = archs.list_models(pattern)
+    if names:
+        return names
+    if not any(c in pattern for c in "*?["):
+        try:
+            archs.spec(pattern)
+        except KeyError as error:
+            raise UsageError(error.args[0]) from None
+    raise UsageError(f"no model matches {pattern!r}; python -m archs lists them")
+
+
+def _profile_job(name: str, config: dict[str, Any]) -> tuple[dict, list[dict], list[dict]]:
+    import torch
+
+    from bench.complexity import profile
+
+    torch.set_num_threads(1)  # one worker per core
+
+    result = profile(
+        name,
+        input_size=config["image_size"],
+        batch_size=config["batch_size"],
+        in_channels=config["in_channels"],
+    )
+    summary, layers, ops = (json.loads(f.to_json(orient="records")) for f in result)
+    return summary[0], layers, ops
+
+
+def run_profile(args: argparse.Namespace) -> int:
+    """Profile every selected network not yet in the store, then write the tables."""
+    from bench.report import write_profile
+    from bench.store import Store
+
+    names = select_models(args.models)
+    if args.image_size is not None:
+        too_small = [
+            f"{n} ({archs.spec(n).min_input_size})"
+            for n in names
+            if archs.spec(n).min_input_size > args.image_size
+        ]
+        if too_small:
+            raise UsageError(
+                f"image size {args.image_size} is below the smallest input of "
+                + ", ".join(too_small)
+            )
+    keys = [
+        (name, {
+            "image_size": args.image_size or archs.spec(name).input_size,
+            "in_channels": args.in_channels,
+            "batch_size": args.batch_size,
+        })
+        for name in names
+    ]  # fmt: skip
+    store = Store(args.store)
+    todo = [(n, c) for n, c in keys if args.force or not store.has("profile", n, c)]
+    print(f"profile: {len(keys)} models, {len(keys) - len(todo)} already in {args.store}")
+    start, failures = time.perf_counter(), 0
+    with ProcessPoolExecutor(max_workers=min(args.workers, max(len(todo), 1))) as pool:
+        jobs = {pool.submit(_profile_job, n, c): (n, c) for n, c in todo}
+        for done, job in enumerate(as_completed(jobs), 1):
+            name, config = jobs[job]
+            try:
+                summary, layers, ops = job.result()
+            except Exception as error:  # recorded, and the other networks go on
+                failures += 1
+                message = f"{type(error).__name__}: {error}".splitlines()[0]
+                store.put("profile", name, config, {"error": message}, status="error")
+                print(f"[{done}/{len(todo)}] {name}: error: {message}", flush=True)
+                continue
+            store.put("profile", name, config, summary, details={"layers": layers, "ops": ops})
+            agree = "counters agree" if summary["counters_agree"] else "COUNTERS DISAGREE"
+            print(f"[{done}/{len(todo)}] {name}: {summary['fwd_macs_per_image'] / 1e6:,.1f}"
+                  f" M MACs/image forward, {agree}", flush=True)  # fmt: skip
+    elapsed = time.perf_counter() - start
+    written = write_profile(store, keys, args.out / "profile")
+    store.close()
+    print(f"profiled {len(todo)} models in {elapsed:.1f} s with {args.workers} workers; "
+          f"{len(written)} files in {args.out / 'profile'}")  # fmt: skip
+    return 1 if failures else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m bench", description=__doc__.splitlines()[0])
+    stages = parser.add_subparsers(dest="stage", required=True, parser_class=_Parser)
+    profile = stages.add_parser("profile", help="parameters, MACs/FLOPs and memory, counted")
+    profile.add_argument("--models", default="*", help="shell-style pattern (default: all)")
+    profile.add_argument("--image-size", type=_positive, help="default: each model's book size")
+    profile.add_argument("--batch-size", type=_positive, default=128)
+    profile.add_argument("--in-channels", type=_positive, default=1)
+    profile.add_argument("--workers", type=_positive, default=os.cpu_count() or 1)
+    profile.add_argument("--force", action="store_true", help="measure again what is stored")
+    profile.add_argument("--store", type=Path, default=DEFAULT_STORE)
+    profile.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    profile.set_defaults(run=run_profile)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        return args.run(args)
+    except UsageError as error:
+        print(f"python -m bench: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

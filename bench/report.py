@@ -1,0 +1,155 @@
+"""Tables rendered from the results store only: nothing here measures.
+
+CSV files keep raw units (bytes, MACs, FLOPs) in columns named after them; Markdown tables
+convert to MiB and millions and say so in their headers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from bench.store import Store
+
+MIB = 2**20
+CONVENTIONS = (
+    "MACs = multiply-accumulates; FLOPs = 2 x MACs (an op doing one arithmetic operation per "
+    "element counts 1 FLOP = 0.5 MAC). *Counted*: exact, from the op handler table in "
+    "bench/complexity.py, run on the meta device (shapes, no arithmetic). *Estimated*: a sum of "
+    "counted parts, without allocator overhead or workspaces."
+)
+
+Column = tuple[str, str, Callable[[Any], str]]  # (source column, header, formatter)
+
+
+def _int(v: Any) -> str:
+    return "-" if v is None or pd.isna(v) else f"{int(v):,}"
+
+
+def _mega(v: Any) -> str:
+    return "-" if v is None or pd.isna(v) else f"{v / 1e6:,.2f}"
+
+
+def _mib(v: Any) -> str:
+    return "-" if v is None or pd.isna(v) else f"{v / MIB:,.1f}"
+
+
+def _ratio(v: Any) -> str:
+    return "-" if v is None or pd.isna(v) else f"{v:,.1f}"
+
+
+def _text(v: Any) -> str:
+    return "-" if v is None or v == "" or (isinstance(v, float) and pd.isna(v)) else str(v)
+
+
+def markdown(frame: pd.DataFrame, columns: list[Column]) -> str:
+    """A Markdown table of ``frame`` with the given columns, headers and formatters."""
+    lines = ["| " + " | ".join(header for _, header, _ in columns) + " |"]
+    lines.append("|" + "|".join(" --- " for _ in columns) + "|")
+    for _, row in frame.iterrows():
+        lines.append("| " + " | ".join(fmt(row.get(src)) for src, _, fmt in columns) + " |")
+    return "\n".join(lines)
+
+
+SUMMARY_COLUMNS: list[Column] = [
+    ("model", "model", _text),
+    ("input", "input (C x H x W)", _text),
+    ("batch_size", "batch", _int),
+    ("params", "params", _int),
+    ("params_conv", "conv params", _int),
+    ("params_linear", "linear params", _int),
+    ("fwd_macs_per_image", "fwd MACs / image (M, counted)", _mega),
+    ("fwd_conv_macs_per_image", "of which conv (M)", _mega),
+    ("fwd_linear_macs_per_image", "of which linear (M)", _mega),
+    ("bwd_macs_per_image", "bwd MACs / image (M, counted)", _mega),
+    ("counters_agree", "fvcore and FlopCounterMode agree", _text),
+    ("fwd_flops_per_byte", "fwd FLOPs / byte (estimated)", _ratio),
+    ("saved_activation_bytes", "saved for backward at batch (MiB, counted)", _mib),
+    ("infer_peak_bytes", "inference peak at batch (MiB, counted)", _mib),
+    ("train_bytes_est_sgd", "training, SGD (MiB, estimated)", _mib),
+    ("train_bytes_est_adam", "training, Adam (MiB, estimated)", _mib),
+    ("min_input_size", "smallest input", _int),
+    ("uncounted_ops", "ops not counted", _text),
+]
+LAYER_COLUMNS: list[Column] = [
+    ("layer", "layer", _text),
+    ("type", "type", _text),
+    ("output_shape", "output (C x H x W)", _text),
+    ("params", "params", _int),
+    ("fwd_macs", "fwd MACs (M)", _mega),
+    ("bwd_macs", "bwd MACs (M)", _mega),
+    ("fwd_bytes_moved", "fwd bytes moved (MiB, estimated)", _mib),
+    ("fwd_flops_per_byte", "fwd FLOPs / byte", _ratio),
+]
+OP_COLUMNS: list[Column] = [
+    ("op", "op", _text),
+    ("phase", "phase", _text),
+    ("category", "category", _text),
+    ("calls", "calls", _int),
+    ("macs", "MACs (M)", _mega),
+    ("flops", "FLOPs (M)", _mega),
+]
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(text)
+    partial.replace(path)
+
+
+def profile_name(row: dict[str, Any]) -> str:
+    """File stem for one profiled (model, config)."""
+    size, channels, batch = (row["config"][k] for k in ("image_size", "in_channels", "batch_size"))
+    return f"{row['model']}_{size}px_c{channels}_b{batch}"
+
+
+def write_profile(store: Store, keys: list[tuple[str, dict]], out_dir: Path) -> list[Path]:
+    """Summary and per-model tables (CSV and Markdown) for the stored profiles of ``keys``."""
+    rows = [r for r in store.rows("profile", keys) if r["status"] == "ok"]
+    if not rows:
+        return []
+    summary = pd.DataFrame(rows)
+    summary["input"] = [f"{r['in_channels']} x {r['image_size']} x {r['image_size']}" for r in rows]
+    cpus = sorted({r["provenance"]["cpu"] for r in rows})
+    dates = sorted(r["provenance"]["date"] for r in rows)
+    header = (
+        "# Cost of each network (`python -m bench profile`)\n\n"
+        f"{CONVENTIONS} Per-image figures are the batch's divided by its size. Training memory "
+        "= weights + gradients + optimizer state + activations saved for backward; inference "
+        "peak = tensors alive at once in one forward pass (input and weights excluded). "
+        f"fvcore's cross-check ran one forward pass on: {', '.join(cpus)}. "
+        f"Counted {dates[0]} to {dates[-1]}.\n\n"
+    )
+    written = [out_dir / "summary.md", out_dir / "summary.csv"]
+    _atomic_write(written[0], header + markdown(summary, SUMMARY_COLUMNS) + "\n")
+    csv = summary.drop(columns=["config", "provenance", "input", "status"])
+    _atomic_write(written[1], csv.to_csv(index=False))
+    for row in rows:
+        config = row["config"]
+        layers = pd.DataFrame(store.details("profile", row["model"], config, "layers"))
+        ops = pd.DataFrame(store.details("profile", row["model"], config, "ops"))
+        by_op = ops.groupby(["op", "phase", "category"], as_index=False)[
+            ["calls", "macs", "flops"]
+        ].sum()
+        stem = out_dir / profile_name(row)
+        text = (
+            f"# {row['model']}: cost per layer and per op\n\n"
+            f"Input {config['in_channels']} x {config['image_size']} x {config['image_size']}, "
+            f"batch {config['batch_size']}: every figure is for the whole batch. {CONVENTIONS} "
+            "A layer is the innermost module that ran the op (a block that adds or concatenates "
+            "its branches owns that addition). Bytes moved: each op reads its tensor arguments "
+            "and writes its outputs once.\n\n## Per layer\n\n"
+            + markdown(layers, LAYER_COLUMNS)
+            + "\n\n## Per op\n\n"
+            + markdown(by_op, OP_COLUMNS)
+            + "\n"
+        )
+        _atomic_write(stem.with_suffix(".md"), text)
+        _atomic_write(stem.with_name(stem.name + "_layers.csv"), layers.to_csv(index=False))
+        _atomic_write(stem.with_name(stem.name + "_ops.csv"), ops.to_csv(index=False))
+        written += [stem.with_suffix(".md")]
+    return written

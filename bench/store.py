@@ -1,0 +1,157 @@
+"""The results store: one flat row per (stage, model, config), with where it came from.
+
+SQLite from the standard library: each write is one transaction, so an interrupted run leaves
+every finished row intact and no row half-written. Rows are plain values (numbers, strings,
+booleans, None); bytes are stored as bytes and only rendered tables convert units.
+"""
+
+from __future__ import annotations
+
+import datetime
+import functools
+import hashlib
+import json
+import os
+import platform
+import sqlite3
+import subprocess
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS results (
+    stage TEXT NOT NULL,
+    model TEXT NOT NULL,
+    config_hash TEXT NOT NULL,
+    config TEXT NOT NULL,
+    status TEXT NOT NULL,
+    row TEXT NOT NULL,
+    provenance TEXT NOT NULL,
+    PRIMARY KEY (stage, model, config_hash)
+);
+CREATE TABLE IF NOT EXISTS details (
+    stage TEXT NOT NULL,
+    model TEXT NOT NULL,
+    config_hash TEXT NOT NULL,
+    name TEXT NOT NULL,
+    rows TEXT NOT NULL,
+    PRIMARY KEY (stage, model, config_hash, name)
+);
+"""
+
+
+def config_hash(config: dict[str, Any]) -> str:
+    """A short, order-independent digest of a configuration."""
+    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
+
+
+class Store:
+    """Rows keyed by (stage, model, config hash), and named tables of detail rows beside them."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(self.path)
+        self._db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def put(
+        self,
+        stage: str,
+        model: str,
+        config: dict[str, Any],
+        row: dict[str, Any],
+        *,
+        status: str = "ok",
+        details: dict[str, list[dict[str, Any]]] | None = None,
+    ) -> None:
+        """Write one row (replacing an earlier one for the same key) and its detail tables."""
+        key = (stage, model, config_hash(config))
+        with self._db:  # one transaction: all of it or none of it
+            self._db.execute(
+                "INSERT OR REPLACE INTO results VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (*key, json.dumps(config, sort_keys=True), status, json.dumps(row),
+                 json.dumps(provenance())),
+            )  # fmt: skip
+            self._db.execute("DELETE FROM details WHERE stage=? AND model=? AND config_hash=?", key)
+            for name, rows in (details or {}).items():
+                self._db.execute(
+                    "INSERT INTO details VALUES (?, ?, ?, ?, ?)", (*key, name, json.dumps(rows))
+                )
+
+    def has(self, stage: str, model: str, config: dict[str, Any], status: str = "ok") -> bool:
+        """Whether a row with this status is stored for the key."""
+        found = self._db.execute(
+            "SELECT 1 FROM results WHERE stage=? AND model=? AND config_hash=? AND status=?",
+            (stage, model, config_hash(config), status),
+        ).fetchone()
+        return found is not None
+
+    def rows(self, stage: str, keys: Iterable[tuple[str, dict]] | None = None) -> list[dict]:
+        """The stage's rows (only those for the given (model, config) keys, if any), each with
+        its model, status, config and provenance."""
+        records = self._db.execute(
+            "SELECT model, config_hash, config, status, row, provenance FROM results "
+            "WHERE stage=? ORDER BY rowid",
+            (stage,),
+        ).fetchall()
+        wanted = None if keys is None else {(m, config_hash(c)) for m, c in keys}
+        return [
+            {"model": model, "status": status, "config": json.loads(config),
+             "provenance": json.loads(prov), **json.loads(row)}
+            for model, digest, config, status, row, prov in records
+            if wanted is None or (model, digest) in wanted
+        ]  # fmt: skip
+
+    def details(self, stage: str, model: str, config: dict[str, Any], name: str) -> list[dict]:
+        """A detail table stored with a row (empty if there is none)."""
+        found = self._db.execute(
+            "SELECT rows FROM details WHERE stage=? AND model=? AND config_hash=? AND name=?",
+            (stage, model, config_hash(config), name),
+        ).fetchone()
+        return json.loads(found[0]) if found else []
+
+
+def provenance() -> dict[str, Any]:
+    """Where a result came from: code version, packages, machine and date."""
+    now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    return {**_environment(), "date": now}
+
+
+@functools.cache
+def _environment() -> dict[str, Any]:
+    return {
+        "git_sha": _git("rev-parse", "HEAD"),
+        "git_dirty": bool(_git("status", "--porcelain", "--untracked-files=no")),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
+        "cpu": cpu_model(),
+    }
+
+
+def cpu_model() -> str:
+    """The CPU's marketing name (from /proc/cpuinfo where there is one)."""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def _git(*args: str) -> str | None:
+    try:
+        done = subprocess.run(
+            ["git", *args], capture_output=True, text=True, check=True, timeout=10,
+            cwd=Path(__file__).parent,
+        )  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip()

@@ -7,13 +7,13 @@ and exit code 2; a network that fails is recorded with status=error and the othe
 from __future__ import annotations
 
 import argparse
-import json
+import multiprocessing
 import os
+import sqlite3
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
-from typing import Any
 
 import archs
 
@@ -53,25 +53,9 @@ def select_models(pattern: str) -> list[str]:
     raise UsageError(f"no model matches {pattern!r}; python -m archs lists them")
 
 
-def _profile_job(name: str, config: dict[str, Any]) -> tuple[dict, list[dict], list[dict]]:
-    import torch
-
-    from bench.complexity import profile
-
-    torch.set_num_threads(1)  # one worker per core
-
-    result = profile(
-        name,
-        input_size=config["image_size"],
-        batch_size=config["batch_size"],
-        in_channels=config["in_channels"],
-    )
-    summary, layers, ops = (json.loads(f.to_json(orient="records")) for f in result)
-    return summary[0], layers, ops
-
-
 def run_profile(args: argparse.Namespace) -> int:
     """Profile every selected network not yet in the store, then write the tables."""
+    from bench.complexity import profile_job
     from bench.report import write_profile
     from bench.store import Store
 
@@ -97,10 +81,12 @@ def run_profile(args: argparse.Namespace) -> int:
     ]  # fmt: skip
     store = Store(args.store)
     todo = [(n, c) for n, c in keys if args.force or not store.has("profile", n, c)]
-    print(f"profile: {len(keys)} models, {len(keys) - len(todo)} already in {args.store}")
+    print(f"profile: {len(todo)} to measure, {len(keys) - len(todo)} already in {args.store}")
     start, failures = time.perf_counter(), 0
-    with ProcessPoolExecutor(max_workers=min(args.workers, max(len(todo), 1))) as pool:
-        jobs = {pool.submit(_profile_job, n, c): (n, c) for n, c in todo}
+    workers = min(args.workers, max(len(todo), 1))
+    # spawn: a forked child can deadlock on the parent's OpenMP state
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        jobs = {pool.submit(profile_job, n, c): (n, c) for n, c in todo}
         for done, job in enumerate(as_completed(jobs), 1):
             name, config = jobs[job]
             try:
@@ -118,7 +104,7 @@ def run_profile(args: argparse.Namespace) -> int:
     elapsed = time.perf_counter() - start
     written = write_profile(store, keys, args.out / "profile")
     store.close()
-    print(f"profiled {len(todo)} models in {elapsed:.1f} s with {args.workers} workers; "
+    print(f"profiled {len(todo)} models in {elapsed:.1f} s with {workers} workers; "
           f"{len(written)} files in {args.out / 'profile'}")  # fmt: skip
     return 1 if failures else 0
 
@@ -143,9 +129,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         return args.run(args)
-    except UsageError as error:
+    except (UsageError, OSError, sqlite3.Error) as error:
         print(f"python -m bench: error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("python -m bench: interrupted; every finished row is in the store", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

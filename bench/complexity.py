@@ -17,8 +17,10 @@ corrected (torch's formula charges the weight gradient ``groups`` times).
 from __future__ import annotations
 
 import copy
+import json
 import logging
 import math
+import warnings
 import weakref
 from collections import Counter, defaultdict
 from collections.abc import Callable
@@ -256,10 +258,12 @@ OUTSIDE = "(outside any module)"
 
 
 class _LiveBytes(TorchDispatchMode):
-    """Bytes of the storages that ops create, while any tensor on them is alive; keeps the peak."""
+    """Bytes of the storages that ops create, while any tensor on them is alive; keeps the peak.
+    Storages in ``existing`` (weights, the input) are not counted, nor are views of them."""
 
-    def __init__(self):
+    def __init__(self, existing: set[int]):
         super().__init__()
+        self.existing = existing
         self.live = self.peak = 0
         self.storages: dict[int, list[int]] = {}  # storage -> [bytes, tensors alive]
 
@@ -268,6 +272,8 @@ class _LiveBytes(TorchDispatchMode):
         for t in tree_flatten(out)[0]:
             if isinstance(t, torch.Tensor):
                 key = t.untyped_storage()._cdata
+                if key in self.existing:
+                    continue
                 if key not in self.storages:
                     self.storages[key] = [t.untyped_storage().nbytes(), 0]
                     self.live += self.storages[key][0]
@@ -310,20 +316,23 @@ class SavedBytes(saved_tensors_hooks):
 
 def peak_inference_bytes(model: nn.Module, x: torch.Tensor) -> int:
     """Peak bytes of tensors alive during one inference pass (the input and weights excluded)."""
-    with torch.no_grad(), _LiveBytes() as live:
+    existing = {t.untyped_storage()._cdata for t in [x, *model.parameters(), *model.buffers()]}
+    with torch.no_grad(), _LiveBytes(existing) as live:
         model(x)
     return live.peak
 
 
 def fvcore_macs(model: nn.Module, x: torch.Tensor) -> int:
-    """Conv and matmul MACs of one forward pass by fvcore (needs real tensors, not meta)."""
-    from fvcore.nn import FlopCountAnalysis
+    """Conv and matmul MACs of one forward pass by fvcore (it traces, so needs real tensors)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # fvcore uses torch.jit, now deprecated
+        from fvcore.nn import FlopCountAnalysis
 
-    logging.getLogger("fvcore").setLevel(logging.ERROR)
-    analysis = FlopCountAnalysis(model, x)
-    analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
-    with torch.no_grad():
-        by_op = analysis.by_operator()
+        logging.getLogger("fvcore").setLevel(logging.ERROR)
+        analysis = FlopCountAnalysis(model, x)
+        analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
+        with torch.no_grad():
+            by_op = analysis.by_operator()
     return sum(v for k, v in by_op.items() if k in ("conv", "linear", "addmm", "matmul", "bmm"))
 
 
@@ -434,6 +443,23 @@ def profile(
         summary["fwd_flops_per_image"] * batch_size / max(summary["fwd_bytes_moved"], 1)
     )
     return Profile(pd.DataFrame([summary]), layers, ops)
+
+
+def profile_job(name: str, config: dict[str, Any]) -> tuple[dict, list[dict], list[dict]]:
+    """One registry network's profile as plain values: the summary row, layer rows and op rows.
+
+    Self-contained (it takes a name and a config, returns JSON-ready data), so it can run in
+    any worker process.
+    """
+    torch.set_num_threads(1)  # one worker per core
+    result = profile(
+        name,
+        input_size=config["image_size"],
+        batch_size=config["batch_size"],
+        in_channels=config["in_channels"],
+    )
+    summary, layers, ops = (json.loads(frame.to_json(orient="records")) for frame in result)
+    return summary[0], layers, ops
 
 
 def _op_table(counter: _OpCounter) -> pd.DataFrame:

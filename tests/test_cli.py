@@ -1,0 +1,67 @@
+"""``python -m bench``: bad input is one line and exit code 2; profile fills the store once."""
+
+import subprocess
+import sys
+
+import pytest
+
+from bench.__main__ import main
+from bench.store import Store
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["profile", "--models", "resnet81"], "did you mean resnet18"),
+        (["profile", "--models", "transformer*"], "no model matches 'transformer*'"),
+        (
+            ["profile", "--models", "alexnet", "--image-size", "28"],
+            "below the smallest input of alexnet (65)",
+        ),
+        (["profile", "--batch-size", "0"], "must be positive, got 0"),
+        (["profile", "--batch-size", "two"], "'two' is not a whole number"),
+        (["measure"], "invalid choice: 'measure'"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_code_2(argv, message, capsys, tmp_path):
+    assert (
+        main([*argv, "--store", str(tmp_path / "r.sqlite")] if argv[0] == "profile" else argv) == 2
+    )
+    err = capsys.readouterr().err
+    assert message in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_no_traceback_from_the_command_line():
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "profile", "--models", "zzz"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert (
+        done.stderr.strip()
+        == "python -m bench: error: unknown model 'zzz'; see archs.list_models()"
+    )
+
+
+def test_profile_stores_rows_writes_tables_and_resumes(tmp_path, capsys):
+    store_path, out = tmp_path / "results.sqlite", tmp_path / "reports"
+    argv = ["profile", "--models", "*_lenet", "--batch-size", "4", "--workers", "1",
+            "--store", str(store_path), "--out", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    first = capsys.readouterr().out
+    assert "1 to measure, 0 already in" in first and "counters agree" in first
+    store = Store(store_path)
+    rows = store.rows("profile")
+    assert sorted(r["model"] for r in rows) == ["bn_lenet"]
+    assert all(r["counters_agree"] and r["batch_size"] == 4 for r in rows)
+    summary = (out / "profile" / "summary.md").read_text()
+    assert "FLOPs = 2 x MACs" in summary and "| bn_lenet | 1 x 28 x 28 | 4 |" in summary
+    assert (out / "profile" / "bn_lenet_28px_c1_b4_layers.csv").exists()
+    assert "## Per layer" in (out / "profile" / "bn_lenet_28px_c1_b4.md").read_text()
+
+    assert main(argv) == 0  # everything is in the store: nothing is measured again
+    assert "0 to measure, 1 already in" in capsys.readouterr().out
+    assert [r["provenance"]["date"] for r in Store(store_path).rows("profile")] == [
+        r["provenance"]["date"] for r in rows
+    ]

@@ -1,0 +1,159 @@
+"""bench.complexity against MACs worked by formula in the tests, and memory counted by hand."""
+
+import pytest
+import torch
+from torch import nn
+
+import archs
+from bench import complexity, profile
+
+
+def golden_macs(name: str) -> dict[str, int]:
+    """Conv and linear MACs per image by formula: c_o * (c_i / g) * k_h * k_w * h_out * w_out for a
+    conv and in * out for a linear layer, with each conv's output size taken from a real run."""
+    model = archs.build(name).eval()
+    size = archs.spec(name).input_size
+    macs = {"conv": 0, "linear": 0}
+
+    def count(module, inputs, output):
+        if isinstance(module, nn.Conv2d):
+            c_o, c_i, g = module.out_channels, module.in_channels, module.groups
+            k_h, k_w = module.kernel_size
+            macs["conv"] += c_o * (c_i // g) * k_h * k_w * output.shape[2] * output.shape[3]
+        elif isinstance(module, nn.Linear):
+            macs["linear"] += module.in_features * module.out_features
+
+    hooks = [m.register_forward_hook(count) for m in model.modules()]
+    with torch.no_grad():
+        model(torch.zeros(1, 1, size, size))
+    for hook in hooks:
+        hook.remove()
+    return macs
+
+
+@pytest.mark.parametrize("name", ["lenet", "alexnet", "vgg11", "resnet18", "densenet"])
+def test_conv_and_linear_macs_equal_the_formula_for_every_counter(name):
+    batch = 4
+    golden = golden_macs(name)
+    s = profile(name, batch_size=batch).summary.iloc[0]
+    assert s.fwd_conv_macs_per_image == golden["conv"]
+    assert s.fwd_linear_macs_per_image == golden["linear"]
+    assert s.fvcore_fwd_macs_per_image == golden["conv"] + golden["linear"]
+    assert s.flopcounter_fwd_flops == 2 * batch * (golden["conv"] + golden["linear"])
+    assert s.counters_agree
+
+
+def two_convs(groups: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(8, 64, 3, padding=1, bias=False),
+        nn.Conv2d(64, 64, 3, padding=1, groups=groups, bias=False),
+    )
+
+
+@pytest.mark.parametrize("groups", [1, 4, 32])
+def test_grouped_conv_backward_costs_twice_its_forward(groups):
+    layers = profile(two_convs(groups), input_size=10, in_channels=8, batch_size=2).layers
+    first, second = (layers[layers.layer == name].iloc[0] for name in ("0", "1"))
+    forward = 2 * 64 * (64 // groups) * 3 * 3 * 10 * 10  # MACs of the grouped conv, batch 2
+    assert second.fwd_macs == forward
+    assert second.bwd_macs == 2 * forward  # input gradients + weight gradients
+    assert first.bwd_macs == first.fwd_macs  # the input needs no gradient: weights only
+
+
+@pytest.mark.parametrize("groups", [1, 32])
+def test_flop_counter_mode_backward_is_corrected_for_groups(groups):
+    s = profile(two_convs(groups), input_size=10, in_channels=8, batch_size=2).summary.iloc[0]
+    assert s.flopcounter_bwd_flops == 2 * (s.bwd_conv_macs_per_image * 2)
+    assert s.counters_agree
+
+
+def test_resnext50_backward_is_about_twice_forward():
+    s = profile("resnext50_32x4d", in_channels=3, batch_size=1).summary.iloc[0]
+    assert 1.9 < s.bwd_conv_macs_per_image / s.fwd_conv_macs_per_image < 2.0
+    assert s.counters_agree
+
+
+def test_saved_activation_bytes_by_hand_for_a_two_layer_net():
+    mlp = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
+    with complexity.SavedBytes(mlp) as saved:
+        mlp(torch.randn(3, 4))
+    # the input (3 x 4 floats) for the first weight gradient, and the ReLU output (3 x 8),
+    # which both the ReLU and the second layer save; weights are not activations
+    assert saved.total == 3 * 4 * 4 + 3 * 8 * 4
+
+
+def test_activation_memory_of_a_tiny_conv_net_by_hand():
+    net = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Flatten(), nn.Linear(8, 3))
+    s = profile(net, input_size=4, batch_size=2).summary.iloc[0]
+    image, feature_map = 4 * 4 * 4, 2 * 2 * 2 * 4  # bytes per example
+    assert s.saved_activation_bytes == 2 * (image + feature_map)
+    assert s.saved_activation_bytes_batch1 == image + feature_map
+    # inference: the conv's output and the ReLU's are alive together, then only smaller ones
+    assert s.infer_peak_bytes == 2 * 2 * feature_map
+    assert s.infer_peak_bytes_batch1 == 2 * feature_map
+
+
+def test_alexnet_conv_versus_linear_split_matches_its_modules():
+    model = archs.build("alexnet")
+    conv = sum(
+        p.numel() for m in model.modules() if isinstance(m, nn.Conv2d) for p in m.parameters()
+    )
+    linear = sum(
+        p.numel() for m in model.modules() if isinstance(m, nn.Linear) for p in m.parameters()
+    )
+    s = profile("alexnet", batch_size=2).summary.iloc[0]
+    assert (s.params_conv, s.params_linear, s.params_norm, s.params_other) == (conv, linear, 0, 0)
+    assert s.param_bytes_fp32 == 4 * (conv + linear) and s.param_bytes_bf16 == 2 * (conv + linear)
+    golden = golden_macs("alexnet")
+    assert (s.fwd_conv_macs_per_image, s.fwd_linear_macs_per_image) == (
+        golden["conv"],
+        golden["linear"],
+    )
+
+
+def test_elementwise_conventions_are_counted_per_element():
+    net = nn.Sequential(
+        nn.Conv2d(1, 4, 1, bias=False), nn.BatchNorm2d(4), nn.ReLU(), nn.MaxPool2d(2)
+    )
+    train = profile(net, input_size=8, batch_size=2).layers.set_index("layer")
+    elements = 2 * 4 * 8 * 8
+    assert train.loc["1", "fwd_flops"] == 7 * elements + 1  # + the batch counter's increment
+    assert train.loc["2", "fwd_flops"] == elements
+    assert train.loc["3", "fwd_flops"] == (2 * 2 - 1) * elements // 4  # 3 comparisons per output
+
+
+def test_every_op_of_the_book_networks_is_counted_or_free():
+    for name in [
+        "lenet",
+        "bn_lenet_scratch",
+        "alexnet",
+        "googlenet_bn",
+        "resnet18",
+        "densenet",
+        "regnetx32",
+    ]:
+        uncounted = profile(name, batch_size=2).summary.iloc[0].uncounted_ops
+        assert uncounted in ("", "aten.bernoulli_ (forward, 2x)"), (name, uncounted)
+
+
+def test_layer_table_adds_up_to_the_totals():
+    p = profile("googlenet", batch_size=2)
+    s = p.summary.iloc[0]
+    assert p.layers.fwd_flops.sum() == 2 * s.fwd_flops_per_image
+    assert p.layers.bwd_flops.sum() == 2 * s.bwd_flops_per_image
+    assert s.fwd_macs_per_image == s.fwd_flops_per_image / 2
+
+
+def test_modules_need_an_input_size_and_batches_must_be_positive():
+    with pytest.raises(ValueError, match="input_size"):
+        profile(nn.Conv2d(1, 1, 1))
+    with pytest.raises(ValueError, match="batch size"):
+        profile("lenet", batch_size=0)
+
+
+def test_profiling_a_module_leaves_it_untouched():
+    net = nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2)).train()
+    before = [t.clone() for t in net.state_dict().values()]
+    profile(net, input_size=6, batch_size=2)
+    assert net.training
+    assert all(torch.equal(a, b) for a, b in zip(before, net.state_dict().values(), strict=True))

@@ -102,7 +102,7 @@ def run_profile(args: argparse.Namespace) -> int:
             print(f"[{done}/{len(todo)}] {name}: {summary['fwd_macs_per_image'] / 1e6:,.1f}"
                   f" M MACs/image forward, {agree}", flush=True)  # fmt: skip
     elapsed = time.perf_counter() - start
-    written = write_profile(store, keys, args.out / "profile")
+    written = write_profile(store, args.out / "profile")
     store.close()
     print(f"profiled {len(todo)} models in {elapsed:.1f} s with {workers} workers; "
           f"{len(written)} files in {args.out / 'profile'}")  # fmt: skip

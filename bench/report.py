@@ -12,6 +12,7 @@ from typing import Any
 
 import pandas as pd
 
+import archs
 from bench.store import Store
 
 MIB = 2**20
@@ -107,9 +108,13 @@ def profile_name(row: dict[str, Any]) -> str:
     return f"{row['model']}_{size}px_c{channels}_b{batch}"
 
 
-def write_profile(store: Store, keys: list[tuple[str, dict]], out_dir: Path) -> list[Path]:
-    """Summary and per-model tables (CSV and Markdown) for the stored profiles of ``keys``."""
-    rows = [r for r in store.rows("profile", keys) if r["status"] == "ok"]
+def write_profile(store: Store, out_dir: Path) -> list[Path]:
+    """Summary and per-model tables (CSV and Markdown) of every profile in the store."""
+    order = {name: i for i, name in enumerate(archs.list_models())}
+    rows = sorted(
+        (r for r in store.rows("profile") if r["status"] == "ok"),
+        key=lambda r: (order.get(r["model"], len(order)), sorted(r["config"].items())),
+    )
     if not rows:
         return []
     summary = pd.DataFrame(rows)
@@ -146,10 +151,14 @@ def write_profile(store: Store, keys: list[tuple[str, dict]], out_dir: Path) -> 
             + markdown(layers, LAYER_COLUMNS)
             + "\n\n## Per op\n\n"
             + markdown(by_op, OP_COLUMNS)
-            + "\n"
+            + f"\n\nOps not counted: {row['uncounted_ops'] or 'none'}.\n"
         )
-        _atomic_write(stem.with_suffix(".md"), text)
-        _atomic_write(stem.with_name(stem.name + "_layers.csv"), layers.to_csv(index=False))
-        _atomic_write(stem.with_name(stem.name + "_ops.csv"), ops.to_csv(index=False))
-        written += [stem.with_suffix(".md")]
+        files = {
+            stem.with_suffix(".md"): text,
+            stem.with_name(stem.name + "_layers.csv"): layers.to_csv(index=False),
+            stem.with_name(stem.name + "_ops.csv"): ops.to_csv(index=False),
+        }
+        for path, content in files.items():
+            _atomic_write(path, content)
+        written += files
     return written

@@ -3,9 +3,10 @@ memory and arithmetic intensity, all counted on the meta device (shapes, no arit
 
 Conventions. A MAC is one multiply-accumulate; FLOPs = 2 x MACs, always, so an op that does one
 arithmetic operation per element (a ReLU, an addition) counts 1 FLOP = 0.5 MAC per element.
-FLOPs of every aten op come from the handler table ``FLOPS`` below, one rule per op; ops that do
-no arithmetic (views, allocation, copies, concatenation) are listed in ``FREE``; any other op is
-reported as not counted, never silently as zero. Bias additions of conv and linear layers, and
+FLOPs of every aten op come from the handler table ``FLOPS`` below, one rule per op (a
+concatenation is counted, at 0 FLOPs: it only copies); ops that do no arithmetic (views,
+allocation, copies) are listed in ``FREE``; any other op is reported as not counted, never
+silently as zero. Bias additions of conv and linear layers, and
 conv bias gradients, are not counted (as in fvcore and torch's FlopCounterMode).
 
 Two independent counters check the conv and matmul part: fvcore (forward; one fused
@@ -38,10 +39,6 @@ from torch.utils.flop_counter import FlopCounterMode, conv_flop_count
 import archs
 
 aten = torch.ops.aten
-
-
-def _elems(t: torch.Tensor) -> int:
-    return t.numel()
 
 
 def _conv(x, w, *args, out, **kwargs) -> int:
@@ -154,7 +151,6 @@ CATEGORY = {
     aten.bmm: "linear",
     aten.addmm: "linear",
 }
-MATMUL_OPS = frozenset(CATEGORY)  # what fvcore and FlopCounterMode count too
 FREE = frozenset({
     aten.detach, aten.view, aten._unsafe_view, aten.reshape, aten.t, aten.transpose,
     aten.permute, aten.expand, aten.slice, aten.select, aten.squeeze, aten.unsqueeze,
@@ -411,7 +407,9 @@ def profile(
     per_image = ops.groupby("phase")["flops"].sum() / batch_size
     matmul = ops[ops["category"] != "other"].groupby("phase")["flops"].sum()
     counted_macs = int(matmul.get("forward", 0)) // 2 // batch_size
-    fvcore = fvcore_macs(target.real().eval(), torch.zeros(1, *shape))
+    real = target.real().eval()
+    device = next(real.parameters(), torch.empty(0)).device
+    fvcore = fvcore_macs(real, torch.zeros(1, *shape, device=device))
     agree = (
         fvcore == counted_macs
         and theirs_forward == matmul.get("forward", 0)

@@ -15,7 +15,6 @@ import os
 import platform
 import sqlite3
 import subprocess
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -92,20 +91,17 @@ class Store:
         ).fetchone()
         return found is not None
 
-    def rows(self, stage: str, keys: Iterable[tuple[str, dict]] | None = None) -> list[dict]:
-        """The stage's rows (only those for the given (model, config) keys, if any), each with
-        its model, status, config and provenance."""
+    def rows(self, stage: str) -> list[dict]:
+        """The stage's rows, each with its model, status, config and provenance."""
         records = self._db.execute(
-            "SELECT model, config_hash, config, status, row, provenance FROM results "
-            "WHERE stage=? ORDER BY rowid",
+            "SELECT model, config, status, row, provenance FROM results WHERE stage=? "
+            "ORDER BY rowid",
             (stage,),
         ).fetchall()
-        wanted = None if keys is None else {(m, config_hash(c)) for m, c in keys}
         return [
             {"model": model, "status": status, "config": json.loads(config),
              "provenance": json.loads(prov), **json.loads(row)}
-            for model, digest, config, status, row, prov in records
-            if wanted is None or (model, digest) in wanted
+            for model, config, status, row, prov in records
         ]  # fmt: skip
 
     def details(self, stage: str, model: str, config: dict[str, Any], name: str) -> list[dict]:

@@ -31,13 +31,6 @@ def test_a_newer_row_replaces_the_older_one(tmp_path):
     assert [r["status"] for r in store.rows("profile")] == ["ok"]
 
 
-def test_rows_can_be_selected_by_key(tmp_path):
-    store = Store(tmp_path / "r.sqlite")
-    for name in ("a", "b"):
-        store.put("profile", name, {"n": 1}, {})
-    assert [r["model"] for r in store.rows("profile", [("b", {"n": 1})])] == ["b"]
-
-
 def test_a_failed_write_leaves_nothing_behind(tmp_path):
     store = Store(tmp_path / "r.sqlite")
     with pytest.raises(TypeError):

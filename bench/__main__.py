@@ -1,6 +1,7 @@
 """``python -m bench <stage>``: measure registry networks into the results store, then render.
 
-Stages: profile (parameters, MACs/FLOPs, activation memory). Bad input gets one line on stderr
+Stages: profile (parameters, MACs/FLOPs, activation memory); speed (throughput, latency and
+peak memory across batch sizes). Bad input gets one line on stderr
 and exit code 2; a network that fails is recorded with status=error and the others go on.
 """
 
@@ -12,8 +13,10 @@ import os
 import sqlite3
 import sys
 import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
+from typing import Any
 
 import archs
 
@@ -109,6 +112,106 @@ def run_profile(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
+# A sweep's outcome that a rerun keeps; errors and timeouts are measured again.
+FINAL = ("ok", "oom", "skipped")
+
+
+def _batch_sizes(text: str) -> list[int]:
+    try:
+        sizes = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a list of whole numbers") from None
+    if min(sizes) < 1:
+        raise argparse.ArgumentTypeError(f"batch sizes must be positive, got {text}")
+    return sorted(set(sizes))
+
+
+def _modes(text: str) -> list[str]:
+    from bench.speed import MODES
+
+    modes = text.split(",")
+    if not set(modes) <= set(MODES):
+        raise argparse.ArgumentTypeError(f"modes are {', '.join(MODES)}; got {text!r}")
+    return modes
+
+
+def run_speed(args: argparse.Namespace) -> int:
+    """Time every selected network across batch sizes, one child process per (model, mode)."""
+    from bench.report import write_speed
+    from bench.speed import backend_for, peak_flops, resolve_device
+    from bench.store import Store
+
+    names = select_models(args.models)
+    try:
+        device = resolve_device(args.device)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    backend = backend_for(device)
+    peak = peak_flops(device, args.precision, backend.name)
+    print(f"speed: {backend.name}; peak {peak[0] / 1e9:,.0f} GFLOP/s ({peak[1]}); "
+          f"each point capped at {args.time_cap:g} s of timed steps")  # fmt: skip
+    store, failures = Store(args.store), 0
+    for name in names:
+        size = args.image_size or archs.spec(name).input_size
+        for mode in args.mode:
+
+            def config(batch: int, mode: str = mode, size: int = size) -> dict[str, Any]:
+                return {
+                    "mode": mode, "batch_size": batch, "device": backend.name,
+                    "precision": args.precision, "channels_last": args.channels_last,
+                    "compile": args.compile, "image_size": size, "in_channels": args.in_channels,
+                    "time_cap_s": args.time_cap,
+                }  # fmt: skip
+
+            todo = [b for b in args.batch_sizes if not store.has("speed", name, config(b), FINAL)]
+            if not todo:
+                continue
+            job = dict(
+                model_or_name=name, batch_sizes=tuple(todo), modes=(mode,), device=args.device,
+                precision=args.precision, channels_last=args.channels_last, compile=args.compile,
+                input_size=size, in_channels=args.in_channels, time_cap_s=args.time_cap, peak=peak,
+            )  # fmt: skip
+            for batch, status, text in _run_sweep(job, args.timeout, store, name, config):
+                failures += status in ("error", "timeout")
+                print(f"{name} {mode} batch {batch}: {status} {text}", flush=True)
+    written = write_speed(store, args.out / "speed")
+    store.close()
+    print(f"{len(written)} files in {args.out / 'speed'}")
+    return 1 if failures else 0
+
+
+def _run_sweep(
+    job: dict[str, Any], timeout: float, store: Any, name: str, config: Callable[[int], dict]
+) -> Iterator[tuple[int, str, str]]:
+    """Run one sweep in a child; store each row as it arrives; account for every batch size."""
+    from bench.speed import run_isolated, speed_child
+
+    pending = list(job["batch_sizes"])
+    for message in run_isolated(speed_child, (job,), timeout):
+        if message[0] == "row":
+            row = message[1]
+            pending.remove(row["batch_size"])
+            store.put("speed", name, config(row["batch_size"]), row, status=row["status"])
+            shown = f"{row['images_per_s']:,.1f} images/s" if row["status"] == "ok" else row["note"]
+            yield row["batch_size"], row["status"], shown
+            continue
+        kind, detail = message
+        if kind == "failed" and job["compile"]:
+            status, note = "skipped", f"torch.compile cannot run here: {detail}"
+        elif kind == "failed":
+            status, note = "error", detail
+        elif kind == "timeout":
+            status, note = "timeout", f"no result within {detail:g} s"
+        else:
+            status, note = "error", f"the child process exited with code {detail}"
+        for batch in pending:
+            store.put(
+                "speed", name, config(batch), {"note": note, "batch_size": batch}, status=status
+            )
+            yield batch, status, note
+        return
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m bench", description=__doc__.splitlines()[0])
     stages = parser.add_subparsers(dest="stage", required=True, parser_class=_Parser)
@@ -122,6 +225,22 @@ def build_parser() -> argparse.ArgumentParser:
     profile.add_argument("--store", type=Path, default=DEFAULT_STORE)
     profile.add_argument("--out", type=Path, default=DEFAULT_OUT)
     profile.set_defaults(run=run_profile)
+
+    speed = stages.add_parser("speed", help="throughput, latency and memory across batch sizes")
+    speed.add_argument("--models", default="*", help="shell-style pattern (default: all)")
+    speed.add_argument("--batch-sizes", type=_batch_sizes, default=[1, 8, 32, 128, 512])
+    speed.add_argument("--mode", type=_modes, default=["infer", "train"], help="infer,train")
+    speed.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    speed.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
+    speed.add_argument("--channels-last", action="store_true")
+    speed.add_argument("--compile", action="store_true", help="time torch.compile's model")
+    speed.add_argument("--image-size", type=_positive, help="default: each model's book size")
+    speed.add_argument("--in-channels", type=_positive, default=1)
+    speed.add_argument("--time-cap", type=float, default=2.0, help="seconds of timed steps")
+    speed.add_argument("--timeout", type=float, default=600, help="seconds per (model, mode)")
+    speed.add_argument("--store", type=Path, default=DEFAULT_STORE)
+    speed.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    speed.set_defaults(run=run_speed)
     return parser
 
 

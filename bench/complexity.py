@@ -460,6 +460,22 @@ def profile_job(name: str, config: dict[str, Any]) -> tuple[dict, list[dict], li
     return summary[0], layers, ops
 
 
+def step_flops_per_image(model: nn.Module, input_shape: tuple[int, ...]) -> dict[str, int]:
+    """FLOPs per image of an inference step (forward in eval mode) and of a training step
+    (forward and backward in training mode), counted on ``model``, a meta-device module."""
+    batch = torch.empty(2, *input_shape, device="meta")  # training batch norm needs two
+    with _OpCounter(model.eval()) as infer, torch.no_grad():
+        model(batch)
+    with _OpCounter(model.train()) as train:
+        out = model(batch)
+        out.backward(torch.ones_like(out))
+    model.zero_grad(set_to_none=True)
+    return {
+        "infer": sum(flops for _, flops, _ in infer.counts.values()) // 2,
+        "train": sum(flops for _, flops, _ in train.counts.values()) // 2,
+    }
+
+
 def _op_table(counter: _OpCounter) -> pd.DataFrame:
     rows = [
         {

@@ -42,6 +42,14 @@ def _ratio(v: Any) -> str:
     return "-" if v is None or pd.isna(v) else f"{v:,.1f}"
 
 
+def _ms(v: Any) -> str:
+    return "-" if v is None or pd.isna(v) else f"{v:,.2f}"
+
+
+def _percent(v: Any) -> str:
+    return "-" if v is None or pd.isna(v) else f"{v:.1%}"
+
+
 def _text(v: Any) -> str:
     return "-" if v is None or v == "" or (isinstance(v, float) and pd.isna(v)) else str(v)
 
@@ -161,4 +169,67 @@ def write_profile(store: Store, out_dir: Path) -> list[Path]:
         for path, content in files.items():
             _atomic_write(path, content)
         written += files
+    return written
+
+
+SPEED_COLUMNS: list[Column] = [
+    ("model", "model", _text),
+    ("mode", "mode", _text),
+    ("batch_size", "batch", _int),
+    ("status", "status", _text),
+    ("images_per_s", "images/s (median)", _ratio),
+    ("median_ms", "ms/step median", _ms),
+    ("p90_ms", "p90", _ms),
+    ("p99_ms", "p99", _ms),
+    ("n", "n", _int),
+    ("cv", "CV", _percent),
+    ("peak_bytes", "peak memory (MiB, measured)", _mib),
+    ("mfu", "MFU", _percent),
+    ("note", "note", _text),
+]
+
+
+def write_speed(store: Store, out_dir: Path) -> list[Path]:
+    """One table per (device, precision, settings) of the stored speed rows, CSV and Markdown."""
+    rows = store.rows("speed")
+    if not rows:
+        return []
+    frame = pd.DataFrame(rows)
+    order = {name: i for i, name in enumerate(archs.list_models())}
+    frame["order"] = frame["model"].map(lambda m: order.get(m, len(order)))
+    frame = frame.sort_values(["order", "model", "mode", "batch_size"])
+    sections = []
+    settings = ["device_name", "precision", "channels_last", "compiled", "time_cap_s"]
+    for key, group in frame.dropna(subset=["device_name"]).groupby(settings, sort=False):
+        device, precision, channels_last, compiled, cap = key
+        kinds = sorted(set(group["memory_kind"].dropna()))
+        peaks = sorted(set(group["peak_source"].dropna()))
+        sections.append(
+            f"## {device}, {precision}"
+            + (", channels_last" if channels_last else "")
+            + (", torch.compile" if compiled else "")
+            + f"\n\nProtocol: untimed warm-up steps, then single steps timed until {cap:g} s "
+            "are spent (at least one); throughput is the batch over the median step. A training "
+            "step is forward, cross-entropy, backward and an SGD step. A batch size whose step "
+            "would exceed the cap, extrapolated from the previous size, is skipped. Peak memory: "
+            f"{'; '.join(kinds)}. MFU: achieved FLOP/s (FLOPs per step counted as in "
+            f"bench profile) over the peak ({'; '.join(peaks)}).\n\n"
+            + markdown(group, SPEED_COLUMNS)
+        )
+    failed = frame[frame["device_name"].isna()]
+    if len(failed):
+        sections.append("## Runs without a result\n\n" + markdown(failed, [
+            ("model", "model", _text), ("config", "settings", _text),
+            ("status", "status", _text), ("note", "note", _text),
+        ]))  # fmt: skip
+    dates = sorted(r["provenance"]["date"] for r in rows)
+    text = (
+        "# Throughput, latency and memory (`python -m bench speed`)\n\n"
+        f"Measured {dates[0]} to {dates[-1]}; one child process per (model, mode).\n\n"
+        + "\n\n".join(sections)
+        + "\n"
+    )
+    written = [out_dir / "speed.md", out_dir / "speed.csv"]
+    _atomic_write(written[0], text)
+    _atomic_write(written[1], frame.drop(columns=["order", "provenance"]).to_csv(index=False))
     return written

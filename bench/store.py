@@ -83,13 +83,15 @@ class Store:
                     "INSERT INTO details VALUES (?, ?, ?, ?, ?)", (*key, name, json.dumps(rows))
                 )
 
-    def has(self, stage: str, model: str, config: dict[str, Any], status: str = "ok") -> bool:
-        """Whether a row with this status is stored for the key."""
+    def has(
+        self, stage: str, model: str, config: dict[str, Any], statuses: tuple[str, ...] = ("ok",)
+    ) -> bool:
+        """Whether a row with one of these statuses is stored for the key."""
         found = self._db.execute(
-            "SELECT 1 FROM results WHERE stage=? AND model=? AND config_hash=? AND status=?",
-            (stage, model, config_hash(config), status),
+            "SELECT status FROM results WHERE stage=? AND model=? AND config_hash=?",
+            (stage, model, config_hash(config)),
         ).fetchone()
-        return found is not None
+        return found is not None and found[0] in statuses
 
     def rows(self, stage: str) -> list[dict]:
         """The stage's rows, each with its model, status, config and provenance."""

@@ -1,0 +1,442 @@
+"""Throughput, latency and peak memory of a network across batch sizes, in inference and training.
+
+One timing protocol for every device: warm up, then time single steps until a time cap is
+spent, and report the distribution (median, p90, p99, n, coefficient of variation). A training
+step is forward, loss, backward and an SGD step; the model's state (weights and batch-norm
+statistics) is restored afterwards. The CLI runs each (model, mode, settings) sweep in a child
+process with a timeout, so that one network's crash, out-of-memory or hang loses nothing else.
+"""
+
+from __future__ import annotations
+
+import copy
+import ctypes
+import ctypes.util
+import gc
+import math
+import multiprocessing
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import archs
+from bench.complexity import step_flops_per_image
+
+MODES = ("infer", "train")
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+# Dense peak TFLOP/s by device name and precision, from NVIDIA's datasheets (H100: "NVIDIA H100
+# Tensor Core GPU" datasheet; A100: "NVIDIA A100 Tensor Core GPU" datasheet; L4: "NVIDIA L4
+# Tensor Core GPU" datasheet; T4: "NVIDIA T4" datasheet). Tensor-core figures without sparsity.
+GPU_PEAK_TFLOPS = {
+    "H100 SXM": {"fp32": 67.0, "tf32": 494.7, "bf16": 989.4, "fp16": 989.4},
+    "H100 PCIe": {"fp32": 51.2, "tf32": 378.0, "bf16": 756.0, "fp16": 756.0},
+    "H100": {"fp32": 67.0, "tf32": 494.7, "bf16": 989.4, "fp16": 989.4},  # unnamed form: SXM
+    "A100": {"fp32": 19.5, "tf32": 156.0, "bf16": 312.0, "fp16": 312.0},
+    "L4": {"fp32": 30.3, "tf32": 60.0, "bf16": 121.0, "fp16": 121.0},
+    "T4": {"fp32": 8.1, "fp16": 65.0},
+}
+
+
+@dataclass
+class Backend:
+    """What timing needs from a device: a clock around one step, and the step's peak memory.
+
+    This one is the CPU's (Linux, glibc): a wall clock, and the process's peak resident memory
+    (VmHWM, reset through /proc/self/clear_refs) minus its resident memory at the reset.
+    """
+
+    device: torch.device
+    name: str
+    memory_kind: str = "resident: peak RSS growth of the process"
+    baseline: int = 0
+
+    def time(self, step: Callable[[], Any]) -> float:
+        start = time.perf_counter()
+        step()
+        return time.perf_counter() - start
+
+    def reset_peak(self) -> None:
+        gc.collect()
+        _LIBC.malloc_trim(0)  # hand freed heap back, so that the next step's growth shows
+        Path("/proc/self/clear_refs").write_text("5")
+        self.baseline = _proc_status("VmRSS")
+
+    def peak_bytes(self) -> int:
+        return _proc_status("VmHWM") - self.baseline
+
+
+@dataclass
+class CudaBackend(Backend):
+    """CUDA: events around the step, synchronized before reading; the allocator's peak."""
+
+    memory_kind: str = "allocated: torch.cuda.max_memory_allocated growth"
+
+    def time(self, step: Callable[[], Any]) -> float:
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        torch.cuda.synchronize(self.device)
+        start.record()
+        step()
+        end.record()
+        end.synchronize()
+        return start.elapsed_time(end) / 1000
+
+    def reset_peak(self) -> None:
+        torch.cuda.synchronize(self.device)
+        torch.cuda.reset_peak_memory_stats(self.device)
+        self.baseline = torch.cuda.memory_allocated(self.device)
+
+    def peak_bytes(self) -> int:
+        torch.cuda.synchronize(self.device)
+        return torch.cuda.max_memory_allocated(self.device) - self.baseline
+
+
+_LIBC = ctypes.CDLL(ctypes.util.find_library("c"))
+
+
+def _proc_status(field_name: str) -> int:
+    """A memory field of /proc/self/status, in bytes."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field_name + ":"):
+            return int(line.split()[1]) * 1024
+    raise OSError(f"no {field_name} in /proc/self/status")
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    """CUDA's OutOfMemoryError, or the CPU allocator's failure."""
+    if isinstance(error, (torch.cuda.OutOfMemoryError, MemoryError)):
+        return True
+    return isinstance(error, RuntimeError) and "can't allocate memory" in str(error)
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """'auto' is the GPU if there is one, else the CPU; asking for a missing GPU is an error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda: no CUDA device is available on this machine")
+    if device.type not in ("cpu", "cuda"):
+        raise ValueError(f"device must be auto, cpu or cuda, got {name!r}")
+    return device
+
+
+def backend_for(device: torch.device) -> Backend:
+    """The timing backend of a device."""
+    if device.type == "cuda":
+        return CudaBackend(device, torch.cuda.get_device_name(device))
+    from bench.store import cpu_model
+
+    return Backend(device, cpu_model())
+
+
+def summarize(seconds: list[float], batch_size: int) -> dict[str, float]:
+    """Distribution of step times: n, median, p90, p99 (ms), coefficient of variation, images/s."""
+    times = np.asarray(seconds)
+    median = float(np.median(times))
+    cv = float(times.std(ddof=1) / times.mean()) if len(times) > 1 else math.nan
+    return {
+        "n": len(times),
+        "median_ms": 1000 * median,
+        "p90_ms": 1000 * float(np.percentile(times, 90)),
+        "p99_ms": 1000 * float(np.percentile(times, 99)),
+        "cv": cv,
+        "images_per_s": batch_size / median,
+    }
+
+
+def time_steps(
+    step: Callable[[], Any], backend: Backend, cap_s: float, warmup: int = 2, max_steps: int = 500
+) -> list[float]:
+    """Step times after ``warmup`` untimed steps; at least one, then until ``cap_s`` is spent."""
+    for _ in range(warmup):
+        step()
+    times: list[float] = []
+    while not times or (sum(times) < cap_s and len(times) < max_steps):
+        times.append(backend.time(step))
+    return times
+
+
+@dataclass
+class SweepPoint:
+    """One batch size's outcome."""
+
+    batch_size: int
+    status: str  # ok | oom | skipped | error
+    note: str = ""
+    stats: dict[str, float] = field(default_factory=dict)
+    peak_bytes: int | None = None
+
+
+def sweep(
+    make_step: Callable[[int], Callable[[], Any]],
+    batch_sizes: list[int],
+    backend: Backend,
+    cap_s: float,
+    warmup: int = 2,
+) -> Iterator[SweepPoint]:
+    """Time ``make_step(batch)`` at each batch size, smallest first.
+
+    After an out-of-memory error the larger batch sizes are skipped; another error is recorded
+    for its batch size only. A batch size whose step would take longer than the cap
+    (extrapolated from the last one timed) is skipped too, so a sweep on a slow device ends in
+    bounded time.
+    """
+    last: tuple[int, float] | None = None
+    for i, batch in enumerate(sorted(batch_sizes)):
+        if last is not None and last[1] * batch / last[0] > cap_s:
+            predicted = last[1] * batch / last[0]
+            for rest in sorted(batch_sizes)[i:]:
+                yield SweepPoint(
+                    rest,
+                    "skipped",
+                    f"a step would take ~{predicted:.1f} s, over the {cap_s:g} s cap",
+                )
+            return
+        try:
+            backend.reset_peak()
+            times = time_steps(make_step(batch), backend, cap_s, warmup)
+            peak = backend.peak_bytes()
+        except Exception as error:
+            message = (str(error) or type(error).__name__).splitlines()[0]
+            if not is_out_of_memory(error):  # this size fails; the next may not (batch norm)
+                yield SweepPoint(batch, "error", f"{type(error).__name__}: {message}")
+                continue
+            yield SweepPoint(batch, "oom", message)
+            for rest in sorted(batch_sizes)[i + 1 :]:
+                note = f"larger than batch {batch}, which ran out of memory"
+                yield SweepPoint(rest, "skipped", note)
+            return
+        finally:
+            if backend.device.type == "cuda":
+                torch.cuda.empty_cache()
+        last = (batch, float(np.median(times)))
+        yield SweepPoint(batch, "ok", stats=summarize(times, batch), peak_bytes=peak)
+
+
+def make_step_factory(
+    model: nn.Module,
+    mode: str,
+    input_shape: tuple[int, int, int],
+    num_classes: int,
+    device: torch.device,
+    precision: str = "fp32",
+    channels_last: bool = False,
+) -> Callable[[int], Callable[[], Any]]:
+    """``factory(batch)`` makes the inputs of that size and returns one step of ``mode``."""
+    dtype = PRECISIONS[precision]
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-3) if mode == "train" else None
+
+    def autocast():
+        return torch.autocast(device.type, dtype=dtype, enabled=dtype is not None)
+
+    def factory(batch: int) -> Callable[[], Any]:
+        x = torch.randn(batch, *input_shape, device=device).to(memory_format=memory_format)
+        y = torch.randint(num_classes, (batch,), device=device)
+        if mode == "infer":
+
+            @torch.inference_mode()
+            def step() -> Any:
+                with autocast():
+                    return model(x)
+
+            return step
+
+        def train_step() -> None:
+            with autocast():
+                loss = F.cross_entropy(model(x), y)
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+
+        return train_step
+
+    return factory
+
+
+def peak_flops(device: torch.device, precision: str, backend_name: str) -> tuple[float, str]:
+    """The device's peak FLOP/s for ``precision`` and where the figure comes from."""
+    if device.type == "cuda":
+        key = "tf32" if precision == "fp32" and torch.backends.cudnn.allow_tf32 else precision
+        for name, table in GPU_PEAK_TFLOPS.items():
+            if name in backend_name and key in table:
+                return table[key] * 1e12, f"datasheet: {name} {key}"
+        return math.nan, f"no datasheet figure for {backend_name} {key}"
+    return measured_matmul_flops(device, precision), "measured: 2048x2048 matmul, best of runs"
+
+
+def measured_matmul_flops(device: torch.device, precision: str, seconds: float = 1.0) -> float:
+    """Best FLOP/s of a 2048 x 2048 matrix product in ``precision`` over ``seconds``."""
+    n = 2048
+    dtype = PRECISIONS[precision] or torch.float32
+    a, b = (torch.randn(n, n, device=device, dtype=dtype) for _ in range(2))
+    backend = backend_for(device)
+    best = math.inf
+    start = time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        best = min(best, backend.time(lambda: a @ b))
+    return 2 * n**3 / best
+
+
+def iter_speed(
+    model_or_name: str | nn.Module,
+    *,
+    batch_sizes: tuple[int, ...] = (1, 8, 32, 128, 512),
+    modes: tuple[str, ...] = MODES,
+    device: str = "auto",
+    precision: str = "fp32",
+    channels_last: bool = False,
+    compile: bool = False,
+    input_size: int | None = None,
+    in_channels: int = 1,
+    num_classes: int = 10,
+    time_cap_s: float = 2.0,
+    peak: tuple[float, str] | None = None,
+) -> Iterator[dict[str, Any]]:
+    """The rows of ``speed``, one as each (mode, batch size) is timed."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if not batch_sizes or min(batch_sizes) < 1:
+        raise ValueError("batch sizes must be positive integers")
+    unknown = set(modes) - set(MODES)
+    if unknown:
+        raise ValueError(f"modes must be among {', '.join(MODES)}, got {sorted(unknown)}")
+    dev = resolve_device(device)
+    if isinstance(model_or_name, str):
+        size = input_size or archs.spec(model_or_name).input_size
+        model = archs.build(
+            model_or_name, in_channels=in_channels, num_classes=num_classes, image_size=size,
+            device=dev,
+        )  # fmt: skip
+        name = model_or_name
+    else:
+        if input_size is None:
+            raise ValueError("input_size is required when timing a module")
+        model, size, name = model_or_name.to(dev), input_size, type(model_or_name).__name__
+    shape = (in_channels, size, size)
+    backend = backend_for(dev)
+    peak_value, peak_source = peak or peak_flops(dev, precision, backend.name)
+    step_flops = step_flops_per_image(copy.deepcopy(model).to("meta"), shape)
+    settings = dict(
+        image_size=size, in_channels=in_channels, precision=precision,
+        channels_last=channels_last, compiled=compile, time_cap_s=time_cap_s,
+    )  # fmt: skip
+    state = copy.deepcopy(model.state_dict())
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    runnable = torch.compile(model) if compile else model
+    try:
+        for mode in modes:
+            model.train(mode == "train")
+            factory = make_step_factory(
+                runnable, mode, shape, num_classes, dev, precision, channels_last
+            )
+            for point in sweep(factory, list(batch_sizes), backend, time_cap_s):
+                row = _row(name, mode, point, step_flops[mode], peak_value, peak_source, backend)
+                yield {**row, **settings}
+    finally:
+        model.load_state_dict(state)
+
+
+def speed(model_or_name: str | nn.Module, **options: Any) -> pd.DataFrame:
+    """Time ``model_or_name`` (a registry name or any nn.Module) across batch sizes and modes.
+
+    In-process: a notebook passes a live module, whose state is restored afterwards. One row per
+    (mode, batch size): throughput, the latency distribution, peak memory, and model FLOP
+    utilization (achieved FLOP/s over the device's peak). Options are those of ``iter_speed``.
+    """
+    return pd.DataFrame(list(iter_speed(model_or_name, **options)))
+
+
+def _row(
+    name: str,
+    mode: str,
+    point: SweepPoint,
+    flops_per_image: int,
+    peak: float,
+    source: str,
+    backend: Backend,
+) -> dict[str, Any]:
+    achieved = flops_per_image * point.stats["images_per_s"] if point.status == "ok" else math.nan
+    return {
+        "model": name,
+        "mode": mode,
+        "batch_size": point.batch_size,
+        "device": backend.device.type,
+        "device_name": backend.name,
+        "status": point.status,
+        "note": point.note,
+        **{
+            k: point.stats.get(k, math.nan)
+            for k in ("n", "median_ms", "p90_ms", "p99_ms", "cv", "images_per_s")
+        },
+        "peak_bytes": point.peak_bytes,
+        "memory_kind": backend.memory_kind,
+        "flops_per_image": flops_per_image,
+        "achieved_flops_per_s": achieved,
+        "peak_flops_per_s": peak,
+        "peak_source": source,
+        "mfu": achieved / peak if peak == peak else math.nan,
+    }
+
+
+def run_isolated(target: Callable[..., Any], args: tuple, timeout_s: float) -> Iterator[Any]:
+    """Run ``target(send, *args)`` in a spawned child and yield what it sends, as it sends it.
+
+    Ends with ("timeout", seconds) if the child outlives ``timeout_s``, or ("exit", code) if it
+    dies without saying it is done. Nothing the child sent before is lost.
+    """
+    context = multiprocessing.get_context("spawn")
+    receive, send = context.Pipe(duplex=False)
+    child = context.Process(target=target, args=(send, *args), daemon=True)
+    child.start()
+    send.close()
+    deadline = time.monotonic() + timeout_s
+    try:
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                yield ("timeout", timeout_s)
+                return
+            if receive.poll(min(remaining, 1.0)):
+                try:
+                    message = receive.recv()
+                except EOFError:
+                    break
+                if message == ("done",):
+                    return
+                yield message
+            elif not child.is_alive() and not receive.poll():
+                break
+        child.join(5)
+        yield ("exit", child.exitcode)
+    finally:
+        if child.is_alive():
+            child.kill()
+        child.join()
+        receive.close()
+
+
+def speed_child(send: Any, job: dict[str, Any]) -> None:
+    """Child-process body of one CLI sweep: send each row, then ("done",).
+
+    A failure that is not out-of-memory ends the sweep with one ("failed", message) message;
+    the parent records it against the batch sizes not timed.
+    """
+    torch.manual_seed(0)
+    try:
+        for row in iter_speed(**job):
+            send.send(("row", row))
+    except Exception as error:
+        message = f"{type(error).__name__}: {error}".splitlines()[0]
+        send.send(("failed", message))
+    send.send(("done",))

@@ -15,6 +15,7 @@ import ctypes.util
 import gc
 import math
 import multiprocessing
+import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -33,17 +34,17 @@ from bench.complexity import step_flops_per_image
 MODES = ("infer", "train")
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
-# Dense peak TFLOP/s by device name and precision, from NVIDIA's datasheets (H100: "NVIDIA H100
-# Tensor Core GPU" datasheet; A100: "NVIDIA A100 Tensor Core GPU" datasheet; L4: "NVIDIA L4
-# Tensor Core GPU" datasheet; T4: "NVIDIA T4" datasheet). Tensor-core figures without sparsity.
-GPU_PEAK_TFLOPS = {
-    "H100 SXM": {"fp32": 67.0, "tf32": 494.7, "bf16": 989.4, "fp16": 989.4},
-    "H100 PCIe": {"fp32": 51.2, "tf32": 378.0, "bf16": 756.0, "fp16": 756.0},
-    "H100": {"fp32": 67.0, "tf32": 494.7, "bf16": 989.4, "fp16": 989.4},  # unnamed form: SXM
-    "A100": {"fp32": 19.5, "tf32": 156.0, "bf16": 312.0, "fp16": 312.0},
-    "L4": {"fp32": 30.3, "tf32": 60.0, "bf16": 121.0, "fp16": 121.0},
-    "T4": {"fp32": 8.1, "fp16": 65.0},
-}
+# Dense peak TFLOP/s by precision, from NVIDIA's datasheets (tensor-core figures without
+# sparsity): "NVIDIA H100 Tensor Core GPU", "NVIDIA A100 Tensor Core GPU", "NVIDIA L4 Tensor Core
+# GPU" and "NVIDIA T4" datasheets. The first entry whose words all appear among the words of the
+# device name wins (torch names the H100 SXM "NVIDIA H100 80GB HBM3").
+GPU_PEAK_TFLOPS = [
+    (("H100", "PCIe"), "H100 PCIe", {"fp32": 51.2, "tf32": 378.0, "bf16": 756.0, "fp16": 756.0}),
+    (("H100",), "H100 SXM", {"fp32": 67.0, "tf32": 494.7, "bf16": 989.4, "fp16": 989.4}),
+    (("A100",), "A100", {"fp32": 19.5, "tf32": 156.0, "bf16": 312.0, "fp16": 312.0}),
+    (("L4",), "L4", {"fp32": 30.3, "tf32": 60.0, "bf16": 121.0, "fp16": 121.0}),
+    (("T4",), "T4", {"fp32": 8.1, "fp16": 65.0}),
+]
 
 
 @dataclass
@@ -267,9 +268,10 @@ def peak_flops(device: torch.device, precision: str, backend_name: str) -> tuple
     """The device's peak FLOP/s for ``precision`` and where the figure comes from."""
     if device.type == "cuda":
         key = "tf32" if precision == "fp32" and torch.backends.cudnn.allow_tf32 else precision
-        for name, table in GPU_PEAK_TFLOPS.items():
-            if name in backend_name and key in table:
-                return table[key] * 1e12, f"datasheet: {name} {key}"
+        tokens = set(re.split(r"[\s\-]+", backend_name))
+        for words, label, table in GPU_PEAK_TFLOPS:
+            if tokens.issuperset(words) and key in table:
+                return table[key] * 1e12, f"datasheet: {label} {key}"
         return math.nan, f"no datasheet figure for {backend_name} {key}"
     return measured_matmul_flops(device, precision), "measured: 2048x2048 matmul, best of runs"
 

@@ -1,0 +1,187 @@
+"""The timing sweep's logic on the CPU, with the device and the failing step injected."""
+
+import math
+import time
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from bench import speed as sp
+
+
+class FakeBackend(sp.Backend):
+    """A device whose clock returns scripted step times and whose memory peak is scripted."""
+
+    def __init__(self, seconds_per_image: float = 0.001):
+        super().__init__(torch.device("cpu"), "fake device", "fake")
+        self.seconds_per_image = seconds_per_image
+        self.batch = 0
+
+    def time(self, step):
+        step()
+        return self.seconds_per_image * self.batch
+
+    def reset_peak(self):
+        pass
+
+    def peak_bytes(self):
+        return 1000 * self.batch
+
+
+def factory_failing_at(backend, failing_batch, error):
+    made = []
+
+    def make_step(batch):
+        made.append(batch)
+        backend.batch = batch
+
+        def step():
+            if batch >= failing_batch:
+                raise error
+
+        return step
+
+    return make_step, made
+
+
+def test_out_of_memory_at_64_skips_the_larger_batch_sizes():
+    backend = FakeBackend()
+    make_step, made = factory_failing_at(
+        backend, 64, torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2 GiB")
+    )
+    points = list(sp.sweep(make_step, [128, 8, 64, 32, 256], backend, cap_s=10))
+    assert [(p.batch_size, p.status) for p in points] == [
+        (8, "ok"), (32, "ok"), (64, "oom"), (128, "skipped"), (256, "skipped")
+    ]  # fmt: skip
+    assert made == [8, 32, 64]  # nothing larger was even built
+    assert points[2].note == "CUDA out of memory. Tried to allocate 2 GiB"
+    assert points[3].note == "larger than batch 64, which ran out of memory"
+    assert points[1].peak_bytes == 32_000
+
+
+def test_cpu_allocator_failure_counts_as_out_of_memory():
+    error = RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 1 GB")
+    assert sp.is_out_of_memory(error)
+    assert sp.is_out_of_memory(MemoryError())
+    assert not sp.is_out_of_memory(RuntimeError("shape mismatch"))
+
+
+def test_an_ordinary_error_costs_only_its_own_batch_size():
+    backend = FakeBackend()
+    calls = []
+
+    def make_step(batch):
+        backend.batch = batch
+
+        def step():
+            calls.append(batch)
+            if batch == 1:
+                raise ValueError("Expected more than 1 value per channel when training")
+
+        return step
+
+    points = list(sp.sweep(make_step, [1, 2, 4], backend, cap_s=10))
+    assert [p.status for p in points] == ["error", "ok", "ok"]
+    assert points[0].note.startswith("ValueError: Expected more than 1 value")
+
+
+def test_steps_predicted_over_the_cap_are_skipped():
+    backend = FakeBackend(seconds_per_image=0.01)  # batch 8: 0.08 s, 64: 0.64 s, 512: 5.1 s
+    make_step, made = factory_failing_at(backend, 10**9, None)
+    points = list(sp.sweep(make_step, [8, 64, 512], backend, cap_s=1.0))
+    assert [p.status for p in points] == ["ok", "ok", "skipped"]
+    assert made == [8, 64]
+    assert points[2].note == "a step would take ~5.1 s, over the 1 s cap"
+
+
+def test_time_steps_stops_at_the_cap_after_warmup():
+    backend = FakeBackend(seconds_per_image=0.1)
+    backend.batch = 1
+    calls = []
+    times = sp.time_steps(lambda: calls.append(1), backend, cap_s=0.55, warmup=3)
+    assert len(times) == 6 and len(calls) == 3 + 6  # 6 x 0.1 s reaches the 0.55 s cap
+    backend.batch = 100  # one step (10 s) is longer than the cap: still timed once
+    assert len(sp.time_steps(lambda: None, backend, cap_s=0.5, warmup=0)) == 1
+
+
+def test_summary_statistics():
+    seconds = [0.010, 0.020, 0.030, 0.040, 0.100]
+    stats = sp.summarize(seconds, batch_size=8)
+    assert stats["n"] == 5
+    assert stats["median_ms"] == pytest.approx(30.0)
+    assert stats["p90_ms"] == pytest.approx(1000 * np.percentile(seconds, 90))  # 76 ms
+    assert stats["p90_ms"] == pytest.approx(76.0)
+    assert stats["p99_ms"] == pytest.approx(97.6)
+    mean = sum(seconds) / 5
+    std = math.sqrt(sum((s - mean) ** 2 for s in seconds) / 4)
+    assert stats["cv"] == pytest.approx(std / mean)
+    assert stats["images_per_s"] == pytest.approx(8 / 0.030)
+    assert math.isnan(sp.summarize([0.5], 1)["cv"])
+
+
+def test_missing_gpu_and_unknown_device_are_errors(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert sp.resolve_device("auto").type == "cpu"
+    with pytest.raises(ValueError, match="no CUDA device"):
+        sp.resolve_device("cuda")
+
+
+def test_gpu_peak_comes_from_the_datasheet_table(monkeypatch):
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
+    value, source = sp.peak_flops(torch.device("cuda"), "bf16", "NVIDIA H100 80GB HBM3")
+    assert value == 989.4e12 and source == "datasheet: H100 SXM bf16"
+    assert sp.peak_flops(torch.device("cuda"), "fp32", "NVIDIA H100 PCIe")[0] == 51.2e12
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", True)  # fp32 convs run as TF32
+    assert sp.peak_flops(torch.device("cuda"), "fp32", "NVIDIA A100-SXM4-40GB")[0] == 156e12
+    assert math.isnan(sp.peak_flops(torch.device("cuda"), "fp32", "NVIDIA L40S")[0])  # not an L4
+
+
+def test_speed_times_a_live_module_and_restores_its_state():
+    torch.manual_seed(0)
+    net = nn.Sequential(
+        nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.Flatten(), nn.Linear(4 * 6 * 6, 10)
+    )
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    df = sp.speed(net, input_size=8, batch_sizes=(2, 4), device="cpu", time_cap_s=0.05,
+                  peak=(1e9, "given"))  # fmt: skip
+    assert list(zip(df["mode"], df["batch_size"], df["status"], strict=True)) == [
+        ("infer", 2, "ok"), ("infer", 4, "ok"), ("train", 2, "ok"), ("train", 4, "ok")
+    ]  # fmt: skip
+    assert (df["n"] >= 1).all() and (df["images_per_s"] > 0).all()
+    assert (df["median_ms"] <= df["p90_ms"]).all() and (df["p90_ms"] <= df["p99_ms"]).all()
+    assert (df["mfu"] == df["achieved_flops_per_s"] / 1e9).all()
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    (dict(precision="fp8"), "precision must be one of fp32, bf16, fp16"),
+    (dict(batch_sizes=(0, 4)), "batch sizes must be positive"),
+    (dict(modes=("eval",)), "modes must be among infer, train"),
+])  # fmt: skip
+def test_bad_options_are_value_errors(options, message):
+    with pytest.raises(ValueError, match=message):
+        sp.speed("lenet", **options)
+
+
+def _sleepy_child(send, seconds):
+    send.send(("row", {"batch_size": 1}))
+    time.sleep(seconds)
+    send.send(("done",))
+
+
+def _crashing_child(send):
+    send.send(("row", {"batch_size": 1}))
+    raise SystemExit(3)
+
+
+def test_isolated_child_timeout_keeps_what_was_sent():
+    messages = list(sp.run_isolated(_sleepy_child, (60,), timeout_s=8))
+    assert messages[0] == ("row", {"batch_size": 1})
+    assert messages[-1] == ("timeout", 8)
+
+
+def test_isolated_child_crash_is_reported_with_its_exit_code():
+    messages = list(sp.run_isolated(_crashing_child, (), timeout_s=60))
+    assert messages == [("row", {"batch_size": 1}), ("exit", 3)]

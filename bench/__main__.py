@@ -1,8 +1,9 @@
 """``python -m bench <stage>``: measure registry networks into the results store, then render.
 
 Stages: profile (parameters, MACs/FLOPs, activation memory); speed (throughput, latency and
-peak memory across batch sizes). Bad input gets one line on stderr
-and exit code 2; a network that fails is recorded with status=error and the others go on.
+peak memory across batch sizes); onnx (export, parity, onnxruntime against PyTorch). Bad input
+gets one line on stderr and exit code 2; a network that fails is recorded with its status and
+the others go on.
 """
 
 from __future__ import annotations
@@ -138,7 +139,7 @@ def _modes(text: str) -> list[str]:
 def run_speed(args: argparse.Namespace) -> int:
     """Time every selected network across batch sizes, one child process per (model, mode)."""
     from bench.report import write_speed
-    from bench.speed import backend_for, peak_flops, resolve_device
+    from bench.speed import backend_for, peak_flops, resolve_device, speed_child
     from bench.store import Store
 
     names = select_models(args.models)
@@ -171,7 +172,11 @@ def run_speed(args: argparse.Namespace) -> int:
                 precision=args.precision, channels_last=args.channels_last, compile=args.compile,
                 input_size=size, in_channels=args.in_channels, time_cap_s=args.time_cap, peak=peak,
             )  # fmt: skip
-            for batch, status, text in _run_sweep(job, args.timeout, store, name, config):
+            failure = (
+                ("skipped", "torch.compile cannot run here: ") if args.compile else ("error", "")
+            )
+            sweep = _run_child(speed_child, job, args.timeout, store, "speed", config, failure)
+            for batch, status, text in sweep:
                 failures += status in ("error", "timeout")
                 print(f"{name} {mode} batch {batch}: {status} {text}", flush=True)
     written = write_speed(store, args.out / "speed")
@@ -180,36 +185,77 @@ def run_speed(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
-def _run_sweep(
-    job: dict[str, Any], timeout: float, store: Any, name: str, config: Callable[[int], dict]
+def _run_child(
+    child: Callable[..., None],
+    job: dict[str, Any],
+    timeout: float,
+    store: Any,
+    stage: str,
+    config: Callable[[int], dict],
+    failure: tuple[str, str] = ("error", ""),
 ) -> Iterator[tuple[int, str, str]]:
-    """Run one sweep in a child; store each row as it arrives; account for every batch size."""
-    from bench.speed import run_isolated, speed_child
+    """Run one network's batch-size sweep in a child; store each row as it arrives; give every
+    batch size the child did not report a row saying why (``failure``: status and note prefix
+    for an exception in the child)."""
+    from bench.speed import run_isolated
 
-    pending = list(job["batch_sizes"])
-    for message in run_isolated(speed_child, (job,), timeout):
+    name, pending = job["model_or_name"], list(job["batch_sizes"])
+    for message in run_isolated(child, (job,), timeout):
         if message[0] == "row":
             row = message[1]
             pending.remove(row["batch_size"])
-            store.put("speed", name, config(row["batch_size"]), row, status=row["status"])
+            store.put(stage, name, config(row["batch_size"]), row, status=row["status"])
             shown = f"{row['images_per_s']:,.1f} images/s" if row["status"] == "ok" else row["note"]
             yield row["batch_size"], row["status"], shown
             continue
         kind, detail = message
-        if kind == "failed" and job["compile"]:
-            status, note = "skipped", f"torch.compile cannot run here: {detail}"
-        elif kind == "failed":
-            status, note = "error", detail
+        if kind == "failed":
+            status, note = failure[0], failure[1] + detail
         elif kind == "timeout":
             status, note = "timeout", f"no result within {detail:g} s"
         else:
             status, note = "error", f"the child process exited with code {detail}"
         for batch in pending:
-            store.put(
-                "speed", name, config(batch), {"note": note, "batch_size": batch}, status=status
-            )
+            row = {"model": name, "batch_size": batch, "note": note}
+            store.put(stage, name, config(batch), row, status=status)
             yield batch, status, note
         return
+
+
+def run_onnx(args: argparse.Namespace) -> int:
+    """Export, check and time every selected network under onnxruntime, one child each."""
+    from bench.onnx_runtime import onnx_child
+    from bench.report import write_onnx
+    from bench.speed import backend_for, resolve_device
+    from bench.store import Store
+
+    names = select_models(args.models)
+    try:
+        device = backend_for(resolve_device(args.device)).name
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    store, failures = Store(args.store), 0
+    for name in names:
+        size = args.image_size or archs.spec(name).input_size
+
+        def config(batch: int, size: int = size) -> dict[str, Any]:
+            return {"batch_size": batch, "image_size": size, "in_channels": args.in_channels,
+                    "device": device, "time_cap_s": args.time_cap}  # fmt: skip
+
+        todo = [b for b in args.batch_sizes if not store.has("onnx", name, config(b), FINAL)]
+        if not todo:
+            continue
+        job = dict(
+            model_or_name=name, batch_sizes=tuple(todo), device=args.device, input_size=size,
+            in_channels=args.in_channels, time_cap_s=args.time_cap, onnx_dir=args.out / "onnx",
+        )  # fmt: skip
+        for batch, status, text in _run_child(onnx_child, job, args.timeout, store, "onnx", config):
+            failures += status in ("error", "timeout")
+            print(f"{name} onnxruntime batch {batch}: {status} {text}", flush=True)
+    written = write_onnx(store, args.out / "onnx")
+    store.close()
+    print(f"{len(written)} files in {args.out / 'onnx'}")
+    return 1 if failures else 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -241,6 +287,18 @@ def build_parser() -> argparse.ArgumentParser:
     speed.add_argument("--store", type=Path, default=DEFAULT_STORE)
     speed.add_argument("--out", type=Path, default=DEFAULT_OUT)
     speed.set_defaults(run=run_speed)
+
+    onnx = stages.add_parser("onnx", help="ONNX export, parity and onnxruntime throughput")
+    onnx.add_argument("--models", default="*", help="shell-style pattern (default: all)")
+    onnx.add_argument("--batch-sizes", type=_batch_sizes, default=[1, 8, 32, 128, 512])
+    onnx.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    onnx.add_argument("--image-size", type=_positive, help="default: each model's book size")
+    onnx.add_argument("--in-channels", type=_positive, default=1)
+    onnx.add_argument("--time-cap", type=float, default=2.0, help="seconds of timed steps")
+    onnx.add_argument("--timeout", type=float, default=600, help="seconds per model")
+    onnx.add_argument("--store", type=Path, default=DEFAULT_STORE)
+    onnx.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    onnx.set_defaults(run=run_onnx)
     return parser
 
 

@@ -233,3 +233,54 @@ def write_speed(store: Store, out_dir: Path) -> list[Path]:
     _atomic_write(written[0], text)
     _atomic_write(written[1], frame.drop(columns=["order", "provenance"]).to_csv(index=False))
     return written
+
+
+ONNX_COLUMNS: list[Column] = [
+    ("model", "model", _text),
+    ("batch_size", "batch", _int),
+    ("status", "status", _text),
+    ("provider", "provider that ran", _text),
+    ("parity", "max abs diff (parity)", _text),
+    ("images_per_s", "onnxruntime images/s (median)", _ratio),
+    ("median_ms", "ms median", _ms),
+    ("p90_ms", "p90", _ms),
+    ("p99_ms", "p99", _ms),
+    ("n", "n", _int),
+    ("cv", "CV", _percent),
+    ("torch_images_per_s", "PyTorch images/s (median)", _ratio),
+    ("ort_over_torch", "onnxruntime / PyTorch", lambda v: "-" if pd.isna(v) else f"{v:.2f}x"),
+    ("note", "note", _text),
+]
+
+
+def write_onnx(store: Store, out_dir: Path) -> list[Path]:
+    """The stored ONNX exports and onnxruntime timings, CSV and Markdown."""
+    rows = store.rows("onnx")
+    if not rows:
+        return []
+    frame = pd.DataFrame(rows)
+    order = {name: i for i, name in enumerate(archs.list_models())}
+    frame["order"] = frame["model"].map(lambda m: order.get(m, len(order)))
+    frame = frame.sort_values(["order", "model", "batch_size"])
+    if "max_abs_diff" in frame:
+        frame["parity"] = [
+            "-" if pd.isna(d) else f"{d:.1e} ({'ok' if ok else 'over 1e-4'})"
+            for d, ok in zip(frame["max_abs_diff"], frame.get("parity_ok"), strict=True)
+        ]
+    devices = sorted(set(frame.get("device_name", pd.Series(dtype=str)).dropna()))
+    dates = sorted(r["provenance"]["date"] for r in rows)
+    text = (
+        "# ONNX export and onnxruntime (`python -m bench onnx`)\n\n"
+        "Exported with torch.onnx (dynamo exporter, dynamic batch axis), checked with "
+        "onnx.checker; parity is the largest absolute difference of fp32 logits between "
+        "PyTorch and onnxruntime in eval mode on a batch of 2 (tolerance 1e-4). Both runtimes "
+        "are timed in the same child process with the protocol of `bench speed` (warm-up, then "
+        "single steps until the time cap is spent), with as many threads each. Device: "
+        f"{', '.join(devices) or '-'}; measured {dates[0]} to {dates[-1]}.\n\n"
+        + markdown(frame, ONNX_COLUMNS)
+        + "\n"
+    )
+    written = [out_dir / "onnx.md", out_dir / "onnx.csv"]
+    _atomic_write(written[0], text)
+    _atomic_write(written[1], frame.drop(columns=["order", "provenance"]).to_csv(index=False))
+    return written

@@ -1,0 +1,160 @@
+"""ONNX export (torch.onnx's dynamo exporter, dynamic batch axis), onnx.checker, numerical parity
+with PyTorch, and onnxruntime throughput beside PyTorch's at the same batch sizes.
+
+onnxruntime-gpu lists CUDA among its providers even on a machine without a GPU and falls back
+to the CPU without a word, so the provider is chosen explicitly and the one that ran is recorded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import math
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+import archs
+from bench.speed import Backend, backend_for, make_step_factory, resolve_device, sweep
+
+PARITY_TOLERANCE = 1e-4  # max abs difference of fp32 logits
+
+
+def export(model: nn.Module, example: torch.Tensor, path: Path) -> float:
+    """Export ``model`` (eval mode) with a dynamic batch axis; check the file; return seconds."""
+    import onnx
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    with contextlib.redirect_stdout(io.StringIO()):  # the exporter narrates its steps
+        torch.onnx.export(
+            model.eval(),
+            (example,),
+            str(path),
+            dynamo=True,
+            input_names=["images"],
+            output_names=["logits"],
+            dynamic_shapes=({0: torch.export.Dim.DYNAMIC},),
+        )
+    seconds = time.perf_counter() - start
+    onnx.checker.check_model(str(path))
+    return seconds
+
+
+def session(path: Path, device: torch.device) -> Any:
+    """An onnxruntime session on ``device``: CUDA when asked and available, else the CPU."""
+    import onnxruntime as ort
+
+    if device.type == "cuda":
+        ort.preload_dlls()  # use the CUDA and cuDNN libraries that torch's wheels bring
+        providers = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    else:
+        providers = ["CPUExecutionProvider"]
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = torch.get_num_threads()  # as many threads as PyTorch uses
+    return ort.InferenceSession(str(path), options, providers=providers)
+
+
+def ort_step_factory(sess: Any, input_shape: tuple[int, ...], device: torch.device) -> Callable:
+    """``factory(batch)``: one onnxruntime inference of a batch. On CUDA, inputs and outputs are
+    bound to the device (IOBinding), so no host copy happens inside the timed step."""
+    import onnxruntime as ort
+
+    on_gpu = sess.get_providers()[0] == "CUDAExecutionProvider"
+
+    def factory(batch: int) -> Callable[[], Any]:
+        x = np.random.default_rng(0).standard_normal((batch, *input_shape), dtype=np.float32)
+        if not on_gpu:
+            return lambda: sess.run(None, {"images": x})
+        binding = sess.io_binding()
+        binding.bind_ortvalue_input("images", ort.OrtValue.ortvalue_from_numpy(x, "cuda", 0))
+        binding.bind_output("logits", "cuda")
+        return lambda: sess.run_with_iobinding(binding)
+
+    return factory
+
+
+def max_abs_difference(model: nn.Module, sess: Any, example: torch.Tensor) -> float:
+    """Largest absolute difference between PyTorch's and onnxruntime's eval-mode outputs."""
+    with torch.inference_mode():
+        expected = model.eval()(example).float().cpu().numpy()
+    got = sess.run(None, {"images": example.cpu().numpy()})[0]
+    return float(np.abs(got - expected).max())
+
+
+def iter_onnx(
+    model_or_name: str,
+    *,
+    batch_sizes: tuple[int, ...] = (1, 8, 32, 128, 512),
+    device: str = "auto",
+    input_size: int | None = None,
+    in_channels: int = 1,
+    time_cap_s: float = 2.0,
+    onnx_dir: Path = Path("reports/onnx"),
+) -> Iterator[dict[str, Any]]:
+    """Export one registry network, check it, then time onnxruntime and PyTorch inference at
+    each batch size; one row per batch size, with the export's facts in every row."""
+    name = model_or_name
+    dev = resolve_device(device)
+    size = input_size or archs.spec(name).input_size
+    shape = (in_channels, size, size)
+    torch.manual_seed(0)
+    model = archs.build(name, in_channels=in_channels, image_size=size, device=dev).eval()
+    example = torch.randn(2, *shape, device=dev)
+    path = onnx_dir / f"{name}_{size}px_c{in_channels}.onnx"
+    export_s = export(model, example, path)
+    sess = session(path, dev)
+    difference = max_abs_difference(model, sess, example)
+    facts = {
+        "model": name,
+        "image_size": size,
+        "in_channels": in_channels,
+        "export_s": export_s,
+        "onnx_bytes": path.stat().st_size,
+        "checker": "passed",
+        "max_abs_diff": difference,
+        "parity_ok": difference <= PARITY_TOLERANCE,
+        "provider": sess.get_providers()[0],
+        "ort_threads": torch.get_num_threads(),
+        "device_name": backend_for(dev).name,
+        "time_cap_s": time_cap_s,
+    }
+    ours = dict(_points(ort_step_factory(sess, shape, dev), batch_sizes, Backend(dev, "wall"),
+                        time_cap_s))  # fmt: skip
+    torch_factory = make_step_factory(model, "infer", shape, 10, dev)
+    theirs = dict(_points(torch_factory, batch_sizes, backend_for(dev), time_cap_s))
+    for batch in sorted(batch_sizes):
+        ort_point, torch_point = ours[batch], theirs[batch]
+        ort_ips = ort_point.stats.get("images_per_s", math.nan)
+        torch_ips = torch_point.stats.get("images_per_s", math.nan)
+        yield {
+            **facts,
+            "batch_size": batch,
+            "status": ort_point.status,
+            "note": ort_point.note,
+            **{k: ort_point.stats.get(k, math.nan)
+               for k in ("n", "median_ms", "p90_ms", "p99_ms", "cv", "images_per_s")},
+            "torch_images_per_s": torch_ips,
+            "torch_status": torch_point.status,
+            "ort_over_torch": ort_ips / torch_ips,
+        }  # fmt: skip
+
+
+def _points(factory: Callable, batch_sizes: tuple[int, ...], backend: Backend, cap: float):
+    for point in sweep(factory, list(batch_sizes), backend, cap):
+        yield point.batch_size, point
+
+
+def onnx_child(send: Any, job: dict[str, Any]) -> None:
+    """Child-process body of one CLI export and timing: send each row, then ("done",)."""
+    try:
+        for row in iter_onnx(**job):
+            send.send(("row", row))
+    except Exception as error:
+        send.send(("failed", f"{type(error).__name__}: {error}".splitlines()[0]))
+    send.send(("done",))

@@ -44,6 +44,16 @@ def _positive(text: str) -> int:
     return value
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return value
+
+
 def select_models(pattern: str) -> list[str]:
     """Registry names matching ``pattern``; an unmatched plain name gets close-match hints."""
     names = archs.list_models(pattern)
@@ -282,8 +292,8 @@ def build_parser() -> argparse.ArgumentParser:
     speed.add_argument("--compile", action="store_true", help="time torch.compile's model")
     speed.add_argument("--image-size", type=_positive, help="default: each model's book size")
     speed.add_argument("--in-channels", type=_positive, default=1)
-    speed.add_argument("--time-cap", type=float, default=2.0, help="seconds of timed steps")
-    speed.add_argument("--timeout", type=float, default=600, help="seconds per (model, mode)")
+    speed.add_argument("--time-cap", type=_seconds, default=2.0, help="seconds of timed steps")
+    speed.add_argument("--timeout", type=_seconds, default=600, help="seconds per (model, mode)")
     speed.add_argument("--store", type=Path, default=DEFAULT_STORE)
     speed.add_argument("--out", type=Path, default=DEFAULT_OUT)
     speed.set_defaults(run=run_speed)
@@ -294,8 +304,8 @@ def build_parser() -> argparse.ArgumentParser:
     onnx.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     onnx.add_argument("--image-size", type=_positive, help="default: each model's book size")
     onnx.add_argument("--in-channels", type=_positive, default=1)
-    onnx.add_argument("--time-cap", type=float, default=2.0, help="seconds of timed steps")
-    onnx.add_argument("--timeout", type=float, default=600, help="seconds per model")
+    onnx.add_argument("--time-cap", type=_seconds, default=2.0, help="seconds of timed steps")
+    onnx.add_argument("--timeout", type=_seconds, default=600, help="seconds per model")
     onnx.add_argument("--store", type=Path, default=DEFAULT_STORE)
     onnx.add_argument("--out", type=Path, default=DEFAULT_OUT)
     onnx.set_defaults(run=run_onnx)

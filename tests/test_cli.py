@@ -4,6 +4,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 from bench.__main__ import main
 from bench.store import Store
@@ -21,12 +22,20 @@ from bench.store import Store
         (["profile", "--batch-size", "0"], "must be positive, got 0"),
         (["profile", "--batch-size", "two"], "'two' is not a whole number"),
         (["measure"], "invalid choice: 'measure'"),
+        (["speed", "--batch-sizes", "0,8"], "batch sizes must be positive, got 0,8"),
+        (["speed", "--batch-sizes", "a,b"], "'a,b' is not a list of whole numbers"),
+        (["speed", "--precision", "fp8"], "invalid choice: 'fp8'"),
+        (["speed", "--mode", "eval"], "modes are infer, train; got 'eval'"),
+        (["speed", "--device", "cuda"], "--device cuda: no CUDA device is available"),
+        (["onnx", "--device", "cuda"], "--device cuda: no CUDA device is available"),
+        (["onnx", "--models", "vgg*", "--time-cap", "soon"], "'soon' is not a number of seconds"),
+        (["speed", "--timeout", "-1"], "must be positive, got -1"),
     ],
 )
-def test_bad_input_is_one_line_and_exit_code_2(argv, message, capsys, tmp_path):
-    assert (
-        main([*argv, "--store", str(tmp_path / "r.sqlite")] if argv[0] == "profile" else argv) == 2
-    )
+def test_bad_input_is_one_line_and_exit_code_2(argv, message, capsys, tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    store = ["--store", str(tmp_path / "r.sqlite")] if argv[0] != "measure" else []
+    assert main([*argv, *store]) == 2
     err = capsys.readouterr().err
     assert message in err
     assert err.count("\n") == 1 and "Traceback" not in err

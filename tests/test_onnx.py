@@ -1,0 +1,76 @@
+"""ONNX export, parity and provider recording on a small network."""
+
+import pytest
+import torch
+
+from bench import onnx_runtime
+from bench.__main__ import main
+from bench.store import Store
+
+
+@pytest.fixture(scope="module")
+def lenet_rows(tmp_path_factory):
+    out = tmp_path_factory.mktemp("onnx")
+    rows = list(onnx_runtime.iter_onnx("lenet", batch_sizes=(1, 4), device="cpu", time_cap_s=0.05,
+                                       onnx_dir=out))  # fmt: skip
+    return rows, out
+
+
+def test_export_is_checked_and_matches_pytorch(lenet_rows):
+    rows, out = lenet_rows
+    assert [r["batch_size"] for r in rows] == [1, 4]
+    first = rows[0]
+    assert (
+        first["checker"] == "passed"
+        and (out / "lenet_28px_c1.onnx").stat().st_size == first["onnx_bytes"]
+    )
+    assert first["max_abs_diff"] <= 1e-4 and first["parity_ok"]
+
+
+def test_the_provider_that_ran_is_recorded(lenet_rows):
+    rows, _ = lenet_rows
+    # onnxruntime-gpu lists CUDA here too; on a CPU request the CPU provider must be the one used
+    assert {r["provider"] for r in rows} == {"CPUExecutionProvider"}
+
+
+def test_both_runtimes_are_timed_at_every_batch_size(lenet_rows):
+    rows, _ = lenet_rows
+    for row in rows:
+        assert row["status"] == "ok" and row["torch_status"] == "ok"
+        assert row["ort_over_torch"] == pytest.approx(
+            row["images_per_s"] / row["torch_images_per_s"]
+        )
+
+
+def test_dynamic_batch_axis(lenet_rows, tmp_path):
+    _, out = lenet_rows
+    sess = onnx_runtime.session(out / "lenet_28px_c1.onnx", torch.device("cpu"))
+    for batch in (1, 3, 17):
+        assert sess.run(None, {"images": torch.randn(batch, 1, 28, 28).numpy()})[0].shape == (
+            batch,
+            10,
+        )
+
+
+def _child_failing_all_but_lenet(send, job):
+    if job["model_or_name"] != "lenet":
+        send.send(("failed", "RuntimeError: exporter cannot handle this network"))
+        send.send(("done",))
+        return
+    onnx_runtime.onnx_child(send, job)
+
+
+def test_a_failed_export_is_recorded_and_the_others_go_on(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(onnx_runtime, "onnx_child", _child_failing_all_but_lenet)
+    argv = ["onnx", "--models", "[al]*net", "--batch-sizes", "1,2", "--time-cap", "0.05",
+            "--store", str(tmp_path / "r.sqlite"), "--out", str(tmp_path)]  # fmt: skip
+    assert main(argv) == 1  # some networks failed
+    rows = {(r["model"], r["batch_size"]): r for r in Store(tmp_path / "r.sqlite").rows("onnx")}
+    assert sorted(rows) == [("alexnet", 1), ("alexnet", 2), ("anynet", 1), ("anynet", 2),
+                            ("lenet", 1), ("lenet", 2)]  # fmt: skip
+    assert rows[("alexnet", 2)]["status"] == "error"
+    assert rows[("alexnet", 2)]["note"] == "RuntimeError: exporter cannot handle this network"
+    assert rows[("lenet", 1)]["status"] == "ok" and rows[("lenet", 1)]["parity_ok"]
+    text = (tmp_path / "onnx" / "onnx.md").read_text()
+    assert "| lenet | 1 | ok | CPUExecutionProvider |" in text
+    assert "| alexnet | 1 | error |" in text

@@ -1,4 +1,4 @@
-"""Sessions: ``nox -s tests`` (the suite) and ``nox -s lint`` (ruff)."""
+"""Sessions: ``nox -s tests`` (the suite), ``nox -s lint`` (ruff) and ``nox -s microbench``."""
 
 import nox
 
@@ -19,3 +19,14 @@ def lint(session: nox.Session) -> None:
     session.install("ruff")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
+
+
+@nox.session
+def microbench(session: nox.Session) -> None:
+    """Time chapter 7's primitives and small forward passes (pytest-benchmark); results are
+    saved under .benchmarks/ (compare runs with --benchmark-compare) and in the results store."""
+    session.install("-e", ".[test]")
+    session.run(
+        "pytest", "benchmarks", "--benchmark-only", "--benchmark-autosave",
+        "--benchmark-max-time=0.5", "--benchmark-columns=median,iqr,rounds", *session.posargs,
+    )  # fmt: skip

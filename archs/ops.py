@@ -8,6 +8,7 @@ definitions, and the tests hold each one to torch's built-in operator.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -19,6 +20,13 @@ def corr2d(x: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
         for j in range(out.shape[1]):
             out[i, j] = (x[i : i + kh, j : j + kw] * k).sum()
     return out
+
+
+def corr2d_unfold(x: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    """corr2d as one matrix product: every (kh, kw) window unfolded into a column (im2col)."""
+    kh, kw = k.shape
+    columns = F.unfold(x[None, None], (kh, kw))[0]  # (kh * kw, number of windows)
+    return (k.reshape(1, -1) @ columns).reshape(x.shape[0] - kh + 1, x.shape[1] - kw + 1)
 
 
 def corr2d_multi_in(x: torch.Tensor, k: torch.Tensor) -> torch.Tensor:

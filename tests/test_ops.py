@@ -14,6 +14,13 @@ def test_corr2d_worked_example():
     assert torch.equal(ops.corr2d(X3, K2), torch.tensor([[19.0, 25.0], [37.0, 43.0]]))
 
 
+def test_corr2d_unfold_matches_the_loop():
+    torch.manual_seed(0)
+    x, k = torch.randn(9, 7), torch.randn(3, 2)
+    torch.testing.assert_close(ops.corr2d_unfold(x, k), ops.corr2d(x, k))
+    assert torch.equal(ops.corr2d_unfold(X3, K2), torch.tensor([[19.0, 25.0], [37.0, 43.0]]))
+
+
 def test_corr2d_detects_vertical_edges_only():
     x = torch.ones(6, 8)
     x[:, 2:6] = 0

@@ -402,7 +402,7 @@ def run_isolated(target: Callable[..., Any], args: tuple, timeout_s: float) -> I
     child = context.Process(target=target, args=(send, *args), daemon=True)
     child.start()
     send.close()
-    deadline = time.monotonic() + timeout_s
+    deadline, grace = time.monotonic() + timeout_s, 0.0
     try:
         while True:
             remaining = deadline - time.monotonic()
@@ -415,6 +415,7 @@ def run_isolated(target: Callable[..., Any], args: tuple, timeout_s: float) -> I
                 except EOFError:
                     break
                 if message == ("done",):
+                    grace = 30.0  # let it exit by itself, and its own workers with it
                     return
                 yield message
             elif not child.is_alive() and not receive.poll():
@@ -422,23 +423,8 @@ def run_isolated(target: Callable[..., Any], args: tuple, timeout_s: float) -> I
         child.join(5)
         yield ("exit", child.exitcode)
     finally:
+        child.join(grace)
         if child.is_alive():
             child.kill()
         child.join()
         receive.close()
-
-
-def speed_child(send: Any, job: dict[str, Any]) -> None:
-    """Child-process body of one CLI sweep: send each row, then ("done",).
-
-    A failure that is not out-of-memory ends the sweep with one ("failed", message) message;
-    the parent records it against the batch sizes not timed.
-    """
-    torch.manual_seed(0)
-    try:
-        for row in iter_speed(**job):
-            send.send(("row", row))
-    except Exception as error:
-        message = f"{type(error).__name__}: {error}".splitlines()[0]
-        send.send(("failed", message))
-    send.send(("done",))

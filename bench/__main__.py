@@ -138,7 +138,7 @@ def _batch_sizes(text: str) -> list[int]:
 
 
 def _modes(text: str) -> list[str]:
-    from bench.speed import MODES
+    from bench.timing import MODES
 
     modes = text.split(",")
     if not set(modes) <= set(MODES):
@@ -149,8 +149,8 @@ def _modes(text: str) -> list[str]:
 def run_speed(args: argparse.Namespace) -> int:
     """Time every selected network across batch sizes, one child process per (model, mode)."""
     from bench.report import write_speed
-    from bench.speed import backend_for, peak_flops, resolve_device, speed_child
     from bench.store import Store
+    from bench.timing import backend_for, peak_flops, resolve_device, speed_child
 
     names = select_models(args.models)
     try:
@@ -207,7 +207,7 @@ def _run_child(
     """Run one network's batch-size sweep in a child; store each row as it arrives; give every
     batch size the child did not report a row saying why (``failure``: status and note prefix
     for an exception in the child)."""
-    from bench.speed import run_isolated
+    from bench.timing import run_isolated
 
     name, pending = job["model_or_name"], list(job["batch_sizes"])
     for message in run_isolated(child, (job,), timeout):
@@ -236,8 +236,8 @@ def run_onnx(args: argparse.Namespace) -> int:
     """Export, check and time every selected network under onnxruntime, one child each."""
     from bench.onnx_runtime import onnx_child
     from bench.report import write_onnx
-    from bench.speed import backend_for, resolve_device
     from bench.store import Store
+    from bench.timing import backend_for, resolve_device
 
     names = select_models(args.models)
     try:

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 import archs
-from bench.speed import Backend, backend_for, make_step_factory, resolve_device, sweep
+from bench.timing import Backend, backend_for, make_step_factory, resolve_device, sweep
 
 PARITY_TOLERANCE = 1e-4  # max abs difference of fp32 logits
 

@@ -74,3 +74,19 @@ def test_profile_stores_rows_writes_tables_and_resumes(tmp_path, capsys):
     assert [r["provenance"]["date"] for r in Store(store_path).rows("profile")] == [
         r["provenance"]["date"] for r in rows
     ]
+
+
+def test_speed_sweeps_in_children_stores_rows_and_resumes(tmp_path, capsys):
+    argv = ["speed", "--models", "lenet", "--batch-sizes", "1,4", "--time-cap", "0.05",
+            "--store", str(tmp_path / "r.sqlite"), "--out", str(tmp_path)]  # fmt: skip
+    assert main(argv) == 0
+    assert capsys.readouterr().out.count("images/s") == 4  # 2 modes x 2 batch sizes
+    rows = Store(tmp_path / "r.sqlite").rows("speed")
+    assert sorted((r["mode"], r["batch_size"], r["status"]) for r in rows) == [
+        ("infer", 1, "ok"), ("infer", 4, "ok"), ("train", 1, "ok"), ("train", 4, "ok")
+    ]  # fmt: skip
+    assert all(r["n"] >= 1 and r["median_ms"] > 0 and r["peak_flops_per_s"] > 0 for r in rows)
+    table = (tmp_path / "speed" / "speed.md").read_text()
+    assert "| lenet | train | 4 | ok |" in table and "peak RSS growth" in table
+    assert main(argv) == 0  # all stored: no child is started
+    assert "images/s" not in capsys.readouterr().out

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from bench import speed as sp
+from bench import timing as sp
 
 
 class FakeBackend(sp.Backend):

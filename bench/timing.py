@@ -428,3 +428,18 @@ def run_isolated(target: Callable[..., Any], args: tuple, timeout_s: float) -> I
             child.kill()
         child.join()
         receive.close()
+
+
+def speed_child(send: Any, job: dict[str, Any]) -> None:
+    """Child-process body of one CLI sweep: send each row, then ("done",).
+
+    An exception other than out-of-memory ends the sweep with one ("failed", message) message;
+    the parent records it against the batch sizes not timed.
+    """
+    torch.manual_seed(0)
+    try:
+        for row in iter_speed(**job):
+            send.send(("row", row))
+    except Exception as error:
+        send.send(("failed", f"{type(error).__name__}: {error}".splitlines()[0]))
+    send.send(("done",))

@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import math
 import os
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 
 ENV_VAR = "FASHION_MNIST_DIR"
 DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -140,3 +143,89 @@ def _read_idx(path: Path) -> torch.Tensor:
         raise DataNotFoundError(f"{path} is not an IDX file of unsigned bytes")
     shape = [int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
     return torch.frombuffer(bytearray(raw[4 + 4 * ndim :]), dtype=torch.uint8).reshape(shape)
+
+
+def prepare(images: torch.Tensor, resize: int | None) -> torch.Tensor:
+    """uint8 (N, 28, 28) images to float (N, 1, H, W) in [0, 1], resized on their device.
+
+    Bilinear with antialiasing, as torchvision's Resize; against the book's pipeline (PIL
+    Resize, then ToTensor) every pixel differs by at most 1/255, PIL's rounding to uint8.
+    """
+    x = images.unsqueeze(1).float().div_(255)
+    if resize is None or resize == x.shape[-1]:
+        return x
+    return F.interpolate(x, size=(resize, resize), mode="bilinear", antialias=True)
+
+
+class DeviceBatches:
+    """A split held whole on the training device as uint8; batches are index slices of a seeded
+    per-epoch permutation, scaled and resized on the device: no per-sample Python work."""
+
+    def __init__(
+        self,
+        split: Split,
+        batch_size: int,
+        device: torch.device,
+        resize: int | None = None,
+        shuffle: bool = True,
+        seed: int = 0,
+    ):
+        self.images, self.labels = split.images.to(device), split.labels.to(device)
+        self.batch_size, self.resize, self.shuffle, self.seed = batch_size, resize, shuffle, seed
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.labels) / self.batch_size)
+
+    def epoch(self, epoch: int, start: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """The batches of ``epoch`` (the same ones for the same seed), from batch ``start`` on."""
+        n = len(self.labels)
+        if self.shuffle:
+            generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+            order = torch.randperm(n, generator=generator).to(self.images.device)
+        else:
+            order = torch.arange(n, device=self.images.device)
+        for first in range(start * self.batch_size, n, self.batch_size):
+            index = order[first : first + self.batch_size]
+            yield prepare(self.images[index], self.resize), self.labels[index]
+
+
+class _PILImages(torch.utils.data.Dataset):
+    """A split as the book's pipeline sees it: PIL images through torchvision transforms."""
+
+    def __init__(self, split: Split, transform: Callable):
+        self.images, self.labels, self.transform = split.images.numpy(), split.labels, transform
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        from PIL import Image
+
+        return self.transform(Image.fromarray(self.images[i], mode="L")), int(self.labels[i])
+
+
+def torchvision_batches(
+    split: Split,
+    batch_size: int,
+    resize: int | None,
+    num_workers: int = min(4, os.cpu_count() or 1),
+    generator: torch.Generator | None = None,
+) -> torch.utils.data.DataLoader:
+    """The book's pipeline: torchvision Resize and ToTensor per PIL image, a shuffling
+    DataLoader with worker processes (the book uses four; fewer where there are fewer cores)."""
+    from torchvision import transforms
+
+    steps = ([transforms.Resize(resize)] if resize else []) + [transforms.ToTensor()]
+    return torch.utils.data.DataLoader(
+        _PILImages(split, transforms.Compose(steps)), batch_size, shuffle=True,
+        num_workers=num_workers, generator=generator,
+    )  # fmt: skip
+
+
+def subset(split: Split, per_class: int | None) -> Split:
+    """The first ``per_class`` examples of each class (all of them for None), in split order."""
+    if per_class is None:
+        return split
+    keep = torch.cat([torch.nonzero(split.labels == c)[:per_class, 0] for c in range(len(CLASSES))])
+    keep = keep.sort().values
+    return Split(images=split.images[keep], labels=split.labels[keep])

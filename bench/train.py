@@ -1,0 +1,297 @@
+"""Training on Fashion-MNIST: the book's recipes (chapter 8: SGD, batch 128, 10 epochs, per-model
+learning rate and resize), run under a profile that sets the budget, and the exercise
+experiments as named lists of runs. Everything here is data except ``train``.
+
+Metrics are taken at evaluation points: after every epoch, or, for a wall-clock budget, at
+fixed fractions of it. Training time excludes evaluation; it is what time-to-accuracy uses.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import math
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+import archs
+from bench.data import DeviceBatches, FashionMNIST, subset, torchvision_batches
+from bench.timing import backend_for
+
+ACCURACY_TARGETS = (0.80, 0.85, 0.90, 0.92)
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How long runs train and on what: a training profile."""
+
+    name: str
+    epochs: int | None = None  # train this many epochs ...
+    seconds: float | None = None  # ... or for this much training time
+    eval_points: int = 1  # for a time budget: evaluations at equal fractions of it
+    train_per_class: int | None = None  # training images per class (None: all 6,000)
+    test_per_class: int | None = None  # test images per class (None: all 1,000)
+    short_seconds: float | None = None  # time budget of exercise runs, if shorter
+
+
+PROFILES = {
+    # the chapter's recipe, exactly: 10 epochs over all 60,000 images, the full test set
+    "book": Budget("book", epochs=10),
+    # a CPU: a fixed training time per run, evaluated twice on 100 test images per class
+    "cpu": Budget("cpu", seconds=30, eval_points=2, test_per_class=100, short_seconds=10),
+    # tests and CI: four epochs over 200 images per class
+    "smoke": Budget("smoke", epochs=4, train_per_class=200, test_per_class=50),
+}
+
+
+@dataclass(frozen=True)
+class Run:
+    """One training run: a registry network and, unless overridden, its book recipe."""
+
+    model: str
+    lr: float | None = None
+    batch_size: int | None = None
+    resize: int | None = None
+    seed: int = 0
+    short: bool = False  # an exercise run: the profile's shorter time budget applies
+
+    def settings(self) -> dict[str, Any]:
+        """The run with the book's recipe filled in: lr, batch size, resize (None: 28)."""
+        recipe = archs.spec(self.model).recipe
+        if recipe is None and (self.lr is None or self.batch_size is None):
+            raise ValueError(f"{self.model} has no book recipe: give lr and batch_size")
+        return {
+            "model": self.model,
+            "lr": self.lr if self.lr is not None else recipe.lr,
+            "batch_size": self.batch_size or recipe.batch_size,
+            "resize": self.resize
+            if self.resize is not None
+            else (recipe.resize if recipe else None),
+            "seed": self.seed,
+        }
+
+
+BOOK_MODELS = ("lenet", "bn_lenet", "alexnet", "vgg11_small", "nin", "googlenet", "resnet18",
+               "densenet", "regnetx32")  # fmt: skip
+
+# Named experiments: the book's runs, and the exercises that need training.
+EXPERIMENTS: dict[str, tuple[Run, ...]] = {
+    "book": tuple(Run(m) for m in BOOK_MODELS),
+    # 8.5.7.2: LeNet with and without batch norm over learning rates
+    "lr_grid": tuple(
+        Run(m, lr=lr, short=True) for m in ("lenet", "bn_lenet") for lr in (0.03, 0.3, 1.0, 3.0)
+    ),
+    # 8.1.5.6: batch size against throughput, accuracy and peak memory
+    "batch_sweep": tuple(Run("lenet", batch_size=b, short=True) for b in (32, 128, 512)),
+    # 8.2.5.4: the book's small VGG-11 at 56 and 84 pixels instead of 224
+    "vgg_sizes": tuple(Run("vgg11_small", resize=r, short=True) for r in (56, 84)),
+    # 8.3.5.1-3: NiN with one or three 1x1 convs, 3x3 convs, a fully connected head
+    "nin_variants": tuple(
+        Run(m, short=True) for m in ("nin_one_1x1", "nin_three_1x1", "nin_3x3", "nin_fc")
+    ),
+}
+
+
+def config(run: Run, budget: Budget, pipeline: str) -> dict[str, Any]:
+    """Everything that determines a run's result: its key in the results store."""
+    return {**run.settings(), **dataclasses.asdict(budget), "short": run.short,
+            "pipeline": pipeline}  # fmt: skip
+
+
+def evaluate(model: torch.nn.Module, batches: DeviceBatches) -> tuple[float, float]:
+    """Mean cross-entropy and accuracy over a split."""
+    model.eval()
+    loss, correct, seen = 0.0, 0, 0
+    with torch.inference_mode():
+        for x, y in batches.epoch(0):
+            logits = model(x)
+            loss += F.cross_entropy(logits, y, reduction="sum").item()
+            correct += int((logits.argmax(1) == y).sum())
+            seen += len(y)
+    model.train()
+    return loss / seen, correct / seen
+
+
+class Diverged(Exception):
+    """The training loss became NaN or infinite."""
+
+
+def train(
+    run: Run,
+    budget: Budget,
+    data: FashionMNIST,
+    device: torch.device,
+    checkpoint: Path | None = None,
+    pipeline: str = "ours",
+    on_step: Callable[[int], None] | None = None,
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Train one run; return its summary row and one row per evaluation point.
+
+    With ``checkpoint``, state is saved (atomically) at every evaluation point and a run that
+    finds one resumes from it, ending with the metrics it would have had uninterrupted.
+    ``pipeline`` "torchvision" feeds the book's per-image pipeline instead of device batches.
+    ``on_step(step)`` is called after every optimizer step (progress, or tests).
+    """
+    settings = run.settings()
+    seconds = budget.short_seconds if run.short and budget.short_seconds else budget.seconds
+    torch.manual_seed(settings["seed"])
+    model = archs.build(settings["model"], image_size=settings["resize"] or 28, device=device)
+    optimizer = torch.optim.SGD(model.parameters(), lr=settings["lr"])
+    batches = _Batches(pipeline, subset(data.train, budget.train_per_class), settings, device)
+    test = DeviceBatches(subset(data.test, budget.test_per_class), 512, device, settings["resize"],
+                         shuffle=False)  # fmt: skip
+    state = {"epoch": 0, "batch": 0, "step": 0, "train_s": 0.0, "wall_s": 0.0, "history": []}
+    if checkpoint is not None and checkpoint.exists():
+        saved = torch.load(checkpoint, map_location=device, weights_only=False)
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        torch.set_rng_state(saved["rng"])
+        state = saved["state"]
+    backend = backend_for(device)
+    backend.reset_peak()
+    status, window = "ok", _Window()
+
+    def evaluation_due(train_s: float) -> bool:  # for a time budget; epochs end by themselves
+        return train_s >= seconds * (len(state["history"]) + 1) / budget.eval_points
+
+    try:
+        while len(state["history"]) < (budget.eval_points if seconds else budget.epochs):
+            started = time.perf_counter()
+            for x, y in batches.epoch(state["epoch"], state["batch"]):
+                loss, correct = _step(model, optimizer, x, y)
+                if pipeline == "torchvision":
+                    float(loss)  # the book's loop reads the loss on the host every step
+                window.add(loss, correct, len(y))
+                state["step"] += 1
+                state["batch"] += 1
+                if on_step:
+                    on_step(state["step"])
+                if state["step"] % 50 == 0 and not window.finite():
+                    raise Diverged
+                if seconds and evaluation_due(state["train_s"] + time.perf_counter() - started):
+                    break
+            state["train_s"] += time.perf_counter() - started
+            state["wall_s"] += time.perf_counter() - started
+            if state["batch"] >= len(batches):
+                state["epoch"], state["batch"] = state["epoch"] + 1, 0
+            if not window.finite():
+                raise Diverged
+            if seconds and not evaluation_due(state["train_s"]):
+                continue  # an epoch ended between two evaluation points
+            state["history"].append(_point(state, window, model, test, len(batches)))
+            window = _Window()
+            if checkpoint is not None:
+                _save(checkpoint, model, optimizer, state)
+    except Diverged:
+        status = "diverged"
+    peak = backend.peak_bytes()
+    if checkpoint is not None and checkpoint.exists():
+        checkpoint.unlink()  # the run is over: its result goes to the store
+    return _summary(settings, state["history"], status, peak, backend), state["history"]
+
+
+class _Batches:
+    """The training batches of an epoch from one of the two pipelines, seeded by epoch."""
+
+    def __init__(self, pipeline: str, split, settings: dict[str, Any], device: torch.device):
+        if pipeline not in ("ours", "torchvision"):
+            raise ValueError(f"pipeline must be 'ours' or 'torchvision', got {pipeline!r}")
+        self.pipeline, self.split, self.device = pipeline, split, device
+        self.size, self.resize, self.seed = (
+            settings["batch_size"],
+            settings["resize"],
+            settings["seed"],
+        )
+        self.ours = DeviceBatches(split, self.size, device, self.resize, seed=self.seed)
+
+    def __len__(self) -> int:
+        return len(self.ours)
+
+    def epoch(self, epoch: int, start: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        if self.pipeline == "ours":
+            yield from self.ours.epoch(epoch, start)
+            return
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+        loader = torchvision_batches(self.split, self.size, self.resize, generator=generator)
+        for x, y in itertools.islice(loader, start, None):
+            yield x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+
+
+def _step(model, optimizer, x, y) -> tuple[torch.Tensor, torch.Tensor]:
+    logits = model(x)
+    loss = F.cross_entropy(logits, y)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss.detach() * len(y), (logits.argmax(1) == y).sum()
+
+
+class _Window:
+    """Training loss and accuracy since the last evaluation, summed on the device (no sync)."""
+
+    def __init__(self):
+        self.loss, self.correct, self.seen = torch.zeros(()), torch.zeros((), dtype=torch.long), 0
+
+    def add(self, loss: torch.Tensor, correct: torch.Tensor, n: int) -> None:
+        self.loss = self.loss.to(loss.device) + loss
+        self.correct = self.correct.to(correct.device) + correct
+        self.seen += n
+
+    def finite(self) -> bool:
+        return bool(torch.isfinite(self.loss))
+
+
+def _point(state: dict, window: _Window, model, test: DeviceBatches, batches: int) -> dict:
+    started = time.perf_counter()
+    test_loss, test_acc = evaluate(model, test)
+    state["wall_s"] += time.perf_counter() - started
+    previous = state["history"][-1]["train_s"] if state["history"] else 0.0
+    return {
+        "epoch": state["epoch"] + state["batch"] / batches,
+        "step": state["step"],
+        "train_loss": float(window.loss) / max(window.seen, 1),
+        "train_acc": int(window.correct) / max(window.seen, 1),
+        "test_loss": test_loss,
+        "test_acc": test_acc,
+        "train_s": state["train_s"],
+        "wall_s": state["wall_s"],
+        "images_per_s": window.seen / max(state["train_s"] - previous, 1e-9),
+    }
+
+
+def _save(path: Path, model, optimizer, state: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "rng": torch.get_rng_state(), "state": state}, partial)  # fmt: skip
+    os.replace(partial, path)
+
+
+def _summary(settings, history, status, peak, backend) -> dict[str, Any]:
+    final = history[-1] if history else {}
+    summary = {
+        **settings,
+        "status": status,
+        "evaluations": len(history),
+        "test_acc": final.get("test_acc", math.nan),
+        "best_test_acc": max((h["test_acc"] for h in history), default=math.nan),
+        "train_loss": final.get("train_loss", math.nan),
+        "train_s": final.get("train_s", math.nan),
+        "images_per_s": (
+            final["step"] * settings["batch_size"] / final["train_s"] if final else math.nan
+        ),
+        "peak_bytes": peak,
+        "memory_kind": backend.memory_kind,
+        "device_name": backend.name,
+    }
+    for target in ACCURACY_TARGETS:
+        reached = [h["train_s"] for h in history if h["test_acc"] >= target]
+        summary[f"time_to_{round(target * 100)}_s"] = reached[0] if reached else None
+    return summary

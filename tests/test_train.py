@@ -42,7 +42,7 @@ def test_an_interrupted_run_resumes_to_the_same_metrics(fashion, uninterrupted, 
     with pytest.raises(Interrupt):
         train(Run("lenet_modern"), SMOKE, fashion, CPU, checkpoint, on_step=stop_in_the_third_epoch)
     assert checkpoint.exists()
-    summary, history = train(Run("lenet_modern"), SMOKE, fashion, CPU, checkpoint)
+    _, history = train(Run("lenet_modern"), SMOKE, fashion, CPU, checkpoint)
     expected = uninterrupted[1]
     for key in ("step", "train_loss", "train_acc", "test_loss", "test_acc"):
         assert [h[key] for h in history] == [h[key] for h in expected], key

@@ -1,9 +1,9 @@
 """``python -m bench <stage>``: measure registry networks into the results store, then render.
 
 Stages: profile (parameters, MACs/FLOPs, activation memory); speed (throughput, latency and
-peak memory across batch sizes); onnx (export, parity, onnxruntime against PyTorch). Bad input
-gets one line on stderr and exit code 2; a network that fails is recorded with its status and
-the others go on.
+peak memory across batch sizes); onnx (export, parity, onnxruntime against PyTorch); train
+(Fashion-MNIST); pipeline (input pipelines against compute alone). Bad input gets one line on
+stderr and exit code 2; a network that fails is recorded with its status and the others go on.
 """
 
 from __future__ import annotations
@@ -268,6 +268,100 @@ def run_onnx(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
+def _load_data(data_dir: Path | None) -> Any:
+    from bench.data import DataNotFoundError, load
+
+    try:
+        return load(data_dir)
+    except DataNotFoundError as error:
+        raise UsageError(str(error)) from None
+
+
+def run_train(args: argparse.Namespace) -> int:
+    """Train the runs of the chosen experiments, each in a child process, into the store."""
+    from bench.report import write_train
+    from bench.store import Store, config_hash
+    from bench.timing import backend_for, resolve_device, run_isolated
+    from bench.train import EXPERIMENTS, PROFILES, config, train_child
+
+    try:
+        device = resolve_device(args.device)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    profile = args.profile or ("book" if device.type == "cuda" else "cpu")
+    budget = PROFILES[profile]
+    selected = set(select_models(args.models))
+    runs = [r for e in args.experiment for r in EXPERIMENTS[e] if r.model in selected]
+    if not runs:
+        raise UsageError(f"no run of {', '.join(args.experiment)} trains {args.models!r}")
+    _load_data(args.data_dir)  # fail fast, in one line, if the data is missing
+    device_name = backend_for(device).name
+    store, failures = Store(args.store), 0
+    print(f"train: {len(runs)} runs, profile {profile} ({budget}), on {device_name}")
+    for done, run in enumerate(runs, 1):
+        key = {**config(run, budget, args.pipeline), "device": device_name}
+        if store.has("train", run.model, key, ("ok", "diverged")):
+            continue
+        checkpoint = args.out / "checkpoints" / f"{config_hash(key)}.pt"
+        job = dict(run=run, budget=budget, data_dir=args.data_dir, device=str(device),
+                   checkpoint=checkpoint, pipeline=args.pipeline)  # fmt: skip
+        status, note = "error", "the child process ended without a result"
+        for message in run_isolated(train_child, (job,), args.timeout):
+            if message[0] == "row":
+                result = message[1]
+                summary = {**result["summary"], "profile": profile, "pipeline": args.pipeline}
+                store.put("train", run.model, key, summary, status=summary["status"],
+                          details={"history": result["history"]})  # fmt: skip
+                status, note = summary["status"], f"test accuracy {summary['test_acc']:.3f}"
+            elif message[0] == "failed":
+                note = message[1]
+            elif message[0] == "timeout":
+                status, note = "timeout", f"no result within {message[1]:g} s"
+            else:
+                note = f"the child process exited with code {message[1]}"
+        if status in ("error", "timeout"):
+            failures += 1
+            store.put("train", run.model, key, {**run.settings(), "note": note}, status=status)
+        settings = run.settings()
+        print(f"[{done}/{len(runs)}] {run.model}, lr {settings['lr']}, batch "
+              f"{settings['batch_size']}, {settings['resize'] or 28} px: {status}, {note}",
+              flush=True)  # fmt: skip
+    written = write_train(store, args.out / "train")
+    store.close()
+    print(f"{len(written)} files in {args.out / 'train'}")
+    return 1 if failures else 0
+
+
+def run_pipeline(args: argparse.Namespace) -> int:
+    """Training throughput of our pipeline, the book's, and compute alone, side by side."""
+    from bench.report import write_pipeline
+    from bench.store import Store
+    from bench.timing import backend_for, resolve_device
+    from bench.train import FEEDS, PIPELINE_CASES, feed_throughput
+
+    try:
+        device = resolve_device(args.device)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    data = _load_data(args.data_dir)
+    device_name, store = backend_for(device).name, Store(args.store)
+    cases = [(m, r) for m, r in PIPELINE_CASES if m in select_models(args.models)]
+    if not cases:
+        raise UsageError(f"the pipeline cases are {', '.join(m for m, _ in PIPELINE_CASES)}")
+    for model, resize in cases:
+        for feed in FEEDS:
+            key = {"resize": resize, "feed": feed, "device": device_name, "seconds": args.seconds}
+            if store.has("pipeline", model, key):
+                continue
+            row = feed_throughput(model, resize, feed, data, device, args.seconds)
+            store.put("pipeline", model, key, row)
+            print(f"{model} at {resize or 28} px, {feed}: {row['images_per_s']:,.0f} images/s")
+    written = write_pipeline(store, args.out / "pipeline")
+    store.close()
+    print(f"{len(written)} files in {args.out / 'pipeline'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m bench", description=__doc__.splitlines()[0])
     stages = parser.add_subparsers(dest="stage", required=True, parser_class=_Parser)
@@ -309,6 +403,34 @@ def build_parser() -> argparse.ArgumentParser:
     onnx.add_argument("--store", type=Path, default=DEFAULT_STORE)
     onnx.add_argument("--out", type=Path, default=DEFAULT_OUT)
     onnx.set_defaults(run=run_onnx)
+
+    train = stages.add_parser("train", help="Fashion-MNIST training: book recipes or budgets")
+    train.add_argument("--models", default="*", help="shell-style pattern (default: all)")
+    train.add_argument(
+        "--experiment",
+        nargs="+",
+        default=["book"],
+        choices=["book", "lr_grid", "batch_sweep", "vgg_sizes", "nin_variants"],
+    )
+    train.add_argument(
+        "--profile", choices=["smoke", "cpu", "book"], help="default: book with a GPU, cpu without"
+    )
+    train.add_argument("--pipeline", default="ours", choices=["ours", "torchvision"])
+    train.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    train.add_argument("--data-dir", type=Path, help="default: $FASHION_MNIST_DIR, then Debian's")
+    train.add_argument("--timeout", type=_seconds, default=4 * 3600, help="seconds per run")
+    train.add_argument("--store", type=Path, default=DEFAULT_STORE)
+    train.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    train.set_defaults(run=run_train)
+
+    pipeline = stages.add_parser("pipeline", help="input pipeline against compute alone")
+    pipeline.add_argument("--models", default="*", help="of lenet, resnet18, alexnet")
+    pipeline.add_argument("--seconds", type=_seconds, default=5.0, help="per measurement")
+    pipeline.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    pipeline.add_argument("--data-dir", type=Path)
+    pipeline.add_argument("--store", type=Path, default=DEFAULT_STORE)
+    pipeline.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    pipeline.set_defaults(run=run_pipeline)
     return parser
 
 

@@ -284,3 +284,115 @@ def write_onnx(store: Store, out_dir: Path) -> list[Path]:
     _atomic_write(written[0], text)
     _atomic_write(written[1], frame.drop(columns=["order", "provenance"]).to_csv(index=False))
     return written
+
+
+def _budget(row: dict[str, Any]) -> str:
+    config = row["config"]
+    if config.get("epochs"):
+        data = "all 60,000 images" if config["train_per_class"] is None else \
+            f"{10 * config['train_per_class']:,} images"  # fmt: skip
+        return f"{config['epochs']} epochs over {data}"
+    seconds = config["short_seconds"] if config["short"] and config["short_seconds"] else \
+        config["seconds"]  # fmt: skip
+    return f"budget run: {seconds:g} s of training"
+
+
+def _test_set(row: dict[str, Any]) -> str:
+    per_class = row["config"]["test_per_class"]
+    return "all 10,000" if per_class is None else f"{10 * per_class:,} (first {per_class} a class)"
+
+
+TRAIN_COLUMNS: list[Column] = [
+    ("model", "model", _text),
+    ("lr", "lr", _text),
+    ("batch_size", "batch", _int),
+    ("input", "input", _text),
+    ("run", "profile: run", _text),
+    ("test_set", "test images", _text),
+    ("status", "status", _text),
+    ("test_acc", "test accuracy (final)", _percent),
+    ("best_test_acc", "best", _percent),
+    ("train_s", "training time (s)", _ratio),
+    ("images_per_s", "images/s", _ratio),
+    ("time_to_80_s", "to 80% (s)", _ratio),
+    ("time_to_85_s", "to 85% (s)", _ratio),
+    ("time_to_90_s", "to 90% (s)", _ratio),
+    ("time_to_92_s", "to 92% (s)", _ratio),
+    ("peak_bytes", "peak memory (MiB, measured)", _mib),
+    ("note", "note", _text),
+]
+
+
+def write_train(store: Store, out_dir: Path) -> list[Path]:
+    """Every stored training run (CSV and Markdown), and the curves of evaluation points."""
+    rows = store.rows("train")
+    if not rows:
+        return []
+    frame = pd.DataFrame(rows)
+    frame["input"] = [f"{r['config']['resize'] or 28} px" for r in rows]
+    frame["run"] = [f"{r['config']['name']}: {_budget(r)}" for r in rows]
+    frame["test_set"] = [_test_set(r) for r in rows]
+    devices = sorted({r["provenance"]["device"] + " / " + r["provenance"]["cpu"] for r in rows})
+    text = (
+        "# Training on Fashion-MNIST (`python -m bench train`)\n\n"
+        "SGD without momentum, cross-entropy, the book's Xavier-uniform initialization; learning "
+        "rate, batch and input side per run. *book* runs follow the chapter's recipe (10 epochs, "
+        "full test set). *Budget runs* train for a fixed training time instead and are "
+        "evaluated on a fixed subset of the test set: their accuracies are what that budget "
+        "buys, not the book's results. Training time excludes evaluation; time-to-accuracy is "
+        "the training time at the first evaluation reaching that accuracy (evaluations happen "
+        "only at the points listed in the curves file). Peak memory: growth of the process's "
+        f"peak RSS on a CPU, of allocated memory on a GPU. Devices: {'; '.join(devices)}.\n\n"
+        + markdown(frame, TRAIN_COLUMNS)
+        + "\n"
+    )
+    curves = [
+        {"model": r["model"], "lr": r["lr"], "batch_size": r["batch_size"],
+         "resize": r["config"]["resize"], "profile": r["config"]["name"], **point}
+        for r in rows
+        for point in store.details("train", r["model"], r["config"], "history")
+    ]  # fmt: skip
+    written = [out_dir / "train.md", out_dir / "train.csv", out_dir / "curves.csv"]
+    _atomic_write(written[0], text)
+    _atomic_write(written[1], frame.drop(columns=["provenance"]).to_csv(index=False))
+    _atomic_write(written[2], pd.DataFrame(curves).to_csv(index=False))
+    return written
+
+
+def write_pipeline(store: Store, out_dir: Path) -> list[Path]:
+    """Training images/s of the three feeds per network, and the two ratios."""
+    rows = store.rows("pipeline")
+    if not rows:
+        return []
+    frame = pd.DataFrame(rows)
+    table = frame.pivot_table(index=["model", "resize"], columns="feed", values="images_per_s",
+                              dropna=False).reset_index()  # fmt: skip
+    table["input"] = [f"{int(r) if r == r else 28} px" for r in table["resize"]]
+    table["ours_over_book"] = table["ours"] / table["torchvision"]
+    table["ours_over_compute"] = table["ours"] / table["compute_only"]
+    columns: list[Column] = [
+        ("model", "model", _text),
+        ("input", "input", _text),
+        ("ours", "ours: device batches (images/s)", _ratio),
+        ("torchvision", "book: torchvision + DataLoader (images/s)", _ratio),
+        ("compute_only", "compute only (images/s)", _ratio),
+        ("ours_over_book", "ours / book", lambda v: "-" if pd.isna(v) else f"{v:.2f}x"),
+        ("ours_over_compute", "ours / compute only", _percent),
+    ]
+    devices = sorted({r["config"]["device"] for r in rows})
+    seconds = sorted({r["config"]["seconds"] for r in rows})
+    text = (
+        "# Input pipelines (`python -m bench pipeline`)\n\n"
+        "Training images/s at batch 128 (SGD step included) over "
+        f"{', '.join(f'{s:g}' for s in seconds)} s after 3 warm-up steps, on {', '.join(devices)}. "
+        "*Ours*: the dataset held on the device as uint8, batches sliced from a permutation, "
+        "scaled and resized on the device. *Book*: torchvision Resize and ToTensor per image "
+        "in DataLoader workers, the loss read on the host every step. *Compute only*: one random "
+        "batch already on the device. The goal is ours within 5% of compute only.\n\n"
+        + markdown(table, columns)
+        + "\n"
+    )
+    written = [out_dir / "pipeline.md", out_dir / "pipeline.csv"]
+    _atomic_write(written[0], text)
+    _atomic_write(written[1], table.to_csv(index=False))
+    return written

@@ -295,3 +295,65 @@ def _summary(settings, history, status, peak, backend) -> dict[str, Any]:
         reached = [h["train_s"] for h in history if h["test_acc"] >= target]
         summary[f"time_to_{round(target * 100)}_s"] = reached[0] if reached else None
     return summary
+
+
+# (network, input side) pairs of `bench pipeline`: small, middle and large inputs.
+PIPELINE_CASES = (("lenet", None), ("resnet18", 96), ("alexnet", 224))
+FEEDS = ("ours", "torchvision", "compute_only")
+
+
+def feed_throughput(
+    model_name: str, resize: int | None, feed: str, data: FashionMNIST, device: torch.device,
+    seconds: float = 5.0, warmup_steps: int = 3,
+) -> dict[str, Any]:  # fmt: skip
+    """Training images/s of one network fed by one pipeline, batch 128, over ``seconds``.
+
+    ``ours``: device-resident uint8 batches; ``torchvision``: the book's per-image pipeline
+    with DataLoader workers and a host read of the loss every step; ``compute_only``: one random
+    batch already on the device, reused, so that only the training step is measured.
+    """
+    torch.manual_seed(0)
+    model = archs.build(model_name, image_size=resize or 28, device=device)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    settings = {"batch_size": 128, "resize": resize, "seed": 0}
+    if feed == "compute_only":
+        side = resize or 28
+        x = torch.rand(128, 1, side, side, device=device)
+        y = torch.randint(10, (128,), device=device)
+        batches = itertools.repeat((x, y))
+    else:
+        batches = _forever(_Batches(feed if feed == "torchvision" else "ours", data.train,
+                                    settings, device))  # fmt: skip
+    for _ in range(warmup_steps):
+        _step(model, optimizer, *next(batches))
+    backend = backend_for(device)
+    steps, started = 0, time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        loss, _ = _step(model, optimizer, *next(batches))
+        if feed == "torchvision":
+            float(loss)
+        steps += 1
+    backend.time(lambda: None)  # a synchronizing clock read: queued GPU work is done
+    elapsed = time.perf_counter() - started
+    return {"model": model_name, "resize": resize, "feed": feed, "steps": steps,
+            "seconds": elapsed, "images_per_s": 128 * steps / elapsed}  # fmt: skip
+
+
+def _forever(batches: _Batches) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    for epoch in itertools.count():
+        yield from batches.epoch(epoch, 0)
+
+
+def train_child(send: Any, job: dict[str, Any]) -> None:
+    """Child-process body of one CLI run: load the data, train, send (summary, history)."""
+    from bench.data import load
+
+    try:
+        data = load(job["data_dir"])
+        device = torch.device(job["device"])
+        summary, history = train(job["run"], job["budget"], data, device, job["checkpoint"],
+                                 job["pipeline"])  # fmt: skip
+        send.send(("row", {"summary": summary, "history": history}))
+    except Exception as error:
+        send.send(("failed", f"{type(error).__name__}: {error}".splitlines()[0]))
+    send.send(("done",))

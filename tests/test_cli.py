@@ -90,3 +90,36 @@ def test_speed_sweeps_in_children_stores_rows_and_resumes(tmp_path, capsys):
     assert "| lenet | train | 4 | ok |" in table and "peak RSS growth" in table
     assert main(argv) == 0  # all stored: no child is started
     assert "images/s" not in capsys.readouterr().out
+
+
+def test_train_smoke_runs_in_a_child_stores_curves_and_resumes(tmp_path, capsys):
+    argv = ["train", "--profile", "smoke", "--models", "bn_lenet", "--store",
+            str(tmp_path / "r.sqlite"), "--out", str(tmp_path)]  # fmt: skip
+    assert main(argv) == 0
+    assert "[1/1] bn_lenet, lr 0.1, batch 128, 28 px: ok" in capsys.readouterr().out
+    (row,) = Store(tmp_path / "r.sqlite").rows("train")
+    assert row["status"] == "ok" and row["profile"] == "smoke" and row["evaluations"] == 4
+    history = Store(tmp_path / "r.sqlite").details("train", "bn_lenet", row["config"], "history")
+    assert [round(h["epoch"]) for h in history] == [1, 2, 3, 4]
+    assert "smoke: 4 epochs over 2,000 images" in (tmp_path / "train" / "train.md").read_text()
+    assert (tmp_path / "train" / "curves.csv").read_text().count("\n") == 5
+    assert main(argv) == 0  # stored: not trained again
+    assert "[1/1]" not in capsys.readouterr().out
+
+
+def test_missing_data_is_one_line(tmp_path, capsys):
+    argv = ["train", "--profile", "smoke", "--data-dir", str(tmp_path / "nothing"),
+            "--store", str(tmp_path / "r.sqlite")]  # fmt: skip
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "apt-get install dataset-fashion-mnist" in err
+
+
+def test_pipeline_compares_three_feeds(tmp_path, capsys):
+    argv = ["pipeline", "--models", "lenet", "--seconds", "0.3", "--store",
+            str(tmp_path / "r.sqlite"), "--out", str(tmp_path)]  # fmt: skip
+    assert main(argv) == 0
+    rows = Store(tmp_path / "r.sqlite").rows("pipeline")
+    assert sorted(r["feed"] for r in rows) == ["compute_only", "ours", "torchvision"]
+    assert all(r["images_per_s"] > 0 and r["steps"] >= 1 for r in rows)
+    assert "| lenet | 28 px |" in (tmp_path / "pipeline" / "pipeline.md").read_text()

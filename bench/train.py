@@ -12,6 +12,7 @@ import dataclasses
 import itertools
 import math
 import os
+import statistics
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ import torch.nn.functional as F
 
 import archs
 from bench.data import DeviceBatches, FashionMNIST, subset, torchvision_batches
-from bench.timing import backend_for
+from bench.timing import backend_for, summarize, time_steps
 
 ACCURACY_TARGETS = (0.80, 0.85, 0.90, 0.92)
 
@@ -290,6 +291,10 @@ def _summary(settings, history, status, peak, backend) -> dict[str, Any]:
         "peak_bytes": peak,
         "memory_kind": backend.memory_kind,
         "device_name": backend.name,
+        # what an exact resume depends on: deterministic kernels (always so on the CPU)
+        "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
+        "cudnn_deterministic": torch.backends.cudnn.deterministic,
+        "cudnn_benchmark": torch.backends.cudnn.benchmark,
     }
     for target in ACCURACY_TARGETS:
         reached = [h["train_s"] for h in history if h["test_acc"] >= target]
@@ -302,41 +307,59 @@ PIPELINE_CASES = (("lenet", None), ("resnet18", 96), ("alexnet", 224))
 FEEDS = ("ours", "torchvision", "compute_only")
 
 
-def feed_throughput(
-    model_name: str, resize: int | None, feed: str, data: FashionMNIST, device: torch.device,
-    seconds: float = 5.0, warmup_steps: int = 3,
-) -> dict[str, Any]:  # fmt: skip
-    """Training images/s of one network fed by one pipeline, batch 128, over ``seconds``.
+class _Feed:
+    """One network, its optimizer and one input pipeline, warmed up and ready to be timed."""
+
+    def __init__(self, model_name: str, resize: int | None, feed: str, data: FashionMNIST,
+                 device: torch.device, warmup_steps: int = 3):  # fmt: skip
+        torch.manual_seed(0)
+        self.name, self.device = feed, device
+        self.model = archs.build(model_name, image_size=resize or 28, device=device)
+        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=0.01)
+        if feed == "compute_only":
+            side = resize or 28
+            x = torch.rand(128, 1, side, side, device=device)
+            self.batches = itertools.repeat((x, torch.randint(10, (128,), device=device)))
+        else:
+            settings = {"batch_size": 128, "resize": resize, "seed": 0}
+            self.batches = _forever(_Batches(feed, data.train, settings, device))
+        time_steps(self.step, backend_for(device), 0, warmup=warmup_steps, max_steps=1)
+
+    def step(self) -> None:
+        loss, _ = _step(self.model, self.optimizer, *next(self.batches))
+        if self.name == "torchvision":
+            float(loss)  # the book's loop reads the loss every step
+
+    def time(self, seconds: float) -> list[float]:
+        return time_steps(self.step, backend_for(self.device), seconds, warmup=0)
+
+
+def feed_throughputs(
+    model_name: str, resize: int | None, data: FashionMNIST, device: torch.device,
+    seconds: float = 5.0, rounds: int = 3,
+) -> list[dict[str, Any]]:  # fmt: skip
+    """Training images/s of one network fed by each pipeline, batch 128.
 
     ``ours``: device-resident uint8 batches; ``torchvision``: the book's per-image pipeline
     with DataLoader workers and a host read of the loss every step; ``compute_only``: one random
-    batch already on the device, reused, so that only the training step is measured.
+    batch already on the device, reused, so that only the training step is measured. Each step,
+    fetching its batch included, is timed; the pipelines take turns in ``rounds`` rounds of
+    ``seconds / rounds`` each, so that a slow spell of the machine hits them alike; throughput
+    is the batch over the median step.
     """
-    torch.manual_seed(0)
-    model = archs.build(model_name, image_size=resize or 28, device=device)
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
-    settings = {"batch_size": 128, "resize": resize, "seed": 0}
-    if feed == "compute_only":
-        side = resize or 28
-        x = torch.rand(128, 1, side, side, device=device)
-        y = torch.randint(10, (128,), device=device)
-        batches = itertools.repeat((x, y))
-    else:
-        batches = _forever(_Batches(feed if feed == "torchvision" else "ours", data.train,
-                                    settings, device))  # fmt: skip
-    for _ in range(warmup_steps):
-        _step(model, optimizer, *next(batches))
-    backend = backend_for(device)
-    steps, started = 0, time.perf_counter()
-    while time.perf_counter() - started < seconds:
-        loss, _ = _step(model, optimizer, *next(batches))
-        if feed == "torchvision":
-            float(loss)
-        steps += 1
-    backend.time(lambda: None)  # a synchronizing clock read: queued GPU work is done
-    elapsed = time.perf_counter() - started
-    return {"model": model_name, "resize": resize, "feed": feed, "steps": steps,
-            "seconds": elapsed, "images_per_s": 128 * steps / elapsed}  # fmt: skip
+    feeds = [_Feed(model_name, resize, feed, data, device) for feed in FEEDS]
+    times: dict[str, list[float]] = {feed.name: [] for feed in feeds}
+    for _ in range(rounds):
+        for feed in feeds:
+            times[feed.name] += feed.time(seconds / rounds)
+    # what our pipeline costs by itself: making one batch, no training step
+    ours = next(feed for feed in feeds if feed.name == "ours")
+    making = time_steps(lambda: next(ours.batches), backend_for(device), 1.0, warmup=1)
+    return [
+        {"model": model_name, "resize": resize, "feed": name, **summarize(steps, 128),
+         "batch_ms": 1000 * statistics.median(making) if name == "ours" else None}
+        for name, steps in times.items()
+    ]  # fmt: skip
 
 
 def _forever(batches: _Batches) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:

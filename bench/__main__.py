@@ -150,7 +150,7 @@ def run_speed(args: argparse.Namespace) -> int:
     """Time every selected network across batch sizes, one child process per (model, mode)."""
     from bench.report import write_speed
     from bench.store import Store
-    from bench.timing import backend_for, peak_flops, resolve_device, speed_child
+    from bench.timing import backend_for, iter_speed, peak_flops, resolve_device
 
     names = select_models(args.models)
     try:
@@ -185,7 +185,7 @@ def run_speed(args: argparse.Namespace) -> int:
             failure = (
                 ("skipped", "torch.compile cannot run here: ") if args.compile else ("error", "")
             )
-            sweep = _run_child(speed_child, job, args.timeout, store, "speed", config, failure)
+            sweep = _run_child(iter_speed, job, args.timeout, store, "speed", config, failure)
             for batch, status, text in sweep:
                 failures += status in ("error", "timeout")
                 print(f"{name} {mode} batch {batch}: {status} {text}", flush=True)
@@ -196,7 +196,7 @@ def run_speed(args: argparse.Namespace) -> int:
 
 
 def _run_child(
-    child: Callable[..., None],
+    produce: Callable[..., Iterator[dict]],
     job: dict[str, Any],
     timeout: float,
     store: Any,
@@ -204,13 +204,13 @@ def _run_child(
     config: Callable[[int], dict],
     failure: tuple[str, str] = ("error", ""),
 ) -> Iterator[tuple[int, str, str]]:
-    """Run one network's batch-size sweep in a child; store each row as it arrives; give every
-    batch size the child did not report a row saying why (``failure``: status and note prefix
-    for an exception in the child)."""
-    from bench.timing import run_isolated
+    """Run one network's batch-size sweep (``produce(**job)``) in a child; store each row as it
+    arrives; give every batch size the child did not report a row saying why (``failure``:
+    status and note prefix for an exception in the child)."""
+    from bench.timing import run_isolated, stream_rows
 
     name, pending = job["model_or_name"], list(job["batch_sizes"])
-    for message in run_isolated(child, (job,), timeout):
+    for message in run_isolated(stream_rows, (produce, job), timeout):
         if message[0] == "row":
             row = message[1]
             pending.remove(row["batch_size"])
@@ -234,7 +234,7 @@ def _run_child(
 
 def run_onnx(args: argparse.Namespace) -> int:
     """Export, check and time every selected network under onnxruntime, one child each."""
-    from bench.onnx_runtime import onnx_child
+    from bench.onnx_runtime import iter_onnx
     from bench.report import write_onnx
     from bench.store import Store
     from bench.timing import backend_for, resolve_device
@@ -259,7 +259,7 @@ def run_onnx(args: argparse.Namespace) -> int:
             model_or_name=name, batch_sizes=tuple(todo), device=args.device, input_size=size,
             in_channels=args.in_channels, time_cap_s=args.time_cap, onnx_dir=args.out / "onnx",
         )  # fmt: skip
-        for batch, status, text in _run_child(onnx_child, job, args.timeout, store, "onnx", config):
+        for batch, status, text in _run_child(iter_onnx, job, args.timeout, store, "onnx", config):
             failures += status in ("error", "timeout")
             print(f"{name} onnxruntime batch {batch}: {status} {text}", flush=True)
     written = write_onnx(store, args.out / "onnx")
@@ -281,8 +281,8 @@ def run_train(args: argparse.Namespace) -> int:
     """Train the runs of the chosen experiments, each in a child process, into the store."""
     from bench.report import write_train
     from bench.store import Store, config_hash
-    from bench.timing import backend_for, resolve_device, run_isolated
-    from bench.train import EXPERIMENTS, PROFILES, config, train_child
+    from bench.timing import backend_for, resolve_device, run_isolated, stream_rows
+    from bench.train import EXPERIMENTS, PROFILES, config, train_rows
 
     try:
         device = resolve_device(args.device)
@@ -306,7 +306,7 @@ def run_train(args: argparse.Namespace) -> int:
         job = dict(run=run, budget=budget, data_dir=args.data_dir, device=str(device),
                    checkpoint=checkpoint, pipeline=args.pipeline)  # fmt: skip
         status, note = "error", "the child process ended without a result"
-        for message in run_isolated(train_child, (job,), args.timeout):
+        for message in run_isolated(stream_rows, (train_rows, job), args.timeout):
             if message[0] == "row":
                 result = message[1]
                 summary = {**result["summary"], "profile": profile, "pipeline": args.pipeline}
@@ -362,50 +362,54 @@ def run_pipeline(args: argparse.Namespace) -> int:
     return 0
 
 
+# Options that several stages take: name -> (flag, argparse settings).
+SHARED: dict[str, tuple[str, dict[str, Any]]] = {
+    "models": ("--models", dict(default="*", help="shell-style pattern (default: all)")),
+    "device": ("--device", dict(default="auto", choices=["auto", "cpu", "cuda"])),
+    "batch_sizes": ("--batch-sizes", dict(type=_batch_sizes, default=[1, 8, 32, 128, 512])),
+    "image_size": ("--image-size", dict(type=_positive, help="default: the book's size")),
+    "in_channels": ("--in-channels", dict(type=_positive, default=1)),
+    "time_cap": ("--time-cap", dict(type=_seconds, default=2.0, help="seconds of timed steps")),
+    "data_dir": ("--data-dir", dict(type=Path, help="default: $FASHION_MNIST_DIR, then Debian's")),
+}
+
+
+def _stage(stages: Any, name: str, help: str, run: Callable, shared: list[str]) -> Any:
+    parser = stages.add_parser(name, help=help)
+    for option in shared:
+        flag, settings = SHARED[option]
+        parser.add_argument(flag, **settings)
+    parser.add_argument("--store", type=Path, default=DEFAULT_STORE)
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    parser.set_defaults(run=run)
+    return parser
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m bench", description=__doc__.splitlines()[0])
     stages = parser.add_subparsers(dest="stage", required=True, parser_class=_Parser)
-    profile = stages.add_parser("profile", help="parameters, MACs/FLOPs and memory, counted")
-    profile.add_argument("--models", default="*", help="shell-style pattern (default: all)")
-    profile.add_argument("--image-size", type=_positive, help="default: each model's book size")
+
+    profile = _stage(stages, "profile", "parameters, MACs/FLOPs and memory, counted", run_profile,
+                     ["models", "image_size", "in_channels"])  # fmt: skip
     profile.add_argument("--batch-size", type=_positive, default=128)
-    profile.add_argument("--in-channels", type=_positive, default=1)
     profile.add_argument("--workers", type=_positive, default=os.cpu_count() or 1)
     profile.add_argument("--force", action="store_true", help="measure again what is stored")
-    profile.add_argument("--store", type=Path, default=DEFAULT_STORE)
-    profile.add_argument("--out", type=Path, default=DEFAULT_OUT)
-    profile.set_defaults(run=run_profile)
 
-    speed = stages.add_parser("speed", help="throughput, latency and memory across batch sizes")
-    speed.add_argument("--models", default="*", help="shell-style pattern (default: all)")
-    speed.add_argument("--batch-sizes", type=_batch_sizes, default=[1, 8, 32, 128, 512])
+    timed = ["models", "device", "batch_sizes", "image_size", "in_channels", "time_cap"]
+    speed = _stage(stages, "speed", "throughput, latency and memory across batch sizes",
+                   run_speed, timed)  # fmt: skip
     speed.add_argument("--mode", type=_modes, default=["infer", "train"], help="infer,train")
-    speed.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     speed.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
     speed.add_argument("--channels-last", action="store_true")
     speed.add_argument("--compile", action="store_true", help="time torch.compile's model")
-    speed.add_argument("--image-size", type=_positive, help="default: each model's book size")
-    speed.add_argument("--in-channels", type=_positive, default=1)
-    speed.add_argument("--time-cap", type=_seconds, default=2.0, help="seconds of timed steps")
     speed.add_argument("--timeout", type=_seconds, default=600, help="seconds per (model, mode)")
-    speed.add_argument("--store", type=Path, default=DEFAULT_STORE)
-    speed.add_argument("--out", type=Path, default=DEFAULT_OUT)
-    speed.set_defaults(run=run_speed)
 
-    onnx = stages.add_parser("onnx", help="ONNX export, parity and onnxruntime throughput")
-    onnx.add_argument("--models", default="*", help="shell-style pattern (default: all)")
-    onnx.add_argument("--batch-sizes", type=_batch_sizes, default=[1, 8, 32, 128, 512])
-    onnx.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    onnx.add_argument("--image-size", type=_positive, help="default: each model's book size")
-    onnx.add_argument("--in-channels", type=_positive, default=1)
-    onnx.add_argument("--time-cap", type=_seconds, default=2.0, help="seconds of timed steps")
+    onnx = _stage(stages, "onnx", "ONNX export, parity and onnxruntime throughput", run_onnx,
+                  timed)  # fmt: skip
     onnx.add_argument("--timeout", type=_seconds, default=600, help="seconds per model")
-    onnx.add_argument("--store", type=Path, default=DEFAULT_STORE)
-    onnx.add_argument("--out", type=Path, default=DEFAULT_OUT)
-    onnx.set_defaults(run=run_onnx)
 
-    train = stages.add_parser("train", help="Fashion-MNIST training: book recipes or budgets")
-    train.add_argument("--models", default="*", help="shell-style pattern (default: all)")
+    train = _stage(stages, "train", "Fashion-MNIST training: book recipes or budgets", run_train,
+                   ["models", "device", "data_dir"])  # fmt: skip
     train.add_argument(
         "--experiment",
         nargs="+",
@@ -416,21 +420,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--profile", choices=["smoke", "cpu", "book"], help="default: book with a GPU, cpu without"
     )
     train.add_argument("--pipeline", default="ours", choices=["ours", "torchvision"])
-    train.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    train.add_argument("--data-dir", type=Path, help="default: $FASHION_MNIST_DIR, then Debian's")
     train.add_argument("--timeout", type=_seconds, default=4 * 3600, help="seconds per run")
-    train.add_argument("--store", type=Path, default=DEFAULT_STORE)
-    train.add_argument("--out", type=Path, default=DEFAULT_OUT)
-    train.set_defaults(run=run_train)
 
-    pipeline = stages.add_parser("pipeline", help="input pipeline against compute alone")
-    pipeline.add_argument("--models", default="*", help="of lenet, resnet18, alexnet")
-    pipeline.add_argument("--seconds", type=_seconds, default=5.0, help="per measurement")
-    pipeline.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    pipeline.add_argument("--data-dir", type=Path)
-    pipeline.add_argument("--store", type=Path, default=DEFAULT_STORE)
-    pipeline.add_argument("--out", type=Path, default=DEFAULT_OUT)
-    pipeline.set_defaults(run=run_pipeline)
+    pipeline = _stage(stages, "pipeline", "input pipelines against compute alone", run_pipeline,
+                      ["models", "device", "data_dir"])  # fmt: skip
+    pipeline.add_argument("--seconds", type=_seconds, default=5.0, help="per network")
     return parser
 
 

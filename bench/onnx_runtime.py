@@ -148,13 +148,3 @@ def iter_onnx(
 def _points(factory: Callable, batch_sizes: tuple[int, ...], backend: Backend, cap: float):
     for point in sweep(factory, list(batch_sizes), backend, cap):
         yield point.batch_size, point
-
-
-def onnx_child(send: Any, job: dict[str, Any]) -> None:
-    """Child-process body of one CLI export and timing: send each row, then ("done",)."""
-    try:
-        for row in iter_onnx(**job):
-            send.send(("row", row))
-    except Exception as error:
-        send.send(("failed", f"{type(error).__name__}: {error}".splitlines()[0]))
-    send.send(("done",))

@@ -392,7 +392,8 @@ def _row(
 
 
 def run_isolated(target: Callable[..., Any], args: tuple, timeout_s: float) -> Iterator[Any]:
-    """Run ``target(send, *args)`` in a spawned child and yield what it sends, as it sends it.
+    """Run ``target(send, *args)`` in a spawned child and yield what it sends, as it sends it
+    (``stream_rows`` is such a target).
 
     Ends with ("timeout", seconds) if the child outlives ``timeout_s``, or ("exit", code) if it
     dies without saying it is done. Nothing the child sent before is lost.
@@ -430,15 +431,12 @@ def run_isolated(target: Callable[..., Any], args: tuple, timeout_s: float) -> I
         receive.close()
 
 
-def speed_child(send: Any, job: dict[str, Any]) -> None:
-    """Child-process body of one CLI sweep: send each row, then ("done",).
-
-    An exception other than out-of-memory ends the sweep with one ("failed", message) message;
-    the parent records it against the batch sizes not timed.
-    """
+def stream_rows(send: Any, produce: Callable[..., Iterator[Any]], job: dict[str, Any]) -> None:
+    """Child-process body for ``run_isolated``: send each row ``produce(**job)`` yields, then
+    ("done",). An exception ends the stream with one ("failed", message) message."""
     torch.manual_seed(0)
     try:
-        for row in iter_speed(**job):
+        for row in produce(**job):
             send.send(("row", row))
     except Exception as error:
         send.send(("failed", f"{type(error).__name__}: {error}".splitlines()[0]))

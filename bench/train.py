@@ -367,16 +367,11 @@ def _forever(batches: _Batches) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         yield from batches.epoch(epoch, 0)
 
 
-def train_child(send: Any, job: dict[str, Any]) -> None:
-    """Child-process body of one CLI run: load the data, train, send (summary, history)."""
+def train_rows(run: Run, budget: Budget, data_dir: Path | None, device: str,
+               checkpoint: Path | None, pipeline: str) -> Iterator[dict[str, Any]]:  # fmt: skip
+    """One run as a row stream (for a child process): load the data, train, yield the result."""
     from bench.data import load
 
-    try:
-        data = load(job["data_dir"])
-        device = torch.device(job["device"])
-        summary, history = train(job["run"], job["budget"], data, device, job["checkpoint"],
-                                 job["pipeline"])  # fmt: skip
-        send.send(("row", {"summary": summary, "history": history}))
-    except Exception as error:
-        send.send(("failed", f"{type(error).__name__}: {error}".splitlines()[0]))
-    send.send(("done",))
+    summary, history = train(run, budget, load(data_dir), torch.device(device), checkpoint,
+                             pipeline)  # fmt: skip
+    yield {"summary": summary, "history": history}

@@ -52,16 +52,14 @@ def test_dynamic_batch_axis(lenet_rows, tmp_path):
         )
 
 
-def _child_failing_all_but_lenet(send, job):
-    if job["model_or_name"] != "lenet":
-        send.send(("failed", "RuntimeError: exporter cannot handle this network"))
-        send.send(("done",))
-        return
-    onnx_runtime.onnx_child(send, job)
+def _rows_failing_all_but_lenet(model_or_name, **job):
+    if model_or_name != "lenet":
+        raise RuntimeError("exporter cannot handle this network")
+    yield from onnx_runtime.iter_onnx(model_or_name, **job)
 
 
 def test_a_failed_export_is_recorded_and_the_others_go_on(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(onnx_runtime, "onnx_child", _child_failing_all_but_lenet)
+    monkeypatch.setattr(onnx_runtime, "iter_onnx", _rows_failing_all_but_lenet)
     argv = ["onnx", "--models", "[al]*net", "--batch-sizes", "1,2", "--time-cap", "0.05",
             "--store", str(tmp_path / "r.sqlite"), "--out", str(tmp_path)]  # fmt: skip
     assert main(argv) == 1  # some networks failed

@@ -1,4 +1,5 @@
-"""Sessions: ``nox -s tests`` (the suite), ``nox -s lint`` (ruff) and ``nox -s microbench``."""
+"""Sessions: ``nox -s tests`` (the suite), ``nox -s lint`` (ruff), ``nox -s bench`` (every stage,
+then the reports) and ``nox -s microbench``."""
 
 import nox
 
@@ -30,3 +31,11 @@ def microbench(session: nox.Session) -> None:
         "pytest", "benchmarks", "--benchmark-only", "--benchmark-autosave",
         "--benchmark-max-time=0.5", "--benchmark-columns=median,iqr,rounds", *session.posargs,
     )  # fmt: skip
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Every stage in order, then reports/index.md; the profile follows the device unless given:
+    ``nox -s bench -- --profile smoke|cpu|book --models PATTERN``."""
+    session.install("-e", ".")
+    session.run("python", "-m", "bench", "all", *session.posargs)

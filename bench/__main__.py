@@ -1,14 +1,18 @@
 """``python -m bench <stage>``: measure registry networks into the results store, then render.
 
-Stages: profile (parameters, MACs/FLOPs, activation memory); speed (throughput, latency and
-peak memory across batch sizes); onnx (export, parity, onnxruntime against PyTorch); train
-(Fashion-MNIST); pipeline (input pipelines against compute alone). Bad input gets one line on
-stderr and exit code 2; a network that fails is recorded with its status and the others go on.
+Stages: all (every stage below in order, then reports/index.md); profile (parameters,
+MACs/FLOPs, activation memory); speed (throughput, latency and peak memory across batch
+sizes); onnx (export, parity, onnxruntime against PyTorch); train (Fashion-MNIST); pipeline
+(input pipelines against compute alone). Bad input gets one line on stderr and exit code 2; a
+network that fails is recorded with its status and the others go on; one run at a time uses
+a store.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import fcntl
 import multiprocessing
 import os
 import sqlite3
@@ -20,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import archs
+from bench.train import BOOK_MODELS
 
 DEFAULT_STORE = Path("reports/results.sqlite")
 DEFAULT_OUT = Path("reports")
@@ -54,17 +59,21 @@ def _seconds(text: str) -> float:
     return value
 
 
-def select_models(pattern: str) -> list[str]:
-    """Registry names matching ``pattern``; an unmatched plain name gets close-match hints."""
-    names = archs.list_models(pattern)
-    if names:
-        return names
-    if not any(c in pattern for c in "*?["):
-        try:
-            archs.spec(pattern)
-        except KeyError as error:
-            raise UsageError(error.args[0]) from None
-    raise UsageError(f"no model matches {pattern!r}; python -m archs lists them")
+def select_models(patterns: str) -> list[str]:
+    """Registry names matching any of the comma-separated shell-style ``patterns``, in book
+    order; a pattern that matches nothing is an error (a plain name gets close-match hints)."""
+    chosen = set()
+    for pattern in patterns.split(","):
+        names = archs.list_models(pattern)
+        if not names and not any(c in pattern for c in "*?["):
+            try:
+                archs.spec(pattern)
+            except KeyError as error:
+                raise UsageError(error.args[0]) from None
+        if not names:
+            raise UsageError(f"no model matches {pattern!r}; python -m archs lists them")
+        chosen.update(names)
+    return [name for name in archs.list_models() if name in chosen]
 
 
 def run_profile(args: argparse.Namespace) -> int:
@@ -362,9 +371,69 @@ def run_pipeline(args: argparse.Namespace) -> int:
     return 0
 
 
+BOOK_NETWORKS = ",".join(BOOK_MODELS)
+# What `python -m bench all` runs under each profile: every stage, in order, with its flags.
+RUN_PROFILES: dict[str, dict[str, list[str]]] = {
+    "smoke": {  # every stage end to end on the LeNets, in about a minute
+        "profile": ["--models", "lenet,bn_lenet"],
+        "speed": ["--models", "lenet", "--batch-sizes", "1,8", "--time-cap", "0.05"],
+        "onnx": ["--models", "lenet", "--batch-sizes", "1,8", "--time-cap", "0.05"],
+        "pipeline": ["--models", "lenet", "--seconds", "0.3"],
+        "train": ["--models", "lenet,bn_lenet", "--profile", "smoke"],
+    },
+    "cpu": {  # the book's networks on a CPU, on budgets
+        "profile": [],
+        "speed": ["--models", BOOK_NETWORKS, "--batch-sizes", "1,8,32,128", "--time-cap", "1"],
+        "onnx": ["--models", BOOK_NETWORKS, "--batch-sizes", "1,32", "--time-cap", "0.5"],
+        "pipeline": ["--seconds", "3"],
+        "train": ["--profile", "cpu", "--experiment", "book", "lr_grid", "batch_sweep",
+                  "vgg_sizes", "nin_variants"],
+    },
+    "book": {  # a GPU: the chapter's recipes
+        "profile": [],
+        "speed": [],
+        "onnx": [],
+        "pipeline": [],
+        "train": ["--profile", "book", "--experiment", "book", "lr_grid", "batch_sweep",
+                  "vgg_sizes", "nin_variants"],
+    },
+}  # fmt: skip
+
+
+def run_all(args: argparse.Namespace) -> int:
+    """Every stage in order under one profile, then the index; a failing stage is recorded and
+    the next one runs."""
+    from bench.report import write_index
+    from bench.store import Store
+    from bench.timing import resolve_device
+
+    try:
+        device = resolve_device(args.device)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    profile = args.profile or ("book" if device.type == "cuda" else "cpu")
+    if args.data_dir is not None:
+        os.environ["FASHION_MNIST_DIR"] = str(args.data_dir)
+    _load_data(args.data_dir)  # before anything runs: the data is there, or one line says how
+    parser, worst = build_parser(), 0
+    started = time.perf_counter()
+    for stage, flags in RUN_PROFILES[profile].items():
+        argv = [stage, *flags, "--store", str(args.store), "--out", str(args.out)]
+        if args.models is not None:
+            argv += ["--models", args.models]
+        if stage != "profile":
+            argv += ["--device", args.device]
+        print(f"== {stage} ({profile} profile) ==", flush=True)
+        stage_args = parser.parse_args(argv)
+        worst = max(worst, stage_args.run(stage_args))
+    written = write_index(Store(args.store), args.out, profile)
+    print(f"all stages in {time.perf_counter() - started:.0f} s; index: {written[0]}")
+    return worst
+
+
 # Options that several stages take: name -> (flag, argparse settings).
 SHARED: dict[str, tuple[str, dict[str, Any]]] = {
-    "models": ("--models", dict(default="*", help="shell-style pattern (default: all)")),
+    "models": ("--models", dict(default="*", help="shell-style patterns, comma-separated")),
     "device": ("--device", dict(default="auto", choices=["auto", "cpu", "cuda"])),
     "batch_sizes": ("--batch-sizes", dict(type=_batch_sizes, default=[1, 8, 32, 128, 512])),
     "image_size": ("--image-size", dict(type=_positive, help="default: the book's size")),
@@ -425,13 +494,45 @@ def build_parser() -> argparse.ArgumentParser:
     pipeline = _stage(stages, "pipeline", "input pipelines against compute alone", run_pipeline,
                       ["models", "device", "data_dir"])  # fmt: skip
     pipeline.add_argument("--seconds", type=_seconds, default=5.0, help="per network")
+
+    every = stages.add_parser("all", help="every stage in order, then the index")
+    every.add_argument(
+        "--profile", choices=list(RUN_PROFILES), help="default: book with a GPU, cpu without"
+    )
+    every.add_argument(
+        "--models",
+        help="shell-style patterns, comma-separated (default: the profile's choice for each stage)",
+    )
+    every.add_argument(SHARED["device"][0], **SHARED["device"][1])
+    every.add_argument(SHARED["data_dir"][0], **SHARED["data_dir"][1])
+    every.add_argument("--store", type=Path, default=DEFAULT_STORE)
+    every.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    every.set_defaults(run=run_all)
     return parser
+
+
+@contextlib.contextmanager
+def _only_run_on(store: Path) -> Iterator[None]:
+    """Hold the store's lock file for the whole run; a second run on it fails at once."""
+    store.parent.mkdir(parents=True, exist_ok=True)
+    with open(store.with_name(store.name + ".lock"), "a+") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            raise UsageError(f"another run is using {store} (pid {lock.read().strip() or '?'})"
+                             ) from None  # fmt: skip
+        lock.truncate(0)
+        lock.write(str(os.getpid()))
+        lock.flush()
+        yield
 
 
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
-        return args.run(args)
+        with _only_run_on(args.store):
+            return args.run(args)
     except (UsageError, OSError, sqlite3.Error) as error:
         print(f"python -m bench: error: {error}", file=sys.stderr)
         return 2

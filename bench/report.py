@@ -6,6 +6,7 @@ convert to MiB and millions and say so in their headers.
 
 from __future__ import annotations
 
+import html
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -409,4 +410,101 @@ def write_pipeline(store: Store, out_dir: Path) -> list[Path]:
     written = [out_dir / "pipeline.md", out_dir / "pipeline.csv"]
     _atomic_write(written[0], text)
     _atomic_write(written[1], table.to_csv(index=False))
+    return written
+
+
+PROFILE_RANK = {"book": 0, "cpu": 1, "smoke": 2}  # which training run speaks for a network
+STAGE_PAGES = {
+    "profile/summary.md": "cost of each network: parameters, MACs/FLOPs, memory (counted)",
+    "speed/speed.md": "throughput, latency and peak memory across batch sizes (measured)",
+    "onnx/onnx.md": "ONNX export, parity and onnxruntime against PyTorch (measured)",
+    "pipeline/pipeline.md": "input pipelines against compute alone (measured)",
+    "train/train.md": "Fashion-MNIST training runs and their curves (measured)",
+}
+HEADLINE_COLUMNS: list[Column] = [
+    ("model", "model", _text),
+    ("input", "input", _text),
+    ("params", "params", _int),
+    ("fwd_macs_per_image", "fwd MACs / image (M, counted)", _mega),
+    ("train_mib", "training memory, SGD, batch 128 (MiB, estimated)", _ratio),
+    ("infer_mib", "inference memory, batch 128 (MiB, estimated)", _ratio),
+    ("infer_best", "best inference images/s (batch; measured)", _text),
+    ("train_best", "best training images/s (batch; measured)", _text),
+    ("accuracy", "test accuracy (run)", _text),
+    ("to_80", "to 80% (s of training)", _ratio),
+]
+
+
+def _best(rows: list[dict], mode: str) -> str:
+    timed = [r for r in rows if r["mode"] == mode and r["status"] == "ok"]
+    if not timed:
+        return "-"
+    best = max(timed, key=lambda r: r["images_per_s"])
+    return f"{best['images_per_s']:,.0f} ({best['batch_size']})"
+
+
+def headline(store: Store) -> pd.DataFrame:
+    """One row per network with a result in the store: what it costs and what it buys."""
+    profiles = [r for r in store.rows("profile") if r["status"] == "ok" and r["batch_size"] == 128]
+    speeds, trains = store.rows("speed"), store.rows("train")
+    rows = []
+    for name in archs.list_models():
+        spec = archs.spec(name)
+        cost = [r for r in profiles if r["model"] == name and r["image_size"] == spec.input_size]
+        timed = [r for r in speeds if r["model"] == name]
+        recipe = spec.recipe
+        runs = [r for r in trains if r["model"] == name and r["status"] in ("ok", "diverged")
+                and recipe and (r["lr"], r["batch_size"], r["resize"])
+                == (recipe.lr, recipe.batch_size, recipe.resize)]  # fmt: skip
+        if not (cost or timed or runs):
+            continue
+        run = min(runs, key=lambda r: PROFILE_RANK.get(r["profile"], 9), default=None)
+        row = {"model": name, "input": f"{spec.input_size} px"}
+        if cost:
+            c = cost[0]
+            row.update(params=c["params"], fwd_macs_per_image=c["fwd_macs_per_image"],
+                       train_mib=c["train_bytes_est_sgd"] / MIB,
+                       infer_mib=c["infer_bytes_est"] / MIB)  # fmt: skip
+        row["infer_best"], row["train_best"] = _best(timed, "infer"), _best(timed, "train")
+        if run is not None:
+            row["accuracy"] = f"{run['test_acc']:.1%} ({run['profile']}: {_budget(run)})"
+            row["to_80"] = run.get("time_to_80_s")
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def write_index(store: Store, out_dir: Path, profile: str) -> list[Path]:
+    """reports/index.md and a self-contained index.html: the headline table and the pages."""
+    table = headline(store)
+    pages = [(page, text) for page, text in STAGE_PAGES.items() if (out_dir / page).exists()]
+    rows = [r for stage in ("profile", "speed", "train") for r in store.rows(stage)]
+    dates = sorted(r["provenance"]["date"] for r in rows) or ["-"]
+    machines = sorted({f"{r['provenance']['device']} / {r['provenance']['cpu']}" for r in rows})
+    intro = (
+        f"Results of `python -m bench all --profile {profile}`, {dates[0]} to {dates[-1]}, on "
+        f"{'; '.join(machines) or '-'}. {CONVENTIONS} Throughputs are the best over the batch "
+        "sizes timed; accuracies come from the book's recipe for each network, under the "
+        "profile named in the row (budget runs are not the book's results)."
+    )
+    links = "\n".join(f"- [{page}]({page}): {text}" for page, text in pages)
+    markdown_text = (
+        "# cnnbench: what each network costs and what it buys\n\n" + intro + "\n\n"
+        + (markdown(table, HEADLINE_COLUMNS) if len(table) else "No results yet.")
+        + "\n\n## Everything else\n\n" + links + "\n"
+    )  # fmt: skip
+    shown = {header: [fmt(row.get(source)) for _, row in table.iterrows()]
+             for source, header, fmt in HEADLINE_COLUMNS}  # fmt: skip
+    html_table = pd.DataFrame(shown).to_html(index=False) if len(table) else "<p>No results.</p>"
+    html_links = "".join(f'<li><a href="{p}">{p}</a>: {t}</li>' for p, t in pages)
+    html_text = (
+        "<!doctype html><html><head><meta charset='utf-8'><title>cnnbench</title><style>"
+        "body{font-family:sans-serif;margin:2em;max-width:80em}table{border-collapse:collapse}"
+        "td,th{border:1px solid #ccc;padding:.3em .6em;text-align:right}</style></head><body>"
+        "<h1>cnnbench: what each network costs and what it buys</h1>"
+        f"<p>{html.escape(intro)}</p>{html_table}<h2>Everything else</h2><ul>{html_links}</ul>"
+        "</body></html>\n"
+    )
+    written = [out_dir / "index.md", out_dir / "index.html"]
+    _atomic_write(written[0], markdown_text)
+    _atomic_write(written[1], html_text)
     return written

@@ -123,3 +123,31 @@ def test_pipeline_compares_three_feeds(tmp_path, capsys):
     assert sorted(r["feed"] for r in rows) == ["compute_only", "ours", "torchvision"]
     assert all(r["images_per_s"] > 0 and r["n"] >= 1 and r["median_ms"] > 0 for r in rows)
     assert "| lenet | 28 px |" in (tmp_path / "pipeline" / "pipeline.md").read_text()
+
+
+def test_all_stages_on_the_smoke_profile_write_every_page(tmp_path, capsys):
+    out = tmp_path / "reports"
+    argv = ["all", "--profile", "smoke", "--store", str(out / "results.sqlite"), "--out", str(out)]
+    assert main(argv) == 0
+    pages = ["index.md", "index.html", "profile/summary.md", "speed/speed.md", "onnx/onnx.md",
+             "pipeline/pipeline.md", "train/train.md", "train/curves.csv"]  # fmt: skip
+    assert all((out / page).exists() for page in pages)
+    index = (out / "index.md").read_text()
+    store = Store(out / "results.sqlite")
+    lenet = next(r for r in store.rows("profile") if r["model"] == "lenet")
+    assert f"| lenet | 28 px | {lenet['params']:,} |" in index  # the numbers come from the store
+    capsys.readouterr()
+    assert main(argv) == 0  # a second run finds everything in the store
+    assert "[1/" not in capsys.readouterr().out
+
+
+def test_a_second_run_on_the_same_store_is_refused(tmp_path, capsys):
+    import fcntl
+
+    store = tmp_path / "results.sqlite"
+    with open(tmp_path / "results.sqlite.lock", "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        held.write("4242")
+        held.flush()
+        assert main(["profile", "--models", "lenet", "--store", str(store)]) == 2
+    assert "another run is using" in capsys.readouterr().err

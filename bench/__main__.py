@@ -425,7 +425,10 @@ def run_all(args: argparse.Namespace) -> int:
             argv += ["--device", args.device]
         print(f"== {stage} ({profile} profile) ==", flush=True)
         stage_args = parser.parse_args(argv)
-        worst = max(worst, stage_args.run(stage_args))
+        try:
+            worst = max(worst, stage_args.run(stage_args))
+        except UsageError as error:  # e.g. no network of this stage matches --models
+            print(f"{stage} skipped: {error}", flush=True)
     written = write_index(Store(args.store), args.out, profile)
     print(f"all stages in {time.perf_counter() - started:.0f} s; index: {written[0]}")
     return worst

@@ -151,3 +151,14 @@ def test_a_second_run_on_the_same_store_is_refused(tmp_path, capsys):
         held.flush()
         assert main(["profile", "--models", "lenet", "--store", str(store)]) == 2
     assert "another run is using" in capsys.readouterr().err
+
+
+def test_a_stage_with_nothing_to_do_is_skipped_and_the_rest_run(tmp_path, capsys):
+    out = tmp_path / "reports"
+    argv = ["all", "--profile", "smoke", "--models", "bn_lenet", "--store",
+            str(out / "results.sqlite"), "--out", str(out)]  # fmt: skip
+    assert main(argv) == 1  # bn_lenet cannot train on a batch of 1: recorded, the rest go on
+    printed = capsys.readouterr().out
+    assert "bn_lenet train batch 1: error ValueError: Expected more than 1 value" in printed
+    assert "pipeline skipped: the pipeline cases are lenet, resnet18, alexnet" in printed
+    assert "[1/1] bn_lenet, lr 0.1, batch 128, 28 px: ok" in printed  # training still ran

@@ -64,15 +64,28 @@ INCEPTION_GROUPS = (
 
 
 def googlenet(
-    *, in_channels: int, num_classes: int, batch_norm: bool = False, conv_bias: bool = True
+    *,
+    in_channels: int,
+    num_classes: int,
+    batch_norm: bool = False,
+    conv_bias: bool = True,
+    stem: str = "7x7",
 ) -> nn.Sequential:
-    """GoogLeNet: 7x7 stem, 1x1 and 3x3 convs, nine Inception blocks, global average pooling."""
+    """GoogLeNet: a stem, 1x1 and 3x3 convs, nine Inception blocks, global average pooling.
+
+    ``stem`` "7x7" is the paper's (7x7/2 conv and 3x3/2 max pool: 4x downsampling); "3x3" is
+    one 3x3 conv at full resolution, for 28x28 inputs.
+    """
 
     def conv(c_i: int, c_o: int, k: int) -> nn.Sequential:
         return conv_unit(c_i, c_o, k, bias=conv_bias, norm=batch_norm)
 
+    stems = {"7x7": lambda: stem7x7(in_channels, 64, bias=conv_bias, norm=batch_norm),
+             "3x3": lambda: conv(in_channels, 64, 3)}  # fmt: skip
+    if stem not in stems:
+        raise ValueError(f"stem must be one of {', '.join(stems)}, got {stem!r}")
     modules: list[nn.Module] = [
-        stem7x7(in_channels, 64, bias=conv_bias, norm=batch_norm),
+        stems[stem](),
         nn.Sequential(*conv(64, 64, 1), *conv(64, 192, 3), nn.MaxPool2d(3, stride=2, padding=1)),
     ]
     c_in = 192
@@ -102,4 +115,15 @@ register(
     recipe=Recipe(lr=0.01, resize=96),
     summary="batch norm after every conv (exercise 8.4.5.1)",
     **_common,
+)
+register(
+    "googlenet_28",
+    googlenet,
+    family="googlenet",
+    section="8.4",
+    paper=PAPER,
+    input_size=28,
+    options=dict(batch_norm=True, conv_bias=False, stem="3x3"),
+    recipe=Recipe(lr=0.1),
+    summary="a 3x3 stem instead of the 4x-downsampling one, batch norm: 28x28 (exercise 8.4.5.3)",
 )

@@ -85,3 +85,21 @@ register(
     options=dict(norm="torch", first_padding=0),
     **_common,
 )
+register(
+    "bn_lenet_nobias",
+    lenet,
+    section="8.5",
+    paper=BN_PAPER,
+    summary="bn_lenet without the bias of layers before a batch norm (exercise 8.5.7.1)",
+    options=dict(norm="torch", first_padding=0, conv_bias=False),
+    **_common,
+)
+register(
+    "lenet_28",
+    lenet,
+    section="8.5",
+    paper=BN_PAPER,
+    summary="LeNet-sized and modern at 28x28: ReLU, max pooling, batch norm, no conv bias",
+    options=dict(activation="relu", pool="max", norm="torch", conv_bias=False),
+    **_common,
+)

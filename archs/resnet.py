@@ -93,6 +93,40 @@ def resnet(
     return nn.Sequential(*layers, classifier_head(c_in, num_classes))
 
 
+class Residual(nn.Module):
+    """``x + branch(x)``."""
+
+    def __init__(self, *branch: nn.Module):
+        super().__init__()
+        self.branch = nn.Sequential(*branch)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.branch(x)
+
+
+def resnet9(
+    *, in_channels: int, num_classes: int, widths: tuple[int, int, int, int] = (16, 32, 64, 128)
+) -> nn.Sequential:
+    """A ResNet-9 layout (Page's for CIFAR-10) for 28x28 inputs: a 3x3 stem, three stages of
+    3x3 conv and 2x2 max pool (28 -> 14 -> 7 -> 3), a residual pair of 3x3 convs after the first
+    and the last, global max pooling. Conv, batch norm, ReLU everywhere; no conv bias."""
+    stem, w1, w2, w3 = widths
+
+    def conv(c_in: int, c_out: int) -> nn.Sequential:
+        return conv_unit(c_in, c_out, 3, bias=False)
+
+    def down(c_in: int, c_out: int) -> nn.Sequential:
+        return nn.Sequential(*conv(c_in, c_out), nn.MaxPool2d(2))
+
+    return nn.Sequential(
+        conv(in_channels, stem),
+        down(stem, w1), Residual(*conv(w1, w1), *conv(w1, w1)),
+        down(w1, w2),
+        down(w2, w3), Residual(*conv(w3, w3), *conv(w3, w3)),
+        nn.AdaptiveMaxPool2d(1), nn.Flatten(), nn.Linear(w3, num_classes),
+    )  # fmt: skip
+
+
 BASIC_WIDTHS = (64, 128, 256, 512)
 BOTTLENECK_WIDTHS = (256, 512, 1024, 2048)  # 4x the inner width of each stage's bottleneck
 # The book's ResNet-18 has a bias on every conv and no batch norm on its 1x1 shortcut.
@@ -153,4 +187,14 @@ register(
     ),
     summary="ResNeXt-50: bottlenecks of 32 groups (4 channels each in the first stage)",
     **_imagenet,
+)
+register(
+    "resnet9_28",
+    resnet9,
+    family="resnet",
+    section="8.6",
+    paper=PAPER,
+    input_size=28,
+    recipe=Recipe(lr=0.1),
+    summary="a small ResNet at 28x28: ResNet-9 layout, widths 16-32-64-128 (the fast recipe's)",
 )

@@ -23,11 +23,13 @@ TABLE1 = {
 BOOK_SMALL = ((1, 16), (1, 32), (2, 64), (2, 128), (2, 128))
 
 
-def vgg_block(c_in: int, c_out: int, num_convs: int) -> nn.Sequential:
-    """``num_convs`` 3x3 convs with ReLU, then a 2x2 max pool halving the resolution."""
+def vgg_block(c_in: int, c_out: int, num_convs: int, norm: bool = False) -> nn.Sequential:
+    """``num_convs`` 3x3 convs with ReLU (after a batch norm with ``norm``), then a 2x2 max pool
+    halving the resolution."""
     layers: list[nn.Module] = []
     for i in range(num_convs):
-        layers += [nn.Conv2d(c_in if i == 0 else c_out, c_out, 3, padding=1), nn.ReLU()]
+        layers.append(nn.Conv2d(c_in if i == 0 else c_out, c_out, 3, padding=1, bias=not norm))
+        layers += [nn.BatchNorm2d(c_out), nn.ReLU()] if norm else [nn.ReLU()]
     return nn.Sequential(*layers, nn.MaxPool2d(2, stride=2))
 
 
@@ -38,12 +40,14 @@ def vgg(
     arch: tuple[tuple[int, int], ...],
     fc_width: int = 4096,
     dropout: float = 0.5,
+    norm: bool = False,
 ) -> nn.Sequential:
-    """VGG: one block per (num_convs, channels) in ``arch``, then fc_width-fc_width-classes."""
+    """VGG: one block per (num_convs, channels) in ``arch``, then fc_width-fc_width-classes;
+    ``norm`` puts a batch norm after every conv."""
     blocks = []
     c_in = in_channels
     for num_convs, channels in arch:
-        blocks.append(vgg_block(c_in, channels, num_convs))
+        blocks.append(vgg_block(c_in, channels, num_convs, norm))
         c_in = channels
     return nn.Sequential(
         *blocks, nn.Flatten(),
@@ -70,4 +74,15 @@ register(
     recipe=Recipe(lr=0.01, resize=224),
     summary="VGG-11 at a quarter width, as the book trains it",
     **_common,
+)
+register(
+    "vgg_28",
+    vgg,
+    family="vgg",
+    section="8.2",
+    paper=PAPER,
+    input_size=28,
+    options=dict(arch=((1, 32), (1, 64), (2, 128)), fc_width=256, norm=True),
+    recipe=Recipe(lr=0.1),
+    summary="VGG-style at 28x28 (exercise 8.1.5.5.2): three blocks to 3x3, batch norm, 256-wide FC",
 )

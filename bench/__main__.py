@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import archs
-from bench.train import BOOK_MODELS
+from bench.train import BOOK_MODELS, EXPERIMENTS
 
 DEFAULT_STORE = Path("reports/results.sqlite")
 DEFAULT_OUT = Path("reports")
@@ -159,7 +159,7 @@ def run_speed(args: argparse.Namespace) -> int:
     """Time every selected network across batch sizes, one child process per (model, mode)."""
     from bench.report import write_speed
     from bench.store import Store
-    from bench.timing import backend_for, iter_speed, peak_flops, resolve_device
+    from bench.timing import backend_for, iter_speed, measured_bandwidth, peak_flops, resolve_device
 
     names = select_models(args.models)
     try:
@@ -168,9 +168,16 @@ def run_speed(args: argparse.Namespace) -> int:
         raise UsageError(str(error)) from None
     backend = backend_for(device)
     peak = peak_flops(device, args.precision, backend.name)
-    print(f"speed: {backend.name}; peak {peak[0] / 1e9:,.0f} GFLOP/s ({peak[1]}); "
-          f"each point capped at {args.time_cap:g} s of timed steps")  # fmt: skip
+    bandwidth = measured_bandwidth(device)
+    print(
+        f"speed: {backend.name}; peak {peak[0] / 1e9:,.0f} GFLOP/s ({peak[1]}), memory "
+        f"{bandwidth / 1e9:,.1f} GB/s; each point capped at {args.time_cap:g} s of timed steps"
+    )
     store, failures = Store(args.store), 0
+    # the roofline's roof: one row per device and precision, replaced by each run
+    store.put("machine", backend.name, {"precision": args.precision}, {
+        "peak_flops_per_s": peak[0], "peak_source": peak[1], "bandwidth_bytes_per_s": bandwidth,
+        "bandwidth_source": "measured: 256 MiB copy, best of runs"})  # fmt: skip
     for name in names:
         size = args.image_size or archs.spec(name).input_size
         for mode in args.mode:
@@ -371,11 +378,40 @@ def run_pipeline(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_blocks(args: argparse.Namespace) -> int:
+    """Chapter 7's single-layer exercises: formula, counted and timed, into the store."""
+    from bench.blocks import cases
+    from bench.store import Store
+
+    store = Store(args.store)
+    todo = [c for c in cases(args.time_cap) if not store.has("blocks", c[0], c[1])]
+    for done, (exercise, config, measure) in enumerate(todo, 1):
+        store.put("blocks", exercise, config, measure())
+        print(f"[{done}/{len(todo)}] {exercise} {config['case']}: stored", flush=True)
+    store.close()
+    return 0
+
+
+def run_compare(args: argparse.Namespace) -> int:
+    """Per-metric differences between two stores; changes beyond the measured noise flagged."""
+    from bench.compare import compare
+    from bench.store import Store
+
+    for path in (args.a, args.b):
+        if not path.is_file():
+            raise UsageError(f"{path} is not a results store")
+    table, flagged = compare(Store(args.a), Store(args.b), args.stage, args.threshold)
+    print(table)
+    print(f"{flagged} change(s) beyond the noise" if flagged else "no change beyond the noise")
+    return 0
+
+
 BOOK_NETWORKS = ",".join(BOOK_MODELS)
 # What `python -m bench all` runs under each profile: every stage, in order, with its flags.
 RUN_PROFILES: dict[str, dict[str, list[str]]] = {
     "smoke": {  # every stage end to end on the LeNets, in about a minute
         "profile": ["--models", "lenet,bn_lenet"],
+        "blocks": ["--time-cap", "0.02"],
         "speed": ["--models", "lenet", "--batch-sizes", "1,8", "--time-cap", "0.05"],
         "onnx": ["--models", "lenet", "--batch-sizes", "1,8", "--time-cap", "0.05"],
         "pipeline": ["--models", "lenet", "--seconds", "0.3"],
@@ -383,19 +419,20 @@ RUN_PROFILES: dict[str, dict[str, list[str]]] = {
     },
     "cpu": {  # the book's networks on a CPU, on budgets
         "profile": [],
+        "blocks": [],
         "speed": ["--models", BOOK_NETWORKS, "--batch-sizes", "1,8,32,128", "--time-cap", "1"],
         "onnx": ["--models", BOOK_NETWORKS, "--batch-sizes", "1,32", "--time-cap", "0.5"],
         "pipeline": ["--seconds", "3"],
         "train": ["--profile", "cpu", "--experiment", "book", "lr_grid", "batch_sweep",
-                  "vgg_sizes", "nin_variants"],
+                  "vgg_sizes", "nin_variants", "bn_bias", "networks_28"],
     },
     "book": {  # a GPU: the chapter's recipes
         "profile": [],
+        "blocks": [],
         "speed": [],
         "onnx": [],
         "pipeline": [],
-        "train": ["--profile", "book", "--experiment", "book", "lr_grid", "batch_sweep",
-                  "vgg_sizes", "nin_variants"],
+        "train": ["--profile", "book", "--experiment", *EXPERIMENTS],
     },
 }  # fmt: skip
 
@@ -403,7 +440,9 @@ RUN_PROFILES: dict[str, dict[str, list[str]]] = {
 def run_all(args: argparse.Namespace) -> int:
     """Every stage in order under one profile, then the index; a failing stage is recorded and
     the next one runs."""
-    from bench.report import write_index
+    from bench.exercises import write_exercises
+    from bench.plots import write_plots
+    from bench.report import write_index, write_tradeoffs
     from bench.store import Store
     from bench.timing import resolve_device
 
@@ -419,9 +458,9 @@ def run_all(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     for stage, flags in RUN_PROFILES[profile].items():
         argv = [stage, *flags, "--store", str(args.store), "--out", str(args.out)]
-        if args.models is not None:
+        if args.models is not None and stage != "blocks":
             argv += ["--models", args.models]
-        if stage != "profile":
+        if stage not in ("profile", "blocks"):
             argv += ["--device", args.device]
         print(f"== {stage} ({profile} profile) ==", flush=True)
         stage_args = parser.parse_args(argv)
@@ -429,7 +468,11 @@ def run_all(args: argparse.Namespace) -> int:
             worst = max(worst, stage_args.run(stage_args))
         except UsageError as error:  # e.g. no network of this stage matches --models
             print(f"{stage} skipped: {error}", flush=True)
-    written = write_index(Store(args.store), args.out, profile)
+    store = Store(args.store)
+    write_tradeoffs(store, args.out)
+    write_exercises(store, args.out)
+    write_plots(store, args.out / "plots", profile)
+    written = write_index(store, args.out, profile)
     print(f"all stages in {time.perf_counter() - started:.0f} s; index: {written[0]}")
     return worst
 
@@ -486,7 +529,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--experiment",
         nargs="+",
         default=["book"],
-        choices=["book", "lr_grid", "batch_sweep", "vgg_sizes", "nin_variants"],
+        choices=list(EXPERIMENTS),
     )
     train.add_argument(
         "--profile", choices=["smoke", "cpu", "book"], help="default: book with a GPU, cpu without"
@@ -497,6 +540,23 @@ def build_parser() -> argparse.ArgumentParser:
     pipeline = _stage(stages, "pipeline", "input pipelines against compute alone", run_pipeline,
                       ["models", "device", "data_dir"])  # fmt: skip
     pipeline.add_argument("--seconds", type=_seconds, default=5.0, help="per network")
+
+    blocks = _stage(stages, "blocks", "chapter 7's single layers: formula, counted, timed",
+                    run_blocks, [])  # fmt: skip
+    blocks.add_argument("--time-cap", type=_seconds, default=0.3, help="seconds per timing")
+
+    compare = stages.add_parser("compare", help="per-metric differences between two stores")
+    compare.add_argument("a", type=Path, help="results store (the baseline)")
+    compare.add_argument("b", type=Path, help="results store compared with it")
+    compare.add_argument("--stage", help="only this stage's rows")
+    compare.add_argument(
+        "--threshold",
+        type=float,
+        default=3.0,
+        help="flag timings that moved by more than this many times their noise",
+    )
+    compare.add_argument("--store", type=Path, default=None, help=argparse.SUPPRESS)
+    compare.set_defaults(run=run_compare)
 
     every = stages.add_parser("all", help="every stage in order, then the index")
     every.add_argument(
@@ -534,6 +594,8 @@ def _only_run_on(store: Path) -> Iterator[None]:
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
+        if args.store is None:  # reads only (compare): no lock
+            return args.run(args)
         with _only_run_on(args.store):
             return args.run(args)
     except (UsageError, OSError, sqlite3.Error) as error:

@@ -289,6 +289,19 @@ def measured_matmul_flops(device: torch.device, precision: str, seconds: float =
     return 2 * n**3 / best
 
 
+def measured_bandwidth(device: torch.device, seconds: float = 1.0) -> float:
+    """Best bytes/s of copying a 256 MiB tensor into another (each byte read once, written once)
+    over ``seconds``."""
+    source = torch.ones(64 * 2**20, device=device)
+    target = torch.empty_like(source)
+    backend = backend_for(device)
+    best = math.inf
+    start = time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        best = min(best, backend.time(lambda: target.copy_(source)))
+    return 2 * source.numel() * source.element_size() / best
+
+
 def iter_speed(
     model_or_name: str | nn.Module,
     *,

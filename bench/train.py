@@ -1,6 +1,7 @@
 """Training on Fashion-MNIST: the book's recipes (chapter 8: SGD, batch 128, 10 epochs, per-model
-learning rate and resize), run under a profile that sets the budget, and the exercise
-experiments as named lists of runs. Everything here is data except ``train``.
+learning rate and resize), run under a profile that sets the budget; the fast recipe (the
+book's loop plus switchable techniques, on its own schedule); and the exercise experiments as
+named lists of runs. Everything here is data except ``train``.
 
 Metrics are taken at evaluation points: after every epoch, or, for a wall-clock budget, at
 fixed fractions of it. Training time excludes evaluation; it is what time-to-accuracy uses.
@@ -40,6 +41,15 @@ class Budget:
     train_per_class: int | None = None  # training images per class (None: all 6,000)
     test_per_class: int | None = None  # test images per class (None: all 1,000)
     short_seconds: float | None = None  # time budget of exercise runs, if shorter
+    # what a run with its own schedule (``Run.epochs``) trains under; None: that many epochs
+    # over all the training images, evaluated on the whole test set after each
+    scheduled: Budget | None = None
+
+    def for_run(self, run: Run) -> Budget:
+        """The budget ``run`` trains under."""
+        if run.epochs is None:
+            return self
+        return self.scheduled or Budget(self.name, epochs=run.epochs)
 
 
 PROFILES = {
@@ -47,9 +57,35 @@ PROFILES = {
     "book": Budget("book", epochs=10),
     # a CPU: a fixed training time per run, evaluated twice on 100 test images per class
     "cpu": Budget("cpu", seconds=30, eval_points=2, test_per_class=100, short_seconds=10),
-    # tests and CI: four epochs over 200 images per class
-    "smoke": Budget("smoke", epochs=4, train_per_class=200, test_per_class=50),
-}
+    # tests and CI: four epochs over 200 images per class (one for a scheduled run)
+    "smoke": Budget("smoke", epochs=4, train_per_class=200, test_per_class=50,
+                    scheduled=Budget("smoke", epochs=1, train_per_class=200, test_per_class=50)),
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Tricks:
+    """Techniques on top of the book's loop (plain SGD, constant learning rate), each a switch."""
+
+    augment: bool = False  # on the device: a random 28x28 crop of the image padded by 2, a flip
+    momentum: float = 0.0  # Nesterov momentum (0: plain SGD)
+    weight_decay: float = 0.0
+    label_smoothing: float = 0.0
+    one_cycle: bool = False  # lr: linear warm-up over the first 20% of steps, linear decay to 0
+    channels_last: bool = False  # NHWC activations and weights
+    bf16: bool = False  # bfloat16 autocast, where the device has bf16 arithmetic
+    ema: float = 0.0  # decay per step of a weight average that is evaluated instead (0: none)
+    flip_tta: bool = False  # evaluation averages the logits of each image and its mirror
+
+    def names(self) -> str:
+        """The techniques switched on, joined by '+' ('-' for none)."""
+        on = [f.name for f in dataclasses.fields(self) if getattr(self, f.name)]
+        return "+".join(on) or "-"
+
+
+PLAIN = Tricks()  # the book's loop
+FAST = Tricks(augment=True, momentum=0.9, weight_decay=5e-4, label_smoothing=0.1, one_cycle=True,
+              channels_last=True, bf16=True, ema=0.995, flip_tta=True)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -62,9 +98,12 @@ class Run:
     resize: int | None = None
     seed: int = 0
     short: bool = False  # an exercise run: the profile's shorter time budget applies
+    epochs: int | None = None  # a schedule of its own (the profile's budget does not apply)
+    tricks: Tricks = PLAIN
 
     def settings(self) -> dict[str, Any]:
-        """The run with the book's recipe filled in: lr, batch size, resize (None: 28)."""
+        """The run with the book's recipe filled in: lr, batch size, resize (None: 28), and
+        the techniques on top of it."""
         recipe = archs.spec(self.model).recipe
         if recipe is None and (self.lr is None or self.batch_size is None):
             raise ValueError(f"{self.model} has no book recipe: give lr and batch_size")
@@ -76,6 +115,9 @@ class Run:
             if self.resize is not None
             else (recipe.resize if recipe else None),
             "seed": self.seed,
+            "epochs": self.epochs,
+            "tricks": self.tricks.names(),
+            "technique_settings": dataclasses.asdict(self.tricks),
         }
 
 
@@ -97,22 +139,41 @@ EXPERIMENTS: dict[str, tuple[Run, ...]] = {
     "nin_variants": tuple(
         Run(m, short=True) for m in ("nin_one_1x1", "nin_three_1x1", "nin_3x3", "nin_fc")
     ),
+    # 8.5.7.1: a bias before batch norm, and none
+    "bn_bias": tuple(Run(m, short=True) for m in ("bn_lenet", "bn_lenet_nobias")),
+    # 8.1.5.5.2, 8.4.5.3: networks for 28x28 inputs, on the book's loop at lr 0.1
+    "networks_28": tuple(Run(m) for m in ("lenet_28", "vgg_28", "googlenet_28", "resnet9_28")),
 }
+# The fast recipe: a small ResNet at 28x28 on a 7-epoch one-cycle schedule with every technique.
+FAST_RUN = Run("resnet9_28", lr=0.2, batch_size=256, epochs=7, tricks=FAST)
+EXPERIMENTS["fast"] = tuple(dataclasses.replace(FAST_RUN, seed=s) for s in (0, 1, 2))
+# What each technique buys: the fast recipe with one switched off, then with none.
+EXPERIMENTS["fast_ablation"] = (
+    *(dataclasses.replace(FAST_RUN, tricks=dataclasses.replace(FAST, **{f.name: f.default}))
+      for f in dataclasses.fields(Tricks)),
+    dataclasses.replace(FAST_RUN, tricks=PLAIN, lr=0.1),
+)  # fmt: skip
 
 
 def config(run: Run, budget: Budget, pipeline: str) -> dict[str, Any]:
     """Everything that determines a run's result: its key in the results store."""
+    budget = budget.for_run(run)
     return {**run.settings(), **dataclasses.asdict(budget), "short": run.short,
             "pipeline": pipeline}  # fmt: skip
 
 
-def evaluate(model: torch.nn.Module, batches: DeviceBatches) -> tuple[float, float]:
-    """Mean cross-entropy and accuracy over a split."""
+def evaluate(
+    model: torch.nn.Module, batches: DeviceBatches, tricks: Tricks = PLAIN
+) -> tuple[float, float]:
+    """Mean cross-entropy and accuracy over a split (with flip_tta, of the averaged logits)."""
     model.eval()
     loss, correct, seen = 0.0, 0, 0
-    with torch.inference_mode():
+    with torch.inference_mode(), _autocast(tricks, batches.images.device):
         for x, y in batches.epoch(0):
-            logits = model(x)
+            x = _layout(x, tricks)
+            logits = model(x).float()
+            if tricks.flip_tta:
+                logits = (logits + model(x.flip(3)).float()) / 2
             loss += F.cross_entropy(logits, y, reduction="sum").item()
             correct += int((logits.argmax(1) == y).sum())
             seen += len(y)
@@ -140,19 +201,29 @@ def train(
     ``pipeline`` "torchvision" feeds the book's per-image pipeline instead of device batches.
     ``on_step(step)`` is called after every optimizer step (progress, or tests).
     """
-    settings = run.settings()
+    settings, tricks, budget = run.settings(), run.tricks, budget.for_run(run)
     seconds = budget.short_seconds if run.short and budget.short_seconds else budget.seconds
     torch.manual_seed(settings["seed"])
     model = archs.build(settings["model"], image_size=settings["resize"] or 28, device=device)
-    optimizer = torch.optim.SGD(model.parameters(), lr=settings["lr"])
+    if tricks.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.SGD(
+        model.parameters(),
+        lr=settings["lr"],
+        momentum=tricks.momentum,
+        nesterov=tricks.momentum > 0,
+        weight_decay=tricks.weight_decay,
+    )
     batches = _Batches(pipeline, subset(data.train, budget.train_per_class), settings, device)
+    schedule = _schedule(optimizer, tricks, budget, len(batches))
+    average = _average(model, tricks)
     test = DeviceBatches(subset(data.test, budget.test_per_class), 512, device, settings["resize"],
                          shuffle=False)  # fmt: skip
     state = {"epoch": 0, "batch": 0, "step": 0, "train_s": 0.0, "wall_s": 0.0, "history": []}
     if checkpoint is not None and checkpoint.exists():
         saved = torch.load(checkpoint, map_location=device, weights_only=False)
-        model.load_state_dict(saved["model"])
-        optimizer.load_state_dict(saved["optimizer"])
+        for name, part in _parts(model, optimizer, schedule, average).items():
+            part.load_state_dict(saved[name])
         torch.set_rng_state(saved["rng"])
         state = saved["state"]
     backend = backend_for(device)
@@ -166,7 +237,13 @@ def train(
         while len(state["history"]) < (budget.eval_points if seconds else budget.epochs):
             started = time.perf_counter()
             for x, y in batches.epoch(state["epoch"], state["batch"]):
-                loss, correct = _step(model, optimizer, x, y)
+                if tricks.augment:
+                    x = augment(x, settings["seed"] * 1_000_003 + state["step"])
+                loss, correct = _step(model, optimizer, _layout(x, tricks), y, tricks)
+                if schedule is not None:
+                    schedule.step()
+                if average is not None:
+                    average.update_parameters(model)
                 if pipeline == "torchvision":
                     float(loss)  # the book's loop reads the loss on the host every step
                 window.add(loss, correct, len(y))
@@ -178,24 +255,98 @@ def train(
                     raise Diverged
                 if seconds and evaluation_due(state["train_s"] + time.perf_counter() - started):
                     break
-            state["train_s"] += time.perf_counter() - started
-            state["wall_s"] += time.perf_counter() - started
+            elapsed = _clock(device) - started
+            state["train_s"] += elapsed
+            state["wall_s"] += elapsed
             if state["batch"] >= len(batches):
                 state["epoch"], state["batch"] = state["epoch"] + 1, 0
             if not window.finite():
                 raise Diverged
             if seconds and not evaluation_due(state["train_s"]):
                 continue  # an epoch ended between two evaluation points
-            state["history"].append(_point(state, window, model, test, len(batches)))
+            evaluated = model if average is None else average.module
+            state["history"].append(_point(state, window, evaluated, test, len(batches), tricks))
             window = _Window()
             if checkpoint is not None:
-                _save(checkpoint, model, optimizer, state)
+                _save(checkpoint, _parts(model, optimizer, schedule, average), state)
     except Diverged:
         status = "diverged"
     peak = backend.peak_bytes()
     if checkpoint is not None and checkpoint.exists():
         checkpoint.unlink()  # the run is over: its result goes to the store
-    return _summary(settings, state["history"], status, peak, backend), state["history"]
+    summary = _summary(settings, state["history"], status, peak, backend)
+    summary["autocast"] = "bf16" if _bf16(tricks, device) else "off"
+    return summary, state["history"]
+
+
+def augment(x: torch.Tensor, seed: int) -> torch.Tensor:
+    """Per image, on its device: a random crop of the image zero-padded by 2 on each side, at
+    the original size, mirrored left-right with probability 1/2. Seeded: the same seed gives the
+    same batch (exact resume)."""
+    generator = torch.Generator(x.device).manual_seed(seed)
+    n, _, h, w = x.shape
+    dy, dx = (torch.randint(0, 5, (n,), generator=generator, device=x.device) for _ in "yx")
+    flip = torch.rand(n, generator=generator, device=x.device) < 0.5
+    padded = F.pad(x, (2, 2, 2, 2))
+    rows = (dy[:, None] + torch.arange(h, device=x.device))[:, :, None]  # (n, h, 1)
+    cols = (dx[:, None] + torch.arange(w, device=x.device))[:, None, :]  # (n, 1, w)
+    cols = torch.where(flip[:, None, None], cols.flip(2), cols)
+    images = torch.arange(n, device=x.device)[:, None, None]
+    return padded[images, :, rows, cols].permute(0, 3, 1, 2)  # (n, h, w, c) -> (n, c, h, w)
+
+
+def _bf16(tricks: Tricks, device: torch.device) -> bool:
+    if not tricks.bf16:
+        return False
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+
+
+def _autocast(tricks: Tricks, device: torch.device) -> Any:
+    return torch.autocast(device.type, torch.bfloat16, enabled=_bf16(tricks, device))
+
+
+def _layout(x: torch.Tensor, tricks: Tricks) -> torch.Tensor:
+    return x.contiguous(memory_format=torch.channels_last) if tricks.channels_last else x
+
+
+def _schedule(optimizer, tricks: Tricks, budget: Budget, steps_per_epoch: int) -> Any:
+    if not tricks.one_cycle:
+        return None
+    if budget.epochs is None:
+        raise ValueError("one_cycle needs a run with a number of epochs, not a time budget")
+    lr = optimizer.param_groups[0]["lr"]
+    return torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, lr, total_steps=budget.epochs * steps_per_epoch, pct_start=0.2,
+        anneal_strategy="linear", cycle_momentum=False, div_factor=10, final_div_factor=1e3,
+    )  # fmt: skip
+
+
+def _average(model: torch.nn.Module, tricks: Tricks) -> Any:
+    """An exponential moving average of the weights and batch-norm statistics, its decay ramped
+    up from 0.1 as (1 + n) / (10 + n) over the first steps so that the initial weights fade."""
+    if not tricks.ema:
+        return None
+    from torch.optim.swa_utils import AveragedModel
+
+    def blend(average: torch.Tensor, current: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
+        decay = min(tricks.ema, (1 + int(n)) / (10 + int(n)))
+        return average * decay + current * (1 - decay)
+
+    return AveragedModel(model, avg_fn=blend, use_buffers=True)
+
+
+def _parts(model, optimizer, schedule, average) -> dict[str, Any]:
+    """What a checkpoint holds, by name."""
+    parts = {"model": model, "optimizer": optimizer, "schedule": schedule, "average": average}
+    return {name: part for name, part in parts.items() if part is not None}
+
+
+def _clock(device: torch.device) -> float:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)  # the queued steps are part of the time
+    return time.perf_counter()
 
 
 class _Batches:
@@ -225,9 +376,10 @@ class _Batches:
             yield x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
 
 
-def _step(model, optimizer, x, y) -> tuple[torch.Tensor, torch.Tensor]:
-    logits = model(x)
-    loss = F.cross_entropy(logits, y)
+def _step(model, optimizer, x, y, tricks: Tricks = PLAIN) -> tuple[torch.Tensor, torch.Tensor]:
+    with _autocast(tricks, x.device):
+        logits = model(x)
+        loss = F.cross_entropy(logits.float(), y, label_smoothing=tricks.label_smoothing)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
@@ -249,9 +401,10 @@ class _Window:
         return bool(torch.isfinite(self.loss))
 
 
-def _point(state: dict, window: _Window, model, test: DeviceBatches, batches: int) -> dict:
+def _point(state: dict, window: _Window, model, test: DeviceBatches, batches: int,
+           tricks: Tricks) -> dict:  # fmt: skip
     started = time.perf_counter()
-    test_loss, test_acc = evaluate(model, test)
+    test_loss, test_acc = evaluate(model, test, tricks)
     state["wall_s"] += time.perf_counter() - started
     previous = state["history"][-1]["train_s"] if state["history"] else 0.0
     return {
@@ -267,11 +420,11 @@ def _point(state: dict, window: _Window, model, test: DeviceBatches, batches: in
     }
 
 
-def _save(path: Path, model, optimizer, state: dict) -> None:
+def _save(path: Path, parts: dict[str, Any], state: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".partial")
-    torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                "rng": torch.get_rng_state(), "state": state}, partial)  # fmt: skip
+    saved = {name: part.state_dict() for name, part in parts.items()}
+    torch.save({**saved, "rng": torch.get_rng_state(), "state": state}, partial)
     os.replace(partial, path)
 
 
@@ -285,6 +438,7 @@ def _summary(settings, history, status, peak, backend) -> dict[str, Any]:
         "best_test_acc": max((h["test_acc"] for h in history), default=math.nan),
         "train_loss": final.get("train_loss", math.nan),
         "train_s": final.get("train_s", math.nan),
+        "wall_s": final.get("wall_s", math.nan),  # training and evaluation
         "images_per_s": (
             final["step"] * settings["batch_size"] / final["train_s"] if final else math.nan
         ),

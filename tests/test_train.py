@@ -1,10 +1,27 @@
 """Training on the smoke profile: it learns, it resumes exactly, it stops when it diverges."""
 
+import dataclasses
+
 import pytest
 import torch
+import torch.nn.functional as F
 
+import archs
 from bench import data as D
-from bench.train import EXPERIMENTS, PROFILES, Budget, Run, config, train
+from bench.train import (
+    EXPERIMENTS,
+    FAST,
+    FAST_RUN,
+    PLAIN,
+    PROFILES,
+    Budget,
+    Run,
+    Tricks,
+    augment,
+    config,
+    evaluate,
+    train,
+)
 
 CPU = torch.device("cpu")
 SMOKE = PROFILES["smoke"]
@@ -103,8 +120,139 @@ def test_resize_matches_torchvision_within_one_grey_level(fashion, size):
 
 def test_experiments_and_configs_are_data():
     assert {r.model for r in EXPERIMENTS["book"]} >= {"lenet", "alexnet", "resnet18", "regnetx32"}
-    assert all(r.short for name, runs in EXPERIMENTS.items() if name != "book" for r in runs)
+    exercises = ("lr_grid", "batch_sweep", "vgg_sizes", "nin_variants", "bn_bias")
+    assert all(r.short for name in exercises for r in EXPERIMENTS[name])
+    assert all(r.epochs and not r.short for n in ("fast", "fast_ablation") for r in EXPERIMENTS[n])
+    # the ablation switches off one technique at a time, then all of them
+    ablated = [t for t in (r.tricks for r in EXPERIMENTS["fast_ablation"])]
+    assert len(ablated) == len(dataclasses.fields(Tricks)) + 1 and ablated[-1] == PLAIN
+    assert all(sum(getattr(t, f.name) != getattr(FAST, f.name) for f in dataclasses.fields(Tricks))
+               == 1 for t in ablated[:-1])  # fmt: skip
     settings = Run("alexnet").settings()
     assert (settings["lr"], settings["batch_size"], settings["resize"]) == (0.01, 128, 224)
     key = config(Run("alexnet"), PROFILES["cpu"], "ours")
     assert key["seconds"] == 30 and key["pipeline"] == "ours" and key["model"] == "alexnet"
+
+
+def test_the_fast_recipe_runs_end_to_end_on_the_smoke_profile(fashion):
+    summary, history = train(FAST_RUN, SMOKE, fashion, CPU)
+    assert summary["status"] == "ok" and len(history) == SMOKE.scheduled.epochs
+    assert summary["tricks"] == FAST.names() and summary["epochs"] == FAST_RUN.epochs
+    assert summary["autocast"] == (
+        "bf16" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "off"
+    )
+    assert 0.0 <= summary["test_acc"] <= 1.0 and summary["wall_s"] >= summary["train_s"]
+    # the profile's time budget does not cut a scheduled run; the smoke profile shortens it
+    assert config(FAST_RUN, PROFILES["cpu"], "ours")["epochs"] == FAST_RUN.epochs
+    assert config(FAST_RUN, PROFILES["cpu"], "ours")["seconds"] is None
+
+
+def test_an_interrupted_fast_run_resumes_to_the_same_metrics(fashion, tmp_path):
+    run = dataclasses.replace(FAST_RUN, epochs=2)
+    budget = Budget(
+        "test",
+        train_per_class=100,
+        test_per_class=20,
+        scheduled=Budget("test", epochs=2, train_per_class=100, test_per_class=20),
+    )
+    _, expected = train(run, budget, fashion, CPU)
+
+    def stop(step):
+        if step == 6:  # 4 steps an epoch: epoch 1's checkpoint (schedule, average) is on disk
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        train(run, budget, fashion, CPU, tmp_path / "run.pt", on_step=stop)
+    _, history = train(run, budget, fashion, CPU, tmp_path / "run.pt")
+    for key in ("train_loss", "test_loss", "test_acc"):
+        assert [h[key] for h in history] == [h[key] for h in expected], key
+
+
+def test_augment_crops_a_padded_copy_and_flips_it_and_repeats_by_seed(fashion):
+    x = D.prepare(fashion.test.images[:16], None)
+    out = augment(x, seed=7)
+    assert out.shape == x.shape and torch.equal(out, augment(x, seed=7))
+    assert not torch.equal(out, augment(x, seed=8))
+    padded = F.pad(x, (2, 2, 2, 2))
+    for image, original in zip(out, padded, strict=True):
+        views = [v for dy in range(5) for dx in range(5)
+                 for v in (original[:, dy:dy + 28, dx:dx + 28],
+                           original[:, dy:dy + 28, dx:dx + 28].flip(2))]  # fmt: skip
+        assert any(torch.equal(image, v) for v in views)
+    flipped = sum(not any(torch.equal(i, p[:, dy:dy + 28, dx:dx + 28]) for dy in range(5)
+                          for dx in range(5)) for i, p in zip(out, padded, strict=True))  # fmt: skip
+    assert 0 < flipped < len(x)  # some images are mirrored, some not
+
+
+def _one_step(tricks: Tricks, fashion, steps: int):
+    """The model, optimizer, schedule and average after ``steps`` steps on the first images."""
+    from bench.train import _average, _layout, _schedule, _step
+
+    torch.manual_seed(0)
+    model = archs.build("resnet9_28")
+    if tricks.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.SGD(
+        model.parameters(),
+        lr=0.1,
+        momentum=tricks.momentum,
+        nesterov=tricks.momentum > 0,
+        weight_decay=tricks.weight_decay,
+    )
+    schedule = _schedule(optimizer, tricks, Budget("t", epochs=1), 10)
+    average = _average(model, tricks)
+    x, y = D.prepare(fashion.test.images[:32], None), fashion.test.labels[:32]
+    for _ in range(steps):
+        loss, _ = _step(model, optimizer, _layout(x, tricks), y, tricks)
+        if schedule:
+            schedule.step()
+        if average:
+            average.update_parameters(model)
+    return model, optimizer, schedule, average, loss
+
+
+def test_each_switch_changes_what_it_says(fashion):
+    from bench.train import _autocast
+
+    model, optimizer, _, average, _ = _one_step(FAST, fashion, steps=3)
+    group = optimizer.param_groups[0]
+    assert group["momentum"] == 0.9 and group["nesterov"] and group["weight_decay"] == 5e-4
+    assert model[0][0].weight.is_contiguous(memory_format=torch.channels_last)
+    # one-cycle: warm-up from lr/10 to lr over 20% of the steps, then down towards 0
+    from bench.train import _schedule
+
+    sgd = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
+    cycle = _schedule(sgd, FAST, Budget("t", epochs=1), 10)
+    lrs = [cycle.get_last_lr()[0]]
+    for _ in range(9):
+        sgd.step()
+        cycle.step()
+        lrs.append(cycle.get_last_lr()[0])
+    assert lrs[0] == pytest.approx(0.01) and max(lrs) == pytest.approx(0.1)
+    assert lrs.index(max(lrs)) <= 2 and lrs[-1] < 0.02
+    assert _schedule(sgd, PLAIN, Budget("t", epochs=1), 10) is None
+    # the average lags the model: its weights lie between the first and the current
+    assert not torch.equal(average.module[0][0].weight, model[0][0].weight)
+    with _autocast(FAST, CPU):
+        dtype = model(torch.rand(2, 1, 28, 28)).dtype
+    assert dtype == (torch.bfloat16 if torch.ops.mkldnn._is_mkldnn_bf16_supported() else
+                     torch.float32)  # fmt: skip
+    with _autocast(PLAIN, CPU):
+        assert model(torch.rand(2, 1, 28, 28)).dtype == torch.float32
+    # label smoothing raises the loss of confident correct predictions
+    logits, y = torch.tensor([[10.0, 0.0]]), torch.tensor([0])
+    assert F.cross_entropy(logits, y, label_smoothing=0.1) > F.cross_entropy(logits, y)
+
+
+def test_flip_tta_averages_the_mirror(fashion):
+    split = D.subset(fashion.test, 5)
+    batches = D.DeviceBatches(split, 50, CPU, shuffle=False)
+    torch.manual_seed(0)
+    model = archs.build("lenet_28")
+    plain, tta = evaluate(model, batches), evaluate(model, batches, Tricks(flip_tta=True))
+    x = D.prepare(split.images, None)
+    with torch.no_grad():
+        model.eval()  # evaluate leaves the model in training mode
+        logits = (model(x) + model(x.flip(3))) / 2
+    assert tta[0] == pytest.approx(F.cross_entropy(logits, split.labels).item(), rel=1e-5)
+    assert tta[0] != plain[0]

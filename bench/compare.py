@@ -1,0 +1,92 @@
+"""``python -m bench compare A B``: the metrics two results stores share, their differences, and
+which differences exceed the noise each metric carries.
+
+Noise, per stage (relative to the value): counted figures are exact, so any change counts;
+a timing's noise is the spread of its timed steps (coefficient of variation, or the
+interquartile range over the median for pytest-benchmark rows); a test accuracy's is the
+binomial standard error of the test set it was measured on.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import pandas as pd
+
+from bench.report import _text, markdown
+from bench.store import Store, config_hash
+
+Noise = Callable[[dict[str, Any]], float]  # a row -> relative noise of its metrics
+
+
+def _cv(row: dict[str, Any]) -> float:
+    return row.get("cv") or 0.0
+
+
+def _iqr(row: dict[str, Any]) -> float:
+    return row["iqr"] / row["median"] if row.get("median") else 0.0
+
+
+def _binomial(row: dict[str, Any]) -> float:
+    per_class = row["config"].get("test_per_class")
+    n, p = 10 * per_class if per_class else 10_000, row.get("test_acc") or 0.0
+    return math.sqrt(p * (1 - p) / n) / p if p else 0.0
+
+
+def _exact(row: dict[str, Any]) -> float:
+    return 0.0
+
+
+# stage -> (metrics compared, their relative noise)
+METRICS: dict[str, tuple[tuple[str, ...], Noise]] = {
+    "profile": (("params", "fwd_macs_per_image", "bwd_macs_per_image",
+                 "saved_activation_bytes", "infer_peak_bytes"), _exact),
+    "blocks": (("fwd_macs_counted", "bwd_macs_counted", "saved_bytes_counted"), _exact),
+    "speed": (("images_per_s", "median_ms"), _cv),
+    "onnx": (("images_per_s", "median_ms", "torch_images_per_s"), _cv),
+    "microbench": (("median",), _iqr),
+    "train": (("test_acc",), _binomial),
+}  # fmt: skip
+
+
+def _keyed(store: Store, stage: str) -> dict[tuple[str, str], dict[str, Any]]:
+    return {(r["model"], config_hash(r["config"])): r for r in store.rows(stage)
+            if r["status"] == "ok"}  # fmt: skip
+
+
+def compare(a: Store, b: Store, stage: str | None = None, threshold: float = 3.0
+            ) -> tuple[str, int]:  # fmt: skip
+    """A Markdown table of every shared metric's change, and how many changes are flagged: a
+    change is flagged when it exceeds ``threshold`` times the larger relative noise of the two
+    rows, or, for exact (counted) metrics, when there is any change at all."""
+    rows = []
+    for name, (metrics, noise) in METRICS.items():
+        if stage is not None and name != stage:
+            continue
+        before, after = _keyed(a, name), _keyed(b, name)
+        for key in [k for k in before if k in after]:
+            old, new = before[key], after[key]
+            spread = max(noise(old), noise(new))
+            for metric in metrics:
+                x, y = old.get(metric), new.get(metric)
+                if not isinstance(x, int | float) or not isinstance(y, int | float) or not x:
+                    continue
+                change = (y - x) / abs(x)
+                flagged = abs(change) > threshold * spread if spread else y != x
+                rows.append({"stage": name, "model": key[0], "config": key[1], "metric": metric,
+                             "a": x, "b": y, "change": change, "noise": spread,
+                             "flag": "CHANGED" if flagged else ""})  # fmt: skip
+    if not rows:
+        return "no rows in common", 0
+    frame = pd.DataFrame(rows)
+    number = lambda v: f"{v:,.6g}"  # noqa: E731
+    percent = lambda v: f"{v:+.1%}"  # noqa: E731
+    table = markdown(frame, [
+        ("stage", "stage", _text), ("model", "model", _text), ("config", "config hash", _text),
+        ("metric", "metric", _text), ("a", "A", number), ("b", "B", number),
+        ("change", "change", percent), ("noise", "noise (relative)", lambda v: f"{v:.1%}"),
+        ("flag", f"beyond {threshold:g} x noise", _text),
+    ])  # fmt: skip
+    return table, int((frame["flag"] != "").sum())

@@ -1,0 +1,597 @@
+"""reports/exercises.md: the chapters' compute and memory exercises answered from the results
+store. Each answer is a table of stored numbers, the profile and device behind them, and a
+sentence computed from those numbers; an exercise whose rows are missing names the command that
+measures them. The exercises are data: (id, question, the rows it needs, how to read them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+import archs
+from bench.report import (
+    MIB,
+    Column,
+    _atomic_write,
+    _int,
+    _mega,
+    _mib,
+    _ms,
+    _percent,
+    _ratio,
+    _text,
+    markdown,
+)
+from bench.store import Store
+
+Answer = tuple[pd.DataFrame, list[Column], str]  # rows, columns shown, the reasoning
+
+
+@dataclass(frozen=True)
+class Exercise:
+    id: str
+    question: str
+    answer: Callable[[Store], Answer | None]  # None: the rows are not in the store
+    command: str  # what measures the rows
+
+
+def _profiles(store: Store, models: list[str]) -> pd.DataFrame:
+    """Profile rows (book input size, batch 128) of ``models``, in that order."""
+    found = {}
+    for row in store.rows("profile"):
+        if (row["status"] == "ok" and row["batch_size"] == 128 and row["model"] in models
+                and row["image_size"] == archs.spec(row["model"]).input_size):  # fmt: skip
+            found[row["model"]] = row
+    if set(found) != set(models):
+        return pd.DataFrame()
+    frame = pd.DataFrame([found[m] for m in models])
+    frame["source"] = [_source(r, "profile") for r in (found[m] for m in models)]
+    return frame
+
+
+def _source(row: dict[str, Any], stage: str) -> str:
+    prov = row["provenance"]
+    machine = prov["device"] if prov["device"] != "cpu" else f"CPU {prov['cpu']}"
+    profile = row.get("profile") or row["config"].get("name")
+    return f"{stage}" + (f", {profile} profile" if profile else "") + f", {machine}"
+
+
+def _runs(store: Store, keep: Callable[[dict], bool]) -> pd.DataFrame:
+    rows = [r for r in store.rows("train") if r["status"] in ("ok", "diverged") and keep(r)]
+    frame = pd.DataFrame(rows)
+    if len(frame):
+        frame["source"] = [_source(r, "train") for r in rows]
+        frame["budget"] = [_budget_text(r) for r in rows]
+    return frame
+
+
+def _budget_text(row: dict[str, Any]) -> str:
+    from bench.report import _budget
+
+    return f"{row['config']['name']}: {_budget(row)}"
+
+
+def _micro(store: Store, group: str) -> pd.DataFrame:
+    rows = [r for r in store.rows("microbench") if r["model"] == group]
+    frame = pd.DataFrame(rows)
+    if len(frame):
+        frame["median_ms"] = 1000 * frame["median"]
+        frame["iqr_ms"] = 1000 * frame["iqr"]
+        frame["source"] = [_source(r, "microbench") for r in rows]
+    return frame
+
+
+def _blocks(store: Store, exercises: tuple[str, ...]) -> pd.DataFrame:
+    rows = [r for r in store.rows("blocks") if r["model"] in exercises]
+    frame = pd.DataFrame(rows)
+    if len(frame):
+        frame["case"] = [r["config"]["case"] for r in rows]
+        frame["source"] = [_source(r, "blocks") for r in rows]
+    return frame
+
+
+def _times(a: float, b: float) -> str:
+    return f"{a / b:,.1f}x"
+
+
+MODEL: Column = ("model", "model", _text)
+PARAMS: Column = ("params", "params", _int)
+CONV_PARAMS: Column = ("params_conv", "conv params", _int)
+FC_PARAMS: Column = ("params_linear", "fully connected params", _int)
+MACS: Column = ("fwd_macs_per_image", "fwd MACs / image (M, counted)", _mega)
+CONV_MACS: Column = ("fwd_conv_macs_per_image", "conv MACs (M, counted)", _mega)
+FC_MACS: Column = ("fwd_linear_macs_per_image", "fully connected MACs (M, counted)", _mega)
+TRAIN_MEM: Column = ("train_bytes_est_sgd", "training, SGD, batch 128 (MiB, estimated)", _mib)
+INFER_MEM: Column = ("infer_bytes_est", "inference, batch 128 (MiB, estimated)", _mib)
+SAVED: Column = ("saved_activation_bytes", "saved for backward, batch 128 (MiB, counted)", _mib)
+INTENSITY: Column = ("fwd_flops_per_byte", "fwd FLOPs / byte (estimated)", _ratio)
+RUN: list[Column] = [
+    ("model", "model", _text),
+    ("lr", "lr", _text),
+    ("batch_size", "batch", _int),
+    ("resize", "input side (None: 28)", _text),
+    ("budget", "profile: budget", _text),
+    ("status", "status", _text),
+    ("test_acc", "test accuracy", _percent),
+    ("images_per_s", "training images/s (measured)", _ratio),
+    ("peak_bytes", "peak memory (MiB, measured)", _mib),
+]
+
+
+def _cost(models: list[str], columns: list[Column], say: Callable[[pd.DataFrame], str]):
+    """An answer from profile rows: cost columns of ``models`` and a sentence about them."""
+
+    def answer(store: Store) -> Answer | None:
+        frame = _profiles(store, models)
+        if frame.empty:
+            return None
+        return frame, [MODEL, *columns], say(frame.set_index("model"))
+
+    return answer
+
+
+def _cost_and_accuracy(models: list[str], columns: list[Column], keep: Callable[[dict], bool],
+                       say: Callable[[pd.DataFrame], str]):  # fmt: skip
+    """Cost of ``models`` beside the accuracy of their runs (``keep`` picks the runs)."""
+
+    def answer(store: Store) -> Answer | None:
+        cost, runs = _profiles(store, models), _runs(store, keep)
+        if cost.empty or runs.empty:
+            return None
+        frame = runs.merge(cost[["model", *[c[0] for c in columns]]], on="model", how="left")
+        return frame, [*RUN, *columns], say(frame)
+
+    return answer
+
+
+def _first_model_runs(models: tuple[str, ...]) -> Callable[[dict], bool]:
+    return lambda r: r["model"] in models and r.get("tricks", "-") == "-"
+
+
+def _block_answer(exercises: tuple[str, ...], columns: list[Column],
+                  say: Callable[[pd.DataFrame], str]):  # fmt: skip
+    def answer(store: Store) -> Answer | None:
+        frame = _blocks(store, exercises)
+        return None if frame.empty else (frame, columns, say(frame))
+
+    return answer
+
+
+def _micro_answer(group: str, label: Column, say: Callable[[pd.DataFrame], str]):
+    def answer(store: Store) -> Answer | None:
+        frame = _micro(store, group)
+        if frame.empty:
+            return None
+        columns = [label, ("median_ms", "median (ms, measured)", _ms),
+                   ("iqr_ms", "IQR (ms)", _ms), ("rounds", "rounds", _int)]  # fmt: skip
+        return frame, columns, say(frame)
+
+    return answer
+
+
+CONV_CASE: list[Column] = [
+    ("case", "layer", _text),
+    ("out_side", "output side", _int),
+    ("fwd_macs_formula", "fwd MACs (M, formula)", _mega),
+    ("fwd_macs_counted", "fwd MACs (M, counted)", _mega),
+    ("bwd_macs_formula", "bwd MACs (M, formula)", _mega),
+    ("bwd_macs_counted", "bwd MACs (M, counted)", _mega),
+    ("weight_bytes_formula", "weights (KiB, formula)", lambda v: f"{v / 1024:,.1f}"),
+    ("output_bytes_formula", "output / image (KiB, formula)", lambda v: f"{v / 1024:,.1f}"),
+    ("saved_bytes_formula", "saved for bwd / image (KiB, formula)", lambda v: f"{v / 1024:,.1f}"),
+    ("saved_bytes_counted", "saved for bwd / image (KiB, counted)", lambda v: f"{v / 1024:,.1f}"),
+    ("fwd_ms", "fwd, batch 32 (ms, measured)", _ms),
+    ("fwd_bwd_ms", "fwd + bwd, batch 32 (ms, measured)", _ms),
+]
+
+
+def _say_conv_cost(frame: pd.DataFrame) -> str:
+    agree = (frame["fwd_macs_formula"] == frame["fwd_macs_counted"]).all() and (
+        frame["bwd_macs_formula"] == frame["bwd_macs_counted"]
+    ).all()
+    ratio = (frame["fwd_bwd_ms"] / frame["fwd_ms"]).median()
+    verdict = "agrees with both formulas in every row" if agree else "DISAGREES with a formula"
+    return (
+        f"Forward MACs are c_i c_o k_h k_w h_o w_o and backward twice that (input and weight "
+        f"gradients); the counter {verdict}. "
+        f"Backward keeps the layer's input, not its output. Measured, forward plus backward "
+        f"takes {ratio:.1f}x the forward time (median over the rows), against 3x in MACs."
+    )  # fmt: skip
+
+
+def _say_grid(frame: pd.DataFrame) -> str:
+    base = frame["fwd_macs_counted"].iloc[0]
+    parts = [f"{case}: {m / base:.2f}x" for case, m in zip(frame["case"][1:],
+             frame["fwd_macs_counted"][1:], strict=True)]  # fmt: skip
+    return (
+        "MACs relative to the first row: " + "; ".join(parts) + ". Doubling either channel count "
+        "doubles the cost, doubling both quadruples it; padding only enlarges the output."
+    )
+
+
+def _say_shape(frame: pd.DataFrame) -> str:
+    row = frame.iloc[0]
+    same = (row["formula_h"], row["formula_w"]) == (row["built_h"], row["built_w"])
+    return (
+        f"floor((n + 2p - k) / s) + 1 gives {row['formula_h']} x {row['formula_w']}; the built "
+        f"layer outputs {row['built_h']} x {row['built_w']}: "
+        + ("they agree." if same else "they DISAGREE.")
+    )
+
+
+def _say_pool(frame: pd.DataFrame) -> str:
+    row = frame.iloc[0]
+    return (
+        f"A {row['kernel']}x{row['kernel']} average pool has no parameters and costs k^2 FLOPs "
+        f"per output ({row['fwd_flops_formula'] / 1e6:,.2f} M per image by formula, "
+        f"{row['fwd_flops_counted'] / 1e6:,.2f} M counted)."
+    )
+
+
+def _say_fastest(label: str) -> Callable[[pd.DataFrame], str]:
+    def say(frame: pd.DataFrame) -> str:
+        best, worst = frame.loc[frame["median_ms"].idxmin()], frame.loc[frame["median_ms"].idxmax()]
+        return (
+            f"Outputs were checked equal before timing. Fastest: {best[label]} "
+            f"({best['median_ms']:.3f} ms), slowest: {worst[label]} ({worst['median_ms']:.3f} ms), "
+            f"{_times(worst['median_ms'], best['median_ms'])} apart."
+        )
+
+    return say
+
+
+def _say_groups(frame: pd.DataFrame) -> str:
+    dense = frame.loc[frame["groups"] == 1].iloc[0]
+    parts = [
+        f"{int(r['groups'])} groups: {dense['macs'] / r['macs']:.0f}x fewer MACs, "
+        f"{dense['median_ms'] / r['median_ms']:.1f}x faster"
+        for _, r in frame[frame["groups"] != 1].iterrows()
+    ]
+    return "; ".join(parts) + ". Latency falls far less than MACs: small groups use the " \
+        "hardware poorly and memory traffic does not shrink with the groups."  # fmt: skip
+
+
+def _say_corr2d(frame: pd.DataFrame) -> str:
+    largest = frame[frame["size"] == frame["size"].max()].set_index("method")["median_ms"]
+    return (
+        f"At {int(frame['size'].max())}x{int(frame['size'].max())}: the Python loop takes "
+        f"{largest['loop']:.3f} ms, unfold+matmul {largest['unfold']:.3f} ms, conv2d "
+        f"{largest['conv2d']:.3f} ms ({_times(largest['loop'], largest['conv2d'])} between "
+        "the loop and conv2d); the loop's time grows with the output's area."
+    )  # fmt: skip
+
+
+def _share(frame: pd.DataFrame, part: str, whole: str, model: str) -> str:
+    return f"{frame.loc[model, part] / frame.loc[model, whole]:.1%}"
+
+
+def _say_params(frame: pd.DataFrame) -> str:
+    parts = [f"{m} {frame.loc[m, 'params'] / 1e6:,.2f} M" for m in frame.index]
+    most = frame["params"].idxmax()
+    return (
+        "Parameters: "
+        + ", ".join(parts)
+        + f". {most} has the most; fully connected layers hold "
+        + ", ".join(f"{_share(frame, 'params_linear', 'params', m)} of {m}'s" for m in frame.index)
+        + "."
+    )
+
+
+def _say_macs_split(frame: pd.DataFrame) -> str:
+    return (
+        "Convolutions do "
+        + ", ".join(
+            f"{_share(frame, 'fwd_conv_macs_per_image', 'fwd_macs_per_image', m)} of {m}'s MACs"
+            for m in frame.index
+        )
+        + ": the fully connected layers hold the parameters, the convolutions do the arithmetic."
+    )
+
+
+def _say_totals(frame: pd.DataFrame) -> str:
+    return (
+        "; ".join(
+            f"{m}: {frame.loc[m, 'params'] / 1e6:,.1f} M params, "
+            f"{frame.loc[m, 'fwd_macs_per_image'] / 1e9:,.2f} G MACs per image"
+            for m in frame.index
+        )
+        + "."
+    )
+
+
+def _say_accuracy(frame: pd.DataFrame) -> str:
+    parts = [f"{r['model']} (lr {r['lr']}, batch {r['batch_size']}): {r['test_acc']:.1%}"
+             for _, r in frame.iterrows()]  # fmt: skip
+    budgets = sorted(set(frame["budget"]))
+    return (
+        "Test accuracy " + "; ".join(parts) + f". Runs: {', '.join(budgets)}; a budget run says "
+        "what that budget buys, not what the network can reach."
+    )
+
+
+def _say_lr_grid(frame: pd.DataFrame) -> str:
+    parts = []
+    for model, group in frame.groupby("model", sort=False):
+        learned = group[(group["status"] == "ok") & (group["test_acc"] > 0.5)]
+        top = learned["lr"].max() if len(learned) else None
+        parts.append(f"{model} learns (over 50%) up to lr {top}" if top else
+                     f"{model} learns at no learning rate tried")  # fmt: skip
+    return "; ".join(parts) + ". Batch norm widens the range of learning rates that train."
+
+
+def _say_memory_modes(frame: pd.DataFrame) -> str:
+    def peak(mode: str, batch: int) -> float:
+        hit = frame[(frame["mode"] == mode) & (frame["batch_size"] == batch)]
+        return hit["peak_bytes"].iloc[0] / MIB if len(hit) else float("nan")
+
+    largest = int(frame["batch_size"].max())
+    return (
+        f"At batch {largest}, a training step peaks at {peak('train', largest):,.0f} MiB and "
+        f"inference at {peak('infer', largest):,.0f} MiB (measured): training keeps every "
+        "activation for backward, plus gradients; inference frees each activation once used."
+    )
+
+
+def _speed(models: tuple[str, ...]) -> Callable[[Store], Answer | None]:
+    def answer(store: Store) -> Answer | None:
+        rows = [r for r in store.rows("speed") if r["model"] in models and r["status"] == "ok"]
+        if not rows:
+            return None
+        frame = pd.DataFrame(rows).sort_values(["model", "mode", "batch_size"])
+        frame["source"] = [_source(r, "speed") for r in rows]
+        columns = [MODEL, ("mode", "mode", _text), ("batch_size", "batch", _int),
+                   ("images_per_s", "images/s (measured)", _ratio),
+                   ("median_ms", "ms/step median", _ms), ("cv", "CV", _percent),
+                   ("peak_bytes", "peak memory (MiB, measured)", _mib)]  # fmt: skip
+        return frame, columns, _say_memory_modes(frame[frame["model"] == models[0]])
+
+    return answer
+
+
+def _say_ridge(store: Store, frame: pd.DataFrame) -> str:
+    machines = [r for r in store.rows("machine") if r["status"] == "ok"]
+    text = "; ".join(f"{m}: {frame.loc[m, 'fwd_flops_per_byte']:.1f} FLOPs/byte"
+                     for m in frame.index)  # fmt: skip
+    if machines:
+        m = machines[-1]
+        ridge = m["peak_flops_per_s"] / m["bandwidth_bytes_per_s"]
+        text += (f". This machine's ridge point (measured peak over measured bandwidth) is "
+                 f"{ridge:.1f} FLOPs/byte: a network below it is limited by memory bandwidth, "
+                 "above it by arithmetic")  # fmt: skip
+    return text + "."
+
+
+def _intensity(store: Store) -> Answer | None:
+    frame = _profiles(store, ["alexnet", "googlenet"])
+    if frame.empty:
+        return None
+    return frame, [MODEL, PARAMS, MACS, INTENSITY], _say_ridge(store, frame.set_index("model"))
+
+
+def _min_size(store: Store) -> Answer | None:
+    frame = _profiles(store, ["googlenet"])
+    if frame.empty:
+        return None
+    side = int(frame["min_input_size"].iloc[0])
+    return (
+        frame,
+        [MODEL, ("min_input_size", "smallest input side (found by building)", _int)],
+        (
+            f"GoogLeNet accepts inputs down to {side}x{side}: every conv and pool pads, so no "
+            "layer's output becomes empty; below 32 pixels the 7x7/2 stem and four stride-2 "
+            "stages leave 1x1 maps, so it runs, but on almost no spatial information."
+        ),
+    )
+
+
+def _bias_before_bn(store: Store) -> Answer | None:
+    frame = _profiles(store, ["bn_lenet", "bn_lenet_nobias"])
+    runs = _runs(store, _first_model_runs(("bn_lenet", "bn_lenet_nobias")))
+    if frame.empty or runs.empty:
+        return None
+    cost = frame.set_index("model")
+    saved = int(cost.loc["bn_lenet", "params"] - cost.loc["bn_lenet_nobias", "params"])
+    runs = runs.merge(frame[["model", "params"]], on="model")
+    return (
+        runs,
+        [*RUN, PARAMS],
+        (
+            f"Removing the bias of the layers before a batch norm saves {saved} parameters; batch "
+            "norm subtracts the mean, so a constant bias has no effect on its output. "
+            + _say_accuracy(runs)
+        ),
+    )
+
+
+def _per_stage(models: list[str]) -> Callable[[Store], Answer | None]:
+    def answer(store: Store) -> Answer | None:
+        frame = _profiles(store, models)
+        if frame.empty:
+            return None
+        rows = []
+        for row in frame.to_dict("records"):
+            layers = pd.DataFrame(store.details("profile", row["model"], row["config"], "layers"))
+            stage = layers["layer"].astype(str).str.split(".").str[0]
+            for name, params in layers.groupby(stage, sort=False)["params"].sum().items():
+                rows.append({"model": row["model"], "stage": name, "params": params,
+                             "source": row["source"]})  # fmt: skip
+        stages = pd.DataFrame(rows)
+        totals = frame.set_index("model")["params"]
+        return (
+            stages,
+            [MODEL, ("stage", "top-level module", _text), PARAMS],
+            (
+                "Totals: "
+                + ", ".join(f"{m} {totals[m] / 1e6:,.2f} M" for m in models)
+                + ". A dense "
+                "block's convs see few channels (the growth rate) and transition layers halve the "
+                "width, where a residual stage's convs all run at the stage's full width."
+            ),
+        )
+
+    return answer
+
+
+BOOK_RUN = _first_model_runs
+C7 = "python -m bench blocks"
+MICRO = "nox -s microbench"
+PROFILE = "python -m bench profile"
+TRAIN = "python -m bench train --experiment"
+
+EXERCISES: tuple[Exercise, ...] = (
+    Exercise("7.3.1", "Output shape of a conv with kernel (3, 5), padding (0, 1), stride (3, 4) "
+             "on 8x8: formula against the built layer.",
+             _block_answer(("7.3.1",), [("formula_h", "formula h", _int), ("formula_w", "formula w",
+                           _int), ("built_h", "built h", _int), ("built_w", "built w", _int)],
+                           _say_shape), C7),
+    Exercise("7.4.2", "Cost of one conv layer: forward MACs, memory, backward memory and MACs: "
+             "formula, counted and measured.",
+             _block_answer(("7.4.3", "7.4.2"), CONV_CASE, _say_conv_cost), C7),
+    Exercise("7.4.3", "Doubling the input and output channels, and doubling the padding: how "
+             "the MACs change.", _block_answer(("7.4.3",), CONV_CASE, _say_grid), C7),
+    Exercise("7.4.5", "A 1x1 conv as conv2d and as one matrix product (64 -> 64 channels, "
+             "56x56): equal outputs, time of each.",
+             _micro_answer("conv1x1", ("method", "method", _text), _say_fastest("method")), MICRO),
+    Exercise("7.4.7", "Block-diagonal weights (g groups): MACs fall by g; how far does the "
+             "measured latency fall?", _micro_answer("grouped_conv", ("groups", "groups", _int),
+                                                     _say_groups), MICRO),
+    Exercise("7.5.3", "Average pooling as a convolution (equal outputs, time of each); the cost "
+             "of a pooling layer.", _block_answer(("7.5.3",), [("case", "layer", _text),
+             ("fwd_flops_formula", "FLOPs / image (M, formula)", _mega),
+             ("fwd_flops_counted", "FLOPs / image (M, counted)", _mega),
+             ("params", "params", _int)], _say_pool), C7),
+    Exercise("7.5.3", "(timing) 2x2 average pooling as avg_pool2d and as a depthwise conv "
+             "with a constant kernel.", _micro_answer("avg_pool", ("method", "method", _text),
+                                                      _say_fastest("method")), MICRO),
+    Exercise("7.2.x", "Cross-correlation as a Python loop, as unfold + matmul and as conv2d, at "
+             "growing sizes.", _micro_answer("corr2d", ("name", "case", _text), _say_corr2d),
+             MICRO),
+    Exercise("8.1.5.1.1", "AlexNet: memory of conv layers against fully connected layers.",
+             _cost(["alexnet"], [PARAMS, CONV_PARAMS, FC_PARAMS, SAVED], _say_params), PROFILE),
+    Exercise("8.1.5.1.2", "AlexNet: compute of conv layers against fully connected layers.",
+             _cost(["alexnet"], [MACS, CONV_MACS, FC_MACS], _say_macs_split), PROFILE),
+    Exercise("8.1.5.1.3", "AlexNet: memory in training against inference, measured at growing "
+             "batch sizes.", _speed(("alexnet",)), "python -m bench speed --models alexnet"),
+    Exercise("8.1.5.5.1", "A simpler AlexNet-style network that trains faster: cost and accuracy "
+             "beside AlexNet.", _cost_and_accuracy(["alexnet", "vgg_28"], [PARAMS, MACS],
+             BOOK_RUN(("alexnet", "vgg_28")), _say_accuracy), f"{TRAIN} book networks_28"),
+    Exercise("8.1.5.5.2", "Networks that work on 28x28 images directly: cost and accuracy.",
+             _cost_and_accuracy(["lenet_28", "vgg_28", "googlenet_28", "resnet9_28"],
+                                [PARAMS, MACS], BOOK_RUN(("lenet_28", "vgg_28", "googlenet_28",
+                                                          "resnet9_28")), _say_accuracy),
+             f"{TRAIN} networks_28"),
+    Exercise("8.1.5.6", "Batch size against throughput, accuracy and peak memory.",
+             lambda s: (lambda f: None if f.empty else (f, RUN, _say_accuracy(f)))(
+                 _runs(s, lambda r: r["config"]["short"] and r["model"] == "lenet"
+                       and r["lr"] == archs.spec("lenet").recipe.lr)),
+             f"{TRAIN} batch_sweep"),
+    Exercise("8.1.5.4", "AlexNet against LeNet under the same training budget.",
+             _cost_and_accuracy(["lenet", "alexnet"], [MACS], lambda r: r["model"] in (
+                 "lenet", "alexnet") and not r["config"]["short"], _say_accuracy),
+             f"{TRAIN} book"),
+    Exercise("8.2.5.1.1", "Parameters of AlexNet against VGG-11, VGG-16 and VGG-19.",
+             _cost(["alexnet", "vgg11", "vgg16", "vgg19"], [PARAMS, CONV_PARAMS, FC_PARAMS],
+                   _say_params), PROFILE),
+    Exercise("8.2.5.1.2", "MACs in conv against fully connected layers, AlexNet against VGG-11.",
+             _cost(["alexnet", "vgg11"], [MACS, CONV_MACS, FC_MACS], _say_macs_split), PROFILE),
+    Exercise("8.2.5.1.3", "A narrower fully connected head: what it saves (VGG-11, the book's "
+             "quarter-width VGG-11, a 28x28 VGG with a 256-wide head).",
+             _cost(["vgg11", "vgg11_small", "vgg_28"], [PARAMS, FC_PARAMS, MACS, FC_MACS],
+                   _say_params), PROFILE),
+    Exercise("8.2.5.3", "VGG-16 and VGG-19 from the paper's Table 1: parameters and MACs.",
+             _cost(["vgg16", "vgg19"], [PARAMS, MACS], _say_totals), PROFILE),
+    Exercise("8.2.5.4", "The small VGG-11 at 56 or 84 pixels instead of 224: speed and accuracy.",
+             lambda s: (lambda f: None if f.empty else (f, RUN, _say_accuracy(f)))(
+                 _runs(s, lambda r: r["model"] == "vgg11_small")), f"{TRAIN} book vgg_sizes"),
+    Exercise("8.3.5.1-3", "NiN with one or three 1x1 convs, 3x3 convs, a fully connected head: "
+             "parameters, MACs, accuracy.",
+             _cost_and_accuracy(["nin", "nin_one_1x1", "nin_three_1x1", "nin_3x3", "nin_fc"],
+                                [PARAMS, MACS], lambda r: r["model"].startswith("nin"),
+                                _say_accuracy), f"{TRAIN} book nin_variants"),
+    Exercise("8.3.5.4", "NiN's resources: parameters, computation, memory for training and "
+             "for prediction.", _cost(["nin"], [PARAMS, MACS, TRAIN_MEM, INFER_MEM, SAVED],
+                                      _say_totals), PROFILE),
+    Exercise("8.4.5.1", "GoogLeNet with batch norm against without: cost.",
+             _cost(["googlenet", "googlenet_bn"], [PARAMS, MACS, TRAIN_MEM], _say_totals),
+             PROFILE),
+    Exercise("8.4.5.2", "The smallest image GoogLeNet accepts (found by building).", _min_size,
+             PROFILE),
+    Exercise("8.4.5.3", "A GoogLeNet variant for 28x28 inputs: cost beside the book's at 96.",
+             _cost(["googlenet", "googlenet_28"], [PARAMS, MACS, TRAIN_MEM], _say_totals),
+             PROFILE),
+    Exercise("8.4.5.4", "Parameters of AlexNet, VGG-11, NiN and GoogLeNet: where the savings "
+             "come from.", _cost(["alexnet", "vgg11", "nin", "googlenet"],
+                                 [PARAMS, CONV_PARAMS, FC_PARAMS], _say_params), PROFILE),
+    Exercise("8.4.5.5", "GoogLeNet against AlexNet: computation and arithmetic intensity.",
+             _intensity, f"{PROFILE}; python -m bench speed"),
+    Exercise("8.5.7.1", "Bias before batch norm: parameters saved, accuracy.", _bias_before_bn,
+             f"{TRAIN} bn_bias"),
+    Exercise("8.5.7.2", "LeNet with and without batch norm over learning rates: where training "
+             "fails.", lambda s: (lambda f: None if f.empty else (f, RUN, _say_lr_grid(f)))(
+                 _runs(s, lambda r: r["model"] in ("lenet", "bn_lenet") and r["config"]["short"]
+                       and r["batch_size"] == 128)), f"{TRAIN} lr_grid"),
+    Exercise("8.6.7.1", "An Inception network against a residual network: MACs, parameters.",
+             _cost(["googlenet", "resnet18"], [PARAMS, MACS, TRAIN_MEM], _say_totals), PROFILE),
+    Exercise("8.6.7.2", "ResNet-18/34/50/101/152: parameters, MACs, memory.",
+             _cost(["resnet18", "resnet34", "resnet50", "resnet101", "resnet152"],
+                   [PARAMS, MACS, TRAIN_MEM, SAVED], _say_totals), PROFILE),
+    Exercise("8.6.7.3", "Bottleneck against basic blocks at equal depth (ResNet-50 against "
+             "ResNet-34, both 3-4-6-3 blocks).", _cost(["resnet34", "resnet50"],
+                                                      [PARAMS, MACS, SAVED], _say_totals),
+             PROFILE),
+    Exercise("8.6.7.4", "Pre-activation against post-activation ResNet-18: cost.",
+             _cost(["resnet18", "resnet18_preact"], [PARAMS, MACS, SAVED], _say_totals), PROFILE),
+    Exercise("8.7.7.2", "Why DenseNet has fewer parameters than ResNet: per-stage parameters.",
+             _per_stage(["densenet", "resnet18"]), PROFILE),
+    Exercise("8.7.7.3", "DenseNet's memory against ResNet's at 224x224.",
+             _cost(["densenet121", "resnet50"], [PARAMS, MACS, SAVED, TRAIN_MEM], _say_totals),
+             PROFILE),
+    Exercise("8.7.7.4", "DenseNet-121/169/201 from the paper's Table 1: parameters, MACs.",
+             _cost(["densenet121", "densenet169", "densenet201"], [PARAMS, MACS], _say_totals),
+             PROFILE),
+    Exercise("8.8.6.1", "A four-stage AnyNet against the book's two-stage RegNetX: cost.",
+             _cost(["regnetx32", "anynet"], [PARAMS, MACS, TRAIN_MEM], _say_totals), PROFILE),
+    Exercise("8.8.6.2", "ResNeXt blocks against ResNet blocks in the same layout: cost.",
+             _cost(["resnet18", "resnext18"], [PARAMS, MACS, SAVED], _say_totals), PROFILE),
+)  # fmt: skip
+NOT_MEASURED = {
+    "8.1.5.7": "dropout and ReLU on LeNet-5: no such variant is registered yet.",
+    "8.5.7.3": "batch norm in only some layers: no such variant is registered yet.",
+}
+
+
+def render(store: Store) -> str:
+    """The Markdown page."""
+    sections = []
+    for exercise in EXERCISES:
+        answer = exercise.answer(store)
+        head = f"## {exercise.id}\n\n{exercise.question}\n\n"
+        if answer is None:
+            sections.append(head + f"*Not measured yet*: `{exercise.command}` measures it.")
+            continue
+        frame, columns, reasoning = answer
+        sources = "; ".join(sorted(set(frame["source"])))
+        sections.append(head + markdown(frame, columns) + f"\n\nFrom: {sources}.\n\n{reasoning}")
+    for number, text in NOT_MEASURED.items():
+        sections.append(f"## {number}\n\n*Not measured*: {text}")
+    return (
+        "# The chapters' exercises, answered with measured numbers\n\n"
+        "Every number below is read from the results store (reports/results.sqlite) by "
+        "bench/exercises.py. MACs = multiply-accumulates, FLOPs = 2 x MACs; *counted* figures "
+        "are exact counts on the meta device, *estimated* ones sums of counted parts, "
+        "*measured* ones timings or memory peaks on the device named under each table; budget "
+        "training runs say what their budget buys, not what the network can reach.\n\n"
+        + "\n\n".join(sections)
+        + "\n"
+    )
+
+
+def write_exercises(store: Store, out_dir: Path) -> list[Path]:
+    path = out_dir / "exercises.md"
+    _atomic_write(path, render(store))
+    return [path]

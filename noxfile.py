@@ -1,5 +1,5 @@
 """Sessions: ``nox -s tests`` (the suite), ``nox -s lint`` (ruff), ``nox -s bench`` (every stage,
-then the reports) and ``nox -s microbench``."""
+then the reports), ``nox -s fast`` (the fast recipe's target) and ``nox -s microbench``."""
 
 import nox
 
@@ -39,3 +39,13 @@ def bench(session: nox.Session) -> None:
     ``nox -s bench -- --profile smoke|cpu|book --models PATTERN``."""
     session.install("-e", ".")
     session.run("python", "-m", "bench", "all", *session.posargs)
+
+
+@nox.session
+def fast(session: nox.Session) -> None:
+    """The fast recipe's target: three seeds on all 60,000 training and 10,000 test images,
+    printing each run and the medians; ``nox -s fast -- --experiment fast fast_ablation`` adds
+    the ablation (one run per technique switched off)."""
+    session.install("-e", ".")
+    session.run("python", "-m", "bench", "train", "--profile", "book", "--experiment", "fast",
+                *session.posargs)  # fmt: skip

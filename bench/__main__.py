@@ -342,10 +342,34 @@ def run_train(args: argparse.Namespace) -> int:
         print(f"[{done}/{len(runs)}] {run.model}, lr {settings['lr']}, batch "
               f"{settings['batch_size']}, {settings['resize'] or 28} px: {status}, {note}",
               flush=True)  # fmt: skip
+    for line in seed_medians(store, runs, budget, args.pipeline, device_name):
+        print(line)
     written = write_train(store, args.out / "train")
     store.close()
     print(f"{len(written)} files in {args.out / 'train'}")
     return 1 if failures else 0
+
+
+def seed_medians(store: Any, runs: list, budget: Any, pipeline: str, device: str) -> list[str]:
+    """For runs that differ only by seed: the median test accuracy and wall clock over seeds."""
+    import dataclasses
+    import statistics
+
+    from bench.train import config
+
+    seeds: dict[Any, list[dict]] = {}
+    for run in runs:
+        row = store.get("train", run.model, {**config(run, budget, pipeline), "device": device})
+        if row is not None and row["status"] in ("ok", "diverged"):
+            seeds.setdefault(dataclasses.replace(run, seed=0), []).append(row)
+    return [
+        f"{run.model}, techniques {run.tricks.names()}: median of {len(rows)} seeds: test "
+        f"accuracy {statistics.median(r['test_acc'] for r in rows):.2%} "
+        f"({', '.join(format(r['test_acc'], '.2%') for r in rows)}), wall clock "
+        f"{statistics.median(r['wall_s'] for r in rows):.0f} s (training and evaluation)"
+        for run, rows in seeds.items()
+        if len(rows) > 1
+    ]
 
 
 def run_pipeline(args: argparse.Namespace) -> int:
@@ -420,9 +444,9 @@ RUN_PROFILES: dict[str, dict[str, list[str]]] = {
     "cpu": {  # the book's networks on a CPU, on budgets
         "profile": [],
         "blocks": [],
-        "speed": ["--models", BOOK_NETWORKS, "--batch-sizes", "1,8,32,128", "--time-cap", "1"],
+        "speed": ["--models", BOOK_NETWORKS, "--batch-sizes", "1,16,128", "--time-cap", "0.5"],
         "onnx": ["--models", BOOK_NETWORKS, "--batch-sizes", "1,32", "--time-cap", "0.5"],
-        "pipeline": ["--seconds", "3"],
+        "pipeline": ["--seconds", "2"],
         "train": ["--profile", "cpu", "--experiment", "book", "lr_grid", "batch_sweep",
                   "vgg_sizes", "nin_variants", "bn_bias", "networks_28"],
     },

@@ -353,11 +353,69 @@ def write_train(store: Store, out_dir: Path) -> list[Path]:
         for r in rows
         for point in store.details("train", r["model"], r["config"], "history")
     ]  # fmt: skip
+    ablation = _ablation(frame)
+    if len(ablation):
+        text += (
+            "\n## What each technique of the fast recipe buys\n\n"
+            "The fast recipe with one technique switched off at a time (and with none: the "
+            "book's loop on the same schedule); the difference is against the fast recipe's "
+            "median over its seeds under the same profile. One seed per ablation row: compare "
+            "the differences with the spread of the seeds.\n\n"
+            + markdown(ablation, ABLATION_COLUMNS)
+            + "\n"
+        )
     written = [out_dir / "train.md", out_dir / "train.csv", out_dir / "curves.csv"]
     _atomic_write(written[0], text)
     _atomic_write(written[1], frame.drop(columns=["provenance"]).to_csv(index=False))
     _atomic_write(written[2], pd.DataFrame(curves).to_csv(index=False))
     return written
+
+
+ABLATION_COLUMNS: list[Column] = [
+    ("model", "model", _text),
+    ("change", "techniques", _text),
+    ("seeds", "seeds", _int),
+    ("test_acc", "test accuracy (median)", _percent),
+    ("spread", "seed range", _text),
+    ("delta", "difference (points)", lambda v: "-" if pd.isna(v) else f"{100 * v:+.2f}"),
+    ("wall_s", "wall clock (s, median)", _ratio),
+    ("images_per_s", "training images/s", _ratio),
+]
+
+
+def _ablation(frame: pd.DataFrame) -> pd.DataFrame:
+    """Scheduled runs grouped by network, schedule, profile and techniques: medians over seeds,
+    differences from the run with the most techniques on."""
+    from bench.train import FAST
+
+    if "epochs" not in frame:
+        return pd.DataFrame()
+    runs = frame[frame["epochs"].notna() & (frame["status"] == "ok")].copy()
+    if runs.empty:
+        return runs
+    runs["profile_name"] = [c["name"] for c in runs["config"]]
+    rows = []
+    full = FAST.names()
+    for (model, epochs, profile), group in runs.groupby(["model", "epochs", "profile_name"]):
+        medians = group.groupby("tricks").agg(
+            test_acc=("test_acc", "median"), low=("test_acc", "min"), high=("test_acc", "max"),
+            seeds=("seed", "nunique"), wall_s=("wall_s", "median"),
+            images_per_s=("images_per_s", "median"))  # fmt: skip
+        base = medians["test_acc"].get(full)
+        for tricks, row in medians.iterrows():
+            off = [name for name in full.split("+") if name not in tricks.split("+")]
+            change = (
+                "all (the fast recipe)"
+                if tricks == full
+                else ("none (the book's loop)" if tricks == "-" else "without " + ", ".join(off))
+            )
+            rows.append({"model": f"{model} ({profile}, {int(epochs)} epochs)", "change": change,
+                         "seeds": row["seeds"], "test_acc": row["test_acc"],
+                         "spread": f"{row['low']:.2%} - {row['high']:.2%}",
+                         "delta": row["test_acc"] - base if base is not None else None,
+                         "wall_s": row["wall_s"], "images_per_s": row["images_per_s"],
+                         "order": len(off) if tricks != "-" else 99})  # fmt: skip
+    return pd.DataFrame(rows).sort_values(["model", "order"])
 
 
 def write_pipeline(store: Store, out_dir: Path) -> list[Path]:

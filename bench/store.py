@@ -93,6 +93,14 @@ class Store:
         ).fetchone()
         return found is not None and found[0] in statuses
 
+    def get(self, stage: str, model: str, config: dict[str, Any]) -> dict[str, Any] | None:
+        """The stored row for the key, with its status (None if there is none)."""
+        found = self._db.execute(
+            "SELECT status, row FROM results WHERE stage=? AND model=? AND config_hash=?",
+            (stage, model, config_hash(config)),
+        ).fetchone()
+        return None if found is None else {"status": found[0], **json.loads(found[1])}
+
     def rows(self, stage: str) -> list[dict]:
         """The stage's rows, each with its model, status, config and provenance."""
         records = self._db.execute(

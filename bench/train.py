@@ -55,8 +55,8 @@ class Budget:
 PROFILES = {
     # the chapter's recipe, exactly: 10 epochs over all 60,000 images, the full test set
     "book": Budget("book", epochs=10),
-    # a CPU: a fixed training time per run, evaluated twice on 100 test images per class
-    "cpu": Budget("cpu", seconds=30, eval_points=2, test_per_class=100, short_seconds=10),
+    # a CPU: a fixed training time per run, evaluated twice on 50 test images per class
+    "cpu": Budget("cpu", seconds=20, eval_points=2, test_per_class=50, short_seconds=8),
     # tests and CI: four epochs over 200 images per class (one for a scheduled run)
     "smoke": Budget("smoke", epochs=4, train_per_class=200, test_per_class=50,
                     scheduled=Budget("smoke", epochs=1, train_per_class=200, test_per_class=50)),

@@ -130,12 +130,28 @@ def test_all_stages_on_the_smoke_profile_write_every_page(tmp_path, capsys):
     argv = ["all", "--profile", "smoke", "--store", str(out / "results.sqlite"), "--out", str(out)]
     assert main(argv) == 0
     pages = ["index.md", "index.html", "profile/summary.md", "speed/speed.md", "onnx/onnx.md",
-             "pipeline/pipeline.md", "train/train.md", "train/curves.csv"]  # fmt: skip
-    assert all((out / page).exists() for page in pages)
+             "pipeline/pipeline.md", "train/train.md", "train/curves.csv", "tradeoffs.md",
+             "tradeoffs.csv", "exercises.md"]  # fmt: skip
+    plots = ["accuracy_vs_gflops", "accuracy_vs_params", "throughput_vs_batch", "memory_vs_batch",
+             "training_curves", "time_to_accuracy", "conv_vs_fc", "roofline"]  # fmt: skip
+    pages += [f"plots/{stem}.{kind}" for stem in plots for kind in ("png", "svg")]
+    assert [page for page in pages if not (out / page).exists()] == []
     index = (out / "index.md").read_text()
     store = Store(out / "results.sqlite")
     lenet = next(r for r in store.rows("profile") if r["model"] == "lenet")
     assert f"| lenet | 28 px | {lenet['params']:,} |" in index  # the numbers come from the store
+    assert "plots/roofline.png" in index and "exercises.md" in index
+    # the exercise answers print the store's numbers
+    exercises = (out / "exercises.md").read_text()
+    for row in store.rows("blocks"):
+        if "fwd_macs_counted" in row:
+            assert (f"| {row['config']['case']} | {row['out_side']} | "
+                    f"{row['fwd_macs_formula'] / 1e6:,.2f} | {row['fwd_macs_counted'] / 1e6:,.2f} |"
+                    ) in exercises  # fmt: skip
+    assert "*Not measured yet*: `nox -s microbench` measures it." in exercises
+    accuracy = {r["model"]: r["test_acc"] for r in store.rows("train")}
+    tradeoffs = (out / "tradeoffs.md").read_text()
+    assert all(f"| {m} | {a:.1%} |" in tradeoffs for m, a in accuracy.items())
     capsys.readouterr()
     assert main(argv) == 0  # a second run finds everything in the store
     assert "[1/" not in capsys.readouterr().out

@@ -1,0 +1,105 @@
+"""Chapter 7's block measurements against their formulas; ``bench compare``; a run killed mid-stage
+resumes without measuring again; the exercise page's numbers are the store's."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from bench.__main__ import main
+from bench.blocks import conv_row, pool_row, shape_row
+from bench.compare import compare
+from bench.store import Store
+
+
+@pytest.mark.parametrize(("c_i", "c_o", "k", "side", "padding", "stride"),
+                         [(3, 8, 3, 12, 1, 1), (4, 6, 5, 11, 0, 2), (2, 4, 1, 9, 2, 3)])  # fmt: skip
+def test_conv_costs_counted_equal_the_formulas(c_i, c_o, k, side, padding, stride):
+    row = conv_row(c_i, c_o, k, side, padding, stride, seconds=0.01)
+    out = torch.nn.Conv2d(c_i, c_o, k, stride, padding)(torch.zeros(1, c_i, side, side)).shape[-1]
+    macs = c_i * c_o * k * k * out * out
+    assert row["out_side"] == out
+    assert row["fwd_macs_counted"] == row["fwd_macs_formula"] == macs
+    assert row["bwd_macs_counted"] == 2 * macs  # input gradient + weight gradient
+    assert row["saved_bytes_counted"] == 4 * c_i * side * side  # the input, in fp32
+    assert row["weight_bytes_counted"] == 4 * c_o * c_i * k * k
+    assert row["fwd_ms"] > 0 and row["fwd_bwd_ms"] > 0
+
+
+def test_shape_and_pool_rows():
+    assert shape_row() == {"formula_h": 2, "formula_w": 2, "built_h": 2, "built_w": 2}
+    pool = pool_row(channels=3, side=8, k=2)
+    assert pool["fwd_flops_formula"] == 3 * 4 * 4 * 4 and pool["fwd_flops_counted"] > 0
+
+
+def _speed_row(images_per_s: float, cv: float) -> dict:
+    return {"images_per_s": images_per_s, "median_ms": 1000 / images_per_s, "cv": cv}
+
+
+def _flagged(table: str) -> set[tuple[str, str, str]]:
+    """(stage, metric, B) of the flagged rows of a compare table."""
+    cells = [[c.strip() for c in line.strip("|").split("|")] for line in table.splitlines()[2:]]
+    return {(c[0], c[3], c[5]) for c in cells if c[-1] == "CHANGED"}
+
+
+def test_compare_flags_only_changes_beyond_the_noise(tmp_path):
+    a, b = Store(tmp_path / "a.sqlite"), Store(tmp_path / "b.sqlite")
+    for store, steady, moved, params in ((a, 100.0, 100.0, 61_706), (b, 104.0, 160.0, 61_707)):
+        store.put("speed", "lenet", {"batch_size": 1}, _speed_row(steady, 0.05))
+        store.put("speed", "lenet", {"batch_size": 8}, _speed_row(moved, 0.05))
+        store.put("profile", "lenet", {"image_size": 28}, {"params": params})
+    b.put("speed", "alexnet", {"batch_size": 1}, _speed_row(1.0, 0.05))  # only in B: not compared
+    table, flagged = compare(a, b)
+    # 60% is beyond 3 x the 5% step spread; 4% is not; a counted figure changes by any amount
+    assert _flagged(table) == {("speed", "images_per_s", "160"), ("speed", "median_ms", "6.25"),
+                               ("profile", "params", "61,707")}  # fmt: skip
+    assert flagged == 3 and "+4.0%" in table and "alexnet" not in table
+    assert compare(a, b, stage="profile")[1] == 1
+    assert compare(a, b, threshold=20)[1] == 1  # 60% is within 20 x 5%
+
+
+@pytest.mark.parametrize(("after", "flagged"), [(0.81, 0), (0.83, 1)])
+def test_compare_accuracy_against_the_binomial_error(tmp_path, capsys, after, flagged):
+    a, b = Store(tmp_path / "a.sqlite"), Store(tmp_path / "b.sqlite")
+    a.put("train", "lenet", {"test_per_class": None}, {"test_acc": 0.80})
+    b.put("train", "lenet", {"test_per_class": None}, {"test_acc": after})
+    # on 10,000 images the standard error of 80% is 0.4 points: 3 x 0.5% relative
+    assert main(["compare", str(tmp_path / "a.sqlite"), str(tmp_path / "b.sqlite")]) == 0
+    out = capsys.readouterr().out
+    assert out.count("CHANGED") == flagged
+    assert (f"{flagged} change(s) beyond the noise" if flagged else "no change beyond") in out
+
+
+def test_compare_rejects_a_missing_store(tmp_path, capsys):
+    Store(tmp_path / "a.sqlite")
+    assert main(["compare", str(tmp_path / "a.sqlite"), str(tmp_path / "nothing")]) == 2
+    err = capsys.readouterr().err
+    assert "is not a results store" in err and err.count("\n") == 1
+
+
+def test_a_run_killed_mid_stage_resumes_without_measuring_again(tmp_path, capsys):
+    store_path = tmp_path / "results.sqlite"
+    argv = ["train", "--profile", "smoke", "--models", "lenet", "--experiment", "lr_grid",
+            "--store", str(store_path), "--out", str(tmp_path)]  # fmt: skip
+    child = subprocess.Popen([sys.executable, "-m", "bench", *argv], start_new_session=True,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    deadline = time.monotonic() + 300
+    while not (store_path.exists() and Store(store_path).rows("train")):
+        assert time.monotonic() < deadline and child.poll() is None, "no row before the kill"
+        time.sleep(0.2)
+    os.killpg(child.pid, signal.SIGKILL)  # the run and its training child, mid-stage
+    child.wait()
+    first = Store(store_path).rows("train")
+    assert 1 <= len(first) < 4
+    assert main(argv) == 0  # the lock died with the killed run
+    printed = capsys.readouterr().out
+    rows = Store(store_path).rows("train")
+    assert sorted(r["lr"] for r in rows) == [0.03, 0.3, 1.0, 3.0]  # lenet's four runs
+    again = {r["lr"]: r["provenance"]["date"] for r in rows}
+    assert all(again[r["lr"]] == r["provenance"]["date"] for r in first)  # not re-measured
+    assert printed.count("test accuracy") == 4 - len(first)
+    assert not list(tmp_path.rglob("*.partial"))

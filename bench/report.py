@@ -491,15 +491,18 @@ PLOTS = {
     "conv_vs_fc": "parameters and MACs: conv against fully connected",
     "roofline": "achieved FLOP/s against arithmetic intensity, under the roof",
 }
-HEADLINE_COLUMNS: list[Column] = [
-    ("model", "model", _text),
-    ("input", "input", _text),
+COST_COLUMNS: list[Column] = [
     ("params", "params", _int),
     ("fwd_macs_per_image", "fwd MACs / image (M, counted)", _mega),
     ("train_mib", "training memory, SGD, batch 128 (MiB, estimated)", _ratio),
     ("infer_mib", "inference memory, batch 128 (MiB, estimated)", _ratio),
     ("infer_best", "best inference images/s (batch; measured)", _text),
     ("train_best", "best training images/s (batch; measured)", _text),
+]
+HEADLINE_COLUMNS: list[Column] = [
+    ("model", "model", _text),
+    ("input", "input", _text),
+    *COST_COLUMNS,
     ("accuracy", "test accuracy (run)", _text),
     ("to_80", "to 80% (s of training)", _ratio),
 ]
@@ -561,12 +564,7 @@ TRADEOFF_COLUMNS: list[Column] = [
     ("model", "model", _text),
     ("test_acc", "test accuracy", _percent),
     ("accuracy", "run", _text),
-    ("params", "params", _int),
-    ("fwd_macs_per_image", "fwd MACs / image (M, counted)", _mega),
-    ("train_mib", "training memory, SGD, batch 128 (MiB, estimated)", _ratio),
-    ("infer_mib", "inference memory, batch 128 (MiB, estimated)", _ratio),
-    ("infer_best", "best inference images/s (batch; measured)", _text),
-    ("train_best", "best training images/s (batch; measured)", _text),
+    *COST_COLUMNS,
 ]
 
 

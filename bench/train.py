@@ -521,11 +521,24 @@ def _forever(batches: _Batches) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         yield from batches.epoch(epoch, 0)
 
 
+PROGRESS_EVERY_S = 30.0  # a running training run prints a line this often
+
+
 def train_rows(run: Run, budget: Budget, data_dir: Path | None, device: str,
                checkpoint: Path | None, pipeline: str) -> Iterator[dict[str, Any]]:  # fmt: skip
     """One run as a row stream (for a child process): load the data, train, yield the result."""
     from bench.data import load
 
+    started = last = time.perf_counter()
+
+    def progress(step: int) -> None:
+        nonlocal last
+        now = time.perf_counter()
+        if now - last >= PROGRESS_EVERY_S:
+            last = now
+            print(f"    {run.model}, seed {run.seed}: step {step}, {now - started:.0f} s",
+                  flush=True)  # fmt: skip
+
     summary, history = train(run, budget, load(data_dir), torch.device(device), checkpoint,
-                             pipeline)  # fmt: skip
+                             pipeline, on_step=progress)  # fmt: skip
     yield {"summary": summary, "history": history}

@@ -308,12 +308,15 @@ TRAIN_COLUMNS: list[Column] = [
     ("lr", "lr", _text),
     ("batch_size", "batch", _int),
     ("input", "input", _text),
+    ("tricks", "techniques (autocast)", _text),
     ("run", "profile: run", _text),
     ("test_set", "test images", _text),
     ("status", "status", _text),
+    ("seed", "seed", _int),
     ("test_acc", "test accuracy (final)", _percent),
     ("best_test_acc", "best", _percent),
     ("train_s", "training time (s)", _ratio),
+    ("wall_s", "wall clock (s)", _ratio),
     ("images_per_s", "images/s", _ratio),
     ("time_to_80_s", "to 80% (s)", _ratio),
     ("time_to_85_s", "to 85% (s)", _ratio),
@@ -333,12 +336,16 @@ def write_train(store: Store, out_dir: Path) -> list[Path]:
     frame["input"] = [f"{r['config']['resize'] or 28} px" for r in rows]
     frame["run"] = [f"{r['config']['name']}: {_budget(r)}" for r in rows]
     frame["test_set"] = [_test_set(r) for r in rows]
+    frame["tricks"] = [f"{r.get('tricks', '-')} ({r.get('autocast', 'off')})" for r in rows]
     devices = sorted({r["provenance"]["device"] + " / " + r["provenance"]["cpu"] for r in rows})
     text = (
         "# Training on Fashion-MNIST (`python -m bench train`)\n\n"
-        "SGD without momentum, cross-entropy, the book's Xavier-uniform initialization; learning "
-        "rate, batch and input side per run. *book* runs follow the chapter's recipe (10 epochs, "
-        "full test set). *Budget runs* train for a fixed training time instead and are "
+        "The book's loop: SGD without momentum, cross-entropy, the book's Xavier-uniform "
+        "initialization; learning rate, batch and input side per run; the techniques column "
+        "names what a run adds to that loop (the fast recipe: README, bench/train.py) and, in "
+        "brackets, whether bfloat16 autocast ran. *book* runs follow the chapter's recipe (10 "
+        "epochs, full test set); a run with its own number of epochs keeps it under every profile "
+        "but smoke. *Budget runs* train for a fixed training time instead and are "
         "evaluated on a fixed subset of the test set: their accuracies are what that budget "
         "buys, not the book's results. Training time excludes evaluation; time-to-accuracy is "
         "the training time at the first evaluation reaching that accuracy (evaluations happen "

@@ -570,7 +570,7 @@ def headline(store: Store) -> pd.DataFrame:
 TRADEOFF_COLUMNS: list[Column] = [
     ("model", "model", _text),
     ("test_acc", "test accuracy", _percent),
-    ("accuracy", "run", _text),
+    ("recipe", "run", _text),
     *COST_COLUMNS,
 ]
 

@@ -560,6 +560,7 @@ def headline(store: Store) -> pd.DataFrame:
             row.update(
                 test_acc=run["test_acc"],
                 profile=run["profile"],
+                recipe=recipe,
                 accuracy=f"{run['test_acc']:.1%} ({recipe})",
                 to_80=run.get("time_to_80_s"),
             )

@@ -295,7 +295,7 @@ def _load_data(data_dir: Path | None) -> Any:
 
 def run_train(args: argparse.Namespace) -> int:
     """Train the runs of the chosen experiments, each in a child process, into the store."""
-    from bench.report import write_train
+    from bench.report import _budget, write_train
     from bench.store import Store, config_hash
     from bench.timing import backend_for, resolve_device, run_isolated, stream_rows
     from bench.train import EXPERIMENTS, PROFILES, config, train_rows
@@ -313,7 +313,7 @@ def run_train(args: argparse.Namespace) -> int:
     _load_data(args.data_dir)  # fail fast, in one line, if the data is missing
     device_name = backend_for(device).name
     store, failures = Store(args.store), 0
-    print(f"train: {len(runs)} runs, profile {profile} ({budget}), on {device_name}")
+    print(f"train: {len(runs)} runs, profile {profile}, on {device_name}")
     for done, run in enumerate(runs, 1):
         key = {**config(run, budget, args.pipeline), "device": device_name}
         if store.has("train", run.model, key, ("ok", "diverged")):
@@ -338,10 +338,10 @@ def run_train(args: argparse.Namespace) -> int:
         if status in ("error", "timeout"):
             failures += 1
             store.put("train", run.model, key, {**run.settings(), "note": note}, status=status)
-        settings = run.settings()
+        settings, length = run.settings(), _budget({"config": key})
         print(f"[{done}/{len(runs)}] {run.model}, lr {settings['lr']}, batch "
-              f"{settings['batch_size']}, {settings['resize'] or 28} px: {status}, {note}",
-              flush=True)  # fmt: skip
+              f"{settings['batch_size']}, {settings['resize'] or 28} px, {length}, techniques "
+              f"{settings['tricks']}, seed {run.seed}: {status}, {note}", flush=True)  # fmt: skip
     for line in seed_medians(store, runs, budget, args.pipeline, device_name):
         print(line)
     written = write_train(store, args.out / "train")

@@ -62,7 +62,11 @@ def _source(row: dict[str, Any], stage: str) -> str:
 
 
 def _runs(store: Store, keep: Callable[[dict], bool]) -> pd.DataFrame:
+    """Finished training runs that ``keep`` accepts, by model, learning rate and batch."""
     rows = [r for r in store.rows("train") if r["status"] in ("ok", "diverged") and keep(r)]
+    order = {name: i for i, name in enumerate(archs.list_models())}
+    rows.sort(key=lambda r: (order.get(r["model"], len(order)), r["lr"], r["batch_size"],
+                             r.get("tricks", "-"), r["seed"]))  # fmt: skip
     frame = pd.DataFrame(rows)
     if len(frame):
         frame["source"] = [_source(r, "train") for r in rows]
@@ -114,7 +118,8 @@ RUN: list[Column] = [
     ("model", "model", _text),
     ("lr", "lr", _text),
     ("batch_size", "batch", _int),
-    ("resize", "input side (None: 28)", _text),
+    ("resize", "input side", lambda v: "28" if v is None or pd.isna(v) else f"{int(v)}"),
+    ("tricks", "techniques", _text),
     ("budget", "profile: budget", _text),
     ("status", "status", _text),
     ("test_acc", "test accuracy", _percent),
@@ -149,8 +154,11 @@ def _cost_and_accuracy(models: list[str], columns: list[Column], keep: Callable[
     return answer
 
 
-def _first_model_runs(models: tuple[str, ...]) -> Callable[[dict], bool]:
-    return lambda r: r["model"] in models and r.get("tricks", "-") == "-"
+def _recipe_runs(models: tuple[str, ...]) -> Callable[[dict], bool]:
+    """Runs of ``models`` on the book's loop, or with the whole fast recipe."""
+    from bench.train import FAST
+
+    return lambda r: r["model"] in models and r.get("tricks", "-") in ("-", FAST.names())
 
 
 def _block_answer(exercises: tuple[str, ...], columns: list[Column],
@@ -305,8 +313,9 @@ def _say_totals(frame: pd.DataFrame) -> str:
 
 
 def _say_accuracy(frame: pd.DataFrame) -> str:
-    parts = [f"{r['model']} (lr {r['lr']}, batch {r['batch_size']}): {r['test_acc']:.1%}"
-             for _, r in frame.iterrows()]  # fmt: skip
+    parts = [f"{r['model']} (lr {r['lr']}, batch {r['batch_size']}"
+             + (f", fast recipe, seed {r['seed']}" if r.get("tricks", "-") != "-" else "")
+             + f"): {r['test_acc']:.1%}" for _, r in frame.iterrows()]  # fmt: skip
     budgets = sorted(set(frame["budget"]))
     return (
         "Test accuracy " + "; ".join(parts) + f". Runs: {', '.join(budgets)}; a budget run says "
@@ -325,15 +334,16 @@ def _say_lr_grid(frame: pd.DataFrame) -> str:
 
 
 def _say_memory_modes(frame: pd.DataFrame) -> str:
-    def peak(mode: str, batch: int) -> float:
-        hit = frame[(frame["mode"] == mode) & (frame["batch_size"] == batch)]
-        return hit["peak_bytes"].iloc[0] / MIB if len(hit) else float("nan")
-
-    largest = int(frame["batch_size"].max())
+    peaks = frame.pivot_table(index="batch_size", columns="mode", values="peak_bytes").dropna()
+    if not {"infer", "train"} <= set(peaks.columns) or peaks.empty:
+        return "Training and inference were not both measured at one batch size."
+    batch = int(peaks.index.max())
+    train, infer = peaks.loc[batch, "train"] / MIB, peaks.loc[batch, "infer"] / MIB
     return (
-        f"At batch {largest}, a training step peaks at {peak('train', largest):,.0f} MiB and "
-        f"inference at {peak('infer', largest):,.0f} MiB (measured): training keeps every "
-        "activation for backward, plus gradients; inference frees each activation once used."
+        f"At batch {batch}, a training step peaks at {train:,.0f} MiB and inference at "
+        f"{infer:,.0f} MiB (measured), {train / infer:,.1f}x: training keeps every activation "
+        "for backward, plus gradients; inference frees each activation once used. Batch sizes "
+        "missing from the table were skipped: one step would have exceeded the time cap."
     )
 
 
@@ -391,7 +401,15 @@ def _min_size(store: Store) -> Answer | None:
 
 def _bias_before_bn(store: Store) -> Answer | None:
     frame = _profiles(store, ["bn_lenet", "bn_lenet_nobias"])
-    runs = _runs(store, _first_model_runs(("bn_lenet", "bn_lenet_nobias")))
+    runs = _runs(
+        store,
+        lambda r: (
+            r["model"] in ("bn_lenet", "bn_lenet_nobias")
+            and r["config"]["short"]
+            and r["lr"] == 0.1
+            and r["batch_size"] == 128
+        ),
+    )
     if frame.empty or runs.empty:
         return None
     cost = frame.set_index("model")
@@ -437,7 +455,6 @@ def _per_stage(models: list[str]) -> Callable[[Store], Answer | None]:
     return answer
 
 
-BOOK_RUN = _first_model_runs
 C7 = "python -m bench blocks"
 MICRO = "nox -s microbench"
 PROFILE = "python -m bench profile"
@@ -479,12 +496,12 @@ EXERCISES: tuple[Exercise, ...] = (
              "batch sizes.", _speed(("alexnet",)), "python -m bench speed --models alexnet"),
     Exercise("8.1.5.5.1", "A simpler AlexNet-style network that trains faster: cost and accuracy "
              "beside AlexNet.", _cost_and_accuracy(["alexnet", "vgg_28"], [PARAMS, MACS],
-             BOOK_RUN(("alexnet", "vgg_28")), _say_accuracy), f"{TRAIN} book networks_28"),
+             _recipe_runs(("alexnet", "vgg_28")), _say_accuracy), f"{TRAIN} book networks_28"),
     Exercise("8.1.5.5.2", "Networks that work on 28x28 images directly: cost and accuracy.",
              _cost_and_accuracy(["lenet_28", "vgg_28", "googlenet_28", "resnet9_28"],
-                                [PARAMS, MACS], BOOK_RUN(("lenet_28", "vgg_28", "googlenet_28",
+                                [PARAMS, MACS], _recipe_runs(("lenet_28", "vgg_28", "googlenet_28",
                                                           "resnet9_28")), _say_accuracy),
-             f"{TRAIN} networks_28"),
+             f"{TRAIN} networks_28 fast"),
     Exercise("8.1.5.6", "Batch size against throughput, accuracy and peak memory.",
              lambda s: (lambda f: None if f.empty else (f, RUN, _say_accuracy(f)))(
                  _runs(s, lambda r: r["config"]["short"] and r["model"] == "lenet"

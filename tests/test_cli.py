@@ -96,7 +96,8 @@ def test_train_smoke_runs_in_a_child_stores_curves_and_resumes(tmp_path, capsys)
     argv = ["train", "--profile", "smoke", "--models", "bn_lenet", "--store",
             str(tmp_path / "r.sqlite"), "--out", str(tmp_path)]  # fmt: skip
     assert main(argv) == 0
-    assert "[1/1] bn_lenet, lr 0.1, batch 128, 28 px: ok" in capsys.readouterr().out
+    line = "[1/1] bn_lenet, lr 0.1, batch 128, 28 px, 4 epochs over 2,000 images, techniques -"
+    assert line + ", seed 0: ok" in capsys.readouterr().out
     (row,) = Store(tmp_path / "r.sqlite").rows("train")
     assert row["status"] == "ok" and row["profile"] == "smoke" and row["evaluations"] == 4
     history = Store(tmp_path / "r.sqlite").details("train", "bn_lenet", row["config"], "history")
@@ -177,4 +178,4 @@ def test_a_stage_with_nothing_to_do_is_skipped_and_the_rest_run(tmp_path, capsys
     printed = capsys.readouterr().out
     assert "bn_lenet train batch 1: error ValueError: Expected more than 1 value" in printed
     assert "pipeline skipped: the pipeline cases are lenet, resnet18, alexnet" in printed
-    assert "[1/1] bn_lenet, lr 0.1, batch 128, 28 px: ok" in printed  # training still ran
+    assert "[1/1] bn_lenet, lr 0.1, batch 128, 28 px, 4 epochs" in printed  # training still ran

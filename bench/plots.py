@@ -16,6 +16,7 @@ matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt
 import pandas as pd
 
+import archs
 from bench.report import headline
 from bench.store import Store
 
@@ -108,88 +109,99 @@ def _speed_frame(store: Store) -> pd.DataFrame:
 
 
 def _curves(store: Store) -> pd.DataFrame:
-    """Evaluation points of every finished run, labelled by network, recipe and profile."""
+    """Evaluation points of the runs that are not exercise variants: each network's book
+    recipe, and the fast recipe with every technique on (its ablation has its own table)."""
+    from bench.report import _budget
+    from bench.train import FAST
+
     points = []
     for run in store.rows("train"):
-        if run["status"] not in ("ok", "diverged"):
+        tricks = run.get("tricks", "-")
+        if run["status"] not in ("ok", "diverged") or run["config"]["short"]:
             continue
-        recipe = "book recipe" if run.get("tricks", "-") == "-" else f"techniques: {run['tricks']}"
-        label = (f"{run['model']}, {recipe}, lr {run['lr']}, batch {run['batch_size']}, "
-                 f"seed {run['seed']} ({run['config']['name']})")  # fmt: skip
+        if tricks not in ("-", FAST.names()):
+            continue
+        recipe = "book's loop" if tricks == "-" else f"fast recipe, seed {run['seed']}"
+        label = f"{run['model']}, {recipe}, lr {run['lr']} ({run['config']['name']}: " \
+            f"{_budget(run)})"  # fmt: skip
         for point in store.details("train", run["model"], run["config"], "history"):
-            points.append({**point, "label": label, "fast": run.get("tricks", "-") != "-",
-                           "short": run["config"]["short"]})  # fmt: skip
+            points.append({**point, "label": label, "fast": tricks != "-"})
     return pd.DataFrame(points)
 
 
-def training_curves(store: Store, out_dir: Path) -> list[Path]:
-    """Test accuracy against training time for every run that is not an exercise variant."""
-    curves = _curves(store)
+def _curve_plot(curves: pd.DataFrame, x: str, xlabel: str, title: str, out_dir: Path,
+                stem: str) -> list[Path]:  # fmt: skip
+    """Test accuracy against ``x``, one line per run: fast recipe solid, book's loop dashed."""
     if curves.empty:
         return []
-    curves = curves[~curves["short"]]
-    figure, axes = plt.subplots(figsize=(8, 5))
-    for label, group in curves.groupby("label", sort=False):
-        axes.plot(group["train_s"], 100 * group["test_acc"], marker="o", markersize=3,
-                  label=label)  # fmt: skip
-    axes.set_xscale("log")
-    axes.set_xlabel("training time (s, measured; evaluation excluded)")
-    axes.set_ylabel("test accuracy (%)")
-    axes.set_title("Training curves: test accuracy at each evaluation point", fontsize=10)
-    axes.grid(alpha=0.3)
-    axes.legend(fontsize=6)
-    return _save(figure, out_dir, "training_curves")
-
-
-def time_to_accuracy(store: Store, out_dir: Path) -> list[Path]:
-    """Accuracy against wall-clock seconds (training and evaluation), fast recipe against book."""
-    curves = _curves(store)
-    if curves.empty:
-        return []
-    curves = curves[~curves["short"] | curves["fast"]]
-    figure, axes = plt.subplots(figsize=(8, 5))
+    figure, axes = plt.subplots(figsize=(11, 5))
+    axes.set_prop_cycle(color=plt.cm.tab20.colors)  # a colour per run for up to 20 runs
     for label, group in curves.groupby("label", sort=False):
         fast = bool(group["fast"].iloc[0])
-        axes.plot(group["wall_s"], 100 * group["test_acc"], "-" if fast else "--", marker="o",
+        axes.plot(group[x], 100 * group["test_acc"], "-" if fast else "--", marker="o",
                   markersize=3, linewidth=2 if fast else 1, label=label)  # fmt: skip
     for target in (90, 92):
         axes.axhline(target, color="grey", linewidth=0.5)
     axes.set_xscale("log")
-    axes.set_xlabel("wall clock (s, measured: training and evaluation)")
+    axes.set_xlabel(xlabel)
     axes.set_ylabel("test accuracy (%)")
-    axes.set_title("Time to accuracy: fast recipe (solid) against the book's (dashed)",
-                   fontsize=10)  # fmt: skip
+    axes.set_title(title, fontsize=10)
     axes.grid(alpha=0.3)
-    axes.legend(fontsize=6)
-    return _save(figure, out_dir, "time_to_accuracy")
+    axes.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    return _save(figure, out_dir, stem)
+
+
+def training_curves(store: Store, out_dir: Path) -> list[Path]:
+    """Test accuracy against training time (evaluation excluded)."""
+    return _curve_plot(_curves(store), "train_s", "training time (s, measured; evaluation "
+                       "excluded; log)", "Training curves: test accuracy at each evaluation "
+                       "point", out_dir, "training_curves")  # fmt: skip
+
+
+def time_to_accuracy(store: Store, out_dir: Path) -> list[Path]:
+    """Accuracy against wall-clock seconds (training and evaluation), fast recipe against book."""
+    return _curve_plot(_curves(store), "wall_s", "wall clock (s, measured: training and "
+                       "evaluation; log)", "Time to accuracy: the fast recipe (solid) against "
+                       "the book's loop (dashed); lines at 90% and 92%", out_dir,
+                       "time_to_accuracy")  # fmt: skip
 
 
 def conv_vs_fc(store: Store, out_dir: Path) -> list[Path]:
-    """Parameters and forward MACs split into conv, fully connected and the rest (counted)."""
+    """Shares of parameters and forward MACs in conv, fully connected and other layers
+    (counted), one bar per network, its total at the end."""
     rows = [r for r in store.rows("profile") if r["status"] == "ok" and r["batch_size"] == 128]
     if not rows:
         return []
+    order = {name: i for i, name in enumerate(archs.list_models())}
     frame = pd.DataFrame(rows).drop_duplicates("model")
+    frame = frame.sort_values("model", key=lambda m: m.map(lambda n: order.get(n, len(order))))
     labels = frame["model"] + " @" + frame["image_size"].astype(str)
-    figure, (left, right) = plt.subplots(1, 2, figsize=(12, 0.3 * len(frame) + 2))
+    figure, panels = plt.subplots(1, 2, figsize=(12, 0.28 * len(frame) + 1.5), sharey=True)
     splits = (
-        (left, ["params_conv", "params_linear", "params_norm", "params_other"], 1e6,
-         "parameters (millions, counted)"),
-        (right, ["fwd_conv_macs_per_image", "fwd_linear_macs_per_image",
-                 "fwd_other_macs_per_image"], 1e9, "forward MACs per image (G, counted)"),
+        ("parameters", "params", 1e6, "M",
+         {"conv": "params_conv", "fully connected": "params_linear",
+          "norm and other": ("params_norm", "params_other")}),
+        ("forward MACs per image", "fwd_macs_per_image", 1e9, "G",
+         {"conv": "fwd_conv_macs_per_image", "fully connected": "fwd_linear_macs_per_image",
+          "norm and other": ("fwd_other_macs_per_image",)}),
     )  # fmt: skip
-    for axes, columns, unit, title in splits:
-        left_edge = pd.Series(0.0, index=frame.index)
-        for column in columns:
-            part = frame[column].fillna(0) / unit
-            axes.barh(labels, part, left=left_edge, label=column.split("_")[-1 if "params"
-                      in column else 2].replace("linear", "fully connected"))  # fmt: skip
-            left_edge += part
-        axes.set_xscale("symlog", linthresh=0.01)
-        axes.set_title(title, fontsize=10)
-        axes.invert_yaxis()
-        axes.legend(fontsize=7)
+    for axes, (title, total, unit, suffix, parts) in zip(panels, splits, strict=True):
+        left = pd.Series(0.0, index=frame.index)
+        for name, columns in parts.items():
+            columns = (columns,) if isinstance(columns, str) else columns
+            share = 100 * frame[list(columns)].fillna(0).sum(axis=1) / frame[total]
+            axes.barh(labels, share, left=left, label=name)
+            left += share
+        for y, value in enumerate(frame[total]):
+            axes.annotate(f"{value / unit:.3g} {suffix}", (101, y), va="center", fontsize=6,
+                          annotation_clip=False)  # fmt: skip
+        axes.set_xlim(0, 100)
+        axes.set_xlabel("share of the total (%)")
+        axes.set_title(f"{title} (counted; total at the right)", fontsize=10, pad=22)
+        axes.legend(fontsize=7, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=3,
+                    frameon=False)  # fmt: skip
         axes.tick_params(axis="y", labelsize=7)
+    panels[0].invert_yaxis()
     return _save(figure, out_dir, "conv_vs_fc")
 
 

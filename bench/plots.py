@@ -76,15 +76,16 @@ def _per_model_lines(frame: pd.DataFrame, x: str, y: str, panels: str, xlabel: s
     if frame.empty:
         return []
     names = list(dict.fromkeys(frame[panels]))
+    models = list(dict.fromkeys(frame["model"]))
+    colours = {model: plt.cm.tab20.colors[i % 20] for i, model in enumerate(models)}
     figure, axes = plt.subplots(1, len(names), figsize=(6 * len(names), 4.5), squeeze=False)
     for ax, name in zip(axes[0], names, strict=True):
-        for (model, line), group in frame[frame[panels] == name].groupby(
-            ["model", "line"], sort=False
-        ):
+        panel = frame[frame[panels] == name]
+        for (model, line), group in panel.groupby(["model", "line"], sort=False):
             group = group.sort_values(x)
             style = "--" if line != "PyTorch" else "-"
             ax.plot(group[x], scale(group[y]), style, marker="o", markersize=3,
-                    label=f"{model} ({line})")  # fmt: skip
+                    color=colours[model], label=f"{model} ({line})")  # fmt: skip
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")
         ax.set_xlabel(xlabel)

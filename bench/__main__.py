@@ -1,9 +1,10 @@
 """``python -m bench <stage>``: measure registry networks into the results store, then render.
 
-Stages: all (every stage below in order, then reports/index.md); profile (parameters,
-MACs/FLOPs, activation memory); speed (throughput, latency and peak memory across batch
-sizes); onnx (export, parity, onnxruntime against PyTorch); train (Fashion-MNIST); pipeline
-(input pipelines against compute alone). Bad input gets one line on stderr and exit code 2; a
+Stages: all (every stage below in order, then every page of reports/); profile (parameters,
+MACs/FLOPs, activation memory); blocks (chapter 7's single layers); speed (throughput, latency
+and peak memory across batch sizes); onnx (export, parity, onnxruntime against PyTorch); train
+(Fashion-MNIST); pipeline (input pipelines against compute alone). ``compare A B`` reads two
+stores and prints their differences. Bad input gets one line on stderr and exit code 2; a
 network that fails is recorded with its status and the others go on; one run at a time uses
 a store.
 """
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import archs
+from bench.compare import METRICS
 from bench.train import BOOK_MODELS, EXPERIMENTS
 
 DEFAULT_STORE = Path("reports/results.sqlite")
@@ -295,7 +297,7 @@ def _load_data(data_dir: Path | None) -> Any:
 
 def run_train(args: argparse.Namespace) -> int:
     """Train the runs of the chosen experiments, each in a child process, into the store."""
-    from bench.report import _budget, write_train
+    from bench.report import budget_text, write_train
     from bench.store import Store, config_hash
     from bench.timing import backend_for, resolve_device, run_isolated, stream_rows
     from bench.train import EXPERIMENTS, PROFILES, config, train_rows
@@ -338,7 +340,7 @@ def run_train(args: argparse.Namespace) -> int:
         if status in ("error", "timeout"):
             failures += 1
             store.put("train", run.model, key, {**run.settings(), "note": note}, status=status)
-        settings, length = run.settings(), _budget({"config": key})
+        settings, length = run.settings(), budget_text({"config": key})
         print(f"[{done}/{len(runs)}] {run.model}, lr {settings['lr']}, batch "
               f"{settings['batch_size']}, {settings['resize'] or 28} px, {length}, techniques "
               f"{settings['tricks']}, seed {run.seed}: {status}, {note}", flush=True)  # fmt: skip
@@ -572,7 +574,7 @@ def build_parser() -> argparse.ArgumentParser:
     compare = stages.add_parser("compare", help="per-metric differences between two stores")
     compare.add_argument("a", type=Path, help="results store (the baseline)")
     compare.add_argument("b", type=Path, help="results store compared with it")
-    compare.add_argument("--stage", help="only this stage's rows")
+    compare.add_argument("--stage", choices=list(METRICS), help="only this stage's rows")
     compare.add_argument(
         "--threshold",
         type=float,

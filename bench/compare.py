@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from bench.report import _text, markdown
+from bench.report import fmt_text, markdown
 from bench.store import Store, config_hash
 
 Noise = Callable[[dict[str, Any]], float]  # a row -> relative noise of its metrics
@@ -84,9 +84,10 @@ def compare(a: Store, b: Store, stage: str | None = None, threshold: float = 3.0
     number = lambda v: f"{v:,.6g}"  # noqa: E731
     percent = lambda v: f"{v:+.1%}"  # noqa: E731
     table = markdown(frame, [
-        ("stage", "stage", _text), ("model", "model", _text), ("config", "config hash", _text),
-        ("metric", "metric", _text), ("a", "A", number), ("b", "B", number),
+        ("stage", "stage", fmt_text), ("model", "model", fmt_text),
+        ("config", "config hash", fmt_text),
+        ("metric", "metric", fmt_text), ("a", "A", number), ("b", "B", number),
         ("change", "change", percent), ("noise", "noise (relative)", lambda v: f"{v:.1%}"),
-        ("flag", f"beyond {threshold:g} x noise", _text),
+        ("flag", f"beyond {threshold:g} x noise", fmt_text),
     ])  # fmt: skip
     return table, int((frame["flag"] != "").sum())

@@ -17,14 +17,15 @@ import archs
 from bench.report import (
     MIB,
     Column,
-    _atomic_write,
-    _int,
-    _mega,
-    _mib,
-    _ms,
-    _percent,
-    _ratio,
-    _text,
+    atomic_write,
+    budget_text,
+    fmt_int,
+    fmt_mega,
+    fmt_mib,
+    fmt_ms,
+    fmt_percent,
+    fmt_ratio,
+    fmt_text,
     markdown,
 )
 from bench.store import Store
@@ -75,9 +76,7 @@ def _runs(store: Store, keep: Callable[[dict], bool]) -> pd.DataFrame:
 
 
 def _budget_text(row: dict[str, Any]) -> str:
-    from bench.report import _budget
-
-    return f"{row['config']['name']}: {_budget(row)}"
+    return f"{row['config']['name']}: {budget_text(row)}"
 
 
 def _micro(store: Store, group: str) -> pd.DataFrame:
@@ -103,28 +102,28 @@ def _times(a: float, b: float) -> str:
     return f"{a / b:,.1f}x"
 
 
-MODEL: Column = ("model", "model", _text)
-PARAMS: Column = ("params", "params", _int)
-CONV_PARAMS: Column = ("params_conv", "conv params", _int)
-FC_PARAMS: Column = ("params_linear", "fully connected params", _int)
-MACS: Column = ("fwd_macs_per_image", "fwd MACs / image (M, counted)", _mega)
-CONV_MACS: Column = ("fwd_conv_macs_per_image", "conv MACs (M, counted)", _mega)
-FC_MACS: Column = ("fwd_linear_macs_per_image", "fully connected MACs (M, counted)", _mega)
-TRAIN_MEM: Column = ("train_bytes_est_sgd", "training, SGD, batch 128 (MiB, estimated)", _mib)
-INFER_MEM: Column = ("infer_bytes_est", "inference, batch 128 (MiB, estimated)", _mib)
-SAVED: Column = ("saved_activation_bytes", "saved for backward, batch 128 (MiB, counted)", _mib)
-INTENSITY: Column = ("fwd_flops_per_byte", "fwd FLOPs / byte (estimated)", _ratio)
+MODEL: Column = ("model", "model", fmt_text)
+PARAMS: Column = ("params", "params", fmt_int)
+CONV_PARAMS: Column = ("params_conv", "conv params", fmt_int)
+FC_PARAMS: Column = ("params_linear", "fully connected params", fmt_int)
+MACS: Column = ("fwd_macs_per_image", "fwd MACs / image (M, counted)", fmt_mega)
+CONV_MACS: Column = ("fwd_conv_macs_per_image", "conv MACs (M, counted)", fmt_mega)
+FC_MACS: Column = ("fwd_linear_macs_per_image", "fully connected MACs (M, counted)", fmt_mega)
+TRAIN_MEM: Column = ("train_bytes_est_sgd", "training, SGD, batch 128 (MiB, estimated)", fmt_mib)
+INFER_MEM: Column = ("infer_bytes_est", "inference, batch 128 (MiB, estimated)", fmt_mib)
+SAVED: Column = ("saved_activation_bytes", "saved for backward, batch 128 (MiB, counted)", fmt_mib)
+INTENSITY: Column = ("fwd_flops_per_byte", "fwd FLOPs / byte (estimated)", fmt_ratio)
 RUN: list[Column] = [
-    ("model", "model", _text),
-    ("lr", "lr", _text),
-    ("batch_size", "batch", _int),
+    ("model", "model", fmt_text),
+    ("lr", "lr", fmt_text),
+    ("batch_size", "batch", fmt_int),
     ("resize", "input side", lambda v: "28" if v is None or pd.isna(v) else f"{int(v)}"),
-    ("tricks", "techniques", _text),
-    ("budget", "profile: budget", _text),
-    ("status", "status", _text),
-    ("test_acc", "test accuracy", _percent),
-    ("images_per_s", "training images/s (measured)", _ratio),
-    ("peak_bytes", "peak memory (MiB, measured)", _mib),
+    ("tricks", "techniques", fmt_text),
+    ("budget", "profile: budget", fmt_text),
+    ("status", "status", fmt_text),
+    ("test_acc", "test accuracy", fmt_percent),
+    ("images_per_s", "training images/s (measured)", fmt_ratio),
+    ("peak_bytes", "peak memory (MiB, measured)", fmt_mib),
 ]
 
 
@@ -175,26 +174,28 @@ def _micro_answer(group: str, label: Column, say: Callable[[pd.DataFrame], str])
         frame = _micro(store, group)
         if frame.empty:
             return None
-        columns = [label, ("median_ms", "median (ms, measured)", _ms),
-                   ("iqr_ms", "IQR (ms)", _ms), ("rounds", "rounds", _int)]  # fmt: skip
+        columns = [label, ("median_ms", "median (ms, measured)", fmt_ms),
+                   ("iqr_ms", "IQR (ms)", fmt_ms), ("rounds", "rounds", fmt_int)]  # fmt: skip
         return frame, columns, say(frame)
 
     return answer
 
 
+SHAPES: list[Column] = [(f"{way}_{side}", f"{way} {side}", fmt_int)
+                        for way in ("formula", "built") for side in "hw"]  # fmt: skip
 CONV_CASE: list[Column] = [
-    ("case", "layer", _text),
-    ("out_side", "output side", _int),
-    ("fwd_macs_formula", "fwd MACs (M, formula)", _mega),
-    ("fwd_macs_counted", "fwd MACs (M, counted)", _mega),
-    ("bwd_macs_formula", "bwd MACs (M, formula)", _mega),
-    ("bwd_macs_counted", "bwd MACs (M, counted)", _mega),
+    ("case", "layer", fmt_text),
+    ("out_side", "output side", fmt_int),
+    ("fwd_macs_formula", "fwd MACs (M, formula)", fmt_mega),
+    ("fwd_macs_counted", "fwd MACs (M, counted)", fmt_mega),
+    ("bwd_macs_formula", "bwd MACs (M, formula)", fmt_mega),
+    ("bwd_macs_counted", "bwd MACs (M, counted)", fmt_mega),
     ("weight_bytes_formula", "weights (KiB, formula)", lambda v: f"{v / 1024:,.1f}"),
     ("output_bytes_formula", "output / image (KiB, formula)", lambda v: f"{v / 1024:,.1f}"),
     ("saved_bytes_formula", "saved for bwd / image (KiB, formula)", lambda v: f"{v / 1024:,.1f}"),
     ("saved_bytes_counted", "saved for bwd / image (KiB, counted)", lambda v: f"{v / 1024:,.1f}"),
-    ("fwd_ms", "fwd, batch 32 (ms, measured)", _ms),
-    ("fwd_bwd_ms", "fwd + bwd, batch 32 (ms, measured)", _ms),
+    ("fwd_ms", "fwd, batch 32 (ms, measured)", fmt_ms),
+    ("fwd_bwd_ms", "fwd + bwd, batch 32 (ms, measured)", fmt_ms),
 ]
 
 
@@ -354,10 +355,10 @@ def _speed(models: tuple[str, ...]) -> Callable[[Store], Answer | None]:
             return None
         frame = pd.DataFrame(rows).sort_values(["model", "mode", "batch_size"])
         frame["source"] = [_source(r, "speed") for r in rows]
-        columns = [MODEL, ("mode", "mode", _text), ("batch_size", "batch", _int),
-                   ("images_per_s", "images/s (measured)", _ratio),
-                   ("median_ms", "ms/step median", _ms), ("cv", "CV", _percent),
-                   ("peak_bytes", "peak memory (MiB, measured)", _mib)]  # fmt: skip
+        columns = [MODEL, ("mode", "mode", fmt_text), ("batch_size", "batch", fmt_int),
+                   ("images_per_s", "images/s (measured)", fmt_ratio),
+                   ("median_ms", "ms/step median", fmt_ms), ("cv", "CV", fmt_percent),
+                   ("peak_bytes", "peak memory (MiB, measured)", fmt_mib)]  # fmt: skip
         return frame, columns, _say_memory_modes(frame[frame["model"] == models[0]])
 
     return answer
@@ -390,7 +391,7 @@ def _min_size(store: Store) -> Answer | None:
     side = int(frame["min_input_size"].iloc[0])
     return (
         frame,
-        [MODEL, ("min_input_size", "smallest input side (found by building)", _int)],
+        [MODEL, ("min_input_size", "smallest input side (found by building)", fmt_int)],
         (
             f"GoogLeNet accepts inputs down to {side}x{side}: every conv and pool pads, so no "
             "layer's output becomes empty; below 32 pixels the 7x7/2 stem and four stride-2 "
@@ -442,7 +443,7 @@ def _per_stage(models: list[str]) -> Callable[[Store], Answer | None]:
         totals = frame.set_index("model")["params"]
         return (
             stages,
-            [MODEL, ("stage", "top-level module", _text), PARAMS],
+            [MODEL, ("stage", "top-level module", fmt_text), PARAMS],
             (
                 "Totals: "
                 + ", ".join(f"{m} {totals[m] / 1e6:,.2f} M" for m in models)
@@ -463,9 +464,7 @@ TRAIN = "python -m bench train --experiment"
 EXERCISES: tuple[Exercise, ...] = (
     Exercise("7.3.1", "Output shape of a conv with kernel (3, 5), padding (0, 1), stride (3, 4) "
              "on 8x8: formula against the built layer.",
-             _block_answer(("7.3.1",), [("formula_h", "formula h", _int), ("formula_w", "formula w",
-                           _int), ("built_h", "built h", _int), ("built_w", "built w", _int)],
-                           _say_shape), C7),
+             _block_answer(("7.3.1",), SHAPES, _say_shape), C7),
     Exercise("7.4.2", "Cost of one conv layer: forward MACs, memory, backward memory and MACs: "
              "formula, counted and measured.",
              _block_answer(("7.4.3", "7.4.2"), CONV_CASE, _say_conv_cost), C7),
@@ -473,20 +472,21 @@ EXERCISES: tuple[Exercise, ...] = (
              "the MACs change.", _block_answer(("7.4.3",), CONV_CASE, _say_grid), C7),
     Exercise("7.4.5", "A 1x1 conv as conv2d and as one matrix product (64 -> 64 channels, "
              "56x56): equal outputs, time of each.",
-             _micro_answer("conv1x1", ("method", "method", _text), _say_fastest("method")), MICRO),
+             _micro_answer("conv1x1", ("method", "method", fmt_text), _say_fastest("method")),
+             MICRO),
     Exercise("7.4.7", "Block-diagonal weights (g groups): MACs fall by g; how far does the "
-             "measured latency fall?", _micro_answer("grouped_conv", ("groups", "groups", _int),
+             "measured latency fall?", _micro_answer("grouped_conv", ("groups", "groups", fmt_int),
                                                      _say_groups), MICRO),
     Exercise("7.5.3", "Average pooling as a convolution (equal outputs, time of each); the cost "
-             "of a pooling layer.", _block_answer(("7.5.3",), [("case", "layer", _text),
-             ("fwd_flops_formula", "FLOPs / image (M, formula)", _mega),
-             ("fwd_flops_counted", "FLOPs / image (M, counted)", _mega),
-             ("params", "params", _int)], _say_pool), C7),
+             "of a pooling layer.", _block_answer(("7.5.3",), [("case", "layer", fmt_text),
+             ("fwd_flops_formula", "FLOPs / image (M, formula)", fmt_mega),
+             ("fwd_flops_counted", "FLOPs / image (M, counted)", fmt_mega),
+             ("params", "params", fmt_int)], _say_pool), C7),
     Exercise("7.5.3", "(timing) 2x2 average pooling as avg_pool2d and as a depthwise conv "
-             "with a constant kernel.", _micro_answer("avg_pool", ("method", "method", _text),
+             "with a constant kernel.", _micro_answer("avg_pool", ("method", "method", fmt_text),
                                                       _say_fastest("method")), MICRO),
     Exercise("7.2.x", "Cross-correlation as a Python loop, as unfold + matmul and as conv2d, at "
-             "growing sizes.", _micro_answer("corr2d", ("name", "case", _text), _say_corr2d),
+             "growing sizes.", _micro_answer("corr2d", ("name", "case", fmt_text), _say_corr2d),
              MICRO),
     Exercise("8.1.5.1.1", "AlexNet: memory of conv layers against fully connected layers.",
              _cost(["alexnet"], [PARAMS, CONV_PARAMS, FC_PARAMS, SAVED], _say_params), PROFILE),
@@ -610,5 +610,5 @@ def render(store: Store) -> str:
 
 def write_exercises(store: Store, out_dir: Path) -> list[Path]:
     path = out_dir / "exercises.md"
-    _atomic_write(path, render(store))
+    atomic_write(path, render(store))
     return [path]

@@ -17,7 +17,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 import archs
-from bench.report import headline
+from bench.report import budget_text, headline
 from bench.store import Store
 
 MIB = 2**20
@@ -112,7 +112,6 @@ def _speed_frame(store: Store) -> pd.DataFrame:
 def _curves(store: Store) -> pd.DataFrame:
     """Evaluation points of the runs that are not exercise variants: each network's book
     recipe, and the fast recipe with every technique on (its ablation has its own table)."""
-    from bench.report import _budget
     from bench.train import FAST
 
     points = []
@@ -124,7 +123,7 @@ def _curves(store: Store) -> pd.DataFrame:
             continue
         recipe = "book's loop" if tricks == "-" else f"fast recipe, seed {run['seed']}"
         label = f"{run['model']}, {recipe}, lr {run['lr']} ({run['config']['name']}: " \
-            f"{_budget(run)})"  # fmt: skip
+            f"{budget_text(run)})"  # fmt: skip
         for point in store.details("train", run["model"], run["config"], "history"):
             points.append({**point, "label": label, "fast": tricks != "-"})
     return pd.DataFrame(points)

@@ -27,31 +27,31 @@ CONVENTIONS = (
 Column = tuple[str, str, Callable[[Any], str]]  # (source column, header, formatter)
 
 
-def _int(v: Any) -> str:
+def fmt_int(v: Any) -> str:
     return "-" if v is None or pd.isna(v) else f"{int(v):,}"
 
 
-def _mega(v: Any) -> str:
+def fmt_mega(v: Any) -> str:
     return "-" if v is None or pd.isna(v) else f"{v / 1e6:,.2f}"
 
 
-def _mib(v: Any) -> str:
+def fmt_mib(v: Any) -> str:
     return "-" if v is None or pd.isna(v) else f"{v / MIB:,.1f}"
 
 
-def _ratio(v: Any) -> str:
+def fmt_ratio(v: Any) -> str:
     return "-" if v is None or pd.isna(v) else f"{v:,.1f}"
 
 
-def _ms(v: Any) -> str:
+def fmt_ms(v: Any) -> str:
     return "-" if v is None or pd.isna(v) else f"{v:,.2f}"
 
 
-def _percent(v: Any) -> str:
+def fmt_percent(v: Any) -> str:
     return "-" if v is None or pd.isna(v) else f"{v:.1%}"
 
 
-def _text(v: Any) -> str:
+def fmt_text(v: Any) -> str:
     return "-" if v is None or v == "" or (isinstance(v, float) and pd.isna(v)) else str(v)
 
 
@@ -65,46 +65,46 @@ def markdown(frame: pd.DataFrame, columns: list[Column]) -> str:
 
 
 SUMMARY_COLUMNS: list[Column] = [
-    ("model", "model", _text),
-    ("input", "input (C x H x W)", _text),
-    ("batch_size", "batch", _int),
-    ("params", "params", _int),
-    ("params_conv", "conv params", _int),
-    ("params_linear", "linear params", _int),
-    ("fwd_macs_per_image", "fwd MACs / image (M, counted)", _mega),
-    ("fwd_conv_macs_per_image", "of which conv (M)", _mega),
-    ("fwd_linear_macs_per_image", "of which linear (M)", _mega),
-    ("bwd_macs_per_image", "bwd MACs / image (M, counted)", _mega),
-    ("counters_agree", "fvcore and FlopCounterMode agree", _text),
-    ("fwd_flops_per_byte", "fwd FLOPs / byte (estimated)", _ratio),
-    ("saved_activation_bytes", "saved for backward at batch (MiB, counted)", _mib),
-    ("infer_peak_bytes", "inference peak at batch (MiB, counted)", _mib),
-    ("train_bytes_est_sgd", "training, SGD (MiB, estimated)", _mib),
-    ("train_bytes_est_adam", "training, Adam (MiB, estimated)", _mib),
-    ("min_input_size", "smallest input", _int),
-    ("uncounted_ops", "ops not counted", _text),
+    ("model", "model", fmt_text),
+    ("input", "input (C x H x W)", fmt_text),
+    ("batch_size", "batch", fmt_int),
+    ("params", "params", fmt_int),
+    ("params_conv", "conv params", fmt_int),
+    ("params_linear", "linear params", fmt_int),
+    ("fwd_macs_per_image", "fwd MACs / image (M, counted)", fmt_mega),
+    ("fwd_conv_macs_per_image", "of which conv (M)", fmt_mega),
+    ("fwd_linear_macs_per_image", "of which linear (M)", fmt_mega),
+    ("bwd_macs_per_image", "bwd MACs / image (M, counted)", fmt_mega),
+    ("counters_agree", "fvcore and FlopCounterMode agree", fmt_text),
+    ("fwd_flops_per_byte", "fwd FLOPs / byte (estimated)", fmt_ratio),
+    ("saved_activation_bytes", "saved for backward at batch (MiB, counted)", fmt_mib),
+    ("infer_peak_bytes", "inference peak at batch (MiB, counted)", fmt_mib),
+    ("train_bytes_est_sgd", "training, SGD (MiB, estimated)", fmt_mib),
+    ("train_bytes_est_adam", "training, Adam (MiB, estimated)", fmt_mib),
+    ("min_input_size", "smallest input", fmt_int),
+    ("uncounted_ops", "ops not counted", fmt_text),
 ]
 LAYER_COLUMNS: list[Column] = [
-    ("layer", "layer", _text),
-    ("type", "type", _text),
-    ("output_shape", "output (C x H x W)", _text),
-    ("params", "params", _int),
-    ("fwd_macs", "fwd MACs (M)", _mega),
-    ("bwd_macs", "bwd MACs (M)", _mega),
-    ("fwd_bytes_moved", "fwd bytes moved (MiB, estimated)", _mib),
-    ("fwd_flops_per_byte", "fwd FLOPs / byte", _ratio),
+    ("layer", "layer", fmt_text),
+    ("type", "type", fmt_text),
+    ("output_shape", "output (C x H x W)", fmt_text),
+    ("params", "params", fmt_int),
+    ("fwd_macs", "fwd MACs (M)", fmt_mega),
+    ("bwd_macs", "bwd MACs (M)", fmt_mega),
+    ("fwd_bytes_moved", "fwd bytes moved (MiB, estimated)", fmt_mib),
+    ("fwd_flops_per_byte", "fwd FLOPs / byte", fmt_ratio),
 ]
 OP_COLUMNS: list[Column] = [
-    ("op", "op", _text),
-    ("phase", "phase", _text),
-    ("category", "category", _text),
-    ("calls", "calls", _int),
-    ("macs", "MACs (M)", _mega),
-    ("flops", "FLOPs (M)", _mega),
+    ("op", "op", fmt_text),
+    ("phase", "phase", fmt_text),
+    ("category", "category", fmt_text),
+    ("calls", "calls", fmt_int),
+    ("macs", "MACs (M)", fmt_mega),
+    ("flops", "FLOPs (M)", fmt_mega),
 ]
 
 
-def _atomic_write(path: Path, text: str) -> None:
+def atomic_write(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".partial")
     partial.write_text(text)
@@ -139,9 +139,9 @@ def write_profile(store: Store, out_dir: Path) -> list[Path]:
         f"Counted {dates[0]} to {dates[-1]}.\n\n"
     )
     written = [out_dir / "summary.md", out_dir / "summary.csv"]
-    _atomic_write(written[0], header + markdown(summary, SUMMARY_COLUMNS) + "\n")
+    atomic_write(written[0], header + markdown(summary, SUMMARY_COLUMNS) + "\n")
     csv = summary.drop(columns=["config", "provenance", "input", "status"])
-    _atomic_write(written[1], csv.to_csv(index=False))
+    atomic_write(written[1], csv.to_csv(index=False))
     for row in rows:
         config = row["config"]
         layers = pd.DataFrame(store.details("profile", row["model"], config, "layers"))
@@ -168,25 +168,25 @@ def write_profile(store: Store, out_dir: Path) -> list[Path]:
             stem.with_name(stem.name + "_ops.csv"): ops.to_csv(index=False),
         }
         for path, content in files.items():
-            _atomic_write(path, content)
+            atomic_write(path, content)
         written += files
     return written
 
 
 SPEED_COLUMNS: list[Column] = [
-    ("model", "model", _text),
-    ("mode", "mode", _text),
-    ("batch_size", "batch", _int),
-    ("status", "status", _text),
-    ("images_per_s", "images/s (median)", _ratio),
-    ("median_ms", "ms/step median", _ms),
-    ("p90_ms", "p90", _ms),
-    ("p99_ms", "p99", _ms),
-    ("n", "n", _int),
-    ("cv", "CV", _percent),
-    ("peak_bytes", "peak memory (MiB, measured)", _mib),
-    ("mfu", "MFU", _percent),
-    ("note", "note", _text),
+    ("model", "model", fmt_text),
+    ("mode", "mode", fmt_text),
+    ("batch_size", "batch", fmt_int),
+    ("status", "status", fmt_text),
+    ("images_per_s", "images/s (median)", fmt_ratio),
+    ("median_ms", "ms/step median", fmt_ms),
+    ("p90_ms", "p90", fmt_ms),
+    ("p99_ms", "p99", fmt_ms),
+    ("n", "n", fmt_int),
+    ("cv", "CV", fmt_percent),
+    ("peak_bytes", "peak memory (MiB, measured)", fmt_mib),
+    ("mfu", "MFU", fmt_percent),
+    ("note", "note", fmt_text),
 ]
 
 
@@ -220,8 +220,8 @@ def write_speed(store: Store, out_dir: Path) -> list[Path]:
     failed = frame[frame["device_name"].isna()]
     if len(failed):
         sections.append("## Runs without a result\n\n" + markdown(failed, [
-            ("model", "model", _text), ("config", "settings", _text),
-            ("status", "status", _text), ("note", "note", _text),
+            ("model", "model", fmt_text), ("config", "settings", fmt_text),
+            ("status", "status", fmt_text), ("note", "note", fmt_text),
         ]))  # fmt: skip
     dates = sorted(r["provenance"]["date"] for r in rows)
     text = (
@@ -231,26 +231,26 @@ def write_speed(store: Store, out_dir: Path) -> list[Path]:
         + "\n"
     )
     written = [out_dir / "speed.md", out_dir / "speed.csv"]
-    _atomic_write(written[0], text)
-    _atomic_write(written[1], frame.drop(columns=["order", "provenance"]).to_csv(index=False))
+    atomic_write(written[0], text)
+    atomic_write(written[1], frame.drop(columns=["order", "provenance"]).to_csv(index=False))
     return written
 
 
 ONNX_COLUMNS: list[Column] = [
-    ("model", "model", _text),
-    ("batch_size", "batch", _int),
-    ("status", "status", _text),
-    ("provider", "provider that ran", _text),
-    ("parity", "max abs diff (parity)", _text),
-    ("images_per_s", "onnxruntime images/s (median)", _ratio),
-    ("median_ms", "ms median", _ms),
-    ("p90_ms", "p90", _ms),
-    ("p99_ms", "p99", _ms),
-    ("n", "n", _int),
-    ("cv", "CV", _percent),
-    ("torch_images_per_s", "PyTorch images/s (median)", _ratio),
+    ("model", "model", fmt_text),
+    ("batch_size", "batch", fmt_int),
+    ("status", "status", fmt_text),
+    ("provider", "provider that ran", fmt_text),
+    ("parity", "max abs diff (parity)", fmt_text),
+    ("images_per_s", "onnxruntime images/s (median)", fmt_ratio),
+    ("median_ms", "ms median", fmt_ms),
+    ("p90_ms", "p90", fmt_ms),
+    ("p99_ms", "p99", fmt_ms),
+    ("n", "n", fmt_int),
+    ("cv", "CV", fmt_percent),
+    ("torch_images_per_s", "PyTorch images/s (median)", fmt_ratio),
     ("ort_over_torch", "onnxruntime / PyTorch", lambda v: "-" if pd.isna(v) else f"{v:.2f}x"),
-    ("note", "note", _text),
+    ("note", "note", fmt_text),
 ]
 
 
@@ -282,12 +282,12 @@ def write_onnx(store: Store, out_dir: Path) -> list[Path]:
         + "\n"
     )
     written = [out_dir / "onnx.md", out_dir / "onnx.csv"]
-    _atomic_write(written[0], text)
-    _atomic_write(written[1], frame.drop(columns=["order", "provenance"]).to_csv(index=False))
+    atomic_write(written[0], text)
+    atomic_write(written[1], frame.drop(columns=["order", "provenance"]).to_csv(index=False))
     return written
 
 
-def _budget(row: dict[str, Any]) -> str:
+def budget_text(row: dict[str, Any]) -> str:
     config = row["config"]
     if config.get("epochs"):
         data = "all 60,000 images" if config["train_per_class"] is None else \
@@ -304,26 +304,26 @@ def _test_set(row: dict[str, Any]) -> str:
 
 
 TRAIN_COLUMNS: list[Column] = [
-    ("model", "model", _text),
-    ("lr", "lr", _text),
-    ("batch_size", "batch", _int),
-    ("input", "input", _text),
-    ("tricks", "techniques (autocast)", _text),
-    ("run", "profile: run", _text),
-    ("test_set", "test images", _text),
-    ("status", "status", _text),
-    ("seed", "seed", _int),
-    ("test_acc", "test accuracy (final)", _percent),
-    ("best_test_acc", "best", _percent),
-    ("train_s", "training time (s)", _ratio),
-    ("wall_s", "wall clock (s)", _ratio),
-    ("images_per_s", "images/s", _ratio),
-    ("time_to_80_s", "to 80% (s)", _ratio),
-    ("time_to_85_s", "to 85% (s)", _ratio),
-    ("time_to_90_s", "to 90% (s)", _ratio),
-    ("time_to_92_s", "to 92% (s)", _ratio),
-    ("peak_bytes", "peak memory (MiB, measured)", _mib),
-    ("note", "note", _text),
+    ("model", "model", fmt_text),
+    ("lr", "lr", fmt_text),
+    ("batch_size", "batch", fmt_int),
+    ("input", "input", fmt_text),
+    ("tricks", "techniques (autocast)", fmt_text),
+    ("run", "profile: run", fmt_text),
+    ("test_set", "test images", fmt_text),
+    ("status", "status", fmt_text),
+    ("seed", "seed", fmt_int),
+    ("test_acc", "test accuracy (final)", fmt_percent),
+    ("best_test_acc", "best", fmt_percent),
+    ("train_s", "training time (s)", fmt_ratio),
+    ("wall_s", "wall clock (s)", fmt_ratio),
+    ("images_per_s", "images/s", fmt_ratio),
+    ("time_to_80_s", "to 80% (s)", fmt_ratio),
+    ("time_to_85_s", "to 85% (s)", fmt_ratio),
+    ("time_to_90_s", "to 90% (s)", fmt_ratio),
+    ("time_to_92_s", "to 92% (s)", fmt_ratio),
+    ("peak_bytes", "peak memory (MiB, measured)", fmt_mib),
+    ("note", "note", fmt_text),
 ]
 
 
@@ -334,7 +334,7 @@ def write_train(store: Store, out_dir: Path) -> list[Path]:
         return []
     frame = pd.DataFrame(rows)
     frame["input"] = [f"{r['config']['resize'] or 28} px" for r in rows]
-    frame["run"] = [f"{r['config']['name']}: {_budget(r)}" for r in rows]
+    frame["run"] = [f"{r['config']['name']}: {budget_text(r)}" for r in rows]
     frame["test_set"] = [_test_set(r) for r in rows]
     frame["tricks"] = [f"{r.get('tricks', '-')} ({r.get('autocast', 'off')})" for r in rows]
     devices = sorted({r["provenance"]["device"] + " / " + r["provenance"]["cpu"] for r in rows})
@@ -372,21 +372,21 @@ def write_train(store: Store, out_dir: Path) -> list[Path]:
             + "\n"
         )
     written = [out_dir / "train.md", out_dir / "train.csv", out_dir / "curves.csv"]
-    _atomic_write(written[0], text)
-    _atomic_write(written[1], frame.drop(columns=["provenance"]).to_csv(index=False))
-    _atomic_write(written[2], pd.DataFrame(curves).to_csv(index=False))
+    atomic_write(written[0], text)
+    atomic_write(written[1], frame.drop(columns=["provenance"]).to_csv(index=False))
+    atomic_write(written[2], pd.DataFrame(curves).to_csv(index=False))
     return written
 
 
 ABLATION_COLUMNS: list[Column] = [
-    ("model", "model", _text),
-    ("change", "techniques", _text),
-    ("seeds", "seeds", _int),
-    ("test_acc", "test accuracy (median)", _percent),
-    ("spread", "seed range", _text),
+    ("model", "model", fmt_text),
+    ("change", "techniques", fmt_text),
+    ("seeds", "seeds", fmt_int),
+    ("test_acc", "test accuracy (median)", fmt_percent),
+    ("spread", "seed range", fmt_text),
     ("delta", "difference (points)", lambda v: "-" if pd.isna(v) else f"{100 * v:+.2f}"),
-    ("wall_s", "wall clock (s, median)", _ratio),
-    ("images_per_s", "training images/s", _ratio),
+    ("wall_s", "wall clock (s, median)", fmt_ratio),
+    ("images_per_s", "training images/s", fmt_ratio),
 ]
 
 
@@ -445,16 +445,16 @@ def write_pipeline(store: Store, out_dir: Path) -> list[Path]:
     table["ours_over_book"] = table["ours"] / table["torchvision"]
     table["ours_over_compute"] = table["ours"] / table["compute_only"]
     columns: list[Column] = [
-        ("model", "model", _text),
-        ("input", "input", _text),
-        ("seconds", "timed (s)", _text),
-        ("ours", "ours: device batches (images/s)", _ratio),
-        ("torchvision", "book: torchvision + DataLoader (images/s)", _ratio),
-        ("compute_only", "compute only (images/s)", _ratio),
+        ("model", "model", fmt_text),
+        ("input", "input", fmt_text),
+        ("seconds", "timed (s)", fmt_text),
+        ("ours", "ours: device batches (images/s)", fmt_ratio),
+        ("torchvision", "book: torchvision + DataLoader (images/s)", fmt_ratio),
+        ("compute_only", "compute only (images/s)", fmt_ratio),
         ("ours_over_book", "ours / book", lambda v: "-" if pd.isna(v) else f"{v:.2f}x"),
-        ("ours_over_compute", "ours / compute only", _percent),
-        ("batch_ms", "making one of our batches (ms)", _ms),
-        ("compute_ms", "one training step (ms, compute only)", _ms),
+        ("ours_over_compute", "ours / compute only", fmt_percent),
+        ("batch_ms", "making one of our batches (ms)", fmt_ms),
+        ("compute_ms", "one training step (ms, compute only)", fmt_ms),
     ]
     devices = sorted({r["config"]["device"] for r in rows})
     text = (
@@ -473,8 +473,8 @@ def write_pipeline(store: Store, out_dir: Path) -> list[Path]:
         + "\n"
     )
     written = [out_dir / "pipeline.md", out_dir / "pipeline.csv"]
-    _atomic_write(written[0], text)
-    _atomic_write(written[1], table.to_csv(index=False))
+    atomic_write(written[0], text)
+    atomic_write(written[1], table.to_csv(index=False))
     return written
 
 
@@ -499,19 +499,19 @@ PLOTS = {
     "roofline": "achieved FLOP/s against arithmetic intensity, under the roof",
 }
 COST_COLUMNS: list[Column] = [
-    ("params", "params", _int),
-    ("fwd_macs_per_image", "fwd MACs / image (M, counted)", _mega),
-    ("train_mib", "training memory, SGD, batch 128 (MiB, estimated)", _ratio),
-    ("infer_mib", "inference memory, batch 128 (MiB, estimated)", _ratio),
-    ("infer_best", "best inference images/s (batch; measured)", _text),
-    ("train_best", "best training images/s (batch; measured)", _text),
+    ("params", "params", fmt_int),
+    ("fwd_macs_per_image", "fwd MACs / image (M, counted)", fmt_mega),
+    ("train_mib", "training memory, SGD, batch 128 (MiB, estimated)", fmt_ratio),
+    ("infer_mib", "inference memory, batch 128 (MiB, estimated)", fmt_ratio),
+    ("infer_best", "best inference images/s (batch; measured)", fmt_text),
+    ("train_best", "best training images/s (batch; measured)", fmt_text),
 ]
 HEADLINE_COLUMNS: list[Column] = [
-    ("model", "model", _text),
-    ("input", "input", _text),
+    ("model", "model", fmt_text),
+    ("input", "input", fmt_text),
     *COST_COLUMNS,
-    ("accuracy", "test accuracy (run)", _text),
-    ("to_80", "to 80% (s of training)", _ratio),
+    ("accuracy", "test accuracy (run)", fmt_text),
+    ("to_80", "to 80% (s of training)", fmt_ratio),
 ]
 
 
@@ -552,7 +552,7 @@ def headline(store: Store) -> pd.DataFrame:
         row["infer_best"], row["train_best"] = _best(timed, "infer"), _best(timed, "train")
         if book:  # the book's recipe speaks for a network; else its fast-recipe runs' median
             run = min(book, key=lambda r: PROFILE_RANK.get(r["profile"], 9))
-            recipe = f"{run['profile']}: {_budget(run)}"
+            recipe = f"{run['profile']}: {budget_text(run)}"
         elif fast:
             run = sorted(fast, key=lambda r: r["test_acc"])[(len(fast) - 1) // 2]
             recipe = f"fast recipe, {run['epochs']} epochs, median of {len(fast)} runs"
@@ -569,9 +569,9 @@ def headline(store: Store) -> pd.DataFrame:
 
 
 TRADEOFF_COLUMNS: list[Column] = [
-    ("model", "model", _text),
-    ("test_acc", "test accuracy", _percent),
-    ("recipe", "run", _text),
+    ("model", "model", fmt_text),
+    ("test_acc", "test accuracy", fmt_percent),
+    ("recipe", "run", fmt_text),
     *COST_COLUMNS,
 ]
 
@@ -590,8 +590,8 @@ def write_tradeoffs(store: Store, out_dir: Path) -> list[Path]:
         + "\n"
     )
     written = [out_dir / "tradeoffs.md", out_dir / "tradeoffs.csv"]
-    _atomic_write(written[0], text)
-    _atomic_write(written[1], table.to_csv(index=False))
+    atomic_write(written[0], text)
+    atomic_write(written[1], table.to_csv(index=False))
     return written
 
 
@@ -629,6 +629,6 @@ def write_index(store: Store, out_dir: Path, profile: str) -> list[Path]:
         "</body></html>\n"
     )
     written = [out_dir / "index.md", out_dir / "index.html"]
-    _atomic_write(written[0], markdown_text)
-    _atomic_write(written[1], html_text)
+    atomic_write(written[0], markdown_text)
+    atomic_write(written[1], html_text)
     return written

@@ -56,10 +56,11 @@ def _profiles(store: Store, models: list[str]) -> pd.DataFrame:
 
 
 def _source(row: dict[str, Any], stage: str) -> str:
+    """Where a row comes from: its stage, its training profile if any, its device."""
     prov = row["provenance"]
     machine = prov["device"] if prov["device"] != "cpu" else f"CPU {prov['cpu']}"
-    profile = row.get("profile") or row["config"].get("name")
-    return f"{stage}" + (f", {profile} profile" if profile else "") + f", {machine}"
+    profile = f", {row['config']['name']} profile" if stage == "train" else ""
+    return f"{stage}{profile}, {machine}"
 
 
 def _runs(store: Store, keep: Callable[[dict], bool]) -> pd.DataFrame:

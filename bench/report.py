@@ -308,7 +308,7 @@ TRAIN_COLUMNS: list[Column] = [
     ("lr", "lr", fmt_text),
     ("batch_size", "batch", fmt_int),
     ("input", "input", fmt_text),
-    ("tricks", "techniques (autocast)", fmt_text),
+    ("techniques", "techniques (autocast)", fmt_text),
     ("run", "profile: run", fmt_text),
     ("test_set", "test images", fmt_text),
     ("status", "status", fmt_text),
@@ -336,7 +336,7 @@ def write_train(store: Store, out_dir: Path) -> list[Path]:
     frame["input"] = [f"{r['config']['resize'] or 28} px" for r in rows]
     frame["run"] = [f"{r['config']['name']}: {budget_text(r)}" for r in rows]
     frame["test_set"] = [_test_set(r) for r in rows]
-    frame["tricks"] = [f"{r.get('tricks', '-')} ({r.get('autocast', 'off')})" for r in rows]
+    frame["techniques"] = [f"{r.get('tricks', '-')} ({r.get('autocast', 'off')})" for r in rows]
     devices = sorted({r["provenance"]["device"] + " / " + r["provenance"]["cpu"] for r in rows})
     text = (
         "# Training on Fashion-MNIST (`python -m bench train`)\n\n"

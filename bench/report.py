@@ -530,7 +530,10 @@ def _is_book_recipe(run: dict[str, Any], recipe: archs.Recipe | None) -> bool:
 
 
 def headline(store: Store) -> pd.DataFrame:
-    """One row per network with a result in the store: what it costs and what it buys."""
+    """One row per network with a result in the store (two if the fast recipe trained it too):
+    what it costs and what it buys."""
+    from bench.train import FAST
+
     profiles = [r for r in store.rows("profile") if r["status"] == "ok" and r["batch_size"] == 128]
     speeds, trains = store.rows("speed"), store.rows("train")
     rows = []
@@ -540,31 +543,31 @@ def headline(store: Store) -> pd.DataFrame:
         timed = [r for r in speeds if r["model"] == name]
         runs = [r for r in trains if r["model"] == name and r["status"] in ("ok", "diverged")]
         book = [r for r in runs if _is_book_recipe(r, spec.recipe)]
-        fast = [r for r in runs if r.get("tricks", "-") != "-" and not r["config"]["short"]]
+        fast = [r for r in runs if r.get("tricks") == FAST.names() and not r["config"]["short"]]
         if not (cost or timed or runs):
             continue
-        row = {"model": name, "input": f"{spec.input_size} px"}
+        costs = {"input": f"{spec.input_size} px"}
         if cost:
             c = cost[0]
-            row.update(params=c["params"], fwd_macs_per_image=c["fwd_macs_per_image"],
-                       train_mib=c["train_bytes_est_sgd"] / MIB,
-                       infer_mib=c["infer_bytes_est"] / MIB)  # fmt: skip
-        row["infer_best"], row["train_best"] = _best(timed, "infer"), _best(timed, "train")
-        if book:  # the book's recipe speaks for a network; else its fast-recipe runs' median
+            costs.update(params=c["params"], fwd_macs_per_image=c["fwd_macs_per_image"],
+                         train_mib=c["train_bytes_est_sgd"] / MIB,
+                         infer_mib=c["infer_bytes_est"] / MIB)  # fmt: skip
+        costs["infer_best"], costs["train_best"] = _best(timed, "infer"), _best(timed, "train")
+        trained = []  # (row label, run, how it was trained)
+        if book:  # under the profile closest to the book's
             run = min(book, key=lambda r: PROFILE_RANK.get(r["profile"], 9))
-            recipe = f"{run['profile']}: {budget_text(run)}"
-        elif fast:
+            trained.append((name, run, f"{run['profile']}: {budget_text(run)}"))
+        if fast:  # the median over seeds
             run = sorted(fast, key=lambda r: r["test_acc"])[(len(fast) - 1) // 2]
-            recipe = f"fast recipe, {run['epochs']} epochs, median of {len(fast)} runs"
-        if book or fast:
-            row.update(
-                test_acc=run["test_acc"],
-                profile=run["profile"],
-                recipe=recipe,
-                accuracy=f"{run['test_acc']:.1%} ({recipe})",
-                to_80=run.get("time_to_80_s"),
-            )
-        rows.append(row)
+            trained.append((f"{name}, fast recipe", run, f"fast recipe, {run['profile']}: "
+                            f"{budget_text(run)}, median of {len(fast)} seeds"))  # fmt: skip
+        for label, run, recipe in trained or [(name, None, None)]:
+            row = {"model": label, **costs}
+            if run is not None:
+                row.update(test_acc=run["test_acc"], profile=run["profile"], recipe=recipe,
+                           accuracy=f"{run['test_acc']:.1%} ({recipe})",
+                           to_80=run.get("time_to_80_s"))  # fmt: skip
+            rows.append(row)
     return pd.DataFrame(rows)
 
 

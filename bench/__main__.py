@@ -61,6 +61,16 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _device(args: argparse.Namespace) -> Any:
+    """The torch device ``--device`` names; one that is not there is a usage error."""
+    from bench.timing import resolve_device
+
+    try:
+        return resolve_device(args.device)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+
+
 def select_models(patterns: str) -> list[str]:
     """Registry names matching any of the comma-separated shell-style ``patterns``, in book
     order; a pattern that matches nothing is an error (a plain name gets close-match hints)."""
@@ -161,13 +171,10 @@ def run_speed(args: argparse.Namespace) -> int:
     """Time every selected network across batch sizes, one child process per (model, mode)."""
     from bench.report import write_speed
     from bench.store import Store
-    from bench.timing import backend_for, iter_speed, measured_bandwidth, peak_flops, resolve_device
+    from bench.timing import backend_for, iter_speed, measured_bandwidth, peak_flops
 
     names = select_models(args.models)
-    try:
-        device = resolve_device(args.device)
-    except ValueError as error:
-        raise UsageError(str(error)) from None
+    device = _device(args)
     backend = backend_for(device)
     peak = peak_flops(device, args.precision, backend.name)
     bandwidth = measured_bandwidth(device)
@@ -255,13 +262,10 @@ def run_onnx(args: argparse.Namespace) -> int:
     from bench.onnx_runtime import iter_onnx
     from bench.report import write_onnx
     from bench.store import Store
-    from bench.timing import backend_for, resolve_device
+    from bench.timing import backend_for
 
     names = select_models(args.models)
-    try:
-        device = backend_for(resolve_device(args.device)).name
-    except ValueError as error:
-        raise UsageError(str(error)) from None
+    device = backend_for(_device(args)).name
     store, failures = Store(args.store), 0
     for name in names:
         size = args.image_size or archs.spec(name).input_size
@@ -299,13 +303,10 @@ def run_train(args: argparse.Namespace) -> int:
     """Train the runs of the chosen experiments, each in a child process, into the store."""
     from bench.report import budget_text, write_train
     from bench.store import Store, config_hash
-    from bench.timing import backend_for, resolve_device, run_isolated, stream_rows
+    from bench.timing import backend_for, run_isolated, stream_rows
     from bench.train import EXPERIMENTS, PROFILES, config, train_rows
 
-    try:
-        device = resolve_device(args.device)
-    except ValueError as error:
-        raise UsageError(str(error)) from None
+    device = _device(args)
     profile = args.profile or ("book" if device.type == "cuda" else "cpu")
     budget = PROFILES[profile]
     selected = set(select_models(args.models))
@@ -378,13 +379,10 @@ def run_pipeline(args: argparse.Namespace) -> int:
     """Training throughput of our pipeline, the book's, and compute alone, side by side."""
     from bench.report import write_pipeline
     from bench.store import Store
-    from bench.timing import backend_for, resolve_device
+    from bench.timing import backend_for
     from bench.train import FEEDS, PIPELINE_CASES, feed_throughputs
 
-    try:
-        device = resolve_device(args.device)
-    except ValueError as error:
-        raise UsageError(str(error)) from None
+    device = _device(args)
     data = _load_data(args.data_dir)
     device_name, store = backend_for(device).name, Store(args.store)
     cases = [(m, r) for m, r in PIPELINE_CASES if m in select_models(args.models)]
@@ -470,12 +468,8 @@ def run_all(args: argparse.Namespace) -> int:
     from bench.plots import write_plots
     from bench.report import write_index, write_tradeoffs
     from bench.store import Store
-    from bench.timing import resolve_device
 
-    try:
-        device = resolve_device(args.device)
-    except ValueError as error:
-        raise UsageError(str(error)) from None
+    device = _device(args)
     profile = args.profile or ("book" if device.type == "cuda" else "cpu")
     if args.data_dir is not None:
         os.environ["FASHION_MNIST_DIR"] = str(args.data_dir)

@@ -18,6 +18,7 @@ from bench.report import (
     MIB,
     Column,
     atomic_write,
+    book_rank,
     budget_text,
     fmt_int,
     fmt_mega,
@@ -66,8 +67,7 @@ def _source(row: dict[str, Any], stage: str) -> str:
 def _runs(store: Store, keep: Callable[[dict], bool]) -> pd.DataFrame:
     """Finished training runs that ``keep`` accepts, by model, learning rate and batch."""
     rows = [r for r in store.rows("train") if r["status"] in ("ok", "diverged") and keep(r)]
-    order = {name: i for i, name in enumerate(archs.list_models())}
-    rows.sort(key=lambda r: (order.get(r["model"], len(order)), r["lr"], r["batch_size"],
+    rows.sort(key=lambda r: (book_rank(r["model"]), r["lr"], r["batch_size"],
                              r.get("tricks", "-"), r["seed"]))  # fmt: skip
     frame = pd.DataFrame(rows)
     if len(frame):
@@ -159,6 +159,16 @@ def _recipe_runs(models: tuple[str, ...]) -> Callable[[dict], bool]:
     from bench.train import FAST
 
     return lambda r: r["model"] in models and r.get("tricks", "-") in ("-", FAST.names())
+
+
+def _run_answer(keep: Callable[[dict], bool], say: Callable[[pd.DataFrame], str]):
+    """An answer from training runs alone (``keep`` picks them)."""
+
+    def answer(store: Store) -> Answer | None:
+        frame = _runs(store, keep)
+        return None if frame.empty else (frame, RUN, say(frame))
+
+    return answer
 
 
 def _block_answer(exercises: tuple[str, ...], columns: list[Column],
@@ -504,9 +514,8 @@ EXERCISES: tuple[Exercise, ...] = (
                                                           "resnet9_28")), _say_accuracy),
              f"{TRAIN} networks_28 fast"),
     Exercise("8.1.5.6", "Batch size against throughput, accuracy and peak memory.",
-             lambda s: (lambda f: None if f.empty else (f, RUN, _say_accuracy(f)))(
-                 _runs(s, lambda r: r["config"]["short"] and r["model"] == "lenet"
-                       and r["lr"] == archs.spec("lenet").recipe.lr)),
+             _run_answer(lambda r: r["config"]["short"] and r["model"] == "lenet"
+                         and r["lr"] == archs.spec("lenet").recipe.lr, _say_accuracy),
              f"{TRAIN} batch_sweep"),
     Exercise("8.1.5.4", "AlexNet against LeNet under the same training budget.",
              _cost_and_accuracy(["lenet", "alexnet"], [MACS], lambda r: r["model"] in (
@@ -524,8 +533,8 @@ EXERCISES: tuple[Exercise, ...] = (
     Exercise("8.2.5.3", "VGG-16 and VGG-19 from the paper's Table 1: parameters and MACs.",
              _cost(["vgg16", "vgg19"], [PARAMS, MACS], _say_totals), PROFILE),
     Exercise("8.2.5.4", "The small VGG-11 at 56 or 84 pixels instead of 224: speed and accuracy.",
-             lambda s: (lambda f: None if f.empty else (f, RUN, _say_accuracy(f)))(
-                 _runs(s, lambda r: r["model"] == "vgg11_small")), f"{TRAIN} book vgg_sizes"),
+             _run_answer(lambda r: r["model"] == "vgg11_small", _say_accuracy),
+             f"{TRAIN} book vgg_sizes"),
     Exercise("8.3.5.1-3", "NiN with one or three 1x1 convs, 3x3 convs, a fully connected head: "
              "parameters, MACs, accuracy.",
              _cost_and_accuracy(["nin", "nin_one_1x1", "nin_three_1x1", "nin_3x3", "nin_fc"],
@@ -550,9 +559,9 @@ EXERCISES: tuple[Exercise, ...] = (
     Exercise("8.5.7.1", "Bias before batch norm: parameters saved, accuracy.", _bias_before_bn,
              f"{TRAIN} bn_bias"),
     Exercise("8.5.7.2", "LeNet with and without batch norm over learning rates: where training "
-             "fails.", lambda s: (lambda f: None if f.empty else (f, RUN, _say_lr_grid(f)))(
-                 _runs(s, lambda r: r["model"] in ("lenet", "bn_lenet") and r["config"]["short"]
-                       and r["batch_size"] == 128)), f"{TRAIN} lr_grid"),
+             "fails.", _run_answer(lambda r: r["model"] in ("lenet", "bn_lenet")
+                                   and r["config"]["short"] and r["batch_size"] == 128,
+                                   _say_lr_grid), f"{TRAIN} lr_grid"),
     Exercise("8.6.7.1", "An Inception network against a residual network: MACs, parameters.",
              _cost(["googlenet", "resnet18"], [PARAMS, MACS, TRAIN_MEM], _say_totals), PROFILE),
     Exercise("8.6.7.2", "ResNet-18/34/50/101/152: parameters, MACs, memory.",

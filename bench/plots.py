@@ -16,8 +16,7 @@ matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt
 import pandas as pd
 
-import archs
-from bench.report import budget_text, headline
+from bench.report import book_rank, budget_text, headline
 from bench.store import Store
 
 MIB = 2**20
@@ -172,9 +171,8 @@ def conv_vs_fc(store: Store, out_dir: Path) -> list[Path]:
     rows = [r for r in store.rows("profile") if r["status"] == "ok" and r["batch_size"] == 128]
     if not rows:
         return []
-    order = {name: i for i, name in enumerate(archs.list_models())}
     frame = pd.DataFrame(rows).drop_duplicates("model")
-    frame = frame.sort_values("model", key=lambda m: m.map(lambda n: order.get(n, len(order))))
+    frame = frame.sort_values("model", key=lambda m: m.map(book_rank))
     labels = frame["model"] + " @" + frame["image_size"].astype(str)
     figure, panels = plt.subplots(1, 2, figsize=(12, 0.28 * len(frame) + 1.5), sharey=True)
     splits = (

@@ -111,6 +111,12 @@ def atomic_write(path: Path, text: str) -> None:
     partial.replace(path)
 
 
+def book_rank(model: str) -> int:
+    """A network's place in the book's order (networks outside the registry come last)."""
+    names = archs.list_models()
+    return names.index(model) if model in names else len(names)
+
+
 def profile_name(row: dict[str, Any]) -> str:
     """File stem for one profiled (model, config)."""
     size, channels, batch = (row["config"][k] for k in ("image_size", "in_channels", "batch_size"))
@@ -119,10 +125,9 @@ def profile_name(row: dict[str, Any]) -> str:
 
 def write_profile(store: Store, out_dir: Path) -> list[Path]:
     """Summary and per-model tables (CSV and Markdown) of every profile in the store."""
-    order = {name: i for i, name in enumerate(archs.list_models())}
     rows = sorted(
         (r for r in store.rows("profile") if r["status"] == "ok"),
-        key=lambda r: (order.get(r["model"], len(order)), sorted(r["config"].items())),
+        key=lambda r: (book_rank(r["model"]), sorted(r["config"].items())),
     )
     if not rows:
         return []
@@ -196,8 +201,7 @@ def write_speed(store: Store, out_dir: Path) -> list[Path]:
     if not rows:
         return []
     frame = pd.DataFrame(rows)
-    order = {name: i for i, name in enumerate(archs.list_models())}
-    frame["order"] = frame["model"].map(lambda m: order.get(m, len(order)))
+    frame["order"] = frame["model"].map(book_rank)
     frame = frame.sort_values(["order", "model", "mode", "batch_size"])
     sections = []
     settings = ["device_name", "precision", "channels_last", "compiled", "time_cap_s"]
@@ -260,8 +264,7 @@ def write_onnx(store: Store, out_dir: Path) -> list[Path]:
     if not rows:
         return []
     frame = pd.DataFrame(rows)
-    order = {name: i for i, name in enumerate(archs.list_models())}
-    frame["order"] = frame["model"].map(lambda m: order.get(m, len(order)))
+    frame["order"] = frame["model"].map(book_rank)
     frame = frame.sort_values(["order", "model", "batch_size"])
     if "max_abs_diff" in frame:
         frame["parity"] = [

@@ -1,17 +1,36 @@
 """Sessions: ``nox -s tests`` (the suite), ``nox -s lint`` (ruff), ``nox -s bench`` (every stage,
-then the reports), ``nox -s fast`` (the fast recipe's target) and ``nox -s microbench``."""
+then the reports), ``nox -s fast`` (the fast recipe's target) and ``nox -s microbench``.
+
+Every session that runs the package shares one environment, ``.nox/cnnbench``: torch (a CUDA
+build of about 6 GB on Linux x86_64) is installed once per machine, not once per session.
+"""
+
+import sys
+from pathlib import Path
 
 import nox
 
 nox.options.sessions = ["tests", "lint"]
-nox.options.reuse_existing_virtualenvs = True  # torch is large: install it once per machine
+nox.options.reuse_existing_virtualenvs = True
+
+ENV = Path(".nox/cnnbench")
+PYTHON = str(ENV / "bin" / "python")
 
 
-@nox.session
+def _environment(session: nox.Session) -> None:
+    """Create the shared environment if it is missing, and install the package into it (pip
+    finds everything already there and installs nothing the second time)."""
+    if not ENV.joinpath("bin", "python").exists():
+        session.run(sys.executable, "-m", "venv", str(ENV), external=True)
+    session.run(PYTHON, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-e",
+                ".[test]", external=True)  # fmt: skip
+
+
+@nox.session(venv_backend="none")
 def tests(session: nox.Session) -> None:
-    """Run the test suite on the CPU."""
-    session.install("-e", ".[test]")
-    session.run("pytest", *session.posargs)
+    """Run the test suite on the CPU (``-- --under-load 2``: with two busy processes beside it)."""
+    _environment(session)
+    session.run(PYTHON, "-m", "pytest", *session.posargs, external=True)
 
 
 @nox.session
@@ -22,30 +41,31 @@ def lint(session: nox.Session) -> None:
     session.run("ruff", "format", "--check", ".")
 
 
-@nox.session
+@nox.session(venv_backend="none")
 def microbench(session: nox.Session) -> None:
     """Time chapter 7's primitives and small forward passes (pytest-benchmark); results are
     saved under .benchmarks/ (compare runs with --benchmark-compare) and in the results store."""
-    session.install("-e", ".[test]")
+    _environment(session)
     session.run(
-        "pytest", "benchmarks", "--benchmark-only", "--benchmark-autosave",
+        PYTHON, "-m", "pytest", "benchmarks", "--benchmark-only", "--benchmark-autosave",
         "--benchmark-max-time=0.5", "--benchmark-columns=median,iqr,rounds", *session.posargs,
+        external=True,
     )  # fmt: skip
 
 
-@nox.session
+@nox.session(venv_backend="none")
 def bench(session: nox.Session) -> None:
-    """Every stage in order, then reports/index.md; the profile follows the device unless given:
-    ``nox -s bench -- --profile smoke|cpu|book --models PATTERN``."""
-    session.install("-e", ".")
-    session.run("python", "-m", "bench", "all", *session.posargs)
+    """Every stage in order, then the run's pages in reports/<profile>-<device>/; the profile
+    follows the device unless given: ``nox -s bench -- --profile smoke|cpu|book --models P``."""
+    _environment(session)
+    session.run(PYTHON, "-m", "bench", "all", *session.posargs, external=True)
 
 
-@nox.session
+@nox.session(venv_backend="none")
 def fast(session: nox.Session) -> None:
     """The fast recipe's target: three seeds on all 60,000 training and 10,000 test images,
     printing each run and the medians; ``nox -s fast -- --experiment fast fast_ablation`` adds
     the ablation (one run per technique switched off)."""
-    session.install("-e", ".")
-    session.run("python", "-m", "bench", "train", "--profile", "book", "--experiment", "fast",
-                *session.posargs)  # fmt: skip
+    _environment(session)
+    session.run(PYTHON, "-m", "bench", "train", "--profile", "book", "--experiment", "fast",
+                *session.posargs, external=True)  # fmt: skip

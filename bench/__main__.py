@@ -1,12 +1,14 @@
-"""``python -m bench <stage>``: measure registry networks into the results store, then render.
+"""``python -m bench <stage>``: measure registry networks into a run's results store, then render.
 
-Stages: all (every stage below in order, then every page of reports/); profile (parameters,
-MACs/FLOPs, activation memory); blocks (chapter 7's single layers); speed (throughput, latency
-and peak memory across batch sizes); onnx (export, parity, onnxruntime against PyTorch); train
-(Fashion-MNIST); pipeline (input pipelines against compute alone). ``compare A B`` reads two
-stores and prints their differences. Bad input gets one line on stderr and exit code 2; a
-network that fails is recorded with its status and the others go on; one run at a time uses
-a store.
+Stages: all (every stage below in order, then every page of the run folder); profile
+(parameters, MACs/FLOPs, activation memory); blocks (chapter 7's single layers); speed
+(throughput, latency and peak memory across batch sizes); onnx (export, parity, onnxruntime
+against PyTorch); train (Fashion-MNIST); pipeline (input pipelines against compute alone).
+render re-renders a run folder from its store; compare prints the differences of two runs.
+
+A run keeps its store, pages and plots in reports/<profile>-<device>/ unless --store or --out
+say otherwise. Bad input gets one line on stderr and exit code 2; a network that fails is
+recorded with its status and the others go on; one run at a time uses a store.
 """
 
 from __future__ import annotations
@@ -14,9 +16,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import fcntl
+import functools
 import multiprocessing
 import os
-import sqlite3
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -25,11 +27,11 @@ from pathlib import Path
 from typing import Any
 
 import archs
+from bench import runs
 from bench.compare import METRICS
+from bench.console import Progress, plural
+from bench.store import Store, StoreError, provenance
 from bench.train import BOOK_MODELS, EXPERIMENTS
-
-DEFAULT_STORE = Path("reports/results.sqlite")
-DEFAULT_OUT = Path("reports")
 
 
 class UsageError(Exception):
@@ -66,7 +68,7 @@ def _device(args: argparse.Namespace) -> Any:
     from bench.timing import resolve_device
 
     try:
-        return resolve_device(args.device)
+        return resolve_device(getattr(args, "device", "auto"))
     except ValueError as error:
         raise UsageError(str(error)) from None
 
@@ -92,7 +94,7 @@ def run_profile(args: argparse.Namespace) -> int:
     """Profile every selected network not yet in the store, then write the tables."""
     from bench.complexity import profile_job
     from bench.report import write_profile
-    from bench.store import Store
+    from bench.timing import exit_on_interrupt
 
     names = select_models(args.models)
     if args.image_size is not None:
@@ -116,13 +118,17 @@ def run_profile(args: argparse.Namespace) -> int:
     ]  # fmt: skip
     store = Store(args.store)
     todo = [(n, c) for n, c in keys if args.force or not store.has("profile", n, c)]
-    print(f"profile: {len(todo)} to measure, {len(keys) - len(todo)} already in {args.store}")
+    print(f"profile: {plural(len(todo), 'network')} to measure, {len(keys) - len(todo)} already "
+          f"in {args.store}")  # fmt: skip
     start, failures = time.perf_counter(), 0
     workers = min(args.workers, max(len(todo), 1))
-    # spawn: a forked child can deadlock on the parent's OpenMP state
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+    spawn = multiprocessing.get_context("spawn")  # a forked child can deadlock on OpenMP state
+    with (
+        ProcessPoolExecutor(workers, spawn, exit_on_interrupt) as pool,
+        Progress("profile", len(todo)) as progress,
+    ):
         jobs = {pool.submit(profile_job, n, c): (n, c) for n, c in todo}
-        for done, job in enumerate(as_completed(jobs), 1):
+        for job in as_completed(jobs):
             name, config = jobs[job]
             try:
                 summary, layers, ops = job.result()
@@ -130,22 +136,25 @@ def run_profile(args: argparse.Namespace) -> int:
                 failures += 1
                 message = f"{type(error).__name__}: {error}".splitlines()[0]
                 store.put("profile", name, config, {"error": message}, status="error")
-                print(f"[{done}/{len(todo)}] {name}: error: {message}", flush=True)
+                progress.item(f"{name}: error: {message}")
                 continue
             store.put("profile", name, config, summary, details={"layers": layers, "ops": ops})
             agree = "counters agree" if summary["counters_agree"] else "COUNTERS DISAGREE"
-            print(f"[{done}/{len(todo)}] {name}: {summary['fwd_macs_per_image'] / 1e6:,.1f}"
-                  f" M MACs/image forward, {agree}", flush=True)  # fmt: skip
+            if summary["fvcore_fwd_macs_per_image"] is None:
+                agree += " (fvcore not installed)"
+            progress.item(f"{name}: {summary['fwd_macs_per_image'] / 1e6:,.1f} M MACs/image "
+                          f"forward, {agree}")  # fmt: skip
     elapsed = time.perf_counter() - start
     written = write_profile(store, args.out / "profile")
     store.close()
-    print(f"profiled {len(todo)} models in {elapsed:.1f} s with {workers} workers; "
-          f"{len(written)} files in {args.out / 'profile'}")  # fmt: skip
+    print(f"profiled {plural(len(todo), 'network')} in {elapsed:.1f} s with "
+          f"{plural(workers, 'worker')}; {plural(len(written), 'file')} in "
+          f"{args.out / 'profile'}")  # fmt: skip
     return 1 if failures else 0
 
 
 # A sweep's outcome that a rerun keeps; errors and timeouts are measured again.
-FINAL = ("ok", "oom", "skipped")
+FINAL = ("ok", "oom", "skipped", "n/a")
 
 
 def _batch_sizes(text: str) -> list[int]:
@@ -170,7 +179,6 @@ def _modes(text: str) -> list[str]:
 def run_speed(args: argparse.Namespace) -> int:
     """Time every selected network across batch sizes, one child process per (model, mode)."""
     from bench.report import write_speed
-    from bench.store import Store
     from bench.timing import backend_for, iter_speed, measured_bandwidth, peak_flops
 
     names = select_models(args.models)
@@ -187,36 +195,41 @@ def run_speed(args: argparse.Namespace) -> int:
     store.put("machine", backend.name, {"precision": args.precision}, {
         "peak_flops_per_s": peak[0], "peak_source": peak[1], "bandwidth_bytes_per_s": bandwidth,
         "bandwidth_source": "measured: 256 MiB copy, best of runs"})  # fmt: skip
+
+    def config(batch: int, mode: str, size: int) -> dict[str, Any]:
+        return {
+            "mode": mode, "batch_size": batch, "device": backend.name,
+            "precision": args.precision, "channels_last": args.channels_last,
+            "compile": args.compile, "image_size": size, "in_channels": args.in_channels,
+            "time_cap_s": args.time_cap, "max_step_s": args.max_step,
+        }  # fmt: skip
+
+    sweeps = []  # (network, mode, input size, batch sizes not yet in the store)
     for name in names:
         size = args.image_size or archs.spec(name).input_size
         for mode in args.mode:
-
-            def config(batch: int, mode: str = mode, size: int = size) -> dict[str, Any]:
-                return {
-                    "mode": mode, "batch_size": batch, "device": backend.name,
-                    "precision": args.precision, "channels_last": args.channels_last,
-                    "compile": args.compile, "image_size": size, "in_channels": args.in_channels,
-                    "time_cap_s": args.time_cap,
-                }  # fmt: skip
-
-            todo = [b for b in args.batch_sizes if not store.has("speed", name, config(b), FINAL)]
-            if not todo:
-                continue
+            todo = [b for b in args.batch_sizes
+                    if not store.has("speed", name, config(b, mode, size), FINAL)]  # fmt: skip
+            if todo:
+                sweeps.append((name, mode, size, todo))
+    failure = ("skipped", "torch.compile cannot run here: ") if args.compile else ("error", "")
+    with Progress("speed", sum(len(todo) for *_, todo in sweeps)) as progress:
+        for name, mode, size, todo in sweeps:
             job = dict(
                 model_or_name=name, batch_sizes=tuple(todo), modes=(mode,), device=args.device,
                 precision=args.precision, channels_last=args.channels_last, compile=args.compile,
-                input_size=size, in_channels=args.in_channels, time_cap_s=args.time_cap, peak=peak,
+                input_size=size, in_channels=args.in_channels, time_cap_s=args.time_cap,
+                max_step_s=args.max_step, peak=peak,
             )  # fmt: skip
-            failure = (
-                ("skipped", "torch.compile cannot run here: ") if args.compile else ("error", "")
-            )
-            sweep = _run_child(iter_speed, job, args.timeout, store, "speed", config, failure)
-            for batch, status, text in sweep:
+            keys = functools.partial(config, mode=mode, size=size)
+            for batch, status, text in _run_child(
+                iter_speed, job, args.timeout, store, "speed", keys, failure
+            ):
                 failures += status in ("error", "timeout")
-                print(f"{name} {mode} batch {batch}: {status} {text}", flush=True)
+                progress.item(f"{name} {mode} batch {batch}: {status} {text}")
     written = write_speed(store, args.out / "speed")
     store.close()
-    print(f"{len(written)} files in {args.out / 'speed'}")
+    print(f"{plural(len(written), 'file')} in {args.out / 'speed'}")
     return 1 if failures else 0
 
 
@@ -261,32 +274,39 @@ def run_onnx(args: argparse.Namespace) -> int:
     """Export, check and time every selected network under onnxruntime, one child each."""
     from bench.onnx_runtime import iter_onnx
     from bench.report import write_onnx
-    from bench.store import Store
     from bench.timing import backend_for
 
     names = select_models(args.models)
     device = backend_for(_device(args)).name
     store, failures = Store(args.store), 0
+
+    def config(batch: int, size: int) -> dict[str, Any]:
+        return {"batch_size": batch, "image_size": size, "in_channels": args.in_channels,
+                "device": device, "time_cap_s": args.time_cap,
+                "max_step_s": args.max_step}  # fmt: skip
+
+    exports = []  # (network, input size, batch sizes not yet in the store)
     for name in names:
         size = args.image_size or archs.spec(name).input_size
-
-        def config(batch: int, size: int = size) -> dict[str, Any]:
-            return {"batch_size": batch, "image_size": size, "in_channels": args.in_channels,
-                    "device": device, "time_cap_s": args.time_cap}  # fmt: skip
-
-        todo = [b for b in args.batch_sizes if not store.has("onnx", name, config(b), FINAL)]
-        if not todo:
-            continue
-        job = dict(
-            model_or_name=name, batch_sizes=tuple(todo), device=args.device, input_size=size,
-            in_channels=args.in_channels, time_cap_s=args.time_cap, onnx_dir=args.out / "onnx",
-        )  # fmt: skip
-        for batch, status, text in _run_child(iter_onnx, job, args.timeout, store, "onnx", config):
-            failures += status in ("error", "timeout")
-            print(f"{name} onnxruntime batch {batch}: {status} {text}", flush=True)
+        todo = [b for b in args.batch_sizes if not store.has("onnx", name, config(b, size), FINAL)]
+        if todo:
+            exports.append((name, size, todo))
+    with Progress("onnx", sum(len(todo) for *_, todo in exports)) as progress:
+        for name, size, todo in exports:
+            job = dict(
+                model_or_name=name, batch_sizes=tuple(todo), device=args.device, input_size=size,
+                in_channels=args.in_channels, time_cap_s=args.time_cap, max_step_s=args.max_step,
+                onnx_dir=args.out / "onnx",
+            )  # fmt: skip
+            keys = functools.partial(config, size=size)
+            for batch, status, text in _run_child(
+                iter_onnx, job, args.timeout, store, "onnx", keys
+            ):
+                failures += status in ("error", "timeout")
+                progress.item(f"{name} onnxruntime batch {batch}: {status} {text}")
     written = write_onnx(store, args.out / "onnx")
     store.close()
-    print(f"{len(written)} files in {args.out / 'onnx'}")
+    print(f"{plural(len(written), 'file')} in {args.out / 'onnx'}")
     return 1 if failures else 0
 
 
@@ -302,12 +322,12 @@ def _load_data(data_dir: Path | None) -> Any:
 def run_train(args: argparse.Namespace) -> int:
     """Train the runs of the chosen experiments, each in a child process, into the store."""
     from bench.report import budget_text, write_train
-    from bench.store import Store, config_hash
+    from bench.store import config_hash
     from bench.timing import backend_for, run_isolated, stream_rows
     from bench.train import EXPERIMENTS, PROFILES, config, train_rows
 
     device = _device(args)
-    profile = args.profile or ("book" if device.type == "cuda" else "cpu")
+    profile = _preset(args)
     budget = PROFILES[profile]
     selected = set(select_models(args.models))
     runs = [r for e in args.experiment for r in EXPERIMENTS[e] if r.model in selected]
@@ -316,40 +336,41 @@ def run_train(args: argparse.Namespace) -> int:
     _load_data(args.data_dir)  # fail fast, in one line, if the data is missing
     device_name = backend_for(device).name
     store, failures = Store(args.store), 0
-    print(f"train: {len(runs)} runs, profile {profile}, on {device_name}")
-    for done, run in enumerate(runs, 1):
-        key = {**config(run, budget, args.pipeline), "device": device_name}
-        if store.has("train", run.model, key, ("ok", "diverged")):
-            continue
-        checkpoint = args.out / "checkpoints" / f"{config_hash(key)}.pt"
-        job = dict(run=run, budget=budget, data_dir=args.data_dir, device=str(device),
-                   checkpoint=checkpoint, pipeline=args.pipeline)  # fmt: skip
-        status, note = "error", "the child process ended without a result"
-        for message in run_isolated(stream_rows, (train_rows, job), args.timeout):
-            if message[0] == "row":
-                result = message[1]
-                summary = {**result["summary"], "profile": profile, "pipeline": args.pipeline}
-                store.put("train", run.model, key, summary, status=summary["status"],
-                          details={"history": result["history"]})  # fmt: skip
-                status, note = summary["status"], f"test accuracy {summary['test_acc']:.3f}"
-            elif message[0] == "failed":
-                note = message[1]
-            elif message[0] == "timeout":
-                status, note = "timeout", f"no result within {message[1]:g} s"
-            else:
-                note = f"the child process exited with code {message[1]}"
-        if status in ("error", "timeout"):
-            failures += 1
-            store.put("train", run.model, key, {**run.settings(), "note": note}, status=status)
-        settings, length = run.settings(), budget_text({"config": key})
-        print(f"[{done}/{len(runs)}] {run.model}, lr {settings['lr']}, batch "
-              f"{settings['batch_size']}, {settings['resize'] or 28} px, {length}, techniques "
-              f"{settings['tricks']}, seed {run.seed}: {status}, {note}", flush=True)  # fmt: skip
+    keys = [(run, {**config(run, budget, args.pipeline), "device": device_name}) for run in runs]
+    todo = [(r, k) for r, k in keys if not store.has("train", r.model, k, ("ok", "diverged"))]
+    print(f"train: {plural(len(todo), 'run')} to train ({len(runs) - len(todo)} already in "
+          f"{args.store}), profile {profile}, on {device_name}")  # fmt: skip
+    with Progress("train", len(todo)) as progress:
+        for run, key in todo:
+            checkpoint = args.out / "checkpoints" / f"{config_hash(key)}.pt"
+            job = dict(run=run, budget=budget, data_dir=args.data_dir, device=str(device),
+                       checkpoint=checkpoint, pipeline=args.pipeline)  # fmt: skip
+            status, note = "error", "the child process ended without a result"
+            for message in run_isolated(stream_rows, (train_rows, job), args.timeout):
+                if message[0] == "row":
+                    result = message[1]
+                    summary = {**result["summary"], "profile": profile, "pipeline": args.pipeline}
+                    store.put("train", run.model, key, summary, status=summary["status"],
+                              details={"history": result["history"]})  # fmt: skip
+                    status, note = summary["status"], f"test accuracy {summary['test_acc']:.3f}"
+                elif message[0] == "failed":
+                    note = message[1]
+                elif message[0] == "timeout":
+                    status, note = "timeout", f"no result within {message[1]:g} s"
+                else:
+                    note = f"the child process exited with code {message[1]}"
+            if status in ("error", "timeout"):
+                failures += 1
+                store.put("train", run.model, key, {**run.settings(), "note": note}, status=status)
+            settings, length = run.settings(), budget_text({"config": key})
+            progress.item(f"{run.model}, lr {settings['lr']}, batch {settings['batch_size']}, "
+                          f"{settings['resize'] or 28} px, {length}, techniques "
+                          f"{settings['tricks']}, seed {run.seed}: {status}, {note}")  # fmt: skip
     for line in seed_medians(store, runs, budget, args.pipeline, device_name):
         print(line)
     written = write_train(store, args.out / "train")
     store.close()
-    print(f"{len(written)} files in {args.out / 'train'}")
+    print(f"{plural(len(written), 'file')} in {args.out / 'train'}")
     return 1 if failures else 0
 
 
@@ -378,7 +399,6 @@ def seed_medians(store: Any, runs: list, budget: Any, pipeline: str, device: str
 def run_pipeline(args: argparse.Namespace) -> int:
     """Training throughput of our pipeline, the book's, and compute alone, side by side."""
     from bench.report import write_pipeline
-    from bench.store import Store
     from bench.timing import backend_for
     from bench.train import FEEDS, PIPELINE_CASES, feed_throughputs
 
@@ -388,45 +408,57 @@ def run_pipeline(args: argparse.Namespace) -> int:
     cases = [(m, r) for m, r in PIPELINE_CASES if m in select_models(args.models)]
     if not cases:
         raise UsageError(f"the pipeline cases are {', '.join(m for m, _ in PIPELINE_CASES)}")
-    for model, resize in cases:
-        key = {"resize": resize, "device": device_name, "seconds": args.seconds}
-        if all(store.has("pipeline", model, {**key, "feed": feed}) for feed in FEEDS):
-            continue
-        for row in feed_throughputs(model, resize, data, device, args.seconds):
-            store.put("pipeline", model, {**key, "feed": row["feed"]}, row)
-            print(f"{model} at {resize or 28} px, {row['feed']}: "
-                  f"{row['images_per_s']:,.0f} images/s")  # fmt: skip
+    keys = [(m, r, {"resize": r, "device": device_name, "seconds": args.seconds}) for m, r in cases]
+    todo = [(m, r, key) for m, r, key in keys
+            if not all(store.has("pipeline", m, {**key, "feed": f}) for f in FEEDS)]  # fmt: skip
+    with Progress("pipeline", len(todo) * len(FEEDS)) as progress:
+        for model, resize, key in todo:
+            for row in feed_throughputs(model, resize, data, device, args.seconds):
+                store.put("pipeline", model, {**key, "feed": row["feed"]}, row)
+                progress.item(f"{model} at {resize or 28} px, {row['feed']}: "
+                              f"{row['images_per_s']:,.0f} images/s")  # fmt: skip
     written = write_pipeline(store, args.out / "pipeline")
     store.close()
-    print(f"{len(written)} files in {args.out / 'pipeline'}")
+    print(f"{plural(len(written), 'file')} in {args.out / 'pipeline'}")
     return 0
 
 
 def run_blocks(args: argparse.Namespace) -> int:
     """Chapter 7's single-layer exercises: formula, counted and timed, into the store."""
     from bench.blocks import cases
-    from bench.store import Store
 
     store = Store(args.store)
     todo = [c for c in cases(args.time_cap) if not store.has("blocks", c[0], c[1])]
-    for done, (exercise, config, measure) in enumerate(todo, 1):
-        store.put("blocks", exercise, config, measure())
-        print(f"[{done}/{len(todo)}] {exercise} {config['case']}: stored", flush=True)
+    with Progress("blocks", len(todo)) as progress:
+        for exercise, config, measure in todo:
+            store.put("blocks", exercise, config, measure())
+            progress.item(f"{exercise} {config['case']}: stored")
     store.close()
     return 0
+
+
+def _store_of(path: Path) -> Store:
+    """The store of a run folder (its results.sqlite) or a store file, opened to read."""
+    return Store(path / runs.STORE_NAME if path.is_dir() else path, create=False)
 
 
 def run_compare(args: argparse.Namespace) -> int:
     """Per-metric differences between two stores; changes beyond the measured noise flagged."""
     from bench.compare import compare
-    from bench.store import Store
 
-    for path in (args.a, args.b):
-        if not path.is_file():
-            raise UsageError(f"{path} is not a results store")
-    table, flagged = compare(Store(args.a), Store(args.b), args.stage, args.threshold)
+    table, flagged = compare(_store_of(args.a), _store_of(args.b), args.stage, args.threshold)
     print(table)
-    print(f"{flagged} change(s) beyond the noise" if flagged else "no change beyond the noise")
+    print(f"{plural(flagged, 'change')} beyond the noise" if flagged else
+          "no change beyond the noise")  # fmt: skip
+    return 0
+
+
+def run_render(args: argparse.Namespace) -> int:
+    """Every page of a run folder, again, from its store alone."""
+    store = _store_of(args.out)
+    written = runs.render(store, args.out)
+    store.close()
+    print(f"{plural(len(written), 'file')} rendered from {args.store}")
     return 0
 
 
@@ -444,8 +476,10 @@ RUN_PROFILES: dict[str, dict[str, list[str]]] = {
     "cpu": {  # the book's networks on a CPU, on budgets
         "profile": [],
         "blocks": [],
-        "speed": ["--models", BOOK_NETWORKS, "--batch-sizes", "1,16,128", "--time-cap", "0.5"],
-        "onnx": ["--models", BOOK_NETWORKS, "--batch-sizes", "1,32", "--time-cap", "0.5"],
+        "speed": ["--models", BOOK_NETWORKS, "--batch-sizes", "1,16,128", "--time-cap", "0.5",
+                  "--max-step", "1"],
+        "onnx": ["--models", BOOK_NETWORKS, "--batch-sizes", "1,32", "--time-cap", "0.5",
+                 "--max-step", "1"],
         "pipeline": ["--seconds", "2"],
         "train": ["--profile", "cpu", "--experiment", "book", "lr_grid", "batch_sweep",
                   "vgg_sizes", "nin_variants", "bn_bias", "networks_28"],
@@ -462,80 +496,117 @@ RUN_PROFILES: dict[str, dict[str, list[str]]] = {
 
 
 def run_all(args: argparse.Namespace) -> int:
-    """Every stage in order under one profile, then the index; a failing stage is recorded and
-    the next one runs."""
-    from bench.exercises import write_exercises
-    from bench.plots import write_plots
-    from bench.report import write_index, write_tradeoffs
-    from bench.store import Store
-
-    device = _device(args)
-    profile = args.profile or ("book" if device.type == "cuda" else "cpu")
-    if args.data_dir is not None:
-        os.environ["FASHION_MNIST_DIR"] = str(args.data_dir)
+    """Every stage in order under one profile, then every page; a stage that fails is recorded
+    and the next one runs."""
+    preset = _preset(args)
     _load_data(args.data_dir)  # before anything runs: the data is there, or one line says how
-    parser, worst = build_parser(), 0
-    started = time.perf_counter()
-    for stage, flags in RUN_PROFILES[profile].items():
-        argv = [stage, *flags, "--store", str(args.store), "--out", str(args.out)]
-        if args.models is not None and stage != "blocks":
-            argv += ["--models", args.models]
-        if stage not in ("profile", "blocks"):
-            argv += ["--device", args.device]
-        print(f"== {stage} ({profile} profile) ==", flush=True)
-        stage_args = parser.parse_args(argv)
-        try:
-            worst = max(worst, stage_args.run(stage_args))
-        except UsageError as error:  # e.g. no network of this stage matches --models
-            print(f"{stage} skipped: {error}", flush=True)
-    store = Store(args.store)
-    write_tradeoffs(store, args.out)
-    write_exercises(store, args.out)
-    write_plots(store, args.out / "plots", profile)
-    written = write_index(store, args.out, profile)
-    print(f"all stages in {time.perf_counter() - started:.0f} s; index: {written[0]}")
+    parser, worst, outcomes = build_parser(), 0, {}
+    started, began = time.perf_counter(), provenance()["date"]
+    try:
+        for stage, flags in RUN_PROFILES[preset].items():
+            argv = [stage, *flags, "--store", str(args.store), "--out", str(args.out)]
+            if args.models is not None and stage != "blocks":
+                argv += ["--models", args.models]
+            if stage not in ("profile", "blocks"):
+                argv += ["--device", args.device]
+            if stage in ("train", "pipeline") and args.data_dir is not None:
+                argv += ["--data-dir", str(args.data_dir)]
+            print(f"== {stage} ({preset} profile) ==", flush=True)
+            stage_args = parser.parse_args(argv)
+            try:
+                code = stage_args.run(stage_args)
+                outcomes[stage] = "ok" if code == 0 else "some items failed (recorded)"
+                worst = max(worst, code)
+            except UsageError as error:  # e.g. no network of this stage matches --models
+                outcomes[stage] = f"skipped: {error}"
+                print(f"{stage} skipped: {error}", flush=True)
+            except StoreError:
+                raise  # the store itself is unusable: nothing after this can be kept
+            except Exception as error:  # one stage's bug must not cost the others
+                message = f"{type(error).__name__}: {error}".splitlines()[0]
+                outcomes[stage], worst = f"failed: {message}", 1
+                print(f"{stage} failed: {message}; the next stage runs", flush=True)
+    finally:  # an interrupted run is recorded too, with the stages it finished
+        store = Store(args.store)
+        store.put("run", preset, {"started": began}, {
+            "preset": preset, "models": args.models,
+            "wall_s": time.perf_counter() - started, "stages": outcomes})  # fmt: skip
+    written = runs.render(store, args.out)
+    store.close()
+    print(
+        f"all stages in {time.perf_counter() - started:.0f} s; "
+        f"{plural(len(written), 'file')} in {args.out}; index: {args.out / 'index.md'}"
+    )
     return worst
 
+
+def _preset(args: argparse.Namespace) -> str:
+    """The preset asked for, else the device's: book with a GPU, cpu without."""
+    return getattr(args, "profile", None) or runs.default_preset(_device(args))
+
+
+class _Help(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Every option's default in its help; the description and examples kept as written."""
+
+
+EXAMPLES = """examples:
+  python -m bench all --profile cpu                 # every stage, then reports/cpu-<device>/
+  python -m bench speed --models 'resnet*' --batch-sizes 1,32
+  python -m bench compare reports/cpu-amd-epyc reports/book-nvidia-h100-80gb"""
 
 # Options that several stages take: name -> (flag, argparse settings).
 SHARED: dict[str, tuple[str, dict[str, Any]]] = {
     "models": ("--models", dict(default="*", help="shell-style patterns, comma-separated")),
-    "device": ("--device", dict(default="auto", choices=["auto", "cpu", "cuda"])),
-    "batch_sizes": ("--batch-sizes", dict(type=_batch_sizes, default=[1, 8, 32, 128, 512])),
-    "image_size": ("--image-size", dict(type=_positive, help="default: the book's size")),
-    "in_channels": ("--in-channels", dict(type=_positive, default=1)),
-    "time_cap": ("--time-cap", dict(type=_seconds, default=2.0, help="seconds of timed steps")),
-    "data_dir": ("--data-dir", dict(type=Path, help="default: $FASHION_MNIST_DIR, then Debian's")),
-}
+    "device": ("--device", dict(default="auto", choices=["auto", "cpu", "cuda"],
+                                help="auto: the GPU if there is one")),
+    "batch_sizes": ("--batch-sizes", dict(type=_batch_sizes, default="1,8,32,128,512",
+                                          help="comma-separated")),
+    "image_size": ("--image-size", dict(type=_positive, help="None: the book's size")),
+    "in_channels": ("--in-channels", dict(type=_positive, default=1, help="input channels")),
+    "time_cap": ("--time-cap", dict(type=_seconds, default=2.0,
+                                    help="seconds of timed steps per point")),
+    "max_step": ("--max-step", dict(type=_seconds, default=60.0, help="batch sizes whose one "
+                                    "step would take longer (extrapolated) are skipped")),
+    "data_dir": ("--data-dir", dict(type=Path, help="None: $FASHION_MNIST_DIR, then Debian's")),
+    "store": ("--store", dict(type=Path, help="results store; None: results.sqlite in --out")),
+    "out": ("--out", dict(type=Path, help="pages folder; None: beside --store, else "
+                                          "reports/<profile>-<device>/")),
+}  # fmt: skip
+
+
+def _add(parser: argparse.ArgumentParser, options: list[str]) -> None:
+    for option in options:
+        flag, settings = SHARED[option]
+        parser.add_argument(flag, **settings)
 
 
 def _stage(stages: Any, name: str, help: str, run: Callable, shared: list[str]) -> Any:
-    parser = stages.add_parser(name, help=help)
-    for option in shared:
-        flag, settings = SHARED[option]
-        parser.add_argument(flag, **settings)
-    parser.add_argument("--store", type=Path, default=DEFAULT_STORE)
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    parser = stages.add_parser(name, help=help, description=help, formatter_class=_Help)
+    _add(parser, [*shared, "store", "out"])
     parser.set_defaults(run=run)
     return parser
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="python -m bench", description=__doc__.splitlines()[0])
-    stages = parser.add_subparsers(dest="stage", required=True, parser_class=_Parser)
+    parser = _Parser(prog="python -m bench", description=__doc__, epilog=EXAMPLES,
+                     formatter_class=_Help)  # fmt: skip
+    stages = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     profile = _stage(stages, "profile", "parameters, MACs/FLOPs and memory, counted", run_profile,
                      ["models", "image_size", "in_channels"])  # fmt: skip
-    profile.add_argument("--batch-size", type=_positive, default=128)
-    profile.add_argument("--workers", type=_positive, default=os.cpu_count() or 1)
+    profile.add_argument("--batch-size", type=_positive, default=128, help="images per batch")
+    profile.add_argument("--workers", type=_positive, default=os.cpu_count() or 1,
+                         help="networks counted at once")  # fmt: skip
     profile.add_argument("--force", action="store_true", help="measure again what is stored")
 
-    timed = ["models", "device", "batch_sizes", "image_size", "in_channels", "time_cap"]
+    timed = ["models", "device", "batch_sizes", "image_size", "in_channels", "time_cap",
+             "max_step"]  # fmt: skip
     speed = _stage(stages, "speed", "throughput, latency and memory across batch sizes",
                    run_speed, timed)  # fmt: skip
-    speed.add_argument("--mode", type=_modes, default=["infer", "train"], help="infer,train")
-    speed.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
-    speed.add_argument("--channels-last", action="store_true")
+    speed.add_argument("--mode", type=_modes, default="infer,train", help="comma-separated")
+    speed.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"],
+                       help="autocast precision")  # fmt: skip
+    speed.add_argument("--channels-last", action="store_true", help="NHWC memory format")
     speed.add_argument("--compile", action="store_true", help="time torch.compile's model")
     speed.add_argument("--timeout", type=_seconds, default=600, help="seconds per (model, mode)")
 
@@ -545,84 +616,129 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = _stage(stages, "train", "Fashion-MNIST training: book recipes or budgets", run_train,
                    ["models", "device", "data_dir"])  # fmt: skip
+    train.add_argument("--experiment", nargs="+", default=["book"], choices=list(EXPERIMENTS),
+                       help="named groups of runs (bench/train.py)")  # fmt: skip
+    train.add_argument("--profile", choices=["smoke", "cpu", "book"],
+                       help="training length; None: book with a GPU, cpu without")  # fmt: skip
     train.add_argument(
-        "--experiment",
-        nargs="+",
-        default=["book"],
-        choices=list(EXPERIMENTS),
+        "--pipeline",
+        default="ours",
+        choices=["ours", "torchvision"],
+        help="ours: batches on the device; torchvision: the book's DataLoader",
     )
-    train.add_argument(
-        "--profile", choices=["smoke", "cpu", "book"], help="default: book with a GPU, cpu without"
-    )
-    train.add_argument("--pipeline", default="ours", choices=["ours", "torchvision"])
     train.add_argument("--timeout", type=_seconds, default=4 * 3600, help="seconds per run")
 
     pipeline = _stage(stages, "pipeline", "input pipelines against compute alone", run_pipeline,
                       ["models", "device", "data_dir"])  # fmt: skip
-    pipeline.add_argument("--seconds", type=_seconds, default=5.0, help="per network")
+    pipeline.add_argument("--seconds", type=_seconds, default=5.0, help="per network and feed")
 
     blocks = _stage(stages, "blocks", "chapter 7's single layers: formula, counted, timed",
                     run_blocks, [])  # fmt: skip
     blocks.add_argument("--time-cap", type=_seconds, default=0.3, help="seconds per timing")
 
-    compare = stages.add_parser("compare", help="per-metric differences between two stores")
-    compare.add_argument("a", type=Path, help="results store (the baseline)")
-    compare.add_argument("b", type=Path, help="results store compared with it")
+    help = "per-metric differences between two runs"
+    compare = stages.add_parser("compare", help=help, description=help, formatter_class=_Help)
+    compare.add_argument("a", type=Path, help="run folder or results store (the baseline)")
+    compare.add_argument("b", type=Path, help="run folder or results store compared with it")
     compare.add_argument("--stage", choices=list(METRICS), help="only this stage's rows")
-    compare.add_argument(
-        "--threshold",
-        type=float,
-        default=3.0,
-        help="flag timings that moved by more than this many times their noise",
-    )
-    compare.add_argument("--store", type=Path, default=None, help=argparse.SUPPRESS)
+    compare.add_argument("--threshold", type=float, default=3.0,
+                         help="flag changes beyond this many times their noise")  # fmt: skip
     compare.set_defaults(run=run_compare)
 
-    every = stages.add_parser("all", help="every stage in order, then the index")
-    every.add_argument(
-        "--profile", choices=list(RUN_PROFILES), help="default: book with a GPU, cpu without"
+    help = "every page of a run folder, again, from its store alone"
+    render = stages.add_parser("render", help=help, description=help, formatter_class=_Help)
+    render.add_argument(
+        "out", type=Path, metavar="run", help="run folder, e.g. reports/cpu-amd-epyc"
     )
-    every.add_argument(
-        "--models",
-        help="shell-style patterns, comma-separated (default: the profile's choice for each stage)",
-    )
-    every.add_argument(SHARED["device"][0], **SHARED["device"][1])
-    every.add_argument(SHARED["data_dir"][0], **SHARED["data_dir"][1])
-    every.add_argument("--store", type=Path, default=DEFAULT_STORE)
-    every.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    render.set_defaults(run=run_render)
+
+    help = "every stage in order, then every page of the run folder"
+    every = stages.add_parser("all", help=help, description=help, formatter_class=_Help)
+    every.add_argument("--profile", choices=list(RUN_PROFILES),
+                       help="None: book with a GPU, cpu without")  # fmt: skip
+    every.add_argument("--models", help="shell-style patterns, comma-separated; None: the "
+                                        "profile's choice for each stage")  # fmt: skip
+    _add(every, ["device", "data_dir", "store", "out"])
     every.set_defaults(run=run_all)
     return parser
 
 
+def _paths(args: argparse.Namespace) -> None:
+    """Fill in where the command reads and writes: --store and --out, or the run folder."""
+    if args.command == "compare":
+        return
+    if args.command == "render":
+        args.store = args.out / runs.STORE_NAME
+        if not args.store.is_file():
+            raise UsageError(f"{args.out} holds no {runs.STORE_NAME}: not a run folder")
+        return
+    default = None
+    if args.store is None and args.out is None:
+        from bench.timing import backend_for
+
+        default = runs.folder(_preset(args), backend_for(_device(args)).name)
+    args.store, args.out = runs.locate(args.store, args.out, default)
+
+
 @contextlib.contextmanager
 def _only_run_on(store: Path) -> Iterator[None]:
-    """Hold the store's lock file for the whole run; a second run on it fails at once."""
+    """Hold the store's lock file for the whole run; a second run on it fails at once. The lock
+    file is removed at the end, however the run ends (but for kill -9)."""
+    lock_path = store.with_name(store.name + ".lock")
     store.parent.mkdir(parents=True, exist_ok=True)
-    with open(store.with_name(store.name + ".lock"), "a+") as lock:
+    while True:
+        try:
+            lock = open(lock_path, "a+")  # noqa: SIM115 (held until the run ends)
+        except OSError as error:
+            raise UsageError(f"cannot create the lock file {lock_path}: {error.strerror}; "
+                             "pass a --store in a writable folder") from None  # fmt: skip
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             lock.seek(0)
-            raise UsageError(f"another run is using {store} (pid {lock.read().strip() or '?'})"
-                             ) from None  # fmt: skip
+            holder = lock.read().strip() or "?"
+            lock.close()
+            raise UsageError(
+                f"another run is using {store} (pid {holder}); wait for it to end"
+            ) from None
+        # the file may have been removed by the run that held it before: lock the current one
+        if lock_path.exists() and os.stat(lock_path).st_ino == os.fstat(lock.fileno()).st_ino:
+            break
+        lock.close()
+    try:
         lock.truncate(0)
         lock.write(str(os.getpid()))
         lock.flush()
         yield
+    finally:
+        lock_path.unlink(missing_ok=True)
+        lock.close()
+
+
+def _kept(store: Path | None) -> str:
+    """What an interrupted run leaves: the rows in its store."""
+    try:
+        count = len(Store(store, create=False).rows())
+    except (StoreError, TypeError):
+        return "nothing was stored"
+    return f"{plural(count, 'row')} stored in {store} {'is' if count == 1 else 'are'} kept"
 
 
 def main(argv: list[str] | None = None) -> int:
+    args = None
     try:
         args = build_parser().parse_args(argv)
-        if args.store is None:  # reads only (compare): no lock
+        _paths(args)
+        if args.command == "compare":  # reads only: no lock
             return args.run(args)
         with _only_run_on(args.store):
             return args.run(args)
-    except (UsageError, OSError, sqlite3.Error) as error:
+    except (UsageError, StoreError, OSError) as error:
         print(f"python -m bench: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("python -m bench: interrupted; every finished row is in the store", file=sys.stderr)
+        print(f"python -m bench: interrupted; {_kept(getattr(args, 'store', None))}; the same "
+              "command measures the rest", file=sys.stderr)  # fmt: skip
         return 130
 
 

@@ -9,6 +9,7 @@ import gzip
 import hashlib
 import math
 import os
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +42,11 @@ HOW_TO_GET_IT = (
     "Fashion-MNIST not found. Either pass a directory holding its four idx files (--data-dir or "
     f"{ENV_VAR}), or install Debian's package (apt-get install dataset-fashion-mnist, files in "
     f"{DEBIAN_DIR}), or let torchvision download it (needs internet; cached in {DOWNLOAD_ROOT})."
+)
+
+
+REPLACE = (
+    "restore an intact copy (apt-get install --reinstall dataset-fashion-mnist restores Debian's)"
 )
 
 
@@ -84,11 +90,18 @@ def load(data_dir: str | os.PathLike | None = None, *, download: bool = True) ->
 
 
 def _find_files(directory: Path) -> Path | None:
-    """``directory`` or its torchvision layout (FashionMNIST/raw) if it holds all the files."""
+    """``directory`` or its torchvision layout (FashionMNIST/raw) if it holds the files; a
+    layout holding some of them but not all is an error naming the missing ones."""
+    names = [name for images, labels, _, _ in FILES.values() for name in (images, labels)]
     for candidate in (directory, directory / "FashionMNIST" / "raw"):
-        names = [name for images, labels, _, _ in FILES.values() for name in (images, labels)]
-        if all(_idx_path(candidate, name) for name in names):
+        missing = [name for name in names if _idx_path(candidate, name) is None]
+        if not missing:
             return candidate
+        if len(missing) < len(names):
+            raise DataNotFoundError(
+                f"{candidate} lacks {', '.join(f'{n}(.gz)' for n in missing)} of Fashion-MNIST's "
+                f"four files; copy the missing ones there or point --data-dir elsewhere"
+            )
     return None
 
 
@@ -117,13 +130,16 @@ def _read_split(directory: Path, split: str) -> Split:
     if images.shape != (count, 28, 28) or labels.shape != (count,):
         raise DataNotFoundError(
             f"{directory}: {split} arrays have shapes {tuple(images.shape)} and "
-            f"{tuple(labels.shape)}, expected ({count}, 28, 28) and ({count},)"
+            f"{tuple(labels.shape)}, expected ({count}, 28, 28) and ({count},); {REPLACE}"
         )
     if int(labels.max()) >= len(CLASSES):
-        raise DataNotFoundError(f"{directory}: {split} labels go beyond {len(CLASSES) - 1}")
+        raise DataNotFoundError(
+            f"{_idx_path(directory, label_file)}: labels go up to {int(labels.max())}, beyond "
+            f"{len(CLASSES) - 1}; {REPLACE}"
+        )
     if array_digest(images, labels) != digest:
         raise DataNotFoundError(
-            f"{directory}: {split} arrays are not Fashion-MNIST's (digest differs)"
+            f"{directory}: the {split} files are not Fashion-MNIST's (digest differs); {REPLACE}"
         )
     return Split(images=images, labels=labels.long())
 
@@ -137,12 +153,23 @@ def array_digest(images: torch.Tensor, labels: torch.Tensor) -> str:
 
 def _read_idx(path: Path) -> torch.Tensor:
     """An IDX file (gzipped or not) of unsigned bytes as a uint8 tensor of its stated shape."""
-    raw = (gzip.decompress if path.suffix == ".gz" else bytes)(path.read_bytes())
-    zero, dtype, ndim = raw[:2], raw[2], raw[3]
-    if zero != b"\0\0" or dtype != 0x08:
-        raise DataNotFoundError(f"{path} is not an IDX file of unsigned bytes")
+    raw = path.read_bytes()
+    if path.suffix == ".gz":
+        try:
+            raw = gzip.decompress(raw)
+        except (EOFError, OSError, zlib.error) as error:  # truncated or not gzip at all
+            raise DataNotFoundError(f"{path} is damaged ({error}); {REPLACE}") from None
+    if len(raw) < 4 or raw[:2] != b"\0\0" or raw[2] != 0x08:
+        raise DataNotFoundError(f"{path} is not an IDX file of unsigned bytes; {REPLACE}")
+    ndim = raw[3]
     shape = [int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
-    return torch.frombuffer(bytearray(raw[4 + 4 * ndim :]), dtype=torch.uint8).reshape(shape)
+    data = raw[4 + 4 * ndim :]
+    if len(shape) != ndim or len(data) != math.prod(shape):
+        raise DataNotFoundError(
+            f"{path} is truncated: its header promises {math.prod(shape):,} bytes of data, "
+            f"it holds {len(data):,}; {REPLACE}"
+        )
+    return torch.frombuffer(bytearray(data), dtype=torch.uint8).reshape(shape)
 
 
 def prepare(images: torch.Tensor, resize: int | None) -> torch.Tensor:

@@ -608,7 +608,7 @@ def render(store: Store) -> str:
         sections.append(f"## {number}\n\n*Not measured*: {text}")
     return (
         "# The chapters' exercises, answered with measured numbers\n\n"
-        "Every number below is read from the results store (reports/results.sqlite) by "
+        "Every number below is read from this run's results store (results.sqlite) by "
         "bench/exercises.py. MACs = multiply-accumulates, FLOPs = 2 x MACs; *counted* figures "
         "are exact counts on the meta device, *estimated* ones sums of counted parts, "
         "*measured* ones timings or memory peaks on the device named under each table; budget "

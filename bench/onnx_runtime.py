@@ -90,15 +90,17 @@ def max_abs_difference(model: nn.Module, sess: Any, example: torch.Tensor) -> fl
 def iter_onnx(
     model_or_name: str,
     *,
+    onnx_dir: Path,
     batch_sizes: tuple[int, ...] = (1, 8, 32, 128, 512),
     device: str = "auto",
     input_size: int | None = None,
     in_channels: int = 1,
     time_cap_s: float = 2.0,
-    onnx_dir: Path = Path("reports/onnx"),
+    max_step_s: float = 60.0,
 ) -> Iterator[dict[str, Any]]:
     """Export one registry network, check it, then time onnxruntime and PyTorch inference at
-    each batch size; one row per batch size, with the export's facts in every row."""
+    each batch size; one row per batch size, with the export's facts in every row. The .onnx
+    file is written to ``onnx_dir``."""
     name = model_or_name
     dev = resolve_device(device)
     size = input_size or archs.spec(name).input_size
@@ -123,11 +125,12 @@ def iter_onnx(
         "ort_threads": torch.get_num_threads(),
         "device_name": backend_for(dev).name,
         "time_cap_s": time_cap_s,
+        "max_step_s": max_step_s,
     }
     ours = dict(_points(ort_step_factory(sess, shape, dev), batch_sizes, Backend(dev, "wall"),
-                        time_cap_s))  # fmt: skip
+                        time_cap_s, max_step_s))  # fmt: skip
     torch_factory = make_step_factory(model, "infer", shape, 10, dev)
-    theirs = dict(_points(torch_factory, batch_sizes, backend_for(dev), time_cap_s))
+    theirs = dict(_points(torch_factory, batch_sizes, backend_for(dev), time_cap_s, max_step_s))
     for batch in sorted(batch_sizes):
         ort_point, torch_point = ours[batch], theirs[batch]
         ort_ips = ort_point.stats.get("images_per_s", math.nan)
@@ -145,6 +148,7 @@ def iter_onnx(
         }  # fmt: skip
 
 
-def _points(factory: Callable, batch_sizes: tuple[int, ...], backend: Backend, cap: float):
-    for point in sweep(factory, list(batch_sizes), backend, cap):
+def _points(factory: Callable, batch_sizes: tuple[int, ...], backend: Backend, cap: float,
+            max_step: float):  # fmt: skip
+    for point in sweep(factory, list(batch_sizes), backend, cap, max_step_s=max_step):
         yield point.batch_size, point

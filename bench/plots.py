@@ -20,6 +20,7 @@ from bench.report import book_rank, budget_text, headline
 from bench.store import Store
 
 MIB = 2**20
+matplotlib.rcParams["svg.hashsalt"] = "cnnbench"  # the same store renders the same SVG bytes
 
 
 def _save(figure: plt.Figure, out_dir: Path, stem: str) -> list[Path]:
@@ -29,7 +30,8 @@ def _save(figure: plt.Figure, out_dir: Path, stem: str) -> list[Path]:
     for suffix in (".png", ".svg"):
         path = out_dir / (stem + suffix)
         partial = path.with_name(path.name + ".partial")
-        figure.savefig(partial, format=suffix[1:], dpi=120, bbox_inches="tight")
+        figure.savefig(partial, format=suffix[1:], dpi=120, bbox_inches="tight",
+                       metadata={"Date": None} if suffix == ".svg" else None)  # fmt: skip
         partial.replace(path)
         written.append(path)
     plt.close(figure)
@@ -62,7 +64,7 @@ def _accuracy_against(table: pd.DataFrame, cost: str, label: str, profile: str, 
     axes.set_xscale("log")
     axes.set_xlabel(label)
     axes.set_ylabel("test accuracy (%)")
-    axes.set_title(f"Accuracy against cost ({profile})", fontsize=10)
+    axes.set_title(f"Accuracy against cost ({profile or 'stage commands'})", fontsize=10)
     axes.legend(fontsize=8)
     axes.grid(alpha=0.3)
     return _save(figure, out_dir, stem)
@@ -240,7 +242,7 @@ def roofline(store: Store, out_dir: Path) -> list[Path]:
     return _save(figure, out_dir, "roofline")
 
 
-def write_plots(store: Store, out_dir: Path, profile: str) -> list[Path]:
+def write_plots(store: Store, out_dir: Path, profile: str | None) -> list[Path]:
     """Every figure the store has data for, into ``out_dir``."""
     table = headline(store)
     written: list[Path] = []

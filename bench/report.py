@@ -75,7 +75,7 @@ SUMMARY_COLUMNS: list[Column] = [
     ("fwd_conv_macs_per_image", "of which conv (M)", fmt_mega),
     ("fwd_linear_macs_per_image", "of which linear (M)", fmt_mega),
     ("bwd_macs_per_image", "bwd MACs / image (M, counted)", fmt_mega),
-    ("counters_agree", "fvcore and FlopCounterMode agree", fmt_text),
+    ("agreement", "fvcore and FlopCounterMode agree", fmt_text),
     ("fwd_flops_per_byte", "fwd FLOPs / byte (estimated)", fmt_ratio),
     ("saved_activation_bytes", "saved for backward at batch (MiB, counted)", fmt_mib),
     ("infer_peak_bytes", "inference peak at batch (MiB, counted)", fmt_mib),
@@ -133,6 +133,12 @@ def write_profile(store: Store, out_dir: Path) -> list[Path]:
         return []
     summary = pd.DataFrame(rows)
     summary["input"] = [f"{r['in_channels']} x {r['image_size']} x {r['image_size']}" for r in rows]
+    summary["agreement"] = [
+        ("yes" if r["counters_agree"] else "NO")
+        + (" (FlopCounterMode only: fvcore not installed)" if r["fvcore_fwd_macs_per_image"]
+           is None else "")
+        for r in rows
+    ]  # fmt: skip
     cpus = sorted({r["provenance"]["cpu"] for r in rows})
     dates = sorted(r["provenance"]["date"] for r in rows)
     header = (
@@ -145,7 +151,7 @@ def write_profile(store: Store, out_dir: Path) -> list[Path]:
     )
     written = [out_dir / "summary.md", out_dir / "summary.csv"]
     atomic_write(written[0], header + markdown(summary, SUMMARY_COLUMNS) + "\n")
-    csv = summary.drop(columns=["config", "provenance", "input", "status"])
+    csv = summary.drop(columns=["config", "provenance", "input", "status", "agreement"])
     atomic_write(written[1], csv.to_csv(index=False))
     for row in rows:
         config = row["config"]
@@ -601,8 +607,8 @@ def write_tradeoffs(store: Store, out_dir: Path) -> list[Path]:
     return written
 
 
-def write_index(store: Store, out_dir: Path, profile: str) -> list[Path]:
-    """reports/index.md and a self-contained index.html: the headline table and the pages."""
+def write_index(store: Store, out_dir: Path, preset: str | None) -> list[Path]:
+    """A run's index.md and self-contained index.html: the headline table and the pages."""
     table = headline(store)
     pages = [(page, text) for page, text in STAGE_PAGES.items() if (out_dir / page).exists()]
     pages += [(f"plots/{stem}.png", f"{text} (also .svg)") for stem, text in PLOTS.items()
@@ -611,7 +617,12 @@ def write_index(store: Store, out_dir: Path, profile: str) -> list[Path]:
     dates = sorted(r["provenance"]["date"] for r in rows) or ["-"]
     machines = sorted({f"{r['provenance']['device']} / {r['provenance']['cpu']}" for r in rows})
     intro = (
-        f"Results of `python -m bench all --profile {profile}`, {dates[0]} to {dates[-1]}, on "
+        (
+            f"Results of `python -m bench all --profile {preset}`"
+            if preset
+            else "Results of `python -m bench` stage commands"
+        )
+        + f", {dates[0]} to {dates[-1]}, on "
         f"{'; '.join(machines) or '-'}. {CONVENTIONS} Throughputs are the best over the batch "
         "sizes timed; accuracies come from the book's recipe for each network, under the "
         "profile named in the row (budget runs are not the book's results)."

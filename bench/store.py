@@ -7,7 +7,9 @@ booleans, None); bytes are stored as bytes and only rendered tables convert unit
 
 from __future__ import annotations
 
+import contextlib
 import datetime
+import errno
 import functools
 import hashlib
 import json
@@ -15,6 +17,7 @@ import os
 import platform
 import sqlite3
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +45,13 @@ CREATE TABLE IF NOT EXISTS details (
 """
 
 
+SQLITE_HEADER = b"SQLite format 3\0"
+
+
+class StoreError(Exception):
+    """The store cannot be opened, read or written; the message names the file and what to do."""
+
+
 def config_hash(config: dict[str, Any]) -> str:
     """A short, order-independent digest of a configuration."""
     return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
@@ -50,11 +60,52 @@ def config_hash(config: dict[str, Any]) -> str:
 class Store:
     """Rows keyed by (stage, model, config hash), and named tables of detail rows beside them."""
 
-    def __init__(self, path: str | os.PathLike):
+    def __init__(self, path: str | os.PathLike, *, create: bool = True):
+        """Open the store at ``path``; a missing one is created unless ``create`` is False."""
         self.path = Path(path)
+        if self.path.is_dir():
+            raise StoreError(f"{self.path} is a directory, not a results store")
+        if not self.path.exists():
+            if not create:
+                raise StoreError(f"{self.path}: no such file")
+            with self._failing("create"):
+                self._create()
+        with open(self.path, "rb") as file:
+            if file.read(len(SQLITE_HEADER)) != SQLITE_HEADER:
+                raise StoreError(f"{self.path} is not a results store (not an SQLite database); "
+                                 "move it away or pass another --store")  # fmt: skip
+        with self._failing("open"):
+            self._db = sqlite3.connect(self.path)
+            self._db.executescript(SCHEMA)
+
+    def _create(self) -> None:
+        """Make the empty store beside its path, then link it into place: a reader, or a run
+        killed meanwhile, never finds a store without its tables (nor clobbers one)."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path)
-        self._db.executescript(SCHEMA)
+        fresh = self.path.with_name(f".{self.path.name}.{os.getpid()}.new")
+        database = sqlite3.connect(fresh)
+        database.executescript(SCHEMA)
+        database.close()
+        try:
+            os.link(fresh, self.path)
+        except FileExistsError:  # made by another process meanwhile
+            pass
+        finally:
+            fresh.unlink()
+
+    @contextlib.contextmanager
+    def _failing(self, action: str) -> Iterator[None]:
+        """Turn the database's and the file system's errors into one StoreError naming the file."""
+        try:
+            yield
+        except (sqlite3.Error, OSError) as error:
+            hint = (
+                "free some disk space"
+                if "full" in str(error) or getattr(error, "errno", 0) == errno.ENOSPC
+                else "check that the file and its folder are writable"
+            )
+            raise StoreError(f"cannot {action} the results store {self.path}: {error}; {hint} "
+                             "(rows stored before are kept)") from None  # fmt: skip
 
     def close(self) -> None:
         self._db.close()
@@ -71,7 +122,7 @@ class Store:
     ) -> None:
         """Write one row (replacing an earlier one for the same key) and its detail tables."""
         key = (stage, model, config_hash(config))
-        with self._db:  # one transaction: all of it or none of it
+        with self._failing("write a row to"), self._db:  # one transaction: all or nothing
             self._db.execute(
                 "INSERT OR REPLACE INTO results VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (*key, json.dumps(config, sort_keys=True), status, json.dumps(row),
@@ -87,40 +138,49 @@ class Store:
         self, stage: str, model: str, config: dict[str, Any], statuses: tuple[str, ...] = ("ok",)
     ) -> bool:
         """Whether a row with one of these statuses is stored for the key."""
-        found = self._db.execute(
+        found = self._query(
             "SELECT status FROM results WHERE stage=? AND model=? AND config_hash=?",
             (stage, model, config_hash(config)),
-        ).fetchone()
+        )
         return found is not None and found[0] in statuses
 
     def get(self, stage: str, model: str, config: dict[str, Any]) -> dict[str, Any] | None:
         """The stored row for the key, with its status (None if there is none)."""
-        found = self._db.execute(
+        found = self._query(
             "SELECT status, row FROM results WHERE stage=? AND model=? AND config_hash=?",
             (stage, model, config_hash(config)),
-        ).fetchone()
+        )
         return None if found is None else {"status": found[0], **json.loads(found[1])}
 
-    def rows(self, stage: str) -> list[dict]:
-        """The stage's rows, each with its model, status, config and provenance."""
-        records = self._db.execute(
-            "SELECT model, config, status, row, provenance FROM results WHERE stage=? "
-            "ORDER BY rowid",
-            (stage,),
-        ).fetchall()
+    def rows(self, stage: str | None = None) -> list[dict]:
+        """The stage's rows, each with its model, status, config and provenance, in the order
+        they were stored; for None, every stage's, each with its stage too."""
+        records = self._query(
+            "SELECT stage, model, config, status, row, provenance FROM results "
+            + ("WHERE stage=? " if stage else "")
+            + "ORDER BY rowid",
+            (stage,) if stage else (),
+            every=True,
+        )
         return [
             {"model": model, "status": status, "config": json.loads(config),
-             "provenance": json.loads(prov), **json.loads(row)}
-            for model, config, status, row, prov in records
+             "provenance": json.loads(prov), **json.loads(row),
+             **({} if stage else {"stage": kind})}
+            for kind, model, config, status, row, prov in records
         ]  # fmt: skip
 
     def details(self, stage: str, model: str, config: dict[str, Any], name: str) -> list[dict]:
         """A detail table stored with a row (empty if there is none)."""
-        found = self._db.execute(
+        found = self._query(
             "SELECT rows FROM details WHERE stage=? AND model=? AND config_hash=? AND name=?",
             (stage, model, config_hash(config), name),
-        ).fetchone()
+        )
         return json.loads(found[0]) if found else []
+
+    def _query(self, sql: str, parameters: tuple, every: bool = False) -> Any:
+        with self._failing("read"):
+            cursor = self._db.execute(sql, parameters)
+            return cursor.fetchall() if every else cursor.fetchone()
 
 
 def provenance() -> dict[str, Any]:

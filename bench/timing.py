@@ -15,7 +15,9 @@ import ctypes.util
 import gc
 import math
 import multiprocessing
+import os
 import re
+import signal
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -118,6 +120,16 @@ def is_out_of_memory(error: BaseException) -> bool:
     return isinstance(error, RuntimeError) and "can't allocate memory" in str(error)
 
 
+NOT_APPLICABLE = (
+    "batch norm in training needs more than one value per channel, and this batch has one"
+)
+
+
+def is_batch_norm_of_one(error: BaseException) -> bool:
+    """torch's refusal to normalize a training batch with a single value per channel."""
+    return isinstance(error, ValueError) and "more than 1 value per channel" in str(error)
+
+
 def resolve_device(name: str = "auto") -> torch.device:
     """'auto' is the GPU if there is one, else the CPU; asking for a missing GPU is an error."""
     if name == "auto":
@@ -171,7 +183,7 @@ class SweepPoint:
     """One batch size's outcome."""
 
     batch_size: int
-    status: str  # ok | oom | skipped | error
+    status: str  # ok | oom | skipped | n/a | error
     note: str = ""
     stats: dict[str, float] = field(default_factory=dict)
     peak_bytes: int | None = None
@@ -183,24 +195,22 @@ def sweep(
     backend: Backend,
     cap_s: float,
     warmup: int = 2,
+    max_step_s: float = math.inf,
 ) -> Iterator[SweepPoint]:
-    """Time ``make_step(batch)`` at each batch size, smallest first.
+    """Time ``make_step(batch)`` at each batch size, smallest first, for ``cap_s`` seconds each.
 
     After an out-of-memory error the larger batch sizes are skipped; another error is recorded
-    for its batch size only. A batch size whose step would take longer than the cap
-    (extrapolated from the last one timed) is skipped too, so a sweep on a slow device ends in
-    bounded time.
+    for its batch size only. A batch size whose single step would take longer than
+    ``max_step_s`` (extrapolated from the last one timed) is skipped too, so a sweep on a slow
+    device ends in bounded time.
     """
     last: tuple[int, float] | None = None
     for i, batch in enumerate(sorted(batch_sizes)):
-        if last is not None and last[1] * batch / last[0] > cap_s:
+        if last is not None and last[1] * batch / last[0] > max_step_s:
             predicted = last[1] * batch / last[0]
             for rest in sorted(batch_sizes)[i:]:
-                yield SweepPoint(
-                    rest,
-                    "skipped",
-                    f"a step would take ~{predicted:.1f} s, over the {cap_s:g} s cap",
-                )
+                note = f"a step would take ~{predicted:.1f} s, over the {max_step_s:g} s limit"
+                yield SweepPoint(rest, "skipped", note)
             return
         try:
             backend.reset_peak()
@@ -208,6 +218,9 @@ def sweep(
             peak = backend.peak_bytes()
         except Exception as error:
             message = (str(error) or type(error).__name__).splitlines()[0]
+            if is_batch_norm_of_one(error):  # a configuration that cannot exist, not a failure
+                yield SweepPoint(batch, "n/a", f"not applicable: {NOT_APPLICABLE}")
+                continue
             if not is_out_of_memory(error):  # this size fails; the next may not (batch norm)
                 yield SweepPoint(batch, "error", f"{type(error).__name__}: {message}")
                 continue
@@ -315,6 +328,7 @@ def iter_speed(
     in_channels: int = 1,
     num_classes: int = 10,
     time_cap_s: float = 2.0,
+    max_step_s: float = 60.0,
     peak: tuple[float, str] | None = None,
 ) -> Iterator[dict[str, Any]]:
     """The rows of ``speed``, one as each (mode, batch size) is timed."""
@@ -344,6 +358,7 @@ def iter_speed(
     settings = dict(
         image_size=size, in_channels=in_channels, precision=precision,
         channels_last=channels_last, compiled=compile, time_cap_s=time_cap_s,
+        max_step_s=max_step_s,
     )  # fmt: skip
     state = copy.deepcopy(model.state_dict())
     if channels_last:
@@ -355,7 +370,8 @@ def iter_speed(
             factory = make_step_factory(
                 runnable, mode, shape, num_classes, dev, precision, channels_last
             )
-            for point in sweep(factory, list(batch_sizes), backend, time_cap_s):
+            for point in sweep(factory, list(batch_sizes), backend, time_cap_s,
+                               max_step_s=max_step_s):  # fmt: skip
                 row = _row(name, mode, point, step_flops[mode], peak_value, peak_source, backend)
                 yield {**row, **settings}
     finally:
@@ -413,7 +429,9 @@ def run_isolated(target: Callable[..., Any], args: tuple, timeout_s: float) -> I
     """
     context = multiprocessing.get_context("spawn")
     receive, send = context.Pipe(duplex=False)
-    child = context.Process(target=target, args=(send, *args), daemon=True)
+    # not a daemon: the child may start workers of its own (the book's DataLoader does); the
+    # finally below ends it however this generator ends
+    child = context.Process(target=target, args=(send, *args))
     child.start()
     send.close()
     deadline, grace = time.monotonic() + timeout_s, 0.0
@@ -444,9 +462,16 @@ def run_isolated(target: Callable[..., Any], args: tuple, timeout_s: float) -> I
         receive.close()
 
 
+def exit_on_interrupt() -> None:
+    """In a child process: Ctrl-C (SIGINT to the whole process group) ends it at once and
+    quietly; the parent, interrupted too, says what was kept and ends what is left."""
+    signal.signal(signal.SIGINT, lambda *_: os._exit(130))
+
+
 def stream_rows(send: Any, produce: Callable[..., Iterator[Any]], job: dict[str, Any]) -> None:
     """Child-process body for ``run_isolated``: send each row ``produce(**job)`` yields, then
     ("done",). An exception ends the stream with one ("failed", message) message."""
+    exit_on_interrupt()
     torch.manual_seed(0)
     try:
         for row in produce(**job):

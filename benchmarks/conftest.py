@@ -1,11 +1,18 @@
-"""Micro-benchmark results also go to the results store (stage "microbench")."""
+"""Micro-benchmark results also go to the results store (stage "microbench"): this machine's
+default run folder (reports/cpu-<device>/ on a CPU), or $CNNBENCH_STORE."""
 
 import os
 from pathlib import Path
 
+from bench import runs
 from bench.store import Store
+from bench.timing import backend_for, resolve_device
 
-STORE = Path(os.environ.get("CNNBENCH_STORE", "reports/results.sqlite"))
+DEVICE = resolve_device("auto")
+STORE = Path(
+    os.environ.get("CNNBENCH_STORE")
+    or runs.folder(runs.default_preset(DEVICE), backend_for(DEVICE).name) / runs.STORE_NAME
+)
 
 
 def pytest_benchmark_update_json(config, benchmarks, output_json):

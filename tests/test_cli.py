@@ -6,6 +6,7 @@ import sys
 import pytest
 import torch
 
+import bench.__main__ as bench_main
 from bench.__main__ import main
 from bench.store import Store
 
@@ -59,7 +60,7 @@ def test_profile_stores_rows_writes_tables_and_resumes(tmp_path, capsys):
             "--store", str(store_path), "--out", str(out)]  # fmt: skip
     assert main(argv) == 0
     first = capsys.readouterr().out
-    assert "1 to measure, 0 already in" in first and "counters agree" in first
+    assert "1 network to measure, 0 already in" in first and "counters agree" in first
     store = Store(store_path)
     rows = store.rows("profile")
     assert sorted(r["model"] for r in rows) == ["bn_lenet"]
@@ -70,7 +71,7 @@ def test_profile_stores_rows_writes_tables_and_resumes(tmp_path, capsys):
     assert "## Per layer" in (out / "profile" / "bn_lenet_28px_c1_b4.md").read_text()
 
     assert main(argv) == 0  # everything is in the store: nothing is measured again
-    assert "0 to measure, 1 already in" in capsys.readouterr().out
+    assert "0 networks to measure, 1 already in" in capsys.readouterr().out
     assert [r["provenance"]["date"] for r in Store(store_path).rows("profile")] == [
         r["provenance"]["date"] for r in rows
     ]
@@ -126,10 +127,10 @@ def test_pipeline_compares_three_feeds(tmp_path, capsys):
     assert "| lenet | 28 px |" in (tmp_path / "pipeline" / "pipeline.md").read_text()
 
 
-def test_all_stages_on_the_smoke_profile_write_every_page(tmp_path, capsys):
-    out = tmp_path / "reports"
-    argv = ["all", "--profile", "smoke", "--store", str(out / "results.sqlite"), "--out", str(out)]
+def test_all_stages_on_the_smoke_profile_write_every_page(checkout, capsys):
+    argv = ["all", "--profile", "smoke"]
     assert main(argv) == 0
+    (out,) = (checkout / "reports").glob("smoke-*")  # the run's own folder
     pages = ["index.md", "index.html", "profile/summary.md", "speed/speed.md", "onnx/onnx.md",
              "pipeline/pipeline.md", "train/train.md", "train/curves.csv", "tradeoffs.md",
              "tradeoffs.csv", "exercises.md"]  # fmt: skip
@@ -153,6 +154,12 @@ def test_all_stages_on_the_smoke_profile_write_every_page(tmp_path, capsys):
     accuracy = {r["model"]: r["test_acc"] for r in store.rows("train")}
     tradeoffs = (out / "tradeoffs.md").read_text()
     assert all(f"| {m} | {a:.1%} |" in tradeoffs for m, a in accuracy.items())
+    (run,) = store.rows("run")
+    assert run["preset"] == "smoke" and set(run["stages"].values()) == {"ok"}
+    # a smoke run touches nothing git tracks and adds nothing git sees
+    status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"],
+                            cwd=checkout, capture_output=True, text=True, check=True)  # fmt: skip
+    assert status.stdout == ""
     capsys.readouterr()
     assert main(argv) == 0  # a second run finds everything in the store
     assert "[1/" not in capsys.readouterr().out
@@ -170,12 +177,34 @@ def test_a_second_run_on_the_same_store_is_refused(tmp_path, capsys):
     assert "another run is using" in capsys.readouterr().err
 
 
-def test_a_stage_with_nothing_to_do_is_skipped_and_the_rest_run(tmp_path, capsys):
+def test_a_stage_that_fails_or_has_nothing_to_do_is_recorded_and_the_rest_run(
+    tmp_path, capsys, monkeypatch
+):
+    def broken(args):
+        raise RuntimeError("a bug in the blocks stage")
+
+    monkeypatch.setattr(bench_main, "run_blocks", broken)
     out = tmp_path / "reports"
     argv = ["all", "--profile", "smoke", "--models", "bn_lenet", "--store",
             str(out / "results.sqlite"), "--out", str(out)]  # fmt: skip
-    assert main(argv) == 1  # bn_lenet cannot train on a batch of 1: recorded, the rest go on
+    assert main(argv) == 1  # the failed stage; everything else did what it could
     printed = capsys.readouterr().out
-    assert "bn_lenet train batch 1: error ValueError: Expected more than 1 value" in printed
+    assert "blocks failed: RuntimeError: a bug in the blocks stage; the next stage runs" in printed
+    # bn_lenet cannot take a training step on one image: not applicable, not an error
+    assert "bn_lenet train batch 1: n/a not applicable: batch norm in training needs" in printed
     assert "pipeline skipped: the pipeline cases are lenet, resnet18, alexnet" in printed
     assert "[1/1] bn_lenet, lr 0.1, batch 128, 28 px, 4 epochs" in printed  # training still ran
+    (run,) = Store(out / "results.sqlite").rows("run")
+    assert run["stages"] == {
+        "profile": "ok", "blocks": "failed: RuntimeError: a bug in the blocks stage",
+        "speed": "ok", "onnx": "ok", "train": "ok",
+        "pipeline": "skipped: the pipeline cases are lenet, resnet18, alexnet",
+    }  # fmt: skip
+
+
+def test_training_on_the_books_pipeline_starts_its_loader_workers_in_the_child(tmp_path, capsys):
+    argv = ["train", "--profile", "smoke", "--models", "lenet", "--pipeline", "torchvision",
+            "--store", str(tmp_path / "r.sqlite"), "--out", str(tmp_path)]  # fmt: skip
+    assert main(argv) == 0
+    (row,) = Store(tmp_path / "r.sqlite").rows("train")
+    assert row["status"] == "ok" and row["pipeline"] == "torchvision" and row["evaluations"] == 4

@@ -1,5 +1,7 @@
 """bench.complexity against MACs worked by formula in the tests, and memory counted by hand."""
 
+import sys
+
 import pytest
 import torch
 from torch import nn
@@ -157,3 +159,11 @@ def test_profiling_a_module_leaves_it_untouched():
     profile(net, input_size=6, batch_size=2)
     assert net.training
     assert all(torch.equal(a, b) for a, b in zip(before, net.state_dict().values(), strict=True))
+
+
+def test_without_fvcore_its_column_says_not_installed(monkeypatch):
+    for module in ("fvcore", "fvcore.nn"):  # as if never installed: importing raises ImportError
+        monkeypatch.setitem(sys.modules, module, None)
+    s = profile("lenet", batch_size=2)[0].iloc[0]
+    assert s.fvcore_fwd_macs_per_image is None
+    assert s.counters_agree  # FlopCounterMode, the check that ran, agrees

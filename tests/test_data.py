@@ -72,7 +72,7 @@ def test_altered_pixels_fail_the_digest(tmp_path):
         if path.name.startswith("t10k-images"):
             raw[-1] ^= 0xFF
         (tmp_path / path.stem).write_bytes(bytes(raw))
-    with pytest.raises(data.DataNotFoundError, match="test arrays are not Fashion-MNIST's"):
+    with pytest.raises(data.DataNotFoundError, match="the test files are not Fashion-MNIST's"):
         data.load(tmp_path)
 
 

@@ -68,32 +68,41 @@ def test_cpu_allocator_failure_counts_as_out_of_memory():
     assert not sp.is_out_of_memory(RuntimeError("shape mismatch"))
 
 
-def test_an_ordinary_error_costs_only_its_own_batch_size():
+def sweep_failing_at_batch_1(error):
     backend = FakeBackend()
-    calls = []
 
     def make_step(batch):
         backend.batch = batch
 
         def step():
-            calls.append(batch)
             if batch == 1:
-                raise ValueError("Expected more than 1 value per channel when training")
+                raise error
 
         return step
 
-    points = list(sp.sweep(make_step, [1, 2, 4], backend, cap_s=10))
+    return list(sp.sweep(make_step, [1, 2, 4], backend, cap_s=10))
+
+
+def test_an_ordinary_error_costs_only_its_own_batch_size():
+    points = sweep_failing_at_batch_1(ValueError("mat1 and mat2 shapes cannot be multiplied"))
     assert [p.status for p in points] == ["error", "ok", "ok"]
-    assert points[0].note.startswith("ValueError: Expected more than 1 value")
+    assert points[0].note == "ValueError: mat1 and mat2 shapes cannot be multiplied"
 
 
-def test_steps_predicted_over_the_cap_are_skipped():
+def test_batch_norm_training_on_one_value_per_channel_is_not_applicable():
+    torch_message = "Expected more than 1 value per channel when training, got input size [1, 4]"
+    points = sweep_failing_at_batch_1(ValueError(torch_message))
+    assert [p.status for p in points] == ["n/a", "ok", "ok"]
+    assert points[0].note.startswith("not applicable: batch norm in training needs more than one")
+
+
+def test_steps_predicted_over_the_limit_are_skipped():
     backend = FakeBackend(seconds_per_image=0.01)  # batch 8: 0.08 s, 64: 0.64 s, 512: 5.1 s
     make_step, made = factory_failing_at(backend, 10**9, None)
-    points = list(sp.sweep(make_step, [8, 64, 512], backend, cap_s=1.0))
+    points = list(sp.sweep(make_step, [8, 64, 512], backend, cap_s=0.1, max_step_s=1.0))
     assert [p.status for p in points] == ["ok", "ok", "skipped"]
     assert made == [8, 64]
-    assert points[2].note == "a step would take ~5.1 s, over the 1 s cap"
+    assert points[2].note == "a step would take ~5.1 s, over the 1 s limit"
 
 
 def test_time_steps_stops_at_the_cap_after_warmup():

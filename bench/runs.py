@@ -1,0 +1,155 @@
+"""Run folders: each run keeps its store, pages and plots in ``reports/<preset>-<device>/``.
+
+A run's pages are rendered from its store alone (``render``), so a committed store re-renders its
+committed pages byte for byte. ``reports/index.md`` lists the published runs; smoke runs go to
+git-ignored folders and are not listed.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from bench.console import plural
+from bench.store import Store
+
+REPORTS = Path("reports")
+STORE_NAME = "results.sqlite"
+UNLISTED = "smoke"  # the preset whose runs stay out of git and out of the index of runs
+
+
+def device_slug(device_name: str) -> str:
+    """A folder-name form of a device: its first three words, lower case, without trademark
+    signs, clock or 'CPU' ('AMD EPYC' -> 'amd-epyc', 'NVIDIA H100 80GB HBM3' ->
+    'nvidia-h100-80gb')."""
+    name = re.sub(r"\((r|tm)\)", " ", device_name.lower()).split("@")[0]
+    words = [w for w in re.findall(r"[a-z0-9]+", name) if w not in ("cpu", "processor")]
+    return "-".join(words[:3]) or "unknown"
+
+
+def default_preset(device: Any) -> str:
+    """The preset a run takes unless told: the book's recipes on a GPU, the cpu preset without."""
+    return "book" if device.type == "cuda" else "cpu"
+
+
+def folder(preset: str, device_name: str, root: Path = REPORTS) -> Path:
+    """Where a run of ``preset`` on ``device_name`` keeps its store and pages."""
+    return root / f"{preset}-{device_slug(device_name)}"
+
+
+def locate(store: Path | None, out: Path | None, default: Path) -> tuple[Path, Path]:
+    """(store, pages folder) from the options given: both as given; a store alone puts the pages
+    beside it; a folder alone holds the store; neither: the run folder ``default``."""
+    if store is not None:
+        return store, out if out is not None else store.parent
+    out = out if out is not None else default
+    return out / STORE_NAME, out
+
+
+def preset_of(store: Store) -> str | None:
+    """The preset of the store's latest ``python -m bench all`` (None if it never had one)."""
+    runs = store.rows("run")
+    return runs[-1]["preset"] if runs else None
+
+
+def render(store: Store, out: Path) -> list[Path]:
+    """Every page and plot of the run whose store is ``store``, into ``out``; the index of runs
+    too when ``out`` is a published run folder of reports/."""
+    from bench.exercises import write_exercises
+    from bench.plots import write_plots
+    from bench.report import (
+        write_index,
+        write_onnx,
+        write_pipeline,
+        write_profile,
+        write_speed,
+        write_tradeoffs,
+        write_train,
+    )  # fmt: skip
+
+    preset = preset_of(store)
+    written = write_profile(store, out / "profile") + write_speed(store, out / "speed")
+    written += write_onnx(store, out / "onnx") + write_pipeline(store, out / "pipeline")
+    written += write_train(store, out / "train") + write_tradeoffs(store, out)
+    written += write_exercises(store, out) + write_plots(store, out / "plots", preset)
+    written += write_index(store, out, preset)
+    if out.resolve().parent == REPORTS.resolve() and not out.name.startswith(UNLISTED + "-"):
+        written += write_runs_index(REPORTS)
+    return written
+
+
+def _run_summary(path: Path) -> dict[str, Any]:
+    """One line of the index of runs, read from the run folder's store."""
+    store = Store(path / STORE_NAME, create=False)
+    rows, runs = store.rows(), store.rows("run")
+    store.close()
+    dates = sorted(r["provenance"]["date"][:10] for r in rows) or ["-"]
+    machines = {r["provenance"]["device"] if r["provenance"]["device"] != "cpu"
+                else r["provenance"]["cpu"] for r in rows}  # fmt: skip
+    commits = list(dict.fromkeys((r["provenance"]["git_sha"] or "?")[:8] for r in rows))
+    dirty = any(r["provenance"]["git_dirty"] for r in rows)
+    wall = sum(r["wall_s"] for r in runs)
+    return {
+        "run": f"[{path.name}]({path.name}/index.md)",
+        "preset": runs[-1]["preset"] if runs else "- (stage commands)",
+        "device": ", ".join(sorted(machines)) or "-",
+        "dates": dates[0] if dates[0] == dates[-1] else f"{dates[0]} to {dates[-1]}",
+        "commits": ", ".join(commits) + (" (with uncommitted changes)" if dirty else ""),
+        "wall": f"{wall / 60:.0f} min over {plural(len(runs), 'run')} of `all`" if runs else "-",
+        "rows": f"{len(rows):,}",
+    }
+
+
+RUN_COLUMNS = [
+    ("run", "run folder"), ("preset", "preset"), ("device", "device"), ("dates", "measured"),
+    ("commits", "git commits"), ("wall", "wall time of `python -m bench all`"),
+    ("rows", "stored rows"),
+]  # fmt: skip
+
+
+def write_runs_index(root: Path) -> list[Path]:
+    """``root``/index.md and index.html: every published run folder, one row each."""
+    from bench.report import atomic_write
+
+    folders = sorted(p for p in root.iterdir() if (p / STORE_NAME).is_file()
+                     and not p.name.startswith(UNLISTED + "-"))  # fmt: skip
+    table = pd.DataFrame([_run_summary(p) for p in folders], columns=[c for c, _ in RUN_COLUMNS])
+    intro = (
+        "Each run of `python -m bench all` keeps its results store (`results.sqlite`), pages "
+        "and plots in its own folder, `<preset>-<device>/`; `python -m bench render "
+        "reports/<folder>` renders a folder's pages again from its store alone. Smoke runs "
+        "are not listed (their folders are git-ignored)."
+    )
+    lines = ["| " + " | ".join(h for _, h in RUN_COLUMNS) + " |",
+             "|" + "|".join(" --- " for _ in RUN_COLUMNS) + "|"]  # fmt: skip
+    lines += ["| " + " | ".join(str(row[c]) for c, _ in RUN_COLUMNS) + " |"
+              for _, row in table.iterrows()]  # fmt: skip
+    markdown_text = "# cnnbench: the runs\n\n" + intro + "\n\n" + "\n".join(lines) + "\n"
+    cells = "".join(
+        "<tr>" + "".join(f"<td>{_html_cell(str(row[c]))}</td>" for c, _ in RUN_COLUMNS) + "</tr>"
+        for _, row in table.iterrows()
+    )
+    html_text = (
+        "<!doctype html><html><head><meta charset='utf-8'><title>cnnbench runs</title><style>"
+        "body{font-family:sans-serif;margin:2em;max-width:80em}table{border-collapse:collapse}"
+        "td,th{border:1px solid #ccc;padding:.3em .6em;text-align:left}</style></head><body>"
+        f"<h1>cnnbench: the runs</h1><p>{html.escape(intro)}</p><table><tr>"
+        + "".join(f"<th>{html.escape(h)}</th>" for _, h in RUN_COLUMNS)
+        + f"</tr>{cells}</table></body></html>\n"
+    )
+    written = [root / "index.md", root / "index.html"]
+    atomic_write(written[0], markdown_text)
+    atomic_write(written[1], html_text)
+    return written
+
+
+def _html_cell(text: str) -> str:
+    """A Markdown link [name](name/index.md) as an HTML link to the run's index.html."""
+    found = re.fullmatch(r"\[(.+)\]\((.+)/index\.md\)", text)
+    if found:
+        return f'<a href="{found[2]}/index.html">{html.escape(found[1])}</a>'
+    return html.escape(text).replace("`", "")

@@ -1,0 +1,80 @@
+"""A run killed anywhere (kill -9 of its process group, mid-stage) and started again ends with each
+measurement stored exactly once and no partial page; Ctrl-C ends a run, its children with it, and
+says what was kept. (``train`` is killed the same way in test_reports.py.)"""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from bench.__main__ import main
+from bench.blocks import cases
+from bench.store import Store
+
+# stage -> (its options, the stage rows a whole run stores, the rows to wait for before the kill)
+STAGES = {
+    "profile": (["--models", "lenet,bn_lenet,alexnet", "--batch-size", "2", "--workers", "1"], 3, 1),
+    "blocks": (["--time-cap", "0.05"], len(cases(0.05)), 1),
+    "speed": (["--models", "lenet", "--batch-sizes", "2,4,8", "--time-cap", "0.3"], 6, 1),
+    "onnx": (["--models", "lenet,bn_lenet", "--batch-sizes", "1,2", "--time-cap", "0.2"], 4, 1),
+    # the pipeline stores a network's three feeds together (they take turns): killed before
+    "pipeline": (["--models", "lenet", "--seconds", "1"], 3, 0),
+}  # fmt: skip
+
+
+def start(argv):
+    return subprocess.Popen([sys.executable, "-m", "bench", *argv], start_new_session=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+
+
+def wait_for_rows(child, store_path, stage, count=1, deadline_s=300):
+    """Until the store exists and holds ``count`` rows of the stage (the run still going)."""
+    deadline = time.monotonic() + deadline_s
+    while not (store_path.exists() and len(Store(store_path, create=False).rows(stage)) >= count):
+        assert time.monotonic() < deadline and child.poll() is None, child.communicate()
+        time.sleep(0.1)
+
+
+@pytest.mark.parametrize("stage", list(STAGES))
+def test_killed_mid_stage_then_resumed_stores_each_measurement_once(stage, tmp_path, capsys):
+    options, expected, before = STAGES[stage]
+    store_path = tmp_path / "results.sqlite"
+    argv = [stage, *options, "--store", str(store_path), "--out", str(tmp_path)]
+    child = start(argv)
+    wait_for_rows(child, store_path, stage, before)
+    os.killpg(child.pid, signal.SIGKILL)  # the run and any child of it, mid-stage
+    child.communicate()
+    first = Store(store_path).rows(stage)
+    assert before <= len(first) <= expected
+    assert main(argv) == 0  # the killed run's lock does not hold the store
+    rows = Store(store_path).rows(stage)
+    keys = [(r["model"], sorted(r["config"].items())) for r in rows]
+    assert len(rows) == expected and len(set(map(str, keys))) == expected  # each once
+    assert all(r["status"] in ("ok", "n/a") for r in rows)
+    # what was stored before the kill is kept as it was, not measured again
+    dates = {str((r["model"], sorted(r["config"].items()))): r["provenance"]["date"] for r in rows}
+    assert all(dates[str((r["model"], sorted(r["config"].items())))] == r["provenance"]["date"]
+               for r in first)  # fmt: skip
+    assert not list(tmp_path.rglob("*.partial")) and not list(tmp_path.glob("*.lock"))
+
+
+def test_ctrl_c_ends_the_run_and_its_children_and_says_what_was_kept(tmp_path):
+    store_path = tmp_path / "results.sqlite"
+    argv = ["train", "--profile", "smoke", "--models", "lenet", "--experiment", "lr_grid",
+            "--store", str(store_path), "--out", str(tmp_path)]  # fmt: skip
+    child = start(argv)
+    wait_for_rows(child, store_path, "train")
+    os.killpg(child.pid, signal.SIGINT)  # what Ctrl-C in a terminal does: the whole group
+    _, err = child.communicate(timeout=60)
+    assert child.returncode == 130
+    assert err.count("\n") == 1 and "Traceback" not in err, err  # one line, children quiet
+    assert err.startswith("python -m bench: interrupted; ") and f"stored in {store_path}" in err
+    assert not list(tmp_path.glob("*.lock"))
+    deadline = time.monotonic() + 30  # multiprocessing's resource tracker leaves on its own
+    with pytest.raises(ProcessLookupError):  # no process of the run's group is left
+        while time.monotonic() < deadline:
+            os.killpg(child.pid, 0)
+            time.sleep(0.1)

@@ -1,0 +1,75 @@
+"""Run folders: where a run writes, the index of runs, and the committed runs re-rendered from
+their stores byte for byte."""
+
+import filecmp
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from bench import runs
+from bench.__main__ import main
+from bench.store import Store
+
+ROOT = Path(__file__).parents[1]
+PUBLISHED = sorted(p.parent for p in (ROOT / "reports").glob(f"*/{runs.STORE_NAME}"))
+
+
+@pytest.mark.parametrize(("name", "slug"), [
+    ("AMD EPYC", "amd-epyc"),
+    ("AMD EPYC 7B13 64-Core Processor", "amd-epyc-7b13"),
+    ("Intel(R) Xeon(R) Platinum 8375C CPU @ 2.90GHz", "intel-xeon-platinum"),
+    ("NVIDIA H100 80GB HBM3", "nvidia-h100-80gb"),
+    ("", "unknown"),
+])  # fmt: skip
+def test_device_slug(name, slug):
+    assert runs.device_slug(name) == slug
+
+
+def test_where_a_run_writes():
+    default, store, out = Path("reports/cpu-x"), Path("s/r.sqlite"), Path("o")
+    assert runs.locate(None, None, default) == (default / "results.sqlite", default)
+    assert runs.locate(store, None, default) == (store, Path("s"))  # pages beside the store
+    assert runs.locate(None, out, default) == (out / "results.sqlite", out)
+    assert runs.locate(store, out, default) == (store, out)
+
+
+def test_the_index_of_runs_lists_published_runs_only(tmp_path):
+    root = tmp_path / "reports"
+    for name in ("cpu-x", "smoke-x"):
+        store = Store(root / name / runs.STORE_NAME)
+        store.put("run", name.split("-")[0], {"started": "t"}, {"preset": name.split("-")[0],
+                  "models": None, "wall_s": 120.0, "stages": {}})  # fmt: skip
+        store.close()
+    runs.write_runs_index(root)
+    index = (root / "index.md").read_text()
+    assert "| [cpu-x](cpu-x/index.md) | cpu |" in index and "2 min over 1 run of `all`" in index
+    assert "smoke-x" not in index
+    assert '<a href="cpu-x/index.html">cpu-x</a>' in (root / "index.html").read_text()
+
+
+@pytest.mark.skipif(not PUBLISHED, reason="no published run folder in reports/")
+@pytest.mark.parametrize("folder", PUBLISHED, ids=[p.name for p in PUBLISHED])
+def test_a_published_run_renders_again_byte_for_byte(folder, tmp_path, capsys):
+    copy = tmp_path / folder.name
+    copy.mkdir()
+    shutil.copy(folder / runs.STORE_NAME, copy / runs.STORE_NAME)
+    assert main(["render", str(copy)]) == 0
+    rendered = sorted(p.relative_to(copy) for p in copy.rglob("*") if p.is_file())
+    committed = subprocess.run(["git", "ls-files", folder.relative_to(ROOT)], cwd=ROOT,
+                               capture_output=True, text=True, check=True).stdout.split()  # fmt: skip
+    committed = sorted(Path(p).relative_to(folder.relative_to(ROOT)) for p in committed)
+    assert rendered == committed  # no page missing, none left over from another run
+    different = [str(p) for p in rendered if not filecmp.cmp(copy / p, folder / p, shallow=False)]
+    assert different == []
+
+
+@pytest.mark.skipif(not PUBLISHED, reason="no published run folder in reports/")
+def test_the_committed_index_of_runs_is_the_stores(tmp_path):
+    for folder in PUBLISHED:
+        (tmp_path / folder.name).mkdir()
+        shutil.copy(folder / runs.STORE_NAME, tmp_path / folder.name / runs.STORE_NAME)
+    runs.write_runs_index(tmp_path)
+    for page in ("index.md", "index.html"):
+        assert (tmp_path / page).read_text() == (ROOT / "reports" / page).read_text()

@@ -164,7 +164,7 @@ def _read_idx(path: Path) -> torch.Tensor:
     ndim = raw[3]
     shape = [int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
     data = raw[4 + 4 * ndim :]
-    if len(shape) != ndim or len(data) != math.prod(shape):
+    if len(raw) < 4 + 4 * ndim or len(data) != math.prod(shape):
         raise DataNotFoundError(
             f"{path} is truncated: its header promises {math.prod(shape):,} bytes of data, "
             f"it holds {len(data):,}; {REPLACE}"

@@ -14,6 +14,7 @@ from typing import Any
 import pandas as pd
 
 import archs
+from bench.console import plural
 from bench.store import Store
 
 MIB = 2**20
@@ -568,8 +569,9 @@ def headline(store: Store) -> pd.DataFrame:
             trained.append((name, run, f"{run['profile']}: {budget_text(run)}"))
         if fast:  # the median over seeds
             run = sorted(fast, key=lambda r: r["test_acc"])[(len(fast) - 1) // 2]
+            seeds = plural(len(fast), "seed")
             trained.append((f"{name}, fast recipe", run, f"fast recipe, {run['profile']}: "
-                            f"{budget_text(run)}, median of {len(fast)} seeds"))  # fmt: skip
+                            f"{budget_text(run)}, median of {seeds}"))  # fmt: skip
         for label, run, recipe in trained or [(name, None, None)]:
             row = {"model": label, **costs}
             if run is not None:

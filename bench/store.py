@@ -193,7 +193,9 @@ def provenance() -> dict[str, Any]:
 def _environment() -> dict[str, Any]:
     return {
         "git_sha": _git("rev-parse", "HEAD"),
-        "git_dirty": bool(_git("status", "--porcelain", "--untracked-files=no")),
+        # the code differs from the commit (the generated reports/ do not count)
+        "git_dirty": bool(_git("status", "--porcelain", "--untracked-files=no", "--", ":/",
+                               ":(top,exclude)reports")),  # fmt: skip
         "python": platform.python_version(),
         "torch": torch.__version__,
         "cuda": torch.version.cuda,

@@ -193,9 +193,7 @@ def provenance() -> dict[str, Any]:
 def _environment() -> dict[str, Any]:
     return {
         "git_sha": _git("rev-parse", "HEAD"),
-        # the code differs from the commit (the generated reports/ do not count)
-        "git_dirty": bool(_git("status", "--porcelain", "--untracked-files=no", "--", ":/",
-                               ":(top,exclude)reports")),  # fmt: skip
+        "git_dirty": bool(_git(*CODE_CHANGES)),
         "python": platform.python_version(),
         "torch": torch.__version__,
         "cuda": torch.version.cuda,
@@ -212,6 +210,10 @@ def cpu_model() -> str:
             if line.startswith("model name"):
                 return line.split(":", 1)[1].strip()
     return platform.processor() or platform.machine()
+
+
+# the code differs from its commit (the generated reports/ do not count)
+CODE_CHANGES = ("status", "--porcelain", "--untracked-files=no", "--", ":/", ":(top,exclude)reports")
 
 
 def _git(*args: str) -> str | None:

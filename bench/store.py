@@ -213,7 +213,14 @@ def cpu_model() -> str:
 
 
 # the code differs from its commit (the generated reports/ do not count)
-CODE_CHANGES = ("status", "--porcelain", "--untracked-files=no", "--", ":/", ":(top,exclude)reports")
+CODE_CHANGES = (
+    "status",
+    "--porcelain",
+    "--untracked-files=no",
+    "--",
+    ":/",
+    ":(top,exclude)reports",
+)
 
 
 def _git(*args: str) -> str | None:

@@ -69,7 +69,7 @@ def render(store: Store, out: Path) -> list[Path]:
         write_speed,
         write_tradeoffs,
         write_train,
-    )  # fmt: skip
+    )
 
     preset = preset_of(store)
     written = write_profile(store, out / "profile") + write_speed(store, out / "speed")

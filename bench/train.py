@@ -207,13 +207,7 @@ def train(
     model = archs.build(settings["model"], image_size=settings["resize"] or 28, device=device)
     if tricks.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    optimizer = torch.optim.SGD(
-        model.parameters(),
-        lr=settings["lr"],
-        momentum=tricks.momentum,
-        nesterov=tricks.momentum > 0,
-        weight_decay=tricks.weight_decay,
-    )
+    optimizer = _optimizer(model, settings["lr"], tricks)
     batches = _Batches(pipeline, subset(data.train, budget.train_per_class), settings, device)
     schedule = _schedule(optimizer, tricks, budget, len(batches))
     average = _average(model, tricks)
@@ -309,6 +303,17 @@ def _autocast(tricks: Tricks, device: torch.device) -> Any:
 
 def _layout(x: torch.Tensor, tricks: Tricks) -> torch.Tensor:
     return x.contiguous(memory_format=torch.channels_last) if tricks.channels_last else x
+
+
+def _optimizer(model: torch.nn.Module, lr: float, tricks: Tricks) -> torch.optim.SGD:
+    """SGD, with Nesterov momentum and weight decay where the techniques ask for them."""
+    return torch.optim.SGD(
+        model.parameters(),
+        lr=lr,
+        momentum=tricks.momentum,
+        nesterov=tricks.momentum > 0,
+        weight_decay=tricks.weight_decay,
+    )
 
 
 def _schedule(optimizer, tricks: Tricks, budget: Budget, steps_per_epoch: int) -> Any:

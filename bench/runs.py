@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 
 from bench.console import plural
+from bench.report import atomic_write, fmt_text, markdown
 from bench.store import Store
 
 REPORTS = Path("reports")
@@ -85,7 +86,7 @@ def render(store: Store, out: Path) -> list[Path]:
 def _run_summary(path: Path) -> dict[str, Any]:
     """One line of the index of runs, read from the run folder's store."""
     store = Store(path / STORE_NAME, create=False)
-    rows, runs = store.rows(), store.rows("run")
+    rows, runs, preset = store.rows(), store.rows("run"), preset_of(store)
     store.close()
     dates = sorted(r["provenance"]["date"][:10] for r in rows) or ["-"]
     machines = {r["provenance"]["device"] if r["provenance"]["device"] != "cpu"
@@ -95,7 +96,7 @@ def _run_summary(path: Path) -> dict[str, Any]:
     wall = sum(r["wall_s"] for r in runs)
     return {
         "run": f"[{path.name}]({path.name}/index.md)",
-        "preset": runs[-1]["preset"] if runs else "- (stage commands)",
+        "preset": preset or "- (stage commands)",
         "device": ", ".join(sorted(machines)) or "-",
         "dates": dates[0] if dates[0] == dates[-1] else f"{dates[0]} to {dates[-1]}",
         "commits": ", ".join(commits) + (" (with uncommitted changes)" if dirty else ""),
@@ -105,32 +106,28 @@ def _run_summary(path: Path) -> dict[str, Any]:
 
 
 RUN_COLUMNS = [
-    ("run", "run folder"), ("preset", "preset"), ("device", "device"), ("dates", "measured"),
-    ("commits", "git commits"), ("wall", "wall time of `python -m bench all`"),
-    ("rows", "stored rows"),
+    (column, header, fmt_text) for column, header in [
+        ("run", "run folder"), ("preset", "preset"), ("device", "device"), ("dates", "measured"),
+        ("commits", "git commits"), ("wall", "wall time of `python -m bench all`"),
+        ("rows", "stored rows"),
+    ]
 ]  # fmt: skip
 
 
 def write_runs_index(root: Path) -> list[Path]:
     """``root``/index.md and index.html: every published run folder, one row each."""
-    from bench.report import atomic_write
-
     folders = sorted(p for p in root.iterdir() if (p / STORE_NAME).is_file()
                      and not p.name.startswith(UNLISTED + "-"))  # fmt: skip
-    table = pd.DataFrame([_run_summary(p) for p in folders], columns=[c for c, _ in RUN_COLUMNS])
+    table = pd.DataFrame([_run_summary(p) for p in folders], columns=[c for c, _, _ in RUN_COLUMNS])
     intro = (
         "Each run of `python -m bench all` keeps its results store (`results.sqlite`), pages "
         "and plots in its own folder, `<preset>-<device>/`; `python -m bench render "
         "reports/<folder>` renders a folder's pages again from its store alone. Smoke runs "
         "are not listed (their folders are git-ignored)."
     )
-    lines = ["| " + " | ".join(h for _, h in RUN_COLUMNS) + " |",
-             "|" + "|".join(" --- " for _ in RUN_COLUMNS) + "|"]  # fmt: skip
-    lines += ["| " + " | ".join(str(row[c]) for c, _ in RUN_COLUMNS) + " |"
-              for _, row in table.iterrows()]  # fmt: skip
-    markdown_text = "# cnnbench: the runs\n\n" + intro + "\n\n" + "\n".join(lines) + "\n"
+    markdown_text = f"# cnnbench: the runs\n\n{intro}\n\n{markdown(table, RUN_COLUMNS)}\n"
     cells = "".join(
-        "<tr>" + "".join(f"<td>{_html_cell(str(row[c]))}</td>" for c, _ in RUN_COLUMNS) + "</tr>"
+        "<tr>" + "".join(f"<td>{_html_cell(str(row[c]))}</td>" for c, _, _ in RUN_COLUMNS) + "</tr>"
         for _, row in table.iterrows()
     )
     html_text = (
@@ -138,7 +135,7 @@ def write_runs_index(root: Path) -> list[Path]:
         "body{font-family:sans-serif;margin:2em;max-width:80em}table{border-collapse:collapse}"
         "td,th{border:1px solid #ccc;padding:.3em .6em;text-align:left}</style></head><body>"
         f"<h1>cnnbench: the runs</h1><p>{html.escape(intro)}</p><table><tr>"
-        + "".join(f"<th>{html.escape(h)}</th>" for _, h in RUN_COLUMNS)
+        + "".join(f"<th>{html.escape(h)}</th>" for _, h, _ in RUN_COLUMNS)
         + f"</tr>{cells}</table></body></html>\n"
     )
     written = [root / "index.md", root / "index.html"]

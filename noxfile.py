@@ -1,10 +1,12 @@
 """Sessions: ``nox -s tests`` (the suite), ``nox -s lint`` (ruff), ``nox -s bench`` (every stage,
-then the reports), ``nox -s fast`` (the fast recipe's target) and ``nox -s microbench``.
+then the reports), ``nox -s fast`` (the fast recipe's target), ``nox -s microbench`` and
+``nox -s screenshot`` (a run's HTML index as a browser shows it).
 
 Every session that runs the package shares one environment, ``.nox/cnnbench``: torch (a CUDA
 build of about 6 GB on Linux x86_64) is installed once per machine, not once per session.
 """
 
+import shutil
 import sys
 from pathlib import Path
 
@@ -69,3 +71,22 @@ def fast(session: nox.Session) -> None:
     _environment(session)
     session.run(PYTHON, "-m", "bench", "train", "--profile", "book", "--experiment", "fast",
                 *session.posargs, external=True)  # fmt: skip
+
+
+@nox.session(venv_backend="none")
+def screenshot(session: nox.Session) -> None:
+    """A run's index.html as a reader sees it: headless Chromium (Debian's ``chromium``
+    package) renders it to screenshot.png in the run folder (git-ignored):
+    ``nox -s screenshot -- reports/cpu-amd-epyc``."""
+    folder = Path(session.posargs[0] if session.posargs else "reports")
+    page = (folder / "index.html").resolve()
+    if not page.is_file():
+        session.error(f"no {page}: render the run first (python -m bench render {folder})")
+    browser = next((b for b in ("chromium", "chromium-browser") if shutil.which(b)), None)
+    if browser is None:
+        session.error("no chromium on this machine: apt-get install -y chromium")
+    shot = folder / "screenshot.png"
+    session.run(browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+                f"--screenshot={shot.resolve()}", "--window-size=1600,2000", page.as_uri(),
+                external=True, silent=True)  # fmt: skip
+    session.log(f"wrote {shot}")

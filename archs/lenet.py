@@ -34,23 +34,28 @@ def lenet(
     norm: str | None = None,
     first_padding: int = 2,
     conv_bias: bool = True,
+    norm_linear: bool = True,
+    dropout: float = 0.0,
 ) -> nn.Sequential:
     """LeNet-5: two 5x5 convs with 2x2 pooling, then 120-84-classes fully connected layers.
 
     ``norm`` puts a batch norm ("scratch": archs.ops.BatchNorm, "torch": nn.BatchNorm) after
-    every hidden conv and linear layer; ``conv_bias`` is the bias of those hidden layers.
+    every hidden conv and, with ``norm_linear``, every hidden linear layer; ``conv_bias`` is the
+    bias of those hidden layers. ``dropout`` follows each hidden linear layer's activation.
     """
     if activation not in ACTIVATIONS or pool not in POOLS:
         raise ValueError(f"activation must be in {list(ACTIVATIONS)} and pool in {list(POOLS)}")
     act, pool_layer = ACTIVATIONS[activation], POOLS[pool]
+    linear_norm = norm if norm_linear else None
+    drop = [nn.Dropout(dropout)] if dropout else []
     return nn.Sequential(
         nn.Conv2d(in_channels, 6, 5, padding=first_padding, bias=conv_bias),
         *_norm(norm, 6, 4), act(), pool_layer(2, stride=2),
         nn.Conv2d(6, 16, 5, bias=conv_bias),
         *_norm(norm, 16, 4), act(), pool_layer(2, stride=2),
         nn.Flatten(),
-        nn.LazyLinear(120, bias=conv_bias), *_norm(norm, 120, 2), act(),
-        nn.Linear(120, 84, bias=conv_bias), *_norm(norm, 84, 2), act(),
+        nn.LazyLinear(120, bias=conv_bias), *_norm(linear_norm, 120, 2), act(), *drop,
+        nn.Linear(120, 84, bias=conv_bias), *_norm(linear_norm, 84, 2), act(), *drop,
         nn.Linear(84, num_classes),
     )  # fmt: skip
 
@@ -64,6 +69,15 @@ register(
     paper=PAPER,
     summary="ReLU, max pooling (exercise 7.6)",
     options=dict(activation="relu", pool="max"),
+    **_common,
+)
+register(
+    "lenet_dropout",
+    lenet,
+    section="7.6",
+    paper=PAPER,
+    summary="ReLU, and dropout 0.5 after the hidden linear layers (exercise 8.1.5.7)",
+    options=dict(activation="relu", dropout=0.5),
     **_common,
 )
 # The book's batch-normalized LeNets drop the first conv's padding (28 -> 24 after the first conv).
@@ -92,6 +106,15 @@ register(
     paper=BN_PAPER,
     summary="bn_lenet without the bias of layers before a batch norm (exercise 8.5.7.1)",
     options=dict(norm="torch", first_padding=0, conv_bias=False),
+    **_common,
+)
+register(
+    "bn_lenet_convs",
+    lenet,
+    section="8.5",
+    paper=BN_PAPER,
+    summary="bn_lenet with batch norm after the convs only (exercise 8.5.7.3)",
+    options=dict(norm="torch", first_padding=0, norm_linear=False),
     **_common,
 )
 register(

@@ -333,12 +333,18 @@ def run_train(args: argparse.Namespace) -> int:
     runs = [r for e in args.experiment for r in EXPERIMENTS[e] if r.model in selected]
     if not runs:
         raise UsageError(f"no run of {', '.join(args.experiment)} trains {args.models!r}")
+    skipped = sorted({r.model for r in runs if not budget.trains(r.model)})
+    if skipped:
+        print(f"train: the {profile} profile does not train {', '.join(skipped)} (the book "
+              "profile does)")  # fmt: skip
+    runs = [r for r in runs if budget.trains(r.model)]
     _load_data(args.data_dir)  # fail fast, in one line, if the data is missing
     device_name = backend_for(device).name
     store, failures = Store(args.store), 0
     keys = [(run, {**config(run, budget, args.pipeline), "device": device_name}) for run in runs]
+    keys = list({config_hash(k): (r, k) for r, k in keys}.values())  # experiments may share runs
     todo = [(r, k) for r, k in keys if not store.has("train", r.model, k, ("ok", "diverged"))]
-    print(f"train: {plural(len(todo), 'run')} to train ({len(runs) - len(todo)} already in "
+    print(f"train: {plural(len(todo), 'run')} to train ({len(keys) - len(todo)} already in "
           f"{args.store}), profile {profile}, on {device_name}")  # fmt: skip
     with Progress("train", len(todo)) as progress:
         for run, key in todo:
@@ -362,11 +368,11 @@ def run_train(args: argparse.Namespace) -> int:
             if status in ("error", "timeout"):
                 failures += 1
                 store.put("train", run.model, key, {**run.settings(), "note": note}, status=status)
-            settings, length = run.settings(), budget_text({"config": key})
+            settings, length = budget.adapt(run)[0].settings(), budget_text({"config": key})
             progress.item(f"{run.model}, lr {settings['lr']}, batch {settings['batch_size']}, "
                           f"{settings['resize'] or 28} px, {length}, techniques "
                           f"{settings['tricks']}, seed {run.seed}: {status}, {note}")  # fmt: skip
-    for line in seed_medians(store, runs, budget, args.pipeline, device_name):
+    for line in seed_medians(store, [r for r, _ in keys], budget, args.pipeline, device_name):
         print(line)
     written = write_train(store, args.out / "train")
     store.close()
@@ -473,7 +479,7 @@ RUN_PROFILES: dict[str, dict[str, list[str]]] = {
         "pipeline": ["--models", "lenet", "--seconds", "0.3"],
         "train": ["--models", "lenet,bn_lenet", "--profile", "smoke"],
     },
-    "cpu": {  # the book's networks on a CPU, on budgets
+    "cpu": {  # the book's networks on a CPU, on fixed work
         "profile": [],
         "blocks": [],
         "speed": ["--models", BOOK_NETWORKS, "--batch-sizes", "1,16,128", "--time-cap", "0.5",
@@ -482,7 +488,7 @@ RUN_PROFILES: dict[str, dict[str, list[str]]] = {
                  "--max-step", "1"],
         "pipeline": ["--seconds", "2"],
         "train": ["--profile", "cpu", "--experiment", "book", "lr_grid", "batch_sweep",
-                  "vgg_sizes", "nin_variants", "bn_bias", "networks_28"],
+                  "vgg_sizes", "lenet_variants", "networks_28", "variants"],
     },
     "book": {  # a GPU: the chapter's recipes
         "profile": [],

@@ -15,11 +15,15 @@ import matplotlib
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt
 import pandas as pd
+from matplotlib.ticker import FuncFormatter, NullFormatter
 
 from bench.report import book_rank, budget_text, headline
 from bench.store import Store
+from bench.timing import Backend
 
 MIB = 2**20
+RSS = Backend.memory_kind  # what a CPU measures
+RSS_FLOOR = 32 * MIB  # peak RSS growth below this is plotted as noise, i.e. not at all
 matplotlib.rcParams["svg.hashsalt"] = "cnnbench"  # the same store renders the same SVG bytes
 
 
@@ -48,24 +52,60 @@ def pareto(points: pd.DataFrame, cost: str, value: str) -> pd.DataFrame:
     return points.loc[keep]
 
 
-def _accuracy_against(table: pd.DataFrame, cost: str, label: str, profile: str, out_dir: Path,
+CHANCE = 10.0  # test accuracy (%) of a guess among ten balanced classes
+KINDS = {"preset": ("o", "the book's recipe as the profile adapts it"),
+         "fast": ("*", "the fast recipe (median over seeds)")}  # fmt: skip
+
+
+def colour(name: str) -> tuple[float, ...]:
+    """A network's (or family's) colour, the same in every figure."""
+    import archs
+
+    names = archs.list_models()
+    families = list(dict.fromkeys(archs.spec(n).family for n in names))
+    if name in families:
+        return plt.cm.tab10.colors[families.index(name) % 10]
+    return plt.cm.tab20.colors[names.index(name) % 20 if name in names else 19]
+
+
+def _accuracy_against(table: pd.DataFrame, cost: str, label: str, title: str, out_dir: Path,
                       stem: str) -> list[Path]:  # fmt: skip
-    points = table.dropna(subset=[cost, "test_acc"])
+    """Accuracy against ``cost``: one colour per family, one marker per kind of run, a number
+    beside each point keyed at the right, the Pareto frontier and the chance line."""
+    points = table.dropna(subset=[cost, "test_acc"]).sort_values(cost).reset_index(drop=True)
     if points.empty:
         return []
-    figure, axes = plt.subplots(figsize=(7, 4.5))
-    axes.scatter(points[cost], 100 * points["test_acc"], color="tab:blue")
-    for _, row in points.iterrows():
-        axes.annotate(row["model"], (row[cost], 100 * row["test_acc"]), fontsize=7,
-                      xytext=(3, 3), textcoords="offset points")  # fmt: skip
+    figure, (axes, side) = plt.subplots(1, 2, figsize=(11, 5.5), width_ratios=(3, 1))
+    side.axis("off")  # holds the legend and the key of the numbered points
     front = pareto(points, cost, "test_acc")
-    axes.step(front[cost], 100 * front["test_acc"], where="post", color="tab:red",
-              label="Pareto frontier")  # fmt: skip
+    axes.step(front[cost], 100 * front["test_acc"], where="post", color="0.6", linewidth=1,
+              zorder=1, label="Pareto frontier")  # fmt: skip
+    axes.axhline(CHANCE, color="0.3", linestyle="--", linewidth=1, label="chance (10%)")
+    for family, group in points.groupby("family", sort=False):
+        for kind, (marker, _) in KINDS.items():
+            mine = group[group["kind"] == kind]
+            size = 80 if kind == "fast" else 30
+            axes.scatter(mine[cost], 100 * mine["test_acc"], marker=marker, s=size,
+                         color=colour(family), zorder=3)  # fmt: skip
+    for number, row in points.iterrows():
+        axes.annotate(str(number + 1), (row[cost], 100 * row["test_acc"]), fontsize=7,
+                      xytext=(4, -8 if number % 2 else 3), textcoords="offset points")  # fmt: skip
+    handles = [plt.Line2D([], [], marker="o", linestyle="", color=colour(f), label=f)
+               for f in dict.fromkeys(points["family"])]  # fmt: skip
+    handles += [plt.Line2D([], [], marker=m, linestyle="", color="0.4", label=text)
+                for m, text in KINDS.values()]  # fmt: skip
+    handles += axes.get_legend_handles_labels()[0]
+    side.legend(handles=handles, fontsize=7, loc="upper left", title_fontsize=7,
+                title="colour: family; marker: run")  # fmt: skip
+    key = "\n".join(f"{i + 1:>2}  {row['model']} @ {row['trained_input']}"
+                     for i, row in points.iterrows())  # fmt: skip
+    side.text(0.0, 0.0, key, transform=side.transAxes, fontsize=7, va="bottom",
+              family="monospace")  # fmt: skip
     axes.set_xscale("log")
+    axes.set_ylim(0, 100)
     axes.set_xlabel(label)
     axes.set_ylabel("test accuracy (%)")
-    axes.set_title(f"Accuracy against cost ({profile or 'stage commands'})", fontsize=10)
-    axes.legend(fontsize=8)
+    axes.set_title(title, fontsize=10)
     axes.grid(alpha=0.3)
     return _save(figure, out_dir, stem)
 
@@ -77,23 +117,26 @@ def _per_model_lines(frame: pd.DataFrame, x: str, y: str, panels: str, xlabel: s
     if frame.empty:
         return []
     names = list(dict.fromkeys(frame[panels]))
-    models = list(dict.fromkeys(frame["model"]))
-    colours = {model: plt.cm.tab20.colors[i % 20] for i, model in enumerate(models)}
-    figure, axes = plt.subplots(1, len(names), figsize=(6 * len(names), 4.5), squeeze=False)
+    figure, axes = plt.subplots(1, len(names), figsize=(5 * len(names) + 2.5, 4.5),
+                                squeeze=False)  # fmt: skip
     for ax, name in zip(axes[0], names, strict=True):
         panel = frame[frame[panels] == name]
         for (model, line), group in panel.groupby(["model", "line"], sort=False):
             group = group.sort_values(x)
             style = "--" if line != "PyTorch" else "-"
             ax.plot(group[x], scale(group[y]), style, marker="o", markersize=3,
-                    color=colours[model], label=f"{model} ({line})")  # fmt: skip
+                    color=colour(model), label=f"{model} ({line})")  # fmt: skip
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel)
         ax.set_title(f"{title}: {name}", fontsize=10)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=6, ncol=2)
+    handles = {}
+    for ax in axes[0]:
+        handles.update(zip(*reversed(ax.get_legend_handles_labels()), strict=True))
+    axes[0][-1].legend(handles.values(), handles.keys(), fontsize=6, loc="upper left",
+                       bbox_to_anchor=(1.02, 1.0))  # fmt: skip
     return _save(figure, out_dir, stem)
 
 
@@ -111,60 +154,62 @@ def _speed_frame(store: Store) -> pd.DataFrame:
 
 
 def _curves(store: Store) -> pd.DataFrame:
-    """Evaluation points of the runs that are not exercise variants: each network's book
-    recipe, and the fast recipe with every technique on (its ablation has its own table)."""
+    """Evaluation points of each network's preset run and of the fast recipe's runs."""
+    from bench.report import preset_run
     from bench.train import FAST
 
+    runs = [r for r in store.rows("train") if r["status"] in ("ok", "diverged")]
+    chosen = [
+        r
+        for name in dict.fromkeys(r["model"] for r in runs)
+        if (r := preset_run([x for x in runs if x["model"] == name], name))
+    ]
+    chosen += [r for r in runs if r.get("tricks") == FAST.names()]
     points = []
-    for run in store.rows("train"):
-        tricks = run.get("tricks", "-")
-        if run["status"] not in ("ok", "diverged") or run["config"]["short"]:
-            continue
-        if tricks not in ("-", FAST.names()):
-            continue
-        recipe = "book's loop" if tricks == "-" else f"fast recipe, seed {run['seed']}"
-        label = f"{run['model']}, {recipe}, lr {run['lr']} ({run['config']['name']}: " \
-            f"{budget_text(run)})"  # fmt: skip
+    for run in chosen:
+        fast = run.get("tricks") == FAST.names()
+        recipe = f"fast recipe, seed {run['seed']}" if fast else run["tricks"]
+        label = f"{run['model']} @ {run['resize'] or 28} px, {recipe} ({budget_text(run)})"
         for point in store.details("train", run["model"], run["config"], "history"):
-            points.append({**point, "label": label, "fast": tricks != "-"})
+            points.append({**point, "label": label, "fast": fast, "model": run["model"]})
     return pd.DataFrame(points)
 
 
-def _curve_plot(curves: pd.DataFrame, x: str, xlabel: str, title: str, out_dir: Path,
-                stem: str) -> list[Path]:  # fmt: skip
-    """Test accuracy against ``x``, one line per run: fast recipe solid, book's loop dashed."""
+def training_curves(store: Store, out_dir: Path) -> list[Path]:
+    """Test accuracy after each epoch against training time and against wall clock (training
+    and evaluation), one line per run: the fast recipe solid, the others dashed."""
+    curves = _curves(store)
     if curves.empty:
         return []
-    figure, axes = plt.subplots(figsize=(11, 5))
-    axes.set_prop_cycle(color=plt.cm.tab20.colors)  # a colour per run for up to 20 runs
-    for label, group in curves.groupby("label", sort=False):
-        fast = bool(group["fast"].iloc[0])
-        axes.plot(group[x], 100 * group["test_acc"], "-" if fast else "--", marker="o",
-                  markersize=3, linewidth=2 if fast else 1, label=label)  # fmt: skip
-    for target in (90, 92):
-        axes.axhline(target, color="grey", linewidth=0.5)
-    axes.set_xscale("log")
-    axes.set_xlabel(xlabel)
-    axes.set_ylabel("test accuracy (%)")
-    axes.set_title(title, fontsize=10)
-    axes.grid(alpha=0.3)
-    axes.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    return _save(figure, out_dir, stem)
-
-
-def training_curves(store: Store, out_dir: Path) -> list[Path]:
-    """Test accuracy against training time (evaluation excluded)."""
-    return _curve_plot(_curves(store), "train_s", "training time (s, measured; evaluation "
-                       "excluded; log)", "Training curves: test accuracy at each evaluation "
-                       "point", out_dir, "training_curves")  # fmt: skip
-
-
-def time_to_accuracy(store: Store, out_dir: Path) -> list[Path]:
-    """Accuracy against wall-clock seconds (training and evaluation), fast recipe against book."""
-    return _curve_plot(_curves(store), "wall_s", "wall clock (s, measured: training and "
-                       "evaluation; log)", "Time to accuracy: the fast recipe (solid) against "
-                       "the book's loop (dashed); lines at 90% and 92%", out_dir,
-                       "time_to_accuracy")  # fmt: skip
+    figure, panels = plt.subplots(1, 2, figsize=(14, 5), sharey=True)
+    for axes, (x, xlabel) in zip(
+        panels,
+        (
+            ("train_s", "training time (s, measured; evaluation excluded; log)"),
+            ("wall_s", "wall clock (s, measured: training and evaluation; log)"),
+        ),
+        strict=True,
+    ):
+        for label, group in curves.groupby("label", sort=False):
+            fast = bool(group["fast"].iloc[0])
+            axes.plot(group[x], 100 * group["test_acc"], "-" if fast else "--", marker="o",
+                      markersize=3, linewidth=2 if fast else 1, label=label,
+                      color=colour(group["model"].iloc[0]))  # fmt: skip
+        for level, text in ((CHANCE, "chance"), (90, "90%")):
+            axes.axhline(level, color="0.5", linestyle=":", linewidth=0.8)
+            axes.annotate(text, (0, level), xycoords=("axes fraction", "data"), fontsize=7,
+                          xytext=(2, 2), textcoords="offset points", color="0.3")  # fmt: skip
+        axes.set_xscale("log")
+        axes.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        axes.xaxis.set_minor_formatter(NullFormatter())
+        axes.set_xlabel(xlabel)
+        axes.set_ylim(0, 100)
+        axes.grid(alpha=0.3)
+    panels[0].set_ylabel("test accuracy (%) after each epoch")
+    panels[0].set_title("Against training time", fontsize=10)
+    panels[1].set_title("Against wall clock: time to accuracy", fontsize=10)
+    panels[1].legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.02, 1.0))
+    return _save(figure, out_dir, "training_curves")
 
 
 def conv_vs_fc(store: Store, out_dir: Path) -> list[Path]:
@@ -247,23 +292,35 @@ def write_plots(store: Store, out_dir: Path, profile: str | None) -> list[Path]:
     table = headline(store)
     written: list[Path] = []
     if "test_acc" in table:
-        table["fwd_gflops"] = 2 * table["fwd_macs_per_image"] / 1e9
-        written += _accuracy_against(table, "fwd_gflops", "forward GFLOPs per image (counted; "
-                                     "log)", profile, out_dir, "accuracy_vs_gflops")  # fmt: skip
-        written += _accuracy_against(table, "params", "parameters (counted; log)", profile,
-                                     out_dir, "accuracy_vs_params")  # fmt: skip
+        where = f"{profile} profile" if profile else "stage commands"
+        written += _accuracy_against(
+            table, "trained_macs", "forward MACs per image at the input trained at (counted; "
+            "log)", f"What a network buys for its compute ({where}; test accuracy, measured)",
+            out_dir, "accuracy_vs_macs")  # fmt: skip
+        written += _accuracy_against(table, "params", "parameters (counted; log)",
+                                     f"Accuracy against parameters ({where})", out_dir,
+                                     "accuracy_vs_params")  # fmt: skip
     speed = _speed_frame(store)
     if not speed.empty:
         written += _per_model_lines(speed, "batch_size", "images_per_s", "panel", "batch size",
                                     "images/s (measured, median step)", "Throughput", out_dir,
                                     "throughput_vs_batch")  # fmt: skip
         memory = speed[speed["line"] == "PyTorch"].dropna(subset=["peak_bytes"])
-        memory = memory[memory["peak_bytes"] > 0]
-        written += _per_model_lines(memory, "batch_size", "peak_bytes", "panel", "batch size",
-                                    "peak memory (MiB, measured)", "Peak memory", out_dir,
-                                    "memory_vs_batch", scale=lambda v: v / MIB)  # fmt: skip
+        # a CPU's peak RSS grows in steps of what the allocator keeps: smaller growth is noise
+        memory = memory[(memory["memory_kind"] != RSS) | (memory["peak_bytes"] >= RSS_FLOOR)]
+        written += _per_model_lines(
+            memory,
+            "batch_size",
+            "peak_bytes",
+            "panel",
+            "batch size",
+            "peak memory (MiB, measured)",
+            f"Peak memory (on a CPU, peak RSS growth of {RSS_FLOOR // MIB} MiB or more)",
+            out_dir,
+            "memory_vs_batch",
+            scale=lambda v: v / MIB,
+        )
     written += training_curves(store, out_dir)
-    written += time_to_accuracy(store, out_dir)
     written += conv_vs_fc(store, out_dir)
     written += roofline(store, out_dir)
     return written

@@ -6,7 +6,6 @@ convert to MiB and millions and say so in their headers.
 
 from __future__ import annotations
 
-import html
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -298,14 +297,11 @@ def write_onnx(store: Store, out_dir: Path) -> list[Path]:
 
 
 def budget_text(row: dict[str, Any]) -> str:
+    """The work a run trained on, e.g. '2 epochs over 6,000 images'."""
     config = row["config"]
-    if config.get("epochs"):
-        data = "all 60,000 images" if config["train_per_class"] is None else \
-            f"{10 * config['train_per_class']:,} images"  # fmt: skip
-        return f"{config['epochs']} epochs over {data}"
-    seconds = config["short_seconds"] if config["short"] and config["short_seconds"] else \
-        config["seconds"]  # fmt: skip
-    return f"budget run: {seconds:g} s of training"
+    data = "all 60,000 images" if config["train_per_class"] is None else \
+        f"{10 * config['train_per_class']:,} images"  # fmt: skip
+    return f"{config['epochs']} epochs over {data}"
 
 
 def _test_set(row: dict[str, Any]) -> str:
@@ -350,16 +346,18 @@ def write_train(store: Store, out_dir: Path) -> list[Path]:
     devices = sorted({r["provenance"]["device"] + " / " + r["provenance"]["cpu"] for r in rows})
     text = (
         "# Training on Fashion-MNIST (`python -m bench train`)\n\n"
-        "The book's loop: SGD without momentum, cross-entropy, the book's Xavier-uniform "
-        "initialization; learning rate, batch and input side per run; the techniques column "
-        "names what a run adds to that loop (the fast recipe: README, bench/train.py) and, in "
-        "brackets, whether bfloat16 autocast ran. *book* runs follow the chapter's recipe (10 "
-        "epochs, full test set); a run with its own number of epochs keeps it under every profile "
-        "but smoke. *Budget runs* train for a fixed training time instead and are "
-        "evaluated on a fixed subset of the test set: their accuracies are what that budget "
-        "buys, not the book's results. Training time excludes evaluation; time-to-accuracy is "
-        "the training time at the first evaluation reaching that accuracy (evaluations happen "
-        "only at the points listed in the curves file). Peak memory: growth of the process's "
+        "The book's loop: cross-entropy, the book's Xavier-uniform initialization, SGD "
+        "without momentum at each network's learning rate, batch and input side. The "
+        "techniques column names what a run changes in that loop (adam: Adam in place of SGD; "
+        "the fast recipe: README, bench/train.py) and, in brackets, whether bfloat16 autocast "
+        "ran. Every run trains on fixed work, never a time: the *book* profile on the chapter's "
+        "10 epochs over all 60,000 images; the *cpu* profile adapts each recipe to a CPU (Adam, "
+        "inputs of at most 32 pixels or the smallest the network accepts, a few epochs over a "
+        "fixed subset, tested on a fixed subset) so that what it reports is what that work "
+        "buys, not the book's results; a run with its own schedule (the fast recipe) keeps it "
+        "under every profile but smoke. Training time excludes evaluation; time-to-accuracy is "
+        "the training time at the first epoch whose test accuracy reaches that accuracy. Peak "
+        "memory: growth of the process's "
         f"peak RSS on a CPU, of allocated memory on a GPU. Devices: {'; '.join(devices)}.\n\n"
         + markdown(frame, TRAIN_COLUMNS)
         + "\n"
@@ -499,29 +497,34 @@ STAGE_PAGES = {
     "exercises.md": "the chapters' compute and memory exercises, answered from the store",
 }
 PLOTS = {
-    "accuracy_vs_gflops": "accuracy against forward GFLOPs, Pareto frontier marked",
-    "accuracy_vs_params": "accuracy against parameters, Pareto frontier marked",
+    "accuracy_vs_macs": "accuracy against forward MACs as trained, one colour per family, "
+                        "Pareto frontier",
+    "accuracy_vs_params": "accuracy against parameters, Pareto frontier",
     "throughput_vs_batch": "throughput against batch size (PyTorch and onnxruntime)",
     "memory_vs_batch": "peak memory against batch size",
-    "training_curves": "test accuracy against training time",
-    "time_to_accuracy": "fast recipe against the book's: accuracy against wall clock",
+    "training_curves": "test accuracy against training time and against wall clock",
     "conv_vs_fc": "parameters and MACs: conv against fully connected",
     "roofline": "achieved FLOP/s against arithmetic intensity, under the roof",
-}
+}  # fmt: skip
 COST_COLUMNS: list[Column] = [
     ("params", "params", fmt_int),
-    ("fwd_macs_per_image", "fwd MACs / image (M, counted)", fmt_mega),
+    ("fwd_macs_per_image", "fwd MACs / image at the book's input (M, counted)", fmt_mega),
     ("train_mib", "training memory, SGD, batch 128 (MiB, estimated)", fmt_ratio),
-    ("infer_mib", "inference memory, batch 128 (MiB, estimated)", fmt_ratio),
     ("infer_best", "best inference images/s (batch; measured)", fmt_text),
-    ("train_best", "best training images/s (batch; measured)", fmt_text),
+]
+TRAINED_COLUMNS: list[Column] = [
+    ("trained_input", "trained at", fmt_text),
+    ("trained_macs", "fwd MACs / image as trained (M, counted)", fmt_mega),
+    ("train_speed", "training images/s at its batch (measured; where)", fmt_text),
+    ("test_acc", "test accuracy", fmt_percent),
+    ("accuracy", "how trained", fmt_text),
+    ("to_80", "to 80% (s of training)", fmt_ratio),
 ]
 HEADLINE_COLUMNS: list[Column] = [
     ("model", "model", fmt_text),
-    ("input", "input", fmt_text),
+    ("input", "book's input", fmt_text),
     *COST_COLUMNS,
-    ("accuracy", "test accuracy (run)", fmt_text),
-    ("to_80", "to 80% (s of training)", fmt_ratio),
+    *TRAINED_COLUMNS,
 ]
 
 
@@ -533,60 +536,101 @@ def _best(rows: list[dict], mode: str) -> str:
     return f"{best['images_per_s']:,.0f} ({best['batch_size']})"
 
 
-def _is_book_recipe(run: dict[str, Any], recipe: archs.Recipe | None) -> bool:
-    return (recipe is not None and run.get("tricks", "-") == "-" and run.get("epochs") is None
-            and (run["lr"], run["batch_size"], run["resize"])
-            == (recipe.lr, recipe.batch_size, recipe.resize))  # fmt: skip
+def run_text(run: dict[str, Any]) -> str:
+    """How a run trained, in words: preset, optimizer settings, work, test set."""
+    tricks = run.get("tricks", "-")
+    tested = run["config"]["test_per_class"]
+    tested = "all 10,000" if tested is None else f"{10 * tested:,}"
+    return (f"{run['profile']}: {'' if tricks == '-' else tricks + ', '}lr {run['lr']:g}, batch "
+            f"{run['batch_size']}, {budget_text(run)}; tested on {tested}")  # fmt: skip
+
+
+def preset_run(runs: list[dict[str, Any]], name: str) -> dict[str, Any] | None:
+    """The run of ``name``'s book recipe as its preset adapts it (the book's own under the book
+    preset), under the preset closest to the book's."""
+    from bench.train import PROFILES, Run, config
+
+    matching = [
+        r
+        for r in runs
+        if r["profile"] in PROFILES
+        and {**r["config"], "device": None}
+        == {**config(Run(name), PROFILES[r["profile"]], r["pipeline"]), "device": None}
+    ]
+    return min(matching, key=lambda r: PROFILE_RANK[r["profile"]], default=None)  # fmt: skip
+
+
+def training_speed(run: dict[str, Any], speeds: list[dict[str, Any]]) -> str:
+    """Training images/s at the run's batch and input: from the speed sweep if it timed that
+    point, else from the training run itself (steps over training time)."""
+    side = run["resize"] or 28
+    for r in speeds:
+        if (r["mode"], r["batch_size"], r["image_size"], r["status"]) == (
+            "train",
+            run["batch_size"],
+            side,
+            "ok",
+        ) and r["precision"] == "fp32":
+            return f"{r['images_per_s']:,.0f} (speed sweep, CV {r['cv']:.0%})"
+    return f"{run['images_per_s']:,.0f} (training run, mean over its steps)"
 
 
 def headline(store: Store) -> pd.DataFrame:
     """One row per network with a result in the store (two if the fast recipe trained it too):
-    what it costs and what it buys."""
-    from bench.train import FAST
+    what it costs and what it buys, at the input it was trained at."""
+    from bench.runs import preset_of
+    from bench.train import FAST, PROFILES
 
     profiles = [r for r in store.rows("profile") if r["status"] == "ok" and r["batch_size"] == 128]
     speeds, trains = store.rows("speed"), store.rows("train")
+    runs = [r for r in trains if r["status"] in ("ok", "diverged")]
+    preset = preset_of(store)
     rows = []
     for name in archs.list_models():
         spec = archs.spec(name)
         cost = [r for r in profiles if r["model"] == name and r["image_size"] == spec.input_size]
         timed = [r for r in speeds if r["model"] == name]
-        runs = [r for r in trains if r["model"] == name and r["status"] in ("ok", "diverged")]
-        book = [r for r in runs if _is_book_recipe(r, spec.recipe)]
-        fast = [r for r in runs if r.get("tricks") == FAST.names() and not r["config"]["short"]]
-        if not (cost or timed or runs):
+        mine = [r for r in runs if r["model"] == name]
+        if not (cost or timed or mine):
             continue
-        costs = {"input": f"{spec.input_size} px"}
+        costs = {"input": f"{spec.input_size} px", "family": spec.family}
         if cost:
             c = cost[0]
             costs.update(params=c["params"], fwd_macs_per_image=c["fwd_macs_per_image"],
-                         train_mib=c["train_bytes_est_sgd"] / MIB,
-                         infer_mib=c["infer_bytes_est"] / MIB)  # fmt: skip
-        costs["infer_best"], costs["train_best"] = _best(timed, "infer"), _best(timed, "train")
-        trained = []  # (row label, run, how it was trained)
-        if book:  # under the profile closest to the book's
-            run = min(book, key=lambda r: PROFILE_RANK.get(r["profile"], 9))
-            trained.append((name, run, f"{run['profile']}: {budget_text(run)}"))
+                         train_mib=c["train_bytes_est_sgd"] / MIB)  # fmt: skip
+        costs["infer_best"] = _best(timed, "infer")
+        trained = []  # (row label, kind, run)
+        run = preset_run(mine, name)
+        if run is not None:
+            trained.append((name, "preset", run))
+        fast = [r for r in mine if r.get("tricks") == FAST.names()]
         if fast:  # the median over seeds
-            run = sorted(fast, key=lambda r: r["test_acc"])[(len(fast) - 1) // 2]
-            seeds = plural(len(fast), "seed")
-            trained.append((f"{name}, fast recipe", run, f"fast recipe, {run['profile']}: "
-                            f"{budget_text(run)}, median of {seeds}"))  # fmt: skip
-        for label, run, recipe in trained or [(name, None, None)]:
-            row = {"model": label, **costs}
-            if run is not None:
-                row.update(test_acc=run["test_acc"], profile=run["profile"], recipe=recipe,
-                           accuracy=f"{run['test_acc']:.1%} ({recipe})",
-                           to_80=run.get("time_to_80_s"))  # fmt: skip
-            rows.append(row)
+            median = sorted(fast, key=lambda r: r["test_acc"])[(len(fast) - 1) // 2]
+            trained.append((f"{name}, fast recipe ({plural(len(fast), 'seed')}, median)", "fast",
+                            median))  # fmt: skip
+        if not trained:
+            untrained = preset in PROFILES and not PROFILES[preset].trains(name) and spec.recipe
+            rows.append({"model": name, **costs, "accuracy": (
+                f"not trained under the {preset} profile: the book profile trains it"
+                if untrained else "-")})  # fmt: skip
+        for label, kind, run in trained:
+            rows.append({
+                "model": label, **costs, "kind": kind, "test_acc": run["test_acc"],
+                "profile": run["profile"], "trained_input": f"{run['resize'] or 28} px",
+                "trained_macs": run.get("fwd_macs_per_image"),
+                "train_speed": training_speed(run, timed),
+                "accuracy": run_text(run),
+                "to_80": run.get("time_to_80_s"),
+            })  # fmt: skip
     return pd.DataFrame(rows)
 
 
 TRADEOFF_COLUMNS: list[Column] = [
     ("model", "model", fmt_text),
     ("test_acc", "test accuracy", fmt_percent),
-    ("recipe", "run", fmt_text),
+    *TRAINED_COLUMNS[:3],
     *COST_COLUMNS,
+    ("accuracy", "how trained", fmt_text),
 ]
 
 
@@ -598,10 +642,9 @@ def write_tradeoffs(store: Store, out_dir: Path) -> list[Path]:
     table = table.dropna(subset=["test_acc"]).sort_values("test_acc", ascending=False)
     text = (
         "# Accuracy against cost\n\n"
-        f"{CONVENTIONS} Accuracy: the run named in each row (budget runs are what their budget "
-        "buys, not the book's results); throughput: the best over the batch sizes timed.\n\n"
-        + markdown(table, TRADEOFF_COLUMNS)
-        + "\n"
+        f"{CONVENTIONS} Accuracy: the run named in each row, at the input it was trained at "
+        "(a preset's fixed work says what that work buys, not what the book's 10 epochs "
+        "reach).\n\n" + markdown(table, TRADEOFF_COLUMNS) + "\n"
     )
     written = [out_dir / "tradeoffs.md", out_dir / "tradeoffs.csv"]
     atomic_write(written[0], text)
@@ -610,11 +653,11 @@ def write_tradeoffs(store: Store, out_dir: Path) -> list[Path]:
 
 
 def write_index(store: Store, out_dir: Path, preset: str | None) -> list[Path]:
-    """A run's index.md and self-contained index.html: the headline table and the pages."""
+    """A run's index.md: the headline plot and table, then every page."""
     table = headline(store)
     pages = [(page, text) for page, text in STAGE_PAGES.items() if (out_dir / page).exists()]
-    pages += [(f"plots/{stem}.png", f"{text} (also .svg)") for stem, text in PLOTS.items()
-              if (out_dir / "plots" / f"{stem}.png").exists()]  # fmt: skip
+    plots = [(f"plots/{stem}.png", text) for stem, text in PLOTS.items()
+             if (out_dir / "plots" / f"{stem}.png").exists()]  # fmt: skip
     rows = [r for stage in ("profile", "speed", "train") for r in store.rows(stage)]
     dates = sorted(r["provenance"]["date"] for r in rows) or ["-"]
     machines = sorted({f"{r['provenance']['device']} / {r['provenance']['cpu']}" for r in rows})
@@ -625,29 +668,21 @@ def write_index(store: Store, out_dir: Path, preset: str | None) -> list[Path]:
             else "Results of `python -m bench` stage commands"
         )
         + f", {dates[0]} to {dates[-1]}, on "
-        f"{'; '.join(machines) or '-'}. {CONVENTIONS} Throughputs are the best over the batch "
-        "sizes timed; accuracies come from the book's recipe for each network, under the "
-        "profile named in the row (budget runs are not the book's results)."
+        f"{'; '.join(machines) or '-'}. {CONVENTIONS} Accuracy: each network's book recipe "
+        "as the profile named in the row adapts it (its input side, optimizer and fixed work "
+        "are in the row), and the fast recipe; the training throughput is at the batch and "
+        "input that run trained at."
     )
+    headline_plot = "".join(f"![{text}]({path})\n\n" for path, text in plots[:1])
     links = "\n".join(f"- [{page}]({page}): {text}" for page, text in pages)
-    markdown_text = (
+    links += "".join(f"\n- [{path}]({path}) ([svg]({path[:-4]}.svg)): {text}"
+                     for path, text in plots)  # fmt: skip
+    text = (
         "# cnnbench: what each network costs and what it buys\n\n" + intro + "\n\n"
+        + headline_plot
         + (markdown(table, HEADLINE_COLUMNS) if len(table) else "No results yet.")
         + "\n\n## Everything else\n\n" + links + "\n"
     )  # fmt: skip
-    shown = {header: [fmt(row.get(source)) for _, row in table.iterrows()]
-             for source, header, fmt in HEADLINE_COLUMNS}  # fmt: skip
-    html_table = pd.DataFrame(shown).to_html(index=False) if len(table) else "<p>No results.</p>"
-    html_links = "".join(f'<li><a href="{p}">{p}</a>: {t}</li>' for p, t in pages)
-    html_text = (
-        "<!doctype html><html><head><meta charset='utf-8'><title>cnnbench</title><style>"
-        "body{font-family:sans-serif;margin:2em;max-width:80em}table{border-collapse:collapse}"
-        "td,th{border:1px solid #ccc;padding:.3em .6em;text-align:right}</style></head><body>"
-        "<h1>cnnbench: what each network costs and what it buys</h1>"
-        f"<p>{html.escape(intro)}</p>{html_table}<h2>Everything else</h2><ul>{html_links}</ul>"
-        "</body></html>\n"
-    )
-    written = [out_dir / "index.md", out_dir / "index.html"]
-    atomic_write(written[0], markdown_text)
-    atomic_write(written[1], html_text)
-    return written
+    written = out_dir / "index.md"
+    atomic_write(written, text)
+    return [written]

@@ -7,7 +7,6 @@ git-ignored folders and are not listed.
 
 from __future__ import annotations
 
-import html
 import re
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ from typing import Any
 import pandas as pd
 
 from bench.console import plural
+from bench.html import write_twin
 from bench.report import atomic_write, fmt_text, markdown
 from bench.store import Store
 
@@ -80,7 +80,8 @@ def render(store: Store, out: Path) -> list[Path]:
     written += write_index(store, out, preset)
     if out.resolve().parent == REPORTS.resolve() and not out.name.startswith(UNLISTED + "-"):
         written += write_runs_index(REPORTS)
-    return written
+    pages = [path for path in written if path.suffix == ".md"]
+    return written + [write_twin(p) for p in pages if p.with_suffix(".html") not in written]
 
 
 def _run_summary(path: Path) -> dict[str, Any]:
@@ -125,28 +126,6 @@ def write_runs_index(root: Path) -> list[Path]:
         "reports/<folder>` renders a folder's pages again from its store alone. Smoke runs "
         "are not listed (their folders are git-ignored)."
     )
-    markdown_text = f"# cnnbench: the runs\n\n{intro}\n\n{markdown(table, RUN_COLUMNS)}\n"
-    cells = "".join(
-        "<tr>" + "".join(f"<td>{_html_cell(str(row[c]))}</td>" for c, _, _ in RUN_COLUMNS) + "</tr>"
-        for _, row in table.iterrows()
-    )
-    html_text = (
-        "<!doctype html><html><head><meta charset='utf-8'><title>cnnbench runs</title><style>"
-        "body{font-family:sans-serif;margin:2em;max-width:80em}table{border-collapse:collapse}"
-        "td,th{border:1px solid #ccc;padding:.3em .6em;text-align:left}</style></head><body>"
-        f"<h1>cnnbench: the runs</h1><p>{html.escape(intro)}</p><table><tr>"
-        + "".join(f"<th>{html.escape(h)}</th>" for _, h, _ in RUN_COLUMNS)
-        + f"</tr>{cells}</table></body></html>\n"
-    )
-    written = [root / "index.md", root / "index.html"]
-    atomic_write(written[0], markdown_text)
-    atomic_write(written[1], html_text)
-    return written
-
-
-def _html_cell(text: str) -> str:
-    """A Markdown link [name](name/index.md) as an HTML link to the run's index.html."""
-    found = re.fullmatch(r"\[(.+)\]\((.+)/index\.md\)", text)
-    if found:
-        return f'<a href="{found[2]}/index.html">{html.escape(found[1])}</a>'
-    return html.escape(text).replace("`", "")
+    written = root / "index.md"
+    atomic_write(written, f"# cnnbench: the runs\n\n{intro}\n\n{markdown(table, RUN_COLUMNS)}\n")
+    return [written, write_twin(written)]

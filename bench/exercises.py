@@ -418,9 +418,10 @@ def _say_lr_grid(frame: pd.DataFrame) -> str:
     counts = {m: int(((g["status"] == "ok") & (g["test_acc"] >= 0.5)).sum())
               for m, g in frame.groupby("model", sort=False)}  # fmt: skip
     wider = max(counts, key=counts.get)
+    works = ", ".join(sorted(set(frame["budget"] + ", techniques " + frame["tricks"])))
     return ("; ".join(parts) + f". {wider} trains at {counts[wider]} of the "
-            f"{frame.groupby('model').size().max()} learning rates tried, the most. "
-            + _say_work(frame.drop_duplicates("model").assign(lr=0)).replace(", lr 0", ""))
+            f"{frame.groupby('model').size().max()} learning rates tried, the most. Work: "
+            f"{works}.")  # fmt: skip
 
 
 def _say_memory_modes(frame: pd.DataFrame, cost: pd.Series) -> str:
@@ -438,7 +439,8 @@ def _say_memory_modes(frame: pd.DataFrame, cost: pd.Series) -> str:
             f"gradients are {grads / MIB:,.0f} MiB and the activations saved for backward "
             f"{saved / MIB:,.0f} MiB (counted): {'gradients' if grads > saved else 'activations'}"
             " dominate")  # fmt: skip
-    return ("; ".join(parts).capitalize() + ". Inference frees each activation once used and "
+    text = "; ".join(parts)
+    return (text[0].upper() + text[1:] + ". Inference frees each activation once used and "
             "keeps no gradients. Batch sizes missing from the table were skipped: one step would "
             "have exceeded the sweep's step limit.")  # fmt: skip
 

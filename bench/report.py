@@ -56,9 +56,12 @@ def fmt_text(v: Any) -> str:
 
 
 def markdown(frame: pd.DataFrame, columns: list[Column]) -> str:
-    """A Markdown table of ``frame`` with the given columns, headers and formatters."""
+    """A Markdown table of ``frame`` with the given columns, headers and formatters; text
+    columns are aligned left, the others right."""
     lines = ["| " + " | ".join(header for _, header, _ in columns) + " |"]
-    lines.append("|" + "|".join(" --- " for _ in columns) + "|")
+    # text left, numbers right
+    lines.append("|" + "|".join(" :--- " if fmt is fmt_text else " ---: " for *_, fmt in columns)
+                 + "|")  # fmt: skip
     for _, row in frame.iterrows():
         lines.append("| " + " | ".join(fmt(row.get(src)) for src, _, fmt in columns) + " |")
     return "\n".join(lines)

@@ -53,7 +53,8 @@ def pareto(points: pd.DataFrame, cost: str, value: str) -> pd.DataFrame:
 
 
 CHANCE = 10.0  # test accuracy (%) of a guess among ten balanced classes
-KINDS = {"preset": ("o", "the book's recipe as the profile adapts it"),
+KINDS = {"book": ("s", "the book's recipe, in full"),
+         "fixed work": ("o", "the book's recipe on a profile's fixed work"),
          "fast": ("*", "the fast recipe (median over seeds)")}  # fmt: skip
 
 
@@ -93,7 +94,7 @@ def _accuracy_against(table: pd.DataFrame, cost: str, label: str, title: str, ou
     handles = [plt.Line2D([], [], marker="o", linestyle="", color=colour(f), label=f)
                for f in dict.fromkeys(points["family"])]  # fmt: skip
     handles += [plt.Line2D([], [], marker=m, linestyle="", color="0.4", label=text)
-                for m, text in KINDS.values()]  # fmt: skip
+                for kind, (m, text) in KINDS.items() if kind in set(points["kind"])]  # fmt: skip
     handles += axes.get_legend_handles_labels()[0]
     side.legend(handles=handles, fontsize=7, loc="upper left", title_fontsize=7,
                 title="colour: family; marker: run")  # fmt: skip

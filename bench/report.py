@@ -605,7 +605,7 @@ def headline(store: Store) -> pd.DataFrame:
         trained = []  # (row label, kind, run)
         run = preset_run(mine, name)
         if run is not None:
-            trained.append((name, "preset", run))
+            trained.append((name, "book" if run["profile"] == "book" else "fixed work", run))
         fast = [r for r in mine if r.get("tricks") == FAST.names()]
         if fast:  # the median over seeds
             median = sorted(fast, key=lambda r: r["test_acc"])[(len(fast) - 1) // 2]

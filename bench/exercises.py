@@ -342,9 +342,11 @@ def _say_totals(frame: pd.DataFrame) -> str:
         for m in frame.index
     )
     if frame["image_size"].nunique() > 1:
-        text += " (inputs differ: " + ", ".join(
-            f"{m} at {frame.loc[m, 'image_size']} px" for m in frame.index
-        ) + "; MACs per image grow with the input's area, parameters do not)"
+        text += (
+            " (inputs differ: "
+            + ", ".join(f"{m} at {frame.loc[m, 'image_size']} px" for m in frame.index)
+            + "; MACs per image grow with the input's area, parameters do not)"
+        )
     return text + "."
 
 
@@ -356,25 +358,34 @@ def _say_work(frame: pd.DataFrame) -> str:
     """What the runs trained on, and whether the comparison is on equal work."""
     works = sorted(set(frame["budget"]))
     same = len(works) == 1 and frame["tricks"].nunique() == 1 and frame["lr"].nunique() == 1
-    return (f"All on the same work ({works[0]}, techniques {frame['tricks'].iloc[0]}, lr "
-            f"{frame['lr'].iloc[0]:g})." if same else
-            "Not on equal work: " + "; ".join(
-                f"{_label(r)}: {r['budget']}, lr {r['lr']:g}" for _, r in frame.iterrows()) + ".")
+    return (
+        f"All on the same work ({works[0]}, techniques {frame['tricks'].iloc[0]}, lr "
+        f"{frame['lr'].iloc[0]:g})."
+        if same
+        else "Not on equal work: "
+        + "; ".join(f"{_label(r)}: {r['budget']}, lr {r['lr']:g}" for _, r in frame.iterrows())
+        + "."
+    )
 
 
 def _say_compare(frame: pd.DataFrame) -> str:
     """Accuracy ranking with each run's cost as trained: best, worst, what the best costs."""
     ranked = frame.sort_values("test_acc", ascending=False)
     best, worst = ranked.iloc[0], ranked.iloc[-1]
-    text = "Test accuracy: " + ", ".join(
-        f"{_label(r)} {r['test_acc']:.1%}" for _, r in ranked.iterrows()) + ". "
+    text = (
+        "Test accuracy: "
+        + ", ".join(f"{_label(r)} {r['test_acc']:.1%}" for _, r in ranked.iterrows())
+        + ". "
+    )
     if len(frame) > 1:
         macs = best["fwd_macs_per_image"] / worst["fwd_macs_per_image"]
-        text += (f"The most accurate, {_label(best)}, is "
-                 f"{100 * (best['test_acc'] - worst['test_acc']):.1f} points above "
-                 f"{_label(worst)} for {macs:,.2f}x its MACs per image and "
-                 f"{best['images_per_s'] / worst['images_per_s']:,.2f}x its training "
-                 "throughput. ")
+        text += (
+            f"The most accurate, {_label(best)}, is "
+            f"{100 * (best['test_acc'] - worst['test_acc']):.1f} points above "
+            f"{_label(worst)} for {macs:,.2f}x its MACs per image and "
+            f"{best['images_per_s'] / worst['images_per_s']:,.2f}x its training "
+            "throughput. "
+        )
     return text + _say_work(frame)
 
 
@@ -477,7 +488,8 @@ def _layer_bytes(store: Store, model: str) -> Answer | None:
         int(pd.Series(shape.split("x"), dtype=int).prod()) for shape in layers["output_shape"]
     ]
     frame = layers.groupby("kind", as_index=False).agg(
-        layers=("layer", "size"), params=("params", "sum"), outputs=("output_elements", "sum"))
+        layers=("layer", "size"), params=("params", "sum"), outputs=("output_elements", "sum")
+    )
     frame["param_bytes"], frame["output_bytes"] = 4 * frame["params"], 4 * frame["outputs"]
     frame["model"], frame["source"] = model, row["source"]
     by = frame.set_index("kind")
@@ -757,9 +769,7 @@ def render(store: Store) -> str:
         "*measured* ones timings or memory peaks on the device named under each table. "
         "Accuracies come from the training runs of this run's profile: each table names the "
         "input side, optimizer, techniques and fixed work of its runs, and says what that work "
-        "buys, not what the book's 10 epochs reach.\n\n"
-        + "\n\n".join(sections)
-        + "\n"
+        "buys, not what the book's 10 epochs reach.\n\n" + "\n\n".join(sections) + "\n"
     )
 
 

@@ -553,27 +553,21 @@ def preset_run(runs: list[dict[str, Any]], name: str) -> dict[str, Any] | None:
     preset), under the preset closest to the book's."""
     from bench.train import PROFILES, Run, config
 
-    matching = [
-        r
-        for r in runs
-        if r["profile"] in PROFILES
-        and {**r["config"], "device": None}
-        == {**config(Run(name), PROFILES[r["profile"]], r["pipeline"]), "device": None}
-    ]
+    def adapted(row: dict[str, Any]) -> dict[str, Any]:
+        return {**config(Run(name), PROFILES[row["profile"]], row["pipeline"]), "device": None}
+
+    matching = [r for r in runs if r["profile"] in PROFILES
+                and {**r["config"], "device": None} == adapted(r)]  # fmt: skip
     return min(matching, key=lambda r: PROFILE_RANK[r["profile"]], default=None)  # fmt: skip
 
 
 def training_speed(run: dict[str, Any], speeds: list[dict[str, Any]]) -> str:
     """Training images/s at the run's batch and input: from the speed sweep if it timed that
     point, else from the training run itself (steps over training time)."""
-    side = run["resize"] or 28
+    point = (run["batch_size"], run["resize"] or 28)
     for r in speeds:
-        if (r["mode"], r["batch_size"], r["image_size"], r["status"]) == (
-            "train",
-            run["batch_size"],
-            side,
-            "ok",
-        ) and r["precision"] == "fp32":
+        if r["status"] == "ok" and (r["mode"], r["precision"]) == ("train", "fp32") and (
+                r["batch_size"], r["image_size"]) == point:  # fmt: skip
             return f"{r['images_per_s']:,.0f} (speed sweep, CV {r['cv']:.0%})"
     return f"{run['images_per_s']:,.0f} (training run, mean over its steps)"
 
@@ -612,7 +606,7 @@ def headline(store: Store) -> pd.DataFrame:
             trained.append((f"{name}, fast recipe ({plural(len(fast), 'seed')}, median)", "fast",
                             median))  # fmt: skip
         if not trained:
-            untrained = preset in PROFILES and not PROFILES[preset].trains(name) and spec.recipe
+            untrained = preset in PROFILES and not PROFILES[preset].trains(name)
             rows.append({"model": name, **costs, "accuracy": (
                 f"not trained under the {preset} profile: the book profile trains it"
                 if untrained else "-")})  # fmt: skip

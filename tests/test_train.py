@@ -90,7 +90,11 @@ def test_the_cpu_preset_adapts_a_recipe_to_fixed_work():
     # the key names what the run trained on, so that a page can say it
     key = config(Run("alexnet"), cpu, "ours")
     assert (key["resize"], key["epochs"], key["train_per_class"], key["tricks"]) == (
-        side, cpu.epochs, cpu.train_per_class, "adam")
+        side,
+        cpu.epochs,
+        cpu.train_per_class,
+        "adam",
+    )
 
 
 def test_time_to_accuracy_is_the_first_point_reaching_it():
@@ -149,7 +153,11 @@ def test_experiments_and_configs_are_data():
     assert (settings["lr"], settings["batch_size"], settings["resize"]) == (0.01, 128, 224)
     key = config(Run("alexnet"), PROFILES["book"], "ours")
     assert (key["epochs"], key["pipeline"], key["model"], key["resize"]) == (
-        10, "ours", "alexnet", 224)
+        10,
+        "ours",
+        "alexnet",
+        224,
+    )
 
 
 def test_the_fast_recipe_runs_end_to_end_on_the_smoke_profile(fashion):

@@ -494,13 +494,16 @@ def _layer_bytes(store: Store, model: str) -> Answer | None:
     frame["model"], frame["source"] = model, row["source"]
     by = frame.set_index("kind")
     conv, fc = by.loc["conv"], by.loc["fully connected"]
+    weights, outputs = by["param_bytes"].idxmax(), by["output_bytes"].idxmax()
+    sizes = by[["param_bytes", "output_bytes"]]
+    ratio = sizes.max() / sizes.min()
     text = (
         f"In fp32 the fully connected weights take {fc['param_bytes'] / MIB:,.1f} MiB and the "
-        f"conv weights {conv['param_bytes'] / MIB:,.1f} MiB ({fc['params'] / conv['params']:.1f}x"
-        f"); one image's conv outputs take {conv['output_bytes'] / 1024:,.0f} KiB and its fully "
-        f"connected outputs {fc['output_bytes'] / 1024:,.0f} KiB. The fully connected layers "
-        "dominate the memory for parameters, the convs the memory for activations (which grows "
-        "with the batch)."
+        f"conv weights {conv['param_bytes'] / MIB:,.1f} MiB; one image's conv outputs take "
+        f"{conv['output_bytes'] / 1024:,.0f} KiB and its fully connected outputs "
+        f"{fc['output_bytes'] / 1024:,.0f} KiB. The {weights} layers dominate the memory for "
+        f"parameters ({ratio['param_bytes']:,.1f}x), the {outputs} layers the memory for "
+        f"activations ({ratio['output_bytes']:,.1f}x, growing with the batch)."
     )
     columns = [MODEL, ("kind", "layers", fmt_text), ("layers", "count", fmt_int), PARAMS,
                ("param_bytes", "weights (MiB, fp32)", fmt_mib),

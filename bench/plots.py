@@ -176,6 +176,10 @@ def _curves(store: Store) -> pd.DataFrame:
     return pd.DataFrame(points)
 
 
+CURVE_AXES = (("train_s", "training time (s, measured; evaluation excluded; log)"),
+              ("wall_s", "wall clock (s, measured: training and evaluation; log)"))  # fmt: skip
+
+
 def training_curves(store: Store, out_dir: Path) -> list[Path]:
     """Test accuracy after each epoch against training time and against wall clock (training
     and evaluation), one line per run: the fast recipe solid, the others dashed."""
@@ -183,14 +187,7 @@ def training_curves(store: Store, out_dir: Path) -> list[Path]:
     if curves.empty:
         return []
     figure, panels = plt.subplots(1, 2, figsize=(14, 5), sharey=True)
-    for axes, (x, xlabel) in zip(
-        panels,
-        (
-            ("train_s", "training time (s, measured; evaluation excluded; log)"),
-            ("wall_s", "wall clock (s, measured: training and evaluation; log)"),
-        ),
-        strict=True,
-    ):
+    for axes, (x, xlabel) in zip(panels, CURVE_AXES, strict=True):
         for label, group in curves.groupby("label", sort=False):
             fast = bool(group["fast"].iloc[0])
             axes.plot(group[x], 100 * group["test_acc"], "-" if fast else "--", marker="o",
@@ -309,18 +306,10 @@ def write_plots(store: Store, out_dir: Path, profile: str | None) -> list[Path]:
         memory = speed[speed["line"] == "PyTorch"].dropna(subset=["peak_bytes"])
         # a CPU's peak RSS grows in steps of what the allocator keeps: smaller growth is noise
         memory = memory[(memory["memory_kind"] != RSS) | (memory["peak_bytes"] >= RSS_FLOOR)]
-        written += _per_model_lines(
-            memory,
-            "batch_size",
-            "peak_bytes",
-            "panel",
-            "batch size",
-            "peak memory (MiB, measured)",
-            f"Peak memory (on a CPU, peak RSS growth of {RSS_FLOOR // MIB} MiB or more)",
-            out_dir,
-            "memory_vs_batch",
-            scale=lambda v: v / MIB,
-        )
+        title = f"Peak memory (on a CPU: peak RSS growth of {RSS_FLOOR // MIB} MiB or more)"
+        written += _per_model_lines(memory, "batch_size", "peak_bytes", "panel", "batch size",
+                                    "peak memory (MiB, measured)", title, out_dir,
+                                    "memory_vs_batch", scale=lambda v: v / MIB)  # fmt: skip
     written += training_curves(store, out_dir)
     written += conv_vs_fc(store, out_dir)
     written += roofline(store, out_dir)

@@ -6,6 +6,7 @@ measures them. The exercises are data: (id, question, the rows it needs, how to 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -379,14 +380,25 @@ def _say_compare(frame: pd.DataFrame) -> str:
     )
     if len(frame) > 1:
         macs = best["fwd_macs_per_image"] / worst["fwd_macs_per_image"]
+        gap, noise = best["test_acc"] - worst["test_acc"], 2 * _standard_error(best, worst)
         text += (
-            f"The most accurate, {_label(best)}, is "
-            f"{100 * (best['test_acc'] - worst['test_acc']):.1f} points above "
+            f"The most accurate, {_label(best)}, is {100 * gap:.1f} points above "
             f"{_label(worst)} for {macs:,.2f}x its MACs per image and "
-            f"{best['images_per_s'] / worst['images_per_s']:,.2f}x its training "
-            "throughput. "
-        )
+            f"{best['images_per_s'] / worst['images_per_s']:,.2f}x its training throughput"
+            + (f"; the gap is within the test sets' noise (two standard errors: "
+               f"{100 * noise:.1f} points). " if gap < noise else ". ")
+        )  # fmt: skip
     return text + _say_work(frame)
+
+
+def _standard_error(a: pd.Series, b: pd.Series) -> float:
+    """Of the difference of two test accuracies, each a binomial proportion over its test set."""
+
+    def variance(row: pd.Series) -> float:
+        per_class = row["config"]["test_per_class"]
+        return row["test_acc"] * (1 - row["test_acc"]) / (10 * per_class if per_class else 10_000)
+
+    return math.sqrt(variance(a) + variance(b))
 
 
 def _say_epochs(frame: pd.DataFrame, history: dict[str, list[dict]]) -> str:

@@ -6,6 +6,7 @@ tables of the other report pages.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -58,15 +59,48 @@ KINDS = {"book": ("s", "the book's recipe, in full"),
          "fast": ("*", "the fast recipe (median over seeds)")}  # fmt: skip
 
 
-def colour(name: str) -> tuple[float, ...]:
-    """A network's (or family's) colour, the same in every figure."""
+def colour(model: str) -> tuple[float, ...]:
+    """A network's colour, the same in every figure: the book's nine networks get distinct
+    colours, the others colours of a second palette."""
+    import archs
+    from bench.train import BOOK_MODELS
+
+    if model in BOOK_MODELS:
+        return plt.cm.tab10.colors[BOOK_MODELS.index(model)]
+    names = archs.list_models()
+    return plt.cm.tab20b.colors[names.index(model) % 20 if model in names else 0]
+
+
+def family_colour(family: str) -> tuple[float, ...]:
+    """A family's colour, the same in every figure."""
     import archs
 
-    names = archs.list_models()
-    families = list(dict.fromkeys(archs.spec(n).family for n in names))
-    if name in families:
-        return plt.cm.tab10.colors[families.index(name) % 10]
-    return plt.cm.tab20.colors[names.index(name) % 20 if name in names else 19]
+    families = list(dict.fromkeys(archs.spec(n).family for n in archs.list_models()))
+    return plt.cm.tab10.colors[families.index(family) % 10]
+
+
+def label_heights(xs: list[float], ys: list[float], gap: float = 3.0,
+                  near: float = 0.12) -> list[float]:  # fmt: skip
+    """Heights for labels placed right of points on a log x axis: points within ``near``
+    decades of each other form a cluster, whose labels keep their points' order and mean height
+    but stand at least ``gap`` apart."""
+    order = sorted(range(len(xs)), key=lambda i: xs[i])
+    clusters: list[list[int]] = []
+    for i in order:
+        if clusters and math.log10(xs[i] / xs[clusters[-1][-1]]) <= near:
+            clusters[-1].append(i)
+        else:
+            clusters.append([i])
+    heights = list(ys)
+    for cluster in clusters:
+        ranked = sorted(cluster, key=lambda i: (ys[i], i))
+        placed: list[float] = []
+        for i in ranked:
+            placed.append(max(ys[i], placed[-1] + gap) if placed else ys[i])
+        shift = (sum(placed) - sum(ys[i] for i in ranked)) / len(ranked)
+        for i, height in zip(ranked, placed, strict=True):
+            heights[i] = height - shift
+    return heights
 
 
 def _accuracy_against(table: pd.DataFrame, cost: str, label: str, title: str, out_dir: Path,
@@ -87,11 +121,13 @@ def _accuracy_against(table: pd.DataFrame, cost: str, label: str, title: str, ou
             mine = group[group["kind"] == kind]
             size = 80 if kind == "fast" else 30
             axes.scatter(mine[cost], 100 * mine["test_acc"], marker=marker, s=size,
-                         color=colour(family), zorder=3)  # fmt: skip
-    for number, row in points.iterrows():
+                         color=family_colour(family), zorder=3)  # fmt: skip
+    heights = label_heights(points[cost].tolist(), (100 * points["test_acc"]).tolist())
+    for (number, row), height in zip(points.iterrows(), heights, strict=True):
         axes.annotate(str(number + 1), (row[cost], 100 * row["test_acc"]), fontsize=7,
-                      xytext=(4, -8 if number % 2 else 3), textcoords="offset points")  # fmt: skip
-    handles = [plt.Line2D([], [], marker="o", linestyle="", color=colour(f), label=f)
+                      xytext=(row[cost] * 1.06, height), textcoords="data", va="center",
+                      arrowprops={"arrowstyle": "-", "color": "0.7", "linewidth": 0.5})  # fmt: skip
+    handles = [plt.Line2D([], [], marker="o", linestyle="", color=family_colour(f), label=f)
                for f in dict.fromkeys(points["family"])]  # fmt: skip
     handles += [plt.Line2D([], [], marker=m, linestyle="", color="0.4", label=text)
                 for kind, (m, text) in KINDS.items() if kind in set(points["kind"])]  # fmt: skip
@@ -131,13 +167,14 @@ def _per_model_lines(frame: pd.DataFrame, x: str, y: str, panels: str, xlabel: s
         ax.set_yscale("log")
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel)
-        ax.set_title(f"{title}: {name}", fontsize=10)
+        ax.set_title(name, fontsize=10)
         ax.grid(alpha=0.3)
     handles = {}
     for ax in axes[0]:
         handles.update(zip(*reversed(ax.get_legend_handles_labels()), strict=True))
     axes[0][-1].legend(handles.values(), handles.keys(), fontsize=6, loc="upper left",
                        bbox_to_anchor=(1.02, 1.0))  # fmt: skip
+    figure.suptitle(title, fontsize=11)
     return _save(figure, out_dir, stem)
 
 
@@ -300,8 +337,9 @@ def write_plots(store: Store, out_dir: Path, profile: str | None) -> list[Path]:
                                      "accuracy_vs_params")  # fmt: skip
     speed = _speed_frame(store)
     if not speed.empty:
+        title = "Throughput against batch size (solid: PyTorch, dashed: onnxruntime)"
         written += _per_model_lines(speed, "batch_size", "images_per_s", "panel", "batch size",
-                                    "images/s (measured, median step)", "Throughput", out_dir,
+                                    "images/s (measured, median step)", title, out_dir,
                                     "throughput_vs_batch")  # fmt: skip
         memory = speed[speed["line"] == "PyTorch"].dropna(subset=["peak_bytes"])
         # a CPU's peak RSS grows in steps of what the allocator keeps: smaller growth is noise

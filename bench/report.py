@@ -569,7 +569,7 @@ def training_speed(run: dict[str, Any], speeds: list[dict[str, Any]]) -> str:
         if r["status"] == "ok" and (r["mode"], r["precision"]) == ("train", "fp32") and (
                 r["batch_size"], r["image_size"]) == point:  # fmt: skip
             return f"{r['images_per_s']:,.0f} (speed sweep, CV {r['cv']:.0%})"
-    return f"{run['images_per_s']:,.0f} (training run, mean over its steps)"
+    return f"{run['images_per_s']:,.0f} (training run: its images over its training time)"
 
 
 def headline(store: Store) -> pd.DataFrame:

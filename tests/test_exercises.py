@@ -13,7 +13,7 @@ def _runs(**accuracies: float) -> pd.DataFrame:
     return pd.DataFrame([
         {"model": model, "side": 32, "test_acc": acc, "fwd_macs_per_image": 1e6 * (i + 1),
          "images_per_s": 100.0 / (i + 1), "budget": "2 epochs over 6,000 images",
-         "tricks": "adam", "lr": 0.001}
+         "tricks": "adam", "lr": 0.001, "config": {"test_per_class": 200}}
         for i, (model, acc) in enumerate(accuracies.items())
     ])  # fmt: skip
 
@@ -26,6 +26,13 @@ def test_the_comparison_ranks_by_the_tables_accuracies():
     swapped = ex._say_compare(_runs(resnet18=0.70, resnet18_preact=0.80))
     assert swapped.startswith("Test accuracy: resnet18_preact at 32 px 80.0%")
     assert "for 2.00x its MACs per image" in swapped
+
+
+def test_a_gap_within_the_test_sets_noise_is_said():
+    # 2,000 test images at 80% and 79%: 2 x sqrt(.8 x .2 / 2000 + .79 x .21 / 2000) = 2.55 points
+    close = ex._say_compare(_runs(bn_lenet=0.80, bn_lenet_nobias=0.79))
+    assert "the gap is within the test sets' noise (two standard errors: 2.6 points)" in close
+    assert "noise" not in ex._say_compare(_runs(bn_lenet=0.80, bn_lenet_nobias=0.75))
 
 
 def test_unequal_work_is_said():

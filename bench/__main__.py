@@ -93,8 +93,8 @@ def select_models(patterns: str) -> list[str]:
 def run_profile(args: argparse.Namespace) -> int:
     """Profile every selected network not yet in the store, then write the tables."""
     from bench.complexity import profile_job
+    from bench.isolation import exit_on_interrupt
     from bench.report import write_profile
-    from bench.timing import exit_on_interrupt
 
     names = select_models(args.models)
     if args.image_size is not None:
@@ -245,24 +245,18 @@ def _run_child(
     """Run one network's batch-size sweep (``produce(**job)``) in a child; store each row as it
     arrives; give every batch size the child did not report a row saying why (``failure``:
     status and note prefix for an exception in the child)."""
-    from bench.timing import run_isolated, stream_rows
+    from bench.isolation import Row, ending, run_isolated, stream_rows
 
     name, pending = job["model_or_name"], list(job["batch_sizes"])
     for message in run_isolated(stream_rows, (produce, job), timeout):
-        if message[0] == "row":
-            row = message[1]
+        if isinstance(message, Row):
+            row = message.value
             pending.remove(row["batch_size"])
             store.put(stage, name, config(row["batch_size"]), row, status=row["status"])
             shown = f"{row['images_per_s']:,.1f} images/s" if row["status"] == "ok" else row["note"]
             yield row["batch_size"], row["status"], shown
             continue
-        kind, detail = message
-        if kind == "failed":
-            status, note = failure[0], failure[1] + detail
-        elif kind == "timeout":
-            status, note = "timeout", f"no result within {detail:g} s"
-        else:
-            status, note = "error", f"the child process exited with code {detail}"
+        status, note = ending(message, *failure)
         for batch in pending:
             row = {"model": name, "batch_size": batch, "note": note}
             store.put(stage, name, config(batch), row, status=status)
@@ -321,9 +315,10 @@ def _load_data(data_dir: Path | None) -> Any:
 
 def run_train(args: argparse.Namespace) -> int:
     """Train the runs of the chosen experiments, each in a child process, into the store."""
+    from bench.isolation import Row, ending, run_isolated, stream_rows
     from bench.report import budget_text, write_train
     from bench.store import config_hash
-    from bench.timing import backend_for, run_isolated, stream_rows
+    from bench.timing import backend_for
     from bench.train import EXPERIMENTS, PROFILES, config, train_rows
 
     device = _device(args)
@@ -353,18 +348,14 @@ def run_train(args: argparse.Namespace) -> int:
                        checkpoint=checkpoint, pipeline=args.pipeline)  # fmt: skip
             status, note = "error", "the child process ended without a result"
             for message in run_isolated(stream_rows, (train_rows, job), args.timeout):
-                if message[0] == "row":
-                    result = message[1]
-                    summary = {**result["summary"], "profile": profile, "pipeline": args.pipeline}
-                    store.put("train", run.model, key, summary, status=summary["status"],
-                              details={"history": result["history"]})  # fmt: skip
-                    status, note = summary["status"], f"test accuracy {summary['test_acc']:.3f}"
-                elif message[0] == "failed":
-                    note = message[1]
-                elif message[0] == "timeout":
-                    status, note = "timeout", f"no result within {message[1]:g} s"
-                else:
-                    note = f"the child process exited with code {message[1]}"
+                if not isinstance(message, Row):
+                    status, note = ending(message)
+                    continue
+                result = message.value
+                summary = {**result["summary"], "profile": profile, "pipeline": args.pipeline}
+                store.put("train", run.model, key, summary, status=summary["status"],
+                          details={"history": result["history"]})  # fmt: skip
+                status, note = summary["status"], f"test accuracy {summary['test_acc']:.3f}"
             if status in ("error", "timeout"):
                 failures += 1
                 store.put("train", run.model, key, {**run.settings(), "note": note}, status=status)

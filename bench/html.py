@@ -13,7 +13,8 @@ import markdown
 STYLE = (
     "body{font-family:system-ui,sans-serif;margin:2em auto;max-width:90em;padding:0 1em;"
     "line-height:1.45;color:#222}table{border-collapse:collapse;margin:1em 0;font-size:.9em}"
-    "td,th{border:1px solid #ccc;padding:.25em .5em;vertical-align:top}th{background:#f3f3f3}"
+    "td,th{border:1px solid #ccc;padding:.25em .5em;vertical-align:top;max-width:28em}"
+    "th{background:#f3f3f3}"
     "img{max-width:100%;border:1px solid #eee}code{background:#f6f6f6;padding:0 .2em}"
 )
 _MD_LINK = re.compile(r'href="(?![a-z]+://)([^"#]+)\.md(#[^"]*)?"')

@@ -111,7 +111,7 @@ def _accuracy_against(table: pd.DataFrame, cost: str, label: str, title: str, ou
     if points.empty:
         return []
     figure, (axes, side) = plt.subplots(1, 2, figsize=(11, 5.5), width_ratios=(3, 1))
-    side.axis("off")  # holds the legend and the key of the numbered points
+    side.axis("off")  # holds the key of the numbered points
     front = pareto(points, cost, "test_acc")
     axes.step(front[cost], 100 * front["test_acc"], where="post", color="0.6", linewidth=1,
               zorder=1, label="Pareto frontier")  # fmt: skip
@@ -132,11 +132,12 @@ def _accuracy_against(table: pd.DataFrame, cost: str, label: str, title: str, ou
     handles += [plt.Line2D([], [], marker=m, linestyle="", color="0.4", label=text)
                 for kind, (m, text) in KINDS.items() if kind in set(points["kind"])]  # fmt: skip
     handles += axes.get_legend_handles_labels()[0]
-    side.legend(handles=handles, fontsize=7, loc="upper left", title_fontsize=7,
-                title="colour: family; marker: run")  # fmt: skip
+    # the legend sits in the empty band between chance and the lowest accuracies
+    axes.legend(handles=handles, fontsize=7, loc="lower right", bbox_to_anchor=(1.0, 0.12),
+                title="colour: family; marker: run", title_fontsize=7, ncol=2)  # fmt: skip
     key = "\n".join(f"{i + 1:>2}  {row['model']} @ {row['trained_input']}"
                      for i, row in points.iterrows())  # fmt: skip
-    side.text(0.0, 0.0, key, transform=side.transAxes, fontsize=7, va="bottom",
+    side.text(0.0, 1.0, key, transform=side.transAxes, fontsize=7, va="top",
               family="monospace")  # fmt: skip
     axes.set_xscale("log")
     axes.set_ylim(0, 100)

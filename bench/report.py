@@ -569,7 +569,7 @@ def training_speed(run: dict[str, Any], speeds: list[dict[str, Any]]) -> str:
         if r["status"] == "ok" and (r["mode"], r["precision"]) == ("train", "fp32") and (
                 r["batch_size"], r["image_size"]) == point:  # fmt: skip
             return f"{r['images_per_s']:,.0f} (speed sweep, CV {r['cv']:.0%})"
-    return f"{run['images_per_s']:,.0f} (training run: its images over its training time)"
+    return f"{run['images_per_s']:,.0f} (training run)"
 
 
 def headline(store: Store) -> pd.DataFrame:
@@ -667,8 +667,9 @@ def write_index(store: Store, out_dir: Path, preset: str | None) -> list[Path]:
         + f", {dates[0]} to {dates[-1]}, on "
         f"{'; '.join(machines) or '-'}. {CONVENTIONS} Accuracy: each network's book recipe "
         "as the profile named in the row adapts it (its input side, optimizer and fixed work "
-        "are in the row), and the fast recipe; the training throughput is at the batch and "
-        "input that run trained at."
+        "are in the row), and the fast recipe. Training images/s are at the batch and input "
+        "that run trained at: from the speed sweep where it timed that point, else from the "
+        "training run itself (its images over its training time, evaluation excluded)."
     )
     headline_plot = "".join(f"![{text}]({path})\n\n" for path, text in plots[:1])
     links = "\n".join(f"- [{page}]({page}): {text}" for page, text in pages)

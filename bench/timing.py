@@ -4,7 +4,8 @@ One timing protocol for every device: warm up, then time single steps until a ti
 spent, and report the distribution (median, p90, p99, n, coefficient of variation). A training
 step is forward, loss, backward and an SGD step; the model's state (weights and batch-norm
 statistics) is restored afterwards. The CLI runs each (model, mode, settings) sweep in a child
-process with a timeout, so that one network's crash, out-of-memory or hang loses nothing else.
+process with a timeout (bench/isolation.py), so that one network's crash, out-of-memory or hang
+loses nothing else.
 """
 
 from __future__ import annotations
@@ -14,10 +15,7 @@ import ctypes
 import ctypes.util
 import gc
 import math
-import multiprocessing
-import os
 import re
-import signal
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -418,64 +416,3 @@ def _row(
         "peak_source": source,
         "mfu": achieved / peak if peak == peak else math.nan,
     }
-
-
-def run_isolated(target: Callable[..., Any], args: tuple, timeout_s: float) -> Iterator[Any]:
-    """Run ``target(send, *args)`` in a spawned child and yield what it sends, as it sends it
-    (``stream_rows`` is such a target).
-
-    Ends with ("timeout", seconds) if the child outlives ``timeout_s``, or ("exit", code) if it
-    dies without saying it is done. Nothing the child sent before is lost.
-    """
-    context = multiprocessing.get_context("spawn")
-    receive, send = context.Pipe(duplex=False)
-    # not a daemon: the child may start workers of its own (the book's DataLoader does); the
-    # finally below ends it however this generator ends
-    child = context.Process(target=target, args=(send, *args))
-    child.start()
-    send.close()
-    deadline, grace = time.monotonic() + timeout_s, 0.0
-    try:
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                yield ("timeout", timeout_s)
-                return
-            if receive.poll(min(remaining, 1.0)):
-                try:
-                    message = receive.recv()
-                except EOFError:
-                    break
-                if message == ("done",):
-                    grace = 30.0  # let it exit by itself, and its own workers with it
-                    return
-                yield message
-            elif not child.is_alive() and not receive.poll():
-                break
-        child.join(5)
-        yield ("exit", child.exitcode)
-    finally:
-        child.join(grace)
-        if child.is_alive():
-            child.kill()
-        child.join()
-        receive.close()
-
-
-def exit_on_interrupt() -> None:
-    """In a child process: Ctrl-C (SIGINT to the whole process group) ends it at once and
-    quietly; the parent, interrupted too, says what was kept and ends what is left."""
-    signal.signal(signal.SIGINT, lambda *_: os._exit(130))
-
-
-def stream_rows(send: Any, produce: Callable[..., Iterator[Any]], job: dict[str, Any]) -> None:
-    """Child-process body for ``run_isolated``: send each row ``produce(**job)`` yields, then
-    ("done",). An exception ends the stream with one ("failed", message) message."""
-    exit_on_interrupt()
-    torch.manual_seed(0)
-    try:
-        for row in produce(**job):
-            send.send(("row", row))
-    except Exception as error:
-        send.send(("failed", f"{type(error).__name__}: {error}".splitlines()[0]))
-    send.send(("done",))

@@ -1,7 +1,6 @@
 """The timing sweep's logic on the CPU, with the device and the failing step injected."""
 
 import math
-import time
 
 import numpy as np
 import pytest
@@ -172,25 +171,3 @@ def test_speed_times_a_live_module_and_restores_its_state():
 def test_bad_options_are_value_errors(options, message):
     with pytest.raises(ValueError, match=message):
         sp.speed("lenet", **options)
-
-
-def _sleepy_child(send, seconds):
-    send.send(("row", {"batch_size": 1}))
-    time.sleep(seconds)
-    send.send(("done",))
-
-
-def _crashing_child(send):
-    send.send(("row", {"batch_size": 1}))
-    raise SystemExit(3)
-
-
-def test_isolated_child_timeout_keeps_what_was_sent():
-    messages = list(sp.run_isolated(_sleepy_child, (60,), timeout_s=8))
-    assert messages[0] == ("row", {"batch_size": 1})
-    assert messages[-1] == ("timeout", 8)
-
-
-def test_isolated_child_crash_is_reported_with_its_exit_code():
-    messages = list(sp.run_isolated(_crashing_child, (), timeout_s=60))
-    assert messages == [("row", {"batch_size": 1}), ("exit", 3)]

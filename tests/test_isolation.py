@@ -1,0 +1,44 @@
+"""Child processes: what a child sent before it hung or died is kept, and every way it can end
+becomes a status and a note."""
+
+import time
+
+from bench.isolation import Exited, Failed, Row, TimedOut, ending, run_isolated, stream_rows
+
+
+def _sleepy_child(send, seconds):
+    send.send(Row({"batch_size": 1}))
+    time.sleep(seconds)
+    send.send("done")
+
+
+def _crashing_child(send):
+    send.send(Row({"batch_size": 1}))
+    raise SystemExit(3)
+
+
+def _rows_then_error():
+    yield {"batch_size": 1}
+    raise RuntimeError("CUDA out of memory\nmore lines")
+
+
+def test_a_child_that_times_out_keeps_what_it_sent():
+    messages = list(run_isolated(_sleepy_child, (60,), timeout_s=8))
+    assert messages == [Row({"batch_size": 1}), TimedOut(8)]
+
+
+def test_a_crash_is_reported_with_its_exit_code():
+    messages = list(run_isolated(_crashing_child, (), timeout_s=60))
+    assert messages == [Row({"batch_size": 1}), Exited(3)]
+
+
+def test_an_exception_in_the_job_ends_the_stream_with_its_first_line():
+    messages = list(run_isolated(stream_rows, (_rows_then_error, {}), timeout_s=60))
+    assert messages == [Row({"batch_size": 1}), Failed("RuntimeError: CUDA out of memory")]
+
+
+def test_every_ending_becomes_a_status_and_a_note():
+    assert ending(Failed("ValueError: x")) == ("error", "ValueError: x")
+    assert ending(Failed("no"), "skipped", "cannot compile: ") == ("skipped", "cannot compile: no")
+    assert ending(TimedOut(30.0)) == ("timeout", "no result within 30 s")
+    assert ending(Exited(-9)) == ("error", "the child process exited with code -9")

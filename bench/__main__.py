@@ -94,7 +94,7 @@ def run_profile(args: argparse.Namespace) -> int:
     """Profile every selected network not yet in the store, then write the tables."""
     from bench.complexity import profile_job
     from bench.isolation import exit_on_interrupt
-    from bench.report import write_profile
+    from bench.render.stages import write_profile
 
     names = select_models(args.models)
     if args.image_size is not None:
@@ -178,7 +178,7 @@ def _modes(text: str) -> list[str]:
 
 def run_speed(args: argparse.Namespace) -> int:
     """Time every selected network across batch sizes, one child process per (model, mode)."""
-    from bench.report import write_speed
+    from bench.render.stages import write_speed
     from bench.timing import backend_for, iter_speed, measured_bandwidth, peak_flops
 
     names = select_models(args.models)
@@ -267,7 +267,7 @@ def _run_child(
 def run_onnx(args: argparse.Namespace) -> int:
     """Export, check and time every selected network under onnxruntime, one child each."""
     from bench.onnx_runtime import iter_onnx
-    from bench.report import write_onnx
+    from bench.render.stages import write_onnx
     from bench.timing import backend_for
 
     names = select_models(args.models)
@@ -316,7 +316,8 @@ def _load_data(data_dir: Path | None) -> Any:
 def run_train(args: argparse.Namespace) -> int:
     """Train the runs of the chosen experiments, each in a child process, into the store."""
     from bench.isolation import Row, ending, run_isolated, stream_rows
-    from bench.report import budget_text, write_train
+    from bench.render.format import budget_text
+    from bench.render.stages import write_train
     from bench.store import config_hash
     from bench.timing import backend_for
     from bench.train import EXPERIMENTS, PROFILES, config, train_rows
@@ -395,7 +396,7 @@ def seed_medians(store: Any, runs: list, budget: Any, pipeline: str, device: str
 
 def run_pipeline(args: argparse.Namespace) -> int:
     """Training throughput of our pipeline, the book's, and compute alone, side by side."""
-    from bench.report import write_pipeline
+    from bench.render.stages import write_pipeline
     from bench.timing import backend_for
     from bench.train import FEEDS, PIPELINE_CASES, feed_throughputs
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from bench.report import fmt_text, markdown
+from bench.render.format import fmt_text, markdown
 from bench.store import Store, config_hash
 
 Noise = Callable[[dict[str, Any]], float]  # a row -> relative noise of its metrics

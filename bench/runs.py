@@ -14,8 +14,8 @@ from typing import Any
 import pandas as pd
 
 from bench.console import plural
-from bench.html import write_twin
-from bench.report import atomic_write, fmt_text, markdown
+from bench.render.format import atomic_write, fmt_text, markdown
+from bench.render.html import write_twin
 from bench.store import Store
 
 REPORTS = Path("reports")
@@ -60,15 +60,14 @@ def preset_of(store: Store) -> str | None:
 def render(store: Store, out: Path) -> list[Path]:
     """Every page and plot of the run whose store is ``store``, into ``out``; the index of runs
     too when ``out`` is a published run folder of reports/."""
-    from bench.exercises import write_exercises
-    from bench.plots import write_plots
-    from bench.report import (
-        write_index,
+    from bench.render.exercises import write_exercises
+    from bench.render.headline import write_index, write_tradeoffs
+    from bench.render.plots import write_plots
+    from bench.render.stages import (
         write_onnx,
         write_pipeline,
         write_profile,
         write_speed,
-        write_tradeoffs,
         write_train,
     )
 

@@ -3,7 +3,7 @@
 import pandas as pd
 import pytest
 
-from bench import exercises as ex
+from bench.render import exercises as ex
 
 MIB = 2**20
 

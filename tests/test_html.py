@@ -7,7 +7,7 @@ import subprocess
 import matplotlib.image
 import pytest
 
-from bench.html import page, write_twin
+from bench.render.html import page, write_twin
 
 TEXT = """# A run
 

@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 
 import archs
-from bench.report import (
+from bench.render.format import (
     MIB,
     Column,
     atomic_write,
@@ -69,7 +69,7 @@ def _runs(store: Store, models: tuple[str, ...], keep: Callable[[dict], bool] | 
           ) -> pd.DataFrame:  # fmt: skip
     """Finished training runs of ``models``: each one's preset run, or those ``keep`` picks,
     under the profile closest to the book's, in book order."""
-    from bench.report import PROFILE_RANK, preset_run
+    from bench.render.headline import PROFILE_RANK, preset_run
 
     done = [r for r in store.rows("train") if r["status"] in ("ok", "diverged")]
     if keep is None:
@@ -779,8 +779,8 @@ def render(store: Store) -> str:
     return (
         "# The chapters' exercises, answered with measured numbers\n\n"
         "Every number below is read from this run's results store (results.sqlite) by "
-        "bench/exercises.py. MACs = multiply-accumulates, FLOPs = 2 x MACs; *counted* figures "
-        "are exact counts on the meta device, *estimated* ones sums of counted parts, "
+        "bench/render/exercises.py. MACs = multiply-accumulates, FLOPs = 2 x MACs; *counted* "
+        "figures are exact counts on the meta device, *estimated* ones sums of counted parts, "
         "*measured* ones timings or memory peaks on the device named under each table. "
         "Accuracies come from the training runs of this run's profile: each table names the "
         "input side, optimizer, techniques and fixed work of its runs, and says what that work "

@@ -34,7 +34,7 @@ def page(text: str) -> str:
 
 def write_twin(markdown_path: Path) -> Path:
     """Write the HTML page of ``markdown_path`` beside it (same stem, .html), atomically."""
-    from bench.report import atomic_write
+    from bench.render.format import atomic_write
 
     path = markdown_path.with_suffix(".html")
     atomic_write(path, page(markdown_path.read_text()))

@@ -1,71 +1,30 @@
-"""Tables rendered from the results store only: nothing here measures.
-
-CSV files keep raw units (bytes, MACs, FLOPs) in columns named after them; Markdown tables
-convert to MiB and millions and say so in their headers.
-"""
+"""The pages of each measuring stage (profile, speed, onnx, train, pipeline), rendered from the
+results store only: nothing here measures."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-import archs
-from bench.console import plural
-from bench.store import Store
-
-MIB = 2**20
-CONVENTIONS = (
-    "MACs = multiply-accumulates; FLOPs = 2 x MACs (an op doing one arithmetic operation per "
-    "element counts 1 FLOP = 0.5 MAC). *Counted*: exact, from the op handler table in "
-    "bench/complexity.py, run on the meta device (shapes, no arithmetic). *Estimated*: a sum of "
-    "counted parts, without allocator overhead or workspaces."
+from bench.render.format import (
+    CONVENTIONS,
+    Column,
+    atomic_write,
+    book_rank,
+    budget_text,
+    fmt_int,
+    fmt_mega,
+    fmt_mib,
+    fmt_ms,
+    fmt_percent,
+    fmt_ratio,
+    fmt_text,
+    markdown,
+    test_set,
 )
-
-Column = tuple[str, str, Callable[[Any], str]]  # (source column, header, formatter)
-
-
-def fmt_int(v: Any) -> str:
-    return "-" if v is None or pd.isna(v) else f"{int(v):,}"
-
-
-def fmt_mega(v: Any) -> str:
-    return "-" if v is None or pd.isna(v) else f"{v / 1e6:,.2f}"
-
-
-def fmt_mib(v: Any) -> str:
-    return "-" if v is None or pd.isna(v) else f"{v / MIB:,.1f}"
-
-
-def fmt_ratio(v: Any) -> str:
-    return "-" if v is None or pd.isna(v) else f"{v:,.1f}"
-
-
-def fmt_ms(v: Any) -> str:
-    return "-" if v is None or pd.isna(v) else f"{v:,.2f}"
-
-
-def fmt_percent(v: Any) -> str:
-    return "-" if v is None or pd.isna(v) else f"{v:.1%}"
-
-
-def fmt_text(v: Any) -> str:
-    return "-" if v is None or v == "" or (isinstance(v, float) and pd.isna(v)) else str(v)
-
-
-def markdown(frame: pd.DataFrame, columns: list[Column]) -> str:
-    """A Markdown table of ``frame`` with the given columns, headers and formatters; text
-    columns are aligned left, the others right."""
-    lines = ["| " + " | ".join(header for _, header, _ in columns) + " |"]
-    # text left, numbers right
-    lines.append("|" + "|".join(" :--- " if fmt is fmt_text else " ---: " for *_, fmt in columns)
-                 + "|")  # fmt: skip
-    for _, row in frame.iterrows():
-        lines.append("| " + " | ".join(fmt(row.get(src)) for src, _, fmt in columns) + " |")
-    return "\n".join(lines)
-
+from bench.store import Store
 
 SUMMARY_COLUMNS: list[Column] = [
     ("model", "model", fmt_text),
@@ -105,19 +64,6 @@ OP_COLUMNS: list[Column] = [
     ("macs", "MACs (M)", fmt_mega),
     ("flops", "FLOPs (M)", fmt_mega),
 ]
-
-
-def atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(text)
-    partial.replace(path)
-
-
-def book_rank(model: str) -> int:
-    """A network's place in the book's order (networks outside the registry come last)."""
-    names = archs.list_models()
-    return names.index(model) if model in names else len(names)
 
 
 def profile_name(row: dict[str, Any]) -> str:
@@ -299,19 +245,6 @@ def write_onnx(store: Store, out_dir: Path) -> list[Path]:
     return written
 
 
-def budget_text(row: dict[str, Any]) -> str:
-    """The work a run trained on, e.g. '2 epochs over 6,000 images'."""
-    config = row["config"]
-    data = "all 60,000 images" if config["train_per_class"] is None else \
-        f"{10 * config['train_per_class']:,} images"  # fmt: skip
-    return f"{config['epochs']} epochs over {data}"
-
-
-def _test_set(row: dict[str, Any]) -> str:
-    per_class = row["config"]["test_per_class"]
-    return "all 10,000" if per_class is None else f"{10 * per_class:,} (first {per_class} a class)"
-
-
 TRAIN_COLUMNS: list[Column] = [
     ("model", "model", fmt_text),
     ("lr", "lr", fmt_text),
@@ -344,7 +277,7 @@ def write_train(store: Store, out_dir: Path) -> list[Path]:
     frame = pd.DataFrame(rows)
     frame["input"] = [f"{r['config']['resize'] or 28} px" for r in rows]
     frame["run"] = [f"{r['config']['name']}: {budget_text(r)}" for r in rows]
-    frame["test_set"] = [_test_set(r) for r in rows]
+    frame["test_set"] = [test_set(r) for r in rows]
     frame["techniques"] = [f"{r.get('tricks', '-')} ({r.get('autocast', 'off')})" for r in rows]
     devices = sorted({r["provenance"]["device"] + " / " + r["provenance"]["cpu"] for r in rows})
     text = (
@@ -487,200 +420,3 @@ def write_pipeline(store: Store, out_dir: Path) -> list[Path]:
     atomic_write(written[0], text)
     atomic_write(written[1], table.to_csv(index=False))
     return written
-
-
-PROFILE_RANK = {"book": 0, "cpu": 1, "smoke": 2}  # which training run speaks for a network
-STAGE_PAGES = {
-    "profile/summary.md": "cost of each network: parameters, MACs/FLOPs, memory (counted)",
-    "speed/speed.md": "throughput, latency and peak memory across batch sizes (measured)",
-    "onnx/onnx.md": "ONNX export, parity and onnxruntime against PyTorch (measured)",
-    "pipeline/pipeline.md": "input pipelines against compute alone (measured)",
-    "train/train.md": "Fashion-MNIST training runs and their curves (measured)",
-    "tradeoffs.md": "accuracy against parameters, MACs, memory and throughput",
-    "exercises.md": "the chapters' compute and memory exercises, answered from the store",
-}
-PLOTS = {
-    "accuracy_vs_macs": "accuracy against forward MACs as trained, one colour per family, "
-                        "Pareto frontier",
-    "accuracy_vs_params": "accuracy against parameters, Pareto frontier",
-    "throughput_vs_batch": "throughput against batch size (PyTorch and onnxruntime)",
-    "memory_vs_batch": "peak memory against batch size",
-    "training_curves": "test accuracy against training time and against wall clock",
-    "conv_vs_fc": "parameters and MACs: conv against fully connected",
-    "roofline": "achieved FLOP/s against arithmetic intensity, under the roof",
-}  # fmt: skip
-COST_COLUMNS: list[Column] = [
-    ("params", "params", fmt_int),
-    ("fwd_macs_per_image", "fwd MACs / image at the book's input (M, counted)", fmt_mega),
-    ("train_mib", "training memory, SGD, batch 128 (MiB, estimated)", fmt_ratio),
-    ("infer_best", "best inference images/s (batch; measured)", fmt_text),
-]
-TRAINED_COLUMNS: list[Column] = [
-    ("trained_input", "trained at", fmt_text),
-    ("trained_macs", "fwd MACs / image as trained (M, counted)", fmt_mega),
-    ("train_speed", "training images/s at its batch (measured; where)", fmt_text),
-    ("test_acc", "test accuracy", fmt_percent),
-    ("accuracy", "how trained", fmt_text),
-    ("to_80", "to 80% (s of training)", fmt_ratio),
-]
-HEADLINE_COLUMNS: list[Column] = [
-    ("model", "model", fmt_text),
-    ("input", "book's input", fmt_text),
-    *COST_COLUMNS,
-    *TRAINED_COLUMNS,
-]
-
-
-def _best(rows: list[dict], mode: str) -> str:
-    timed = [r for r in rows if r["mode"] == mode and r["status"] == "ok"]
-    if not timed:
-        return "-"
-    best = max(timed, key=lambda r: r["images_per_s"])
-    return f"{best['images_per_s']:,.0f} ({best['batch_size']})"
-
-
-def run_text(run: dict[str, Any]) -> str:
-    """How a run trained, in words: preset, optimizer settings, work, test set."""
-    tricks = run.get("tricks", "-")
-    tested = run["config"]["test_per_class"]
-    tested = "all 10,000" if tested is None else f"{10 * tested:,}"
-    return (f"{run['profile']}: {'' if tricks == '-' else tricks + ', '}lr {run['lr']:g}, batch "
-            f"{run['batch_size']}, {budget_text(run)}; tested on {tested}")  # fmt: skip
-
-
-def preset_run(runs: list[dict[str, Any]], name: str) -> dict[str, Any] | None:
-    """The run of ``name``'s book recipe as its preset adapts it (the book's own under the book
-    preset), under the preset closest to the book's."""
-    from bench.train import PROFILES, Run, config
-
-    def adapted(row: dict[str, Any]) -> dict[str, Any]:
-        return {**config(Run(name), PROFILES[row["profile"]], row["pipeline"]), "device": None}
-
-    matching = [r for r in runs if r["profile"] in PROFILES
-                and {**r["config"], "device": None} == adapted(r)]  # fmt: skip
-    return min(matching, key=lambda r: PROFILE_RANK[r["profile"]], default=None)  # fmt: skip
-
-
-def training_speed(run: dict[str, Any], speeds: list[dict[str, Any]]) -> str:
-    """Training images/s at the run's batch and input: from the speed sweep if it timed that
-    point, else from the training run itself (steps over training time)."""
-    point = (run["batch_size"], run["resize"] or 28)
-    for r in speeds:
-        if r["status"] == "ok" and (r["mode"], r["precision"]) == ("train", "fp32") and (
-                r["batch_size"], r["image_size"]) == point:  # fmt: skip
-            return f"{r['images_per_s']:,.0f} (speed sweep, CV {r['cv']:.0%})"
-    return f"{run['images_per_s']:,.0f} (training run)"
-
-
-def headline(store: Store) -> pd.DataFrame:
-    """One row per network with a result in the store (two if the fast recipe trained it too):
-    what it costs and what it buys, at the input it was trained at."""
-    from bench.runs import preset_of
-    from bench.train import FAST, PROFILES
-
-    profiles = [r for r in store.rows("profile") if r["status"] == "ok" and r["batch_size"] == 128]
-    speeds, trains = store.rows("speed"), store.rows("train")
-    runs = [r for r in trains if r["status"] in ("ok", "diverged")]
-    preset = preset_of(store)
-    rows = []
-    for name in archs.list_models():
-        spec = archs.spec(name)
-        cost = [r for r in profiles if r["model"] == name and r["image_size"] == spec.input_size]
-        timed = [r for r in speeds if r["model"] == name]
-        mine = [r for r in runs if r["model"] == name]
-        if not (cost or timed or mine):
-            continue
-        costs = {"input": f"{spec.input_size} px", "family": spec.family}
-        if cost:
-            c = cost[0]
-            costs.update(params=c["params"], fwd_macs_per_image=c["fwd_macs_per_image"],
-                         train_mib=c["train_bytes_est_sgd"] / MIB)  # fmt: skip
-        costs["infer_best"] = _best(timed, "infer")
-        trained = []  # (row label, kind, run)
-        run = preset_run(mine, name)
-        if run is not None:
-            trained.append((name, "book" if run["profile"] == "book" else "fixed work", run))
-        fast = [r for r in mine if r.get("tricks") == FAST.names()]
-        if fast:  # the median over seeds
-            median = sorted(fast, key=lambda r: r["test_acc"])[(len(fast) - 1) // 2]
-            trained.append((f"{name}, fast recipe ({plural(len(fast), 'seed')}, median)", "fast",
-                            median))  # fmt: skip
-        if not trained:
-            untrained = preset in PROFILES and not PROFILES[preset].trains(name)
-            rows.append({"model": name, **costs, "accuracy": (
-                f"not trained under the {preset} profile: the book profile trains it"
-                if untrained else "-")})  # fmt: skip
-        for label, kind, run in trained:
-            rows.append({
-                "model": label, **costs, "kind": kind, "test_acc": run["test_acc"],
-                "profile": run["profile"], "trained_input": f"{run['resize'] or 28} px",
-                "trained_macs": run.get("fwd_macs_per_image"),
-                "train_speed": training_speed(run, timed),
-                "accuracy": run_text(run),
-                "to_80": run.get("time_to_80_s"),
-            })  # fmt: skip
-    return pd.DataFrame(rows)
-
-
-TRADEOFF_COLUMNS: list[Column] = [
-    ("model", "model", fmt_text),
-    ("test_acc", "test accuracy", fmt_percent),
-    *TRAINED_COLUMNS[:3],
-    *COST_COLUMNS,
-    ("accuracy", "how trained", fmt_text),
-]
-
-
-def write_tradeoffs(store: Store, out_dir: Path) -> list[Path]:
-    """Accuracy beside every cost of each trained network, best accuracy first."""
-    table = headline(store)
-    if "test_acc" not in table:
-        return []
-    table = table.dropna(subset=["test_acc"]).sort_values("test_acc", ascending=False)
-    text = (
-        "# Accuracy against cost\n\n"
-        f"{CONVENTIONS} Accuracy: the run named in each row, at the input it was trained at "
-        "(a preset's fixed work says what that work buys, not what the book's 10 epochs "
-        "reach).\n\n" + markdown(table, TRADEOFF_COLUMNS) + "\n"
-    )
-    written = [out_dir / "tradeoffs.md", out_dir / "tradeoffs.csv"]
-    atomic_write(written[0], text)
-    atomic_write(written[1], table.to_csv(index=False))
-    return written
-
-
-def write_index(store: Store, out_dir: Path, preset: str | None) -> list[Path]:
-    """A run's index.md: the headline plot and table, then every page."""
-    table = headline(store)
-    pages = [(page, text) for page, text in STAGE_PAGES.items() if (out_dir / page).exists()]
-    plots = [(f"plots/{stem}.png", text) for stem, text in PLOTS.items()
-             if (out_dir / "plots" / f"{stem}.png").exists()]  # fmt: skip
-    rows = [r for stage in ("profile", "speed", "train") for r in store.rows(stage)]
-    dates = sorted(r["provenance"]["date"] for r in rows) or ["-"]
-    machines = sorted({f"{r['provenance']['device']} / {r['provenance']['cpu']}" for r in rows})
-    intro = (
-        (
-            f"Results of `python -m bench all --profile {preset}`"
-            if preset
-            else "Results of `python -m bench` stage commands"
-        )
-        + f", {dates[0]} to {dates[-1]}, on "
-        f"{'; '.join(machines) or '-'}. {CONVENTIONS} Accuracy: each network's book recipe "
-        "as the profile named in the row adapts it (its input side, optimizer and fixed work "
-        "are in the row), and the fast recipe. Training images/s are at the batch and input "
-        "that run trained at: from the speed sweep where it timed that point, else from the "
-        "training run itself (its images over its training time, evaluation excluded)."
-    )
-    headline_plot = "".join(f"![{text}]({path})\n\n" for path, text in plots[:1])
-    links = "\n".join(f"- [{page}]({page}): {text}" for page, text in pages)
-    links += "".join(f"\n- [{path}]({path}) ([svg]({path[:-4]}.svg)): {text}"
-                     for path, text in plots)  # fmt: skip
-    text = (
-        "# cnnbench: what each network costs and what it buys\n\n" + intro + "\n\n"
-        + headline_plot
-        + (markdown(table, HEADLINE_COLUMNS) if len(table) else "No results yet.")
-        + "\n\n## Everything else\n\n" + links + "\n"
-    )  # fmt: skip
-    written = out_dir / "index.md"
-    atomic_write(written, text)
-    return [written]

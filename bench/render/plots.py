@@ -18,7 +18,8 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from matplotlib.ticker import FuncFormatter, NullFormatter
 
-from bench.report import book_rank, budget_text, headline
+from bench.render.format import book_rank, budget_text
+from bench.render.headline import headline
 from bench.store import Store
 from bench.timing import Backend
 
@@ -194,7 +195,7 @@ def _speed_frame(store: Store) -> pd.DataFrame:
 
 def _curves(store: Store) -> pd.DataFrame:
     """Evaluation points of each network's preset run and of the fast recipe's runs."""
-    from bench.report import preset_run
+    from bench.render.headline import preset_run
     from bench.train import FAST
 
     runs = [r for r in store.rows("train") if r["status"] in ("ok", "diverged")]

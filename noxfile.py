@@ -57,8 +57,8 @@ def microbench(session: nox.Session) -> None:
 
 @nox.session(venv_backend="none")
 def bench(session: nox.Session) -> None:
-    """Every stage in order, then the run's pages in reports/<profile>-<device>/; the profile
-    follows the device unless given: ``nox -s bench -- --profile smoke|cpu|book --models P``."""
+    """Every stage in order, then the run's pages in reports/<preset>-<device>/; the preset
+    follows the device unless given: ``nox -s bench -- --preset smoke|cpu|book --models P``."""
     _environment(session)
     session.run(PYTHON, "-m", "bench", "all", *session.posargs, external=True)
 
@@ -69,7 +69,7 @@ def fast(session: nox.Session) -> None:
     printing each run and the medians; ``nox -s fast -- --experiment fast fast_ablation`` adds
     the ablation (one run per technique switched off)."""
     _environment(session)
-    session.run(PYTHON, "-m", "bench", "train", "--profile", "book", "--experiment", "fast",
+    session.run(PYTHON, "-m", "bench", "train", "--preset", "book", "--experiment", "fast",
                 *session.posargs, external=True)  # fmt: skip
 
 

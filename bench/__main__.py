@@ -6,7 +6,7 @@ Stages: all (every stage below in order, then every page of the run folder); pro
 against PyTorch); train (Fashion-MNIST); pipeline (input pipelines against compute alone).
 render re-renders a run folder from its store; compare prints the differences of two runs.
 
-A run keeps its store, pages and plots in reports/<profile>-<device>/ unless --store or --out
+A run keeps its store, pages and plots in reports/<preset>-<device>/ unless --store or --out
 say otherwise. Bad input gets one line on stderr and exit code 2; a network that fails is
 recorded with its status and the others go on; one run at a time uses a store.
 """
@@ -320,32 +320,32 @@ def run_train(args: argparse.Namespace) -> int:
     from bench.render.stages import write_train
     from bench.store import config_hash
     from bench.timing import backend_for
-    from bench.train import EXPERIMENTS, PROFILES, config, train_rows
+    from bench.train import EXPERIMENTS, PRESETS, config, train_rows
 
     device = _device(args)
-    profile = _preset(args)
-    budget = PROFILES[profile]
+    name = _preset(args)
+    preset = PRESETS[name]
     selected = set(select_models(args.models))
     runs = [r for e in args.experiment for r in EXPERIMENTS[e] if r.model in selected]
     if not runs:
         raise UsageError(f"no run of {', '.join(args.experiment)} trains {args.models!r}")
-    skipped = sorted({r.model for r in runs if not budget.trains(r.model)})
+    skipped = sorted({r.model for r in runs if not preset.trains(r.model)})
     if skipped:
-        print(f"train: the {profile} profile does not train {', '.join(skipped)} (the book "
-              "profile does)")  # fmt: skip
-    runs = [r for r in runs if budget.trains(r.model)]
+        print(f"train: the {name} preset does not train {', '.join(skipped)} (the book "
+              "preset does)")  # fmt: skip
+    runs = [r for r in runs if preset.trains(r.model)]
     _load_data(args.data_dir)  # fail fast, in one line, if the data is missing
     device_name = backend_for(device).name
     store, failures = Store(args.store), 0
-    keys = [(run, {**config(run, budget, args.pipeline), "device": device_name}) for run in runs]
+    keys = [(run, {**config(run, preset, args.pipeline), "device": device_name}) for run in runs]
     keys = list({config_hash(k): (r, k) for r, k in keys}.values())  # experiments may share runs
     todo = [(r, k) for r, k in keys if not store.has("train", r.model, k, ("ok", "diverged"))]
     print(f"train: {plural(len(todo), 'run')} to train ({len(keys) - len(todo)} already in "
-          f"{args.store}), profile {profile}, on {device_name}")  # fmt: skip
+          f"{args.store}), preset {name}, on {device_name}")  # fmt: skip
     with Progress("train", len(todo)) as progress:
         for run, key in todo:
             checkpoint = args.out / "checkpoints" / f"{config_hash(key)}.pt"
-            job = dict(run=run, budget=budget, data_dir=args.data_dir, device=str(device),
+            job = dict(run=run, work=preset, data_dir=args.data_dir, device=str(device),
                        checkpoint=checkpoint, pipeline=args.pipeline)  # fmt: skip
             status, note = "error", "the child process ended without a result"
             for message in run_isolated(stream_rows, (train_rows, job), args.timeout):
@@ -353,18 +353,18 @@ def run_train(args: argparse.Namespace) -> int:
                     status, note = ending(message)
                     continue
                 result = message.value
-                summary = {**result["summary"], "profile": profile, "pipeline": args.pipeline}
+                summary = {**result["summary"], "profile": name, "pipeline": args.pipeline}
                 store.put("train", run.model, key, summary, status=summary["status"],
                           details={"history": result["history"]})  # fmt: skip
                 status, note = summary["status"], f"test accuracy {summary['test_acc']:.3f}"
             if status in ("error", "timeout"):
                 failures += 1
                 store.put("train", run.model, key, {**run.settings(), "note": note}, status=status)
-            settings, length = budget.adapt(run)[0].settings(), budget_text({"config": key})
+            settings, length = preset.adapt(run)[0].settings(), budget_text({"config": key})
             progress.item(f"{run.model}, lr {settings['lr']}, batch {settings['batch_size']}, "
                           f"{settings['resize'] or 28} px, {length}, techniques "
                           f"{settings['tricks']}, seed {run.seed}: {status}, {note}")  # fmt: skip
-    for line in seed_medians(store, [r for r, _ in keys], budget, args.pipeline, device_name):
+    for line in seed_medians(store, [r for r, _ in keys], preset, args.pipeline, device_name):
         print(line)
     written = write_train(store, args.out / "train")
     store.close()
@@ -372,7 +372,7 @@ def run_train(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
-def seed_medians(store: Any, runs: list, budget: Any, pipeline: str, device: str) -> list[str]:
+def seed_medians(store: Any, runs: list, preset: Any, pipeline: str, device: str) -> list[str]:
     """For runs that differ only by seed: the median test accuracy and wall clock over seeds."""
     import dataclasses
     import statistics
@@ -381,7 +381,7 @@ def seed_medians(store: Any, runs: list, budget: Any, pipeline: str, device: str
 
     seeds: dict[Any, list[dict]] = {}
     for run in runs:
-        row = store.get("train", run.model, {**config(run, budget, pipeline), "device": device})
+        row = store.get("train", run.model, {**config(run, preset, pipeline), "device": device})
         if row is not None and row["status"] in ("ok", "diverged"):
             seeds.setdefault(dataclasses.replace(run, seed=0), []).append(row)
     return [
@@ -461,15 +461,15 @@ def run_render(args: argparse.Namespace) -> int:
 
 
 BOOK_NETWORKS = ",".join(BOOK_MODELS)
-# What `python -m bench all` runs under each profile: every stage, in order, with its flags.
-RUN_PROFILES: dict[str, dict[str, list[str]]] = {
+# What `python -m bench all` runs under each preset: every stage, in order, with its flags.
+RUN_PRESETS: dict[str, dict[str, list[str]]] = {
     "smoke": {  # every stage end to end on the LeNets, in about a minute
         "profile": ["--models", "lenet,bn_lenet"],
         "blocks": ["--time-cap", "0.02"],
         "speed": ["--models", "lenet", "--batch-sizes", "1,8", "--time-cap", "0.05"],
         "onnx": ["--models", "lenet", "--batch-sizes", "1,8", "--time-cap", "0.05"],
         "pipeline": ["--models", "lenet", "--seconds", "0.3"],
-        "train": ["--models", "lenet,bn_lenet", "--profile", "smoke"],
+        "train": ["--models", "lenet,bn_lenet", "--preset", "smoke"],
     },
     "cpu": {  # the book's networks on a CPU, on fixed work
         "profile": [],
@@ -479,7 +479,7 @@ RUN_PROFILES: dict[str, dict[str, list[str]]] = {
         "onnx": ["--models", BOOK_NETWORKS, "--batch-sizes", "1,32", "--time-cap", "0.5",
                  "--max-step", "1"],
         "pipeline": ["--seconds", "2"],
-        "train": ["--profile", "cpu", "--experiment", "book", "lr_grid", "batch_sweep",
+        "train": ["--preset", "cpu", "--experiment", "book", "lr_grid", "batch_sweep",
                   "vgg_sizes", "lenet_variants", "networks_28", "variants"],
     },
     "book": {  # a GPU: the chapter's recipes
@@ -488,20 +488,20 @@ RUN_PROFILES: dict[str, dict[str, list[str]]] = {
         "speed": [],
         "onnx": [],
         "pipeline": [],
-        "train": ["--profile", "book", "--experiment", *EXPERIMENTS],
+        "train": ["--preset", "book", "--experiment", *EXPERIMENTS],
     },
 }  # fmt: skip
 
 
 def run_all(args: argparse.Namespace) -> int:
-    """Every stage in order under one profile, then every page; a stage that fails is recorded
+    """Every stage in order under one preset, then every page; a stage that fails is recorded
     and the next one runs."""
     preset = _preset(args)
     _load_data(args.data_dir)  # before anything runs: the data is there, or one line says how
     parser, worst, outcomes = build_parser(), 0, {}
     started, began = time.perf_counter(), provenance()["date"]
     try:
-        for stage, flags in RUN_PROFILES[preset].items():
+        for stage, flags in RUN_PRESETS[preset].items():
             argv = [stage, *flags, "--store", str(args.store), "--out", str(args.out)]
             if args.models is not None and stage != "blocks":
                 argv += ["--models", args.models]
@@ -509,7 +509,7 @@ def run_all(args: argparse.Namespace) -> int:
                 argv += ["--device", args.device]
             if stage in ("train", "pipeline") and args.data_dir is not None:
                 argv += ["--data-dir", str(args.data_dir)]
-            print(f"== {stage} ({preset} profile) ==", flush=True)
+            print(f"== {stage} ({preset} preset) ==", flush=True)
             stage_args = parser.parse_args(argv)
             try:
                 code = stage_args.run(stage_args)
@@ -538,9 +538,24 @@ def run_all(args: argparse.Namespace) -> int:
     return worst
 
 
+def _preset_options(parser: argparse.ArgumentParser, text: str) -> None:
+    """--preset, and --profile, its old name."""
+    parser.add_argument("--preset", choices=list(RUN_PRESETS), help=text)
+    parser.add_argument("--profile", choices=list(RUN_PRESETS), dest="preset", action=_Renamed,
+                        help="deprecated: --preset")  # fmt: skip
+
+
 def _preset(args: argparse.Namespace) -> str:
     """The preset asked for, else the device's: book with a GPU, cpu without."""
-    return getattr(args, "profile", None) or runs.default_preset(_device(args))
+    return getattr(args, "preset", None) or runs.default_preset(_device(args))
+
+
+class _Renamed(argparse.Action):
+    """An option's old name: still accepted, with a one-line warning naming the new one."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(f"python -m bench: {option_string} is deprecated, use --preset", file=sys.stderr)
+        setattr(namespace, self.dest, values)
 
 
 class _Help(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
@@ -548,7 +563,7 @@ class _Help(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpF
 
 
 EXAMPLES = """examples:
-  python -m bench all --profile cpu                 # every stage, then reports/cpu-<device>/
+  python -m bench all --preset cpu                  # every stage, then reports/cpu-<device>/
   python -m bench speed --models 'resnet*' --batch-sizes 1,32
   python -m bench compare reports/cpu-amd-epyc reports/book-nvidia-h100-80gb"""
 
@@ -568,7 +583,7 @@ SHARED: dict[str, tuple[str, dict[str, Any]]] = {
     "data_dir": ("--data-dir", dict(type=Path, help="None: $FASHION_MNIST_DIR, then Debian's")),
     "store": ("--store", dict(type=Path, help="results store; None: results.sqlite in --out")),
     "out": ("--out", dict(type=Path, help="pages folder; None: beside --store, else "
-                                          "reports/<profile>-<device>/")),
+                                          "reports/<preset>-<device>/")),
 }  # fmt: skip
 
 
@@ -612,12 +627,11 @@ def build_parser() -> argparse.ArgumentParser:
                   timed)  # fmt: skip
     onnx.add_argument("--timeout", type=_seconds, default=600, help="seconds per model")
 
-    train = _stage(stages, "train", "Fashion-MNIST training: book recipes or budgets", run_train,
-                   ["models", "device", "data_dir"])  # fmt: skip
+    train = _stage(stages, "train", "Fashion-MNIST training: the book's recipes under a preset",
+                   run_train, ["models", "device", "data_dir"])  # fmt: skip
     train.add_argument("--experiment", nargs="+", default=["book"], choices=list(EXPERIMENTS),
                        help="named groups of runs (bench/train.py)")  # fmt: skip
-    train.add_argument("--profile", choices=["smoke", "cpu", "book"],
-                       help="training length; None: book with a GPU, cpu without")  # fmt: skip
+    _preset_options(train, "what each run trains on; None: book with a GPU, cpu without")
     train.add_argument(
         "--pipeline",
         default="ours",
@@ -652,10 +666,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     help = "every stage in order, then every page of the run folder"
     every = stages.add_parser("all", help=help, description=help, formatter_class=_Help)
-    every.add_argument("--profile", choices=list(RUN_PROFILES),
-                       help="None: book with a GPU, cpu without")  # fmt: skip
+    _preset_options(every, "None: book with a GPU, cpu without")
     every.add_argument("--models", help="shell-style patterns, comma-separated; None: the "
-                                        "profile's choice for each stage")  # fmt: skip
+                                        "preset's choice for each stage")  # fmt: skip
     _add(every, ["device", "data_dir", "store", "out"])
     every.set_defaults(run=run_all)
     return parser

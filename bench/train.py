@@ -59,7 +59,7 @@ FAST = Tricks(augment=True, momentum=0.9, weight_decay=5e-4, label_smoothing=0.1
 
 
 @dataclass(frozen=True)
-class Budget:
+class Preset:
     """What a preset trains each run on: a fixed amount of work (epochs over a fixed set of
     images), never a time, so that an accuracy does not depend on how fast or busy the machine
     is; and how the preset adapts a book recipe to that work."""
@@ -77,13 +77,13 @@ class Budget:
     skip: tuple[str, ...] = ()  # networks (shell patterns) this preset does not train
     # what a run with its own schedule (``Run.epochs``) trains under; None: that many epochs
     # over all the training images, evaluated on the whole test set after each
-    scheduled: Budget | None = None
+    scheduled: Preset | None = None
 
-    def adapt(self, run: Run) -> tuple[Run, Budget]:
+    def adapt(self, run: Run) -> tuple[Run, Preset]:
         """The run as this preset trains it, and the work it trains on. A run with its own
         schedule (the fast recipe) keeps its settings; its work is ``scheduled``."""
         if run.epochs is not None:
-            return run, self.scheduled or Budget(self.name, epochs=run.epochs)
+            return run, self.scheduled or Preset(self.name, epochs=run.epochs)
         spec = archs.spec(run.model)
         recipe_side = spec.recipe.resize if spec.recipe else None
         if run.resize is None and self.max_side and (recipe_side or 28) > self.max_side:
@@ -100,21 +100,21 @@ class Budget:
         return not any(fnmatch.fnmatchcase(model, pattern) for pattern in self.skip)
 
 
-PROFILES = {
+PRESETS = {
     # the chapter's recipe, exactly: 10 epochs over all 60,000 images, the full test set
-    "book": Budget("book", epochs=10),
+    "book": Preset("book", epochs=10),
     # a CPU: every network it trains learns on a fixed amount of work: Adam at lr 1e-3 on 2
     # epochs over 600 images a class (10 for the LeNets, whose steps cost little; 4 for
     # GoogLeNet, slow to leave chance without batch norm); inputs larger than 32 pixels at 32,
     # or at the smallest side the network accepts; evaluated on 200 test images a class. NiN
     # (which stayed at chance on this much work) and googlenet_28 (full resolution throughout,
     # 30 images/s here) are left to the book preset.
-    "cpu": Budget("cpu", epochs=2, train_per_class=600, test_per_class=200,
+    "cpu": Preset("cpu", epochs=2, train_per_class=600, test_per_class=200,
                   epochs_by_family={"lenet": 10, "googlenet": 4}, max_side=32, lr=1e-3,
                   tricks=Tricks(adam=True), skip=("nin*", "googlenet_28")),
     # tests and CI: four epochs over 200 images per class (one for a scheduled run)
-    "smoke": Budget("smoke", epochs=4, train_per_class=200, test_per_class=50,
-                    scheduled=Budget("smoke", epochs=1, train_per_class=200, test_per_class=50)),
+    "smoke": Preset("smoke", epochs=4, train_per_class=200, test_per_class=50,
+                    scheduled=Preset("smoke", epochs=1, train_per_class=200, test_per_class=50)),
 }  # fmt: skip
 
 
@@ -189,9 +189,9 @@ EXPERIMENTS["fast_ablation"] = (
 )  # fmt: skip
 
 
-def config(run: Run, budget: Budget, pipeline: str) -> dict[str, Any]:
+def config(run: Run, work: Preset, pipeline: str) -> dict[str, Any]:
     """Everything that determines a run's result: its key in the results store."""
-    run, work = budget.adapt(run)
+    run, work = work.adapt(run)
     return {**run.settings(), "name": work.name, "epochs": work.epochs,
             "train_per_class": work.train_per_class, "test_per_class": work.test_per_class,
             "pipeline": pipeline}  # fmt: skip
@@ -222,7 +222,7 @@ class Diverged(Exception):
 
 def train(
     run: Run,
-    budget: Budget,
+    work: Preset,
     data: FashionMNIST,
     device: torch.device,
     checkpoint: Path | None = None,
@@ -236,17 +236,17 @@ def train(
     ``pipeline`` "torchvision" feeds the book's per-image pipeline instead of device batches.
     ``on_step(step)`` is called after every optimizer step (progress, or tests).
     """
-    run, budget = budget.adapt(run)
+    run, work = work.adapt(run)
     settings, tricks = run.settings(), run.tricks
     torch.manual_seed(settings["seed"])
     model = archs.build(settings["model"], image_size=settings["resize"] or 28, device=device)
     if tricks.channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = _optimizer(model, settings["lr"], tricks)
-    batches = _Batches(pipeline, subset(data.train, budget.train_per_class), settings, device)
-    schedule = _schedule(optimizer, tricks, budget, len(batches))
+    batches = _Batches(pipeline, subset(data.train, work.train_per_class), settings, device)
+    schedule = _schedule(optimizer, tricks, work, len(batches))
     average = _average(model, tricks)
-    test = DeviceBatches(subset(data.test, budget.test_per_class), 512, device, settings["resize"],
+    test = DeviceBatches(subset(data.test, work.test_per_class), 512, device, settings["resize"],
                          shuffle=False)  # fmt: skip
     state = {"epoch": 0, "batch": 0, "step": 0, "train_s": 0.0, "wall_s": 0.0, "history": []}
     if checkpoint is not None and checkpoint.exists():
@@ -259,7 +259,7 @@ def train(
     backend.reset_peak()
     status, window = "ok", _Window()
     try:
-        while len(state["history"]) < budget.epochs:
+        while len(state["history"]) < work.epochs:
             started = time.perf_counter()
             for x, y in batches.epoch(state["epoch"], state["batch"]):
                 if tricks.augment:
@@ -349,12 +349,12 @@ def _optimizer(model: torch.nn.Module, lr: float, tricks: Tricks) -> torch.optim
     )
 
 
-def _schedule(optimizer, tricks: Tricks, budget: Budget, steps_per_epoch: int) -> Any:
+def _schedule(optimizer, tricks: Tricks, work: Preset, steps_per_epoch: int) -> Any:
     if not tricks.one_cycle:
         return None
     lr = optimizer.param_groups[0]["lr"]
     return torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, lr, total_steps=budget.epochs * steps_per_epoch, pct_start=0.2,
+        optimizer, lr, total_steps=work.epochs * steps_per_epoch, pct_start=0.2,
         anneal_strategy="linear", cycle_momentum=False, div_factor=10, final_div_factor=1e3,
     )  # fmt: skip
 
@@ -560,7 +560,7 @@ def _forever(batches: _Batches) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
 PROGRESS_EVERY_S = 30.0  # a running training run prints a line this often
 
 
-def train_rows(run: Run, budget: Budget, data_dir: Path | None, device: str,
+def train_rows(run: Run, work: Preset, data_dir: Path | None, device: str,
                checkpoint: Path | None, pipeline: str) -> Iterator[dict[str, Any]]:  # fmt: skip
     """One run as a row stream (for a child process): load the data, train, yield the result."""
     from bench.data import load
@@ -575,6 +575,6 @@ def train_rows(run: Run, budget: Budget, data_dir: Path | None, device: str,
             print(f"    {run.model}, seed {run.seed}: step {step}, {now - started:.0f} s",
                   flush=True)  # fmt: skip
 
-    summary, history = train(run, budget, load(data_dir), torch.device(device), checkpoint,
+    summary, history = train(run, work, load(data_dir), torch.device(device), checkpoint,
                              pipeline, on_step=progress)  # fmt: skip
     yield {"summary": summary, "history": history}

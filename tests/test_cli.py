@@ -94,7 +94,7 @@ def test_speed_sweeps_in_children_stores_rows_and_resumes(tmp_path, capsys):
 
 
 def test_train_smoke_runs_in_a_child_stores_curves_and_resumes(tmp_path, capsys):
-    argv = ["train", "--profile", "smoke", "--models", "bn_lenet", "--store",
+    argv = ["train", "--preset", "smoke", "--models", "bn_lenet", "--store",
             str(tmp_path / "r.sqlite"), "--out", str(tmp_path)]  # fmt: skip
     assert main(argv) == 0
     line = "[1/1] bn_lenet, lr 0.1, batch 128, 28 px, 4 epochs over 2,000 images, techniques -"
@@ -110,7 +110,7 @@ def test_train_smoke_runs_in_a_child_stores_curves_and_resumes(tmp_path, capsys)
 
 
 def test_missing_data_is_one_line(tmp_path, capsys):
-    argv = ["train", "--profile", "smoke", "--data-dir", str(tmp_path / "nothing"),
+    argv = ["train", "--preset", "smoke", "--data-dir", str(tmp_path / "nothing"),
             "--store", str(tmp_path / "r.sqlite")]  # fmt: skip
     assert main(argv) == 2
     err = capsys.readouterr().err
@@ -128,7 +128,7 @@ def test_pipeline_compares_three_feeds(tmp_path, capsys):
 
 
 def test_all_stages_on_the_smoke_profile_write_every_page(checkout, capsys):
-    argv = ["all", "--profile", "smoke"]
+    argv = ["all", "--preset", "smoke"]
     assert main(argv) == 0
     (out,) = (checkout / "reports").glob("smoke-*")  # the run's own folder
     pages = ["index.md", "index.html", "profile/summary.md", "speed/speed.md", "onnx/onnx.md",
@@ -186,7 +186,7 @@ def test_a_stage_that_fails_or_has_nothing_to_do_is_recorded_and_the_rest_run(
 
     monkeypatch.setattr(bench_main, "run_blocks", broken)
     out = tmp_path / "reports"
-    argv = ["all", "--profile", "smoke", "--models", "bn_lenet", "--store",
+    argv = ["all", "--preset", "smoke", "--models", "bn_lenet", "--store",
             str(out / "results.sqlite"), "--out", str(out)]  # fmt: skip
     assert main(argv) == 1  # the failed stage; everything else did what it could
     printed = capsys.readouterr().out
@@ -204,8 +204,17 @@ def test_a_stage_that_fails_or_has_nothing_to_do_is_recorded_and_the_rest_run(
 
 
 def test_training_on_the_books_pipeline_starts_its_loader_workers_in_the_child(tmp_path, capsys):
-    argv = ["train", "--profile", "smoke", "--models", "lenet", "--pipeline", "torchvision",
+    argv = ["train", "--preset", "smoke", "--models", "lenet", "--pipeline", "torchvision",
             "--store", str(tmp_path / "r.sqlite"), "--out", str(tmp_path)]  # fmt: skip
     assert main(argv) == 0
     (row,) = Store(tmp_path / "r.sqlite").rows("train")
     assert row["status"] == "ok" and row["pipeline"] == "torchvision" and row["evaluations"] == 4
+
+
+def test_profile_is_the_old_name_of_preset(capsys):
+    from bench.__main__ import build_parser
+
+    assert build_parser().parse_args(["all", "--preset", "cpu"]).preset == "cpu"
+    assert capsys.readouterr().err == ""
+    assert build_parser().parse_args(["train", "--profile", "smoke"]).preset == "smoke"
+    assert capsys.readouterr().err == "python -m bench: --profile is deprecated, use --preset\n"

@@ -44,7 +44,7 @@ def data_dir(tmp_path):
 
 
 def train(tmp_path, data_dir):
-    return ["train", "--profile", "smoke", "--models", "lenet", "--data-dir", str(data_dir),
+    return ["train", "--preset", "smoke", "--models", "lenet", "--data-dir", str(data_dir),
             "--store", str(tmp_path / "r.sqlite")]  # fmt: skip
 
 
@@ -86,7 +86,7 @@ def test_labels_out_of_range(tmp_path, data_dir, capsys):
 
 def test_a_wrong_fashion_mnist_dir(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv(data.ENV_VAR, str(tmp_path / "nowhere"))
-    argv = ["train", "--profile", "smoke", "--store", str(tmp_path / "r.sqlite")]
+    argv = ["train", "--preset", "smoke", "--store", str(tmp_path / "r.sqlite")]
     fails_in_one_line(argv, capsys, tmp_path / "nowhere", "--data-dir")
     no_lock_left(tmp_path)
 

@@ -63,7 +63,7 @@ def test_killed_mid_stage_then_resumed_stores_each_measurement_once(stage, tmp_p
 
 def test_ctrl_c_ends_the_run_and_its_children_and_says_what_was_kept(tmp_path):
     store_path = tmp_path / "results.sqlite"
-    argv = ["train", "--profile", "smoke", "--models", "lenet", "--experiment", "lr_grid",
+    argv = ["train", "--preset", "smoke", "--models", "lenet", "--experiment", "lr_grid",
             "--store", str(store_path), "--out", str(tmp_path)]  # fmt: skip
     child = start(argv)
     wait_for_rows(child, store_path, "train")

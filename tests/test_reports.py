@@ -76,7 +76,7 @@ def test_compare_accuracy_against_the_binomial_error(tmp_path, capsys, after, fl
 
 def test_a_run_killed_mid_stage_resumes_without_measuring_again(tmp_path, capsys):
     store_path = tmp_path / "results.sqlite"
-    argv = ["train", "--profile", "smoke", "--models", "lenet", "--experiment", "lr_grid",
+    argv = ["train", "--preset", "smoke", "--models", "lenet", "--experiment", "lr_grid",
             "--store", str(store_path), "--out", str(tmp_path)]  # fmt: skip
     child = subprocess.Popen([sys.executable, "-m", "bench", *argv], start_new_session=True,
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip

@@ -14,8 +14,8 @@ from bench.train import (
     FAST,
     FAST_RUN,
     PLAIN,
-    PROFILES,
-    Budget,
+    PRESETS,
+    Preset,
     Run,
     Tricks,
     augment,
@@ -25,7 +25,7 @@ from bench.train import (
 )
 
 CPU = torch.device("cpu")
-SMOKE = PROFILES["smoke"]
+SMOKE = PRESETS["smoke"]
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +74,7 @@ def test_a_nan_loss_stops_the_run_as_diverged(fashion):
 
 
 def test_the_cpu_preset_adapts_a_recipe_to_fixed_work():
-    cpu = PROFILES["cpu"]
+    cpu = PRESETS["cpu"]
     run, work = cpu.adapt(Run("alexnet"))  # 224 px in the book; accepts 65 px and up
     side = archs.spec("alexnet").min_input_size
     assert side > cpu.max_side and run.resize == side
@@ -86,7 +86,7 @@ def test_the_cpu_preset_adapts_a_recipe_to_fixed_work():
     assert work.epochs == cpu.epochs_by_family["lenet"] != cpu.epochs
     fast, work = cpu.adapt(FAST_RUN)  # a run with its own schedule keeps it
     assert fast == FAST_RUN and work.epochs == FAST_RUN.epochs and work.train_per_class is None
-    assert not cpu.trains("nin_fc") and cpu.trains("resnet18") and PROFILES["book"].trains("nin")
+    assert not cpu.trains("nin_fc") and cpu.trains("resnet18") and PRESETS["book"].trains("nin")
     # the key names what the run trained on, so that a page can say it
     key = config(Run("alexnet"), cpu, "ours")
     assert (key["resize"], key["epochs"], key["train_per_class"], key["tricks"]) == (
@@ -109,7 +109,7 @@ def test_time_to_accuracy_is_the_first_point_reaching_it():
 
 
 def test_the_book_pipeline_trains_too(fashion):
-    summary, _ = train(Run("lenet"), PROFILES["smoke"], fashion, CPU, pipeline="torchvision")
+    summary, _ = train(Run("lenet"), PRESETS["smoke"], fashion, CPU, pipeline="torchvision")
     assert summary["status"] == "ok" and summary["evaluations"] == SMOKE.epochs
 
 
@@ -151,7 +151,7 @@ def test_experiments_and_configs_are_data():
                == 1 for t in ablated[:-1])  # fmt: skip
     settings = Run("alexnet").settings()
     assert (settings["lr"], settings["batch_size"], settings["resize"]) == (0.01, 128, 224)
-    key = config(Run("alexnet"), PROFILES["book"], "ours")
+    key = config(Run("alexnet"), PRESETS["book"], "ours")
     assert (key["epochs"], key["pipeline"], key["model"], key["resize"]) == (
         10,
         "ours",
@@ -169,17 +169,17 @@ def test_the_fast_recipe_runs_end_to_end_on_the_smoke_profile(fashion):
     )
     assert 0.0 <= summary["test_acc"] <= 1.0 and summary["wall_s"] >= summary["train_s"]
     # the cpu preset keeps a scheduled run's epochs; the smoke profile shortens it
-    assert config(FAST_RUN, PROFILES["cpu"], "ours")["epochs"] == FAST_RUN.epochs
+    assert config(FAST_RUN, PRESETS["cpu"], "ours")["epochs"] == FAST_RUN.epochs
 
 
 def test_an_interrupted_fast_run_resumes_to_the_same_metrics(fashion, tmp_path):
     run = dataclasses.replace(FAST_RUN, epochs=2)
-    budget = Budget(
+    budget = Preset(
         "test",
         epochs=1,
         train_per_class=100,
         test_per_class=20,
-        scheduled=Budget("test", epochs=2, train_per_class=100, test_per_class=20),
+        scheduled=Preset("test", epochs=2, train_per_class=100, test_per_class=20),
     )
     _, expected = train(run, budget, fashion, CPU)
 
@@ -219,7 +219,7 @@ def _one_step(tricks: Tricks, fashion, steps: int):
     if tricks.channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = _optimizer(model, 0.1, tricks)
-    schedule = _schedule(optimizer, tricks, Budget("t", epochs=1), 10)
+    schedule = _schedule(optimizer, tricks, Preset("t", epochs=1), 10)
     average = _average(model, tricks)
     x, y = D.prepare(fashion.test.images[:32], None), fashion.test.labels[:32]
     for _ in range(steps):
@@ -242,7 +242,7 @@ def test_each_switch_changes_what_it_says(fashion):
     from bench.train import _schedule
 
     sgd = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
-    cycle = _schedule(sgd, FAST, Budget("t", epochs=1), 10)
+    cycle = _schedule(sgd, FAST, Preset("t", epochs=1), 10)
     lrs = [cycle.get_last_lr()[0]]
     for _ in range(9):
         sgd.step()
@@ -250,7 +250,7 @@ def test_each_switch_changes_what_it_says(fashion):
         lrs.append(cycle.get_last_lr()[0])
     assert lrs[0] == pytest.approx(0.01) and max(lrs) == pytest.approx(0.1)
     assert lrs.index(max(lrs)) <= 2 and lrs[-1] < 0.02
-    assert _schedule(sgd, PLAIN, Budget("t", epochs=1), 10) is None
+    assert _schedule(sgd, PLAIN, Preset("t", epochs=1), 10) is None
     # the average lags the model: its weights lie between the first and the current
     assert not torch.equal(average.module[0][0].weight, model[0][0].weight)
     with _autocast(FAST, CPU):

@@ -1,5 +1,5 @@
 """reports/exercises.md: the chapters' compute and memory exercises answered from the results
-store. Each answer is a table of stored numbers, the profile and device behind them, and a
+store. Each answer is a table of stored numbers, the preset and device behind them, and a
 sentence computed from those numbers; an exercise whose rows are missing names the command that
 measures them. The exercises are data: (id, question, the rows it needs, how to read them).
 """
@@ -58,17 +58,17 @@ def _profiles(store: Store, models: list[str]) -> pd.DataFrame:
 
 
 def _source(row: dict[str, Any], stage: str) -> str:
-    """Where a row comes from: its stage, its training profile if any, its device."""
+    """Where a row comes from: its stage, its training preset if any, its device."""
     prov = row["provenance"]
     machine = prov["device"] if prov["device"] != "cpu" else f"CPU {prov['cpu']}"
-    profile = f", {row['config']['name']} profile" if stage == "train" else ""
-    return f"{stage}{profile}, {machine}"
+    preset = f", {row['config']['name']} preset" if stage == "train" else ""
+    return f"{stage}{preset}, {machine}"
 
 
 def _runs(store: Store, models: tuple[str, ...], keep: Callable[[dict], bool] | None = None
           ) -> pd.DataFrame:  # fmt: skip
     """Finished training runs of ``models``: each one's preset run, or those ``keep`` picks,
-    under the profile closest to the book's, in book order."""
+    under the preset closest to the book's, in book order."""
     from bench.render.headline import PROFILE_RANK, preset_run
 
     done = [r for r in store.rows("train") if r["status"] in ("ok", "diverged")]
@@ -154,11 +154,11 @@ def _cost(models: list[str], columns: list[Column], say: Callable[[pd.DataFrame]
 
 def _varies(row: dict[str, Any], key: str) -> bool:
     """Whether ``row`` is its network's preset run with at most ``key`` changed (a grid)."""
-    from bench.train import PROFILES, Run, config
+    from bench.train import PRESETS, Run, config
 
-    if row["profile"] not in PROFILES:
+    if row["profile"] not in PRESETS:
         return False
-    expected = config(Run(row["model"]), PROFILES[row["profile"]], row["pipeline"])
+    expected = config(Run(row["model"]), PRESETS[row["profile"]], row["pipeline"])
     return all(row["config"].get(k) == v for k, v in expected.items() if k != key)
 
 
@@ -708,9 +708,9 @@ EXERCISES: tuple[Exercise, ...] = (
              _run_answer(("vgg11_small",), _say_compare, keep=lambda r: _varies(r, "resize")),
              f"{TRAIN} book vgg_sizes"),
     Exercise("8.3.5.1-3", "NiN with one or three 1x1 convs, 3x3 convs, a fully connected head: "
-             "parameters and MACs (accuracy: trained by the book profile only).",
+             "parameters and MACs (accuracy: trained by the book preset only).",
              _cost(["nin", "nin_one_1x1", "nin_three_1x1", "nin_3x3", "nin_fc"], [PARAMS, MACS],
-                   _say_totals), f"{TRAIN} book nin_variants --profile book"),
+                   _say_totals), f"{TRAIN} book nin_variants --preset book"),
     Exercise("8.3.5.4", "NiN's resources: parameters, computation, memory for training and "
              "for prediction.", _cost(["nin"], [PARAMS, MACS, TRAIN_MEM, INFER_MEM, SAVED],
                                       _say_totals), PROFILE),
@@ -782,7 +782,7 @@ def render(store: Store) -> str:
         "bench/render/exercises.py. MACs = multiply-accumulates, FLOPs = 2 x MACs; *counted* "
         "figures are exact counts on the meta device, *estimated* ones sums of counted parts, "
         "*measured* ones timings or memory peaks on the device named under each table. "
-        "Accuracies come from the training runs of this run's profile: each table names the "
+        "Accuracies come from the training runs of this run's preset: each table names the "
         "input side, optimizer, techniques and fixed work of its runs, and says what that work "
         "buys, not what the book's 10 epochs reach.\n\n" + "\n\n".join(sections) + "\n"
     )

@@ -88,12 +88,12 @@ def run_text(run: dict[str, Any]) -> str:
 def preset_run(runs: list[dict[str, Any]], name: str) -> dict[str, Any] | None:
     """The run of ``name``'s book recipe as its preset adapts it (the book's own under the book
     preset), under the preset closest to the book's."""
-    from bench.train import PROFILES, Run, config
+    from bench.train import PRESETS, Run, config
 
     def adapted(row: dict[str, Any]) -> dict[str, Any]:
-        return {**config(Run(name), PROFILES[row["profile"]], row["pipeline"]), "device": None}
+        return {**config(Run(name), PRESETS[row["profile"]], row["pipeline"]), "device": None}
 
-    matching = [r for r in runs if r["profile"] in PROFILES
+    matching = [r for r in runs if r["profile"] in PRESETS
                 and {**r["config"], "device": None} == adapted(r)]  # fmt: skip
     return min(matching, key=lambda r: PROFILE_RANK[r["profile"]], default=None)  # fmt: skip
 
@@ -113,7 +113,7 @@ def headline(store: Store) -> pd.DataFrame:
     """One row per network with a result in the store (two if the fast recipe trained it too):
     what it costs and what it buys, at the input it was trained at."""
     from bench.runs import preset_of
-    from bench.train import FAST, PROFILES
+    from bench.train import FAST, PRESETS
 
     profiles = [r for r in store.rows("profile") if r["status"] == "ok" and r["batch_size"] == 128]
     speeds, trains = store.rows("speed"), store.rows("train")
@@ -143,9 +143,9 @@ def headline(store: Store) -> pd.DataFrame:
             trained.append((f"{name}, fast recipe ({plural(len(fast), 'seed')}, median)", "fast",
                             median))  # fmt: skip
         if not trained:
-            untrained = preset in PROFILES and not PROFILES[preset].trains(name)
+            untrained = preset in PRESETS and not PRESETS[preset].trains(name)
             rows.append({"model": name, **costs, "accuracy": (
-                f"not trained under the {preset} profile: the book profile trains it"
+                f"not trained under the {preset} preset: the book preset trains it"
                 if untrained else "-")})  # fmt: skip
         for label, kind, run in trained:
             rows.append({
@@ -197,13 +197,13 @@ def write_index(store: Store, out_dir: Path, preset: str | None) -> list[Path]:
     machines = sorted({f"{r['provenance']['device']} / {r['provenance']['cpu']}" for r in rows})
     intro = (
         (
-            f"Results of `python -m bench all --profile {preset}`"
+            f"Results of `python -m bench all --preset {preset}`"
             if preset
             else "Results of `python -m bench` stage commands"
         )
         + f", {dates[0]} to {dates[-1]}, on "
         f"{'; '.join(machines) or '-'}. {CONVENTIONS} Accuracy: each network's book recipe "
-        "as the profile named in the row adapts it (its input side, optimizer and fixed work "
+        "as the preset named in the row adapts it (its input side, optimizer and fixed work "
         "are in the row), and the fast recipe. Training images/s are at the batch and input "
         "that run trained at: from the speed sweep where it timed that point, else from the "
         "training run itself (its images over its training time, evaluation excluded)."

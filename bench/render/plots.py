@@ -56,7 +56,7 @@ def pareto(points: pd.DataFrame, cost: str, value: str) -> pd.DataFrame:
 
 CHANCE = 10.0  # test accuracy (%) of a guess among ten balanced classes
 KINDS = {"book": ("s", "the book's recipe, in full"),
-         "fixed work": ("o", "the book's recipe on a profile's fixed work"),
+         "fixed work": ("o", "the book's recipe on a preset's fixed work"),
          "fast": ("*", "the fast recipe (median over seeds)")}  # fmt: skip
 
 
@@ -324,12 +324,12 @@ def roofline(store: Store, out_dir: Path) -> list[Path]:
     return _save(figure, out_dir, "roofline")
 
 
-def write_plots(store: Store, out_dir: Path, profile: str | None) -> list[Path]:
+def write_plots(store: Store, out_dir: Path, preset: str | None) -> list[Path]:
     """Every figure the store has data for, into ``out_dir``."""
     table = headline(store)
     written: list[Path] = []
     if "test_acc" in table:
-        where = f"{profile} profile" if profile else "stage commands"
+        where = f"{preset} preset" if preset else "stage commands"
         written += _accuracy_against(
             table, "trained_macs", "forward MACs per image at the input trained at (counted; "
             "log)", f"What a network buys for its compute ({where}; test accuracy, measured)",

@@ -251,7 +251,7 @@ TRAIN_COLUMNS: list[Column] = [
     ("batch_size", "batch", fmt_int),
     ("input", "input", fmt_text),
     ("techniques", "techniques (autocast)", fmt_text),
-    ("run", "profile: run", fmt_text),
+    ("run", "preset: run", fmt_text),
     ("test_set", "test images", fmt_text),
     ("status", "status", fmt_text),
     ("seed", "seed", fmt_int),
@@ -286,12 +286,12 @@ def write_train(store: Store, out_dir: Path) -> list[Path]:
         "without momentum at each network's learning rate, batch and input side. The "
         "techniques column names what a run changes in that loop (adam: Adam in place of SGD; "
         "the fast recipe: README, bench/train.py) and, in brackets, whether bfloat16 autocast "
-        "ran. Every run trains on fixed work, never a time: the *book* profile on the chapter's "
-        "10 epochs over all 60,000 images; the *cpu* profile adapts each recipe to a CPU (Adam, "
+        "ran. Every run trains on fixed work, never a time: the *book* preset on the chapter's "
+        "10 epochs over all 60,000 images; the *cpu* preset adapts each recipe to a CPU (Adam, "
         "inputs of at most 32 pixels or the smallest the network accepts, a few epochs over a "
         "fixed subset, tested on a fixed subset) so that what it reports is what that work "
         "buys, not the book's results; a run with its own schedule (the fast recipe) keeps it "
-        "under every profile but smoke. Training time excludes evaluation; time-to-accuracy is "
+        "under every preset but smoke. Training time excludes evaluation; time-to-accuracy is "
         "the training time at the first epoch whose test accuracy reaches that accuracy. Peak "
         "memory: growth of the process's "
         f"peak RSS on a CPU, of allocated memory on a GPU. Devices: {'; '.join(devices)}.\n\n"
@@ -310,7 +310,7 @@ def write_train(store: Store, out_dir: Path) -> list[Path]:
             "\n## What each technique of the fast recipe buys\n\n"
             "The fast recipe with one technique switched off at a time (and with none: the "
             "book's loop on the same schedule); the difference is against the fast recipe's "
-            "median over its seeds under the same profile. One seed per ablation row: compare "
+            "median over its seeds under the same preset. One seed per ablation row: compare "
             "the differences with the spread of the seeds.\n\n"
             + markdown(ablation, ABLATION_COLUMNS)
             + "\n"
@@ -335,7 +335,7 @@ ABLATION_COLUMNS: list[Column] = [
 
 
 def _ablation(frame: pd.DataFrame) -> pd.DataFrame:
-    """Scheduled runs grouped by network, schedule, profile and techniques: medians over seeds,
+    """Scheduled runs grouped by network, schedule, preset and techniques: medians over seeds,
     differences from the run with the most techniques on."""
     from bench.train import FAST
 

@@ -317,7 +317,7 @@ def run_train(args: argparse.Namespace) -> int:
     """Train the runs of the chosen experiments, each in a child process, into the store."""
     from bench.isolation import Row, ending, run_isolated, stream_rows
     from bench.render.format import budget_text
-    from bench.render.stages import write_train
+    from bench.render.training import write_train
     from bench.store import config_hash
     from bench.timing import backend_for
     from bench.train import EXPERIMENTS, PRESETS, config, train_rows

@@ -63,13 +63,8 @@ def render(store: Store, out: Path) -> list[Path]:
     from bench.render.exercises import write_exercises
     from bench.render.headline import write_index, write_tradeoffs
     from bench.render.plots import write_plots
-    from bench.render.stages import (
-        write_onnx,
-        write_pipeline,
-        write_profile,
-        write_speed,
-        write_train,
-    )
+    from bench.render.stages import write_onnx, write_pipeline, write_profile, write_speed
+    from bench.render.training import write_train
 
     preset = preset_of(store)
     written = write_profile(store, out / "profile") + write_speed(store, out / "speed")

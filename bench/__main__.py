@@ -345,7 +345,7 @@ def run_train(args: argparse.Namespace) -> int:
     with Progress("train", len(todo)) as progress:
         for run, key in todo:
             checkpoint = args.out / "checkpoints" / f"{config_hash(key)}.pt"
-            job = dict(run=run, work=preset, data_dir=args.data_dir, device=str(device),
+            job = dict(run=run, preset=preset, data_dir=args.data_dir, device=str(device),
                        checkpoint=checkpoint, pipeline=args.pipeline)  # fmt: skip
             status, note = "error", "the child process ended without a result"
             for message in run_isolated(stream_rows, (train_rows, job), args.timeout):

@@ -189,9 +189,9 @@ EXPERIMENTS["fast_ablation"] = (
 )  # fmt: skip
 
 
-def config(run: Run, work: Preset, pipeline: str) -> dict[str, Any]:
+def config(run: Run, preset: Preset, pipeline: str) -> dict[str, Any]:
     """Everything that determines a run's result: its key in the results store."""
-    run, work = work.adapt(run)
+    run, work = preset.adapt(run)
     return {**run.settings(), "name": work.name, "epochs": work.epochs,
             "train_per_class": work.train_per_class, "test_per_class": work.test_per_class,
             "pipeline": pipeline}  # fmt: skip
@@ -222,21 +222,22 @@ class Diverged(Exception):
 
 def train(
     run: Run,
-    work: Preset,
+    preset: Preset,
     data: FashionMNIST,
     device: torch.device,
     checkpoint: Path | None = None,
     pipeline: str = "ours",
     on_step: Callable[[int], None] | None = None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Train one run; return its summary row and one row per evaluation point.
+    """Train one run as ``preset`` adapts it; return its summary row and one row per
+    evaluation point (one an epoch).
 
     With ``checkpoint``, state is saved (atomically) at every evaluation point and a run that
     finds one resumes from it, ending with the metrics it would have had uninterrupted.
     ``pipeline`` "torchvision" feeds the book's per-image pipeline instead of device batches.
     ``on_step(step)`` is called after every optimizer step (progress, or tests).
     """
-    run, work = work.adapt(run)
+    run, work = preset.adapt(run)
     settings, tricks = run.settings(), run.tricks
     torch.manual_seed(settings["seed"])
     model = archs.build(settings["model"], image_size=settings["resize"] or 28, device=device)
@@ -560,7 +561,7 @@ def _forever(batches: _Batches) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
 PROGRESS_EVERY_S = 30.0  # a running training run prints a line this often
 
 
-def train_rows(run: Run, work: Preset, data_dir: Path | None, device: str,
+def train_rows(run: Run, preset: Preset, data_dir: Path | None, device: str,
                checkpoint: Path | None, pipeline: str) -> Iterator[dict[str, Any]]:  # fmt: skip
     """One run as a row stream (for a child process): load the data, train, yield the result."""
     from bench.data import load
@@ -575,6 +576,6 @@ def train_rows(run: Run, work: Preset, data_dir: Path | None, device: str,
             print(f"    {run.model}, seed {run.seed}: step {step}, {now - started:.0f} s",
                   flush=True)  # fmt: skip
 
-    summary, history = train(run, work, load(data_dir), torch.device(device), checkpoint,
+    summary, history = train(run, preset, load(data_dir), torch.device(device), checkpoint,
                              pipeline, on_step=progress)  # fmt: skip
     yield {"summary": summary, "history": history}

@@ -69,15 +69,15 @@ def _runs(store: Store, models: tuple[str, ...], keep: Callable[[dict], bool] | 
           ) -> pd.DataFrame:  # fmt: skip
     """Finished training runs of ``models``: each one's preset run, or those ``keep`` picks,
     under the preset closest to the book's, in book order."""
-    from bench.render.headline import PROFILE_RANK, preset_run
+    from bench.render.headline import PRESET_RANK, preset_run
 
     done = [r for r in store.rows("train") if r["status"] in ("ok", "diverged")]
     if keep is None:
         rows = [r for m in models if (r := preset_run([x for x in done if x["model"] == m], m))]
     else:
         rows = [r for r in done if r["model"] in models and keep(r)]
-        best = min((PROFILE_RANK.get(r["profile"], 9) for r in rows), default=0)
-        rows = [r for r in rows if PROFILE_RANK.get(r["profile"], 9) == best]
+        best = min((PRESET_RANK.get(r["profile"], 9) for r in rows), default=0)
+        rows = [r for r in rows if PRESET_RANK.get(r["profile"], 9) == best]
     rows.sort(key=lambda r: (book_rank(r["model"]), r["lr"], r["batch_size"], r["resize"] or 28))
     frame = pd.DataFrame(rows)
     if len(frame):

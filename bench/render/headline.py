@@ -26,7 +26,7 @@ from bench.render.format import (
 )
 from bench.store import Store
 
-PROFILE_RANK = {"book": 0, "cpu": 1, "smoke": 2}  # which training run speaks for a network
+PRESET_RANK = {"book": 0, "cpu": 1, "smoke": 2}  # which training run speaks for a network
 STAGE_PAGES = {
     "profile/summary.md": "cost of each network: parameters, MACs/FLOPs, memory (counted)",
     "speed/speed.md": "throughput, latency and peak memory across batch sizes (measured)",
@@ -95,7 +95,7 @@ def preset_run(runs: list[dict[str, Any]], name: str) -> dict[str, Any] | None:
 
     matching = [r for r in runs if r["profile"] in PRESETS
                 and {**r["config"], "device": None} == adapted(r)]  # fmt: skip
-    return min(matching, key=lambda r: PROFILE_RANK[r["profile"]], default=None)  # fmt: skip
+    return min(matching, key=lambda r: PRESET_RANK[r["profile"]], default=None)  # fmt: skip
 
 
 def training_speed(run: dict[str, Any], speeds: list[dict[str, Any]]) -> str:

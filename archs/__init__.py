@@ -7,6 +7,6 @@
 """
 
 from archs import alexnet, densenet, googlenet, lenet, nin, regnet, resnet, vgg  # noqa: F401  (registers)
-from archs.registry import ModelSpec, Recipe, build, list_models, register, spec
+from archs.registry import BOOK_MODELS, ModelSpec, Recipe, build, list_models, register, spec
 
-__all__ = ["ModelSpec", "Recipe", "build", "list_models", "register", "spec"]
+__all__ = ["BOOK_MODELS", "ModelSpec", "Recipe", "build", "list_models", "register", "spec"]

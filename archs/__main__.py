@@ -16,8 +16,8 @@ def markdown_table() -> str:
         recipe = spec.recipe
         trained = f"lr {recipe.lr}, {recipe.resize or 28} px" if recipe else "-"
         rows.append(
-            f"| `{name}` | {spec.section} | {spec.family} | {spec.input_size} | "
-            f"{spec.min_input_size} | {params:,} | {trained} | {spec.summary} |"
+            f"| `{name}` | {spec.section} | {spec.family} | {spec.image_size} | "
+            f"{spec.min_image_size} | {params:,} | {trained} | {spec.summary} |"
         )
     return "\n".join(rows)
 

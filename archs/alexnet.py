@@ -34,7 +34,7 @@ register(
     family="alexnet",
     section="8.1",
     paper=PAPER,
-    input_size=224,
+    image_size=224,
     recipe=Recipe(lr=0.01, resize=224),
     summary="the book's single-stream AlexNet",
 )

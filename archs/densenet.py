@@ -84,7 +84,7 @@ register(
     family="densenet",
     section="8.7",
     paper=PAPER,
-    input_size=96,
+    image_size=96,
     recipe=Recipe(lr=0.01, resize=96),
     summary="the book's DenseNet: growth 32, blocks (4, 4, 4, 4)",
 )
@@ -101,7 +101,7 @@ for _name, _blocks in TABLE1.items():
         family="densenet",
         section="8.7",
         paper=PAPER,
-        input_size=224,
+        image_size=224,
         reference=_name,
         options=dict(block_config=_blocks, bn_size=4, conv_bias=False),
         summary=f"Table 1, DenseNet-BC, blocks {_blocks}",

@@ -100,7 +100,7 @@ def googlenet(
     return nn.Sequential(*modules, nn.Linear(c_in, num_classes))
 
 
-_common = dict(family="googlenet", section="8.4", paper=PAPER, input_size=96)
+_common = dict(family="googlenet", section="8.4", paper=PAPER, image_size=96)
 register(
     "googlenet",
     googlenet,
@@ -122,7 +122,7 @@ register(
     family="googlenet",
     section="8.4",
     paper=PAPER,
-    input_size=28,
+    image_size=28,
     options=dict(batch_norm=True, conv_bias=False, stem="3x3"),
     recipe=Recipe(lr=0.1),
     summary="a 3x3 stem instead of the 4x-downsampling one, batch norm: 28x28 (exercise 8.4.5.3)",

@@ -60,7 +60,7 @@ def lenet(
     )  # fmt: skip
 
 
-_common = dict(family="lenet", input_size=28, recipe=Recipe(lr=0.1))
+_common = dict(family="lenet", image_size=28, recipe=Recipe(lr=0.1))
 register("lenet", lenet, section="7.6", paper=PAPER, summary="sigmoid, average pooling", **_common)
 register(
     "lenet_modern",

@@ -69,7 +69,7 @@ for _name, (_options, _summary) in VARIANTS.items():
         family="nin",
         section="8.3",
         paper=PAPER,
-        input_size=224,
+        image_size=224,
         recipe=Recipe(lr=0.05, resize=224),
         options=_options,
         summary=_summary,

@@ -25,6 +25,9 @@ Builder = Callable[..., nn.Module]
 
 # The search for the smallest accepted input stops here: nothing in the chapters needs more.
 _MAX_MIN_INPUT = 512
+# The chapter's nine networks, in the book's order: the ones each of its sections trains.
+BOOK_MODELS = ("lenet", "bn_lenet", "alexnet", "vgg11_small", "nin", "googlenet", "resnet18",
+               "densenet", "regnetx32")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -46,7 +49,7 @@ class ModelSpec:
     family: str
     section: str  # the book section that defines it, e.g. "8.6"
     paper: str
-    input_size: int  # the side the book (or, for paper-table models, the paper) feeds it
+    image_size: int  # the side the book (or, for paper-table models, the paper) feeds it
     builder: Builder = field(repr=False)
     options: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))
     recipe: Recipe | None = None  # the book's, or its parent's for an exercise variant; None: none
@@ -54,9 +57,9 @@ class ModelSpec:
     summary: str = ""
 
     @functools.cached_property
-    def min_input_size(self) -> int:
+    def min_image_size(self) -> int:
         """The smallest square input side the network accepts (1 channel), found by trying."""
-        return _min_input_size(self.builder, dict(self.options), in_channels=1)
+        return _min_image_size(self.builder, dict(self.options), in_channels=1)
 
 
 _REGISTRY: dict[str, ModelSpec] = {}
@@ -69,7 +72,7 @@ def register(
     family: str,
     section: str,
     paper: str,
-    input_size: int,
+    image_size: int,
     options: dict[str, Any] | None = None,
     recipe: Recipe | None = None,
     reference: str | None = None,
@@ -85,7 +88,7 @@ def register(
         family=family,
         section=section,
         paper=paper,
-        input_size=input_size,
+        image_size=image_size,
         builder=builder,
         options=options,
         recipe=recipe,
@@ -129,7 +132,7 @@ def build(
     smaller than the network accepts raises ValueError naming the minimum.
     """
     entry = spec(name)
-    size = entry.input_size if image_size is None else image_size
+    size = entry.image_size if image_size is None else image_size
     if min(size, num_classes, in_channels) < 1:
         raise ValueError("image_size, num_classes and in_channels must be positive")
     _check_options(name, entry.builder, overrides)
@@ -139,7 +142,7 @@ def build(
         try:
             model.eval()(torch.empty(1, in_channels, size, size))  # sizes the lazy layers
         except RuntimeError:
-            smallest = _min_input_size(entry.builder, options, in_channels)
+            smallest = _min_image_size(entry.builder, options, in_channels)
             if size >= smallest:
                 raise  # not a size problem
             raise ValueError(
@@ -172,7 +175,7 @@ def _check_options(name: str, builder: Builder, options: dict) -> None:
         )
 
 
-def _min_input_size(builder: Builder, options: dict, in_channels: int) -> int:
+def _min_image_size(builder: Builder, options: dict, in_channels: int) -> int:
     # Bisection on the meta device. Every conv and pool maps a larger input to an output at least
     # as large, and fails only when an output would be empty, so the sizes a network accepts are
     # all those from some minimum up. Lazy layers fix their size on first use: a model that has

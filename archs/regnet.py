@@ -95,7 +95,7 @@ _common = dict(family="regnet", section="8.8", paper=PAPER)
 register(
     "regnetx32",
     anynet,
-    input_size=96,
+    image_size=96,
     recipe=Recipe(lr=0.05, resize=96),
     options=dict(stages=((4, 32, 16, 1), (6, 80, 16, 1))),
     summary="the book's 32-layer RegNetX: two stages (4 x 32, 6 x 80 channels), group width 16",
@@ -106,7 +106,7 @@ register(
 register(
     "anynet",
     anynet,
-    input_size=96,
+    image_size=96,
     recipe=Recipe(lr=0.05, resize=96),
     options=dict(stages=((1, 32, 16, 1), (2, 64, 16, 1), (4, 128, 16, 1), (6, 256, 16, 1))),
     summary="a four-stage AnyNetX_E (exercise 8.8.6.1)",
@@ -116,7 +116,7 @@ register(
 register(
     "regnetx_400mf",
     regnetx,
-    input_size=224,
+    image_size=224,
     reference="regnet_x_400mf",
     options=dict(w0=24, wa=24.48, wm=2.54, depth=22, group_width=16),
     summary="RegNetX-400MF: stages of (1, 2, 7, 12) blocks, group width 16",

@@ -132,8 +132,8 @@ BOTTLENECK_WIDTHS = (256, 512, 1024, 2048)  # 4x the inner width of each stage's
 # The book's ResNet-18 has a bias on every conv and no batch norm on its 1x1 shortcut.
 BOOK = dict(block="basic", depths=(2, 2, 2, 2), widths=BASIC_WIDTHS)
 BOOK_STYLE = dict(conv_bias=True, shortcut_norm=False)
-_book = dict(family="resnet", section="8.6", input_size=96, recipe=Recipe(lr=0.01, resize=96))
-_imagenet = dict(family="resnet", section="8.6", input_size=224)
+_book = dict(family="resnet", section="8.6", image_size=96, recipe=Recipe(lr=0.01, resize=96))
+_imagenet = dict(family="resnet", section="8.6", image_size=224)
 
 register(
     "resnet18",
@@ -194,7 +194,7 @@ register(
     family="resnet",
     section="8.6",
     paper=PAPER,
-    input_size=28,
+    image_size=28,
     recipe=Recipe(lr=0.1),
     summary="a small ResNet at 28x28: ResNet-9 layout, widths 16-32-64-128 (the fast recipe's)",
 )

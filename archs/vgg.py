@@ -57,7 +57,7 @@ def vgg(
     )  # fmt: skip
 
 
-_common = dict(family="vgg", section="8.2", paper=PAPER, input_size=224)
+_common = dict(family="vgg", section="8.2", paper=PAPER, image_size=224)
 for _name, _arch in TABLE1.items():
     register(
         _name,
@@ -81,7 +81,7 @@ register(
     family="vgg",
     section="8.2",
     paper=PAPER,
-    input_size=28,
+    image_size=28,
     options=dict(arch=((1, 32), (1, 64), (2, 128)), fc_width=256, norm=True),
     recipe=Recipe(lr=0.1),
     summary="VGG-style at 28x28 (exercise 8.1.5.5.2): three blocks to 3x3, batch norm, 256-wide FC",

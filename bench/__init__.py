@@ -5,7 +5,7 @@
 >>> table = bench.speed("lenet", batch_sizes=(1, 32), modes=("infer",))
 """
 
-from bench.complexity import Profile, profile
+from bench.flops import Profile, profile
 from bench.timing import speed
 
 __all__ = ["Profile", "profile", "speed"]

@@ -1,5 +1,5 @@
 """Chapter 7's layer-level exercises: one conv or pooling layer at a time, its cost by the
-closed-form formula, as counted by bench.complexity, and timed (``python -m bench blocks``)."""
+closed-form formula, as counted by bench.flops, and timed (``python -m bench blocks``)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from bench.complexity import profile
+from bench.flops import profile
 from bench.timing import backend_for, time_steps
 
 # (exercise, case) -> (c_i, c_o, kernel, side, padding, stride): 7.4.2's layer and 7.4.3's grid
@@ -37,9 +37,9 @@ def conv_row(c_i: int, c_o: int, k: int, side: int, padding: int, stride: int,
     """One conv layer (no bias) at batch ``BATCH``: per-image formula, counted and timed."""
     out = (side + 2 * padding - k) // stride + 1
     layer = nn.Conv2d(c_i, c_o, k, stride, padding, bias=False)
-    alone = profile(nn.Sequential(layer), input_size=side, batch_size=BATCH, in_channels=c_i)
+    alone = profile(nn.Sequential(layer), image_size=side, batch_size=BATCH, in_channels=c_i)
     # behind another layer, as a hidden layer is, its input needs a gradient too
-    hidden = profile(nn.Sequential(nn.Conv2d(c_i, c_i, 1, bias=False), layer), input_size=side,
+    hidden = profile(nn.Sequential(nn.Conv2d(c_i, c_i, 1, bias=False), layer), image_size=side,
                      batch_size=BATCH, in_channels=c_i)  # fmt: skip
     counted = hidden.layers.set_index("layer").loc["1"]
     summary = alone.summary.iloc[0]
@@ -82,7 +82,7 @@ def pool_row(channels: int = 64, side: int = 56, k: int = 2) -> dict[str, Any]:
     """7.5.3: a k x k average pool of stride k: per image FLOPs by formula and counted."""
     out = side // k
     hidden = profile(nn.Sequential(nn.Conv2d(channels, channels, 1, bias=False),
-                                   nn.AvgPool2d(k)), input_size=side, batch_size=BATCH,
+                                   nn.AvgPool2d(k)), image_size=side, batch_size=BATCH,
                      in_channels=channels)  # fmt: skip
     counted = hidden.layers.set_index("layer").loc["1"]
     return {

@@ -19,6 +19,8 @@ from typing import Any
 
 import torch
 
+from bench.schema import Status
+
 
 @dataclass(frozen=True)
 class Row:
@@ -50,14 +52,14 @@ Message = Row | Failed | TimedOut | Exited
 _DONE = "done"
 
 
-def ending(message: Failed | TimedOut | Exited, failed_status: str = "error",
-           failed_prefix: str = "") -> tuple[str, str]:  # fmt: skip
+def ending(message: Failed | TimedOut | Exited, failed_status: Status = Status.ERROR,
+           failed_prefix: str = "") -> tuple[Status, str]:  # fmt: skip
     """The (status, note) to store for a job that ended without its rows."""
     if isinstance(message, Failed):
         return failed_status, failed_prefix + message.message
     if isinstance(message, TimedOut):
-        return "timeout", f"no result within {message.seconds:g} s"
-    return "error", f"the child process exited with code {message.code}"
+        return Status.TIMEOUT, f"no result within {message.seconds:g} s"
+    return Status.ERROR, f"the child process exited with code {message.code}"
 
 
 def run_isolated(target: Callable[..., Any], args: tuple, timeout_s: float) -> Iterator[Message]:
@@ -119,3 +121,33 @@ def stream_rows(send: Any, produce: Callable[..., Iterator[Any]], job: dict[str,
     except Exception as error:
         send.send(Failed(f"{type(error).__name__}: {error}".splitlines()[0]))
     send.send(_DONE)
+
+
+def sweep_into(
+    store: Any,
+    stage: str,
+    produce: Callable[..., Iterator[dict]],
+    job: dict[str, Any],
+    timeout: float,
+    config: Callable[[int], dict],
+    failure: tuple[Status, str] = (Status.ERROR, ""),
+) -> Iterator[tuple[int, Status, str]]:
+    """Run one network's batch-size sweep (``produce(**job)``) in a child; store each row as it
+    arrives, keyed by ``config(batch size)``; give every batch size the child did not report a
+    row saying why (``failure``: status and note prefix for an exception in the child). Yields
+    (batch size, status, what to print)."""
+    name, pending = job["model_or_name"], list(job["batch_sizes"])
+    for message in run_isolated(stream_rows, (produce, job), timeout):
+        if isinstance(message, Row):
+            row = message.value
+            pending.remove(row["batch_size"])
+            store.put(stage, name, config(row["batch_size"]), row, status=row["status"])
+            shown = f"{row['images_per_s']:,.1f} images/s" if row["status"] == "ok" else row["note"]
+            yield row["batch_size"], Status(row["status"]), shown
+            continue
+        status, note = ending(message, *failure)
+        for batch in pending:
+            row = {"model": name, "batch_size": batch, "note": note}
+            store.put(stage, name, config(batch), row, status=status)
+            yield batch, status, note
+        return

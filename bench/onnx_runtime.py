@@ -20,7 +20,8 @@ import torch
 from torch import nn
 
 import archs
-from bench.timing import Backend, backend_for, make_step_factory, resolve_device, sweep
+from bench.device import Backend, CpuBackend, backend_for, resolve_device
+from bench.timing import make_step_factory, sweep
 
 PARITY_TOLERANCE = 1e-4  # max abs difference of fp32 logits
 
@@ -93,7 +94,7 @@ def iter_onnx(
     onnx_dir: Path,
     batch_sizes: tuple[int, ...] = (1, 8, 32, 128, 512),
     device: str = "auto",
-    input_size: int | None = None,
+    image_size: int | None = None,
     in_channels: int = 1,
     time_cap_s: float = 2.0,
     max_step_s: float = 60.0,
@@ -103,7 +104,7 @@ def iter_onnx(
     file is written to ``onnx_dir``."""
     name = model_or_name
     dev = resolve_device(device)
-    size = input_size or archs.spec(name).input_size
+    size = image_size or archs.spec(name).image_size
     shape = (in_channels, size, size)
     torch.manual_seed(0)
     model = archs.build(name, in_channels=in_channels, image_size=size, device=dev).eval()
@@ -127,7 +128,7 @@ def iter_onnx(
         "time_cap_s": time_cap_s,
         "max_step_s": max_step_s,
     }
-    ours = dict(_points(ort_step_factory(sess, shape, dev), batch_sizes, Backend(dev, "wall"),
+    ours = dict(_points(ort_step_factory(sess, shape, dev), batch_sizes, CpuBackend(dev, "wall"),
                         time_cap_s, max_step_s))  # fmt: skip
     torch_factory = make_step_factory(model, "infer", shape, 10, dev)
     theirs = dict(_points(torch_factory, batch_sizes, backend_for(dev), time_cap_s, max_step_s))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import errno
+import fcntl
 import functools
 import hashlib
 import json
@@ -17,11 +18,13 @@ import os
 import platform
 import sqlite3
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from bench.schema import Status, check
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS results (
@@ -46,6 +49,8 @@ CREATE TABLE IF NOT EXISTS details (
 
 
 SQLITE_HEADER = b"SQLite format 3\0"
+# The layout of rows (bench/schema.py) this code reads and writes, kept in SQLite's user_version.
+VERSION = 2
 
 
 class StoreError(Exception):
@@ -77,6 +82,16 @@ class Store:
         with self._failing("open"):
             self._db = sqlite3.connect(self.path)
             self._db.executescript(SCHEMA)
+            version = self._db.execute("PRAGMA user_version").fetchone()[0]
+            if version == 0 and not self._db.execute("SELECT 1 FROM results").fetchone():
+                version = VERSION  # empty: any layout fits
+                self._db.execute(f"PRAGMA user_version = {VERSION}")
+        if version != VERSION:
+            self._db.close()
+            raise StoreError(
+                f"{self.path} holds rows of layout {version}, and this cnnbench reads layout "
+                f"{VERSION}; measure again into another --store"
+            )
 
     def _create(self) -> None:
         """Make the empty store beside its path, then link it into place: a reader, or a run
@@ -85,6 +100,7 @@ class Store:
         fresh = self.path.with_name(f".{self.path.name}.{os.getpid()}.new")
         database = sqlite3.connect(fresh)
         database.executescript(SCHEMA)
+        database.execute(f"PRAGMA user_version = {VERSION}")
         database.close()
         try:
             os.link(fresh, self.path)
@@ -117,10 +133,12 @@ class Store:
         config: dict[str, Any],
         row: dict[str, Any],
         *,
-        status: str = "ok",
+        status: str = Status.OK,
         details: dict[str, list[dict[str, Any]]] | None = None,
     ) -> None:
-        """Write one row (replacing an earlier one for the same key) and its detail tables."""
+        """Write one row (replacing an earlier one for the same key) and its detail tables; a
+        row that does not fit its stage's schema (bench/schema.py) is a ValueError."""
+        check(stage, row, status)
         key = (stage, model, config_hash(config))
         with self._failing("write a row to"), self._db:  # one transaction: all or nothing
             self._db.execute(
@@ -135,7 +153,11 @@ class Store:
                 )
 
     def has(
-        self, stage: str, model: str, config: dict[str, Any], statuses: tuple[str, ...] = ("ok",)
+        self,
+        stage: str,
+        model: str,
+        config: dict[str, Any],
+        statuses: Collection[str] = (Status.OK,),
     ) -> bool:
         """Whether a row with one of these statuses is stored for the key."""
         found = self._query(
@@ -181,6 +203,41 @@ class Store:
         with self._failing("read"):
             cursor = self._db.execute(sql, parameters)
             return cursor.fetchall() if every else cursor.fetchone()
+
+
+@contextlib.contextmanager
+def one_run_at_a_time(store: Path) -> Iterator[None]:
+    """Hold the store's lock file for the whole run; a second run on it fails at once. The lock
+    file is removed at the end, however the run ends (but for kill -9)."""
+    lock_path = store.with_name(store.name + ".lock")
+    store.parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        try:
+            lock = open(lock_path, "a+")  # noqa: SIM115 (held until the run ends)
+        except OSError as error:
+            raise StoreError(f"cannot create the lock file {lock_path}: {error.strerror}; "
+                             "pass a --store in a writable folder") from None  # fmt: skip
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            holder = lock.read().strip() or "?"
+            lock.close()
+            raise StoreError(
+                f"another run is using {store} (pid {holder}); wait for it to end"
+            ) from None
+        # the file may have been removed by the run that held it before: lock the current one
+        if lock_path.exists() and os.stat(lock_path).st_ino == os.fstat(lock.fileno()).st_ino:
+            break
+        lock.close()
+    try:
+        lock.truncate(0)
+        lock.write(str(os.getpid()))
+        lock.flush()
+        yield
+    finally:
+        lock_path.unlink(missing_ok=True)
+        lock.close()
 
 
 def provenance() -> dict[str, Any]:

@@ -11,15 +11,9 @@ loses nothing else.
 from __future__ import annotations
 
 import copy
-import ctypes
-import ctypes.util
-import gc
 import math
-import re
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -29,94 +23,17 @@ import torch.nn.functional as F
 from torch import nn
 
 import archs
-from bench.complexity import step_flops_per_image
+from bench.device import (
+    PRECISIONS,
+    Backend,
+    backend_for,
+    is_out_of_memory,
+    peak_flops,
+    resolve_device,
+)
+from bench.flops import step_flops_per_image
 
 MODES = ("infer", "train")
-PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
-
-# Dense peak TFLOP/s by precision, from NVIDIA's datasheets (tensor-core figures without
-# sparsity): "NVIDIA H100 Tensor Core GPU", "NVIDIA A100 Tensor Core GPU", "NVIDIA L4 Tensor Core
-# GPU" and "NVIDIA T4" datasheets. The first entry whose words all appear among the words of the
-# device name wins (torch names the H100 SXM "NVIDIA H100 80GB HBM3").
-GPU_PEAK_TFLOPS = [
-    (("H100", "PCIe"), "H100 PCIe", {"fp32": 51.2, "tf32": 378.0, "bf16": 756.0, "fp16": 756.0}),
-    (("H100",), "H100 SXM", {"fp32": 67.0, "tf32": 494.7, "bf16": 989.4, "fp16": 989.4}),
-    (("A100",), "A100", {"fp32": 19.5, "tf32": 156.0, "bf16": 312.0, "fp16": 312.0}),
-    (("L4",), "L4", {"fp32": 30.3, "tf32": 60.0, "bf16": 121.0, "fp16": 121.0}),
-    (("T4",), "T4", {"fp32": 8.1, "fp16": 65.0}),
-]
-
-
-@dataclass
-class Backend:
-    """What timing needs from a device: a clock around one step, and the step's peak memory.
-
-    This one is the CPU's (Linux, glibc): a wall clock, and the process's peak resident memory
-    (VmHWM, reset through /proc/self/clear_refs) minus its resident memory at the reset.
-    """
-
-    device: torch.device
-    name: str
-    memory_kind: str = "resident: peak RSS growth of the process"
-    baseline: int = 0
-
-    def time(self, step: Callable[[], Any]) -> float:
-        start = time.perf_counter()
-        step()
-        return time.perf_counter() - start
-
-    def reset_peak(self) -> None:
-        gc.collect()
-        _LIBC.malloc_trim(0)  # hand freed heap back, so that the next step's growth shows
-        Path("/proc/self/clear_refs").write_text("5")
-        self.baseline = _proc_status("VmRSS")
-
-    def peak_bytes(self) -> int:
-        return _proc_status("VmHWM") - self.baseline
-
-
-@dataclass
-class CudaBackend(Backend):
-    """CUDA: events around the step, synchronized before reading; the allocator's peak."""
-
-    memory_kind: str = "allocated: torch.cuda.max_memory_allocated growth"
-
-    def time(self, step: Callable[[], Any]) -> float:
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        torch.cuda.synchronize(self.device)
-        start.record()
-        step()
-        end.record()
-        end.synchronize()
-        return start.elapsed_time(end) / 1000
-
-    def reset_peak(self) -> None:
-        torch.cuda.synchronize(self.device)
-        torch.cuda.reset_peak_memory_stats(self.device)
-        self.baseline = torch.cuda.memory_allocated(self.device)
-
-    def peak_bytes(self) -> int:
-        torch.cuda.synchronize(self.device)
-        return torch.cuda.max_memory_allocated(self.device) - self.baseline
-
-
-_LIBC = ctypes.CDLL(ctypes.util.find_library("c"))
-
-
-def _proc_status(field_name: str) -> int:
-    """A memory field of /proc/self/status, in bytes."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field_name + ":"):
-            return int(line.split()[1]) * 1024
-    raise OSError(f"no {field_name} in /proc/self/status")
-
-
-def is_out_of_memory(error: BaseException) -> bool:
-    """CUDA's OutOfMemoryError, or the CPU allocator's failure."""
-    if isinstance(error, (torch.cuda.OutOfMemoryError, MemoryError)):
-        return True
-    return isinstance(error, RuntimeError) and "can't allocate memory" in str(error)
-
 
 NOT_APPLICABLE = (
     "batch norm in training needs more than one value per channel, and this batch has one"
@@ -126,27 +43,6 @@ NOT_APPLICABLE = (
 def is_batch_norm_of_one(error: BaseException) -> bool:
     """torch's refusal to normalize a training batch with a single value per channel."""
     return isinstance(error, ValueError) and "more than 1 value per channel" in str(error)
-
-
-def resolve_device(name: str = "auto") -> torch.device:
-    """'auto' is the GPU if there is one, else the CPU; asking for a missing GPU is an error."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda: no CUDA device is available on this machine")
-    if device.type not in ("cpu", "cuda"):
-        raise ValueError(f"device must be auto, cpu or cuda, got {name!r}")
-    return device
-
-
-def backend_for(device: torch.device) -> Backend:
-    """The timing backend of a device."""
-    if device.type == "cuda":
-        return CudaBackend(device, torch.cuda.get_device_name(device))
-    from bench.store import cpu_model
-
-    return Backend(device, cpu_model())
 
 
 def summarize(seconds: list[float], batch_size: int) -> dict[str, float]:
@@ -275,44 +171,6 @@ def make_step_factory(
     return factory
 
 
-def peak_flops(device: torch.device, precision: str, backend_name: str) -> tuple[float, str]:
-    """The device's peak FLOP/s for ``precision`` and where the figure comes from."""
-    if device.type == "cuda":
-        key = "tf32" if precision == "fp32" and torch.backends.cudnn.allow_tf32 else precision
-        tokens = set(re.split(r"[\s\-]+", backend_name))
-        for words, label, table in GPU_PEAK_TFLOPS:
-            if tokens.issuperset(words) and key in table:
-                return table[key] * 1e12, f"datasheet: {label} {key}"
-        return math.nan, f"no datasheet figure for {backend_name} {key}"
-    return measured_matmul_flops(device, precision), "measured: 2048x2048 matmul, best of runs"
-
-
-def measured_matmul_flops(device: torch.device, precision: str, seconds: float = 1.0) -> float:
-    """Best FLOP/s of a 2048 x 2048 matrix product in ``precision`` over ``seconds``."""
-    n = 2048
-    dtype = PRECISIONS[precision] or torch.float32
-    a, b = (torch.randn(n, n, device=device, dtype=dtype) for _ in range(2))
-    backend = backend_for(device)
-    best = math.inf
-    start = time.perf_counter()
-    while time.perf_counter() - start < seconds:
-        best = min(best, backend.time(lambda: a @ b))
-    return 2 * n**3 / best
-
-
-def measured_bandwidth(device: torch.device, seconds: float = 1.0) -> float:
-    """Best bytes/s of copying a 256 MiB tensor into another (each byte read once, written once)
-    over ``seconds``."""
-    source = torch.ones(64 * 2**20, device=device)
-    target = torch.empty_like(source)
-    backend = backend_for(device)
-    best = math.inf
-    start = time.perf_counter()
-    while time.perf_counter() - start < seconds:
-        best = min(best, backend.time(lambda: target.copy_(source)))
-    return 2 * source.numel() * source.element_size() / best
-
-
 def iter_speed(
     model_or_name: str | nn.Module,
     *,
@@ -322,7 +180,7 @@ def iter_speed(
     precision: str = "fp32",
     channels_last: bool = False,
     compile: bool = False,
-    input_size: int | None = None,
+    image_size: int | None = None,
     in_channels: int = 1,
     num_classes: int = 10,
     time_cap_s: float = 2.0,
@@ -339,16 +197,16 @@ def iter_speed(
         raise ValueError(f"modes must be among {', '.join(MODES)}, got {sorted(unknown)}")
     dev = resolve_device(device)
     if isinstance(model_or_name, str):
-        size = input_size or archs.spec(model_or_name).input_size
+        size = image_size or archs.spec(model_or_name).image_size
         model = archs.build(
             model_or_name, in_channels=in_channels, num_classes=num_classes, image_size=size,
             device=dev,
         )  # fmt: skip
         name = model_or_name
     else:
-        if input_size is None:
-            raise ValueError("input_size is required when timing a module")
-        model, size, name = model_or_name.to(dev), input_size, type(model_or_name).__name__
+        if image_size is None:
+            raise ValueError("image_size is required when timing a module")
+        model, size, name = model_or_name.to(dev), image_size, type(model_or_name).__name__
     shape = (in_channels, size, size)
     backend = backend_for(dev)
     peak_value, peak_source = peak or peak_flops(dev, precision, backend.name)

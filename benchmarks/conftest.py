@@ -5,8 +5,8 @@ import os
 from pathlib import Path
 
 from bench import runs
+from bench.device import backend_for, resolve_device
 from bench.store import Store
-from bench.timing import backend_for, resolve_device
 
 DEVICE = resolve_device("auto")
 STORE = Path(

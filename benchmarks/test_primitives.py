@@ -67,14 +67,14 @@ def test_average_pooling(benchmark, method):
     benchmark(run)
 
 
-SMALL = [name for name in archs.list_models() if archs.spec(name).input_size <= 96]
+SMALL = [name for name in archs.list_models() if archs.spec(name).image_size <= 96]
 
 
 @pytest.mark.parametrize("name", SMALL)
 def test_forward(benchmark, name):
     """One inference forward pass, batch 8, at the network's book input size."""
     benchmark.group = "forward"
-    size = archs.spec(name).input_size
+    size = archs.spec(name).image_size
     model = archs.build(name).eval()
     x = torch.randn(8, 1, size, size)
     benchmark.extra_info.update(model=name, batch_size=8, image_size=size)

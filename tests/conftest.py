@@ -40,3 +40,17 @@ def checkout(tmp_path, monkeypatch):
     subprocess.run([*git, "commit", "-qm", "a published run"], cwd=tmp_path, check=True)
     monkeypatch.chdir(tmp_path)
     return tmp_path
+
+
+@pytest.fixture
+def full_row():
+    """``full_row(stage, **values)``: a measured row of ``stage`` with every field of its schema
+    (bench/schema.py), None where no value is given: what Store.put takes."""
+    from bench.schema import ROWS
+
+    def make(stage: str, **values):
+        known = {"model": "lenet", "status": "ok"}  # what Store.rows also reports
+        fields = ROWS[stage].__annotations__
+        return {name: known.get(name) for name in fields} | values
+
+    return make

@@ -1,13 +1,14 @@
 """``python -m bench``: bad input is one line and exit code 2; profile fills the store once."""
 
+import dataclasses
 import subprocess
 import sys
 
 import pytest
 import torch
 
-import bench.__main__ as bench_main
 from bench.__main__ import main
+from bench.stages import COMMANDS
 from bench.store import Store
 
 
@@ -100,7 +101,7 @@ def test_train_smoke_runs_in_a_child_stores_curves_and_resumes(tmp_path, capsys)
     line = "[1/1] bn_lenet, lr 0.1, batch 128, 28 px, 4 epochs over 2,000 images, techniques -"
     assert line + ", seed 0: ok" in capsys.readouterr().out
     (row,) = Store(tmp_path / "r.sqlite").rows("train")
-    assert row["status"] == "ok" and row["profile"] == "smoke" and row["evaluations"] == 4
+    assert row["status"] == "ok" and row["preset"] == "smoke" and row["evaluations"] == 4
     history = Store(tmp_path / "r.sqlite").details("train", "bn_lenet", row["config"], "history")
     assert [round(h["epoch"]) for h in history] == [1, 2, 3, 4]
     assert "smoke: 4 epochs over 2,000 images" in (tmp_path / "train" / "train.md").read_text()
@@ -184,7 +185,7 @@ def test_a_stage_that_fails_or_has_nothing_to_do_is_recorded_and_the_rest_run(
     def broken(args):
         raise RuntimeError("a bug in the blocks stage")
 
-    monkeypatch.setattr(bench_main, "run_blocks", broken)
+    monkeypatch.setitem(COMMANDS, "blocks", dataclasses.replace(COMMANDS["blocks"], run=broken))
     out = tmp_path / "reports"
     argv = ["all", "--preset", "smoke", "--models", "bn_lenet", "--store",
             str(out / "results.sqlite"), "--out", str(out)]  # fmt: skip

@@ -1,4 +1,4 @@
-"""bench.complexity against MACs worked by formula in the tests, and memory counted by hand."""
+"""bench.flops against MACs worked by formula in the tests, and memory counted by hand."""
 
 import sys
 
@@ -7,14 +7,15 @@ import torch
 from torch import nn
 
 import archs
-from bench import complexity, profile
+from bench import profile
+from bench.flops.counting import SavedBytes
 
 
 def golden_macs(name: str) -> dict[str, int]:
     """Conv and linear MACs per image by formula: c_o * (c_i / g) * k_h * k_w * h_out * w_out for a
     conv and in * out for a linear layer, with each conv's output size taken from a real run."""
     model = archs.build(name).eval()
-    size = archs.spec(name).input_size
+    size = archs.spec(name).image_size
     macs = {"conv": 0, "linear": 0}
 
     def count(module, inputs, output):
@@ -54,7 +55,7 @@ def two_convs(groups: int) -> nn.Sequential:
 
 @pytest.mark.parametrize("groups", [1, 4, 32])
 def test_grouped_conv_backward_costs_twice_its_forward(groups):
-    layers = profile(two_convs(groups), input_size=10, in_channels=8, batch_size=2).layers
+    layers = profile(two_convs(groups), image_size=10, in_channels=8, batch_size=2).layers
     first, second = (layers[layers.layer == name].iloc[0] for name in ("0", "1"))
     forward = 2 * 64 * (64 // groups) * 3 * 3 * 10 * 10  # MACs of the grouped conv, batch 2
     assert second.fwd_macs == forward
@@ -64,7 +65,7 @@ def test_grouped_conv_backward_costs_twice_its_forward(groups):
 
 @pytest.mark.parametrize("groups", [1, 32])
 def test_flop_counter_mode_backward_is_corrected_for_groups(groups):
-    s = profile(two_convs(groups), input_size=10, in_channels=8, batch_size=2).summary.iloc[0]
+    s = profile(two_convs(groups), image_size=10, in_channels=8, batch_size=2).summary.iloc[0]
     assert s.flopcounter_bwd_flops == 2 * (s.bwd_conv_macs_per_image * 2)
     assert s.counters_agree
 
@@ -77,7 +78,7 @@ def test_resnext50_backward_is_about_twice_forward():
 
 def test_saved_activation_bytes_by_hand_for_a_two_layer_net():
     mlp = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
-    with complexity.SavedBytes(mlp) as saved:
+    with SavedBytes(mlp) as saved:
         mlp(torch.randn(3, 4))
     # the input (3 x 4 floats) for the first weight gradient, and the ReLU output (3 x 8),
     # which both the ReLU and the second layer save; weights are not activations
@@ -86,7 +87,7 @@ def test_saved_activation_bytes_by_hand_for_a_two_layer_net():
 
 def test_activation_memory_of_a_tiny_conv_net_by_hand():
     net = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Flatten(), nn.Linear(8, 3))
-    s = profile(net, input_size=4, batch_size=2).summary.iloc[0]
+    s = profile(net, image_size=4, batch_size=2).summary.iloc[0]
     image, feature_map = 4 * 4 * 4, 2 * 2 * 2 * 4  # bytes per example
     assert s.saved_activation_bytes == 2 * (image + feature_map)
     assert s.saved_activation_bytes_batch1 == image + feature_map
@@ -117,7 +118,7 @@ def test_elementwise_conventions_are_counted_per_element():
     net = nn.Sequential(
         nn.Conv2d(1, 4, 1, bias=False), nn.BatchNorm2d(4), nn.ReLU(), nn.MaxPool2d(2)
     )
-    train = profile(net, input_size=8, batch_size=2).layers.set_index("layer")
+    train = profile(net, image_size=8, batch_size=2).layers.set_index("layer")
     elements = 2 * 4 * 8 * 8
     assert train.loc["1", "fwd_flops"] == 7 * elements + 1  # + the batch counter's increment
     assert train.loc["2", "fwd_flops"] == elements
@@ -146,8 +147,8 @@ def test_layer_table_adds_up_to_the_totals():
     assert s.fwd_macs_per_image == s.fwd_flops_per_image / 2
 
 
-def test_modules_need_an_input_size_and_batches_must_be_positive():
-    with pytest.raises(ValueError, match="input_size"):
+def test_modules_need_an_image_size_and_batches_must_be_positive():
+    with pytest.raises(ValueError, match="image_size"):
         profile(nn.Conv2d(1, 1, 1))
     with pytest.raises(ValueError, match="batch size"):
         profile("lenet", batch_size=0)
@@ -156,7 +157,7 @@ def test_modules_need_an_input_size_and_batches_must_be_positive():
 def test_profiling_a_module_leaves_it_untouched():
     net = nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2)).train()
     before = [t.clone() for t in net.state_dict().values()]
-    profile(net, input_size=6, batch_size=2)
+    profile(net, image_size=6, batch_size=2)
     assert net.training
     assert all(torch.equal(a, b) for a, b in zip(before, net.state_dict().values(), strict=True))
 
@@ -167,3 +168,19 @@ def test_without_fvcore_its_column_says_not_installed(monkeypatch):
     s = profile("lenet", batch_size=2)[0].iloc[0]
     assert s.fvcore_fwd_macs_per_image is None
     assert s.counters_agree  # FlopCounterMode, the check that ran, agrees
+
+
+def test_handlers_add_a_rule_and_replace_one():
+    """``handlers=`` counts an op the table leaves out (tanh: one FLOP per element here) and
+    replaces an existing rule (matrix products charged nothing), as fvcore's set_op_handle."""
+    net = nn.Sequential(nn.Flatten(), nn.Linear(12, 5), nn.Tanh())
+    plain = profile(net, image_size=2, in_channels=3, batch_size=4).summary.iloc[0]
+    assert "aten.tanh (forward, 1x)" in plain.uncounted_ops
+    aten = torch.ops.aten
+    ruled = profile(net, image_size=2, in_channels=3, batch_size=4, handlers={
+        aten.tanh: lambda a, out: a["self"].numel(),
+        aten.addmm: lambda a, out: 0,
+    }).summary.iloc[0]  # fmt: skip
+    assert "aten.tanh (forward" not in ruled.uncounted_ops
+    assert ruled.fwd_linear_macs_per_image == 0
+    assert ruled.fwd_other_macs_per_image == plain.fwd_other_macs_per_image + 5 / 2

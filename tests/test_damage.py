@@ -101,10 +101,10 @@ def test_a_store_that_is_not_one(tmp_path, capsys, content):
     no_lock_left(tmp_path)
 
 
-def test_a_store_in_a_read_only_folder(tmp_path, monkeypatch, capsys):
+def test_a_store_in_a_read_only_folder(tmp_path, monkeypatch, capsys, full_row):
     folder = tmp_path / "read-only"
     folder.mkdir()
-    Store(folder / "r.sqlite").put("profile", "lenet", {}, {"params": 1})
+    Store(folder / "r.sqlite").put("profile", "lenet", {}, full_row("profile", params=1))
     folder.chmod(0o555)
     if os.access(folder, os.W_OK):  # root writes anyway: make the database refuse, as it would
         real = sqlite3.connect
@@ -142,8 +142,8 @@ def test_a_full_disk_while_writing_a_row(tmp_path, monkeypatch, capsys):
     no_lock_left(tmp_path)
 
 
-def test_compare_with_a_missing_store(tmp_path, capsys):
-    Store(tmp_path / "a.sqlite").put("profile", "lenet", {}, {"params": 1})
+def test_compare_with_a_missing_store(tmp_path, capsys, full_row):
+    Store(tmp_path / "a.sqlite").put("profile", "lenet", {}, full_row("profile", params=1))
     argv = ["compare", str(tmp_path / "a.sqlite"), str(tmp_path / "b.sqlite")]
     fails_in_one_line(argv, capsys, tmp_path / "b.sqlite", "no such file")
 

@@ -3,7 +3,7 @@
 import pandas as pd
 import pytest
 
-from bench.render import exercises as ex
+from bench.render.exercises import sentences as ex
 
 MIB = 2**20
 
@@ -13,48 +13,48 @@ def _runs(**accuracies: float) -> pd.DataFrame:
     return pd.DataFrame([
         {"model": model, "side": 32, "test_acc": acc, "fwd_macs_per_image": 1e6 * (i + 1),
          "images_per_s": 100.0 / (i + 1), "budget": "2 epochs over 6,000 images",
-         "tricks": "adam", "lr": 0.001, "config": {"test_per_class": 200}}
+         "techniques": "adam", "lr": 0.001, "config": {"test_per_class": 200}}
         for i, (model, acc) in enumerate(accuracies.items())
     ])  # fmt: skip
 
 
 def test_the_comparison_ranks_by_the_tables_accuracies():
-    text = ex._say_compare(_runs(resnet18=0.80, resnet18_preact=0.70))
+    text = ex.say_compare(_runs(resnet18=0.80, resnet18_preact=0.70))
     assert text.startswith("Test accuracy: resnet18 at 32 px 80.0%, resnet18_preact at 32 px")
     assert "10.0 points above resnet18_preact at 32 px for 0.50x its MACs" in text
     assert "All on the same work (2 epochs over 6,000 images, techniques adam" in text
-    swapped = ex._say_compare(_runs(resnet18=0.70, resnet18_preact=0.80))
+    swapped = ex.say_compare(_runs(resnet18=0.70, resnet18_preact=0.80))
     assert swapped.startswith("Test accuracy: resnet18_preact at 32 px 80.0%")
     assert "for 2.00x its MACs per image" in swapped
 
 
 def test_a_gap_within_the_test_sets_noise_is_said():
     # 2,000 test images at 80% and 79%: 2 x sqrt(.8 x .2 / 2000 + .79 x .21 / 2000) = 2.55 points
-    close = ex._say_compare(_runs(bn_lenet=0.80, bn_lenet_nobias=0.79))
+    close = ex.say_compare(_runs(bn_lenet=0.80, bn_lenet_nobias=0.79))
     assert "the gap is within the test sets' noise (two standard errors: 2.6 points)" in close
-    assert "noise" not in ex._say_compare(_runs(bn_lenet=0.80, bn_lenet_nobias=0.75))
+    assert "noise" not in ex.say_compare(_runs(bn_lenet=0.80, bn_lenet_nobias=0.75))
 
 
 def test_unequal_work_is_said():
     frame = _runs(googlenet=0.6, resnet18=0.8)
     frame.loc[0, "budget"] = "4 epochs over 6,000 images"
-    assert "Not on equal work: googlenet at 32 px: 4 epochs" in ex._say_compare(frame)
+    assert "Not on equal work: googlenet at 32 px: 4 epochs" in ex.say_compare(frame)
 
 
 def _grid(lenet: list[float], bn_lenet: list[float]) -> pd.DataFrame:
     lrs = [0.03, 0.1, 0.3, 1.0]
     rows = [{"model": m, "lr": lr, "test_acc": a, "status": "ok", "budget": "10 epochs",
-             "tricks": "-"} for m, accs in (("lenet", lenet), ("bn_lenet", bn_lenet))
+             "techniques": "-"} for m, accs in (("lenet", lenet), ("bn_lenet", bn_lenet))
             for lr, a in zip(lrs, accs, strict=True)]  # fmt: skip
     return pd.DataFrame(rows)
 
 
 def test_the_lr_grid_names_where_each_network_fails():
-    text = ex._say_lr_grid(_grid([0.6, 0.7, 0.1, 0.1], [0.8, 0.8, 0.8, 0.7]))
+    text = ex.say_lr_grid(_grid([0.6, 0.7, 0.1, 0.1], [0.8, 0.8, 0.8, 0.7]))
     assert "lenet reaches 50% at lr 0.03, 0.1 and fails from lr 0.3" in text
     assert "bn_lenet reaches 50% at lr 0.03, 0.1, 0.3, 1, the largest tried included" in text
     assert "bn_lenet trains at 4 of the 4 learning rates tried" in text
-    text = ex._say_lr_grid(_grid([0.6, 0.7, 0.6, 0.6], [0.1, 0.1, 0.1, 0.1]))
+    text = ex.say_lr_grid(_grid([0.6, 0.7, 0.6, 0.6], [0.1, 0.1, 0.1, 0.1]))
     assert "bn_lenet reaches 50% at no learning rate tried" in text
     assert "lenet trains at 4 of the 4" in text
 
@@ -65,7 +65,7 @@ def test_training_memory_names_what_dominates(params, winner):
                           for m, b in (("train", 300 * MIB), ("infer", 40 * MIB))])  # fmt: skip
     cost = pd.Series({"params": params, "saved_activation_bytes": 128 * 4 * MIB,
                       "batch_size": 128})  # fmt: skip
-    text = ex._say_memory_modes(speed, cost)
+    text = ex.say_memory_modes(speed, cost)
     assert text.startswith("At batch 1, training peaks at 300 MiB against 40 MiB")
     assert f"{winner} dominate" in text
 
@@ -74,7 +74,7 @@ def test_the_head_answer_reads_the_shares():
     frame = pd.DataFrame(
         {"params": [100, 40, 4], "params_linear": [90, 39, 1]}, index=["big", "narrow", "small"]
     )
-    text = ex._say_head(frame)
+    text = ex.say_head(frame)
     assert "big has 0.00 M parameters, 90.0% fully connected" in text
     assert "narrow: 0.00 M parameters (2.5x fewer than big), 97.5% of them" in text
     assert "small: 0.00 M parameters (25.0x fewer than big), 25.0% of them" in text

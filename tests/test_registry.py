@@ -24,15 +24,15 @@ def test_builds_and_runs_at_book_size(name):
     model = archs.build(name)
     assert model.training
     assert not any(isinstance(p, nn.parameter.UninitializedParameter) for p in model.parameters())
-    size = archs.spec(name).input_size
+    size = archs.spec(name).image_size
     out = model(torch.randn(2, 1, size, size))
     assert out.shape == (2, 10)
     assert torch.isfinite(out).all()
 
 
 @pytest.mark.parametrize("name", ALL)
-def test_min_input_size_is_the_boundary(name):
-    smallest = archs.spec(name).min_input_size
+def test_min_image_size_is_the_boundary(name):
+    smallest = archs.spec(name).min_image_size
     archs.build(name, image_size=smallest)
     if smallest > 1:
         with pytest.raises(
@@ -49,7 +49,7 @@ def smallest_input(fits) -> int:
     return next(s for s in range(1, 1000) if fits(s))
 
 
-def test_min_input_sizes_by_formula():
+def test_min_image_sizes_by_formula():
     # LeNet: 5x5 conv (padding 2), 2x2 pool, 5x5 conv, 2x2 pool; the last must keep a pixel.
     def lenet_fits(s):
         return conv_out(conv_out(conv_out(conv_out(s, 5, 1, 2), 2, 2), 5), 2, 2) >= 1
@@ -58,9 +58,9 @@ def test_min_input_sizes_by_formula():
     def alexnet_fits(s):
         return conv_out(conv_out(conv_out(conv_out(s, 11, 4, 1), 3, 2), 3, 2), 3, 2) >= 1
 
-    assert archs.spec("lenet").min_input_size == smallest_input(lenet_fits) == 12
-    assert archs.spec("alexnet").min_input_size == smallest_input(alexnet_fits) == 65
-    assert archs.spec("vgg11").min_input_size == 2**5  # five 2x2 pools
+    assert archs.spec("lenet").min_image_size == smallest_input(lenet_fits) == 12
+    assert archs.spec("alexnet").min_image_size == smallest_input(alexnet_fits) == 65
+    assert archs.spec("vgg11").min_image_size == 2**5  # five 2x2 pools
 
 
 def layer_summary(model: nn.Module, size: int) -> list[tuple[str, tuple[int, ...]]]:
@@ -201,7 +201,7 @@ def test_duplicate_names_are_rejected():
             family="lenet",
             section="7.6",
             paper="",
-            input_size=28,
+            image_size=28,
         )
 
 

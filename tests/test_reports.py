@@ -36,8 +36,9 @@ def test_shape_and_pool_rows():
     assert pool["fwd_flops_formula"] == 3 * 4 * 4 * 4 and pool["fwd_flops_counted"] > 0
 
 
-def _speed_row(images_per_s: float, cv: float) -> dict:
-    return {"images_per_s": images_per_s, "median_ms": 1000 / images_per_s, "cv": cv}
+def _speed_row(full_row, images_per_s: float, cv: float, model: str = "lenet") -> dict:
+    return full_row("speed", model=model, images_per_s=images_per_s, median_ms=1000 / images_per_s,
+                    cv=cv)  # fmt: skip
 
 
 def _flagged(table: str) -> set[tuple[str, str, str]]:
@@ -46,13 +47,14 @@ def _flagged(table: str) -> set[tuple[str, str, str]]:
     return {(c[0], c[3], c[5]) for c in cells if c[-1] == "CHANGED"}
 
 
-def test_compare_flags_only_changes_beyond_the_noise(tmp_path):
+def test_compare_flags_only_changes_beyond_the_noise(tmp_path, full_row):
     a, b = Store(tmp_path / "a.sqlite"), Store(tmp_path / "b.sqlite")
     for store, steady, moved, params in ((a, 100.0, 100.0, 61_706), (b, 104.0, 160.0, 61_707)):
-        store.put("speed", "lenet", {"batch_size": 1}, _speed_row(steady, 0.05))
-        store.put("speed", "lenet", {"batch_size": 8}, _speed_row(moved, 0.05))
-        store.put("profile", "lenet", {"image_size": 28}, {"params": params})
-    b.put("speed", "alexnet", {"batch_size": 1}, _speed_row(1.0, 0.05))  # only in B: not compared
+        store.put("speed", "lenet", {"batch_size": 1}, _speed_row(full_row, steady, 0.05))
+        store.put("speed", "lenet", {"batch_size": 8}, _speed_row(full_row, moved, 0.05))
+        store.put("profile", "lenet", {"image_size": 28}, full_row("profile", params=params))
+    only_b = _speed_row(full_row, 1.0, 0.05, "alexnet")
+    b.put("speed", "alexnet", {"batch_size": 1}, only_b)  # only in B: not compared
     table, flagged = compare(a, b)
     # 60% is beyond 3 x the 5% step spread; 4% is not; a counted figure changes by any amount
     assert _flagged(table) == {("speed", "images_per_s", "160"), ("speed", "median_ms", "6.25"),
@@ -63,10 +65,10 @@ def test_compare_flags_only_changes_beyond_the_noise(tmp_path):
 
 
 @pytest.mark.parametrize(("after", "flagged"), [(0.81, 0), (0.83, 1)])
-def test_compare_accuracy_against_the_binomial_error(tmp_path, capsys, after, flagged):
+def test_compare_accuracy_against_the_binomial_error(tmp_path, capsys, full_row, after, flagged):
     a, b = Store(tmp_path / "a.sqlite"), Store(tmp_path / "b.sqlite")
-    a.put("train", "lenet", {"test_per_class": None}, {"test_acc": 0.80})
-    b.put("train", "lenet", {"test_per_class": None}, {"test_acc": after})
+    a.put("train", "lenet", {"test_per_class": None}, full_row("train", test_acc=0.80))
+    b.put("train", "lenet", {"test_per_class": None}, full_row("train", test_acc=after))
     # on 10,000 images the standard error of 80% is 0.4 points: 3 x 0.5% relative
     assert main(["compare", str(tmp_path / "a.sqlite"), str(tmp_path / "b.sqlite")]) == 0
     out = capsys.readouterr().out

@@ -42,7 +42,7 @@ def test_the_index_of_runs_lists_published_runs_only(tmp_path):
     for name in ("cpu-x", "smoke-x"):
         store = Store(root / name / runs.STORE_NAME)
         store.put("run", name.split("-")[0], {"started": "t"}, {"preset": name.split("-")[0],
-                  "models": None, "wall_s": 120.0, "stages": {}})  # fmt: skip
+                  "models": None, "wall_s": 120.0, "stages": {}, "not_trained": []})  # fmt: skip
         store.close()
     runs.write_runs_index(root)
     index = (root / "index.md").read_text()

@@ -7,14 +7,17 @@ import pytest
 import torch
 from torch import nn
 
+from bench import device as dev
 from bench import timing as sp
 
 
-class FakeBackend(sp.Backend):
+class FakeBackend(dev.Backend):
     """A device whose clock returns scripted step times and whose memory peak is scripted."""
 
+    memory_kind = "fake"
+
     def __init__(self, seconds_per_image: float = 0.001):
-        super().__init__(torch.device("cpu"), "fake device", "fake")
+        super().__init__(torch.device("cpu"), "fake device")
         self.seconds_per_image = seconds_per_image
         self.batch = 0
 
@@ -62,9 +65,9 @@ def test_out_of_memory_at_64_skips_the_larger_batch_sizes():
 
 def test_cpu_allocator_failure_counts_as_out_of_memory():
     error = RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 1 GB")
-    assert sp.is_out_of_memory(error)
-    assert sp.is_out_of_memory(MemoryError())
-    assert not sp.is_out_of_memory(RuntimeError("shape mismatch"))
+    assert dev.is_out_of_memory(error)
+    assert dev.is_out_of_memory(MemoryError())
+    assert not dev.is_out_of_memory(RuntimeError("shape mismatch"))
 
 
 def sweep_failing_at_batch_1(error):
@@ -131,19 +134,19 @@ def test_summary_statistics():
 
 def test_missing_gpu_and_unknown_device_are_errors(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    assert sp.resolve_device("auto").type == "cpu"
+    assert dev.resolve_device("auto").type == "cpu"
     with pytest.raises(ValueError, match="no CUDA device"):
-        sp.resolve_device("cuda")
+        dev.resolve_device("cuda")
 
 
 def test_gpu_peak_comes_from_the_datasheet_table(monkeypatch):
     monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
-    value, source = sp.peak_flops(torch.device("cuda"), "bf16", "NVIDIA H100 80GB HBM3")
+    value, source = dev.peak_flops(torch.device("cuda"), "bf16", "NVIDIA H100 80GB HBM3")
     assert value == 989.4e12 and source == "datasheet: H100 SXM bf16"
-    assert sp.peak_flops(torch.device("cuda"), "fp32", "NVIDIA H100 PCIe")[0] == 51.2e12
+    assert dev.peak_flops(torch.device("cuda"), "fp32", "NVIDIA H100 PCIe")[0] == 51.2e12
     monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", True)  # fp32 convs run as TF32
-    assert sp.peak_flops(torch.device("cuda"), "fp32", "NVIDIA A100-SXM4-40GB")[0] == 156e12
-    assert math.isnan(sp.peak_flops(torch.device("cuda"), "fp32", "NVIDIA L40S")[0])  # not an L4
+    assert dev.peak_flops(torch.device("cuda"), "fp32", "NVIDIA A100-SXM4-40GB")[0] == 156e12
+    assert math.isnan(dev.peak_flops(torch.device("cuda"), "fp32", "NVIDIA L40S")[0])  # not an L4
 
 
 def test_speed_times_a_live_module_and_restores_its_state():
@@ -152,7 +155,7 @@ def test_speed_times_a_live_module_and_restores_its_state():
         nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.Flatten(), nn.Linear(4 * 6 * 6, 10)
     )
     before = {k: v.clone() for k, v in net.state_dict().items()}
-    df = sp.speed(net, input_size=8, batch_sizes=(2, 4), device="cpu", time_cap_s=0.05,
+    df = sp.speed(net, image_size=8, batch_sizes=(2, 4), device="cpu", time_cap_s=0.05,
                   peak=(1e9, "given"))  # fmt: skip
     assert list(zip(df["mode"], df["batch_size"], df["status"], strict=True)) == [
         ("infer", 2, "ok"), ("infer", 4, "ok"), ("train", 2, "ok"), ("train", 4, "ok")

@@ -1,4 +1,4 @@
-"""Training on the smoke profile: it learns, it resumes exactly, it stops when it diverges."""
+"""Training on the smoke preset: it learns, it resumes exactly, it stops when it diverges."""
 
 import dataclasses
 
@@ -9,7 +9,8 @@ from torch import nn
 
 import archs
 from bench import data as D
-from bench.train import (
+from bench.training.loop import augment, evaluate, train
+from bench.training.recipes import (
     EXPERIMENTS,
     FAST,
     FAST_RUN,
@@ -17,11 +18,8 @@ from bench.train import (
     PRESETS,
     Preset,
     Run,
-    Tricks,
-    augment,
+    Techniques,
     config,
-    evaluate,
-    train,
 )
 
 CPU = torch.device("cpu")
@@ -76,9 +74,9 @@ def test_a_nan_loss_stops_the_run_as_diverged(fashion):
 def test_the_cpu_preset_adapts_a_recipe_to_fixed_work():
     cpu = PRESETS["cpu"]
     run, work = cpu.adapt(Run("alexnet"))  # 224 px in the book; accepts 65 px and up
-    side = archs.spec("alexnet").min_input_size
+    side = archs.spec("alexnet").min_image_size
     assert side > cpu.max_side and run.resize == side
-    assert (run.lr, run.tricks, work.epochs) == (cpu.lr, cpu.tricks, cpu.epochs)
+    assert (run.lr, run.techniques, work.epochs) == (cpu.lr, cpu.techniques, cpu.epochs)
     run, _ = cpu.adapt(Run("resnet18"))  # 96 px in the book, accepts anything
     assert run.resize == cpu.max_side
     run, work = cpu.adapt(Run("lenet", lr_factor=3))  # 28 px stays; the LeNets train longer
@@ -89,7 +87,7 @@ def test_the_cpu_preset_adapts_a_recipe_to_fixed_work():
     assert not cpu.trains("nin_fc") and cpu.trains("resnet18") and PRESETS["book"].trains("nin")
     # the key names what the run trained on, so that a page can say it
     key = config(Run("alexnet"), cpu, "ours")
-    assert (key["resize"], key["epochs"], key["train_per_class"], key["tricks"]) == (
+    assert (key["resize"], key["epochs"], key["train_per_class"], key["techniques"]) == (
         side,
         cpu.epochs,
         cpu.train_per_class,
@@ -98,8 +96,8 @@ def test_the_cpu_preset_adapts_a_recipe_to_fixed_work():
 
 
 def test_time_to_accuracy_is_the_first_point_reaching_it():
-    from bench.timing import backend_for
-    from bench.train import _summary
+    from bench.device import backend_for
+    from bench.training.loop import _summary
 
     points = [(1.0, 0.70), (2.0, 0.86), (3.0, 0.84), (4.0, 0.91)]  # (training s, test accuracy)
     history = [{"train_s": s, "test_acc": a, "train_loss": 0.5, "wall_s": s + 1, "step": 10 * i}
@@ -144,10 +142,10 @@ def test_experiments_and_configs_are_data():
     assert lrs == [0.03, 0.1, 0.3, 1.0, 3.0]
     assert all(r.epochs for n in ("fast", "fast_ablation") for r in EXPERIMENTS[n])
     # the ablation switches off one technique at a time, then all of them
-    ablated = [t for t in (r.tricks for r in EXPERIMENTS["fast_ablation"])]
-    switched_on = [f for f in dataclasses.fields(Tricks) if getattr(FAST, f.name) != f.default]
+    ablated = [t for t in (r.techniques for r in EXPERIMENTS["fast_ablation"])]
+    switched_on = [f for f in dataclasses.fields(Techniques) if getattr(FAST, f.name) != f.default]
     assert len(ablated) == len(switched_on) + 1 and ablated[-1] == PLAIN
-    assert all(sum(getattr(t, f.name) != getattr(FAST, f.name) for f in dataclasses.fields(Tricks))
+    assert all(sum(getattr(t, f.name) != getattr(FAST, f.name) for f in dataclasses.fields(Techniques))
                == 1 for t in ablated[:-1])  # fmt: skip
     settings = Run("alexnet").settings()
     assert (settings["lr"], settings["batch_size"], settings["resize"]) == (0.01, 128, 224)
@@ -163,12 +161,12 @@ def test_experiments_and_configs_are_data():
 def test_the_fast_recipe_runs_end_to_end_on_the_smoke_profile(fashion):
     summary, history = train(FAST_RUN, SMOKE, fashion, CPU)
     assert summary["status"] == "ok" and len(history) == SMOKE.scheduled.epochs
-    assert summary["tricks"] == FAST.names() and summary["epochs"] == FAST_RUN.epochs
+    assert summary["techniques"] == FAST.names() and summary["epochs"] == FAST_RUN.epochs
     assert summary["autocast"] == (
         "bf16" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "off"
     )
     assert 0.0 <= summary["test_acc"] <= 1.0 and summary["wall_s"] >= summary["train_s"]
-    # the cpu preset keeps a scheduled run's epochs; the smoke profile shortens it
+    # the cpu preset keeps a scheduled run's epochs; the smoke preset shortens it
     assert config(FAST_RUN, PRESETS["cpu"], "ours")["epochs"] == FAST_RUN.epochs
 
 
@@ -210,20 +208,20 @@ def test_augment_crops_a_padded_copy_and_flips_it_and_repeats_by_seed(fashion):
     assert 0 < flipped < len(x)  # some images are mirrored, some not
 
 
-def _one_step(tricks: Tricks, fashion, steps: int):
+def _one_step(techniques: Techniques, fashion, steps: int):
     """The model, optimizer, schedule and average after ``steps`` steps on the first images."""
-    from bench.train import _average, _layout, _optimizer, _schedule, _step
+    from bench.training.loop import _average, _layout, _optimizer, _schedule, train_step
 
     torch.manual_seed(0)
     model = archs.build("resnet9_28")
-    if tricks.channels_last:
+    if techniques.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    optimizer = _optimizer(model, 0.1, tricks)
-    schedule = _schedule(optimizer, tricks, Preset("t", epochs=1), 10)
-    average = _average(model, tricks)
+    optimizer = _optimizer(model, 0.1, techniques)
+    schedule = _schedule(optimizer, techniques, Preset("t", epochs=1), 10)
+    average = _average(model, techniques)
     x, y = D.prepare(fashion.test.images[:32], None), fashion.test.labels[:32]
     for _ in range(steps):
-        loss, _ = _step(model, optimizer, _layout(x, tricks), y, tricks)
+        loss, _ = train_step(model, optimizer, _layout(x, techniques), y, techniques)
         if schedule:
             schedule.step()
         if average:
@@ -232,14 +230,14 @@ def _one_step(tricks: Tricks, fashion, steps: int):
 
 
 def test_each_switch_changes_what_it_says(fashion):
-    from bench.train import _autocast
+    from bench.training.loop import _autocast
 
     model, optimizer, _, average, _ = _one_step(FAST, fashion, steps=3)
     group = optimizer.param_groups[0]
     assert group["momentum"] == 0.9 and group["nesterov"] and group["weight_decay"] == 5e-4
     assert model[0][0].weight.is_contiguous(memory_format=torch.channels_last)
     # one-cycle: warm-up from lr/10 to lr over 20% of the steps, then down towards 0
-    from bench.train import _schedule
+    from bench.training.loop import _schedule
 
     sgd = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
     cycle = _schedule(sgd, FAST, Preset("t", epochs=1), 10)
@@ -260,7 +258,7 @@ def test_each_switch_changes_what_it_says(fashion):
     with _autocast(PLAIN, CPU):
         assert model(torch.rand(2, 1, 28, 28)).dtype == torch.float32
     # a training step with label smoothing charges a confident, correct prediction more
-    from bench.train import _step
+    from bench.training.loop import train_step
 
     confident = nn.Linear(1, 2)
     with torch.no_grad():
@@ -268,8 +266,8 @@ def test_each_switch_changes_what_it_says(fashion):
         confident.bias.zero_()
     frozen = torch.optim.SGD(confident.parameters(), lr=0.0)
     x, y = torch.ones(1, 1), torch.tensor([0])
-    smoothed, _ = _step(confident, frozen, x, y, Tricks(label_smoothing=0.1))
-    plain, _ = _step(confident, frozen, x, y, PLAIN)
+    smoothed, _ = train_step(confident, frozen, x, y, Techniques(label_smoothing=0.1))
+    plain, _ = train_step(confident, frozen, x, y, PLAIN)
     # with smoothing e the target is (1 - e/2, e/2) over two classes: loss = -sum(target * log p)
     log_p = torch.log_softmax(torch.tensor([10.0, 0.0]), 0)
     assert plain.item() == pytest.approx(-log_p[0].item())
@@ -281,7 +279,7 @@ def test_flip_tta_averages_the_mirror(fashion):
     batches = D.DeviceBatches(split, 50, CPU, shuffle=False)
     torch.manual_seed(0)
     model = archs.build("lenet_28")
-    plain, tta = evaluate(model, batches), evaluate(model, batches, Tricks(flip_tta=True))
+    plain, tta = evaluate(model, batches), evaluate(model, batches, Techniques(flip_tta=True))
     x = D.prepare(split.images, None)
     with torch.no_grad():
         model.eval()  # evaluate leaves the model in training mode

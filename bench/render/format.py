@@ -1,5 +1,5 @@
-"""Formatting shared by every page: number formats, Markdown tables, atomic writes, the
-conventions every table states, and how a training run's work is said in words.
+"""Formatting shared by every page: number formats, Markdown tables, atomic writes and the
+conventions every table states.
 
 CSV files keep raw units (bytes, MACs, FLOPs) in columns named after them; Markdown tables
 convert to MiB and millions and say so in their headers.
@@ -19,8 +19,8 @@ MIB = 2**20
 CONVENTIONS = (
     "MACs = multiply-accumulates; FLOPs = 2 x MACs (an op doing one arithmetic operation per "
     "element counts 1 FLOP = 0.5 MAC). *Counted*: exact, from the op handler table in "
-    "bench/complexity.py, run on the meta device (shapes, no arithmetic). *Estimated*: a sum of "
-    "counted parts, without allocator overhead or workspaces."
+    "bench/flops/handlers.py, run on the meta device (shapes, no arithmetic). *Estimated*: a "
+    "sum of counted parts, without allocator overhead or workspaces."
 )
 
 Column = tuple[str, str, Callable[[Any], str]]  # (source column, header, formatter)
@@ -77,16 +77,3 @@ def book_rank(model: str) -> int:
     """A network's place in the book's order (networks outside the registry come last)."""
     names = archs.list_models()
     return names.index(model) if model in names else len(names)
-
-
-def budget_text(row: dict[str, Any]) -> str:
-    """The work a run trained on, e.g. '2 epochs over 6,000 images'."""
-    config = row["config"]
-    data = "all 60,000 images" if config["train_per_class"] is None else \
-        f"{10 * config['train_per_class']:,} images"  # fmt: skip
-    return f"{config['epochs']} epochs over {data}"
-
-
-def test_set(row: dict[str, Any]) -> str:
-    per_class = row["config"]["test_per_class"]
-    return "all 10,000" if per_class is None else f"{10 * per_class:,} (first {per_class} a class)"

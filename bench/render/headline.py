@@ -16,7 +16,6 @@ from bench.render.format import (
     MIB,
     Column,
     atomic_write,
-    budget_text,
     fmt_int,
     fmt_mega,
     fmt_percent,
@@ -78,24 +77,18 @@ def _best(rows: list[dict], mode: str) -> str:
 
 def run_text(run: dict[str, Any]) -> str:
     """How a run trained, in words: preset, optimizer settings, work, test set."""
-    tricks = run.get("tricks", "-")
+    techniques = run["techniques"]
     tested = run["config"]["test_per_class"]
     tested = "all 10,000" if tested is None else f"{10 * tested:,}"
-    return (f"{run['profile']}: {'' if tricks == '-' else tricks + ', '}lr {run['lr']:g}, batch "
-            f"{run['batch_size']}, {budget_text(run)}; tested on {tested}")  # fmt: skip
+    return (f"{run['preset']}: {'' if techniques == '-' else techniques + ', '}lr {run['lr']:g}, "
+            f"batch {run['batch_size']}, {run['work']}; tested on {tested}")  # fmt: skip
 
 
-def preset_run(runs: list[dict[str, Any]], name: str) -> dict[str, Any] | None:
-    """The run of ``name``'s book recipe as its preset adapts it (the book's own under the book
-    preset), under the preset closest to the book's."""
-    from bench.train import PRESETS, Run, config
-
-    def adapted(row: dict[str, Any]) -> dict[str, Any]:
-        return {**config(Run(name), PRESETS[row["profile"]], row["pipeline"]), "device": None}
-
-    matching = [r for r in runs if r["profile"] in PRESETS
-                and {**r["config"], "device": None} == adapted(r)]  # fmt: skip
-    return min(matching, key=lambda r: PRESET_RANK[r["profile"]], default=None)  # fmt: skip
+def preset_run(runs: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Of one network's runs, its book recipe as its preset adapts it (the book's own under the
+    book preset: a run that changes nothing of it), under the preset closest to the book's."""
+    matching = [r for r in runs if r["changes"] == [] and r["preset"] in PRESET_RANK]
+    return min(matching, key=lambda r: PRESET_RANK[r["preset"]], default=None)
 
 
 def training_speed(run: dict[str, Any], speeds: list[dict[str, Any]]) -> str:
@@ -113,44 +106,43 @@ def headline(store: Store) -> pd.DataFrame:
     """One row per network with a result in the store (two if the fast recipe trained it too):
     what it costs and what it buys, at the input it was trained at."""
     from bench.runs import preset_of
-    from bench.train import FAST, PRESETS
 
     profiles = [r for r in store.rows("profile") if r["status"] == "ok" and r["batch_size"] == 128]
     speeds, trains = store.rows("speed"), store.rows("train")
     runs = [r for r in trains if r["status"] in ("ok", "diverged")]
     preset = preset_of(store)
+    not_trained = store.rows("run")[-1]["not_trained"] if preset else []
     rows = []
     for name in archs.list_models():
         spec = archs.spec(name)
-        cost = [r for r in profiles if r["model"] == name and r["image_size"] == spec.input_size]
+        cost = [r for r in profiles if r["model"] == name and r["image_size"] == spec.image_size]
         timed = [r for r in speeds if r["model"] == name]
         mine = [r for r in runs if r["model"] == name]
         if not (cost or timed or mine):
             continue
-        costs = {"input": f"{spec.input_size} px", "family": spec.family}
+        costs = {"input": f"{spec.image_size} px", "family": spec.family}
         if cost:
             c = cost[0]
             costs.update(params=c["params"], fwd_macs_per_image=c["fwd_macs_per_image"],
                          train_mib=c["train_bytes_est_sgd"] / MIB)  # fmt: skip
         costs["infer_best"] = _best(timed, "infer")
         trained = []  # (row label, kind, run)
-        run = preset_run(mine, name)
+        run = preset_run(mine)
         if run is not None:
-            trained.append((name, "book" if run["profile"] == "book" else "fixed work", run))
-        fast = [r for r in mine if r.get("tricks") == FAST.names()]
+            trained.append((name, "book" if run["preset"] == "book" else "fixed work", run))
+        fast = [r for r in mine if r["fast_recipe"]]
         if fast:  # the median over seeds
             median = sorted(fast, key=lambda r: r["test_acc"])[(len(fast) - 1) // 2]
             trained.append((f"{name}, fast recipe ({plural(len(fast), 'seed')}, median)", "fast",
                             median))  # fmt: skip
         if not trained:
-            untrained = preset in PRESETS and not PRESETS[preset].trains(name)
             rows.append({"model": name, **costs, "accuracy": (
                 f"not trained under the {preset} preset: the book preset trains it"
-                if untrained else "-")})  # fmt: skip
+                if name in not_trained else "-")})  # fmt: skip
         for label, kind, run in trained:
             rows.append({
                 "model": label, **costs, "kind": kind, "test_acc": run["test_acc"],
-                "profile": run["profile"], "trained_input": f"{run['resize'] or 28} px",
+                "preset": run["preset"], "trained_input": f"{run['resize'] or 28} px",
                 "trained_macs": run.get("fwd_macs_per_image"),
                 "train_speed": training_speed(run, timed),
                 "accuracy": run_text(run),

@@ -18,13 +18,12 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from matplotlib.ticker import FuncFormatter, NullFormatter
 
-from bench.render.format import book_rank, budget_text
+from bench.render.format import book_rank
 from bench.render.headline import headline
+from bench.schema import RESIDENT
 from bench.store import Store
-from bench.timing import Backend
 
 MIB = 2**20
-RSS = Backend.memory_kind  # what a CPU measures
 RSS_FLOOR = 32 * MIB  # peak RSS growth below this is plotted as noise, i.e. not at all
 matplotlib.rcParams["svg.hashsalt"] = "cnnbench"  # the same store renders the same SVG bytes
 
@@ -64,10 +63,9 @@ def colour(model: str) -> tuple[float, ...]:
     """A network's colour, the same in every figure: the book's nine networks get distinct
     colours, the others colours of a second palette."""
     import archs
-    from bench.train import BOOK_MODELS
 
-    if model in BOOK_MODELS:
-        return plt.cm.tab10.colors[BOOK_MODELS.index(model)]
+    if model in archs.BOOK_MODELS:
+        return plt.cm.tab10.colors[archs.BOOK_MODELS.index(model)]
     names = archs.list_models()
     return plt.cm.tab20b.colors[names.index(model) % 20 if model in names else 0]
 
@@ -196,20 +194,19 @@ def _speed_frame(store: Store) -> pd.DataFrame:
 def _curves(store: Store) -> pd.DataFrame:
     """Evaluation points of each network's preset run and of the fast recipe's runs."""
     from bench.render.headline import preset_run
-    from bench.train import FAST
 
     runs = [r for r in store.rows("train") if r["status"] in ("ok", "diverged")]
     chosen = [
         r
         for name in dict.fromkeys(r["model"] for r in runs)
-        if (r := preset_run([x for x in runs if x["model"] == name], name))
+        if (r := preset_run([x for x in runs if x["model"] == name]))
     ]
-    chosen += [r for r in runs if r.get("tricks") == FAST.names()]
+    chosen += [r for r in runs if r["fast_recipe"]]
     points = []
     for run in chosen:
-        fast = run.get("tricks") == FAST.names()
-        recipe = f"fast recipe, seed {run['seed']}" if fast else run["tricks"]
-        label = f"{run['model']} @ {run['resize'] or 28} px, {recipe} ({budget_text(run)})"
+        fast = run["fast_recipe"]
+        recipe = f"fast recipe, seed {run['seed']}" if fast else run["techniques"]
+        label = f"{run['model']} @ {run['resize'] or 28} px, {recipe} ({run['work']})"
         for point in store.details("train", run["model"], run["config"], "history"):
             points.append({**point, "label": label, "fast": fast, "model": run["model"]})
     return pd.DataFrame(points)
@@ -345,7 +342,7 @@ def write_plots(store: Store, out_dir: Path, preset: str | None) -> list[Path]:
                                     "throughput_vs_batch")  # fmt: skip
         memory = speed[speed["line"] == "PyTorch"].dropna(subset=["peak_bytes"])
         # a CPU's peak RSS grows in steps of what the allocator keeps: smaller growth is noise
-        memory = memory[(memory["memory_kind"] != RSS) | (memory["peak_bytes"] >= RSS_FLOOR)]
+        memory = memory[(memory["memory_kind"] != RESIDENT) | (memory["peak_bytes"] >= RSS_FLOOR)]
         title = f"Peak memory (on a CPU: peak RSS growth of {RSS_FLOOR // MIB} MiB or more)"
         written += _per_model_lines(memory, "batch_size", "peak_bytes", "panel", "batch size",
                                     "peak memory (MiB, measured)", title, out_dir,

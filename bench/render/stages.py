@@ -41,7 +41,7 @@ SUMMARY_COLUMNS: list[Column] = [
     ("infer_peak_bytes", "inference peak at batch (MiB, counted)", fmt_mib),
     ("train_bytes_est_sgd", "training, SGD (MiB, estimated)", fmt_mib),
     ("train_bytes_est_adam", "training, Adam (MiB, estimated)", fmt_mib),
-    ("min_input_size", "smallest input", fmt_int),
+    ("min_image_size", "smallest input", fmt_int),
     ("uncounted_ops", "ops not counted", fmt_text),
 ]
 LAYER_COLUMNS: list[Column] = [

@@ -10,14 +10,12 @@ import pandas as pd
 from bench.render.format import (
     Column,
     atomic_write,
-    budget_text,
     fmt_int,
     fmt_mib,
     fmt_percent,
     fmt_ratio,
     fmt_text,
     markdown,
-    test_set,
 )
 from bench.store import Store
 
@@ -52,17 +50,17 @@ def write_train(store: Store, out_dir: Path) -> list[Path]:
         return []
     frame = pd.DataFrame(rows)
     frame["input"] = [f"{r['config']['resize'] or 28} px" for r in rows]
-    frame["run"] = [f"{r['config']['name']}: {budget_text(r)}" for r in rows]
-    frame["test_set"] = [test_set(r) for r in rows]
-    frame["techniques"] = [f"{r.get('tricks', '-')} ({r.get('autocast', 'off')})" for r in rows]
+    frame["run"] = [f"{r['preset']}: {r['work']}" for r in rows]
+    frame["techniques"] = [f"{r['techniques']} ({r.get('autocast', 'off')})" for r in rows]
     devices = sorted({r["provenance"]["device"] + " / " + r["provenance"]["cpu"] for r in rows})
     text = (
         "# Training on Fashion-MNIST (`python -m bench train`)\n\n"
         "The book's loop: cross-entropy, the book's Xavier-uniform initialization, SGD "
         "without momentum at each network's learning rate, batch and input side. The "
         "techniques column names what a run changes in that loop (adam: Adam in place of SGD; "
-        "the fast recipe: README, bench/train.py) and, in brackets, whether bfloat16 autocast "
-        "ran. Every run trains on fixed work, never a time: the *book* preset on the chapter's "
+        "the fast recipe: README, bench/training/recipes.py) and, in brackets, whether "
+        "bfloat16 autocast ran. Every run trains on fixed work, never a time: the *book* "
+        "preset on the chapter's "
         "10 epochs over all 60,000 images; the *cpu* preset adapts each recipe to a CPU (Adam, "
         "inputs of at most 32 pixels or the smallest the network accepts, a few epochs over a "
         "fixed subset, tested on a fixed subset) so that what it reports is what that work "
@@ -76,7 +74,7 @@ def write_train(store: Store, out_dir: Path) -> list[Path]:
     )
     curves = [
         {"model": r["model"], "lr": r["lr"], "batch_size": r["batch_size"],
-         "resize": r["config"]["resize"], "profile": r["config"]["name"], **point}
+         "resize": r["config"]["resize"], "preset": r["preset"], **point}
         for r in rows
         for point in store.details("train", r["model"], r["config"], "history")
     ]  # fmt: skip
@@ -113,33 +111,33 @@ ABLATION_COLUMNS: list[Column] = [
 def _ablation(frame: pd.DataFrame) -> pd.DataFrame:
     """Scheduled runs grouped by network, schedule, preset and techniques: medians over seeds,
     differences from the run with the most techniques on."""
-    from bench.train import FAST
-
     if "epochs" not in frame:
         return pd.DataFrame()
     runs = frame[frame["epochs"].notna() & (frame["status"] == "ok")].copy()
     if runs.empty:
         return runs
-    runs["profile_name"] = [c["name"] for c in runs["config"]]
     rows = []
-    full = FAST.names()
-    for (model, epochs, profile), group in runs.groupby(["model", "epochs", "profile_name"]):
-        medians = group.groupby("tricks").agg(
+    for (model, epochs, preset), group in runs.groupby(["model", "epochs", "preset"]):
+        full = max(group["techniques"], key=lambda t: len(t.split("+")))
+        everything = "all (the fast recipe)" if group["fast_recipe"].any() else "all"
+        medians = group.groupby("techniques").agg(
             test_acc=("test_acc", "median"), low=("test_acc", "min"), high=("test_acc", "max"),
             seeds=("seed", "nunique"), wall_s=("wall_s", "median"),
             images_per_s=("images_per_s", "median"))  # fmt: skip
         base = medians["test_acc"].get(full)
-        for tricks, row in medians.iterrows():
-            off = [name for name in full.split("+") if name not in tricks.split("+")]
+        for techniques, row in medians.iterrows():
+            off = [name for name in full.split("+") if name not in techniques.split("+")]
             change = (
-                "all (the fast recipe)"
-                if tricks == full
-                else ("none (the book's loop)" if tricks == "-" else "without " + ", ".join(off))
+                everything
+                if techniques == full
+                else (
+                    "none (the book's loop)" if techniques == "-" else "without " + ", ".join(off)
+                )
             )
-            rows.append({"model": f"{model} ({profile}, {int(epochs)} epochs)", "change": change,
+            rows.append({"model": f"{model} ({preset}, {int(epochs)} epochs)", "change": change,
                          "seeds": row["seeds"], "test_acc": row["test_acc"],
                          "spread": f"{row['low']:.2%} - {row['high']:.2%}",
                          "delta": row["test_acc"] - base if base is not None else None,
                          "wall_s": row["wall_s"], "images_per_s": row["images_per_s"],
-                         "order": len(off) if tricks != "-" else 99})  # fmt: skip
+                         "order": len(off) if techniques != "-" else 99})  # fmt: skip
     return pd.DataFrame(rows).sort_values(["model", "order"])

@@ -1,0 +1,178 @@
+"""The devices timing runs on: what a clock and a memory reading are on each (a backend), which
+device ``--device`` names, and the roof a roofline needs (peak FLOP/s, memory bandwidth).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import gc
+import math
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from bench.schema import ALLOCATED, RESIDENT
+
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+# Dense peak TFLOP/s by precision, from NVIDIA's datasheets (tensor-core figures without
+# sparsity): "NVIDIA H100 Tensor Core GPU", "NVIDIA A100 Tensor Core GPU", "NVIDIA L4 Tensor Core
+# GPU" and "NVIDIA T4" datasheets. The first entry whose words all appear among the words of the
+# device name wins (torch names the H100 SXM "NVIDIA H100 80GB HBM3").
+GPU_PEAK_TFLOPS = [
+    (("H100", "PCIe"), "H100 PCIe", {"fp32": 51.2, "tf32": 378.0, "bf16": 756.0, "fp16": 756.0}),
+    (("H100",), "H100 SXM", {"fp32": 67.0, "tf32": 494.7, "bf16": 989.4, "fp16": 989.4}),
+    (("A100",), "A100", {"fp32": 19.5, "tf32": 156.0, "bf16": 312.0, "fp16": 312.0}),
+    (("L4",), "L4", {"fp32": 30.3, "tf32": 60.0, "bf16": 121.0, "fp16": 121.0}),
+    (("T4",), "T4", {"fp32": 8.1, "fp16": 65.0}),
+]
+
+
+@dataclass
+class Backend:
+    """What timing needs from a device: a clock around one step, and the step's peak memory
+    (growth over a baseline set by ``reset_peak``); ``memory_kind`` says what that memory is."""
+
+    device: torch.device
+    name: str
+    baseline: int = 0
+    memory_kind = ""
+
+    def time(self, step: Callable[[], Any]) -> float:
+        raise NotImplementedError
+
+    def reset_peak(self) -> None:
+        raise NotImplementedError
+
+    def peak_bytes(self) -> int:
+        raise NotImplementedError
+
+
+@dataclass
+class CpuBackend(Backend):
+    """The CPU (Linux, glibc): a wall clock, and the process's peak resident memory (VmHWM,
+    reset through /proc/self/clear_refs) minus its resident memory at the reset."""
+
+    memory_kind = RESIDENT
+
+    def time(self, step: Callable[[], Any]) -> float:
+        start = time.perf_counter()
+        step()
+        return time.perf_counter() - start
+
+    def reset_peak(self) -> None:
+        gc.collect()
+        _LIBC.malloc_trim(0)  # hand freed heap back, so that the next step's growth shows
+        Path("/proc/self/clear_refs").write_text("5")
+        self.baseline = _proc_status("VmRSS")
+
+    def peak_bytes(self) -> int:
+        return _proc_status("VmHWM") - self.baseline
+
+
+@dataclass
+class CudaBackend(Backend):
+    """CUDA: events around the step, synchronized before reading; the allocator's peak."""
+
+    memory_kind = ALLOCATED
+
+    def time(self, step: Callable[[], Any]) -> float:
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        torch.cuda.synchronize(self.device)
+        start.record()
+        step()
+        end.record()
+        end.synchronize()
+        return start.elapsed_time(end) / 1000
+
+    def reset_peak(self) -> None:
+        torch.cuda.synchronize(self.device)
+        torch.cuda.reset_peak_memory_stats(self.device)
+        self.baseline = torch.cuda.memory_allocated(self.device)
+
+    def peak_bytes(self) -> int:
+        torch.cuda.synchronize(self.device)
+        return torch.cuda.max_memory_allocated(self.device) - self.baseline
+
+
+_LIBC = ctypes.CDLL(ctypes.util.find_library("c"))
+
+
+def _proc_status(field_name: str) -> int:
+    """A memory field of /proc/self/status, in bytes."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field_name + ":"):
+            return int(line.split()[1]) * 1024
+    raise OSError(f"no {field_name} in /proc/self/status")
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    """CUDA's OutOfMemoryError, or the CPU allocator's failure."""
+    if isinstance(error, (torch.cuda.OutOfMemoryError, MemoryError)):
+        return True
+    return isinstance(error, RuntimeError) and "can't allocate memory" in str(error)
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """'auto' is the GPU if there is one, else the CPU; asking for a missing GPU is an error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda: no CUDA device is available on this machine")
+    if device.type not in ("cpu", "cuda"):
+        raise ValueError(f"device must be auto, cpu or cuda, got {name!r}")
+    return device
+
+
+def backend_for(device: torch.device) -> Backend:
+    """The timing backend of a device."""
+    if device.type == "cuda":
+        return CudaBackend(device, torch.cuda.get_device_name(device))
+    from bench.store import cpu_model
+
+    return CpuBackend(device, cpu_model())
+
+
+def peak_flops(device: torch.device, precision: str, backend_name: str) -> tuple[float, str]:
+    """The device's peak FLOP/s for ``precision`` and where the figure comes from."""
+    if device.type == "cuda":
+        key = "tf32" if precision == "fp32" and torch.backends.cudnn.allow_tf32 else precision
+        tokens = set(re.split(r"[\s\-]+", backend_name))
+        for words, label, table in GPU_PEAK_TFLOPS:
+            if tokens.issuperset(words) and key in table:
+                return table[key] * 1e12, f"datasheet: {label} {key}"
+        return math.nan, f"no datasheet figure for {backend_name} {key}"
+    return measured_matmul_flops(device, precision), "measured: 2048x2048 matmul, best of runs"
+
+
+def measured_matmul_flops(device: torch.device, precision: str, seconds: float = 1.0) -> float:
+    """Best FLOP/s of a 2048 x 2048 matrix product in ``precision`` over ``seconds``."""
+    n = 2048
+    dtype = PRECISIONS[precision] or torch.float32
+    a, b = (torch.randn(n, n, device=device, dtype=dtype) for _ in range(2))
+    backend = backend_for(device)
+    best = math.inf
+    start = time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        best = min(best, backend.time(lambda: a @ b))
+    return 2 * n**3 / best
+
+
+def measured_bandwidth(device: torch.device, seconds: float = 1.0) -> float:
+    """Best bytes/s of copying a 256 MiB tensor into another (each byte read once, written once)
+    over ``seconds``."""
+    source = torch.ones(64 * 2**20, device=device)
+    target = torch.empty_like(source)
+    backend = backend_for(device)
+    best = math.inf
+    start = time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        best = min(best, backend.time(lambda: target.copy_(source)))
+    return 2 * source.numel() * source.element_size() / best

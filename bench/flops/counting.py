@@ -1,0 +1,164 @@
+"""Counting on the meta device: FLOPs and bytes of every op by (layer, op, phase), the bytes
+autograd saves for backward, and the peak bytes alive during inference.
+
+A forward op belongs to the innermost module running; a backward op to the module whose forward
+created the autograd node being run. Rules come from a handler table (``bench.flops.handlers``).
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections import Counter, defaultdict
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import torch
+from torch import nn
+from torch.autograd.graph import saved_tensors_hooks
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_flatten
+
+from bench.flops.handlers import FLOPS, FREE, Handler, bind
+
+OUTSIDE = "(outside any module)"
+
+
+class OpCounter(TorchDispatchMode):
+    """FLOPs and bytes of every op by (layer, op, phase), and the output shape of every layer.
+
+    A forward op belongs to the innermost module running. A backward op belongs to the module
+    whose forward created the autograd node being run: after each module's forward, the nodes
+    between its output and its inputs that no inner module claimed are claimed for it.
+    """
+
+    def __init__(self, model: nn.Module, handlers: Mapping[Any, Handler] = FLOPS):
+        super().__init__()
+        self.model, self.handlers = model, handlers
+        self.running: list[str] = []
+        self.owner: dict[Any, str] = {}  # autograd node -> layer
+        self.output_shapes: dict[str, tuple[int, ...]] = {}
+        self.counts: dict[tuple[str, Any, str], list[int]] = defaultdict(lambda: [0, 0, 0])
+        self.uncounted: Counter[tuple[str, str]] = Counter()
+
+    def __enter__(self) -> OpCounter:
+        self.hooks = []
+        for name, module in self.model.named_modules():
+            self.hooks.append(module.register_forward_pre_hook(self._enter_hook(name)))
+            self.hooks.append(module.register_forward_hook(self._exit_hook(name)))
+        return super().__enter__()
+
+    def __exit__(self, *exc: Any) -> None:
+        for hook in self.hooks:
+            hook.remove()
+        return super().__exit__(*exc)
+
+    def _enter_hook(self, name: str) -> Callable[..., None]:
+        def hook(module: nn.Module, inputs: Any) -> None:
+            self.running.append(name)
+
+        return hook
+
+    def _exit_hook(self, name: str) -> Callable[..., None]:
+        def hook(module: nn.Module, inputs: Any, output: Any) -> None:
+            self.running.pop()
+            outputs = [t for t in tree_flatten(output)[0] if isinstance(t, torch.Tensor)]
+            self.output_shapes[name] = tuple(outputs[0].shape)
+            boundary = {t.grad_fn for t in tree_flatten(inputs)[0] if isinstance(t, torch.Tensor)}
+            todo = [t.grad_fn for t in outputs if t.grad_fn is not None]
+            seen = set()
+            while todo:
+                node = todo.pop()
+                if node is None or node in boundary or node in seen:
+                    continue
+                seen.add(node)
+                self.owner.setdefault(node, name)
+                todo.extend(next_node for next_node, _ in node.next_functions)
+
+        return hook
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        op = func.overloadpacket
+        if op in FREE and op not in self.handlers:
+            return out
+        backward = torch._C._current_graph_task_id() != -1
+        phase = "backward" if backward else "forward"
+        if op not in self.handlers:
+            self.uncounted[(str(op), phase)] += 1
+            return out
+        if backward:
+            layer = self.owner.get(torch._C._current_autograd_node(), OUTSIDE)
+        else:
+            layer = self.running[-1] if self.running else OUTSIDE
+        entry = self.counts[(layer, op, phase)]
+        entry[0] += 1
+        entry[1] += self.handlers[op](bind(func, args, kwargs), out)
+        tensors = [t for t in tree_flatten((args, kwargs, out))[0] if isinstance(t, torch.Tensor)]
+        entry[2] += sum(t.numel() * t.element_size() for t in tensors)
+        return out
+
+
+class LiveBytes(TorchDispatchMode):
+    """Bytes of the storages that ops create, while any tensor on them is alive; keeps the peak.
+    Storages in ``existing`` (weights, the input) are not counted, nor are views of them."""
+
+    def __init__(self, existing: set[int]):
+        super().__init__()
+        self.existing = existing
+        self.live = self.peak = 0
+        self.storages: dict[int, list[int]] = {}  # storage -> [bytes, tensors alive]
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for t in tree_flatten(out)[0]:
+            if isinstance(t, torch.Tensor):
+                key = t.untyped_storage()._cdata
+                if key in self.existing:
+                    continue
+                if key not in self.storages:
+                    self.storages[key] = [t.untyped_storage().nbytes(), 0]
+                    self.live += self.storages[key][0]
+                    self.peak = max(self.peak, self.live)
+                self.storages[key][1] += 1
+                weakref.finalize(t, self._release, key)
+        return out
+
+    def _release(self, key: int) -> None:
+        entry = self.storages[key]
+        entry[1] -= 1
+        if entry[1] == 0:
+            self.live -= entry[0]
+            del self.storages[key]
+
+
+class SavedBytes(saved_tensors_hooks):
+    """Bytes autograd saves for backward while active: unique storages, not ``model``'s weights."""
+
+    def __init__(self, model: nn.Module):
+        weights = {t.untyped_storage()._cdata for t in [*model.parameters(), *model.buffers()]}
+        self.storages: dict[int, int] = {}
+
+        def pack(t: torch.Tensor) -> torch.Tensor:
+            key = t.untyped_storage()._cdata
+            if key not in weights:
+                self.storages[key] = t.untyped_storage().nbytes()
+            return t
+
+        super().__init__(pack, lambda t: t)
+
+    def __enter__(self) -> SavedBytes:
+        super().__enter__()
+        return self
+
+    @property
+    def total(self) -> int:
+        return sum(self.storages.values())
+
+
+def peak_inference_bytes(model: nn.Module, x: torch.Tensor) -> int:
+    """Peak bytes of tensors alive during one inference pass (the input and weights excluded)."""
+    existing = {t.untyped_storage()._cdata for t in [x, *model.parameters(), *model.buffers()]}
+    with torch.no_grad(), LiveBytes(existing) as live:
+        model(x)
+    return live.peak

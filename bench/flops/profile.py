@@ -1,0 +1,312 @@
+"""What a network costs before it runs: parameters, MACs/FLOPs forward and backward, activation
+memory and arithmetic intensity, all counted on the meta device (shapes, no arithmetic).
+
+Conventions. A MAC is one multiply-accumulate; FLOPs = 2 x MACs, always (the rules:
+``bench.flops.handlers``). Two independent counters check the conv and matmul part: fvcore
+(forward; one fused multiply-add = one flop, i.e. it counts MACs) and
+torch.utils.flop_counter.FlopCounterMode (forward and backward; 2 FLOPs per MAC), the latter with
+its grouped-convolution backward corrected (torch's formula charges the weight gradient
+``groups`` times).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import warnings
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import pandas as pd
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode, conv_flop_count
+
+import archs
+from bench.flops.counting import OUTSIDE, OpCounter, SavedBytes, peak_inference_bytes
+from bench.flops.handlers import FLOPS, Handler, category
+
+aten = torch.ops.aten
+
+
+def _corrected_conv_backward(
+    grad_out, x, w, _bias, _stride, _padding, _dilation, transposed, _output_padding, _groups,
+    output_mask, out_shape=None, **kwargs,
+) -> int:  # fmt: skip
+    """FlopCounterMode's rule with the weight gradient charged once, not ``groups`` times."""
+    forward = conv_flop_count(x, w, grad_out, transposed)
+    return forward * (int(output_mask[0]) + int(output_mask[1]))
+
+
+def fvcore_macs(model: nn.Module, x: torch.Tensor) -> int | None:
+    """Conv and matmul MACs of one forward pass by fvcore (it traces, so needs real tensors);
+    None where fvcore is not installed."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # fvcore uses torch.jit, now deprecated
+        try:
+            from fvcore.nn import FlopCountAnalysis
+        except ImportError:
+            return None
+
+        logging.getLogger("fvcore").setLevel(logging.ERROR)
+        analysis = FlopCountAnalysis(model, x)
+        analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
+        with torch.no_grad():
+            by_op = analysis.by_operator()
+    return sum(v for k, v in by_op.items() if k in ("conv", "linear", "addmm", "matmul", "bmm"))
+
+
+class Profile(NamedTuple):
+    """``summary``: one row; ``layers``: one row per module that ran ops; ``ops``: per op type."""
+
+    summary: pd.DataFrame
+    layers: pd.DataFrame
+    ops: pd.DataFrame
+
+
+@dataclass
+class _Target:
+    name: str
+    meta: nn.Module  # the model on the meta device
+    real: Callable[[], nn.Module]  # the model with real storage (for fvcore), made on demand
+    in_channels: int
+    size: int
+    min_image_size: int | None
+
+
+def _target(model_or_name: str | nn.Module, image_size: int | None, in_channels: int) -> _Target:
+    if isinstance(model_or_name, str):
+        spec = archs.spec(model_or_name)
+        size = image_size or spec.image_size
+        meta = archs.build(model_or_name, in_channels=in_channels, image_size=size, device="meta")
+        return _Target(
+            spec.name, meta, lambda: copy.deepcopy(meta).to_empty(device="cpu"), in_channels,
+            size, spec.min_image_size,
+        )  # fmt: skip
+    if image_size is None:
+        raise ValueError("image_size is required when profiling a module")
+    model = model_or_name
+    return _Target(
+        type(model).__name__, copy.deepcopy(model).to("meta"), lambda: copy.deepcopy(model),
+        in_channels, image_size, None,
+    )  # fmt: skip
+
+
+def profile(
+    model_or_name: str | nn.Module,
+    *,
+    image_size: int | None = None,
+    batch_size: int = 128,
+    in_channels: int = 1,
+    handlers: Mapping[Any, Handler] | None = None,
+) -> Profile:
+    """Count parameters, MACs/FLOPs (forward and backward) and activation memory of a network.
+
+    ``model_or_name`` is a registry name (built at ``image_size``, default its book size) or any
+    nn.Module (``image_size`` required). Counting runs on a meta-device copy, so the cost does
+    not depend on the network's size or ``batch_size``; only fvcore's cross-check runs one real
+    forward pass at batch 1 on the CPU. ``handlers`` (op -> FLOPs of a call, see
+    ``bench.flops.handlers``) add rules to the table or replace its rules.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch size must be positive, got {batch_size}")
+    target = _target(model_or_name, image_size, in_channels)
+    model, shape = target.meta, (in_channels, target.size, target.size)
+    batch = torch.empty(batch_size, *shape, device="meta")
+
+    model.train()
+    with (
+        SavedBytes(model) as saved,
+        OpCounter(model, {**FLOPS, **(handlers or {})}) as ours,
+        FlopCounterMode(
+            display=False, custom_mapping={aten.convolution_backward: _corrected_conv_backward}
+        ) as theirs,
+    ):
+        out = model(batch)
+        theirs_forward = theirs.get_total_flops()
+        out.backward(torch.ones_like(out))
+        theirs_total = theirs.get_total_flops()
+    model.zero_grad(set_to_none=True)
+
+    ops = _op_table(ours)
+    layers = _layer_table(ops, model, ours.output_shapes)
+    per_image = ops.groupby("phase")["flops"].sum() / batch_size
+    matmul = ops[ops["category"] != "other"].groupby("phase")["flops"].sum()
+    counted_macs = int(matmul.get("forward", 0)) // 2 // batch_size
+    real = target.real().eval()
+    device = next(real.parameters(), torch.empty(0)).device
+    fvcore = fvcore_macs(real, torch.zeros(1, *shape, device=device))
+    agree = (
+        fvcore in (None, counted_macs)  # a cross-check that cannot run is said so, not failed
+        and theirs_forward == matmul.get("forward", 0)
+        and theirs_total - theirs_forward == matmul.get("backward", 0)
+    )
+    summary = {
+        "model": target.name,
+        "image_size": target.size,
+        "in_channels": in_channels,
+        "batch_size": batch_size,
+        **_parameters(model),
+        "fwd_flops_per_image": int(per_image.get("forward", 0)),
+        "bwd_flops_per_image": int(per_image.get("backward", 0)),
+        **_split_by_category(ops, batch_size),
+        "fvcore_fwd_macs_per_image": fvcore,
+        "flopcounter_fwd_flops": theirs_forward,
+        "flopcounter_bwd_flops": theirs_total - theirs_forward,
+        "counters_agree": bool(agree),
+        "uncounted_ops": ", ".join(
+            f"{op} ({phase}, {n}x)" for (op, phase), n in sorted(ours.uncounted.items())
+        ),
+        "fwd_bytes_moved": int(ops.loc[ops["phase"] == "forward", "bytes"].sum()),
+        **_memory(model, shape, batch_size, saved.total),
+        "min_image_size": target.min_image_size,
+    }
+    summary["fwd_macs_per_image"] = summary["fwd_flops_per_image"] / 2
+    summary["bwd_macs_per_image"] = summary["bwd_flops_per_image"] / 2
+    summary["fwd_flops_per_byte"] = (
+        summary["fwd_flops_per_image"] * batch_size / max(summary["fwd_bytes_moved"], 1)
+    )
+    return Profile(pd.DataFrame([summary]), layers, ops)
+
+
+def profile_job(name: str, config: dict[str, Any]) -> tuple[dict, list[dict], list[dict]]:
+    """One registry network's profile as plain values: the summary row, layer rows and op rows.
+
+    Self-contained (it takes a name and a config, returns JSON-ready data), so it can run in
+    any worker process.
+    """
+    torch.set_num_threads(1)  # one worker per core
+    result = profile(
+        name,
+        image_size=config["image_size"],
+        batch_size=config["batch_size"],
+        in_channels=config["in_channels"],
+    )
+    summary, layers, ops = (json.loads(frame.to_json(orient="records")) for frame in result)
+    return summary[0], layers, ops
+
+
+def step_flops_per_image(model: nn.Module, input_shape: tuple[int, ...]) -> dict[str, int]:
+    """FLOPs per image of an inference step (forward in eval mode) and of a training step
+    (forward and backward in training mode), counted on ``model``, a meta-device module."""
+    batch = torch.empty(2, *input_shape, device="meta")  # training batch norm needs two
+    with OpCounter(model.eval()) as infer, torch.no_grad():
+        model(batch)
+    with OpCounter(model.train()) as train:
+        out = model(batch)
+        out.backward(torch.ones_like(out))
+    model.zero_grad(set_to_none=True)
+    return {
+        "infer": sum(flops for _, flops, _ in infer.counts.values()) // 2,
+        "train": sum(flops for _, flops, _ in train.counts.values()) // 2,
+    }
+
+
+def _op_table(counter: OpCounter) -> pd.DataFrame:
+    rows = [
+        {
+            "layer": layer,
+            "op": str(op),
+            "phase": phase,
+            "category": category(op),
+            "calls": calls,
+            "flops": flops,
+            "macs": flops / 2,
+            "bytes": moved,
+        }
+        for (layer, op, phase), (calls, flops, moved) in counter.counts.items()
+    ]
+    return pd.DataFrame(rows)
+
+
+def _layer_table(ops: pd.DataFrame, model: nn.Module, shapes: dict) -> pd.DataFrame:
+    modules = dict(model.named_modules())
+    table = ops.pivot_table(
+        index="layer", columns="phase", values=["flops", "bytes"], aggfunc="sum", fill_value=0
+    )
+    rows = []
+    for name in [n for n in [*modules, OUTSIDE] if n in table.index]:
+        fwd = int(table.loc[name].get(("flops", "forward"), 0))
+        bwd = int(table.loc[name].get(("flops", "backward"), 0))
+        moved = int(table.loc[name].get(("bytes", "forward"), 0))
+        rows.append(
+            {
+                "layer": name or "(model)",
+                "type": type(modules[name]).__name__ if name in modules else "",
+                "output_shape": "x".join(map(str, shapes.get(name, ())[1:])),
+                "params": sum(p.numel() for p in modules[name].parameters(recurse=False))
+                if name in modules
+                else 0,
+                "fwd_flops": fwd,
+                "fwd_macs": fwd / 2,
+                "bwd_flops": bwd,
+                "bwd_macs": bwd / 2,
+                "fwd_bytes_moved": moved,
+                "fwd_flops_per_byte": fwd / moved if moved else 0.0,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def _kind(module: nn.Module) -> str:
+    if isinstance(module, nn.modules.conv._ConvNd):
+        return "conv"
+    if isinstance(module, nn.Linear):
+        return "linear"
+    return "norm" if "Norm" in type(module).__name__ else "other"
+
+
+def _parameters(model: nn.Module) -> dict[str, int]:
+    by_kind = Counter()
+    for module in model.modules():
+        by_kind[_kind(module)] += sum(p.numel() for p in module.parameters(recurse=False))
+    total = sum(p.numel() for p in model.parameters())
+    return {
+        "params": total,
+        "params_trainable": sum(p.numel() for p in model.parameters() if p.requires_grad),
+        **{f"params_{kind}": by_kind[kind] for kind in ("conv", "linear", "norm", "other")},
+        "param_bytes_fp32": 4 * total,
+        "param_bytes_bf16": 2 * total,
+    }
+
+
+def _split_by_category(ops: pd.DataFrame, batch_size: int) -> dict[str, float]:
+    split = {}
+    for phase, short in (("forward", "fwd"), ("backward", "bwd")):
+        rows = ops[ops["phase"] == phase]
+        for kind in ("conv", "linear", "other"):
+            flops = rows.loc[rows["category"] == kind, "flops"].sum()
+            split[f"{short}_{kind}_macs_per_image"] = flops / 2 / batch_size
+    return split
+
+
+# Optimizer state per trainable parameter, in parameter copies.
+OPTIMIZER_STATE = {"sgd": 0, "sgd_momentum": 1, "adam": 2}
+
+
+def _memory(model: nn.Module, shape: tuple[int, ...], batch_size: int, saved: int) -> dict:
+    weights = sum(p.numel() * p.element_size() for p in model.parameters())
+    weights += sum(b.numel() * b.element_size() for b in model.buffers())
+    grads = sum(p.numel() * p.element_size() for p in model.parameters() if p.requires_grad)
+    one, batch = (torch.empty(n, *shape, device="meta") for n in (1, batch_size))
+    try:
+        with SavedBytes(model) as saved_one:
+            model.train()(one)
+        saved_batch1 = saved_one.total
+    except ValueError:  # batch norm needs two examples per channel to train
+        saved_batch1 = None
+    memory: dict[str, Any] = {
+        "weight_bytes": weights,
+        "grad_bytes": grads,
+        "saved_activation_bytes_batch1": saved_batch1,
+        "saved_activation_bytes": saved,
+        "infer_peak_bytes_batch1": peak_inference_bytes(model.eval(), one),
+        "infer_peak_bytes": peak_inference_bytes(model, batch),
+    }
+    for optimizer, copies in OPTIMIZER_STATE.items():
+        memory[f"train_bytes_est_{optimizer}"] = weights + grads + copies * grads + saved
+    memory["infer_bytes_est"] = weights + memory["infer_peak_bytes"]
+    return memory

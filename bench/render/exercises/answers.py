@@ -1,0 +1,186 @@
+"""Answers that join more than one kind of row (a speed sweep with its profile, layer tables,
+training curves, microbenchmarks with chapter 7's blocks, the machine's roof)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pandas as pd
+
+import archs
+from bench.render.exercises.rows import (
+    INTENSITY,
+    MACS,
+    MODEL,
+    PARAMS,
+    RUN,
+    TRAINED,
+    Answer,
+    block_rows,
+    micro_rows,
+    profile_rows,
+    source_of,
+    train_rows,
+)
+from bench.render.exercises.sentences import ratio_text, say_epochs, say_memory_modes
+from bench.render.format import MIB, fmt_int, fmt_mib, fmt_ms, fmt_percent, fmt_ratio, fmt_text
+from bench.store import Store
+
+
+def speed_answer(model: str) -> Callable[[Store], Answer | None]:
+    def answer(store: Store) -> Answer | None:
+        rows = [r for r in store.rows("speed") if r["model"] == model and r["status"] == "ok"
+                and r["image_size"] == archs.spec(model).image_size]  # fmt: skip
+        cost = profile_rows(store, [model])
+        if not rows or cost.empty:
+            return None
+        frame = pd.DataFrame(rows).sort_values(["mode", "batch_size"])
+        frame["source"] = [source_of(r, "speed") for r in rows]
+        columns = [MODEL, ("image_size", "input side", fmt_int), ("mode", "mode", fmt_text),
+                   ("batch_size", "batch", fmt_int),
+                   ("images_per_s", "images/s (measured)", fmt_ratio),
+                   ("median_ms", "ms/step median", fmt_ms), ("cv", "CV", fmt_percent),
+                   ("peak_bytes", "peak memory (MiB, measured)", fmt_mib)]  # fmt: skip
+        return frame, columns, say_memory_modes(frame, cost.iloc[0])
+
+    return answer
+
+
+def layer_bytes(store: Store, model: str) -> Answer | None:
+    """Parameters and one image's activations, in bytes (fp32), of conv against linear layers."""
+    cost = profile_rows(store, [model])
+    if cost.empty:
+        return None
+    row = cost.iloc[0]
+    layers = pd.DataFrame(store.details("profile", model, row["config"], "layers"))
+    layers["kind"] = layers["type"].map({"Conv2d": "conv", "Linear": "fully connected"})
+    layers = layers.dropna(subset=["kind"])
+    layers["output_elements"] = [
+        int(pd.Series(shape.split("x"), dtype=int).prod()) for shape in layers["output_shape"]
+    ]
+    frame = layers.groupby("kind", as_index=False).agg(
+        layers=("layer", "size"), params=("params", "sum"), outputs=("output_elements", "sum")
+    )
+    frame["param_bytes"], frame["output_bytes"] = 4 * frame["params"], 4 * frame["outputs"]
+    frame["model"], frame["source"] = model, row["source"]
+    by = frame.set_index("kind")
+    conv, fc = by.loc["conv"], by.loc["fully connected"]
+    weights, outputs = by["param_bytes"].idxmax(), by["output_bytes"].idxmax()
+    sizes = by[["param_bytes", "output_bytes"]]
+    ratio = sizes.max() / sizes.min()
+    text = (
+        f"In fp32 the fully connected weights take {fc['param_bytes'] / MIB:,.1f} MiB and the "
+        f"conv weights {conv['param_bytes'] / MIB:,.1f} MiB; one image's conv outputs take "
+        f"{conv['output_bytes'] / 1024:,.0f} KiB and its fully connected outputs "
+        f"{fc['output_bytes'] / 1024:,.0f} KiB. The {weights} layers dominate the memory for "
+        f"parameters ({ratio['param_bytes']:,.1f}x), the {outputs} layers the memory for "
+        f"activations ({ratio['output_bytes']:,.1f}x, growing with the batch)."
+    )
+    columns = [MODEL, ("kind", "layers", fmt_text), ("layers", "count", fmt_int), PARAMS,
+               ("param_bytes", "weights (MiB, fp32)", fmt_mib),
+               ("output_bytes", "outputs for one image (KiB, fp32)",
+                lambda v: f"{v / 1024:,.1f}")]  # fmt: skip
+    return frame, columns, text
+
+
+def epochs_answer(models: tuple[str, ...]) -> Callable[[Store], Answer | None]:
+    """Each network's preset run and what its epochs after the first bought."""
+
+    def answer(store: Store) -> Answer | None:
+        frame = train_rows(store, models)
+        if frame.empty or set(frame["model"]) != set(models):
+            return None
+        history = {r["model"]: store.details("train", r["model"], r["config"], "history")
+                   for _, r in frame.iterrows()}  # fmt: skip
+        return frame, [*RUN, *TRAINED], say_epochs(frame, history)
+
+    return answer
+
+
+def pooling(store: Store) -> Answer | None:
+    """7.5.3: the pool's cost (counted against the formula) and its two implementations timed."""
+    cost, timed = block_rows(store, ("7.5.3",)), micro_rows(store, "avg_pool")
+    if cost.empty or timed.empty:
+        return None
+    row = cost.iloc[0]
+    times = timed.set_index("method")["median_ms"]
+    text = (
+        f"A {row['kernel']}x{row['kernel']} average pool has no parameters and costs k^2 FLOPs "
+        f"per output ({row['fwd_flops_formula'] / 1e6:,.2f} M per image by formula, "
+        f"{row['fwd_flops_counted'] / 1e6:,.2f} M counted). As a depthwise conv with a constant "
+        f"1/k^2 kernel it gives the same outputs (checked) with the same arithmetic, yet "
+        f"avg_pool2d takes {times['avg_pool2d']:.3f} ms and the conv {times['conv2d']:.3f} ms "
+        f"({ratio_text(times['avg_pool2d'], times['conv2d'])}): with equal FLOPs the gap is the "
+        "kernel's, not the arithmetic's. On this CPU the conv goes to oneDNN's vectorized "
+        "depthwise kernel while avg_pool2d on an NCHW tensor runs PyTorch's generic pooling "
+        "loop; the gap is a property of the library and device, not of pooling."
+    )
+    columns = [("method", "method", fmt_text), ("median_ms", "median (ms, measured)", fmt_ms),
+               ("iqr_ms", "IQR (ms)", fmt_ms), ("rounds", "rounds", fmt_int)]  # fmt: skip
+    return timed.assign(source=f"{timed['source'].iloc[0]}; {row['source']}"), columns, text
+
+
+def say_ridge(store: Store, frame: pd.DataFrame) -> str:
+    machines = [r for r in store.rows("machine") if r["status"] == "ok"]
+    text = "; ".join(f"{m}: {frame.loc[m, 'fwd_flops_per_byte']:.1f} FLOPs/byte"
+                     for m in frame.index)  # fmt: skip
+    if machines:
+        m = machines[-1]
+        ridge = m["peak_flops_per_s"] / m["bandwidth_bytes_per_s"]
+        text += (f". This machine's ridge point (measured peak over measured bandwidth) is "
+                 f"{ridge:.1f} FLOPs/byte: a network below it is limited by memory bandwidth, "
+                 "above it by arithmetic")  # fmt: skip
+    return text + "."
+
+
+def intensity(store: Store) -> Answer | None:
+    frame = profile_rows(store, ["alexnet", "googlenet"])
+    if frame.empty:
+        return None
+    return frame, [MODEL, PARAMS, MACS, INTENSITY], say_ridge(store, frame.set_index("model"))
+
+
+def min_size(store: Store) -> Answer | None:
+    frame = profile_rows(store, ["googlenet"])
+    if frame.empty:
+        return None
+    side = int(frame["min_image_size"].iloc[0])
+    return (
+        frame,
+        [MODEL, ("min_image_size", "smallest input side (found by building)", fmt_int)],
+        (
+            f"GoogLeNet accepts inputs down to {side}x{side}: every conv and pool pads, so no "
+            "layer's output becomes empty; below 32 pixels the 7x7/2 stem and four stride-2 "
+            "stages leave 1x1 maps, so it runs, but on almost no spatial information."
+        ),
+    )
+
+
+def per_stage(models: list[str]) -> Callable[[Store], Answer | None]:
+    def answer(store: Store) -> Answer | None:
+        frame = profile_rows(store, models)
+        if frame.empty:
+            return None
+        rows = []
+        for row in frame.to_dict("records"):
+            layers = pd.DataFrame(store.details("profile", row["model"], row["config"], "layers"))
+            stage = layers["layer"].astype(str).str.split(".").str[0]
+            for name, params in layers.groupby(stage, sort=False)["params"].sum().items():
+                rows.append({"model": row["model"], "stage": name, "params": params,
+                             "source": row["source"]})  # fmt: skip
+        stages = pd.DataFrame(rows)
+        totals = frame.set_index("model")["params"]
+        return (
+            stages,
+            [MODEL, ("stage", "top-level module", fmt_text), PARAMS],
+            (
+                "Totals: "
+                + ", ".join(f"{m} {totals[m] / 1e6:,.2f} M" for m in models)
+                + ". Each conv of a dense block writes only the growth rate's channels (its "
+                "input grows along the block), and the transition layers halve the width; each "
+                "3x3 conv of a residual stage maps the stage's full width to itself, so its "
+                "weights grow with the square of the width."
+            ),
+        )
+
+    return answer

@@ -1,0 +1,189 @@
+"""The exercises as data: each one's id, question, answer (the rows it needs and the function
+of them that says what they mean) and the command that measures those rows."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from bench.render.exercises.answers import (
+    epochs_answer,
+    intensity,
+    layer_bytes,
+    min_size,
+    per_stage,
+    pooling,
+    speed_answer,
+)
+from bench.render.exercises.rows import (
+    CONV_CASE,
+    CONV_MACS,
+    CONV_PARAMS,
+    FC_MACS,
+    FC_PARAMS,
+    INFER_MEM,
+    INPUT,
+    MACS,
+    PARAMS,
+    SAVED,
+    SHAPES,
+    TRAIN_MEM,
+    Answer,
+    block_answer,
+    costs,
+    micro_answer,
+    trained,
+    varies,
+)
+from bench.render.exercises.sentences import (
+    say_batch,
+    say_bias,
+    say_bn_layers,
+    say_compare,
+    say_conv_cost,
+    say_corr2d,
+    say_fastest,
+    say_grid,
+    say_groups,
+    say_head,
+    say_lr_grid,
+    say_macs_split,
+    say_params,
+    say_shape,
+    say_totals,
+)
+from bench.render.format import fmt_int, fmt_text
+from bench.store import Store
+
+
+@dataclass(frozen=True)
+class Exercise:
+    id: str
+    question: str
+    answer: Callable[[Store], Answer | None]  # None: the rows are not in the store
+    command: str  # what measures the rows
+
+
+C7 = "python -m bench blocks"
+
+
+MICRO = "nox -s microbench"
+
+
+PROFILE = "python -m bench profile"
+
+
+TRAIN = "python -m bench train --experiment"
+
+
+EXERCISES: tuple[Exercise, ...] = (
+    Exercise("7.3.1", "Output shape of a conv with kernel (3, 5), padding (0, 1), stride (3, 4) "
+             "on 8x8: formula against the built layer.",
+             block_answer(("7.3.1",), SHAPES, say_shape), C7),
+    Exercise("7.4.2", "Cost of one conv layer: forward MACs, memory, backward memory and MACs: "
+             "formula, counted and measured (a stride and a kernel size beside the base layer "
+             "of 7.4.3).", block_answer(("7.4.2",), CONV_CASE, say_conv_cost), C7),
+    Exercise("7.4.3", "Doubling the input and output channels, and doubling the padding: how "
+             "the MACs change.", block_answer(("7.4.3",), CONV_CASE, say_grid), C7),
+    Exercise("7.4.5", "A 1x1 conv as conv2d and as one matrix product (64 -> 64 channels, "
+             "56x56): equal outputs, time of each.",
+             micro_answer("conv1x1", ("method", "method", fmt_text), say_fastest("method")),
+             MICRO),
+    Exercise("7.4.7", "Block-diagonal weights (g groups): MACs fall by g; how far does the "
+             "measured latency fall?", micro_answer("grouped_conv", ("groups", "groups", fmt_int),
+                                                     say_groups), MICRO),
+    Exercise("7.5.3", "Average pooling as a convolution: equal outputs, the time of each; the "
+             "cost of a pooling layer.", pooling, f"{C7}; {MICRO}"),
+    Exercise("7.2.x", "Cross-correlation as a Python loop, as unfold + matmul and as conv2d, at "
+             "growing sizes.", micro_answer("corr2d", ("name", "case", fmt_text), say_corr2d),
+             MICRO),
+    Exercise("8.1.5.1.1", "AlexNet: memory of conv layers against fully connected layers "
+             "(parameters, and activations for one image).", lambda s: layer_bytes(s, "alexnet"),
+             PROFILE),
+    Exercise("8.1.5.1.2", "AlexNet: compute of conv layers against fully connected layers.",
+             costs(["alexnet"], [MACS, CONV_MACS, FC_MACS], say_macs_split), PROFILE),
+    Exercise("8.1.5.1.3", "AlexNet: memory in training against inference, measured at growing "
+             "batch sizes.", speed_answer("alexnet"), "python -m bench speed --models alexnet"),
+    Exercise("8.1.5.4", "AlexNet against LeNet: what more epochs buy each.",
+             epochs_answer(("lenet", "alexnet")), f"{TRAIN} book"),
+    Exercise("8.1.5.5.1", "A simpler AlexNet-style network that trains faster (a VGG for 28x28 "
+             "inputs): cost and accuracy beside AlexNet.",
+             trained(("alexnet", "vgg_28"), say_compare), f"{TRAIN} book networks_28"),
+    Exercise("8.1.5.5.2", "Networks that work on 28x28 images directly: cost and accuracy.",
+             trained(("lenet", "lenet_28", "vgg_28", "resnet9_28"), say_compare),
+             f"{TRAIN} book networks_28"),
+    Exercise("8.1.5.6", "Batch size against throughput, accuracy and peak memory (LeNet).",
+             trained(("lenet",), say_batch, keep=lambda r: varies(r, "batch_size")),
+             f"{TRAIN} batch_sweep"),
+    Exercise("8.1.5.7", "LeNet-5 with ReLU, and with ReLU and dropout, against the original.",
+             trained(("lenet", "lenet_modern", "lenet_dropout"), say_compare),
+             f"{TRAIN} book lenet_variants"),
+    Exercise("8.2.5.1.1", "Parameters of AlexNet against VGG-11, VGG-16 and VGG-19.",
+             costs(["alexnet", "vgg11", "vgg16", "vgg19"], [PARAMS, CONV_PARAMS, FC_PARAMS],
+                   say_params), PROFILE),
+    Exercise("8.2.5.1.2", "MACs in conv against fully connected layers, AlexNet against VGG-11.",
+             costs(["alexnet", "vgg11"], [MACS, CONV_MACS, FC_MACS], say_macs_split), PROFILE),
+    Exercise("8.2.5.1.3", "Reducing the fully connected cost: VGG-11, the book's quarter-width "
+             "VGG-11, a 28x28 VGG with a 256-wide head.",
+             costs(["vgg11", "vgg11_small", "vgg_28"], [PARAMS, FC_PARAMS, MACS, FC_MACS],
+                   say_head), PROFILE),
+    Exercise("8.2.5.3", "VGG-16 and VGG-19 from the paper's Table 1: parameters and MACs.",
+             costs(["vgg16", "vgg19"], [PARAMS, MACS], say_totals), PROFILE),
+    Exercise("8.2.5.4", "The small VGG-11 at smaller inputs than 224: cost and accuracy.",
+             trained(("vgg11_small",), say_compare, keep=lambda r: varies(r, "resize")),
+             f"{TRAIN} book vgg_sizes"),
+    Exercise("8.3.5.1-3", "NiN with one or three 1x1 convs, 3x3 convs, a fully connected head: "
+             "parameters and MACs (accuracy: trained by the book preset only).",
+             costs(["nin", "nin_one_1x1", "nin_three_1x1", "nin_3x3", "nin_fc"], [PARAMS, MACS],
+                   say_totals), f"{TRAIN} book nin_variants --preset book"),
+    Exercise("8.3.5.4", "NiN's resources: parameters, computation, memory for training and "
+             "for prediction.", costs(["nin"], [PARAMS, MACS, TRAIN_MEM, INFER_MEM, SAVED],
+                                      say_totals), PROFILE),
+    Exercise("8.4.5.1", "GoogLeNet with batch norm against without: cost and accuracy.",
+             trained(("googlenet", "googlenet_bn"), say_compare), f"{TRAIN} book variants"),
+    Exercise("8.4.5.2", "The smallest image GoogLeNet accepts (found by building).", min_size,
+             PROFILE),
+    Exercise("8.4.5.3", "A GoogLeNet variant that keeps 28x28 resolution: cost beside the "
+             "book's at 96 pixels.",
+             costs(["googlenet", "googlenet_28"], [PARAMS, MACS, TRAIN_MEM], say_totals),
+             PROFILE),
+    Exercise("8.4.5.4", "Parameters of AlexNet, VGG-11, NiN and GoogLeNet: where the savings "
+             "come from.", costs(["alexnet", "vgg11", "nin", "googlenet"],
+                                 [PARAMS, CONV_PARAMS, FC_PARAMS], say_params), PROFILE),
+    Exercise("8.4.5.5", "GoogLeNet against AlexNet: computation and arithmetic intensity.",
+             intensity, f"{PROFILE}; python -m bench speed"),
+    Exercise("8.5.7.1", "Bias before batch norm: parameters saved, accuracy.",
+             trained(("bn_lenet", "bn_lenet_nobias"), say_bias),
+             f"{TRAIN} book lenet_variants"),
+    Exercise("8.5.7.2", "LeNet with and without batch norm over learning rates: where training "
+             "fails.", trained(("lenet", "bn_lenet"), say_lr_grid,
+                                   keep=lambda r: varies(r, "lr")), f"{TRAIN} lr_grid"),
+    Exercise("8.5.7.3", "Batch norm after every layer, after the convs only, and nowhere "
+             "(ReLU LeNets).", trained(("lenet_modern", "bn_lenet", "bn_lenet_convs"),
+                                           say_bn_layers), f"{TRAIN} book lenet_variants"),
+    Exercise("8.6.7.1", "An Inception network against a residual network: cost and accuracy.",
+             trained(("googlenet", "resnet18"), say_compare), f"{TRAIN} book"),
+    Exercise("8.6.7.2", "ResNet-18/34/50/101/152: parameters, MACs, memory.",
+             costs(["resnet18", "resnet34", "resnet50", "resnet101", "resnet152"],
+                   [INPUT, PARAMS, MACS, TRAIN_MEM, SAVED], say_totals), PROFILE),
+    Exercise("8.6.7.3", "Bottleneck against basic blocks at equal depth (ResNet-50 against "
+             "ResNet-34, both 3-4-6-3 blocks).", costs(["resnet34", "resnet50"],
+                                                      [PARAMS, MACS, SAVED], say_totals),
+             PROFILE),
+    Exercise("8.6.7.4", "Pre-activation against post-activation ResNet-18: cost and accuracy.",
+             trained(("resnet18", "resnet18_preact"), say_compare), f"{TRAIN} book variants"),
+    Exercise("8.7.7.2", "Why DenseNet has fewer parameters than ResNet: per-stage parameters.",
+             per_stage(["densenet", "resnet18"]), PROFILE),
+    Exercise("8.7.7.3", "DenseNet's memory against ResNet's at 224x224.",
+             costs(["densenet121", "resnet50"], [PARAMS, MACS, SAVED, TRAIN_MEM], say_totals),
+             PROFILE),
+    Exercise("8.7.7.4", "DenseNet-121/169/201 from the paper's Table 1: parameters, MACs.",
+             costs(["densenet121", "densenet169", "densenet201"], [PARAMS, MACS], say_totals),
+             PROFILE),
+    Exercise("8.8.6.1", "A four-stage AnyNet against the book's two-stage RegNetX: cost and "
+             "accuracy.", trained(("regnetx32", "anynet"), say_compare),
+             f"{TRAIN} book variants"),
+    Exercise("8.8.6.2", "ResNeXt blocks against ResNet blocks in the same layout: cost and "
+             "accuracy.", trained(("resnet18", "resnext18"), say_compare),
+             f"{TRAIN} book variants"),
+)  # fmt: skip

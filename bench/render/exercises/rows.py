@@ -1,0 +1,217 @@
+"""The rows an answer needs: readers of the store for each kind (profiles at the book's input,
+training runs, microbenchmarks, chapter 7's blocks), the columns shown, and answers built from
+one kind of row and a sentence computed from it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pandas as pd
+
+import archs
+from bench.render.format import (
+    Column,
+    book_rank,
+    fmt_int,
+    fmt_mega,
+    fmt_mib,
+    fmt_ms,
+    fmt_percent,
+    fmt_ratio,
+    fmt_text,
+)
+from bench.store import Store
+
+Answer = tuple[pd.DataFrame, list[Column], str]  # rows, columns shown, the reasoning
+
+
+def profile_rows(store: Store, models: list[str]) -> pd.DataFrame:
+    """Profile rows (book input size, batch 128) of ``models``, in that order."""
+    found = {}
+    for row in store.rows("profile"):
+        if (row["status"] == "ok" and row["batch_size"] == 128 and row["model"] in models
+                and row["image_size"] == archs.spec(row["model"]).image_size):  # fmt: skip
+            found[row["model"]] = row
+    if set(found) != set(models):
+        return pd.DataFrame()
+    frame = pd.DataFrame([found[m] for m in models])
+    frame["source"] = [source_of(r, "profile") for r in (found[m] for m in models)]
+    return frame
+
+
+def source_of(row: dict[str, Any], stage: str) -> str:
+    """Where a row comes from: its stage, its training preset if any, its device."""
+    prov = row["provenance"]
+    machine = prov["device"] if prov["device"] != "cpu" else f"CPU {prov['cpu']}"
+    preset = f", {row['preset']} preset" if stage == "train" else ""
+    return f"{stage}{preset}, {machine}"
+
+
+def train_rows(store: Store, models: tuple[str, ...], keep: Callable[[dict], bool] | None = None
+          ) -> pd.DataFrame:  # fmt: skip
+    """Finished training runs of ``models``: each one's preset run, or those ``keep`` picks,
+    under the preset closest to the book's, in book order."""
+    from bench.render.headline import PRESET_RANK, preset_run
+
+    done = [r for r in store.rows("train") if r["status"] in ("ok", "diverged")]
+    if keep is None:
+        rows = [r for m in models if (r := preset_run([x for x in done if x["model"] == m]))]
+    else:
+        rows = [r for r in done if r["model"] in models and keep(r)]
+        best = min((PRESET_RANK.get(r["preset"], 9) for r in rows), default=0)
+        rows = [r for r in rows if PRESET_RANK.get(r["preset"], 9) == best]
+    rows.sort(key=lambda r: (book_rank(r["model"]), r["lr"], r["batch_size"], r["resize"] or 28))
+    frame = pd.DataFrame(rows)
+    if len(frame):
+        frame["source"] = [source_of(r, "train") for r in rows]
+        frame["budget"] = [r["work"] for r in rows]
+        frame["side"] = [r["resize"] or 28 for r in rows]
+    return frame
+
+
+def micro_rows(store: Store, group: str) -> pd.DataFrame:
+    rows = [r for r in store.rows("microbench") if r["model"] == group]
+    frame = pd.DataFrame(rows)
+    if len(frame):
+        frame["median_ms"] = 1000 * frame["median"]
+        frame["iqr_ms"] = 1000 * frame["iqr"]
+        frame["source"] = [source_of(r, "microbench") for r in rows]
+    return frame
+
+
+def block_rows(store: Store, exercises: tuple[str, ...]) -> pd.DataFrame:
+    rows = [r for r in store.rows("blocks") if r["model"] in exercises]
+    frame = pd.DataFrame(rows)
+    if len(frame):
+        frame["case"] = [r["config"]["case"] for r in rows]
+        frame["source"] = [source_of(r, "blocks") for r in rows]
+    return frame
+
+
+MODEL: Column = ("model", "model", fmt_text)
+
+
+PARAMS: Column = ("params", "params", fmt_int)
+
+
+CONV_PARAMS: Column = ("params_conv", "conv params", fmt_int)
+
+
+FC_PARAMS: Column = ("params_linear", "fully connected params", fmt_int)
+
+
+MACS: Column = ("fwd_macs_per_image", "fwd MACs / image (M, counted)", fmt_mega)
+
+
+CONV_MACS: Column = ("fwd_conv_macs_per_image", "conv MACs (M, counted)", fmt_mega)
+
+
+FC_MACS: Column = ("fwd_linear_macs_per_image", "fully connected MACs (M, counted)", fmt_mega)
+
+
+TRAIN_MEM: Column = ("train_bytes_est_sgd", "training, SGD, batch 128 (MiB, estimated)", fmt_mib)
+
+
+INFER_MEM: Column = ("infer_bytes_est", "inference, batch 128 (MiB, estimated)", fmt_mib)
+
+
+SAVED: Column = ("saved_activation_bytes", "saved for backward, batch 128 (MiB, counted)", fmt_mib)
+
+
+INPUT: Column = ("image_size", "input side", fmt_int)
+
+
+INTENSITY: Column = ("fwd_flops_per_byte", "fwd FLOPs / byte (estimated)", fmt_ratio)
+
+
+RUN: list[Column] = [
+    ("model", "model", fmt_text),
+    ("side", "input side", fmt_int),
+    ("lr", "lr", fmt_text),
+    ("batch_size", "batch", fmt_int),
+    ("techniques", "techniques", fmt_text),
+    ("budget", "work", fmt_text),
+    ("status", "status", fmt_text),
+    ("test_acc", "test accuracy", fmt_percent),
+    ("images_per_s", "training images/s (measured)", fmt_ratio),
+    ("peak_bytes", "peak memory (MiB, measured)", fmt_mib),
+]
+
+
+TRAINED: list[Column] = [
+    ("params", "params", fmt_int),
+    ("fwd_macs_per_image", "fwd MACs / image as trained (M, counted)", fmt_mega),
+]
+
+
+def costs(models: list[str], columns: list[Column], say: Callable[[pd.DataFrame], str]):
+    """An answer from profile rows: cost columns of ``models`` and a sentence about them."""
+
+    def answer(store: Store) -> Answer | None:
+        frame = profile_rows(store, models)
+        if frame.empty:
+            return None
+        return frame, [MODEL, *columns], say(frame.set_index("model"))
+
+    return answer
+
+
+def varies(row: dict[str, Any], key: str) -> bool:
+    """Whether ``row`` is its network's preset run with at most ``key`` changed (a grid)."""
+    return row["changes"] is not None and set(row["changes"]) <= {key}
+
+
+def trained(models: tuple[str, ...], say: Callable[[pd.DataFrame], str],
+                keep: Callable[[dict], bool] | None = None):  # fmt: skip
+    """An answer from training runs: each network's preset run (or those ``keep`` picks),
+    with its cost as trained, and a sentence computed from them."""
+
+    def answer(store: Store) -> Answer | None:
+        frame = train_rows(store, models, keep)
+        if frame.empty or set(frame["model"]) != set(models):
+            return None
+        return frame, [*RUN, *TRAINED], say(frame)
+
+    return answer
+
+
+def block_answer(exercises: tuple[str, ...], columns: list[Column],
+                  say: Callable[[pd.DataFrame], str]):  # fmt: skip
+    def answer(store: Store) -> Answer | None:
+        frame = block_rows(store, exercises)
+        return None if frame.empty else (frame, columns, say(frame))
+
+    return answer
+
+
+def micro_answer(group: str, label: Column, say: Callable[[pd.DataFrame], str]):
+    def answer(store: Store) -> Answer | None:
+        frame = micro_rows(store, group)
+        if frame.empty:
+            return None
+        columns = [label, ("median_ms", "median (ms, measured)", fmt_ms),
+                   ("iqr_ms", "IQR (ms)", fmt_ms), ("rounds", "rounds", fmt_int)]  # fmt: skip
+        return frame, columns, say(frame)
+
+    return answer
+
+
+SHAPES: list[Column] = [(f"{way}_{side}", f"{way} {side}", fmt_int)
+                        for way in ("formula", "built") for side in "hw"]  # fmt: skip
+
+
+CONV_CASE: list[Column] = [
+    ("case", "layer", fmt_text),
+    ("out_side", "output side", fmt_int),
+    ("fwd_macs_formula", "fwd MACs (M, formula)", fmt_mega),
+    ("fwd_macs_counted", "fwd MACs (M, counted)", fmt_mega),
+    ("bwd_macs_formula", "bwd MACs (M, formula)", fmt_mega),
+    ("bwd_macs_counted", "bwd MACs (M, counted)", fmt_mega),
+    ("weight_bytes_formula", "weights (KiB, formula)", lambda v: f"{v / 1024:,.1f}"),
+    ("output_bytes_formula", "output / image (KiB, formula)", lambda v: f"{v / 1024:,.1f}"),
+    ("saved_bytes_formula", "saved for bwd / image (KiB, formula)", lambda v: f"{v / 1024:,.1f}"),
+    ("saved_bytes_counted", "saved for bwd / image (KiB, counted)", lambda v: f"{v / 1024:,.1f}"),
+    ("fwd_ms", "fwd, batch 32 (ms, measured)", fmt_ms),
+    ("fwd_bwd_ms", "fwd + bwd, batch 32 (ms, measured)", fmt_ms),
+]

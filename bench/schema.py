@@ -1,0 +1,298 @@
+"""What the store holds: one schema per kind of row, shared by the stages that write rows and
+the pages that read them, and the outcomes a row can have.
+
+``Store.put`` checks every row against its stage's schema: a measured row (ok, diverged) has
+every field; any row has no field its schema lacks, but for a failure's ``note``/``error``.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Any, TypedDict
+
+
+class Status(str, Enum):
+    """A row's outcome; equal to, stored and printed as its value."""
+
+    OK = "ok"
+    DIVERGED = "diverged"  # training: the loss became NaN or infinite
+    OOM = "oom"  # out of memory at this batch size
+    SKIPPED = "skipped"  # not measured, and the note says why (a step too slow, no compiler)
+    NOT_APPLICABLE = "n/a"  # cannot be measured (batch norm training on a batch of one)
+    ERROR = "error"
+    TIMEOUT = "timeout"
+
+    def __str__(self) -> str:
+        return self.value
+
+    def __format__(self, spec: str) -> str:
+        return format(self.value, spec)
+
+
+MEASURED = frozenset({Status.OK, Status.DIVERGED})  # rows with every field of their schema
+FINAL = frozenset({Status.OK, Status.OOM, Status.SKIPPED, Status.NOT_APPLICABLE})  # kept by reruns
+FAILED = frozenset({Status.ERROR, Status.TIMEOUT})  # measured again by the next run
+
+# What a speed or training row's peak memory is, by device.
+RESIDENT = "resident: peak RSS growth of the process"
+ALLOCATED = "allocated: torch.cuda.max_memory_allocated growth"
+
+
+class ProfileRow(TypedDict):
+    """``profile``: counted on the meta device at one input side and batch size (bytes in
+    bytes, MACs and FLOPs per image unless named otherwise)."""
+
+    model: str
+    image_size: int
+    in_channels: int
+    batch_size: int
+    params: int
+    params_trainable: int
+    params_conv: int
+    params_linear: int
+    params_norm: int
+    params_other: int
+    param_bytes_fp32: int
+    param_bytes_bf16: int
+    fwd_flops_per_image: int
+    bwd_flops_per_image: int
+    fwd_conv_macs_per_image: float
+    fwd_linear_macs_per_image: float
+    fwd_other_macs_per_image: float
+    bwd_conv_macs_per_image: float
+    bwd_linear_macs_per_image: float
+    bwd_other_macs_per_image: float
+    fvcore_fwd_macs_per_image: int
+    flopcounter_fwd_flops: int
+    flopcounter_bwd_flops: int
+    counters_agree: bool
+    uncounted_ops: str
+    fwd_bytes_moved: int
+    weight_bytes: int
+    grad_bytes: int
+    saved_activation_bytes_batch1: int | None
+    saved_activation_bytes: int
+    infer_peak_bytes_batch1: int
+    infer_peak_bytes: int
+    train_bytes_est_sgd: int
+    train_bytes_est_sgd_momentum: int
+    train_bytes_est_adam: int
+    infer_bytes_est: int
+    min_image_size: int
+    fwd_macs_per_image: float
+    bwd_macs_per_image: float
+    fwd_flops_per_byte: float
+
+
+class SpeedRow(TypedDict):
+    """``speed``: one (network, mode, batch size) point of a timed sweep."""
+
+    model: str
+    mode: str
+    batch_size: int
+    device: str
+    device_name: str
+    status: str
+    note: str
+    n: int
+    median_ms: float
+    p90_ms: float
+    p99_ms: float
+    cv: float
+    images_per_s: float
+    peak_bytes: int
+    memory_kind: str
+    flops_per_image: int
+    achieved_flops_per_s: float
+    peak_flops_per_s: float
+    peak_source: str
+    mfu: float
+    image_size: int
+    in_channels: int
+    precision: str
+    channels_last: bool
+    compiled: bool
+    time_cap_s: float
+    max_step_s: float
+
+
+class OnnxRow(TypedDict):
+    """``onnx``: one network exported, checked and timed under onnxruntime at one batch size,
+    beside PyTorch on the same inputs."""
+
+    model: str
+    image_size: int
+    in_channels: int
+    export_s: float
+    onnx_bytes: int
+    checker: str
+    max_abs_diff: float
+    parity_ok: bool
+    provider: str
+    ort_threads: int
+    device_name: str
+    time_cap_s: float
+    max_step_s: float
+    batch_size: int
+    status: str
+    note: str
+    n: int
+    median_ms: float
+    p90_ms: float
+    p99_ms: float
+    cv: float
+    images_per_s: float
+    torch_images_per_s: float
+    torch_status: str
+    ort_over_torch: float
+
+
+class TrainRow(TypedDict):
+    """``train``: one run's outcome, its settings and how the pages describe it (``preset`` to
+    ``fast_recipe``, from ``bench.training.recipes.describe``)."""
+
+    model: str
+    lr: float
+    batch_size: int
+    resize: int | None
+    seed: int
+    epochs: int | None
+    technique_settings: dict[str, Any]
+    status: str
+    evaluations: int
+    test_acc: float
+    best_test_acc: float
+    train_loss: float
+    train_s: float
+    wall_s: float
+    images_per_s: float
+    peak_bytes: int
+    memory_kind: str
+    device_name: str
+    deterministic_algorithms: bool
+    cudnn_deterministic: bool
+    cudnn_benchmark: bool
+    time_to_80_s: float | None
+    time_to_85_s: float | None
+    time_to_90_s: float | None
+    time_to_92_s: float | None
+    autocast: str
+    params: int
+    fwd_macs_per_image: int
+    techniques: str
+    preset: str
+    pipeline: str
+    work: str
+    test_set: str
+    changes: list[str] | None
+    fast_recipe: bool
+
+
+class PipelineRow(TypedDict):
+    """``pipeline``: training throughput of one network under one feed."""
+
+    model: str
+    resize: int | None
+    feed: str
+    n: int
+    median_ms: float
+    p90_ms: float
+    p99_ms: float
+    cv: float
+    images_per_s: float
+    batch_ms: float | None
+
+
+class BlocksRow(TypedDict, total=False):
+    """``blocks``: one single-layer case of chapter 7, by formula, counted and timed (each
+    exercise fills the fields it needs)."""
+
+    formula_h: int
+    formula_w: int
+    built_h: int
+    built_w: int
+    c_i: int
+    c_o: int
+    kernel: int
+    side: int
+    padding: int
+    stride: int
+    out_side: int
+    fwd_macs_formula: int
+    fwd_macs_counted: float
+    bwd_macs_formula: int
+    bwd_macs_counted: float
+    weight_bytes_formula: int
+    weight_bytes_counted: int
+    output_bytes_formula: int
+    saved_bytes_formula: int
+    saved_bytes_counted: float
+    fwd_ms: float
+    fwd_bwd_ms: float
+    batch_size: int
+    channels: int
+    fwd_flops_formula: int
+    fwd_flops_counted: float
+    params: int
+
+
+class MicrobenchRow(TypedDict, total=False):
+    """``microbench``: one pytest-benchmark result (seconds; fields by benchmark group)."""
+
+    name: str
+    group: str
+    params: dict[str, Any]
+    rounds: int
+    median: float
+    iqr: float
+    mean: float
+    stddev: float
+    min: float
+    max: float
+    cv: float
+    method: str
+    size: int
+    groups: int
+    macs: int
+    model: str
+    batch_size: int
+    image_size: int
+
+
+class MachineRow(TypedDict):
+    """``machine``: the roof of the device's roofline, per precision."""
+
+    peak_flops_per_s: float
+    peak_source: str
+    bandwidth_bytes_per_s: float
+    bandwidth_source: str
+
+
+class RunRow(TypedDict):
+    """``run``: one ``python -m bench all``, with the outcome of each stage."""
+
+    preset: str
+    models: None
+    wall_s: float
+    stages: dict[str, Any]
+    not_trained: list[str]  # networks the preset leaves to another preset
+
+
+ROWS: dict[str, Any] = {
+    "profile": ProfileRow, "speed": SpeedRow, "onnx": OnnxRow, "train": TrainRow,
+    "pipeline": PipelineRow, "blocks": BlocksRow, "microbench": MicrobenchRow,
+    "machine": MachineRow, "run": RunRow,
+}  # fmt: skip
+FAILURE_FIELDS = frozenset({"note", "error"})
+
+
+def check(stage: str, row: dict[str, Any], status: str) -> None:
+    """Raise ValueError where ``row`` does not fit its stage's schema."""
+    schema = ROWS.get(stage)
+    if schema is None:
+        raise ValueError(f"no schema for rows of stage {stage!r}; bench/schema.py lists them")
+    unknown = set(row) - set(schema.__annotations__) - FAILURE_FIELDS
+    missing = set(schema.__required_keys__) - set(row) if status in MEASURED else set()
+    for problem, names in (("fields its schema lacks", unknown), ("no", missing)):
+        if names:
+            raise ValueError(f"a {stage} row ({status}) has {problem}: {', '.join(sorted(names))}")

@@ -1,0 +1,187 @@
+"""What the commands share: typed settings whose fields are their command-line options, the
+options several stages take, and the checks that turn bad input into one line."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import archs
+
+
+class UsageError(Exception):
+    """Input the command cannot act on; reported in one line with exit code 2."""
+
+
+@dataclass(frozen=True)
+class Command:
+    """A ``python -m bench`` command: its settings (a dataclass whose fields are its options)
+    and what runs them; ``locks``: it writes a run's store, one run at a time."""
+
+    name: str
+    help: str
+    settings: type
+    run: Callable[[Any], int]
+    locks: bool = True
+
+
+def option(default: Any, help: str, *, parse: Callable[[str], Any] | None = None,
+           choices: Any = None, many: bool = False, positional: bool = False,
+           old_name: str | None = None) -> Any:  # fmt: skip
+    """A settings field and the command-line option that sets it: ``--field-name``, or a
+    positional argument; ``parse`` reads its text, ``many`` takes several values, a False
+    default makes a switch, ``old_name`` is a deprecated second spelling."""
+    metadata = dict(help=help, parse=parse, choices=choices, many=many, positional=positional,
+                    old_name=old_name)  # fmt: skip
+    return field(default=default, metadata=metadata)
+
+
+def positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be positive, got {value}")
+    return value
+
+
+def seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return value
+
+
+def batch_sizes(text: str) -> tuple[int, ...]:
+    try:
+        sizes = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a list of whole numbers") from None
+    if min(sizes) < 1:
+        raise argparse.ArgumentTypeError(f"batch sizes must be positive, got {text}")
+    return tuple(sorted(set(sizes)))
+
+
+# Options several stages take.
+def models_option(default: str | None = "*") -> Any:
+    return option(default, "shell-style patterns, comma-separated")
+
+
+def device_option() -> Any:
+    return option("auto", "auto: the GPU if there is one", choices=("auto", "cpu", "cuda"))
+
+
+def batch_sizes_option() -> Any:
+    return option((1, 8, 32, 128, 512), "comma-separated", parse=batch_sizes)
+
+
+def image_size_option() -> Any:
+    return option(None, "None: the book's size", parse=positive)
+
+
+def in_channels_option() -> Any:
+    return option(1, "input channels", parse=positive)
+
+
+def time_cap_option(default: float = 2.0) -> Any:
+    return option(default, "seconds of timed steps per point", parse=seconds)
+
+
+def max_step_option() -> Any:
+    return option(60.0, "batch sizes whose one step would take longer (extrapolated) are "
+                  "skipped", parse=seconds)  # fmt: skip
+
+
+def data_dir_option() -> Any:
+    return option(None, "None: $FASHION_MNIST_DIR, then Debian's", parse=Path)
+
+
+def timeout_option(default: float, per: str) -> Any:
+    return option(default, f"seconds per {per}", parse=seconds)
+
+
+@dataclass(frozen=True)
+class RunFolder:
+    """Where a command reads and writes: a results store and a pages folder."""
+
+    store: Path | None = option(None, "results store; None: results.sqlite in --out", parse=Path)
+    out: Path | None = option(None, "pages folder; None: beside --store, else "
+                              "reports/<preset>-<device>/", parse=Path)  # fmt: skip
+
+
+def add_options(parser: argparse.ArgumentParser, settings: type) -> None:
+    """One command-line option per field of ``settings``."""
+    for f in dataclasses.fields(settings):
+        meta, flag = f.metadata, "--" + f.name.replace("_", "-")
+        if meta["positional"]:
+            parser.add_argument(f.name, type=meta["parse"], help=meta["help"])
+            continue
+        if f.default is False:
+            parser.add_argument(flag, action="store_true", help=meta["help"])
+            continue
+        parser.add_argument(flag, type=meta["parse"], default=f.default, choices=meta["choices"],
+                            nargs="+" if meta["many"] else None, help=meta["help"])  # fmt: skip
+        if meta["old_name"]:
+            parser.add_argument(meta["old_name"], type=meta["parse"], dest=f.name,
+                                choices=meta["choices"], action=_Renamed, help=f"deprecated: "
+                                f"{flag}")  # fmt: skip
+
+
+def settings_from(args: argparse.Namespace, settings: type) -> Any:
+    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(settings)}
+    return settings(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+
+
+class _Renamed(argparse.Action):
+    """An option's old name: still accepted, with a one-line warning naming the new one."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        new = "--" + self.dest.replace("_", "-")
+        print(f"python -m bench: {option_string} is deprecated, use {new}", file=sys.stderr)
+        setattr(namespace, self.dest, values)
+
+
+def device_of(settings: Any) -> Any:
+    """The torch device ``--device`` names; one that is not there is a usage error."""
+    from bench.device import resolve_device
+
+    try:
+        return resolve_device(getattr(settings, "device", "auto"))
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+
+
+def select_models(patterns: str) -> list[str]:
+    """Registry names matching any of the comma-separated shell-style ``patterns``, in book
+    order; a pattern that matches nothing is an error (a plain name gets close-match hints)."""
+    chosen = set()
+    for pattern in patterns.split(","):
+        names = archs.list_models(pattern)
+        if not names and not any(c in pattern for c in "*?["):
+            try:
+                archs.spec(pattern)
+            except KeyError as error:
+                raise UsageError(error.args[0]) from None
+        if not names:
+            raise UsageError(f"no model matches {pattern!r}; python -m archs lists them")
+        chosen.update(names)
+    return [name for name in archs.list_models() if name in chosen]
+
+
+def load_data(data_dir: Path | None) -> Any:
+    """Fashion-MNIST, or a usage error saying how to get it."""
+    from bench.data import DataNotFoundError, load
+
+    try:
+        return load(data_dir)
+    except DataNotFoundError as error:
+        raise UsageError(str(error)) from None

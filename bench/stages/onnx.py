@@ -1,0 +1,81 @@
+"""``onnx``: each network exported to ONNX, checked against PyTorch, and timed under
+onnxruntime beside PyTorch, one child process per network."""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import Any
+
+import archs
+from bench.console import Progress, plural
+from bench.schema import FAILED, FINAL
+from bench.stages.common import (
+    Command,
+    RunFolder,
+    batch_sizes_option,
+    device_of,
+    device_option,
+    image_size_option,
+    in_channels_option,
+    max_step_option,
+    models_option,
+    select_models,
+    time_cap_option,
+    timeout_option,
+)
+from bench.store import Store
+
+
+@dataclass(frozen=True)
+class Settings(RunFolder):
+    models: str = models_option()
+    device: str = device_option()
+    batch_sizes: tuple[int, ...] = batch_sizes_option()
+    image_size: int | None = image_size_option()
+    in_channels: int = in_channels_option()
+    time_cap: float = time_cap_option()
+    max_step: float = max_step_option()
+    timeout: float = timeout_option(600, "model")
+
+
+def config(s: Settings, device: str, batch: int, size: int) -> dict[str, Any]:
+    """A point's key in the store."""
+    return {"batch_size": batch, "image_size": size, "in_channels": s.in_channels,
+            "device": device, "time_cap_s": s.time_cap, "max_step_s": s.max_step}  # fmt: skip
+
+
+def run(s: Settings) -> int:
+    """Export, check and time every selected network under onnxruntime, one child each."""
+    from bench.device import backend_for
+    from bench.isolation import sweep_into
+    from bench.onnx_runtime import iter_onnx
+    from bench.render.stages import write_onnx
+
+    names = select_models(s.models)
+    key = functools.partial(config, s, backend_for(device_of(s)).name)
+    store, failures = Store(s.store), 0
+    exports = []  # (network, input size, batch sizes not yet in the store)
+    for name in names:
+        size = s.image_size or archs.spec(name).image_size
+        todo = [b for b in s.batch_sizes if not store.has("onnx", name, key(b, size), FINAL)]
+        if todo:
+            exports.append((name, size, todo))
+    with Progress("onnx", sum(len(todo) for *_, todo in exports)) as progress:
+        for name, size, todo in exports:
+            job = dict(
+                model_or_name=name, batch_sizes=tuple(todo), device=s.device, image_size=size,
+                in_channels=s.in_channels, time_cap_s=s.time_cap, max_step_s=s.max_step,
+                onnx_dir=s.out / "onnx",
+            )  # fmt: skip
+            point = functools.partial(key, size=size)
+            for batch, status, text in sweep_into(store, "onnx", iter_onnx, job, s.timeout, point):
+                failures += status in FAILED
+                progress.item(f"{name} onnxruntime batch {batch}: {status} {text}")
+    written = write_onnx(store, s.out / "onnx")
+    store.close()
+    print(f"{plural(len(written), 'file')} in {s.out / 'onnx'}")
+    return 1 if failures else 0
+
+
+COMMAND = Command("onnx", "ONNX export, parity and onnxruntime throughput", Settings, run)

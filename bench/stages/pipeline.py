@@ -1,0 +1,61 @@
+"""``pipeline``: training throughput of our input pipeline, the book's, and compute alone,
+side by side, for a small, a middle and a large input."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.console import Progress, plural
+from bench.stages.common import (
+    Command,
+    RunFolder,
+    UsageError,
+    data_dir_option,
+    device_of,
+    device_option,
+    load_data,
+    models_option,
+    option,
+    seconds,
+    select_models,
+)
+from bench.store import Store
+
+
+@dataclass(frozen=True)
+class Settings(RunFolder):
+    models: str = models_option()
+    device: str = device_option()
+    data_dir: Path | None = data_dir_option()
+    seconds: float = option(5.0, "per network and feed", parse=seconds)
+
+
+def run(s: Settings) -> int:
+    """Each case's feeds not yet in the store, timed and stored."""
+    from bench.device import backend_for
+    from bench.render.stages import write_pipeline
+    from bench.training.feeds import FEEDS, PIPELINE_CASES, feed_throughputs
+
+    device = device_of(s)
+    data = load_data(s.data_dir)
+    device_name, store = backend_for(device).name, Store(s.store)
+    cases = [(m, r) for m, r in PIPELINE_CASES if m in select_models(s.models)]
+    if not cases:
+        raise UsageError(f"the pipeline cases are {', '.join(m for m, _ in PIPELINE_CASES)}")
+    keys = [(m, r, {"resize": r, "device": device_name, "seconds": s.seconds}) for m, r in cases]
+    todo = [(m, r, key) for m, r, key in keys
+            if not all(store.has("pipeline", m, {**key, "feed": f}) for f in FEEDS)]  # fmt: skip
+    with Progress("pipeline", len(todo) * len(FEEDS)) as progress:
+        for model, resize, key in todo:
+            for row in feed_throughputs(model, resize, data, device, s.seconds):
+                store.put("pipeline", model, {**key, "feed": row["feed"]}, row)
+                progress.item(f"{model} at {resize or 28} px, {row['feed']}: "
+                              f"{row['images_per_s']:,.0f} images/s")  # fmt: skip
+    written = write_pipeline(store, s.out / "pipeline")
+    store.close()
+    print(f"{plural(len(written), 'file')} in {s.out / 'pipeline'}")
+    return 0
+
+
+COMMAND = Command("pipeline", "input pipelines against compute alone", Settings, run)

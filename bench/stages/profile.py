@@ -1,0 +1,92 @@
+"""``profile``: parameters, MACs/FLOPs forward and backward and activation memory of each
+network, counted on the meta device, one worker process per network."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+
+import archs
+from bench.console import Progress, plural
+from bench.schema import Status
+from bench.stages.common import (
+    Command,
+    RunFolder,
+    UsageError,
+    image_size_option,
+    in_channels_option,
+    models_option,
+    option,
+    positive,
+    select_models,
+)
+from bench.store import Store
+
+
+@dataclass(frozen=True)
+class Settings(RunFolder):
+    models: str = models_option()
+    image_size: int | None = image_size_option()
+    in_channels: int = in_channels_option()
+    batch_size: int = option(128, "images per batch", parse=positive)
+    workers: int = option(os.cpu_count() or 1, "networks counted at once", parse=positive)
+    force: bool = option(False, "measure again what is stored")
+
+
+def run(s: Settings) -> int:
+    """Profile every selected network not yet in the store, then write the tables."""
+    from bench.flops import profile_job
+    from bench.isolation import exit_on_interrupt
+    from bench.render.stages import write_profile
+
+    names = select_models(s.models)
+    if s.image_size is not None:
+        too_small = [f"{n} ({archs.spec(n).min_image_size})" for n in names
+                     if archs.spec(n).min_image_size > s.image_size]  # fmt: skip
+        if too_small:
+            raise UsageError(f"image size {s.image_size} is below the smallest input of "
+                             + ", ".join(too_small))  # fmt: skip
+    keys = [(name, {"image_size": s.image_size or archs.spec(name).image_size,
+                    "in_channels": s.in_channels, "batch_size": s.batch_size})
+            for name in names]  # fmt: skip
+    store = Store(s.store)
+    todo = [(n, c) for n, c in keys if s.force or not store.has("profile", n, c)]
+    print(f"profile: {plural(len(todo), 'network')} to measure, {len(keys) - len(todo)} already "
+          f"in {s.store}")  # fmt: skip
+    start, failures = time.perf_counter(), 0
+    workers = min(s.workers, max(len(todo), 1))
+    spawn = multiprocessing.get_context("spawn")  # a forked child can deadlock on OpenMP state
+    with (
+        ProcessPoolExecutor(workers, spawn, exit_on_interrupt) as pool,
+        Progress("profile", len(todo)) as progress,
+    ):
+        jobs = {pool.submit(profile_job, n, c): (n, c) for n, c in todo}
+        for job in as_completed(jobs):
+            name, config = jobs[job]
+            try:
+                summary, layers, ops = job.result()
+            except Exception as error:  # recorded, and the other networks go on
+                failures += 1
+                message = f"{type(error).__name__}: {error}".splitlines()[0]
+                store.put("profile", name, config, {"error": message}, status=Status.ERROR)
+                progress.item(f"{name}: error: {message}")
+                continue
+            store.put("profile", name, config, summary, details={"layers": layers, "ops": ops})
+            agree = "counters agree" if summary["counters_agree"] else "COUNTERS DISAGREE"
+            if summary["fvcore_fwd_macs_per_image"] is None:
+                agree += " (fvcore not installed)"
+            progress.item(f"{name}: {summary['fwd_macs_per_image'] / 1e6:,.1f} M MACs/image "
+                          f"forward, {agree}")  # fmt: skip
+    elapsed = time.perf_counter() - start
+    written = write_profile(store, s.out / "profile")
+    store.close()
+    print(f"profiled {plural(len(todo), 'network')} in {elapsed:.1f} s with "
+          f"{plural(workers, 'worker')}; {plural(len(written), 'file')} in "
+          f"{s.out / 'profile'}")  # fmt: skip
+    return 1 if failures else 0
+
+
+COMMAND = Command("profile", "parameters, MACs/FLOPs and memory, counted", Settings, run)

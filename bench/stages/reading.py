@@ -1,0 +1,73 @@
+"""Commands that read a run's store and measure nothing: ``render`` (every page again, from the
+store alone) and ``compare`` (per-metric differences of two runs)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.compare import METRICS
+from bench.console import plural
+from bench.stages.common import Command, UsageError, option
+from bench.store import Store
+
+
+def open_store(path: Path) -> Store:
+    """The store of a run folder (its results.sqlite) or a store file, opened to read."""
+    from bench.runs import STORE_NAME
+
+    return Store(path / STORE_NAME if path.is_dir() else path, create=False)
+
+
+@dataclass(frozen=True)
+class RenderSettings:
+    out: Path = option(None, "run folder, e.g. reports/cpu-amd-epyc", parse=Path,
+                       positional=True)  # fmt: skip
+
+    @property
+    def store(self) -> Path:
+        from bench.runs import STORE_NAME
+
+        return self.out / STORE_NAME
+
+    def __post_init__(self) -> None:
+        if not self.store.is_file():
+            raise UsageError(f"{self.out} holds no {self.store.name}: not a run folder")
+
+
+def render(s: RenderSettings) -> int:
+    """Every page of a run folder, again, from its store alone."""
+    from bench import runs
+
+    store = open_store(s.out)
+    written = runs.render(store, s.out)
+    store.close()
+    print(f"{plural(len(written), 'file')} rendered from {s.store}")
+    return 0
+
+
+@dataclass(frozen=True)
+class CompareSettings:
+    a: Path = option(None, "run folder or results store (the baseline)", parse=Path,
+                     positional=True)  # fmt: skip
+    b: Path = option(None, "run folder or results store compared with it", parse=Path,
+                     positional=True)  # fmt: skip
+    stage: str | None = option(None, "only this stage's rows", choices=tuple(METRICS))
+    threshold: float = option(3.0, "flag changes beyond this many times their noise", parse=float)
+
+
+def compare(s: CompareSettings) -> int:
+    """Per-metric differences between two stores; changes beyond the measured noise flagged."""
+    from bench.compare import compare
+
+    table, flagged = compare(open_store(s.a), open_store(s.b), s.stage, s.threshold)
+    print(table)
+    print(f"{plural(flagged, 'change')} beyond the noise" if flagged else
+          "no change beyond the noise")  # fmt: skip
+    return 0
+
+
+RENDER = Command("render", "every page of a run folder, again, from its store alone",
+                 RenderSettings, render)  # fmt: skip
+COMPARE = Command("compare", "per-metric differences between two runs", CompareSettings, compare,
+                  locks=False)  # fmt: skip

@@ -1,0 +1,115 @@
+"""``speed``: throughput, latency and peak memory of each network across batch sizes, in
+inference and training, one child process per (network, mode)."""
+
+from __future__ import annotations
+
+import argparse
+import functools
+from dataclasses import dataclass
+from typing import Any
+
+import archs
+from bench.console import Progress, plural
+from bench.schema import FAILED, FINAL, Status
+from bench.stages.common import (
+    Command,
+    RunFolder,
+    batch_sizes_option,
+    device_of,
+    device_option,
+    image_size_option,
+    in_channels_option,
+    max_step_option,
+    models_option,
+    option,
+    select_models,
+    time_cap_option,
+    timeout_option,
+)
+from bench.store import Store
+from bench.timing import MODES
+
+
+def modes(text: str) -> tuple[str, ...]:
+    chosen = tuple(text.split(","))
+    if not set(chosen) <= set(MODES):
+        raise argparse.ArgumentTypeError(f"modes are {', '.join(MODES)}; got {text!r}")
+    return chosen
+
+
+@dataclass(frozen=True)
+class Settings(RunFolder):
+    models: str = models_option()
+    device: str = device_option()
+    batch_sizes: tuple[int, ...] = batch_sizes_option()
+    image_size: int | None = image_size_option()
+    in_channels: int = in_channels_option()
+    time_cap: float = time_cap_option()
+    max_step: float = max_step_option()
+    mode: tuple[str, ...] = option(MODES, "comma-separated", parse=modes)
+    precision: str = option("fp32", "autocast precision", choices=("fp32", "bf16", "fp16"))
+    channels_last: bool = option(False, "NHWC memory format")
+    compile: bool = option(False, "time torch.compile's model")
+    timeout: float = timeout_option(600, "(model, mode)")
+
+
+def config(s: Settings, device: str, batch: int, mode: str, size: int) -> dict[str, Any]:
+    """A point's key in the store."""
+    return {"mode": mode, "batch_size": batch, "device": device, "precision": s.precision,
+            "channels_last": s.channels_last, "compile": s.compile, "image_size": size,
+            "in_channels": s.in_channels, "time_cap_s": s.time_cap,
+            "max_step_s": s.max_step}  # fmt: skip
+
+
+def run(s: Settings) -> int:
+    """Time every selected network across batch sizes, one child process per (model, mode)."""
+    from bench.device import backend_for, measured_bandwidth, peak_flops
+    from bench.isolation import sweep_into
+    from bench.render.stages import write_speed
+    from bench.timing import iter_speed
+
+    names = select_models(s.models)
+    device = device_of(s)
+    backend = backend_for(device)
+    peak = peak_flops(device, s.precision, backend.name)
+    bandwidth = measured_bandwidth(device)
+    print(
+        f"speed: {backend.name}; peak {peak[0] / 1e9:,.0f} GFLOP/s ({peak[1]}), memory "
+        f"{bandwidth / 1e9:,.1f} GB/s; each point capped at {s.time_cap:g} s of timed steps"
+    )
+    store, failures = Store(s.store), 0
+    # the roofline's roof: one row per device and precision, replaced by each run
+    store.put("machine", backend.name, {"precision": s.precision}, {
+        "peak_flops_per_s": peak[0], "peak_source": peak[1], "bandwidth_bytes_per_s": bandwidth,
+        "bandwidth_source": "measured: 256 MiB copy, best of runs"})  # fmt: skip
+    key = functools.partial(config, s, backend.name)
+    sweeps = []  # (network, mode, input size, batch sizes not yet in the store)
+    for name in names:
+        size = s.image_size or archs.spec(name).image_size
+        for mode in s.mode:
+            todo = [b for b in s.batch_sizes
+                    if not store.has("speed", name, key(b, mode, size), FINAL)]  # fmt: skip
+            if todo:
+                sweeps.append((name, mode, size, todo))
+    failure = ((Status.SKIPPED, "torch.compile cannot run here: ") if s.compile
+               else (Status.ERROR, ""))  # fmt: skip
+    with Progress("speed", sum(len(todo) for *_, todo in sweeps)) as progress:
+        for name, mode, size, todo in sweeps:
+            job = dict(
+                model_or_name=name, batch_sizes=tuple(todo), modes=(mode,), device=s.device,
+                precision=s.precision, channels_last=s.channels_last, compile=s.compile,
+                image_size=size, in_channels=s.in_channels, time_cap_s=s.time_cap,
+                max_step_s=s.max_step, peak=peak,
+            )  # fmt: skip
+            point = functools.partial(key, mode=mode, size=size)
+            for batch, status, text in sweep_into(store, "speed", iter_speed, job, s.timeout,
+                                                  point, failure):  # fmt: skip
+                failures += status in FAILED
+                progress.item(f"{name} {mode} batch {batch}: {status} {text}")
+    written = write_speed(store, s.out / "speed")
+    store.close()
+    print(f"{plural(len(written), 'file')} in {s.out / 'speed'}")
+    return 1 if failures else 0
+
+
+COMMAND = Command("speed", "throughput, latency and memory across batch sizes", Settings, run)

@@ -1,0 +1,135 @@
+"""``train``: the runs of the chosen experiments on Fashion-MNIST, as a preset adapts them,
+each in a child process, into the store; runs that differ only by seed get their medians."""
+
+from __future__ import annotations
+
+import dataclasses
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench.console import Progress, plural
+from bench.schema import FAILED, MEASURED, Status
+from bench.stages.common import (
+    Command,
+    RunFolder,
+    UsageError,
+    data_dir_option,
+    device_of,
+    device_option,
+    load_data,
+    models_option,
+    option,
+    select_models,
+    timeout_option,
+)
+from bench.store import Store, config_hash
+from bench.training.recipes import EXPERIMENTS, PRESETS, Preset, Run, config, describe
+
+
+def preset_option(help: str) -> Any:
+    return option(None, help, choices=tuple(PRESETS), old_name="--profile")
+
+
+@dataclass(frozen=True)
+class Settings(RunFolder):
+    models: str = models_option()
+    device: str = device_option()
+    data_dir: Path | None = data_dir_option()
+    experiment: tuple[str, ...] = option(("book",), "named groups of runs "
+                                         "(bench/training/recipes.py)", choices=tuple(EXPERIMENTS),
+                                         many=True)  # fmt: skip
+    preset: str | None = preset_option("what each run trains on; None: book with a GPU, cpu "
+                                       "without")  # fmt: skip
+    pipeline: str = option("ours", "ours: batches on the device; torchvision: the book's "
+                           "DataLoader", choices=("ours", "torchvision"))  # fmt: skip
+    timeout: float = timeout_option(4 * 3600, "run")
+
+
+def preset_name(s: Any) -> str:
+    """The preset asked for, else the device's: book with a GPU, cpu without."""
+    from bench.runs import default_preset
+
+    return getattr(s, "preset", None) or default_preset(device_of(s))
+
+
+def run(s: Settings) -> int:
+    """Train the runs of the chosen experiments, each in a child process, into the store."""
+    from bench.device import backend_for
+    from bench.isolation import Row, ending, run_isolated, stream_rows
+    from bench.render.training import write_train
+    from bench.training.loop import train_rows
+
+    device, name = device_of(s), preset_name(s)
+    preset = PRESETS[name]
+    selected = set(select_models(s.models))
+    runs = [r for e in s.experiment for r in EXPERIMENTS[e] if r.model in selected]
+    if not runs:
+        raise UsageError(f"no run of {', '.join(s.experiment)} trains {s.models!r}")
+    skipped = sorted({r.model for r in runs if not preset.trains(r.model)})
+    if skipped:
+        print(f"train: the {name} preset does not train {', '.join(skipped)} (the book "
+              "preset does)")  # fmt: skip
+    runs = [r for r in runs if preset.trains(r.model)]
+    load_data(s.data_dir)  # fail fast, in one line, if the data is missing
+    device_name = backend_for(device).name
+    store, failures = Store(s.store), 0
+    keys = [(run, {**config(run, preset, s.pipeline), "device": device_name}) for run in runs]
+    keys = list({config_hash(k): (r, k) for r, k in keys}.values())  # experiments may share runs
+    todo = [(r, k) for r, k in keys if not store.has("train", r.model, k, MEASURED)]
+    print(f"train: {plural(len(todo), 'run')} to train ({len(keys) - len(todo)} already in "
+          f"{s.store}), preset {name}, on {device_name}")  # fmt: skip
+    with Progress("train", len(todo)) as progress:
+        for run, key in todo:
+            checkpoint = s.out / "checkpoints" / f"{config_hash(key)}.pt"
+            job = dict(run=run, preset=preset, data_dir=s.data_dir, device=str(device),
+                       checkpoint=checkpoint, pipeline=s.pipeline)  # fmt: skip
+            described = describe(run, preset, s.pipeline)
+            status, note = Status.ERROR, "the child process ended without a result"
+            for message in run_isolated(stream_rows, (train_rows, job), s.timeout):
+                if not isinstance(message, Row):
+                    status, note = ending(message)
+                    continue
+                result = message.value
+                summary = {**result["summary"], **described}
+                store.put("train", run.model, key, summary, status=summary["status"],
+                          details={"history": result["history"]})  # fmt: skip
+                status, note = summary["status"], f"test accuracy {summary['test_acc']:.3f}"
+            if status in FAILED:
+                failures += 1
+                row = {**run.settings(), **described, "note": note}
+                store.put("train", run.model, key, row, status=status)
+            settings = preset.adapt(run)[0].settings()
+            progress.item(f"{run.model}, lr {settings['lr']}, batch {settings['batch_size']}, "
+                          f"{settings['resize'] or 28} px, {described['work']}, techniques "
+                          f"{settings['techniques']}, seed {run.seed}: {status}, "
+                          f"{note}")  # fmt: skip
+    for line in seed_medians(store, [r for r, _ in keys], preset, s.pipeline, device_name):
+        print(line)
+    written = write_train(store, s.out / "train")
+    store.close()
+    print(f"{plural(len(written), 'file')} in {s.out / 'train'}")
+    return 1 if failures else 0
+
+
+def seed_medians(store: Store, runs: list[Run], preset: Preset, pipeline: str,
+                 device: str) -> list[str]:  # fmt: skip
+    """For runs that differ only by seed: the median test accuracy and wall clock over seeds."""
+    seeds: dict[Run, list[dict]] = {}
+    for run in runs:
+        row = store.get("train", run.model, {**config(run, preset, pipeline), "device": device})
+        if row is not None and row["status"] in MEASURED:
+            seeds.setdefault(dataclasses.replace(run, seed=0), []).append(row)
+    return [
+        f"{run.model}, techniques {run.techniques.names()}: median of {len(rows)} seeds: test "
+        f"accuracy {statistics.median(r['test_acc'] for r in rows):.2%} "
+        f"({', '.join(format(r['test_acc'], '.2%') for r in rows)}), wall clock "
+        f"{statistics.median(r['wall_s'] for r in rows):.0f} s (training and evaluation)"
+        for run, rows in seeds.items()
+        if len(rows) > 1
+    ]
+
+
+COMMAND = Command("train", "Fashion-MNIST training: the book's recipes under a preset", Settings,
+                  run)  # fmt: skip

@@ -1,0 +1,348 @@
+"""The training loop: one run on Fashion-MNIST as its preset adapts it, evaluated after every
+epoch, resumable from a checkpoint. Training time excludes evaluation; it is what
+time-to-accuracy uses.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import os
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+import archs
+from bench.data import DeviceBatches, FashionMNIST, subset, torchvision_batches
+from bench.device import backend_for
+from bench.flops import step_flops_per_image
+from bench.training.recipes import PLAIN, Preset, Run, Techniques
+
+ACCURACY_TARGETS = (0.80, 0.85, 0.90, 0.92)
+
+
+def evaluate(
+    model: torch.nn.Module, batches: DeviceBatches, techniques: Techniques = PLAIN
+) -> tuple[float, float]:
+    """Mean cross-entropy and accuracy over a split (with flip_tta, of the averaged logits)."""
+    model.eval()
+    loss, correct, seen = 0.0, 0, 0
+    with torch.inference_mode(), _autocast(techniques, batches.images.device):
+        for x, y in batches.epoch(0):
+            x = _layout(x, techniques)
+            logits = model(x).float()
+            if techniques.flip_tta:
+                logits = (logits + model(x.flip(3)).float()) / 2
+            loss += F.cross_entropy(logits, y, reduction="sum").item()
+            correct += int((logits.argmax(1) == y).sum())
+            seen += len(y)
+    model.train()
+    return loss / seen, correct / seen
+
+
+class Diverged(Exception):
+    """The training loss became NaN or infinite."""
+
+
+def train(
+    run: Run,
+    preset: Preset,
+    data: FashionMNIST,
+    device: torch.device,
+    checkpoint: Path | None = None,
+    pipeline: str = "ours",
+    on_step: Callable[[int], None] | None = None,
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Train one run as ``preset`` adapts it; return its summary row and one row per
+    evaluation point (one an epoch).
+
+    With ``checkpoint``, state is saved (atomically) at every evaluation point and a run that
+    finds one resumes from it, ending with the metrics it would have had uninterrupted.
+    ``pipeline`` "torchvision" feeds the book's per-image pipeline instead of device batches.
+    ``on_step(step)`` is called after every optimizer step (progress, or tests).
+    """
+    run, work = preset.adapt(run)
+    settings, techniques = run.settings(), run.techniques
+    torch.manual_seed(settings["seed"])
+    model = archs.build(settings["model"], image_size=settings["resize"] or 28, device=device)
+    if techniques.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = _optimizer(model, settings["lr"], techniques)
+    batches = Batches(pipeline, subset(data.train, work.train_per_class), settings, device)
+    schedule = _schedule(optimizer, techniques, work, len(batches))
+    average = _average(model, techniques)
+    test = DeviceBatches(subset(data.test, work.test_per_class), 512, device, settings["resize"],
+                         shuffle=False)  # fmt: skip
+    state = {"epoch": 0, "batch": 0, "step": 0, "train_s": 0.0, "wall_s": 0.0, "history": []}
+    if checkpoint is not None and checkpoint.exists():
+        saved = torch.load(checkpoint, map_location=device, weights_only=False)
+        for name, part in _parts(model, optimizer, schedule, average).items():
+            part.load_state_dict(saved[name])
+        torch.set_rng_state(saved["rng"])
+        state = saved["state"]
+    backend = backend_for(device)
+    backend.reset_peak()
+    status, window = "ok", _Window()
+    try:
+        while len(state["history"]) < work.epochs:
+            started = time.perf_counter()
+            for x, y in batches.epoch(state["epoch"], state["batch"]):
+                if techniques.augment:
+                    x = augment(x, settings["seed"] * 1_000_003 + state["step"])
+                loss, correct = train_step(model, optimizer, _layout(x, techniques), y, techniques)
+                if schedule is not None:
+                    schedule.step()
+                if average is not None:
+                    average.update_parameters(model)
+                if pipeline == "torchvision":
+                    float(loss)  # the book's loop reads the loss on the host every step
+                window.add(loss, correct, len(y))
+                state["step"] += 1
+                state["batch"] += 1
+                if on_step:
+                    on_step(state["step"])
+                if state["step"] % 50 == 0 and not window.finite():
+                    raise Diverged
+            elapsed = _clock(device) - started
+            state["train_s"] += elapsed
+            state["wall_s"] += elapsed
+            state["epoch"], state["batch"] = state["epoch"] + 1, 0
+            if not window.finite():
+                raise Diverged
+            evaluated = model if average is None else average.module
+            state["history"].append(
+                _point(state, window, evaluated, test, len(batches), techniques)
+            )
+            window = _Window()
+            if checkpoint is not None:
+                _save(checkpoint, _parts(model, optimizer, schedule, average), state)
+    except Diverged:
+        status = "diverged"
+    peak = backend.peak_bytes()
+    if checkpoint is not None and checkpoint.exists():
+        checkpoint.unlink()  # the run is over: its result goes to the store
+    summary = _summary(settings, state["history"], status, peak, backend)
+    summary["autocast"] = "bf16" if _bf16(techniques, device) else "off"
+    summary["params"] = sum(p.numel() for p in model.parameters())
+    side = settings["resize"] or 28  # the cost of the network as trained, counted
+    meta = archs.build(settings["model"], image_size=side, device="meta")
+    summary["fwd_macs_per_image"] = step_flops_per_image(meta, (1, side, side))["infer"] // 2
+    return summary, state["history"]
+
+
+def augment(x: torch.Tensor, seed: int) -> torch.Tensor:
+    """Per image, on its device: a random crop of the image zero-padded by 2 on each side, at
+    the original size, mirrored left-right with probability 1/2. Seeded: the same seed gives the
+    same batch (exact resume)."""
+    generator = torch.Generator(x.device).manual_seed(seed)
+    n, _, h, w = x.shape
+    dy, dx = (torch.randint(0, 5, (n,), generator=generator, device=x.device) for _ in "yx")
+    flip = torch.rand(n, generator=generator, device=x.device) < 0.5
+    padded = F.pad(x, (2, 2, 2, 2))
+    rows = (dy[:, None] + torch.arange(h, device=x.device))[:, :, None]  # (n, h, 1)
+    cols = (dx[:, None] + torch.arange(w, device=x.device))[:, None, :]  # (n, 1, w)
+    cols = torch.where(flip[:, None, None], cols.flip(2), cols)
+    images = torch.arange(n, device=x.device)[:, None, None]
+    return padded[images, :, rows, cols].permute(0, 3, 1, 2)  # (n, h, w, c) -> (n, c, h, w)
+
+
+def _bf16(techniques: Techniques, device: torch.device) -> bool:
+    if not techniques.bf16:
+        return False
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+
+
+def _autocast(techniques: Techniques, device: torch.device) -> Any:
+    return torch.autocast(device.type, torch.bfloat16, enabled=_bf16(techniques, device))
+
+
+def _layout(x: torch.Tensor, techniques: Techniques) -> torch.Tensor:
+    return x.contiguous(memory_format=torch.channels_last) if techniques.channels_last else x
+
+
+def _optimizer(model: torch.nn.Module, lr: float, techniques: Techniques) -> torch.optim.Optimizer:
+    """SGD, with Nesterov momentum and weight decay where the techniques ask for them; or
+    Adam (its default betas)."""
+    if techniques.adam:
+        return torch.optim.Adam(model.parameters(), lr=lr, weight_decay=techniques.weight_decay)
+    return torch.optim.SGD(
+        model.parameters(),
+        lr=lr,
+        momentum=techniques.momentum,
+        nesterov=techniques.momentum > 0,
+        weight_decay=techniques.weight_decay,
+    )
+
+
+def _schedule(optimizer, techniques: Techniques, work: Preset, steps_per_epoch: int) -> Any:
+    if not techniques.one_cycle:
+        return None
+    lr = optimizer.param_groups[0]["lr"]
+    return torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, lr, total_steps=work.epochs * steps_per_epoch, pct_start=0.2,
+        anneal_strategy="linear", cycle_momentum=False, div_factor=10, final_div_factor=1e3,
+    )  # fmt: skip
+
+
+def _average(model: torch.nn.Module, techniques: Techniques) -> Any:
+    """An exponential moving average of the weights and batch-norm statistics, its decay ramped
+    up from 0.1 as (1 + n) / (10 + n) over the first steps so that the initial weights fade."""
+    if not techniques.ema:
+        return None
+    from torch.optim.swa_utils import AveragedModel
+
+    def blend(average: torch.Tensor, current: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
+        decay = min(techniques.ema, (1 + int(n)) / (10 + int(n)))
+        return average * decay + current * (1 - decay)
+
+    return AveragedModel(model, avg_fn=blend, use_buffers=True)
+
+
+def _parts(model, optimizer, schedule, average) -> dict[str, Any]:
+    """What a checkpoint holds, by name."""
+    parts = {"model": model, "optimizer": optimizer, "schedule": schedule, "average": average}
+    return {name: part for name, part in parts.items() if part is not None}
+
+
+def _clock(device: torch.device) -> float:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)  # the queued steps are part of the time
+    return time.perf_counter()
+
+
+class Batches:
+    """The training batches of an epoch from one of the two pipelines, seeded by epoch."""
+
+    def __init__(self, pipeline: str, split, settings: dict[str, Any], device: torch.device):
+        if pipeline not in ("ours", "torchvision"):
+            raise ValueError(f"pipeline must be 'ours' or 'torchvision', got {pipeline!r}")
+        self.pipeline, self.split, self.device = pipeline, split, device
+        self.size, self.resize, self.seed = (
+            settings["batch_size"],
+            settings["resize"],
+            settings["seed"],
+        )
+        self.ours = DeviceBatches(split, self.size, device, self.resize, seed=self.seed)
+
+    def __len__(self) -> int:
+        return len(self.ours)
+
+    def epoch(self, epoch: int, start: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        if self.pipeline == "ours":
+            yield from self.ours.epoch(epoch, start)
+            return
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+        loader = torchvision_batches(self.split, self.size, self.resize, generator=generator)
+        for x, y in itertools.islice(loader, start, None):
+            yield x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+
+
+def train_step(
+    model, optimizer, x, y, techniques: Techniques = PLAIN
+) -> tuple[torch.Tensor, torch.Tensor]:
+    with _autocast(techniques, x.device):
+        logits = model(x)
+        loss = F.cross_entropy(logits.float(), y, label_smoothing=techniques.label_smoothing)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss.detach() * len(y), (logits.argmax(1) == y).sum()
+
+
+class _Window:
+    """Training loss and accuracy since the last evaluation, summed on the device (no sync)."""
+
+    def __init__(self):
+        self.loss, self.correct, self.seen = torch.zeros(()), torch.zeros((), dtype=torch.long), 0
+
+    def add(self, loss: torch.Tensor, correct: torch.Tensor, n: int) -> None:
+        self.loss = self.loss.to(loss.device) + loss
+        self.correct = self.correct.to(correct.device) + correct
+        self.seen += n
+
+    def finite(self) -> bool:
+        return bool(torch.isfinite(self.loss))
+
+
+def _point(state: dict, window: _Window, model, test: DeviceBatches, batches: int,
+           techniques: Techniques) -> dict:  # fmt: skip
+    started = time.perf_counter()
+    test_loss, test_acc = evaluate(model, test, techniques)
+    state["wall_s"] += time.perf_counter() - started
+    previous = state["history"][-1]["train_s"] if state["history"] else 0.0
+    return {
+        "epoch": state["epoch"] + state["batch"] / batches,
+        "step": state["step"],
+        "train_loss": float(window.loss) / max(window.seen, 1),
+        "train_acc": int(window.correct) / max(window.seen, 1),
+        "test_loss": test_loss,
+        "test_acc": test_acc,
+        "train_s": state["train_s"],
+        "wall_s": state["wall_s"],
+        "images_per_s": window.seen / max(state["train_s"] - previous, 1e-9),
+    }
+
+
+def _save(path: Path, parts: dict[str, Any], state: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    saved = {name: part.state_dict() for name, part in parts.items()}
+    torch.save({**saved, "rng": torch.get_rng_state(), "state": state}, partial)
+    os.replace(partial, path)
+
+
+def _summary(settings, history, status, peak, backend) -> dict[str, Any]:
+    final = history[-1] if history else {}
+    summary = {
+        **settings,
+        "status": status,
+        "evaluations": len(history),
+        "test_acc": final.get("test_acc", math.nan),
+        "best_test_acc": max((h["test_acc"] for h in history), default=math.nan),
+        "train_loss": final.get("train_loss", math.nan),
+        "train_s": final.get("train_s", math.nan),
+        "wall_s": final.get("wall_s", math.nan),  # training and evaluation
+        "images_per_s": (
+            final["step"] * settings["batch_size"] / final["train_s"] if final else math.nan
+        ),
+        "peak_bytes": peak,
+        "memory_kind": backend.memory_kind,
+        "device_name": backend.name,
+        # what an exact resume depends on: deterministic kernels (always so on the CPU)
+        "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
+        "cudnn_deterministic": torch.backends.cudnn.deterministic,
+        "cudnn_benchmark": torch.backends.cudnn.benchmark,
+    }
+    for target in ACCURACY_TARGETS:
+        reached = [h["train_s"] for h in history if h["test_acc"] >= target]
+        summary[f"time_to_{round(target * 100)}_s"] = reached[0] if reached else None
+    return summary
+
+
+PROGRESS_EVERY_S = 30.0  # a running training run prints a line this often
+
+
+def train_rows(run: Run, preset: Preset, data_dir: Path | None, device: str,
+               checkpoint: Path | None, pipeline: str) -> Iterator[dict[str, Any]]:  # fmt: skip
+    """One run as a row stream (for a child process): load the data, train, yield the result."""
+    from bench.data import load
+
+    started = last = time.perf_counter()
+
+    def progress(step: int) -> None:
+        nonlocal last
+        now = time.perf_counter()
+        if now - last >= PROGRESS_EVERY_S:
+            last = now
+            print(f"    {run.model}, seed {run.seed}: step {step}, {now - started:.0f} s",
+                  flush=True)  # fmt: skip
+
+    summary, history = train(run, preset, load(data_dir), torch.device(device), checkpoint,
+                             pipeline, on_step=progress)  # fmt: skip
+    yield {"summary": summary, "history": history}

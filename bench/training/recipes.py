@@ -1,0 +1,204 @@
+"""Training recipes as data: the techniques on top of the book's loop, the presets (what
+work a run trains on), runs (a network and its book recipe, or settings that replace it), the
+named experiments, and each run's key in the results store.
+
+The book's recipes (chapter 8): SGD, batch 128, 10 epochs, a learning rate and input side per
+network. A preset adapts a recipe to a fixed amount of work; the fast recipe (the book's loop
+plus switchable techniques, on a schedule of its own) keeps its settings.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fnmatch
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import archs
+
+
+@dataclass(frozen=True)
+class Techniques:
+    """Techniques on top of the book's loop (plain SGD, constant learning rate), each a switch."""
+
+    augment: bool = False  # on the device: a random 28x28 crop of the image padded by 2, a flip
+    adam: bool = False  # Adam in place of SGD (momentum is then Adam's own)
+    momentum: float = 0.0  # Nesterov momentum (0: plain SGD)
+    weight_decay: float = 0.0
+    label_smoothing: float = 0.0
+    one_cycle: bool = False  # lr: linear warm-up over the first 20% of steps, linear decay to 0
+    channels_last: bool = False  # NHWC activations and weights
+    bf16: bool = False  # bfloat16 autocast, where the device has bf16 arithmetic
+    ema: float = 0.0  # decay per step of a weight average that is evaluated instead (0: none)
+    flip_tta: bool = False  # evaluation averages the logits of each image and its mirror
+
+    def names(self) -> str:
+        """The techniques switched on, joined by '+' ('-' for none)."""
+        on = [f.name for f in dataclasses.fields(self) if getattr(self, f.name)]
+        return "+".join(on) or "-"
+
+
+PLAIN = Techniques()  # the book's loop
+FAST = Techniques(augment=True, momentum=0.9, weight_decay=5e-4, label_smoothing=0.1,
+                  one_cycle=True, channels_last=True, bf16=True, ema=0.995,
+                  flip_tta=True)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Preset:
+    """What a preset trains each run on: a fixed amount of work (epochs over a fixed set of
+    images), never a time, so that an accuracy does not depend on how fast or busy the machine
+    is; and how the preset adapts a book recipe to that work."""
+
+    name: str
+    epochs: int
+    train_per_class: int | None = None  # training images per class (None: all 6,000)
+    test_per_class: int | None = None  # test images per class (None: all 1,000)
+    epochs_by_family: Mapping[str, int] = field(default_factory=dict)  # where a family differs
+    # a recipe's input side above this is trained at this side, or at the smallest the network
+    # accepts if that is larger (None: the recipe's side)
+    max_side: int | None = None
+    lr: float | None = None  # replaces the recipe's learning rate (None: the recipe's)
+    techniques: Techniques | None = (
+        None  # replaces the book's loop (None: the run's own techniques)
+    )
+    skip: tuple[str, ...] = ()  # networks (shell patterns) this preset does not train
+    # what a run with its own schedule (``Run.epochs``) trains under; None: that many epochs
+    # over all the training images, evaluated on the whole test set after each
+    scheduled: Preset | None = None
+
+    def adapt(self, run: Run) -> tuple[Run, Preset]:
+        """The run as this preset trains it, and the work it trains on. A run with its own
+        schedule (the fast recipe) keeps its settings; its work is ``scheduled``."""
+        if run.epochs is not None:
+            return run, self.scheduled or Preset(self.name, epochs=run.epochs)
+        spec = archs.spec(run.model)
+        recipe_side = spec.recipe.resize if spec.recipe else None
+        if run.resize is None and self.max_side and (recipe_side or 28) > self.max_side:
+            run = dataclasses.replace(run, resize=max(self.max_side, spec.min_image_size))
+        if run.lr is None and self.lr is not None:
+            run = dataclasses.replace(run, lr=self.lr)
+        if self.techniques is not None and run.techniques == PLAIN:
+            run = dataclasses.replace(run, techniques=self.techniques)
+        epochs = self.epochs_by_family.get(spec.family, self.epochs)
+        return run, dataclasses.replace(self, epochs=epochs, epochs_by_family={})
+
+    def trains(self, model: str) -> bool:
+        """Whether this preset trains ``model``."""
+        return not any(fnmatch.fnmatchcase(model, pattern) for pattern in self.skip)
+
+
+PRESETS = {
+    # the chapter's recipe, exactly: 10 epochs over all 60,000 images, the full test set
+    "book": Preset("book", epochs=10),
+    # a CPU: every network it trains learns on a fixed amount of work: Adam at lr 1e-3 on 2
+    # epochs over 600 images a class (10 for the LeNets, whose steps cost little; 4 for
+    # GoogLeNet, slow to leave chance without batch norm); inputs larger than 32 pixels at 32,
+    # or at the smallest side the network accepts; evaluated on 200 test images a class. NiN
+    # (which stayed at chance on this much work) and googlenet_28 (full resolution throughout,
+    # 30 images/s here) are left to the book preset.
+    "cpu": Preset("cpu", epochs=2, train_per_class=600, test_per_class=200,
+                  epochs_by_family={"lenet": 10, "googlenet": 4}, max_side=32, lr=1e-3,
+                  techniques=Techniques(adam=True), skip=("nin*", "googlenet_28")),
+    # tests and CI: four epochs over 200 images per class (one for a scheduled run)
+    "smoke": Preset("smoke", epochs=4, train_per_class=200, test_per_class=50,
+                    scheduled=Preset("smoke", epochs=1, train_per_class=200, test_per_class=50)),
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Run:
+    """One training run: a registry network and, unless overridden, its book recipe."""
+
+    model: str
+    lr: float | None = None
+    batch_size: int | None = None
+    resize: int | None = None
+    seed: int = 0
+    lr_factor: float = 1.0  # multiplies the learning rate (an exercise's grid around it)
+    epochs: int | None = None  # a schedule of its own (the preset's work does not apply)
+    techniques: Techniques = PLAIN
+
+    def settings(self) -> dict[str, Any]:
+        """The run with the book's recipe filled in: lr (times ``lr_factor``), batch size,
+        resize (None: 28), and the techniques on top of it."""
+        recipe = archs.spec(self.model).recipe
+        if recipe is None and (self.lr is None or self.batch_size is None):
+            raise ValueError(f"{self.model} has no book recipe: give lr and batch_size")
+        return {
+            "model": self.model,
+            "lr": float(f"{(self.lr if self.lr is not None else recipe.lr) * self.lr_factor:.6g}"),
+            "batch_size": self.batch_size or recipe.batch_size,
+            "resize": self.resize
+            if self.resize is not None
+            else (recipe.resize if recipe else None),
+            "seed": self.seed,
+            "epochs": self.epochs,
+            "techniques": self.techniques.names(),
+            "technique_settings": dataclasses.asdict(self.techniques),
+        }
+
+
+# Named experiments: the book's runs, and the exercises that need training.
+EXPERIMENTS: dict[str, tuple[Run, ...]] = {
+    "book": tuple(Run(m) for m in archs.BOOK_MODELS),
+    # 8.5.7.2: LeNet with and without batch norm over learning rates (0.3 to 30 times the
+    # preset's: 0.03 to 3.0 under the book's)
+    "lr_grid": tuple(
+        Run(m, lr_factor=f) for m in ("lenet", "bn_lenet") for f in (0.3, 1, 3, 10, 30)
+    ),
+    # 8.1.5.6: batch size against throughput, accuracy and peak memory
+    "batch_sweep": tuple(Run("lenet", batch_size=b) for b in (32, 128, 512)),
+    # 8.2.5.4: the book's small VGG-11 at 56 pixels instead of 224
+    "vgg_sizes": (Run("vgg11_small", resize=56),),
+    # 8.3.5.1-3: NiN with one or three 1x1 convs, 3x3 convs, a fully connected head
+    "nin_variants": tuple(Run(m) for m in ("nin_one_1x1", "nin_three_1x1", "nin_3x3", "nin_fc")),
+    # 8.1.5.7: LeNet-5 with ReLU and dropout; 8.5.7.1: a bias before batch norm, and none;
+    # 8.5.7.3: batch norm after the convs only
+    "lenet_variants": tuple(
+        Run(m) for m in ("lenet_modern", "lenet_dropout", "bn_lenet_nobias", "bn_lenet_convs")
+    ),
+    # 8.1.5.5.2, 8.4.5.3: networks for 28x28 inputs
+    "networks_28": tuple(Run(m) for m in ("lenet_28", "vgg_28", "googlenet_28", "resnet9_28")),
+    # 8.4.5.1, 8.6.7.1, 8.6.7.4, 8.8.6.1-2: the variants whose accuracy an exercise asks for
+    "variants": tuple(Run(m) for m in ("googlenet_bn", "resnet18_preact", "resnext18", "anynet")),
+}
+# The fast recipe: a small ResNet at 28x28 on a 7-epoch one-cycle schedule with every technique.
+FAST_RUN = Run("resnet9_28", lr=0.2, batch_size=256, epochs=7, techniques=FAST)
+EXPERIMENTS["fast"] = tuple(dataclasses.replace(FAST_RUN, seed=s) for s in (0, 1, 2))
+# What each technique buys: the fast recipe with one switched off, then with none.
+EXPERIMENTS["fast_ablation"] = (
+    *(dataclasses.replace(FAST_RUN, techniques=dataclasses.replace(FAST, **{f.name: f.default}))
+      for f in dataclasses.fields(Techniques) if getattr(FAST, f.name) != f.default),
+    dataclasses.replace(FAST_RUN, techniques=PLAIN, lr=0.1),
+)  # fmt: skip
+
+
+def config(run: Run, preset: Preset, pipeline: str) -> dict[str, Any]:
+    """Everything that determines a run's result: its key in the results store."""
+    run, work = preset.adapt(run)
+    return {**run.settings(), "name": work.name, "epochs": work.epochs,
+            "train_per_class": work.train_per_class, "test_per_class": work.test_per_class,
+            "pipeline": pipeline}  # fmt: skip
+
+
+def describe(run: Run, preset: Preset, pipeline: str) -> dict[str, Any]:
+    """What the pages say of a run, stored with its row: its preset and pipeline, the work it
+    trained on, the test set, the settings in which it differs from its network's preset run
+    (None for a network without a book recipe) and whether it is the fast recipe."""
+    key = config(run, preset, pipeline)
+    per_class, tested = key["train_per_class"], key["test_per_class"]
+    images = "all 60,000 images" if per_class is None else f"{10 * per_class:,} images"
+    changes = None
+    if archs.spec(run.model).recipe is not None:
+        base = config(Run(run.model), preset, pipeline)
+        changes = sorted(k for k in key if key[k] != base[k])
+    return {
+        "preset": preset.name,
+        "pipeline": pipeline,
+        "work": f"{key['epochs']} epochs over {images}",
+        "test_set": "all 10,000" if tested is None else f"{10 * tested:,} (first {tested} a class)",
+        "changes": changes,
+        "fast_recipe": run.techniques == FAST,
+    }

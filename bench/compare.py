@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 
 from bench.render.format import fmt_text, markdown
+from bench.schema import Status
 from bench.store import Store, config_hash
 
 Noise = Callable[[dict[str, Any]], float]  # a row -> relative noise of its metrics
@@ -53,7 +54,7 @@ METRICS: dict[str, tuple[tuple[str, ...], Noise]] = {
 
 def _keyed(store: Store, stage: str) -> dict[tuple[str, str], dict[str, Any]]:
     return {(r["model"], config_hash(r["config"])): r for r in store.rows(stage)
-            if r["status"] == "ok"}  # fmt: skip
+            if r["status"] == Status.OK}  # fmt: skip
 
 
 def compare(a: Store, b: Store, stage: str | None = None, threshold: float = 3.0

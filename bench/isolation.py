@@ -141,9 +141,10 @@ def sweep_into(
         if isinstance(message, Row):
             row = message.value
             pending.remove(row["batch_size"])
-            store.put(stage, name, config(row["batch_size"]), row, status=row["status"])
-            shown = f"{row['images_per_s']:,.1f} images/s" if row["status"] == "ok" else row["note"]
-            yield row["batch_size"], Status(row["status"]), shown
+            status = Status(row["status"])
+            store.put(stage, name, config(row["batch_size"]), row, status=status)
+            shown = f"{row['images_per_s']:,.1f} images/s" if status == Status.OK else row["note"]
+            yield row["batch_size"], status, shown
             continue
         status, note = ending(message, *failure)
         for batch in pending:

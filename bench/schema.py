@@ -84,22 +84,39 @@ class ProfileRow(TypedDict):
     fwd_flops_per_byte: float
 
 
-class SpeedRow(TypedDict):
-    """``speed``: one (network, mode, batch size) point of a timed sweep."""
+class Timing(TypedDict):
+    """What every timed row carries: the distribution of its timed steps (bench/timing.py)."""
 
-    model: str
-    mode: str
-    batch_size: int
-    device: str
-    device_name: str
-    status: str
-    note: str
     n: int
     median_ms: float
     p90_ms: float
     p99_ms: float
     cv: float
     images_per_s: float
+
+
+class Point(Timing):
+    """One (network, batch size) point of a sweep, and how it was timed."""
+
+    model: str
+    image_size: int
+    in_channels: int
+    batch_size: int
+    status: str
+    note: str
+    device_name: str
+    time_cap_s: float
+    max_step_s: float
+
+
+class SpeedRow(Point):
+    """``speed``: one (network, mode, batch size) point of a timed sweep."""
+
+    mode: str
+    device: str
+    precision: str
+    channels_last: bool
+    compiled: bool
     peak_bytes: int
     memory_kind: str
     flops_per_image: int
@@ -107,22 +124,12 @@ class SpeedRow(TypedDict):
     peak_flops_per_s: float
     peak_source: str
     mfu: float
-    image_size: int
-    in_channels: int
-    precision: str
-    channels_last: bool
-    compiled: bool
-    time_cap_s: float
-    max_step_s: float
 
 
-class OnnxRow(TypedDict):
+class OnnxRow(Point):
     """``onnx``: one network exported, checked and timed under onnxruntime at one batch size,
     beside PyTorch on the same inputs."""
 
-    model: str
-    image_size: int
-    in_channels: int
     export_s: float
     onnx_bytes: int
     checker: str
@@ -130,18 +137,6 @@ class OnnxRow(TypedDict):
     parity_ok: bool
     provider: str
     ort_threads: int
-    device_name: str
-    time_cap_s: float
-    max_step_s: float
-    batch_size: int
-    status: str
-    note: str
-    n: int
-    median_ms: float
-    p90_ms: float
-    p99_ms: float
-    cv: float
-    images_per_s: float
     torch_images_per_s: float
     torch_status: str
     ort_over_torch: float
@@ -188,18 +183,12 @@ class TrainRow(TypedDict):
     fast_recipe: bool
 
 
-class PipelineRow(TypedDict):
+class PipelineRow(Timing):
     """``pipeline``: training throughput of one network under one feed."""
 
     model: str
     resize: int | None
     feed: str
-    n: int
-    median_ms: float
-    p90_ms: float
-    p99_ms: float
-    cv: float
-    images_per_s: float
     batch_ms: float | None
 
 

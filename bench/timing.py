@@ -32,6 +32,7 @@ from bench.device import (
     resolve_device,
 )
 from bench.flops import step_flops_per_image
+from bench.schema import Status
 
 MODES = ("infer", "train")
 
@@ -77,7 +78,7 @@ class SweepPoint:
     """One batch size's outcome."""
 
     batch_size: int
-    status: str  # ok | oom | skipped | n/a | error
+    status: Status
     note: str = ""
     stats: dict[str, float] = field(default_factory=dict)
     peak_bytes: int | None = None
@@ -104,7 +105,7 @@ def sweep(
             predicted = last[1] * batch / last[0]
             for rest in sorted(batch_sizes)[i:]:
                 note = f"a step would take ~{predicted:.1f} s, over the {max_step_s:g} s limit"
-                yield SweepPoint(rest, "skipped", note)
+                yield SweepPoint(rest, Status.SKIPPED, note)
             return
         try:
             backend.reset_peak()
@@ -113,21 +114,21 @@ def sweep(
         except Exception as error:
             message = (str(error) or type(error).__name__).splitlines()[0]
             if is_batch_norm_of_one(error):  # a configuration that cannot exist, not a failure
-                yield SweepPoint(batch, "n/a", f"not applicable: {NOT_APPLICABLE}")
+                yield SweepPoint(batch, Status.NOT_APPLICABLE, f"not applicable: {NOT_APPLICABLE}")
                 continue
             if not is_out_of_memory(error):  # this size fails; the next may not (batch norm)
-                yield SweepPoint(batch, "error", f"{type(error).__name__}: {message}")
+                yield SweepPoint(batch, Status.ERROR, f"{type(error).__name__}: {message}")
                 continue
-            yield SweepPoint(batch, "oom", message)
+            yield SweepPoint(batch, Status.OOM, message)
             for rest in sorted(batch_sizes)[i + 1 :]:
                 note = f"larger than batch {batch}, which ran out of memory"
-                yield SweepPoint(rest, "skipped", note)
+                yield SweepPoint(rest, Status.SKIPPED, note)
             return
         finally:
             if backend.device.type == "cuda":
                 torch.cuda.empty_cache()
         last = (batch, float(np.median(times)))
-        yield SweepPoint(batch, "ok", stats=summarize(times, batch), peak_bytes=peak)
+        yield SweepPoint(batch, Status.OK, stats=summarize(times, batch), peak_bytes=peak)
 
 
 def make_step_factory(
@@ -253,7 +254,9 @@ def _row(
     source: str,
     backend: Backend,
 ) -> dict[str, Any]:
-    achieved = flops_per_image * point.stats["images_per_s"] if point.status == "ok" else math.nan
+    achieved = (
+        flops_per_image * point.stats["images_per_s"] if point.status == Status.OK else math.nan
+    )
     return {
         "model": name,
         "mode": mode,

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 
+import pandas as pd
 import pytest
 import torch
 
@@ -98,3 +99,14 @@ def test_a_run_killed_mid_stage_resumes_without_measuring_again(tmp_path, capsys
     assert all(again[r["lr"]] == r["provenance"]["date"] for r in first)  # not re-measured
     assert printed.count("test accuracy") == 5 - len(first)
     assert not list(tmp_path.rglob("*.partial"))
+
+
+def test_a_table_column_that_is_no_stored_field_raises():
+    from bench.render.format import fmt_text, markdown
+
+    frame = pd.DataFrame([{"model": "lenet"}])
+    # a stored field that no row of this table has: dashes (a failure's note, here)
+    table = markdown(frame, [("model", "model", fmt_text), ("note", "note", fmt_text)])
+    assert table.splitlines()[-1] == "| lenet | - |"
+    with pytest.raises(KeyError, match="no column tricks in the table or in any stored row"):
+        markdown(frame, [("tricks", "techniques", fmt_text)])

@@ -20,6 +20,7 @@ from bench.training.recipes import (
     Run,
     Techniques,
     config,
+    describe,
 )
 
 CPU = torch.device("cpu")
@@ -286,3 +287,32 @@ def test_flip_tta_averages_the_mirror(fashion):
         logits = (model(x) + model(x.flip(3))) / 2
     assert tta[0] == pytest.approx(F.cross_entropy(logits, split.labels).item(), rel=1e-5)
     assert tta[0] != plain[0]
+
+
+def test_each_run_stores_how_the_pages_describe_it():
+    cpu = PRESETS["cpu"]
+    preset_run = describe(Run("lenet"), cpu, "ours")
+    assert preset_run["changes"] == [] and preset_run["preset"] == "cpu"
+    # 10 epochs (the LeNets' under cpu) over 600 images of each of the 10 classes
+    assert preset_run["work"] == f"{cpu.epochs_by_family['lenet']} epochs over 6,000 images"
+    assert preset_run["test_set"] == "2,000 (first 200 a class)" and not preset_run["fast_recipe"]
+    assert describe(Run("lenet", lr_factor=3), cpu, "ours")["changes"] == ["lr"]
+    assert describe(Run("lenet", batch_size=512), cpu, "ours")["changes"] == ["batch_size"]
+    assert describe(Run("vgg11_small", resize=56), cpu, "ours")["changes"] == ["resize"]
+    fast = describe(FAST_RUN, PRESETS["book"], "ours")
+    assert (
+        fast["fast_recipe"] and fast["work"] == f"{FAST_RUN.epochs} epochs over all 60,000 images"
+    )
+    assert fast["test_set"] == "all 10,000"
+
+
+def test_adam_replaces_sgd_with_the_rate_and_decay_asked_for():
+    from bench.training.loop import _optimizer
+
+    model = nn.Linear(2, 2)
+    adam = _optimizer(model, 1e-3, Techniques(adam=True, weight_decay=1e-4))
+    assert isinstance(adam, torch.optim.Adam)
+    assert adam.param_groups[0]["lr"] == 1e-3 and adam.param_groups[0]["weight_decay"] == 1e-4
+    sgd = _optimizer(model, 0.1, PLAIN)
+    assert type(sgd) is torch.optim.SGD and sgd.param_groups[0]["momentum"] == 0
+    assert not sgd.param_groups[0]["nesterov"]

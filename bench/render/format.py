@@ -14,6 +14,7 @@ from typing import Any
 import pandas as pd
 
 import archs
+from bench.schema import FAILURE_FIELDS, ROWS
 
 MIB = 2**20
 CONVENTIONS = (
@@ -24,30 +25,20 @@ CONVENTIONS = (
 )
 
 Column = tuple[str, str, Callable[[Any], str]]  # (source column, header, formatter)
+STORED_FIELDS = FAILURE_FIELDS.union(*(schema.__annotations__ for schema in ROWS.values()))
 
 
-def fmt_int(v: Any) -> str:
-    return "-" if v is None or pd.isna(v) else f"{int(v):,}"
+def _or_dash(show: Callable[[Any], str]) -> Callable[[Any], str]:
+    """A number formatter: ``show(value)``, or '-' for a missing value."""
+    return lambda v: "-" if v is None or pd.isna(v) else show(v)
 
 
-def fmt_mega(v: Any) -> str:
-    return "-" if v is None or pd.isna(v) else f"{v / 1e6:,.2f}"
-
-
-def fmt_mib(v: Any) -> str:
-    return "-" if v is None or pd.isna(v) else f"{v / MIB:,.1f}"
-
-
-def fmt_ratio(v: Any) -> str:
-    return "-" if v is None or pd.isna(v) else f"{v:,.1f}"
-
-
-def fmt_ms(v: Any) -> str:
-    return "-" if v is None or pd.isna(v) else f"{v:,.2f}"
-
-
-def fmt_percent(v: Any) -> str:
-    return "-" if v is None or pd.isna(v) else f"{v:.1%}"
+fmt_int = _or_dash(lambda v: f"{int(v):,}")
+fmt_mega = _or_dash(lambda v: f"{v / 1e6:,.2f}")  # millions
+fmt_mib = _or_dash(lambda v: f"{v / MIB:,.1f}")  # bytes as MiB
+fmt_ratio = _or_dash(lambda v: f"{v:,.1f}")
+fmt_ms = _or_dash(lambda v: f"{v:,.2f}")
+fmt_percent = _or_dash(lambda v: f"{v:.1%}")
 
 
 def fmt_text(v: Any) -> str:
@@ -56,7 +47,12 @@ def fmt_text(v: Any) -> str:
 
 def markdown(frame: pd.DataFrame, columns: list[Column]) -> str:
     """A Markdown table of ``frame`` with the given columns, headers and formatters; text
-    columns are aligned left, the others right."""
+    columns are aligned left, the others right. A column is either in ``frame`` or a field of
+    a stored row (bench/schema.py) that no row of this table has (dashes); anything else is a
+    KeyError, so that a renamed field cannot turn into a column of dashes."""
+    unknown = [c for c, _, _ in columns if c not in frame.columns and c not in STORED_FIELDS]
+    if unknown:
+        raise KeyError(f"no column {', '.join(unknown)} in the table or in any stored row")
     lines = ["| " + " | ".join(header for _, header, _ in columns) + " |"]
     # text left, numbers right
     lines.append("|" + "|".join(" :--- " if fmt is fmt_text else " ---: " for *_, fmt in columns)

@@ -23,6 +23,7 @@ from bench.render.format import (
     fmt_text,
     markdown,
 )
+from bench.schema import MEASURED, Status
 from bench.store import Store
 
 PRESET_RANK = {"book": 0, "cpu": 1, "smoke": 2}  # which training run speaks for a network
@@ -68,7 +69,7 @@ HEADLINE_COLUMNS: list[Column] = [
 
 
 def _best(rows: list[dict], mode: str) -> str:
-    timed = [r for r in rows if r["mode"] == mode and r["status"] == "ok"]
+    timed = [r for r in rows if r["mode"] == mode and r["status"] == Status.OK]
     if not timed:
         return "-"
     best = max(timed, key=lambda r: r["images_per_s"])
@@ -96,7 +97,7 @@ def training_speed(run: dict[str, Any], speeds: list[dict[str, Any]]) -> str:
     point, else from the training run itself (steps over training time)."""
     point = (run["batch_size"], run["resize"] or 28)
     for r in speeds:
-        if r["status"] == "ok" and (r["mode"], r["precision"]) == ("train", "fp32") and (
+        if r["status"] == Status.OK and (r["mode"], r["precision"]) == ("train", "fp32") and (
                 r["batch_size"], r["image_size"]) == point:  # fmt: skip
             return f"{r['images_per_s']:,.0f} (speed sweep, CV {r['cv']:.0%})"
     return f"{run['images_per_s']:,.0f} (training run)"
@@ -107,9 +108,11 @@ def headline(store: Store) -> pd.DataFrame:
     what it costs and what it buys, at the input it was trained at."""
     from bench.runs import preset_of
 
-    profiles = [r for r in store.rows("profile") if r["status"] == "ok" and r["batch_size"] == 128]
+    profiles = [
+        r for r in store.rows("profile") if r["status"] == Status.OK and r["batch_size"] == 128
+    ]
     speeds, trains = store.rows("speed"), store.rows("train")
-    runs = [r for r in trains if r["status"] in ("ok", "diverged")]
+    runs = [r for r in trains if r["status"] in MEASURED]
     preset = preset_of(store)
     not_trained = store.rows("run")[-1]["not_trained"] if preset else []
     rows = []

@@ -20,7 +20,7 @@ from matplotlib.ticker import FuncFormatter, NullFormatter
 
 from bench.render.format import book_rank
 from bench.render.headline import headline
-from bench.schema import RESIDENT
+from bench.schema import MEASURED, RESIDENT, Status
 from bench.store import Store
 
 MIB = 2**20
@@ -179,9 +179,9 @@ def _per_model_lines(frame: pd.DataFrame, x: str, y: str, panels: str, xlabel: s
 
 
 def _speed_frame(store: Store) -> pd.DataFrame:
-    rows = [r for r in store.rows("speed") if r["status"] == "ok"]
+    rows = [r for r in store.rows("speed") if r["status"] == Status.OK]
     rows += [{**r, "mode": "infer", "line": f"onnxruntime, {r['provider']}"}
-             for r in store.rows("onnx") if r["status"] == "ok"]  # fmt: skip
+             for r in store.rows("onnx") if r["status"] == Status.OK]  # fmt: skip
     frame = pd.DataFrame(rows)
     if frame.empty:
         return frame
@@ -195,7 +195,7 @@ def _curves(store: Store) -> pd.DataFrame:
     """Evaluation points of each network's preset run and of the fast recipe's runs."""
     from bench.render.headline import preset_run
 
-    runs = [r for r in store.rows("train") if r["status"] in ("ok", "diverged")]
+    runs = [r for r in store.rows("train") if r["status"] in MEASURED]
     chosen = [
         r
         for name in dict.fromkeys(r["model"] for r in runs)
@@ -249,7 +249,7 @@ def training_curves(store: Store, out_dir: Path) -> list[Path]:
 def conv_vs_fc(store: Store, out_dir: Path) -> list[Path]:
     """Shares of parameters and forward MACs in conv, fully connected and other layers
     (counted), one bar per network, its total at the end."""
-    rows = [r for r in store.rows("profile") if r["status"] == "ok" and r["batch_size"] == 128]
+    rows = [r for r in store.rows("profile") if r["status"] == Status.OK and r["batch_size"] == 128]
     if not rows:
         return []
     frame = pd.DataFrame(rows).drop_duplicates("model")
@@ -287,13 +287,13 @@ def conv_vs_fc(store: Store, out_dir: Path) -> list[Path]:
 def roofline(store: Store, out_dir: Path) -> list[Path]:
     """Achieved forward FLOP/s (measured inference at each batch size) against arithmetic
     intensity (counted FLOPs over estimated bytes moved), under the device's roof."""
-    machines = [r for r in store.rows("machine") if r["status"] == "ok"]
+    machines = [r for r in store.rows("machine") if r["status"] == Status.OK]
     intensity = {r["model"]: r["fwd_flops_per_byte"] for r in store.rows("profile")
-                 if r["status"] == "ok" and r["batch_size"] == 128}  # fmt: skip
+                 if r["status"] == Status.OK and r["batch_size"] == 128}  # fmt: skip
     timed = [
         r
         for r in store.rows("speed")
-        if r["status"] == "ok" and r["mode"] == "infer" and r["model"] in intensity
+        if r["status"] == Status.OK and r["mode"] == "infer" and r["model"] in intensity
     ]
     if not (machines and timed):
         return []

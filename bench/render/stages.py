@@ -22,6 +22,7 @@ from bench.render.format import (
     fmt_text,
     markdown,
 )
+from bench.schema import Status
 from bench.store import Store
 
 SUMMARY_COLUMNS: list[Column] = [
@@ -73,7 +74,7 @@ def profile_name(row: dict[str, Any]) -> str:
 def write_profile(store: Store, out_dir: Path) -> list[Path]:
     """Summary and per-model tables (CSV and Markdown) of every profile in the store."""
     rows = sorted(
-        (r for r in store.rows("profile") if r["status"] == "ok"),
+        (r for r in store.rows("profile") if r["status"] == Status.OK),
         key=lambda r: (book_rank(r["model"]), sorted(r["config"].items())),
     )
     if not rows:

@@ -17,6 +17,7 @@ from bench.render.format import (
     fmt_text,
     markdown,
 )
+from bench.schema import Status
 from bench.store import Store
 
 TRAIN_COLUMNS: list[Column] = [
@@ -113,7 +114,7 @@ def _ablation(frame: pd.DataFrame) -> pd.DataFrame:
     differences from the run with the most techniques on."""
     if "epochs" not in frame:
         return pd.DataFrame()
-    runs = frame[frame["epochs"].notna() & (frame["status"] == "ok")].copy()
+    runs = frame[frame["epochs"].notna() & (frame["status"] == Status.OK)].copy()
     if runs.empty:
         return runs
     rows = []

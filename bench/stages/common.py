@@ -118,6 +118,47 @@ class RunFolder:
                               "reports/<preset>-<device>/", parse=Path)  # fmt: skip
 
 
+@dataclass(frozen=True)
+class Networks(RunFolder):
+    """A stage that measures registry networks."""
+
+    models: str = models_option()
+
+
+@dataclass(frozen=True)
+class OnDevice(Networks):
+    """A stage that runs the networks on a device."""
+
+    device: str = device_option()
+
+
+@dataclass(frozen=True)
+class Sweep(OnDevice):
+    """A stage that times each network across batch sizes."""
+
+    batch_sizes: tuple[int, ...] = batch_sizes_option()
+    image_size: int | None = image_size_option()
+    in_channels: int = in_channels_option()
+    time_cap: float = time_cap_option()
+    max_step: float = max_step_option()
+
+
+@dataclass(frozen=True)
+class OnData(OnDevice):
+    """A stage that feeds Fashion-MNIST to the networks."""
+
+    data_dir: Path | None = data_dir_option()
+
+    def data(self) -> Any:
+        """Fashion-MNIST, or a usage error saying how to get it."""
+        from bench.data import DataNotFoundError, load
+
+        try:
+            return load(self.data_dir)
+        except DataNotFoundError as error:
+            raise UsageError(str(error)) from None
+
+
 def add_options(parser: argparse.ArgumentParser, settings: type) -> None:
     """One command-line option per field of ``settings``."""
     for f in dataclasses.fields(settings):
@@ -128,7 +169,12 @@ def add_options(parser: argparse.ArgumentParser, settings: type) -> None:
         if f.default is False:
             parser.add_argument(flag, action="store_true", help=meta["help"])
             continue
-        parser.add_argument(flag, type=meta["parse"], default=f.default, choices=meta["choices"],
+        default = f.default
+        if isinstance(default, tuple) and meta["parse"]:  # as typed: argparse parses it
+            default = ",".join(map(str, default))
+        elif isinstance(default, tuple):
+            default = list(default)
+        parser.add_argument(flag, type=meta["parse"], default=default, choices=meta["choices"],
                             nargs="+" if meta["many"] else None, help=meta["help"])  # fmt: skip
         if meta["old_name"]:
             parser.add_argument(meta["old_name"], type=meta["parse"], dest=f.name,
@@ -177,11 +223,10 @@ def select_models(patterns: str) -> list[str]:
     return [name for name in archs.list_models() if name in chosen]
 
 
-def load_data(data_dir: Path | None) -> Any:
-    """Fashion-MNIST, or a usage error saying how to get it."""
-    from bench.data import DataNotFoundError, load
+def write_pages(store: Any, write: Callable[[Any, Path], list[Path]], folder: Path) -> None:
+    """A stage's pages, rendered from ``store`` into ``folder``; then the store is closed."""
+    from bench.console import plural
 
-    try:
-        return load(data_dir)
-    except DataNotFoundError as error:
-        raise UsageError(str(error)) from None
+    written = write(store, folder)
+    store.close()
+    print(f"{plural(len(written), 'file')} in {folder}")

@@ -8,34 +8,21 @@ from dataclasses import dataclass
 from typing import Any
 
 import archs
-from bench.console import Progress, plural
+from bench.console import Progress
 from bench.schema import FAILED, FINAL
 from bench.stages.common import (
     Command,
-    RunFolder,
-    batch_sizes_option,
+    Sweep,
     device_of,
-    device_option,
-    image_size_option,
-    in_channels_option,
-    max_step_option,
-    models_option,
     select_models,
-    time_cap_option,
     timeout_option,
+    write_pages,
 )
 from bench.store import Store
 
 
 @dataclass(frozen=True)
-class Settings(RunFolder):
-    models: str = models_option()
-    device: str = device_option()
-    batch_sizes: tuple[int, ...] = batch_sizes_option()
-    image_size: int | None = image_size_option()
-    in_channels: int = in_channels_option()
-    time_cap: float = time_cap_option()
-    max_step: float = max_step_option()
+class Settings(Sweep):
     timeout: float = timeout_option(600, "model")
 
 
@@ -72,9 +59,7 @@ def run(s: Settings) -> int:
             for batch, status, text in sweep_into(store, "onnx", iter_onnx, job, s.timeout, point):
                 failures += status in FAILED
                 progress.item(f"{name} onnxruntime batch {batch}: {status} {text}")
-    written = write_onnx(store, s.out / "onnx")
-    store.close()
-    print(f"{plural(len(written), 'file')} in {s.out / 'onnx'}")
+    write_pages(store, write_onnx, s.out / "onnx")
     return 1 if failures else 0
 
 

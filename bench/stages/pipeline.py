@@ -4,30 +4,23 @@ side by side, for a small, a middle and a large input."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
-from bench.console import Progress, plural
+from bench.console import Progress
 from bench.stages.common import (
     Command,
-    RunFolder,
+    OnData,
     UsageError,
-    data_dir_option,
     device_of,
-    device_option,
-    load_data,
-    models_option,
     option,
     seconds,
     select_models,
+    write_pages,
 )
 from bench.store import Store
 
 
 @dataclass(frozen=True)
-class Settings(RunFolder):
-    models: str = models_option()
-    device: str = device_option()
-    data_dir: Path | None = data_dir_option()
+class Settings(OnData):
     seconds: float = option(5.0, "per network and feed", parse=seconds)
 
 
@@ -38,7 +31,7 @@ def run(s: Settings) -> int:
     from bench.training.feeds import FEEDS, PIPELINE_CASES, feed_throughputs
 
     device = device_of(s)
-    data = load_data(s.data_dir)
+    data = s.data()
     device_name, store = backend_for(device).name, Store(s.store)
     cases = [(m, r) for m, r in PIPELINE_CASES if m in select_models(s.models)]
     if not cases:
@@ -52,9 +45,7 @@ def run(s: Settings) -> int:
                 store.put("pipeline", model, {**key, "feed": row["feed"]}, row)
                 progress.item(f"{model} at {resize or 28} px, {row['feed']}: "
                               f"{row['images_per_s']:,.0f} images/s")  # fmt: skip
-    written = write_pipeline(store, s.out / "pipeline")
-    store.close()
-    print(f"{plural(len(written), 'file')} in {s.out / 'pipeline'}")
+    write_pages(store, write_pipeline, s.out / "pipeline")
     return 0
 
 

@@ -14,11 +14,10 @@ from bench.console import Progress, plural
 from bench.schema import Status
 from bench.stages.common import (
     Command,
-    RunFolder,
+    Networks,
     UsageError,
     image_size_option,
     in_channels_option,
-    models_option,
     option,
     positive,
     select_models,
@@ -27,8 +26,7 @@ from bench.store import Store
 
 
 @dataclass(frozen=True)
-class Settings(RunFolder):
-    models: str = models_option()
+class Settings(Networks):
     image_size: int | None = image_size_option()
     in_channels: int = in_channels_option()
     batch_size: int = option(128, "images per batch", parse=positive)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import dataclasses
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import archs
@@ -14,11 +13,8 @@ from bench.console import plural
 from bench.stages import blocks, onnx, pipeline, profile, speed, train
 from bench.stages.common import (
     Command,
-    RunFolder,
+    OnData,
     UsageError,
-    data_dir_option,
-    device_option,
-    load_data,
     option,
 )
 from bench.store import Store, StoreError, provenance
@@ -58,12 +54,10 @@ PLANS: dict[str, dict[str, Any]] = {
 
 
 @dataclass(frozen=True)
-class Settings(RunFolder):
-    preset: str | None = train.preset_option("None: book with a GPU, cpu without")
+class Settings(OnData):
     models: str | None = option(None, "shell-style patterns, comma-separated; None: the "
                                 "preset's choice for each stage")  # fmt: skip
-    device: str = device_option()
-    data_dir: Path | None = data_dir_option()
+    preset: str | None = train.preset_option("None: book with a GPU, cpu without")
 
 
 def stage_settings(s: Settings, preset: str) -> list[tuple[str, Any]]:
@@ -87,7 +81,7 @@ def run(s: Settings) -> int:
     from bench.stages import COMMANDS
 
     preset = train.preset_name(s)
-    load_data(s.data_dir)  # before anything runs: the data is there, or one line says how
+    s.data()  # before anything runs: the data is there, or one line says how
     worst, outcomes = 0, {}
     started, began = time.perf_counter(), provenance()["date"]
     try:

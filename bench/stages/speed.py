@@ -9,22 +9,16 @@ from dataclasses import dataclass
 from typing import Any
 
 import archs
-from bench.console import Progress, plural
+from bench.console import Progress
 from bench.schema import FAILED, FINAL, Status
 from bench.stages.common import (
     Command,
-    RunFolder,
-    batch_sizes_option,
+    Sweep,
     device_of,
-    device_option,
-    image_size_option,
-    in_channels_option,
-    max_step_option,
-    models_option,
     option,
     select_models,
-    time_cap_option,
     timeout_option,
+    write_pages,
 )
 from bench.store import Store
 from bench.timing import MODES
@@ -38,14 +32,7 @@ def modes(text: str) -> tuple[str, ...]:
 
 
 @dataclass(frozen=True)
-class Settings(RunFolder):
-    models: str = models_option()
-    device: str = device_option()
-    batch_sizes: tuple[int, ...] = batch_sizes_option()
-    image_size: int | None = image_size_option()
-    in_channels: int = in_channels_option()
-    time_cap: float = time_cap_option()
-    max_step: float = max_step_option()
+class Settings(Sweep):
     mode: tuple[str, ...] = option(MODES, "comma-separated", parse=modes)
     precision: str = option("fp32", "autocast precision", choices=("fp32", "bf16", "fp16"))
     channels_last: bool = option(False, "NHWC memory format")
@@ -106,9 +93,7 @@ def run(s: Settings) -> int:
                                                   point, failure):  # fmt: skip
                 failures += status in FAILED
                 progress.item(f"{name} {mode} batch {batch}: {status} {text}")
-    written = write_speed(store, s.out / "speed")
-    store.close()
-    print(f"{plural(len(written), 'file')} in {s.out / 'speed'}")
+    write_pages(store, write_speed, s.out / "speed")
     return 1 if failures else 0
 
 

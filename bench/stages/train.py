@@ -6,23 +6,19 @@ from __future__ import annotations
 import dataclasses
 import statistics
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from bench.console import Progress, plural
 from bench.schema import FAILED, MEASURED, Status
 from bench.stages.common import (
     Command,
-    RunFolder,
+    OnData,
     UsageError,
-    data_dir_option,
     device_of,
-    device_option,
-    load_data,
-    models_option,
     option,
     select_models,
     timeout_option,
+    write_pages,
 )
 from bench.store import Store, config_hash
 from bench.training.recipes import EXPERIMENTS, PRESETS, Preset, Run, config, describe
@@ -33,10 +29,7 @@ def preset_option(help: str) -> Any:
 
 
 @dataclass(frozen=True)
-class Settings(RunFolder):
-    models: str = models_option()
-    device: str = device_option()
-    data_dir: Path | None = data_dir_option()
+class Settings(OnData):
     experiment: tuple[str, ...] = option(("book",), "named groups of runs "
                                          "(bench/training/recipes.py)", choices=tuple(EXPERIMENTS),
                                          many=True)  # fmt: skip
@@ -72,7 +65,7 @@ def run(s: Settings) -> int:
         print(f"train: the {name} preset does not train {', '.join(skipped)} (the book "
               "preset does)")  # fmt: skip
     runs = [r for r in runs if preset.trains(r.model)]
-    load_data(s.data_dir)  # fail fast, in one line, if the data is missing
+    s.data()  # fail fast, in one line, if the data is missing
     device_name = backend_for(device).name
     store, failures = Store(s.store), 0
     keys = [(run, {**config(run, preset, s.pipeline), "device": device_name}) for run in runs]
@@ -107,9 +100,7 @@ def run(s: Settings) -> int:
                           f"{note}")  # fmt: skip
     for line in seed_medians(store, [r for r, _ in keys], preset, s.pipeline, device_name):
         print(line)
-    written = write_train(store, s.out / "train")
-    store.close()
-    print(f"{plural(len(written), 'file')} in {s.out / 'train'}")
+    write_pages(store, write_train, s.out / "train")
     return 1 if failures else 0
 
 

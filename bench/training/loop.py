@@ -20,6 +20,7 @@ import archs
 from bench.data import DeviceBatches, FashionMNIST, subset, torchvision_batches
 from bench.device import backend_for
 from bench.flops import step_flops_per_image
+from bench.schema import Status
 from bench.training.recipes import PLAIN, Preset, Run, Techniques
 
 ACCURACY_TARGETS = (0.80, 0.85, 0.90, 0.92)
@@ -86,7 +87,7 @@ def train(
         state = saved["state"]
     backend = backend_for(device)
     backend.reset_peak()
-    status, window = "ok", _Window()
+    status, window = Status.OK, _Window()
     try:
         while len(state["history"]) < work.epochs:
             started = time.perf_counter()
@@ -121,7 +122,7 @@ def train(
             if checkpoint is not None:
                 _save(checkpoint, _parts(model, optimizer, schedule, average), state)
     except Diverged:
-        status = "diverged"
+        status = Status.DIVERGED
     peak = backend.peak_bytes()
     if checkpoint is not None and checkpoint.exists():
         checkpoint.unlink()  # the run is over: its result goes to the store

@@ -24,12 +24,13 @@ from bench.render.exercises.rows import (
 )
 from bench.render.exercises.sentences import ratio_text, say_epochs, say_memory_modes
 from bench.render.format import MIB, fmt_int, fmt_mib, fmt_ms, fmt_percent, fmt_ratio, fmt_text
+from bench.schema import Status
 from bench.store import Store
 
 
 def speed_answer(model: str) -> Callable[[Store], Answer | None]:
     def answer(store: Store) -> Answer | None:
-        rows = [r for r in store.rows("speed") if r["model"] == model and r["status"] == "ok"
+        rows = [r for r in store.rows("speed") if r["model"] == model and r["status"] == Status.OK
                 and r["image_size"] == archs.spec(model).image_size]  # fmt: skip
         cost = profile_rows(store, [model])
         if not rows or cost.empty:
@@ -121,7 +122,7 @@ def pooling(store: Store) -> Answer | None:
 
 
 def say_ridge(store: Store, frame: pd.DataFrame) -> str:
-    machines = [r for r in store.rows("machine") if r["status"] == "ok"]
+    machines = [r for r in store.rows("machine") if r["status"] == Status.OK]
     text = "; ".join(f"{m}: {frame.loc[m, 'fwd_flops_per_byte']:.1f} FLOPs/byte"
                      for m in frame.index)  # fmt: skip
     if machines:

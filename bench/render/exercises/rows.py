@@ -21,6 +21,7 @@ from bench.render.format import (
     fmt_ratio,
     fmt_text,
 )
+from bench.schema import MEASURED, Status
 from bench.store import Store
 
 Answer = tuple[pd.DataFrame, list[Column], str]  # rows, columns shown, the reasoning
@@ -30,7 +31,7 @@ def profile_rows(store: Store, models: list[str]) -> pd.DataFrame:
     """Profile rows (book input size, batch 128) of ``models``, in that order."""
     found = {}
     for row in store.rows("profile"):
-        if (row["status"] == "ok" and row["batch_size"] == 128 and row["model"] in models
+        if (row["status"] == Status.OK and row["batch_size"] == 128 and row["model"] in models
                 and row["image_size"] == archs.spec(row["model"]).image_size):  # fmt: skip
             found[row["model"]] = row
     if set(found) != set(models):
@@ -54,7 +55,7 @@ def train_rows(store: Store, models: tuple[str, ...], keep: Callable[[dict], boo
     under the preset closest to the book's, in book order."""
     from bench.render.headline import PRESET_RANK, preset_run
 
-    done = [r for r in store.rows("train") if r["status"] in ("ok", "diverged")]
+    done = [r for r in store.rows("train") if r["status"] in MEASURED]
     if keep is None:
         rows = [r for m in models if (r := preset_run([x for x in done if x["model"] == m]))]
     else:
@@ -90,38 +91,16 @@ def block_rows(store: Store, exercises: tuple[str, ...]) -> pd.DataFrame:
 
 
 MODEL: Column = ("model", "model", fmt_text)
-
-
 PARAMS: Column = ("params", "params", fmt_int)
-
-
 CONV_PARAMS: Column = ("params_conv", "conv params", fmt_int)
-
-
 FC_PARAMS: Column = ("params_linear", "fully connected params", fmt_int)
-
-
 MACS: Column = ("fwd_macs_per_image", "fwd MACs / image (M, counted)", fmt_mega)
-
-
 CONV_MACS: Column = ("fwd_conv_macs_per_image", "conv MACs (M, counted)", fmt_mega)
-
-
 FC_MACS: Column = ("fwd_linear_macs_per_image", "fully connected MACs (M, counted)", fmt_mega)
-
-
 TRAIN_MEM: Column = ("train_bytes_est_sgd", "training, SGD, batch 128 (MiB, estimated)", fmt_mib)
-
-
 INFER_MEM: Column = ("infer_bytes_est", "inference, batch 128 (MiB, estimated)", fmt_mib)
-
-
 SAVED: Column = ("saved_activation_bytes", "saved for backward, batch 128 (MiB, counted)", fmt_mib)
-
-
 INPUT: Column = ("image_size", "input side", fmt_int)
-
-
 INTENSITY: Column = ("fwd_flops_per_byte", "fwd FLOPs / byte (estimated)", fmt_ratio)
 
 

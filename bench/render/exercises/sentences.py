@@ -9,6 +9,7 @@ from collections.abc import Callable
 import pandas as pd
 
 from bench.render.format import MIB
+from bench.schema import Status
 
 
 def ratio_text(a: float, b: float) -> str:
@@ -229,7 +230,7 @@ def say_batch(frame: pd.DataFrame) -> str:
 def say_lr_grid(frame: pd.DataFrame) -> str:
     parts = []
     for model, group in frame.groupby("model", sort=False):
-        learned = group[(group["status"] == "ok") & (group["test_acc"] >= 0.5)]["lr"].tolist()
+        learned = group[(group["status"] == Status.OK) & (group["test_acc"] >= 0.5)]["lr"].tolist()
         failed = group[~group["lr"].isin(learned)]
         if not learned:
             parts.append(f"{model} reaches 50% at no learning rate tried")
@@ -238,7 +239,7 @@ def say_lr_grid(frame: pd.DataFrame) -> str:
         parts.append(f"{model} reaches 50% at lr {', '.join(f'{v:g}' for v in learned)}"
                      + (f" and fails from lr {min(over):g}" if over else
                         ", the largest tried included"))  # fmt: skip
-    counts = {m: int(((g["status"] == "ok") & (g["test_acc"] >= 0.5)).sum())
+    counts = {m: int(((g["status"] == Status.OK) & (g["test_acc"] >= 0.5)).sum())
               for m, g in frame.groupby("model", sort=False)}  # fmt: skip
     wider = max(counts, key=counts.get)
     works = ", ".join(sorted(set(frame["budget"] + ", techniques " + frame["techniques"])))

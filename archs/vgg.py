@@ -23,12 +23,14 @@ TABLE1 = {
 BOOK_SMALL = ((1, 16), (1, 32), (2, 64), (2, 128), (2, 128))
 
 
-def vgg_block(c_in: int, c_out: int, num_convs: int, norm: bool = False) -> nn.Sequential:
+def vgg_block(c_in: int, c_out: int, num_convs: int, norm: bool = False,
+              conv_bias: bool | None = None) -> nn.Sequential:  # fmt: skip
     """``num_convs`` 3x3 convs with ReLU (after a batch norm with ``norm``), then a 2x2 max pool
-    halving the resolution."""
+    halving the resolution; ``conv_bias`` None: a bias where no batch norm follows."""
+    bias = not norm if conv_bias is None else conv_bias
     layers: list[nn.Module] = []
     for i in range(num_convs):
-        layers.append(nn.Conv2d(c_in if i == 0 else c_out, c_out, 3, padding=1, bias=not norm))
+        layers.append(nn.Conv2d(c_in if i == 0 else c_out, c_out, 3, padding=1, bias=bias))
         layers += [nn.BatchNorm2d(c_out), nn.ReLU()] if norm else [nn.ReLU()]
     return nn.Sequential(*layers, nn.MaxPool2d(2, stride=2))
 
@@ -41,13 +43,15 @@ def vgg(
     fc_width: int = 4096,
     dropout: float = 0.5,
     norm: bool = False,
+    conv_bias: bool | None = None,
 ) -> nn.Sequential:
     """VGG: one block per (num_convs, channels) in ``arch``, then fc_width-fc_width-classes;
-    ``norm`` puts a batch norm after every conv."""
+    ``norm`` puts a batch norm after every conv; ``conv_bias`` None: conv biases unless a batch
+    norm follows (torchvision's vgg*_bn keeps them: ``norm=True, conv_bias=True``)."""
     blocks = []
     c_in = in_channels
     for num_convs, channels in arch:
-        blocks.append(vgg_block(c_in, channels, num_convs, norm))
+        blocks.append(vgg_block(c_in, channels, num_convs, norm, conv_bias))
         c_in = channels
     return nn.Sequential(
         *blocks, nn.Flatten(),

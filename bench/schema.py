@@ -249,10 +249,13 @@ class MicrobenchRow(TypedDict, total=False):
 
 
 class MachineRow(TypedDict):
-    """``machine``: the roof of the device's roofline, per precision."""
+    """``machine``: the roof of the device's roofline, per precision: the peak (what the
+    hardware can do) and, beside it, what a matmul achieves."""
 
     peak_flops_per_s: float
     peak_source: str
+    achievable_flops_per_s: float
+    achievable_source: str
     bandwidth_bytes_per_s: float
     bandwidth_source: str
 

@@ -210,7 +210,10 @@ def iter_speed(
         model, size, name = model_or_name.to(dev), image_size, type(model_or_name).__name__
     shape = (in_channels, size, size)
     backend = backend_for(dev)
-    peak_value, peak_source = peak or peak_flops(dev, precision, backend.name)
+    if peak is None:
+        roof = peak_flops(dev, precision, backend.name)
+        peak = roof["peak_flops_per_s"], roof["peak_source"]
+    peak_value, peak_source = peak
     step_flops = step_flops_per_image(copy.deepcopy(model).to("meta"), shape)
     settings = dict(
         image_size=size, in_channels=in_channels, precision=precision,

@@ -140,7 +140,7 @@ def test_parameter_count_equals_torchvision(name):
 
 
 BATCH_NORM_FAMILIES = ["bn_lenet", "bn_lenet_scratch", "googlenet_bn", "resnet18", "resnext18",
-                       "densenet", "regnetx32", "resnet50"]  # fmt: skip
+                       "densenet", "regnetx32", "resnet50", "vgg_28"]  # fmt: skip
 
 
 @pytest.mark.parametrize("name", BATCH_NORM_FAMILIES)
@@ -157,6 +157,16 @@ def test_conv_bias_override_removes_exactly_the_biases(name):
     removed = sum(m.bias.numel() for m in layers)
     assert removed > 0
     assert n_params(archs.build(name, conv_bias=False)) == n_params(with_bias) - removed
+
+
+def test_vgg11_with_batch_norm_and_conv_biases_is_torchvisions_vgg11_bn():
+    ours = archs.build("vgg11", in_channels=3, num_classes=1000, norm=True, conv_bias=True)
+    reference = torchvision.models.vgg11_bn()
+    assert n_params(ours) == n_params(reference) == 132_868_840
+    without = archs.build("vgg11", in_channels=3, num_classes=1000, norm=True)
+    assert n_params(reference) - n_params(without) == sum(
+        m.bias.numel() for m in reference.modules() if isinstance(m, nn.Conv2d)
+    )
 
 
 def test_book_resnet18_keeps_a_plain_1x1_shortcut():

@@ -141,12 +141,12 @@ def test_missing_gpu_and_unknown_device_are_errors(monkeypatch):
 
 def test_gpu_peak_comes_from_the_datasheet_table(monkeypatch):
     monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
-    value, source = dev.peak_flops(torch.device("cuda"), "bf16", "NVIDIA H100 80GB HBM3")
+    value, source = dev.gpu_peak_flops("bf16", "NVIDIA H100 80GB HBM3")
     assert value == 989.4e12 and source == "datasheet: H100 SXM bf16"
-    assert dev.peak_flops(torch.device("cuda"), "fp32", "NVIDIA H100 PCIe")[0] == 51.2e12
+    assert dev.gpu_peak_flops("fp32", "NVIDIA H100 PCIe")[0] == 51.2e12
     monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", True)  # fp32 convs run as TF32
-    assert dev.peak_flops(torch.device("cuda"), "fp32", "NVIDIA A100-SXM4-40GB")[0] == 156e12
-    assert math.isnan(dev.peak_flops(torch.device("cuda"), "fp32", "NVIDIA L40S")[0])  # not an L4
+    assert dev.gpu_peak_flops("fp32", "NVIDIA A100-SXM4-40GB")[0] == 156e12
+    assert math.isnan(dev.gpu_peak_flops("fp32", "NVIDIA L40S")[0])  # not an L4
 
 
 def test_speed_times_a_live_module_and_restores_its_state():
@@ -174,3 +174,22 @@ def test_speed_times_a_live_module_and_restores_its_state():
 def test_bad_options_are_value_errors(options, message):
     with pytest.raises(ValueError, match=message):
         sp.speed("lenet", **options)
+
+
+@pytest.mark.parametrize(("flags", "cores", "mhz", "precision", "peak"), [
+    ({"fma", "avx2"}, 2, 2445.0, "fp32", 2 * 2.445e9 * 2 * 8 * 2),  # AVX2: 8 fp32 lanes, 2 FMAs
+    ({"fma", "avx2", "avx512f"}, 4, 3000.0, "fp32", 4 * 3e9 * 2 * 16 * 2),  # AVX-512: 16 lanes
+    ({"fma", "avx2", "avx512f", "avx512_bf16"}, 1, 2000.0, "bf16", 2e9 * 2 * 32 * 2),
+    ({"fma", "avx2", "avx512f"}, 1, 2000.0, "bf16", 2e9 * 2 * 16 * 2),  # no bf16 units
+    ({"sse2"}, 1, 1000.0, "fp32", 1e9 * 1 * 4 * 2),  # no FMA: one multiply and one add a cycle
+])  # fmt: skip
+def test_the_cpu_peak_follows_from_its_description(flags, cores, mhz, precision, peak):
+    value, words = dev.cpu_peak_flops(dev.CpuDescription(cores, mhz, frozenset(flags)), precision)
+    assert value == pytest.approx(peak)
+    assert words.startswith(f"{cores} cores x {mhz / 1000:.2f} GHz")
+
+
+def test_no_measured_matmul_exceeds_the_cpu_peak():
+    roof = dev.peak_flops(torch.device("cpu"), "fp32", "this CPU")
+    assert 0 < roof["achievable_flops_per_s"] <= roof["peak_flops_per_s"]
+    assert "cores x" in roof["peak_source"] and roof["achievable_source"].startswith("measured")

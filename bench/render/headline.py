@@ -49,7 +49,11 @@ PLOTS = {
 COST_COLUMNS: list[Column] = [
     ("params", "params", fmt_int),
     ("fwd_macs_per_image", "fwd MACs / image at the book's input (M, counted)", fmt_mega),
-    ("train_mib", "training memory, SGD, batch 128 (MiB, estimated)", fmt_ratio),
+    (
+        "train_mib",
+        "training memory, SGD, batch 128: weights + gradients + saved (MiB, estimated)",
+        fmt_ratio,
+    ),
     ("infer_best", "best inference images/s (batch; measured)", fmt_text),
 ]
 TRAINED_COLUMNS: list[Column] = [

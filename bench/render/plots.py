@@ -284,17 +284,21 @@ def conv_vs_fc(store: Store, out_dir: Path) -> list[Path]:
     return _save(figure, out_dir, "conv_vs_fc")
 
 
+ROOFLINE_BATCH = 128  # the batch of the profile's intensities and of the timed points
+
+
 def roofline(store: Store, out_dir: Path) -> list[Path]:
-    """Achieved forward FLOP/s (measured inference at each batch size) against arithmetic
-    intensity (counted FLOPs over estimated bytes moved), under the device's roof."""
+    """Achieved forward FLOP/s (measured inference) against arithmetic intensity (counted FLOPs
+    over estimated bytes moved), both at batch 128 and the same input side, under the device's
+    roof; networks not timed at batch 128 are left out."""
     machines = [r for r in store.rows("machine") if r["status"] == Status.OK]
-    intensity = {r["model"]: r["fwd_flops_per_byte"] for r in store.rows("profile")
-                 if r["status"] == Status.OK and r["batch_size"] == 128}  # fmt: skip
-    timed = [
-        r
-        for r in store.rows("speed")
-        if r["status"] == Status.OK and r["mode"] == "infer" and r["model"] in intensity
-    ]
+    intensity = {(r["model"], r["image_size"]): r["fwd_flops_per_byte"]
+                 for r in store.rows("profile")
+                 if r["status"] == Status.OK and r["batch_size"] == ROOFLINE_BATCH}  # fmt: skip
+    timed = [r for r in store.rows("speed")
+             if r["status"] == Status.OK and r["mode"] == "infer" and r["precision"] == "fp32"
+             and r["batch_size"] == ROOFLINE_BATCH
+             and (r["model"], r["image_size"]) in intensity]  # fmt: skip
     if not (machines and timed):
         return []
     machine = machines[-1]
@@ -304,17 +308,16 @@ def roofline(store: Store, out_dir: Path) -> list[Path]:
     axes.plot(x, [min(peak, bandwidth * i) for i in x], color="black",
               label=f"roof: {peak / 1e9:,.0f} GFLOP/s ({machine['peak_source']}), "
                     f"{bandwidth / 1e9:,.1f} GB/s ({machine['bandwidth_source']})")  # fmt: skip
-    frame = pd.DataFrame(timed)
-    for model, group in frame.groupby("model", sort=False):
-        best = group.loc[group["achieved_flops_per_s"].idxmax()]
-        axes.scatter(intensity[model], best["achieved_flops_per_s"], s=15)
-        axes.annotate(f"{model} (batch {best['batch_size']})",
-                      (intensity[model], best["achieved_flops_per_s"]), fontsize=7,
-                      xytext=(3, 3), textcoords="offset points")  # fmt: skip
+    for row in timed:
+        x = intensity[(row["model"], row["image_size"])]
+        axes.scatter(x, row["achieved_flops_per_s"], s=15, color=colour(row["model"]))
+        axes.annotate(f"{row['model']} ({row['image_size']} px)", (x, row["achieved_flops_per_s"]),
+                      fontsize=7, xytext=(3, 3), textcoords="offset points")  # fmt: skip
     axes.set_xscale("log")
     axes.set_yscale("log")
-    axes.set_xlabel("forward FLOPs per byte moved (counted FLOPs / estimated bytes, batch 128)")
-    axes.set_ylabel("achieved FLOP/s (measured inference, best batch)")
+    axes.set_xlabel(f"forward FLOPs per byte moved (counted FLOPs / estimated bytes, batch "
+                    f"{ROOFLINE_BATCH})")  # fmt: skip
+    axes.set_ylabel(f"achieved FLOP/s (measured inference, batch {ROOFLINE_BATCH})")
     axes.set_title(f"Roofline: {machine['model']}", fontsize=10)
     axes.legend(fontsize=7)
     axes.grid(alpha=0.3)

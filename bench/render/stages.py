@@ -39,9 +39,14 @@ SUMMARY_COLUMNS: list[Column] = [
     ("agreement", "fvcore and FlopCounterMode agree", fmt_text),
     ("fwd_flops_per_byte", "fwd FLOPs / byte (estimated)", fmt_ratio),
     ("saved_activation_bytes", "saved for backward at batch (MiB, counted)", fmt_mib),
-    ("infer_peak_bytes", "inference peak at batch (MiB, counted)", fmt_mib),
-    ("train_bytes_est_sgd", "training, SGD (MiB, estimated)", fmt_mib),
-    ("train_bytes_est_adam", "training, Adam (MiB, estimated)", fmt_mib),
+    (
+        "infer_peak_bytes",
+        "activation peak of inference at batch, weights excluded (MiB, counted)",
+        fmt_mib,
+    ),
+    ("infer_bytes_est", "inference at batch: weights + activation peak (MiB, estimated)", fmt_mib),
+    ("train_bytes_est_sgd", "training, SGD: weights + gradients + saved (MiB, estimated)", fmt_mib),
+    ("train_bytes_est_adam", "training, Adam: SGD's + 2 moments (MiB, estimated)", fmt_mib),
     ("min_image_size", "smallest input", fmt_int),
     ("uncounted_ops", "ops not counted", fmt_text),
 ]
@@ -159,10 +164,16 @@ def write_speed(store: Store, out_dir: Path) -> list[Path]:
     frame = frame.sort_values(["order", "model", "mode", "batch_size"])
     sections = []
     settings = ["device_name", "precision", "channels_last", "compiled", "time_cap_s"]
+    roofs = {(r["model"], r["config"]["precision"]): r for r in store.rows("machine")}
     for key, group in frame.dropna(subset=["device_name"]).groupby(settings, sort=False):
         device, precision, channels_last, compiled, cap = key
         kinds = sorted(set(group["memory_kind"].dropna()))
         peaks = sorted(set(group["peak_source"].dropna()))
+        roof = roofs.get((device, precision), {})
+        achievable = (f" A {roof['achievable_source'].removeprefix('measured: ')} achieves "
+                      f"{roof['achievable_flops_per_s'] / 1e9:,.0f} GFLOP/s (measured), "
+                      f"{roof['achievable_flops_per_s'] / roof['peak_flops_per_s']:.0%} of "
+                      "the peak." if "achievable_flops_per_s" in roof else "")  # fmt: skip
         sections.append(
             f"## {device}, {precision}"
             + (", channels_last" if channels_last else "")
@@ -172,7 +183,7 @@ def write_speed(store: Store, out_dir: Path) -> list[Path]:
             "step is forward, cross-entropy, backward and an SGD step. A batch size whose step "
             "would exceed the cap, extrapolated from the previous size, is skipped. Peak memory: "
             f"{'; '.join(kinds)}. MFU: achieved FLOP/s (FLOPs per step counted as in "
-            f"bench profile) over the peak ({'; '.join(peaks)}).\n\n"
+            f"bench profile) over the peak ({'; '.join(peaks)}).{achievable}\n\n"
             + markdown(group, SPEED_COLUMNS)
         )
     failed = frame[frame["device_name"].isna()]

@@ -58,17 +58,19 @@ def run(s: Settings) -> int:
     names = select_models(s.models)
     device = device_of(s)
     backend = backend_for(device)
-    peak = peak_flops(device, s.precision, backend.name)
+    roof = peak_flops(device, s.precision, backend.name)
     bandwidth = measured_bandwidth(device)
     print(
-        f"speed: {backend.name}; peak {peak[0] / 1e9:,.0f} GFLOP/s ({peak[1]}), memory "
-        f"{bandwidth / 1e9:,.1f} GB/s; each point capped at {s.time_cap:g} s of timed steps"
+        f"speed: {backend.name}; peak {roof['peak_flops_per_s'] / 1e9:,.0f} GFLOP/s "
+        f"({roof['peak_source']}), a matmul achieves {roof['achievable_flops_per_s'] / 1e9:,.0f}; "
+        f"memory {bandwidth / 1e9:,.1f} GB/s; each point capped at {s.time_cap:g} s of timed steps"
     )
     store, failures = Store(s.store), 0
     # the roofline's roof: one row per device and precision, replaced by each run
     store.put("machine", backend.name, {"precision": s.precision}, {
-        "peak_flops_per_s": peak[0], "peak_source": peak[1], "bandwidth_bytes_per_s": bandwidth,
+        **roof, "bandwidth_bytes_per_s": bandwidth,
         "bandwidth_source": "measured: 256 MiB copy, best of runs"})  # fmt: skip
+    peak = roof["peak_flops_per_s"], roof["peak_source"]
     key = functools.partial(config, s, backend.name)
     sweeps = []  # (network, mode, input size, batch sizes not yet in the store)
     for name in names:

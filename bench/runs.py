@@ -62,6 +62,7 @@ def render(store: Store, out: Path) -> list[Path]:
     too when ``out`` is a published run folder of reports/."""
     from bench.render.exercises import write_exercises
     from bench.render.headline import write_index, write_tradeoffs
+    from bench.render.memory import write_memory
     from bench.render.plots import write_plots
     from bench.render.stages import write_onnx, write_pipeline, write_profile, write_speed
     from bench.render.training import write_train
@@ -71,6 +72,7 @@ def render(store: Store, out: Path) -> list[Path]:
     written += write_onnx(store, out / "onnx") + write_pipeline(store, out / "pipeline")
     written += write_train(store, out / "train") + write_tradeoffs(store, out)
     written += write_exercises(store, out) + write_plots(store, out / "plots", preset)
+    written += write_memory(store, out)
     written += write_index(store, out, preset)
     if out.resolve().parent == REPORTS.resolve() and not out.name.startswith(UNLISTED + "-"):
         written += write_runs_index(REPORTS)

@@ -78,6 +78,13 @@ class ProfileRow(TypedDict):
     train_bytes_est_sgd_momentum: int
     train_bytes_est_adam: int
     infer_bytes_est: int
+    infer_bytes_est_batch1: int
+    infer_bytes_tracked: int
+    infer_bytes_tracked_batch1: int
+    train_bytes_est_sgd_batch1: int | None
+    train_bytes_tracked_sgd: int
+    train_bytes_tracked_sgd_batch1: int | None
+    input_bytes: int
     min_image_size: int
     fwd_macs_per_image: float
     bwd_macs_per_image: float

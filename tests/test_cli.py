@@ -132,7 +132,7 @@ def test_all_stages_on_the_smoke_profile_write_every_page(checkout, capsys):
     argv = ["all", "--preset", "smoke"]
     assert main(argv) == 0
     (out,) = (checkout / "reports").glob("smoke-*")  # the run's own folder
-    pages = ["index.md", "index.html", "profile/summary.md", "speed/speed.md", "onnx/onnx.md",
+    pages = ["index.md", "index.html", "memory.md", "profile/summary.md", "speed/speed.md", "onnx/onnx.md",
              "pipeline/pipeline.md", "train/train.md", "train/curves.csv", "tradeoffs.md",
              "tradeoffs.csv", "exercises.md"]  # fmt: skip
     # no memory_vs_batch: LeNet's peak RSS growth stays under the figure's noise floor

@@ -184,3 +184,30 @@ def test_handlers_add_a_rule_and_replace_one():
     assert "aten.tanh (forward" not in ruled.uncounted_ops
     assert ruled.fwd_linear_macs_per_image == 0
     assert ruled.fwd_other_macs_per_image == plain.fwd_other_macs_per_image + 5 / 2
+
+
+def test_tracked_inference_is_weights_input_and_output_by_hand():
+    from bench.flops.counting import tracked_step_bytes
+
+    net = nn.Linear(4, 3).to("meta")  # 12 weights + 3 biases; a batch of 2 makes 2 x 3 logits
+    assert tracked_step_bytes(net, torch.empty(2, 4, device="meta"), train=False) == 4 * (
+        15 + 2 * 4 + 2 * 3
+    )
+
+
+def test_tracked_training_holds_at_least_weights_gradients_input_and_labels():
+    from bench.flops.counting import tracked_step_bytes
+
+    net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3)).to("meta")
+    weights = 4 * sum(p.numel() for p in net.parameters())
+    floor = 2 * weights + 4 * 5 * 4 + 8 * 5  # weights, their gradients, a batch of 5, int64 labels
+    assert tracked_step_bytes(net, torch.empty(5, 4, device="meta"), train=True) >= floor
+
+
+@pytest.mark.parametrize("name", ["alexnet", "resnet18", "vgg11_small", "densenet", "googlenet"])
+def test_the_training_estimate_is_within_5_percent_of_the_tracked_peak(name):
+    s = profile(name, batch_size=128).summary.iloc[0]
+    for suffix in ("", "_batch1"):
+        estimate, tracked = s[f"train_bytes_est_sgd{suffix}"], s[f"train_bytes_tracked_sgd{suffix}"]
+        assert abs(estimate / tracked - 1) <= 0.05, (suffix, estimate, tracked)
+    assert s.infer_bytes_est == s.infer_bytes_tracked  # weights + input + activation peak

@@ -10,6 +10,7 @@ from __future__ import annotations
 import weakref
 from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -156,9 +157,81 @@ class SavedBytes(saved_tensors_hooks):
         return sum(self.storages.values())
 
 
+def tracked_step_bytes(model: nn.Module, x: torch.Tensor, train: bool) -> int:
+    """Peak bytes of every tensor alive at once through one step, the weights, buffers, input
+    and (training) labels included: with ``train``, forward, cross-entropy (a sum for a module
+    whose output is not a batch of logits), backward and a plain SGD step; else one inference
+    pass. Run on the meta device, storages are tracked as ops make and free them, as a real
+    step on a CPU allocates them (library workspaces aside)."""
+    labels = torch.zeros(len(x), dtype=torch.long, device=x.device)
+    tensors = [x, *([labels] if train else []), *model.parameters(), *model.buffers()]
+    existing = {t.untyped_storage()._cdata: t.untyped_storage().nbytes() for t in tensors}
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    with LiveBytes(set(existing)) as live:
+        if train:
+            out = model.train()(x)  # a classifier's logits get cross-entropy, other outputs a sum
+            loss = torch.nn.functional.cross_entropy(out, labels) if out.dim() == 2 else out.sum()
+            loss.backward()
+            optimizer.step()
+        else:
+            with torch.no_grad():
+                model.eval()(x)
+    model.zero_grad(set_to_none=True)
+    return live.peak + sum(existing.values())
+
+
 def peak_inference_bytes(model: nn.Module, x: torch.Tensor) -> int:
     """Peak bytes of tensors alive during one inference pass (the input and weights excluded)."""
     existing = {t.untyped_storage()._cdata for t in [x, *model.parameters(), *model.buffers()]}
     with torch.no_grad(), LiveBytes(existing) as live:
         model(x)
     return live.peak
+
+
+@dataclass(frozen=True)
+class LayerBytes:
+    """One leaf module's part in a training step: what autograd saves in its forward (storages
+    no earlier module saved), its output, and its parameters' gradients."""
+
+    saved: int
+    output: int
+    grads: int
+
+
+def layer_bytes(model: nn.Module, x: torch.Tensor) -> list[LayerBytes]:
+    """Per leaf module, in the order of the forward pass (a module that runs twice counts once),
+    from one training forward of ``model`` on ``x``."""
+    weights = {t.untyped_storage()._cdata for t in [*model.parameters(), *model.buffers()]}
+    last: list[str] = []  # the leaf module entered last: ops after it (a functional ReLU, an
+    # addition in a container's forward) are charged to it
+    saved: dict[str, int] = {}
+    seen: set[int] = set()
+    layers: dict[str, LayerBytes] = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        key = t.untyped_storage()._cdata
+        if key not in weights and key not in seen and last:
+            seen.add(key)
+            saved[last[-1]] = saved.get(last[-1], 0) + t.untyped_storage().nbytes()
+        return t
+
+    def enter(name: str) -> Callable[..., None]:
+        return lambda module, inputs: last.append(name)
+
+    def leave(name: str) -> Callable[..., None]:
+        def hook(module: nn.Module, inputs: Any, output: torch.Tensor) -> None:
+            grads = sum(p.numel() * p.element_size() for p in module.parameters(recurse=False))
+            layers.setdefault(name, LayerBytes(0, output.numel() * output.element_size(), grads))
+
+        return hook
+
+    leaves = [(n, m) for n, m in model.named_modules() if not list(m.children())]
+    hooks = [h for n, m in leaves for h in (m.register_forward_pre_hook(enter(n)),
+                                            m.register_forward_hook(leave(n)))]  # fmt: skip
+    try:
+        with saved_tensors_hooks(pack, lambda t: t):
+            model.train()(x)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return [LayerBytes(saved.get(n, 0), b.output, b.grads) for n, b in layers.items()]

@@ -26,7 +26,15 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode, conv_flop_count
 
 import archs
-from bench.flops.counting import OUTSIDE, OpCounter, SavedBytes, peak_inference_bytes
+from bench.flops.counting import (
+    OUTSIDE,
+    LayerBytes,
+    OpCounter,
+    SavedBytes,
+    layer_bytes,
+    peak_inference_bytes,
+    tracked_step_bytes,
+)
 from bench.flops.handlers import FLOPS, Handler, category
 
 aten = torch.ops.aten
@@ -288,25 +296,58 @@ OPTIMIZER_STATE = {"sgd": 0, "sgd_momentum": 1, "adam": 2}
 
 
 def _memory(model: nn.Module, shape: tuple[int, ...], batch_size: int, saved: int) -> dict:
+    """Memory of a training step and an inference pass, estimated as a sum of counted parts and
+    tracked through the step on the meta device, at batch 1 and at ``batch_size``."""
     weights = sum(p.numel() * p.element_size() for p in model.parameters())
     weights += sum(b.numel() * b.element_size() for b in model.buffers())
     grads = sum(p.numel() * p.element_size() for p in model.parameters() if p.requires_grad)
     one, batch = (torch.empty(n, *shape, device="meta") for n in (1, batch_size))
+    image = one.numel() * one.element_size()
     try:
         with SavedBytes(model) as saved_one:
             model.train()(one)
         saved_batch1 = saved_one.total
+        tracked_batch1 = tracked_step_bytes(model, one, train=True)
     except ValueError:  # batch norm needs two examples per channel to train
-        saved_batch1 = None
+        saved_batch1 = tracked_batch1 = None
     memory: dict[str, Any] = {
         "weight_bytes": weights,
         "grad_bytes": grads,
+        "input_bytes": batch_size * image,
         "saved_activation_bytes_batch1": saved_batch1,
         "saved_activation_bytes": saved,
         "infer_peak_bytes_batch1": peak_inference_bytes(model.eval(), one),
         "infer_peak_bytes": peak_inference_bytes(model, batch),
     }
+    sgd = _train_estimate(layer_bytes(model, batch), weights, batch_size * image, batch_size)
     for optimizer, copies in OPTIMIZER_STATE.items():
-        memory[f"train_bytes_est_{optimizer}"] = weights + grads + copies * grads + saved
-    memory["infer_bytes_est"] = weights + memory["infer_peak_bytes"]
+        memory[f"train_bytes_est_{optimizer}"] = sgd + copies * grads
+    memory["train_bytes_est_sgd_batch1"] = (
+        None
+        if saved_batch1 is None
+        else _train_estimate(layer_bytes(model, one), weights, image, 1)
+    )
+    memory["train_bytes_tracked_sgd"] = tracked_step_bytes(model, batch, train=True)
+    memory["train_bytes_tracked_sgd_batch1"] = tracked_batch1
+    memory["infer_bytes_est"] = weights + memory["infer_peak_bytes"] + batch_size * image
+    memory["infer_bytes_est_batch1"] = weights + memory["infer_peak_bytes_batch1"] + image
+    memory["infer_bytes_tracked"] = tracked_step_bytes(model, batch, train=False)
+    memory["infer_bytes_tracked_batch1"] = tracked_step_bytes(model, one, train=False)
     return memory
+
+
+def _train_estimate(layers: list[LayerBytes], weights: int, images: int, batch: int) -> int:
+    """Peak bytes of a plain SGD step, from counted parts: the weights, the input and its int64
+    labels, and at the fullest moment either the end of the forward pass (every saved
+    activation and the logits) or, going backward through module i, the activations modules
+    0..i still hold, the weight gradients of modules i.. and the gradients of module i's output
+    and input."""
+    fixed = weights + images + 8 * batch
+    saved = [layer.saved for layer in layers]
+    grads = [layer.grads for layer in layers]
+    outputs = [layer.output for layer in layers]
+    inputs = [images, *outputs[:-1]]
+    peak = sum(saved) + outputs[-1]
+    for i in range(len(layers)):
+        peak = max(peak, sum(saved[: i + 1]) + sum(grads[i:]) + outputs[i] + inputs[i])
+    return fixed + peak

@@ -35,6 +35,7 @@ STAGE_PAGES = {
     "train/train.md": "Fashion-MNIST training runs and their curves (measured)",
     "tradeoffs.md": "accuracy against parameters, MACs, memory and throughput",
     "exercises.md": "the chapters' compute and memory exercises, answered from the store",
+    "memory.md": "memory of a step: estimated, tracked through the step, measured",
 }
 PLOTS = {
     "accuracy_vs_macs": "accuracy against forward MACs as trained, one colour per family, "
@@ -51,7 +52,7 @@ COST_COLUMNS: list[Column] = [
     ("fwd_macs_per_image", "fwd MACs / image at the book's input (M, counted)", fmt_mega),
     (
         "train_mib",
-        "training memory, SGD, batch 128: weights + gradients + saved (MiB, estimated)",
+        "training step, SGD, batch 128: its fullest moment (MiB, estimated)",
         fmt_ratio,
     ),
     ("infer_best", "best inference images/s (batch; measured)", fmt_text),

@@ -44,8 +44,12 @@ SUMMARY_COLUMNS: list[Column] = [
         "activation peak of inference at batch, weights excluded (MiB, counted)",
         fmt_mib,
     ),
-    ("infer_bytes_est", "inference at batch: weights + activation peak (MiB, estimated)", fmt_mib),
-    ("train_bytes_est_sgd", "training, SGD: weights + gradients + saved (MiB, estimated)", fmt_mib),
+    (
+        "infer_bytes_est",
+        "inference at batch: weights + input + activation peak (MiB, estimated)",
+        fmt_mib,
+    ),
+    ("train_bytes_est_sgd", "training step, SGD: its fullest moment (MiB, estimated)", fmt_mib),
     ("train_bytes_est_adam", "training, Adam: SGD's + 2 moments (MiB, estimated)", fmt_mib),
     ("min_image_size", "smallest input", fmt_int),
     ("uncounted_ops", "ops not counted", fmt_text),
@@ -97,8 +101,10 @@ def write_profile(store: Store, out_dir: Path) -> list[Path]:
     header = (
         "# Cost of each network (`python -m bench profile`)\n\n"
         f"{CONVENTIONS} Per-image figures are the batch's divided by its size. Training memory "
-        "= weights + gradients + optimizer state + activations saved for backward; inference "
-        "peak = tensors alive at once in one forward pass (input and weights excluded). "
+        "(estimated) = weights, input and labels, and the fullest moment of the step from the "
+        "activations saved for backward and the gradients made (memory.md says how, and sets "
+        "it beside the tracked peak) + optimizer state; activation peak of inference = tensors "
+        "alive at once in one forward pass (input and weights excluded). "
         f"fvcore's cross-check ran one forward pass on: {', '.join(cpus)}. "
         f"Counted {dates[0]} to {dates[-1]}.\n\n"
     )

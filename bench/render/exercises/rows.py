@@ -97,10 +97,10 @@ FC_PARAMS: Column = ("params_linear", "fully connected params", fmt_int)
 MACS: Column = ("fwd_macs_per_image", "fwd MACs / image (M, counted)", fmt_mega)
 CONV_MACS: Column = ("fwd_conv_macs_per_image", "conv MACs (M, counted)", fmt_mega)
 FC_MACS: Column = ("fwd_linear_macs_per_image", "fully connected MACs (M, counted)", fmt_mega)
-TRAIN_MEM: Column = ("train_bytes_est_sgd", "training, SGD, batch 128: weights + gradients + "
-                     "saved (MiB, estimated)", fmt_mib)  # fmt: skip
-INFER_MEM: Column = ("infer_bytes_est", "inference, batch 128: weights + activation peak (MiB, "
-                     "estimated)", fmt_mib)  # fmt: skip
+TRAIN_MEM: Column = ("train_bytes_est_sgd", "training step, SGD, batch 128: its fullest moment "
+                     "(MiB, estimated)", fmt_mib)  # fmt: skip
+INFER_MEM: Column = ("infer_bytes_est", "inference, batch 128: weights + input + activation "
+                     "peak (MiB, estimated)", fmt_mib)  # fmt: skip
 SAVED: Column = ("saved_activation_bytes", "saved for backward, batch 128 (MiB, counted)", fmt_mib)
 INPUT: Column = ("image_size", "input side", fmt_int)
 INTENSITY: Column = ("fwd_flops_per_byte", "fwd FLOPs / byte (estimated)", fmt_ratio)

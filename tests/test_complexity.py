@@ -204,7 +204,9 @@ def test_tracked_training_holds_at_least_weights_gradients_input_and_labels():
     assert tracked_step_bytes(net, torch.empty(5, 4, device="meta"), train=True) >= floor
 
 
-@pytest.mark.parametrize("name", ["alexnet", "resnet18", "vgg11_small", "densenet", "googlenet"])
+@pytest.mark.parametrize(
+    "name", ["lenet", "bn_lenet_scratch", "alexnet", "resnet18", "vgg11_small", "densenet"]
+)
 def test_the_training_estimate_is_within_5_percent_of_the_tracked_peak(name):
     s = profile(name, batch_size=128).summary.iloc[0]
     for suffix in ("", "_batch1"):

@@ -191,7 +191,8 @@ def peak_inference_bytes(model: nn.Module, x: torch.Tensor) -> int:
 @dataclass(frozen=True)
 class LayerBytes:
     """One leaf module's part in a training step: what autograd saves in its forward (storages
-    no earlier module saved), its output, and its parameters' gradients."""
+    that no earlier module saved and that are not the weights or the input), its output, and its
+    parameters' gradients."""
 
     saved: int
     output: int
@@ -201,7 +202,7 @@ class LayerBytes:
 def layer_bytes(model: nn.Module, x: torch.Tensor) -> list[LayerBytes]:
     """Per leaf module, in the order of the forward pass (a module that runs twice counts once),
     from one training forward of ``model`` on ``x``."""
-    weights = {t.untyped_storage()._cdata for t in [*model.parameters(), *model.buffers()]}
+    existing = {t.untyped_storage()._cdata for t in [x, *model.parameters(), *model.buffers()]}
     last: list[str] = []  # the leaf module entered last: ops after it (a functional ReLU, an
     # addition in a container's forward) are charged to it
     saved: dict[str, int] = {}
@@ -210,7 +211,7 @@ def layer_bytes(model: nn.Module, x: torch.Tensor) -> list[LayerBytes]:
 
     def pack(t: torch.Tensor) -> torch.Tensor:
         key = t.untyped_storage()._cdata
-        if key not in weights and key not in seen and last:
+        if key not in existing and key not in seen and last:
             seen.add(key)
             saved[last[-1]] = saved.get(last[-1], 0) + t.untyped_storage().nbytes()
         return t

@@ -340,8 +340,9 @@ def _train_estimate(layers: list[LayerBytes], weights: int, images: int, batch: 
     """Peak bytes of a plain SGD step, from counted parts: the weights, the input and its int64
     labels, and at the fullest moment either the end of the forward pass (every saved
     activation and the logits) or, going backward through module i, the activations modules
-    0..i still hold, the weight gradients of modules i.. and the gradients of module i's output
-    and input."""
+    0..i still hold, the weight gradients of modules i and after, and the gradients module i
+    makes: of its output and its input, and, for a module that saved more than its input (one
+    built of several ops), of everything it saved."""
     fixed = weights + images + 8 * batch
     saved = [layer.saved for layer in layers]
     grads = [layer.grads for layer in layers]
@@ -349,5 +350,7 @@ def _train_estimate(layers: list[LayerBytes], weights: int, images: int, batch: 
     inputs = [images, *outputs[:-1]]
     peak = sum(saved) + outputs[-1]
     for i in range(len(layers)):
-        peak = max(peak, sum(saved[: i + 1]) + sum(grads[i:]) + outputs[i] + inputs[i])
+        inner = saved[i] if saved[i] > inputs[i] else 0
+        gradients = outputs[i] + inputs[i] + inner
+        peak = max(peak, sum(saved[: i + 1]) + sum(grads[i:]) + gradients)
     return fixed + peak

@@ -19,13 +19,13 @@ ENV = Path(".nox/cnnbench")
 PYTHON = str(ENV / "bin" / "python")
 
 
-def _environment(session: nox.Session) -> None:
-    """Create the shared environment if it is missing, and install the package into it (pip
-    finds everything already there and installs nothing the second time)."""
+def _environment(session: nox.Session, extras: str = "test") -> None:
+    """Create the shared environment if it is missing, and install the package into it with
+    ``extras`` (pip finds everything already there and installs nothing the second time)."""
     if not ENV.joinpath("bin", "python").exists():
         session.run(sys.executable, "-m", "venv", str(ENV), external=True)
     session.run(PYTHON, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-e",
-                ".[test]", external=True)  # fmt: skip
+                f".[{extras}]", external=True)  # fmt: skip
 
 
 @nox.session(venv_backend="none")
@@ -58,8 +58,9 @@ def microbench(session: nox.Session) -> None:
 @nox.session(venv_backend="none")
 def bench(session: nox.Session) -> None:
     """Every stage in order, then the run's pages in reports/<preset>-<device>/; the preset
-    follows the device unless given: ``nox -s bench -- --preset smoke|cpu|book --models P``."""
-    _environment(session)
+    follows the device unless given: ``nox -s bench -- --preset smoke|cpu|book --models P``.
+    The peer FLOP counters (thop, ptflops, torchinfo) are installed for its peers stage."""
+    _environment(session, "test,peers")
     session.run(PYTHON, "-m", "bench", "all", *session.posargs, external=True)
 
 

@@ -63,6 +63,7 @@ def render(store: Store, out: Path) -> list[Path]:
     from bench.render.exercises import write_exercises
     from bench.render.headline import write_index, write_tradeoffs
     from bench.render.memory import write_memory
+    from bench.render.peers import write_peers
     from bench.render.plots import write_plots
     from bench.render.stages import write_onnx, write_pipeline, write_profile, write_speed
     from bench.render.training import write_train
@@ -72,7 +73,7 @@ def render(store: Store, out: Path) -> list[Path]:
     written += write_onnx(store, out / "onnx") + write_pipeline(store, out / "pipeline")
     written += write_train(store, out / "train") + write_tradeoffs(store, out)
     written += write_exercises(store, out) + write_plots(store, out / "plots", preset)
-    written += write_memory(store, out)
+    written += write_memory(store, out) + write_peers(store, out)
     written += write_index(store, out, preset)
     if out.resolve().parent == REPORTS.resolve() and not out.name.startswith(UNLISTED + "-"):
         written += write_runs_index(REPORTS)

@@ -255,6 +255,23 @@ class MicrobenchRow(TypedDict, total=False):
     image_size: int
 
 
+# The kinds of op a count is split into, ours and the peers' alike (bench/peers.py).
+OP_KINDS = ("conv", "linear", "batch norm", "activation", "pooling", "addition", "other")
+
+
+class PeersRow(TypedDict):
+    """``peers``: other FLOP counters' forward MACs of one network at batch 1 in inference, each
+    split by kind of op where it reports one (``counters``); conv and matrix-product backward
+    MACs per image, ours and FlopCounterMode's raw and corrected; torchinfo's memory estimate."""
+
+    model: str
+    image_size: int
+    params: int
+    counters: list[dict[str, Any]]
+    backward_macs: dict[str, float]
+    torchinfo_memory_bytes: int | None
+
+
 class MachineRow(TypedDict):
     """``machine``: the roof of the device's roofline, per precision: the peak (what the
     hardware can do) and, beside it, what a matmul achieves."""
@@ -280,7 +297,7 @@ class RunRow(TypedDict):
 ROWS: dict[str, Any] = {
     "profile": ProfileRow, "speed": SpeedRow, "onnx": OnnxRow, "train": TrainRow,
     "pipeline": PipelineRow, "blocks": BlocksRow, "microbench": MicrobenchRow,
-    "machine": MachineRow, "run": RunRow,
+    "peers": PeersRow, "machine": MachineRow, "run": RunRow,
 }  # fmt: skip
 FAILURE_FIELDS = frozenset({"note", "error"})
 

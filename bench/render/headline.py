@@ -36,6 +36,7 @@ STAGE_PAGES = {
     "tradeoffs.md": "accuracy against parameters, MACs, memory and throughput",
     "exercises.md": "the chapters' compute and memory exercises, answered from the store",
     "memory.md": "memory of a step: estimated, tracked through the step, measured",
+    "peers.md": "other FLOP counters beside ours, and why each differs",
 }
 PLOTS = {
     "accuracy_vs_macs": "accuracy against forward MACs as trained, one colour per family, "

@@ -10,7 +10,7 @@ from typing import Any
 
 import archs
 from bench.console import plural
-from bench.stages import blocks, onnx, pipeline, profile, speed, train
+from bench.stages import blocks, onnx, peers, pipeline, profile, speed, train
 from bench.stages.common import (
     Command,
     OnData,
@@ -25,6 +25,7 @@ BOOK = ",".join(archs.BOOK_MODELS)
 PLANS: dict[str, dict[str, Any]] = {
     "smoke": {  # every stage end to end on the LeNets, in about a minute
         "profile": profile.Settings(models="lenet,bn_lenet"),
+        "peers": peers.Settings(models="lenet"),
         "blocks": blocks.Settings(time_cap=0.02),
         "speed": speed.Settings(models="lenet", batch_sizes=(1, 8), time_cap=0.05),
         "onnx": onnx.Settings(models="lenet", batch_sizes=(1, 8), time_cap=0.05),
@@ -33,6 +34,7 @@ PLANS: dict[str, dict[str, Any]] = {
     },
     "cpu": {  # the book's networks on a CPU, on fixed work
         "profile": profile.Settings(),
+        "peers": peers.Settings(),
         "blocks": blocks.Settings(),
         "speed": speed.Settings(models=BOOK, batch_sizes=(1, 16, 128), time_cap=0.5, max_step=1),
         "onnx": onnx.Settings(models=BOOK, batch_sizes=(1, 32), time_cap=0.5,
@@ -44,6 +46,7 @@ PLANS: dict[str, dict[str, Any]] = {
     },
     "book": {  # a GPU: the chapter's recipes
         "profile": profile.Settings(),
+        "peers": peers.Settings(),
         "blocks": blocks.Settings(),
         "speed": speed.Settings(),
         "onnx": onnx.Settings(),

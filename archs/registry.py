@@ -55,11 +55,14 @@ class ModelSpec:
     recipe: Recipe | None = None  # the book's, or its parent's for an exercise variant; None: none
     reference: str | None = None  # torchvision builder with the same architecture, if any
     summary: str = ""
+    in_channels: int = 1  # what it takes unless told: Fashion-MNIST's one channel
+    num_classes: int = 10
+    external: bool = False  # a tv:/timm: network: built and initialized as its source does
 
     @functools.cached_property
     def min_image_size(self) -> int:
-        """The smallest square input side the network accepts (1 channel), found by trying."""
-        return _min_image_size(self.builder, dict(self.options), in_channels=1)
+        """The smallest square input side the network accepts, found by trying."""
+        return _min_image_size(self.builder, dict(self.options), self.in_channels)
 
 
 _REGISTRY: dict[str, ModelSpec] = {}
@@ -106,7 +109,12 @@ def list_models(pattern: str = "*") -> list[str]:
 
 
 def spec(name: str) -> ModelSpec:
-    """The registry entry for ``name``; an unknown name raises KeyError listing close matches."""
+    """The registry entry for ``name`` (or a ``tv:``/``timm:`` network's); an unknown name
+    raises KeyError listing close matches."""
+    if ":" in name:
+        from archs.external import external_spec
+
+        return external_spec(name)
     try:
         return _REGISTRY[name]
     except KeyError:
@@ -118,13 +126,16 @@ def spec(name: str) -> ModelSpec:
 def build(
     name: str,
     *,
-    num_classes: int = 10,
-    in_channels: int = 1,
+    num_classes: int | None = None,
+    in_channels: int | None = None,
     image_size: int | None = None,
     device: torch.device | str = "cpu",
     **overrides: Any,
 ) -> nn.Module:
-    """Build ``name`` for square inputs of ``image_size`` (default: its book input size).
+    """Build ``name`` for square inputs of ``image_size`` (default: its book input size), with
+    ``num_classes`` outputs and ``in_channels`` input channels (default: the network's own, 10
+    and 1 for the chapters' networks, 1,000 and 3 for a ``tv:``/``timm:`` one, which is built
+    and initialized as its source does).
 
     The returned module is in training mode on ``device``, with every lazy layer materialized
     and conv/linear weights Xavier-uniform initialized as in the book; seed torch for repeatable
@@ -132,6 +143,8 @@ def build(
     smaller than the network accepts raises ValueError naming the minimum.
     """
     entry = spec(name)
+    num_classes = entry.num_classes if num_classes is None else num_classes
+    in_channels = entry.in_channels if in_channels is None else in_channels
     size = entry.image_size if image_size is None else image_size
     if min(size, num_classes, in_channels) < 1:
         raise ValueError("image_size, num_classes and in_channels must be positive")
@@ -148,6 +161,9 @@ def build(
             raise ValueError(
                 f"{name} needs inputs of at least {smallest}x{smallest} pixels, got {size}x{size}"
             ) from None
+    if entry.external:  # its source's own initialization, on the device
+        with torch.device(device):
+            return entry.builder(in_channels=in_channels, num_classes=num_classes).train()
     if torch.device(device).type != "meta":
         model.to_empty(device=device)
         init_weights(model)

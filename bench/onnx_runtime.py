@@ -95,7 +95,7 @@ def iter_onnx(
     batch_sizes: tuple[int, ...] = (1, 8, 32, 128, 512),
     device: str = "auto",
     image_size: int | None = None,
-    in_channels: int = 1,
+    in_channels: int | None = None,
     time_cap_s: float = 2.0,
     max_step_s: float = 60.0,
 ) -> Iterator[dict[str, Any]]:
@@ -105,6 +105,7 @@ def iter_onnx(
     name = model_or_name
     dev = resolve_device(device)
     size = image_size or archs.spec(name).image_size
+    in_channels = in_channels or archs.spec(name).in_channels
     shape = (in_channels, size, size)
     torch.manual_seed(0)
     model = archs.build(name, in_channels=in_channels, image_size=size, device=dev).eval()

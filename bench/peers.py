@@ -144,11 +144,13 @@ COUNTERS: dict[str, Callable[[nn.Module, torch.Tensor], tuple[float, dict | None
 }  # fmt: skip
 
 
-def peer_row(name: str, image_size: int | None = None, in_channels: int = 1) -> dict[str, Any]:
+def peer_row(name: str, image_size: int | None = None,
+             in_channels: int | None = None) -> dict[str, Any]:  # fmt: skip
     """Every counter's forward MACs of one registry network at batch 1 in eval mode, split by
     kind of op where the counter reports one."""
     torch.manual_seed(0)
     size = image_size or archs.spec(name).image_size
+    in_channels = in_channels or archs.spec(name).in_channels
     model = archs.build(name, image_size=size, in_channels=in_channels).eval()
     x = torch.zeros(1, in_channels, size, size)
     counters = []

@@ -182,8 +182,8 @@ def iter_speed(
     channels_last: bool = False,
     compile: bool = False,
     image_size: int | None = None,
-    in_channels: int = 1,
-    num_classes: int = 10,
+    in_channels: int | None = None,
+    num_classes: int | None = None,
     time_cap_s: float = 2.0,
     max_step_s: float = 60.0,
     peak: tuple[float, str] | None = None,
@@ -199,6 +199,8 @@ def iter_speed(
     dev = resolve_device(device)
     if isinstance(model_or_name, str):
         size = image_size or archs.spec(model_or_name).image_size
+        in_channels = in_channels or archs.spec(model_or_name).in_channels
+        num_classes = num_classes or archs.spec(model_or_name).num_classes
         model = archs.build(
             model_or_name, in_channels=in_channels, num_classes=num_classes, image_size=size,
             device=dev,
@@ -208,6 +210,7 @@ def iter_speed(
         if image_size is None:
             raise ValueError("image_size is required when timing a module")
         model, size, name = model_or_name.to(dev), image_size, type(model_or_name).__name__
+        in_channels, num_classes = in_channels or 1, num_classes or 10
     shape = (in_channels, size, size)
     backend = backend_for(dev)
     if peak is None:

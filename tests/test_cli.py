@@ -6,6 +6,7 @@ import sys
 
 import pytest
 import torch
+import torchvision
 
 from bench.__main__ import main
 from bench.stages import COMMANDS
@@ -17,6 +18,7 @@ from bench.store import Store
     [
         (["profile", "--models", "resnet81"], "did you mean resnet18"),
         (["profile", "--models", "transformer*"], "no model matches 'transformer*'"),
+        (["profile", "--models", "tv:resnet81"], "did you mean tv:resnet18"),
         (
             ["profile", "--models", "alexnet", "--image-size", "28"],
             "below the smallest input of alexnet (65)",
@@ -219,3 +221,13 @@ def test_profile_is_the_old_name_of_preset(capsys):
     assert capsys.readouterr().err == ""
     assert build_parser().parse_args(["train", "--profile", "smoke"]).preset == "smoke"
     assert capsys.readouterr().err == "python -m bench: --profile is deprecated, use --preset\n"
+
+
+def test_a_torchvision_network_is_profiled_with_its_three_channels(tmp_path):
+    argv = ["profile", "--models", "tv:resnet18", "--batch-size", "2", "--workers", "1",
+            "--store", str(tmp_path / "r.sqlite"), "--out", str(tmp_path)]  # fmt: skip
+    assert main(argv) == 0
+    (row,) = Store(tmp_path / "r.sqlite").rows("profile")
+    assert (row["model"], row["in_channels"], row["image_size"]) == ("tv:resnet18", 3, 224)
+    assert row["params"] == sum(p.numel() for p in torchvision.models.resnet18().parameters())
+    assert "| tv:resnet18 | 3 x 224 x 224 |" in (tmp_path / "profile" / "summary.md").read_text()

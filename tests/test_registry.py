@@ -236,3 +236,12 @@ def test_book_recipes():
     assert {book[n].resize for n in ("alexnet", "vgg11_small", "nin")} == {224}
     assert {book[n].resize for n in ("googlenet", "resnet18", "densenet", "regnetx32")} == {96}
     assert book["lenet"].resize is None and book["bn_lenet"].resize is None
+
+
+def test_torchvision_networks_by_name_at_their_own_size_and_channels():
+    spec = archs.spec("tv:resnet18")
+    assert (spec.image_size, spec.in_channels, spec.num_classes) == (224, 3, 1000)
+    assert archs.spec("tv:inception_v3").image_size == 299  # its weights' crop size
+    assert n_params(archs.build("tv:resnet18")) == n_params(torchvision.models.resnet18())
+    with pytest.raises(KeyError, match="did you mean tv:resnet18"):
+        archs.spec("tv:resnet81")

@@ -85,10 +85,12 @@ class _Target:
     min_image_size: int | None
 
 
-def _target(model_or_name: str | nn.Module, image_size: int | None, in_channels: int) -> _Target:
+def _target(model_or_name: str | nn.Module, image_size: int | None,
+            in_channels: int | None) -> _Target:  # fmt: skip
     if isinstance(model_or_name, str):
         spec = archs.spec(model_or_name)
         size = image_size or spec.image_size
+        in_channels = in_channels or spec.in_channels
         meta = archs.build(model_or_name, in_channels=in_channels, image_size=size, device="meta")
         return _Target(
             spec.name, meta, lambda: copy.deepcopy(meta).to_empty(device="cpu"), in_channels,
@@ -99,7 +101,7 @@ def _target(model_or_name: str | nn.Module, image_size: int | None, in_channels:
     model = model_or_name
     return _Target(
         type(model).__name__, copy.deepcopy(model).to("meta"), lambda: copy.deepcopy(model),
-        in_channels, image_size, None,
+        in_channels or 1, image_size, None,
     )  # fmt: skip
 
 
@@ -108,7 +110,7 @@ def profile(
     *,
     image_size: int | None = None,
     batch_size: int = 128,
-    in_channels: int = 1,
+    in_channels: int | None = None,
     handlers: Mapping[Any, Handler] | None = None,
 ) -> Profile:
     """Count parameters, MACs/FLOPs (forward and backward) and activation memory of a network.
@@ -121,7 +123,8 @@ def profile(
     """
     if batch_size < 1:
         raise ValueError(f"batch size must be positive, got {batch_size}")
-    target = _target(model_or_name, image_size, in_channels)
+    target = _target(model_or_name, image_size, in_channels or None)
+    in_channels = target.in_channels
     model, shape = target.meta, (in_channels, target.size, target.size)
     batch = torch.empty(batch_size, *shape, device="meta")
 

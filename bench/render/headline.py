@@ -122,7 +122,9 @@ def headline(store: Store) -> pd.DataFrame:
     preset = preset_of(store)
     not_trained = store.rows("run")[-1]["not_trained"] if preset else []
     rows = []
-    for name in archs.list_models():
+    measured = {r["model"] for r in [*profiles, *speeds, *trains]}
+    external = sorted(name for name in measured if ":" in name)  # tv:/timm: networks
+    for name in [*archs.list_models(), *external]:
         spec = archs.spec(name)
         cost = [r for r in profiles if r["model"] == name and r["image_size"] == spec.image_size]
         timed = [r for r in speeds if r["model"] == name]
@@ -216,7 +218,8 @@ def write_index(store: Store, out_dir: Path, preset: str | None) -> list[Path]:
     text = (
         "# cnnbench: what each network costs and what it buys\n\n" + intro + "\n\n"
         + headline_plot
-        + (markdown(table, HEADLINE_COLUMNS) if len(table) else "No results yet.")
+        + (markdown(table.reindex(columns=[c for c, _, _ in HEADLINE_COLUMNS]),
+                    HEADLINE_COLUMNS) if len(table) else "No results yet.")
         + "\n\n## Everything else\n\n" + links + "\n"
     )  # fmt: skip
     written = out_dir / "index.md"

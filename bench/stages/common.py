@@ -89,7 +89,8 @@ def image_size_option() -> Any:
 
 
 def in_channels_option() -> Any:
-    return option(1, "input channels", parse=positive)
+    return option(None, "input channels; None: the network's own (1; 3 for tv:/timm:)",
+                  parse=positive)  # fmt: skip
 
 
 def time_cap_option(default: float = 2.0) -> Any:
@@ -208,9 +209,16 @@ def device_of(settings: Any) -> Any:
 
 def select_models(patterns: str) -> list[str]:
     """Registry names matching any of the comma-separated shell-style ``patterns``, in book
-    order; a pattern that matches nothing is an error (a plain name gets close-match hints)."""
-    chosen = set()
+    order, then the ``tv:``/``timm:`` names given; a pattern that matches nothing is an error (a
+    plain name gets close-match hints)."""
+    chosen, external = set(), []
     for pattern in patterns.split(","):
+        if ":" in pattern:  # a tv:/timm: network, by its exact name
+            try:
+                external.append(archs.spec(pattern).name)
+            except KeyError as error:
+                raise UsageError(error.args[0]) from None
+            continue
         names = archs.list_models(pattern)
         if not names and not any(c in pattern for c in "*?["):
             try:
@@ -220,7 +228,7 @@ def select_models(patterns: str) -> list[str]:
         if not names:
             raise UsageError(f"no model matches {pattern!r}; python -m archs lists them")
         chosen.update(names)
-    return [name for name in archs.list_models() if name in chosen]
+    return [name for name in archs.list_models() if name in chosen] + external
 
 
 def write_pages(store: Any, write: Callable[[Any, Path], list[Path]], folder: Path) -> None:

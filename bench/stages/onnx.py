@@ -26,9 +26,10 @@ class Settings(Sweep):
     timeout: float = timeout_option(600, "model")
 
 
-def config(s: Settings, device: str, batch: int, size: int) -> dict[str, Any]:
+def config(s: Settings, device: str, name: str, batch: int, size: int) -> dict[str, Any]:
     """A point's key in the store."""
-    return {"batch_size": batch, "image_size": size, "in_channels": s.in_channels,
+    return {"batch_size": batch, "image_size": size,
+            "in_channels": s.in_channels or archs.spec(name).in_channels,
             "device": device, "time_cap_s": s.time_cap, "max_step_s": s.max_step}  # fmt: skip
 
 
@@ -45,7 +46,8 @@ def run(s: Settings) -> int:
     exports = []  # (network, input size, batch sizes not yet in the store)
     for name in names:
         size = s.image_size or archs.spec(name).image_size
-        todo = [b for b in s.batch_sizes if not store.has("onnx", name, key(b, size), FINAL)]
+        todo = [b for b in s.batch_sizes
+                if not store.has("onnx", name, key(name, b, size), FINAL)]  # fmt: skip
         if todo:
             exports.append((name, size, todo))
     with Progress("onnx", sum(len(todo) for *_, todo in exports)) as progress:
@@ -55,7 +57,7 @@ def run(s: Settings) -> int:
                 in_channels=s.in_channels, time_cap_s=s.time_cap, max_step_s=s.max_step,
                 onnx_dir=s.out / "onnx",
             )  # fmt: skip
-            point = functools.partial(key, size=size)
+            point = functools.partial(key, name, size=size)
             for batch, status, text in sweep_into(store, "onnx", iter_onnx, job, s.timeout, point):
                 failures += status in FAILED
                 progress.item(f"{name} onnxruntime batch {batch}: {status} {text}")

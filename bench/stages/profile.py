@@ -48,7 +48,8 @@ def run(s: Settings) -> int:
             raise UsageError(f"image size {s.image_size} is below the smallest input of "
                              + ", ".join(too_small))  # fmt: skip
     keys = [(name, {"image_size": s.image_size or archs.spec(name).image_size,
-                    "in_channels": s.in_channels, "batch_size": s.batch_size})
+                    "in_channels": s.in_channels or archs.spec(name).in_channels,
+                    "batch_size": s.batch_size})
             for name in names]  # fmt: skip
     store = Store(s.store)
     todo = [(n, c) for n, c in keys if s.force or not store.has("profile", n, c)]

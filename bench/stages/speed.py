@@ -40,12 +40,13 @@ class Settings(Sweep):
     timeout: float = timeout_option(600, "(model, mode)")
 
 
-def config(s: Settings, device: str, batch: int, mode: str, size: int) -> dict[str, Any]:
+def config(s: Settings, device: str, name: str, batch: int, mode: str,
+           size: int) -> dict[str, Any]:  # fmt: skip
     """A point's key in the store."""
     return {"mode": mode, "batch_size": batch, "device": device, "precision": s.precision,
             "channels_last": s.channels_last, "compile": s.compile, "image_size": size,
-            "in_channels": s.in_channels, "time_cap_s": s.time_cap,
-            "max_step_s": s.max_step}  # fmt: skip
+            "in_channels": s.in_channels or archs.spec(name).in_channels,
+            "time_cap_s": s.time_cap, "max_step_s": s.max_step}  # fmt: skip
 
 
 def run(s: Settings) -> int:
@@ -77,7 +78,7 @@ def run(s: Settings) -> int:
         size = s.image_size or archs.spec(name).image_size
         for mode in s.mode:
             todo = [b for b in s.batch_sizes
-                    if not store.has("speed", name, key(b, mode, size), FINAL)]  # fmt: skip
+                    if not store.has("speed", name, key(name, b, mode, size), FINAL)]  # fmt: skip
             if todo:
                 sweeps.append((name, mode, size, todo))
     failure = ((Status.SKIPPED, "torch.compile cannot run here: ") if s.compile
@@ -90,7 +91,7 @@ def run(s: Settings) -> int:
                 image_size=size, in_channels=s.in_channels, time_cap_s=s.time_cap,
                 max_step_s=s.max_step, peak=peak,
             )  # fmt: skip
-            point = functools.partial(key, mode=mode, size=size)
+            point = functools.partial(key, name, mode=mode, size=size)
             for batch, status, text in sweep_into(store, "speed", iter_speed, job, s.timeout,
                                                   point, failure):  # fmt: skip
                 failures += status in FAILED

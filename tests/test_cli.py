@@ -200,7 +200,7 @@ def test_a_stage_that_fails_or_has_nothing_to_do_is_recorded_and_the_rest_run(
     assert "[1/1] bn_lenet, lr 0.1, batch 128, 28 px, 4 epochs" in printed  # training still ran
     (run,) = Store(out / "results.sqlite").rows("run")
     assert run["stages"] == {
-        "profile": "ok", "blocks": "failed: RuntimeError: a bug in the blocks stage",
+        "profile": "ok", "peers": "ok", "blocks": "failed: RuntimeError: a bug in the blocks stage",
         "speed": "ok", "onnx": "ok", "train": "ok",
         "pipeline": "skipped: the pipeline cases are lenet, resnet18, alexnet",
     }  # fmt: skip

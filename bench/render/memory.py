@@ -73,7 +73,7 @@ def write_memory(store: Store, out_dir: Path) -> list[Path]:
               if r["status"] == Status.OK and r["mode"] == "train"}  # fmt: skip
     lines = [_row(p, batch, suffix, speeds) for p in profiles
              for batch, suffix in ((1, "_batch1"), (p["batch_size"], ""))]  # fmt: skip
-    frame = pd.DataFrame(lines)
+    frame = pd.DataFrame(lines, columns=[column for column, _, _ in COLUMNS])
     gaps = frame["train_gap"].dropna().abs()
     worst = frame.loc[gaps.idxmax()]
     kinds = sorted({r["memory_kind"] for r in speeds.values()})

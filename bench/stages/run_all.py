@@ -27,7 +27,7 @@ PLANS: dict[str, dict[str, Any]] = {
         "profile": profile.Settings(models="lenet,bn_lenet"),
         "peers": peers.Settings(models="lenet"),
         "blocks": blocks.Settings(time_cap=0.02),
-        "speed": speed.Settings(models="lenet", batch_sizes=(1, 8), time_cap=0.05),
+        "speed": speed.Settings(models="lenet", batch_sizes=(1, 8, 128), time_cap=0.05),
         "onnx": onnx.Settings(models="lenet", batch_sizes=(1, 8), time_cap=0.05),
         "pipeline": pipeline.Settings(models="lenet", seconds=0.3),
         "train": train.Settings(models="lenet,bn_lenet", preset="smoke"),

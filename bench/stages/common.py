@@ -139,7 +139,7 @@ class Sweep(OnDevice):
 
     batch_sizes: tuple[int, ...] = batch_sizes_option()
     image_size: int | None = image_size_option()
-    in_channels: int = in_channels_option()
+    in_channels: int | None = in_channels_option()
     time_cap: float = time_cap_option()
     max_step: float = max_step_option()
 

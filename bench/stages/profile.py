@@ -28,7 +28,7 @@ from bench.store import Store
 @dataclass(frozen=True)
 class Settings(Networks):
     image_size: int | None = image_size_option()
-    in_channels: int = in_channels_option()
+    in_channels: int | None = in_channels_option()
     batch_size: int = option(128, "images per batch", parse=positive)
     workers: int = option(os.cpu_count() or 1, "networks counted at once", parse=positive)
     force: bool = option(False, "measure again what is stored")

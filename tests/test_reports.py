@@ -110,3 +110,21 @@ def test_a_table_column_that_is_no_stored_field_raises():
     assert table.splitlines()[-1] == "| lenet | - |"
     with pytest.raises(KeyError, match="no column tricks in the table or in any stored row"):
         markdown(frame, [("tricks", "techniques", fmt_text)])
+
+
+def test_a_run_with_a_network_from_timm_renders_without_timm(tmp_path, full_row):
+    """The index reads an external network's input side from its rows: no lookup in a package
+    the rendering machine may lack."""
+    from bench.render.headline import headline
+
+    store = Store(tmp_path / "r.sqlite")
+    store.put("profile", "timm:tiny", {"batch_size": 128}, full_row(
+        "profile", model="timm:tiny", image_size=160, batch_size=128, params=5,
+        fwd_macs_per_image=7.0, train_bytes_est_sgd=2**20))  # fmt: skip
+    (row,) = headline(store).to_dict("records")
+    assert (row["model"], row["input"], row["family"], row["params"]) == (
+        "timm:tiny",
+        "160 px",
+        "timm",
+        5,
+    )

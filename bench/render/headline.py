@@ -122,16 +122,19 @@ def headline(store: Store) -> pd.DataFrame:
     preset = preset_of(store)
     not_trained = store.rows("run")[-1]["not_trained"] if preset else []
     rows = []
-    measured = {r["model"] for r in [*profiles, *speeds, *trains]}
-    external = sorted(name for name in measured if ":" in name)  # tv:/timm: networks
-    for name in [*archs.list_models(), *external]:
-        spec = archs.spec(name)
-        cost = [r for r in profiles if r["model"] == name and r["image_size"] == spec.image_size]
+    # the chapters' networks at their book input, then tv:/timm: networks at the input they were
+    # measured at (read from the rows: rendering needs neither torchvision's list nor timm)
+    networks = {n: (archs.spec(n).image_size, archs.spec(n).family) for n in archs.list_models()}
+    for r in [*profiles, *speeds]:
+        if ":" in r["model"]:
+            networks.setdefault(r["model"], (r["image_size"], r["model"].split(":")[0]))
+    for name, (size, family) in networks.items():
+        cost = [r for r in profiles if r["model"] == name and r["image_size"] == size]
         timed = [r for r in speeds if r["model"] == name]
         mine = [r for r in runs if r["model"] == name]
         if not (cost or timed or mine):
             continue
-        costs = {"input": f"{spec.image_size} px", "family": spec.family}
+        costs = {"input": f"{size} px", "family": family}
         if cost:
             c = cost[0]
             costs.update(params=c["params"], fwd_macs_per_image=c["fwd_macs_per_image"],

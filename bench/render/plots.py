@@ -71,11 +71,12 @@ def colour(model: str) -> tuple[float, ...]:
 
 
 def family_colour(family: str) -> tuple[float, ...]:
-    """A family's colour, the same in every figure."""
+    """A family's colour, the same in every figure (tv/timm: the colour after the chapters')."""
     import archs
 
     families = list(dict.fromkeys(archs.spec(n).family for n in archs.list_models()))
-    return plt.cm.tab10.colors[families.index(family) % 10]
+    place = families.index(family) if family in families else len(families)
+    return plt.cm.tab10.colors[place % 10]
 
 
 def label_heights(xs: list[float], ys: list[float], gap: float = 3.0,

@@ -10,6 +10,7 @@ import gc
 import math
 import re
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +36,7 @@ GPU_PEAK_TFLOPS = [
 
 
 @dataclass
-class Backend:
+class Backend(ABC):
     """What timing needs from a device: a clock around one step, and the step's peak memory
     (growth over a baseline set by ``reset_peak``); ``memory_kind`` says what that memory is."""
 
@@ -44,14 +45,17 @@ class Backend:
     baseline: int = 0
     memory_kind = ""
 
+    @abstractmethod
     def time(self, step: Callable[[], Any]) -> float:
-        raise NotImplementedError
+        """Seconds one call of ``step`` takes."""
 
+    @abstractmethod
     def reset_peak(self) -> None:
-        raise NotImplementedError
+        """Start a new peak-memory reading from what is in use now."""
 
+    @abstractmethod
     def peak_bytes(self) -> int:
-        raise NotImplementedError
+        """Peak memory growth since ``reset_peak``, in bytes."""
 
 
 @dataclass

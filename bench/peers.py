@@ -120,7 +120,7 @@ def backward_macs(model: nn.Module, x: torch.Tensor) -> dict[str, float]:
     from torch.utils.flop_counter import FlopCounterMode
 
     from bench.flops.handlers import category
-    from bench.flops.profile import _corrected_conv_backward
+    from bench.flops.profile import corrected_conv_backward
 
     meta, batch = copy.deepcopy(model).to("meta").train(), x.to("meta").expand(2, *x.shape[1:])
     macs = {}
@@ -129,7 +129,7 @@ def backward_macs(model: nn.Module, x: torch.Tensor) -> dict[str, float]:
     macs["cnnbench"] = sum(flops for (_, op, phase), (_, flops, _) in counter.counts.items()
                            if phase == "backward" and category(op) != "other") / 2 / 2  # fmt: skip
     for label, mapping in (("FlopCounterMode", {}), ("FlopCounterMode, corrected", {
-            torch.ops.aten.convolution_backward: _corrected_conv_backward})):  # fmt: skip
+            torch.ops.aten.convolution_backward: corrected_conv_backward})):  # fmt: skip
         meta.zero_grad(set_to_none=True)
         out = meta(batch)
         with FlopCounterMode(display=False, custom_mapping=mapping) as flop_counter:

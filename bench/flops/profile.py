@@ -40,7 +40,7 @@ from bench.flops.handlers import FLOPS, Handler, category
 aten = torch.ops.aten
 
 
-def _corrected_conv_backward(
+def corrected_conv_backward(
     grad_out, x, w, _bias, _stride, _padding, _dilation, transposed, _output_padding, _groups,
     output_mask, out_shape=None, **kwargs,
 ) -> int:  # fmt: skip
@@ -133,7 +133,7 @@ def profile(
         SavedBytes(model) as saved,
         OpCounter(model, {**FLOPS, **(handlers or {})}) as ours,
         FlopCounterMode(
-            display=False, custom_mapping={aten.convolution_backward: _corrected_conv_backward}
+            display=False, custom_mapping={aten.convolution_backward: corrected_conv_backward}
         ) as theirs,
     ):
         out = model(batch)

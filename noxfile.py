@@ -30,8 +30,9 @@ def _environment(session: nox.Session, extras: str = "test") -> None:
 
 @nox.session(venv_backend="none")
 def tests(session: nox.Session) -> None:
-    """Run the test suite on the CPU (``-- --under-load 2``: with two busy processes beside it)."""
-    _environment(session)
+    """Run the test suite on the CPU (``-- --under-load 2``: with two busy processes beside it),
+    Ray installed so that ``--executor ray`` is tested on a local Ray instance."""
+    _environment(session, "test,ray")
     session.run(PYTHON, "-m", "pytest", *session.posargs, external=True)
 
 
@@ -59,8 +60,9 @@ def microbench(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Every stage in order, then the run's pages in reports/<preset>-<device>/; the preset
     follows the device unless given: ``nox -s bench -- --preset smoke|cpu|book --models P``.
-    The peer FLOP counters (thop, ptflops, torchinfo) are installed for its peers stage."""
-    _environment(session, "test,peers")
+    The peer FLOP counters (thop, ptflops, torchinfo) are installed for its peers stage, and
+    Ray for ``-- --executor ray``."""
+    _environment(session, "test,peers,ray")
     session.run(PYTHON, "-m", "bench", "all", *session.posargs, external=True)
 
 

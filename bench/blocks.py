@@ -4,7 +4,7 @@ closed-form formula, as counted by bench.flops, and timed (``python -m bench blo
 from __future__ import annotations
 
 import statistics
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import partial
 from typing import Any
 
@@ -105,3 +105,10 @@ def cases(seconds: float = 0.3) -> list[tuple[str, dict[str, Any], Callable[[], 
         *convs,
         ("7.5.3", {"case": "2x2 average pool, stride 2, 64 channels, 56x56"}, pool_row),
     ]
+
+
+def measure(seconds: float, indices: list[int]) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(index, row) for the cases of ``cases(seconds)`` at ``indices``, one after another."""
+    chosen = cases(seconds)
+    for index in indices:
+        yield index, chosen[index][2]()

@@ -2,9 +2,10 @@
 spawned child with a timeout and reads typed messages from it, so that one job's failure loses
 nothing already measured.
 
-A child sends ``Row``s, then ends by itself; the parent sees ``Failed`` (an exception in the
-child), ``TimedOut`` (the child outlived its time and was killed) or ``Exited`` (it died without
-saying it was done). ``ending`` turns the last three into the status and note a stage stores.
+A child sends ``Row``s; its stream ends with one of ``Done`` (it said so), ``Failed`` (an
+exception in the child), ``TimedOut`` (the child outlived its time and was killed) or ``Exited``
+(it died without saying it was done). ``ending`` turns the last three into the status and note a
+stage stores.
 """
 
 from __future__ import annotations
@@ -12,21 +13,27 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
-
-import torch
 
 from bench.schema import Status
 
 
 @dataclass(frozen=True)
 class Row:
-    """One result the child measured."""
+    """One result the child measured, and where: ``origin`` is the measuring machine's host,
+    device and code version (``bench.store.environment``)."""
 
     value: Any
+    origin: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Done:
+    """The child said it was done."""
 
 
 @dataclass(frozen=True)
@@ -48,26 +55,38 @@ class Exited:
     code: int | None
 
 
-Message = Row | Failed | TimedOut | Exited
+@dataclass(frozen=True)
+class Lost:
+    """The process running the job was lost (a Ray worker or its node died) on each of
+    ``tries`` tries; ``reason``: the last loss, in one line."""
+
+    tries: int
+    reason: str
+
+
+Message = Row | Done | Failed | TimedOut | Exited | Lost
 _DONE = "done"
 
 
-def ending(message: Failed | TimedOut | Exited, failed_status: Status = Status.ERROR,
+def ending(message: Failed | TimedOut | Exited | Lost, failed_status: Status = Status.ERROR,
            failed_prefix: str = "") -> tuple[Status, str]:  # fmt: skip
     """The (status, note) to store for a job that ended without its rows."""
     if isinstance(message, Failed):
         return failed_status, failed_prefix + message.message
     if isinstance(message, TimedOut):
         return Status.TIMEOUT, f"no result within {message.seconds:g} s"
-    return Status.ERROR, f"the child process exited with code {message.code}"
+    if isinstance(message, Exited):
+        return Status.ERROR, f"the child process exited with code {message.code}"
+    return Status.ERROR, f"its worker was lost on each of {message.tries} tries: {message.reason}"
 
 
 def run_isolated(target: Callable[..., Any], args: tuple, timeout_s: float) -> Iterator[Message]:
     """Run ``target(send, *args)`` in a spawned child and yield what it sends, as it sends it
     (``stream_rows`` is such a target).
 
-    Ends with ``TimedOut`` if the child outlives ``timeout_s``, or ``Exited`` if it dies without
-    saying it is done. Nothing the child sent before is lost.
+    Ends with ``Done`` or ``Failed`` as the child says, ``TimedOut`` if it outlives
+    ``timeout_s``, or ``Exited`` if it dies without saying it is done. Nothing the child sent
+    before is lost.
     """
     context = multiprocessing.get_context("spawn")
     receive, send = context.Pipe(duplex=False)
@@ -88,8 +107,9 @@ def run_isolated(target: Callable[..., Any], args: tuple, timeout_s: float) -> I
                     message = receive.recv()
                 except EOFError:
                     break
-                if message == _DONE:
+                if message == _DONE or isinstance(message, Failed):
                     grace = 30.0  # let it exit by itself, and its own workers with it
+                    yield message if isinstance(message, Failed) else Done()
                     return
                 yield message
             elif not child.is_alive() and not receive.poll():
@@ -110,45 +130,40 @@ def exit_on_interrupt() -> None:
     signal.signal(signal.SIGINT, lambda *_: os._exit(130))
 
 
-def stream_rows(send: Any, produce: Callable[..., Iterator[Any]], job: dict[str, Any]) -> None:
-    """Child-process body for ``run_isolated``: send a ``Row`` for each row ``produce(**job)``
-    yields, then say it is done. An exception ends the stream with one ``Failed``."""
+def exit_with_parent() -> None:
+    """In a child process: end it once its parent is gone (killed, or a Ray worker lost), so
+    that no orphan goes on measuring for nobody."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
+def rows_of(produce: Callable[..., Any], job: dict[str, Any]) -> Iterator[Row]:
+    """A ``Row`` for each row ``produce(**job)`` yields (or the one it returns, where it is not
+    a generator), with where it was measured."""
+    from bench.store import environment
+
+    produced = produce(**job)
+    for row in produced if isinstance(produced, Iterator) else [produced]:
+        yield Row(row, environment())
+
+
+def stream_rows(send: Any, produce: Callable[..., Any], job: dict[str, Any]) -> None:
+    """Child-process body for ``run_isolated``: send the job's rows (``rows_of``) as they come,
+    then say it is done. An exception ends the stream with one ``Failed``."""
+    import torch
+
     exit_on_interrupt()
+    exit_with_parent()
     torch.manual_seed(0)
     try:
-        for row in produce(**job):
-            send.send(Row(row))
+        for row in rows_of(produce, job):
+            send.send(row)
     except Exception as error:
         send.send(Failed(f"{type(error).__name__}: {error}".splitlines()[0]))
     send.send(_DONE)
-
-
-def sweep_into(
-    store: Any,
-    stage: str,
-    produce: Callable[..., Iterator[dict]],
-    job: dict[str, Any],
-    timeout: float,
-    config: Callable[[int], dict],
-    failure: tuple[Status, str] = (Status.ERROR, ""),
-) -> Iterator[tuple[int, Status, str]]:
-    """Run one network's batch-size sweep (``produce(**job)``) in a child; store each row as it
-    arrives, keyed by ``config(batch size)``; give every batch size the child did not report a
-    row saying why (``failure``: status and note prefix for an exception in the child). Yields
-    (batch size, status, what to print)."""
-    name, pending = job["model_or_name"], list(job["batch_sizes"])
-    for message in run_isolated(stream_rows, (produce, job), timeout):
-        if isinstance(message, Row):
-            row = message.value
-            pending.remove(row["batch_size"])
-            status = Status(row["status"])
-            store.put(stage, name, config(row["batch_size"]), row, status=status)
-            shown = f"{row['images_per_s']:,.1f} images/s" if status == Status.OK else row["note"]
-            yield row["batch_size"], status, shown
-            continue
-        status, note = ending(message, *failure)
-        for batch in pending:
-            row = {"model": name, "batch_size": batch, "note": note}
-            store.put(stage, name, config(batch), row, status=status)
-            yield batch, status, note
-        return

@@ -16,6 +16,7 @@ import hashlib
 import json
 import os
 import platform
+import socket
 import sqlite3
 import subprocess
 from collections.abc import Collection, Iterator
@@ -135,16 +136,19 @@ class Store:
         *,
         status: str = Status.OK,
         details: dict[str, list[dict[str, Any]]] | None = None,
+        origin: dict[str, Any] | None = None,
     ) -> None:
         """Write one row (replacing an earlier one for the same key) and its detail tables; a
-        row that does not fit its stage's schema (bench/schema.py) is a ValueError."""
+        row that does not fit its stage's schema (bench/schema.py) is a ValueError. ``origin``:
+        the host, device and code that measured it where that is not this process
+        (``environment()`` in a child or on a Ray worker)."""
         check(stage, row, status)
         key = (stage, model, config_hash(config))
         with self._failing("write a row to"), self._db:  # one transaction: all or nothing
             self._db.execute(
                 "INSERT OR REPLACE INTO results VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (*key, json.dumps(config, sort_keys=True), status, json.dumps(row),
-                 json.dumps(provenance())),
+                 json.dumps({**provenance(), **(origin or {})})),
             )  # fmt: skip
             self._db.execute("DELETE FROM details WHERE stage=? AND model=? AND config_hash=?", key)
             for name, rows in (details or {}).items():
@@ -243,12 +247,14 @@ def one_run_at_a_time(store: Path) -> Iterator[None]:
 def provenance() -> dict[str, Any]:
     """Where a result came from: code version, packages, machine and date."""
     now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-    return {**_environment(), "date": now}
+    return {**environment(), "date": now}
 
 
 @functools.cache
-def _environment() -> dict[str, Any]:
+def environment() -> dict[str, Any]:
+    """The machine and code of this process: what measured a row."""
     return {
+        "host": socket.gethostname(),
         "git_sha": _git("rev-parse", "HEAD"),
         "git_dirty": bool(_git(*CODE_CHANGES)),
         "python": platform.python_version(),

@@ -1,6 +1,7 @@
 """Shared fixtures; ``--under-load N`` runs the suite while N busy processes compete for the CPU,
 as on a shared CI machine (``nox -s tests -- --under-load 2``)."""
 
+import os
 import shutil
 import subprocess
 import sys
@@ -27,19 +28,40 @@ def busy_processes(request):
         process.wait()
 
 
-@pytest.fixture
-def checkout(tmp_path, monkeypatch):
-    """The working directory is a git checkout holding the project's .gitignore and a committed
+def _clone_like(folder: Path) -> Path:
+    """``folder`` made a git checkout holding the project's .gitignore and a committed
     reports/index.md, as a fresh clone does."""
     git = ["git", "-c", "user.name=cnnbench", "-c", "user.email=cnnbench@localhost"]
-    shutil.copy(ROOT / ".gitignore", tmp_path / ".gitignore")
-    (tmp_path / "reports").mkdir()
-    (tmp_path / "reports" / "index.md").write_text("the published runs\n")
-    subprocess.run([*git, "init", "-q"], cwd=tmp_path, check=True)
-    subprocess.run([*git, "add", "."], cwd=tmp_path, check=True)
-    subprocess.run([*git, "commit", "-qm", "a published run"], cwd=tmp_path, check=True)
-    monkeypatch.chdir(tmp_path)
+    shutil.copy(ROOT / ".gitignore", folder / ".gitignore")
+    (folder / "reports").mkdir()
+    (folder / "reports" / "index.md").write_text("the published runs\n")
+    subprocess.run([*git, "init", "-q"], cwd=folder, check=True)
+    subprocess.run([*git, "add", "."], cwd=folder, check=True)
+    subprocess.run([*git, "commit", "-qm", "a published run"], cwd=folder, check=True)
+    return folder
+
+
+@pytest.fixture
+def checkout(tmp_path, monkeypatch):
+    """The working directory is a git checkout, as a fresh clone is."""
+    monkeypatch.chdir(_clone_like(tmp_path))
     return tmp_path
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory):
+    """The run folder of ``python -m bench all --preset smoke``, run once in a fresh checkout
+    (the local executor): what the other tests of a whole run read."""
+    from bench.__main__ import main
+
+    folder, before = _clone_like(tmp_path_factory.mktemp("checkout")), Path.cwd()
+    os.chdir(folder)
+    try:
+        assert main(["all", "--preset", "smoke"]) == 0
+    finally:
+        os.chdir(before)
+    (out,) = (folder / "reports").glob("smoke-*")  # the run's own folder
+    return out
 
 
 @pytest.fixture

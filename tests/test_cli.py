@@ -130,10 +130,9 @@ def test_pipeline_compares_three_feeds(tmp_path, capsys):
     assert "| lenet | 28 px |" in (tmp_path / "pipeline" / "pipeline.md").read_text()
 
 
-def test_all_stages_on_the_smoke_profile_write_every_page(checkout, capsys):
-    argv = ["all", "--preset", "smoke"]
-    assert main(argv) == 0
-    (out,) = (checkout / "reports").glob("smoke-*")  # the run's own folder
+def test_all_stages_on_the_smoke_profile_write_every_page(smoke_run, monkeypatch, capsys):
+    out, checkout = smoke_run, smoke_run.parents[1]
+    monkeypatch.chdir(checkout)
     pages = ["index.md", "index.html", "memory.md", "profile/summary.md", "speed/speed.md", "onnx/onnx.md",
              "pipeline/pipeline.md", "train/train.md", "train/curves.csv", "tradeoffs.md",
              "tradeoffs.csv", "exercises.md"]  # fmt: skip
@@ -165,7 +164,7 @@ def test_all_stages_on_the_smoke_profile_write_every_page(checkout, capsys):
                             cwd=checkout, capture_output=True, text=True, check=True)  # fmt: skip
     assert status.stdout == ""
     capsys.readouterr()
-    assert main(argv) == 0  # a second run finds everything in the store
+    assert main(["all", "--preset", "smoke"]) == 0  # a second run finds everything in the store
     assert "[1/" not in capsys.readouterr().out
 
 
@@ -231,3 +230,10 @@ def test_a_torchvision_network_is_profiled_with_its_three_channels(tmp_path):
     assert (row["model"], row["in_channels"], row["image_size"]) == ("tv:resnet18", 3, 224)
     assert row["params"] == sum(p.numel() for p in torchvision.models.resnet18().parameters())
     assert "| tv:resnet18 | 3 x 224 x 224 |" in (tmp_path / "profile" / "summary.md").read_text()
+
+
+def test_the_ray_executor_without_ray_is_one_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "ray", None)  # as where it is not installed
+    assert main(["blocks", "--executor", "ray", "--store", str(tmp_path / "r.sqlite")]) == 2
+    err = capsys.readouterr().err
+    assert err == "python -m bench: error: --executor ray needs Ray: pip install -e '.[ray]'\n"

@@ -3,7 +3,18 @@ becomes a status and a note."""
 
 import time
 
-from bench.isolation import Exited, Failed, Row, TimedOut, ending, run_isolated, stream_rows
+from bench.isolation import (
+    Done,
+    Exited,
+    Failed,
+    Lost,
+    Row,
+    TimedOut,
+    ending,
+    run_isolated,
+    stream_rows,
+)
+from bench.store import environment
 
 
 def _sleepy_child(send, seconds):
@@ -33,8 +44,9 @@ def test_a_crash_is_reported_with_its_exit_code():
 
 
 def test_an_exception_in_the_job_ends_the_stream_with_its_first_line():
-    messages = list(run_isolated(stream_rows, (_rows_then_error, {}), timeout_s=60))
-    assert messages == [Row({"batch_size": 1}), Failed("RuntimeError: CUDA out of memory")]
+    row, failed = run_isolated(stream_rows, (_rows_then_error, {}), timeout_s=60)
+    assert failed == Failed("RuntimeError: CUDA out of memory")
+    assert row.value == {"batch_size": 1} and row.origin == environment()  # where it ran
 
 
 def test_every_ending_becomes_a_status_and_a_note():
@@ -42,3 +54,24 @@ def test_every_ending_becomes_a_status_and_a_note():
     assert ending(Failed("no"), "skipped", "cannot compile: ") == ("skipped", "cannot compile: no")
     assert ending(TimedOut(30.0)) == ("timeout", "no result within 30 s")
     assert ending(Exited(-9)) == ("error", "the child process exited with code -9")
+    assert ending(Lost(3, "WorkerCrashedError")) == (
+        "error", "its worker was lost on each of 3 tries: WorkerCrashedError")  # fmt: skip
+
+
+def _one_row(value):
+    return {"value": value}
+
+
+def test_a_job_that_returns_its_row_sends_it_then_done():
+    row, done = run_isolated(stream_rows, (_one_row, {"value": 7}), timeout_s=60)
+    assert row.value == {"value": 7} and done == Done()
+
+
+def test_the_local_executor_runs_jobs_that_time_nothing_side_by_side():
+    from bench.executors import Job, Local
+
+    jobs = [Job(_one_row, {"value": v}, 60, exclusive=False) for v in range(3)]
+    seen = list(Local(workers=2).run(jobs))
+    rows = sorted((i, m.value["value"]) for i, m in seen if isinstance(m, Row))
+    assert rows == [(0, 0), (1, 1), (2, 2)]
+    assert sorted(i for i, m in seen if isinstance(m, Done)) == [0, 1, 2]  # each ends once

@@ -189,7 +189,7 @@ def profile_job(name: str, config: dict[str, Any]) -> tuple[dict, list[dict], li
     Self-contained (it takes a name and a config, returns JSON-ready data), so it can run in
     any worker process.
     """
-    torch.set_num_threads(1)  # one worker per core
+    torch.set_num_threads(1)  # one job per core
     result = profile(
         name,
         image_size=config["image_size"],

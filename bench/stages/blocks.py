@@ -6,27 +6,40 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bench.console import Progress
-from bench.stages.common import Command, RunFolder, time_cap_option
+from bench.stages.common import Command, Staged, time_cap_option, timeout_option
 from bench.store import Store
 
 
 @dataclass(frozen=True)
-class Settings(RunFolder):
+class Settings(Staged):
     time_cap: float = time_cap_option(0.3)
+    timeout: float = timeout_option(600, "run of the stage")
 
 
 def run(s: Settings) -> int:
-    """Every case not yet in the store, measured and stored."""
-    from bench.blocks import cases
+    """Every case not yet in the store, measured (in one child process) and stored."""
+    from bench.blocks import cases, measure
+    from bench.executors import Job
+    from bench.isolation import Done, Row, ending
 
     store = Store(s.store)
-    todo = [c for c in cases(s.time_cap) if not store.has("blocks", c[0], c[1])]
+    every = cases(s.time_cap)
+    todo = [i for i, (exercise, config, _) in enumerate(every)
+            if not store.has("blocks", exercise, config)]  # fmt: skip
+    job = Job(measure, {"seconds": s.time_cap, "indices": todo}, s.timeout)
+    failed = False
     with Progress("blocks", len(todo)) as progress:
-        for exercise, config, measure in todo:
-            store.put("blocks", exercise, config, measure())
-            progress.item(f"{exercise} {config['case']}: stored")
+        for _, message in s.runner().run([job] if todo else []):
+            if isinstance(message, Row):
+                index, row = message.value
+                exercise, config, _ = every[index]
+                store.put("blocks", exercise, config, row, origin=message.origin)
+                progress.item(f"{exercise} {config['case']}: stored")
+            elif not isinstance(message, Done):
+                failed = True
+                progress.item(f"blocks: {ending(message)[1]}")
     store.close()
-    return 0
+    return 1 if failed else 0
 
 
 COMMAND = Command("blocks", "chapter 7's single layers: formula, counted, timed", Settings, run)

@@ -120,7 +120,32 @@ class RunFolder:
 
 
 @dataclass(frozen=True)
-class Networks(RunFolder):
+class Staged(RunFolder):
+    """A stage: where its jobs run."""
+
+    executor: str = option("local", "local: child processes on this machine; ray: Ray tasks "
+                           "(pip install -e '.[ray]')", choices=("local", "ray"))  # fmt: skip
+    address: str | None = option(None, "the Ray cluster of --executor ray; None: start Ray "
+                                 "here; auto or ray://host:port: a running one")  # fmt: skip
+
+    def runner(self, device: Any = None, workers: int = 1) -> Any:
+        """The executor that runs this stage's jobs on ``device`` (``workers``: how many jobs
+        that time nothing run at once here)."""
+        from bench.executors import Local, Ray
+
+        if self.executor == "local":
+            return Local(workers)
+        try:
+            return Ray(self.address, gpu=device is not None and device.type == "cuda")
+        except ImportError:
+            raise UsageError("--executor ray needs Ray: pip install -e '.[ray]'") from None
+        except Exception as error:  # no cluster at the address, no GPU in it, ...
+            message = f"{type(error).__name__}: {error}".strip().splitlines()[0]
+            raise UsageError(f"--executor ray: {message}") from None
+
+
+@dataclass(frozen=True)
+class Networks(Staged):
     """A stage that measures registry networks."""
 
     models: str = models_option()

@@ -36,31 +36,31 @@ def config(s: Settings, device: str, name: str, batch: int, size: int) -> dict[s
 def run(s: Settings) -> int:
     """Export, check and time every selected network under onnxruntime, one child each."""
     from bench.device import backend_for
-    from bench.isolation import sweep_into
+    from bench.executors import Job, sweep_into
     from bench.onnx_runtime import iter_onnx
     from bench.render.stages import write_onnx
 
     names = select_models(s.models)
-    key = functools.partial(config, s, backend_for(device_of(s)).name)
+    device = device_of(s)
+    key, executor = functools.partial(config, s, backend_for(device).name), s.runner(device)
     store, failures = Store(s.store), 0
-    exports = []  # (network, input size, batch sizes not yet in the store)
+    jobs = []  # one per network: its batch sizes not yet in the store
     for name in names:
         size = s.image_size or archs.spec(name).image_size
-        todo = [b for b in s.batch_sizes
-                if not store.has("onnx", name, key(name, b, size), FINAL)]  # fmt: skip
-        if todo:
-            exports.append((name, size, todo))
-    with Progress("onnx", sum(len(todo) for *_, todo in exports)) as progress:
-        for name, size, todo in exports:
-            job = dict(
-                model_or_name=name, batch_sizes=tuple(todo), device=s.device, image_size=size,
-                in_channels=s.in_channels, time_cap_s=s.time_cap, max_step_s=s.max_step,
-                onnx_dir=s.out / "onnx",
-            )  # fmt: skip
-            point = functools.partial(key, name, size=size)
-            for batch, status, text in sweep_into(store, "onnx", iter_onnx, job, s.timeout, point):
-                failures += status in FAILED
-                progress.item(f"{name} onnxruntime batch {batch}: {status} {text}")
+        point = functools.partial(key, name, size=size)
+        todo = [b for b in s.batch_sizes if not store.has("onnx", name, point(b), FINAL)]
+        if not todo:
+            continue
+        job = dict(
+            model_or_name=name, batch_sizes=tuple(todo), device=s.device, image_size=size,
+            in_channels=s.in_channels, time_cap_s=s.time_cap, max_step_s=s.max_step,
+            onnx_dir=s.out / "onnx",
+        )  # fmt: skip
+        jobs.append((Job(iter_onnx, job, s.timeout), point, f"{name} onnxruntime"))
+    with Progress("onnx", sum(len(j.kwargs["batch_sizes"]) for j, *_ in jobs)) as progress:
+        for label, batch, status, text in sweep_into(store, "onnx", executor, jobs):
+            failures += status in FAILED
+            progress.item(f"{label} batch {batch}: {status} {text}")
     write_pages(store, write_onnx, s.out / "onnx")
     return 1 if failures else 0
 

@@ -3,25 +3,29 @@ of each network, beside our count, and why they differ (peers.md)."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 from bench.console import Progress
-from bench.stages.common import Command, Networks, select_models, write_pages
+from bench.stages.common import Command, Networks, select_models, timeout_option, write_pages
 from bench.store import Store
 
 
 @dataclass(frozen=True)
 class Settings(Networks):
-    pass
+    timeout: float = timeout_option(600, "network")
 
 
 def run(s: Settings) -> int:
-    """Every selected network not yet in the store, counted by each peer, stored, rendered."""
+    """Every selected network not yet in the store, counted by each peer (one child process
+    per network), stored, rendered."""
     import archs
+    from bench.executors import Job
+    from bench.isolation import Done, Row, ending
     from bench.peers import peer_row
     from bench.render.peers import write_peers
 
-    store = Store(s.store)
+    store, failures = Store(s.store), 0
     names = select_models(s.models)
 
     def key(name: str) -> dict:
@@ -29,15 +33,21 @@ def run(s: Settings) -> int:
                 "image_size": archs.spec(name).image_size}  # fmt: skip
 
     todo = [n for n in names if not store.has("peers", n, key(n))]
+    jobs = [Job(peer_row, {"name": n}, s.timeout, exclusive=False) for n in todo]
     with Progress("peers", len(todo)) as progress:
-        for name in todo:
-            row = peer_row(name)
-            store.put("peers", name, key(name), row)
-            missing = [c["counter"] for c in row["counters"] if c["macs"] is None]
-            progress.item(f"{name}: {len(row['counters']) - len(missing)} counters"
-                          + (f" ({', '.join(missing)}: no figure)" if missing else ""))  # fmt: skip
+        for index, message in s.runner(workers=os.cpu_count() or 1).run(jobs):
+            name = todo[index]
+            if isinstance(message, Row):
+                row = message.value
+                store.put("peers", name, key(name), row, origin=message.origin)
+                missing = [c["counter"] for c in row["counters"] if c["macs"] is None]
+                absent = f" ({', '.join(missing)}: no figure)" if missing else ""
+                progress.item(f"{name}: {len(row['counters']) - len(missing)} counters{absent}")
+            elif not isinstance(message, Done):  # no row: the page shows the network without
+                failures += 1
+                progress.item(f"{name}: {ending(message)[1]}")
     write_pages(store, write_peers, s.out)
-    return 0
+    return 1 if failures else 0
 
 
 COMMAND = Command("peers", "other FLOP counters beside ours, and why they differ", Settings, run)

@@ -14,6 +14,7 @@ from bench.stages.common import (
     option,
     seconds,
     select_models,
+    timeout_option,
     write_pages,
 )
 from bench.store import Store
@@ -22,16 +23,19 @@ from bench.store import Store
 @dataclass(frozen=True)
 class Settings(OnData):
     seconds: float = option(5.0, "per network and feed", parse=seconds)
+    timeout: float = timeout_option(600, "network")
 
 
 def run(s: Settings) -> int:
     """Each case's feeds not yet in the store, timed and stored."""
     from bench.device import backend_for
+    from bench.executors import Job
+    from bench.isolation import Done, Row, ending
     from bench.render.stages import write_pipeline
     from bench.training.feeds import FEEDS, PIPELINE_CASES, feed_throughputs
 
     device = device_of(s)
-    data = s.data()
+    s.data()  # fail fast, in one line, if the data is missing
     device_name, store = backend_for(device).name, Store(s.store)
     cases = [(m, r) for m, r in PIPELINE_CASES if m in select_models(s.models)]
     if not cases:
@@ -39,14 +43,24 @@ def run(s: Settings) -> int:
     keys = [(m, r, {"resize": r, "device": device_name, "seconds": s.seconds}) for m, r in cases]
     todo = [(m, r, key) for m, r, key in keys
             if not all(store.has("pipeline", m, {**key, "feed": f}) for f in FEEDS)]  # fmt: skip
+    jobs = [Job(feed_throughputs, dict(model_name=m, resize=r, data_dir=s.data_dir,
+                                       device=s.device, seconds=s.seconds), s.timeout)
+            for m, r, _ in todo]  # fmt: skip
+    failures = 0
     with Progress("pipeline", len(todo) * len(FEEDS)) as progress:
-        for model, resize, key in todo:
-            for row in feed_throughputs(model, resize, data, device, s.seconds):
-                store.put("pipeline", model, {**key, "feed": row["feed"]}, row)
-                progress.item(f"{model} at {resize or 28} px, {row['feed']}: "
-                              f"{row['images_per_s']:,.0f} images/s")  # fmt: skip
+        for index, message in s.runner(device).run(jobs):
+            model, resize, key = todo[index]
+            if isinstance(message, Row):
+                for row in message.value:  # a network's feeds take turns: stored together
+                    store.put("pipeline", model, {**key, "feed": row["feed"]}, row,
+                              origin=message.origin)  # fmt: skip
+                    progress.item(f"{model} at {resize or 28} px, {row['feed']}: "
+                                  f"{row['images_per_s']:,.0f} images/s")  # fmt: skip
+            elif not isinstance(message, Done):
+                failures += 1
+                progress.item(f"{model} at {resize or 28} px: {ending(message)[1]}")
     write_pages(store, write_pipeline, s.out / "pipeline")
-    return 0
+    return 1 if failures else 0
 
 
 COMMAND = Command("pipeline", "input pipelines against compute alone", Settings, run)

@@ -3,10 +3,8 @@ network, counted on the meta device, one worker process per network."""
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 
 import archs
@@ -21,6 +19,7 @@ from bench.stages.common import (
     option,
     positive,
     select_models,
+    timeout_option,
 )
 from bench.store import Store
 
@@ -30,14 +29,17 @@ class Settings(Networks):
     image_size: int | None = image_size_option()
     in_channels: int | None = in_channels_option()
     batch_size: int = option(128, "images per batch", parse=positive)
-    workers: int = option(os.cpu_count() or 1, "networks counted at once", parse=positive)
+    workers: int = option(os.cpu_count() or 1, "networks counted at once (--executor local)",
+                          parse=positive)  # fmt: skip
+    timeout: float = timeout_option(1800, "network")
     force: bool = option(False, "measure again what is stored")
 
 
 def run(s: Settings) -> int:
     """Profile every selected network not yet in the store, then write the tables."""
+    from bench.executors import Job
     from bench.flops import profile_job
-    from bench.isolation import exit_on_interrupt
+    from bench.isolation import Done, Row, ending
     from bench.render.stages import write_profile
 
     names = select_models(s.models)
@@ -57,34 +59,31 @@ def run(s: Settings) -> int:
           f"in {s.store}")  # fmt: skip
     start, failures = time.perf_counter(), 0
     workers = min(s.workers, max(len(todo), 1))
-    spawn = multiprocessing.get_context("spawn")  # a forked child can deadlock on OpenMP state
-    with (
-        ProcessPoolExecutor(workers, spawn, exit_on_interrupt) as pool,
-        Progress("profile", len(todo)) as progress,
-    ):
-        jobs = {pool.submit(profile_job, n, c): (n, c) for n, c in todo}
-        for job in as_completed(jobs):
-            name, config = jobs[job]
-            try:
-                summary, layers, ops = job.result()
-            except Exception as error:  # recorded, and the other networks go on
+    jobs = [Job(profile_job, {"name": n, "config": c}, s.timeout, exclusive=False)
+            for n, c in todo]  # fmt: skip
+    with Progress("profile", len(todo)) as progress:
+        for index, message in s.runner(workers=workers).run(jobs):
+            name, config = todo[index]
+            if isinstance(message, Row):
+                summary, layers, ops = message.value
+                store.put("profile", name, config, summary, details={"layers": layers, "ops": ops},
+                          origin=message.origin)  # fmt: skip
+                agree = "counters agree" if summary["counters_agree"] else "COUNTERS DISAGREE"
+                if summary["fvcore_fwd_macs_per_image"] is None:
+                    agree += " (fvcore not installed)"
+                progress.item(f"{name}: {summary['fwd_macs_per_image'] / 1e6:,.1f} M MACs/image "
+                              f"forward, {agree}")  # fmt: skip
+            elif not isinstance(message, Done):  # recorded, and the other networks go on
                 failures += 1
-                message = f"{type(error).__name__}: {error}".splitlines()[0]
-                store.put("profile", name, config, {"error": message}, status=Status.ERROR)
-                progress.item(f"{name}: error: {message}")
-                continue
-            store.put("profile", name, config, summary, details={"layers": layers, "ops": ops})
-            agree = "counters agree" if summary["counters_agree"] else "COUNTERS DISAGREE"
-            if summary["fvcore_fwd_macs_per_image"] is None:
-                agree += " (fvcore not installed)"
-            progress.item(f"{name}: {summary['fwd_macs_per_image'] / 1e6:,.1f} M MACs/image "
-                          f"forward, {agree}")  # fmt: skip
+                _, note = ending(message)
+                store.put("profile", name, config, {"error": note}, status=Status.ERROR)
+                progress.item(f"{name}: error: {note}")
     elapsed = time.perf_counter() - start
     written = write_profile(store, s.out / "profile")
     store.close()
-    print(f"profiled {plural(len(todo), 'network')} in {elapsed:.1f} s with "
-          f"{plural(workers, 'worker')}; {plural(len(written), 'file')} in "
-          f"{s.out / 'profile'}")  # fmt: skip
+    where = plural(workers, "worker") if s.executor == "local" else "Ray"
+    print(f"profiled {plural(len(todo), 'network')} in {elapsed:.1f} s with {where}; "
+          f"{plural(len(written), 'file')} in {s.out / 'profile'}")  # fmt: skip
     return 1 if failures else 0
 
 

@@ -15,6 +15,7 @@ from bench.stages.common import (
     Command,
     OnData,
     UsageError,
+    device_of,
     option,
 )
 from bench.store import Store, StoreError, provenance
@@ -66,7 +67,8 @@ class Settings(OnData):
 def stage_settings(s: Settings, preset: str) -> list[tuple[str, Any]]:
     """Each stage's settings under ``preset``, with this run's folder, device, data and
     networks where the stage takes them."""
-    given = {"store": s.store, "out": s.out, "device": s.device, "data_dir": s.data_dir}
+    given = {"store": s.store, "out": s.out, "device": s.device, "data_dir": s.data_dir,
+             "executor": s.executor, "address": s.address}  # fmt: skip
     if s.models is not None:
         given["models"] = s.models
     staged = []
@@ -85,6 +87,7 @@ def run(s: Settings) -> int:
 
     preset = train.preset_name(s)
     s.data()  # before anything runs: the data is there, or one line says how
+    s.runner(device_of(s))  # and so is Ray, where it is asked for
     worst, outcomes = 0, {}
     started, began = time.perf_counter(), provenance()["date"]
     try:

@@ -52,13 +52,13 @@ def config(s: Settings, device: str, name: str, batch: int, mode: str,
 def run(s: Settings) -> int:
     """Time every selected network across batch sizes, one child process per (model, mode)."""
     from bench.device import backend_for, measured_bandwidth, peak_flops
-    from bench.isolation import sweep_into
+    from bench.executors import Job, sweep_into
     from bench.render.stages import write_speed
     from bench.timing import iter_speed
 
     names = select_models(s.models)
     device = device_of(s)
-    backend = backend_for(device)
+    backend, executor = backend_for(device), s.runner(device)
     roof = peak_flops(device, s.precision, backend.name)
     bandwidth = measured_bandwidth(device)
     print(
@@ -73,29 +73,27 @@ def run(s: Settings) -> int:
         "bandwidth_source": "measured: 256 MiB copy, best of runs"})  # fmt: skip
     peak = roof["peak_flops_per_s"], roof["peak_source"]
     key = functools.partial(config, s, backend.name)
-    sweeps = []  # (network, mode, input size, batch sizes not yet in the store)
+    failure = ((Status.SKIPPED, "torch.compile cannot run here: ") if s.compile
+               else (Status.ERROR, ""))  # fmt: skip
+    jobs = []  # one per (network, mode): its batch sizes not yet in the store
     for name in names:
         size = s.image_size or archs.spec(name).image_size
         for mode in s.mode:
-            todo = [b for b in s.batch_sizes
-                    if not store.has("speed", name, key(name, b, mode, size), FINAL)]  # fmt: skip
-            if todo:
-                sweeps.append((name, mode, size, todo))
-    failure = ((Status.SKIPPED, "torch.compile cannot run here: ") if s.compile
-               else (Status.ERROR, ""))  # fmt: skip
-    with Progress("speed", sum(len(todo) for *_, todo in sweeps)) as progress:
-        for name, mode, size, todo in sweeps:
+            point = functools.partial(key, name, mode=mode, size=size)
+            todo = [b for b in s.batch_sizes if not store.has("speed", name, point(b), FINAL)]
+            if not todo:
+                continue
             job = dict(
                 model_or_name=name, batch_sizes=tuple(todo), modes=(mode,), device=s.device,
                 precision=s.precision, channels_last=s.channels_last, compile=s.compile,
                 image_size=size, in_channels=s.in_channels, time_cap_s=s.time_cap,
                 max_step_s=s.max_step, peak=peak,
             )  # fmt: skip
-            point = functools.partial(key, name, mode=mode, size=size)
-            for batch, status, text in sweep_into(store, "speed", iter_speed, job, s.timeout,
-                                                  point, failure):  # fmt: skip
-                failures += status in FAILED
-                progress.item(f"{name} {mode} batch {batch}: {status} {text}")
+            jobs.append((Job(iter_speed, job, s.timeout), point, f"{name} {mode}"))
+    with Progress("speed", sum(len(j.kwargs["batch_sizes"]) for j, *_ in jobs)) as progress:
+        for label, batch, status, text in sweep_into(store, "speed", executor, jobs, failure):
+            failures += status in FAILED
+            progress.item(f"{label} batch {batch}: {status} {text}")
     write_pages(store, write_speed, s.out / "speed")
     return 1 if failures else 0
 

@@ -50,7 +50,8 @@ def preset_name(s: Any) -> str:
 def run(s: Settings) -> int:
     """Train the runs of the chosen experiments, each in a child process, into the store."""
     from bench.device import backend_for
-    from bench.isolation import Row, ending, run_isolated, stream_rows
+    from bench.executors import Job
+    from bench.isolation import Done, Row, ending
     from bench.render.training import write_train
     from bench.training.loop import train_rows
 
@@ -73,22 +74,27 @@ def run(s: Settings) -> int:
     todo = [(r, k) for r, k in keys if not store.has("train", r.model, k, MEASURED)]
     print(f"train: {plural(len(todo), 'run')} to train ({len(keys) - len(todo)} already in "
           f"{s.store}), preset {name}, on {device_name}")  # fmt: skip
+    jobs = [Job(train_rows, dict(run=run, preset=preset, data_dir=s.data_dir, device=str(device),
+                                 checkpoint=s.out / "checkpoints" / f"{config_hash(key)}.pt",
+                                 pipeline=s.pipeline), s.timeout)
+            for run, key in todo]  # fmt: skip
+    outcomes = {}  # a job's index -> (status, note), from the row it sent
     with Progress("train", len(todo)) as progress:
-        for run, key in todo:
-            checkpoint = s.out / "checkpoints" / f"{config_hash(key)}.pt"
-            job = dict(run=run, preset=preset, data_dir=s.data_dir, device=str(device),
-                       checkpoint=checkpoint, pipeline=s.pipeline)  # fmt: skip
+        for index, message in s.runner(device).run(jobs):
+            run, key = todo[index]
             described = describe(run, preset, s.pipeline)
-            status, note = Status.ERROR, "the child process ended without a result"
-            for message in run_isolated(stream_rows, (train_rows, job), s.timeout):
-                if not isinstance(message, Row):
-                    status, note = ending(message)
-                    continue
+            if isinstance(message, Row):
                 result = message.value
                 summary = {**result["summary"], **described}
                 store.put("train", run.model, key, summary, status=summary["status"],
-                          details={"history": result["history"]})  # fmt: skip
-                status, note = summary["status"], f"test accuracy {summary['test_acc']:.3f}"
+                          details={"history": result["history"]},
+                          origin=message.origin)  # fmt: skip
+                outcomes[index] = summary["status"], f"test accuracy {summary['test_acc']:.3f}"
+                continue
+            status, note = outcomes.get(index, (Status.ERROR, "the child process ended without "
+                                                "a result"))  # fmt: skip
+            if not isinstance(message, Done):
+                status, note = ending(message)
             if status in FAILED:
                 failures += 1
                 row = {**run.settings(), **described, "note": note}

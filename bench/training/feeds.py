@@ -7,13 +7,14 @@ from __future__ import annotations
 import itertools
 import statistics
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import torch
 
 import archs
-from bench.data import FashionMNIST
-from bench.device import backend_for
+from bench.data import FashionMNIST, load
+from bench.device import backend_for, resolve_device
 from bench.timing import summarize, time_steps
 from bench.training.loop import Batches, train_step
 
@@ -50,10 +51,11 @@ class _Feed:
 
 
 def feed_throughputs(
-    model_name: str, resize: int | None, data: FashionMNIST, device: torch.device,
+    model_name: str, resize: int | None, data_dir: Path | None, device: str,
     seconds: float = 5.0, rounds: int = 3,
 ) -> list[dict[str, Any]]:  # fmt: skip
-    """Training images/s of one network fed by each pipeline, batch 128.
+    """Training images/s of one network fed by each pipeline, batch 128, on Fashion-MNIST from
+    ``data_dir`` (``bench.data.load``).
 
     ``ours``: device-resident uint8 batches; ``torchvision``: the book's per-image pipeline
     with DataLoader workers and a host read of the loss every step; ``compute_only``: one random
@@ -62,6 +64,7 @@ def feed_throughputs(
     ``seconds / rounds`` each, so that a slow spell of the machine hits them alike; throughput
     is the batch over the median step.
     """
+    data, device = load(data_dir), resolve_device(device)
     feeds = [_Feed(model_name, resize, feed, data, device) for feed in FEEDS]
     times: dict[str, list[float]] = {feed.name: [] for feed in feeds}
     for _ in range(rounds):

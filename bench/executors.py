@@ -1,0 +1,193 @@
+"""Where a stage's jobs run. A job is a function (it yields rows, or returns one) and its
+arguments, run in a process of its own (``bench.isolation``); the driver, the ``python -m
+bench`` process, reads what each job sends and alone writes the store, whichever executor runs
+the jobs:
+
+- ``Local``: a child process per job on this machine, one at a time; jobs that time nothing
+  (counting FLOPs) ``workers`` at a time, in a pool of worker processes.
+- ``Ray``: each job a Ray task on this machine or a cluster, as many at once as the resources
+  allow. A job that times things takes a whole device: one GPU, or on a CPU every core of a
+  node; a job that times nothing takes one CPU. A job whose worker is lost runs again, at most
+  ``RETRIES`` more times.
+
+Each job's messages end with one of ``Done``, ``Failed``, ``TimedOut``, ``Exited`` or ``Lost``.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from typing import Any
+
+from bench.isolation import (
+    Done,
+    Failed,
+    Lost,
+    Message,
+    Row,
+    ending,
+    exit_on_interrupt,
+    rows_of,
+    run_isolated,
+    stream_rows,
+)
+from bench.schema import Status
+
+RETRIES = 2  # a job whose Ray worker dies runs at most this many more times
+
+
+@dataclass(frozen=True)
+class Job:
+    """``produce(**kwargs)`` (it yields rows, or returns one), run in a child process that is
+    killed after ``timeout`` s; ``exclusive``: it times things, so no other job may share its
+    device."""
+
+    produce: Callable[..., Any]
+    kwargs: dict[str, Any]
+    timeout: float
+    exclusive: bool = True
+
+
+def isolated(job: Job) -> Iterator[Message]:
+    """The job's messages, from a child process of this one."""
+    yield from run_isolated(stream_rows, (job.produce, job.kwargs), job.timeout)
+
+
+class Executor(ABC):
+    @abstractmethod
+    def run(self, jobs: Sequence[Job]) -> Iterator[tuple[int, Message]]:
+        """Each job's messages as they arrive, with the job's index in ``jobs``."""
+
+
+class Local(Executor):
+    """Child processes on this machine: one per job, one at a time; jobs that time nothing
+    ``workers`` at a time, in a pool of worker processes (no timeout: they only count)."""
+
+    def __init__(self, workers: int = 1) -> None:
+        self.workers = workers
+
+    def run(self, jobs: Sequence[Job]) -> Iterator[tuple[int, Message]]:
+        if self.workers > 1 and not any(job.exclusive for job in jobs):
+            yield from self._pooled(jobs)
+            return
+        for index, job in enumerate(jobs):
+            for message in isolated(job):
+                yield index, message
+
+    def _pooled(self, jobs: Sequence[Job]) -> Iterator[tuple[int, Message]]:
+        spawn = multiprocessing.get_context("spawn")  # a forked child can deadlock on OpenMP
+        with ProcessPoolExecutor(self.workers, spawn, exit_on_interrupt) as pool:
+            running = {pool.submit(_rows, job): index for index, job in enumerate(jobs)}
+            for done in as_completed(running):
+                index = running[done]
+                try:
+                    rows = done.result()
+                except Exception as error:  # the job's own, or its worker's death
+                    yield index, Failed(f"{type(error).__name__}: {error}".splitlines()[0])
+                    continue
+                for row in rows:
+                    yield index, row
+                yield index, Done()
+
+
+def _rows(job: Job) -> list[Row]:
+    """In a pool worker: every row of the job."""
+    return list(rows_of(job.produce, job.kwargs))
+
+
+class Ray(Executor):
+    """Ray tasks: started in this process (``address`` None) or on the cluster at
+    ``address`` (``auto``, ``ray://host:port``); ``gpu``: jobs that time things take a GPU."""
+
+    def __init__(self, address: str | None, gpu: bool) -> None:
+        import ray
+
+        if not ray.is_initialized():
+            ray.init(address=address, include_dashboard=False, log_to_driver=False,
+                     configure_logging=False)  # fmt: skip
+        self.ray, self.gpu = ray, gpu
+        self.task = ray.remote(max_retries=0)(isolated)  # retried here, where the store is
+        if gpu and not ray.cluster_resources().get("GPU"):
+            raise RuntimeError("the Ray cluster has no GPU")
+
+    def resources(self, job: Job) -> dict[str, float]:
+        if not job.exclusive:
+            return {"num_cpus": 1}
+        if self.gpu:
+            return {"num_cpus": 1, "num_gpus": 1}
+        # every core of the largest node: nothing runs beside a job that times a CPU
+        nodes = [n["Resources"].get("CPU", 0) for n in self.ray.nodes() if n["Alive"]]
+        return {"num_cpus": max(nodes)}
+
+    def run(self, jobs: Sequence[Job]) -> Iterator[tuple[int, Message]]:
+        from ray.exceptions import RayError
+
+        tries, running = [0] * len(jobs), {}  # running: task (a generator of refs) -> index
+        sent, repeats = [0] * len(jobs), [0] * len(jobs)  # rows yielded; rows a retry repeats
+
+        def submit(index: int) -> None:
+            tries[index] += 1
+            repeats[index] = sent[index]  # a retry's first rows were yielded by a try before
+            job = jobs[index]
+            running[self.task.options(**self.resources(job)).remote(job)] = index
+
+        for index in range(len(jobs)):
+            submit(index)
+        try:
+            while running:
+                (task,), _ = self.ray.wait(list(running), num_returns=1)
+                index = running[task]
+                try:
+                    message = self.ray.get(next(task))
+                except StopIteration:  # its Ending came before
+                    del running[task]
+                    continue
+                except RayError as error:  # the worker or its node died
+                    del running[task]
+                    if tries[index] <= RETRIES:
+                        submit(index)
+                        continue
+                    message = Lost(tries[index], str(error).strip().splitlines()[0])
+                if isinstance(message, Row) and repeats[index]:
+                    repeats[index] -= 1
+                    continue
+                sent[index] += isinstance(message, Row)
+                yield index, message
+        finally:  # interrupted: what is still running is ended
+            for task in running:
+                self.ray.cancel(task, force=True)
+
+
+def sweep_into(
+    store: Any,
+    stage: str,
+    executor: Executor,
+    sweeps: Sequence[tuple[Job, Callable[[int], dict], str]],
+    failure: tuple[Status, str] = (Status.ERROR, ""),
+) -> Iterator[tuple[str, int, Status, str]]:
+    """Run each network's batch-size sweep (a job whose kwargs name ``model_or_name`` and
+    ``batch_sizes``); store each row as it arrives, keyed by the sweep's ``config(batch
+    size)``; give every batch size a job did not report a row saying why (``failure``: status
+    and note prefix for an exception in the child). Yields (the sweep's label, batch size,
+    status, what to print)."""
+    pending = [list(job.kwargs["batch_sizes"]) for job, *_ in sweeps]
+    for index, message in executor.run([job for job, *_ in sweeps]):
+        job, config, label = sweeps[index]
+        name = job.kwargs["model_or_name"]
+        if isinstance(message, Row):
+            row = message.value
+            pending[index].remove(row["batch_size"])
+            status = Status(row["status"])
+            store.put(stage, name, config(row["batch_size"]), row, status=status,
+                      origin=message.origin)  # fmt: skip
+            shown = f"{row['images_per_s']:,.1f} images/s" if status == Status.OK else row["note"]
+            yield label, row["batch_size"], status, shown
+        elif not isinstance(message, Done):
+            status, note = ending(message, *failure)
+            for batch in pending[index]:
+                row = {"model": name, "batch_size": batch, "note": note}
+                store.put(stage, name, config(batch), row, status=status)
+                yield label, batch, status, note

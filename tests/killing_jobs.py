@@ -1,0 +1,27 @@
+"""A job for tests/test_ray.py, in a module of its own so that the Ray workers running it import
+little more than it."""
+
+import os
+import signal
+import time
+from pathlib import Path
+
+from bench.schema import ROWS
+
+
+def onnx_row(name, batch):
+    row = dict.fromkeys(ROWS["onnx"].__annotations__)
+    return row | {"model": name, "batch_size": batch, "status": "ok", "note": "",
+                  "images_per_s": 1000.0 * batch}  # fmt: skip
+
+
+def sweep_that_kills_its_worker(model_or_name, batch_sizes, marker, every_try):
+    """A sweep whose child kills the Ray worker running it after its first row (given a second
+    to pass it on): on the first try only, or on every try."""
+    for batch in batch_sizes:
+        yield onnx_row(model_or_name, batch)
+        if every_try or not os.path.exists(marker):
+            Path(marker).touch()
+            time.sleep(1)
+            os.kill(os.getppid(), signal.SIGKILL)  # the Ray worker, mid-job
+            time.sleep(60)  # this child ends with its parent, before this sleep does

@@ -15,7 +15,6 @@ Each job's messages end with one of ``Done``, ``Failed``, ``TimedOut``, ``Exited
 
 from __future__ import annotations
 
-import multiprocessing
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -28,6 +27,7 @@ from bench.isolation import (
     Lost,
     Message,
     Row,
+    children,
     ending,
     exit_on_interrupt,
     rows_of,
@@ -78,8 +78,7 @@ class Local(Executor):
                 yield index, message
 
     def _pooled(self, jobs: Sequence[Job]) -> Iterator[tuple[int, Message]]:
-        spawn = multiprocessing.get_context("spawn")  # a forked child can deadlock on OpenMP
-        with ProcessPoolExecutor(self.workers, spawn, exit_on_interrupt) as pool:
+        with ProcessPoolExecutor(self.workers, children(), exit_on_interrupt) as pool:
             running = {pool.submit(_rows, job): index for index, job in enumerate(jobs)}
             for done in as_completed(running):
                 index = running[done]

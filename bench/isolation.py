@@ -1,5 +1,5 @@
 """Child processes for whatever can crash, run out of memory or hang: a stage runs each job in a
-spawned child with a timeout and reads typed messages from it, so that one job's failure loses
+child process with a timeout and reads typed messages from it, so that one job's failure loses
 nothing already measured.
 
 A child sends ``Row``s; its stream ends with one of ``Done`` (it said so), ``Failed`` (an
@@ -80,15 +80,24 @@ def ending(message: Failed | TimedOut | Exited | Lost, failed_status: Status = S
     return Status.ERROR, f"its worker was lost on each of {message.tries} tries: {message.reason}"
 
 
+def children() -> multiprocessing.context.BaseContext:
+    """How children start: forked from a server process that imported torch and this package
+    once and ran nothing (no OpenMP or CUDA state to inherit), so that a child starts in
+    milliseconds instead of importing torch again."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["bench", "bench.training.loop", "bench.onnx_runtime"])
+    return context
+
+
 def run_isolated(target: Callable[..., Any], args: tuple, timeout_s: float) -> Iterator[Message]:
-    """Run ``target(send, *args)`` in a spawned child and yield what it sends, as it sends it
+    """Run ``target(send, *args)`` in a child process and yield what it sends, as it sends it
     (``stream_rows`` is such a target).
 
     Ends with ``Done`` or ``Failed`` as the child says, ``TimedOut`` if it outlives
     ``timeout_s``, or ``Exited`` if it dies without saying it is done. Nothing the child sent
     before is lost.
     """
-    context = multiprocessing.get_context("spawn")
+    context = children()
     receive, send = context.Pipe(duplex=False)
     # not a daemon: the child may start workers of its own (the book's DataLoader does); the
     # finally below ends it however this generator ends
@@ -131,8 +140,9 @@ def exit_on_interrupt() -> None:
 
 
 def exit_with_parent() -> None:
-    """In a child process: end it once its parent is gone (killed, or a Ray worker lost), so
-    that no orphan goes on measuring for nobody."""
+    """In a child process: end it once its parent is gone (the fork server, which ends with
+    the process that started it: a driver killed, a Ray worker lost), so that no orphan goes
+    on measuring for nobody."""
     parent = os.getppid()
 
     def watch() -> None:

@@ -23,5 +23,12 @@ def sweep_that_kills_its_worker(model_or_name, batch_sizes, marker, every_try):
         if every_try or not os.path.exists(marker):
             Path(marker).touch()
             time.sleep(1)
-            os.kill(os.getppid(), signal.SIGKILL)  # the Ray worker, mid-job
+            os.kill(_ray_worker(), signal.SIGKILL)  # mid-job
             time.sleep(60)  # this child ends with its parent, before this sleep does
+
+
+def _ray_worker():
+    """The Ray worker that started this job's child: the parent of the fork server it came
+    from (bench.isolation.children)."""
+    server = os.getppid()
+    return int(Path(f"/proc/{server}/stat").read_text().rsplit(")", 1)[1].split()[1])

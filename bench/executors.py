@@ -141,7 +141,7 @@ class Ray(Executor):
                 index = running[task]
                 try:
                     message = self.ray.get(next(task))
-                except StopIteration:  # its Ending came before
+                except StopIteration:  # the task is over: its last message came before
                     del running[task]
                     continue
                 except RayError as error:  # the worker or its node died

@@ -4,8 +4,8 @@ nothing already measured.
 
 A child sends ``Row``s; its stream ends with one of ``Done`` (it said so), ``Failed`` (an
 exception in the child), ``TimedOut`` (the child outlived its time and was killed) or ``Exited``
-(it died without saying it was done). ``ending`` turns the last three into the status and note a
-stage stores.
+(it died without saying it was done); an executor may end it with ``Lost`` (bench.executors).
+``ending`` turns each ending but ``Done`` into the status and note a stage stores.
 """
 
 from __future__ import annotations

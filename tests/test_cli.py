@@ -237,3 +237,19 @@ def test_the_ray_executor_without_ray_is_one_line(tmp_path, monkeypatch, capsys)
     assert main(["blocks", "--executor", "ray", "--store", str(tmp_path / "r.sqlite")]) == 2
     err = capsys.readouterr().err
     assert err == "python -m bench: error: --executor ray needs Ray: pip install -e '.[ray]'\n"
+
+
+def test_runs_train_longest_first_where_the_store_has_their_profile(tmp_path, full_row):
+    from bench.stages.train import longest_first
+    from bench.training.recipes import PRESETS, Run, config
+
+    store, book = Store(tmp_path / "r.sqlite"), PRESETS["book"]
+    todo = [(run, config(run, book, "ours")) for run in
+            (Run("lenet"), Run("nin"), Run("alexnet"), Run("resnet18"))]  # fmt: skip
+    for name, fwd in (("lenet", 1e6), ("alexnet", 1e9), ("resnet18", 2e8)):  # nin: none
+        side = config(Run(name), book, "ours")["resize"] or 28
+        store.put("profile", name, {"image_size": side, "in_channels": 1, "batch_size": 128},
+                  full_row("profile", model=name, fwd_flops_per_image=fwd,
+                           bwd_flops_per_image=2 * fwd))  # fmt: skip
+    ordered = [run.model for run, _ in longest_first(store, todo)]
+    assert ordered == ["alexnet", "resnet18", "lenet", "nin"]

@@ -17,8 +17,8 @@ class Settings(Networks):
 
 
 def run(s: Settings) -> int:
-    """Every selected network not yet in the store, counted by each peer (one child process
-    per network), stored, rendered."""
+    """Every selected network not yet in the store, counted by each peer (in worker
+    processes, a network each), stored, rendered."""
     import archs
     from bench.executors import Job
     from bench.isolation import Done, Row, ending

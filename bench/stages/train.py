@@ -8,6 +8,7 @@ import statistics
 from dataclasses import dataclass
 from typing import Any
 
+import archs
 from bench.console import Progress, plural
 from bench.schema import FAILED, MEASURED, Status
 from bench.stages.common import (
@@ -71,7 +72,8 @@ def run(s: Settings) -> int:
     store, failures = Store(s.store), 0
     keys = [(run, {**config(run, preset, s.pipeline), "device": device_name}) for run in runs]
     keys = list({config_hash(k): (r, k) for r, k in keys}.values())  # experiments may share runs
-    todo = [(r, k) for r, k in keys if not store.has("train", r.model, k, MEASURED)]
+    todo = longest_first(store, [(r, k) for r, k in keys
+                                 if not store.has("train", r.model, k, MEASURED)])  # fmt: skip
     print(f"train: {plural(len(todo), 'run')} to train ({len(keys) - len(todo)} already in "
           f"{s.store}), preset {name}, on {device_name}")  # fmt: skip
     jobs = [Job(train_rows, dict(run=run, preset=preset, data_dir=s.data_dir, device=str(device),
@@ -108,6 +110,32 @@ def run(s: Settings) -> int:
         print(line)
     write_pages(store, write_train, s.out / "train")
     return 1 if failures else 0
+
+
+def longest_first(store: Store, todo: list[tuple[Run, dict]]) -> list[tuple[Run, dict]]:
+    """The runs by counted training FLOPs (epochs x images x forward and backward FLOPs per
+    image, from the store's profile of the network at the run's input side), largest first, so
+    that runs side by side (``--executor ray``) end close together; a run whose network has no
+    such profile row keeps its place after them."""
+
+    def flops(item: tuple[Run, dict]) -> float:
+        run, key = item
+        side = key["resize"] or 28
+        row = store.get(
+            "profile",
+            run.model,
+            {
+                "image_size": side,
+                "batch_size": 128,
+                "in_channels": archs.spec(run.model).in_channels,
+            },
+        )
+        if row is None or row["status"] != Status.OK:
+            return 0.0
+        images = 60_000 if key["train_per_class"] is None else 10 * key["train_per_class"]
+        return key["epochs"] * images * (row["fwd_flops_per_image"] + row["bwd_flops_per_image"])
+
+    return sorted(todo, key=flops, reverse=True)
 
 
 def seed_medians(store: Store, runs: list[Run], preset: Preset, pipeline: str,

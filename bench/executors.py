@@ -15,6 +15,7 @@ Each job's messages end with one of ``Done``, ``Failed``, ``TimedOut``, ``Exited
 
 from __future__ import annotations
 
+import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -28,8 +29,8 @@ from bench.isolation import (
     Message,
     Row,
     children,
+    end_with,
     ending,
-    exit_on_interrupt,
     rows_of,
     run_isolated,
     stream_rows,
@@ -78,7 +79,7 @@ class Local(Executor):
                 yield index, message
 
     def _pooled(self, jobs: Sequence[Job]) -> Iterator[tuple[int, Message]]:
-        with ProcessPoolExecutor(self.workers, children(), exit_on_interrupt) as pool:
+        with ProcessPoolExecutor(self.workers, children(), end_with, (os.getpid(),)) as pool:
             running = {pool.submit(_rows, job): index for index, job in enumerate(jobs)}
             for done in as_completed(running):
                 index = running[done]

@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from bench.schema import Status
@@ -101,7 +102,7 @@ def run_isolated(target: Callable[..., Any], args: tuple, timeout_s: float) -> I
     receive, send = context.Pipe(duplex=False)
     # not a daemon: the child may start workers of its own (the book's DataLoader does); the
     # finally below ends it however this generator ends
-    child = context.Process(target=target, args=(send, *args))
+    child = context.Process(target=_child, args=(os.getpid(), target, send, *args))
     child.start()
     send.close()
     deadline, grace = time.monotonic() + timeout_s, 0.0
@@ -133,24 +134,35 @@ def run_isolated(target: Callable[..., Any], args: tuple, timeout_s: float) -> I
         receive.close()
 
 
-def exit_on_interrupt() -> None:
-    """In a child process: Ctrl-C (SIGINT to the whole process group) ends it at once and
-    quietly; the parent, interrupted too, says what was kept and ends what is left."""
-    signal.signal(signal.SIGINT, lambda *_: os._exit(130))
-
-
-def exit_with_parent() -> None:
-    """In a child process: end it once its parent is gone (the fork server, which ends with
-    the process that started it: a driver killed, a Ray worker lost), so that no orphan goes
-    on measuring for nobody."""
-    parent = os.getppid()
+def end_with(parent: int) -> None:
+    """In a child process: end it at once and quietly at Ctrl-C (SIGINT to the whole process
+    group: the parent, interrupted too, says what was kept), and once ``parent``, the process
+    that started it, is gone (a driver killed, a Ray worker lost), so that no orphan goes on
+    measuring for nobody. (Its parent in the process tree is the fork server, which outlives
+    the process that started it as long as a child of it lives.)"""
 
     def watch() -> None:
-        while os.getppid() == parent:
+        while alive(parent):
             time.sleep(0.5)
         os._exit(1)
 
+    signal.signal(signal.SIGINT, lambda *_: os._exit(130))
     threading.Thread(target=watch, daemon=True).start()
+
+
+def alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (a zombie, dead but not yet reaped, does not)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat")  # Linux says which state it is in
+    return not stat.exists() or stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def _child(parent: int, target: Callable[..., Any], *args: Any) -> None:
+    end_with(parent)
+    target(*args)
 
 
 def rows_of(produce: Callable[..., Any], job: dict[str, Any]) -> Iterator[Row]:
@@ -168,8 +180,6 @@ def stream_rows(send: Any, produce: Callable[..., Any], job: dict[str, Any]) -> 
     then say it is done. An exception ends the stream with one ``Failed``."""
     import torch
 
-    exit_on_interrupt()
-    exit_with_parent()
     torch.manual_seed(0)
     try:
         for row in rows_of(produce, job):

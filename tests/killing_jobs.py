@@ -1,5 +1,5 @@
-"""A job for tests/test_ray.py, in a module of its own so that the Ray workers running it import
-little more than it."""
+"""Jobs that get killed, for tests/test_ray.py and test_interrupt.py: in a module of their own,
+so that the processes running them (Ray workers among them) import little more."""
 
 import os
 import signal
@@ -32,3 +32,10 @@ def _ray_worker():
     from (bench.isolation.children)."""
     server = os.getppid()
     return int(Path(f"/proc/{server}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+def sleep_after_saying_who(pid_file):
+    """A job that writes its process id, then sleeps far beyond any test."""
+    Path(pid_file).write_text(str(os.getpid()))
+    time.sleep(600)
+    yield {}

@@ -7,11 +7,13 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
 from bench.__main__ import main
 from bench.blocks import cases
+from bench.isolation import alive
 from bench.store import Store
 
 # stage -> (its options, the stage rows a whole run stores, the rows to wait for before the kill)
@@ -78,3 +80,26 @@ def test_ctrl_c_ends_the_run_and_its_children_and_says_what_was_kept(tmp_path):
         while time.monotonic() < deadline:
             os.killpg(child.pid, 0)
             time.sleep(0.1)
+
+
+def test_a_job_ends_when_the_process_that_started_it_is_killed(tmp_path):
+    """Children fork from a fork server that outlives the run while they live: each watches the
+    run itself, so that a run killed alone (not its group) leaves nothing measuring."""
+    pid_file = tmp_path / "child.pid"
+    code = ("from killing_jobs import sleep_after_saying_who\n"
+            "from bench.executors import Job, Local\n"
+            f"list(Local().run([Job(sleep_after_saying_who, {{'pid_file': {str(pid_file)!r}}}, "
+            "900)]))\n")  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent)}
+    run = subprocess.Popen([sys.executable, "-c", code], env=env)
+    deadline = time.monotonic() + 300
+    while not pid_file.exists() or not pid_file.read_text():
+        assert time.monotonic() < deadline and run.poll() is None, "the job never started"
+        time.sleep(0.1)
+    job = int(pid_file.read_text())
+    run.kill()  # the run alone, as a lost Ray worker is
+    run.wait()
+    deadline = time.monotonic() + 120
+    while alive(job):
+        assert time.monotonic() < deadline, "the job outlived the run that started it"
+        time.sleep(0.2)

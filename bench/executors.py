@@ -15,11 +15,13 @@ Each job's messages end with one of ``Done``, ``Failed``, ``TimedOut``, ``Exited
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from bench.isolation import (
@@ -131,7 +133,7 @@ class Ray(Executor):
         def submit(index: int) -> None:
             tries[index] += 1
             repeats[index] = sent[index]  # a retry's first rows were yielded by a try before
-            job = jobs[index]
+            job = absolute(jobs[index])
             running[self.task.options(**self.resources(job)).remote(job)] = index
 
         for index in range(len(jobs)):
@@ -159,6 +161,13 @@ class Ray(Executor):
         finally:  # interrupted: what is still running is ended
             for task in running:
                 self.ray.cancel(task, force=True)
+
+
+def absolute(job: Job) -> Job:
+    """The job with its paths (store folder, checkpoints, data) made absolute: a Ray worker
+    does not share the driver's working directory."""
+    kwargs = {k: v.resolve() if isinstance(v, Path) else v for k, v in job.kwargs.items()}
+    return dataclasses.replace(job, kwargs=kwargs)
 
 
 def sweep_into(

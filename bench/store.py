@@ -50,8 +50,9 @@ CREATE TABLE IF NOT EXISTS details (
 
 
 SQLITE_HEADER = b"SQLite format 3\0"
-# The layout of rows (bench/schema.py) this code reads and writes, kept in SQLite's user_version.
-VERSION = 2
+# The layout of rows (bench/schema.py) this code reads and writes, kept in SQLite's user_version
+# (3: a training run's key names only the techniques switched on).
+VERSION = 3
 
 
 class StoreError(Exception):

@@ -128,3 +128,34 @@ def test_a_run_with_a_network_from_timm_renders_without_timm(tmp_path, full_row)
         "timm",
         5,
     )
+
+
+def test_each_fast_recipe_gets_its_own_median_and_curves(tmp_path, full_row):
+    from bench.render.headline import headline
+    from bench.render.plots import fast_recipe
+
+    store = Store(tmp_path / "r.sqlite")
+    runs = [(7, 0.2, True, "augment", s, a) for s, a in ((0, 0.931), (1, 0.936), (2, 0.934))]
+    runs += [(5, 0.1, True, "augment+shift_tta", s, a) for s, a in ((0, 0.94), (1, 0.938))]
+    runs += [(5, 0.1, False, "-", 0, 0.80)]  # the book's loop on the same schedule
+    for epochs, lr, fast, techniques, seed, accuracy in runs:
+        row = full_row("train", model="resnet9_28", epochs=epochs, lr=lr, batch_size=128,
+                       fast_recipe=fast, techniques=techniques, seed=seed, test_acc=accuracy,
+                       preset="book", work=f"{epochs} epochs over all 60,000 images",
+                       test_set="all 10,000", device_name="cpu", images_per_s=900.0,
+                       autocast="off")  # fmt: skip
+        history = [{"wall_s": 60.0 * e, "test_acc": accuracy - 0.01 * (epochs - e)}
+                   for e in range(1, epochs + 1)]  # fmt: skip
+        store.put("train", "resnet9_28", {"epochs": epochs, "seed": seed, "fast": fast,
+                                            "test_per_class": None}, row,
+                  details={"history": history})  # fmt: skip
+    table = headline(store)
+    fast_rows = table[table["kind"] == "fast"]
+    assert sorted(zip(fast_rows["model"], fast_rows["test_acc"], strict=True)) == [
+        ("resnet9_28, fast recipe, 5 epochs of batch 128 at lr 0.1 (2 seeds, median)", 0.938),
+        ("resnet9_28, fast recipe, 7 epochs of batch 128 at lr 0.2 (3 seeds, median)", 0.934),
+    ]
+    written = fast_recipe(store, tmp_path / "plots")
+    assert [p.name for p in written] == ["fast_recipe.png", "fast_recipe.svg"]
+    svg = written[1].read_text()
+    assert svg.count("fast recipe, 5 epochs") == 2 and svg.count("the book's loop") == 1

@@ -9,7 +9,7 @@ from torch import nn
 
 import archs
 from bench import data as D
-from bench.training.loop import augment, evaluate, train
+from bench.training.loop import augment, evaluate, train, transform
 from bench.training.recipes import (
     EXPERIMENTS,
     FAST,
@@ -142,8 +142,12 @@ def test_experiments_and_configs_are_data():
     lrs = [r.settings()["lr"] for r in EXPERIMENTS["lr_grid"] if r.model == "lenet"]
     assert lrs == [0.03, 0.1, 0.3, 1.0, 3.0]
     assert all(r.epochs for n in ("fast", "fast_ablation") for r in EXPERIMENTS[n])
-    # the ablation switches off one technique at a time, then all of them
-    ablated = [t for t in (r.techniques for r in EXPERIMENTS["fast_ablation"])]
+    # the ablation switches off one technique at a time, then all of them, for every seed
+    lines = [r for r in EXPERIMENTS["fast_ablation"] if r.seed == 0]
+    assert EXPERIMENTS["fast_ablation"] == tuple(
+        dataclasses.replace(r, seed=s) for s in (0, 1, 2) for r in lines
+    )
+    ablated = [r.techniques for r in lines]
     switched_on = [f for f in dataclasses.fields(Techniques) if getattr(FAST, f.name) != f.default]
     assert len(ablated) == len(switched_on) + 1 and ablated[-1] == PLAIN
     assert all(sum(getattr(t, f.name) != getattr(FAST, f.name) for f in dataclasses.fields(Techniques))
@@ -289,6 +293,60 @@ def test_flip_tta_averages_the_mirror(fashion):
     assert tta[0] != plain[0]
 
 
+def test_shift_tta_averages_in_the_image_moved_one_pixel_each_way(fashion):
+    split = D.subset(fashion.test, 5)
+    batches = D.DeviceBatches(split, 50, CPU, shuffle=False)
+    torch.manual_seed(0)
+    model = archs.build("lenet_28")
+    loss, _ = evaluate(model, batches, Techniques(flip_tta=True, shift_tta=True))
+    x = D.prepare(split.images, None)
+
+    def moved(d: int) -> torch.Tensor:  # d pixels down and right (up and left for -1), zeros in
+        out = torch.roll(x, (d, d), (2, 3))
+        edge = 0 if d > 0 else -1
+        out[:, :, edge, :], out[:, :, :, edge] = 0, 0
+        return out
+
+    with torch.no_grad():
+        model.eval()
+
+        def mirrored(v: torch.Tensor) -> torch.Tensor:
+            return (model(v) + model(v.flip(3))) / 2
+
+        logits = mirrored(x) / 2 + (mirrored(moved(-1)) + mirrored(moved(1))) / 4
+    assert loss == pytest.approx(F.cross_entropy(logits, split.labels).item(), rel=1e-5)
+
+
+def test_eval_at_end_trains_the_same_and_evaluates_the_last_epoch_only(fashion):
+    budget = Preset("test", epochs=2, train_per_class=100, test_per_class=20)
+    sgd = Techniques(momentum=0.9)
+    run = Run("resnet9_28", lr=0.05, batch_size=256, techniques=sgd)
+    summary, at_end = train(dataclasses.replace(run, techniques=dataclasses.replace(
+        sgd, eval_at_end=True)), budget, fashion, CPU)  # fmt: skip
+    _, every = train(run, budget, fashion, CPU)
+    assert len(every) == 2 and len(at_end) == 1 and summary["evaluations"] == 1
+    (last,) = at_end
+    assert (last["epoch"], last["step"]) == (2.0, every[-1]["step"])
+    assert last["test_acc"] == every[-1]["test_acc"]  # the same weights at the end
+    # its training loss and images/s are over both epochs
+    assert last["train_loss"] == pytest.approx(
+        (every[0]["train_loss"] + every[1]["train_loss"]) / 2
+    )
+    assert last["images_per_s"] == pytest.approx(2000 / last["train_s"])
+
+
+def test_early_sides_downscale_the_first_epochs_only(fashion):
+    from torchvision.transforms.functional import resize
+
+    x = D.prepare(fashion.test.images[:8], None)
+    growing = Techniques(early_sides=(14, 20))
+    for epoch, side in enumerate((14, 20)):
+        small = transform(x, growing, seed=0, epoch=epoch, step=0)
+        assert small.shape == (8, 1, side, side)
+        assert torch.allclose(small, resize(x, [side, side], antialias=True), atol=1e-6)
+    assert torch.equal(transform(x, growing, seed=0, epoch=2, step=0), x)
+
+
 def test_each_run_stores_how_the_pages_describe_it():
     cpu = PRESETS["cpu"]
     preset_run = describe(Run("lenet"), cpu, "ours")
@@ -316,3 +374,22 @@ def test_adam_replaces_sgd_with_the_rate_and_decay_asked_for():
     sgd = _optimizer(model, 0.1, PLAIN)
     assert type(sgd) is torch.optim.SGD and sgd.param_groups[0]["momentum"] == 0
     assert not sgd.param_groups[0]["nesterov"]
+
+
+def test_runs_that_differ_by_seed_print_their_median_and_range():
+    from bench.stages.train import seed_medians
+
+    accuracy = {0: 0.931, 1: 0.94, 2: 0.936}
+
+    class Stored:  # the three seeds' rows, as the store gives them
+        def get(self, stage, model, key):
+            return {
+                "status": "ok",
+                "test_acc": accuracy[key["seed"]],
+                "wall_s": 250.0 + key["seed"],
+            }
+
+    runs = [dataclasses.replace(FAST_RUN, seed=s) for s in accuracy]
+    (line,) = seed_medians(Stored(), runs, PRESETS["book"], "ours", "cpu")
+    assert "median of 3 seeds: test accuracy 93.60% (range 93.10% to 94.00%)" in line
+    assert "wall clock 251 (range 250 to 252) s" in line

@@ -45,6 +45,8 @@ PLOTS = {
     "throughput_vs_batch": "throughput against batch size (PyTorch and onnxruntime)",
     "memory_vs_batch": "peak memory against batch size",
     "training_curves": "test accuracy against training time and against wall clock",
+    "fast_recipe": "time to accuracy: the fast recipes against the book's loop on their "
+                   "schedule",
     "conv_vs_fc": "parameters and MACs: conv against fully connected",
     "roofline": "achieved FLOP/s against arithmetic intensity, under the roof",
 }  # fmt: skip
@@ -109,6 +111,17 @@ def training_speed(run: dict[str, Any], speeds: list[dict[str, Any]]) -> str:
     return f"{run['images_per_s']:,.0f} (training run)"
 
 
+def fast_recipes(runs: list[dict]) -> dict[str, list[dict]]:
+    """The fast recipe's runs among ``runs``, by recipe (a run's settings but its seed: the
+    recipe has changed over time), each named by its schedule."""
+    recipes: dict[str, list[dict]] = {}
+    for r in runs:
+        if r["fast_recipe"]:
+            name = f"fast recipe, {r['epochs']} epochs of batch {r['batch_size']} at lr {r['lr']}"
+            recipes.setdefault(name, []).append(r)
+    return recipes
+
+
 def headline(store: Store) -> pd.DataFrame:
     """One row per network with a result in the store (two if the fast recipe trained it too):
     what it costs and what it buys, at the input it was trained at."""
@@ -144,10 +157,9 @@ def headline(store: Store) -> pd.DataFrame:
         run = preset_run(mine)
         if run is not None:
             trained.append((name, "book" if run["preset"] == "book" else "fixed work", run))
-        fast = [r for r in mine if r["fast_recipe"]]
-        if fast:  # the median over seeds
+        for recipe, fast in fast_recipes(mine).items():  # the median over seeds
             median = sorted(fast, key=lambda r: r["test_acc"])[(len(fast) - 1) // 2]
-            trained.append((f"{name}, fast recipe ({plural(len(fast), 'seed')}, median)", "fast",
+            trained.append((f"{name}, {recipe} ({plural(len(fast), 'seed')}, median)", "fast",
                             median))  # fmt: skip
         if not trained:
             rows.append({"model": name, **costs, "accuracy": (

@@ -19,7 +19,7 @@ import pandas as pd
 from matplotlib.ticker import FuncFormatter, NullFormatter
 
 from bench.render.format import book_rank
-from bench.render.headline import headline
+from bench.render.headline import fast_recipes, headline
 from bench.schema import MEASURED, RESIDENT, Status
 from bench.store import Store
 
@@ -206,7 +206,7 @@ def _curves(store: Store) -> pd.DataFrame:
     points = []
     for run in chosen:
         fast = run["fast_recipe"]
-        recipe = f"fast recipe, seed {run['seed']}" if fast else run["techniques"]
+        recipe = f"{_recipe(run)}, seed {run['seed']}" if fast else run["techniques"]
         label = f"{run['model']} @ {run['resize'] or 28} px, {recipe} ({run['work']})"
         for point in store.details("train", run["model"], run["config"], "history"):
             points.append({**point, "label": label, "fast": fast, "model": run["model"]})
@@ -245,6 +245,53 @@ def training_curves(store: Store, out_dir: Path) -> list[Path]:
     panels[1].set_title("Against wall clock: time to accuracy", fontsize=10)
     panels[1].legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.02, 1.0))
     return _save(figure, out_dir, "training_curves")
+
+
+def _recipe(run: dict) -> str:
+    """The name of a scheduled run's recipe: a fast recipe's, or the book's loop."""
+    (name,) = fast_recipes([run]) or ["the book's loop"]
+    return name
+
+
+TARGET = (94.0, 300.0)  # the fast recipe's goal: test accuracy (%) within wall clock (s)
+
+
+def fast_recipe(store: Store, out_dir: Path) -> list[Path]:
+    """Time to accuracy of runs on a schedule of their own: each seed of each fast recipe, and
+    the book's loop on such a schedule, test accuracy at each evaluation against wall clock."""
+    runs = [r for r in store.rows("train") if r["status"] in MEASURED and r["epochs"] is not None
+            and (r["fast_recipe"] or r["techniques"] == "-")]  # fmt: skip
+    if not runs:
+        return []
+    figure, axes = plt.subplots(figsize=(9, 5))
+    names = list(dict.fromkeys(_recipe(r) for r in runs))
+    for run in runs:
+        name = _recipe(run)
+        points = pd.DataFrame(store.details("train", run["model"], run["config"], "history"))
+        axes.plot(
+            points["wall_s"],
+            100 * points["test_acc"],
+            "-" if run["fast_recipe"] else "--",
+            marker="o",
+            markersize=4,
+            color=plt.cm.tab10.colors[names.index(name) % 10],
+            label=f"{run['model']}, {name}, {run['preset']} preset, seed {run['seed']}",
+        )
+    accuracy, seconds = TARGET
+    axes.axhline(accuracy, color="0.4", linestyle=":", linewidth=1)
+    axes.axvline(seconds, color="0.4", linestyle=":", linewidth=1)
+    axes.annotate(f"goal: {accuracy:g}% within {seconds:g} s", (seconds, accuracy), fontsize=8,
+                  xytext=(4, 4), textcoords="offset points", color="0.3")  # fmt: skip
+    axes.set_xlabel("wall clock (s, measured: training and evaluation)")
+    axes.set_ylabel("test accuracy (%, measured)")
+    axes.set_ylim(max(CHANCE, min(80.0, axes.get_ylim()[0])), 100)
+    axes.set_xlim(0, None)
+    axes.grid(alpha=0.3)
+    devices = sorted({r["device_name"] for r in runs})
+    axes.set_title(f"Time to accuracy on Fashion-MNIST ({', '.join(devices)}): a point per "
+                   "evaluation", fontsize=10)  # fmt: skip
+    axes.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.02, 1.0))
+    return _save(figure, out_dir, "fast_recipe")
 
 
 def conv_vs_fc(store: Store, out_dir: Path) -> list[Path]:
@@ -352,6 +399,7 @@ def write_plots(store: Store, out_dir: Path, preset: str | None) -> list[Path]:
                                     "peak memory (MiB, measured)", title, out_dir,
                                     "memory_vs_batch", scale=lambda v: v / MIB)  # fmt: skip
     written += training_curves(store, out_dir)
+    written += fast_recipe(store, out_dir)
     written += conv_vs_fc(store, out_dir)
     written += roofline(store, out_dir)
     return written

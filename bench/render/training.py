@@ -85,10 +85,9 @@ def write_train(store: Store, out_dir: Path) -> list[Path]:
             "\n## What each technique of the fast recipe buys\n\n"
             "The fast recipe with one technique switched off at a time (and with none: the "
             "book's loop on the same schedule); the difference is against the fast recipe's "
-            "median over its seeds under the same preset. One seed per ablation row: compare "
-            "the differences with the spread of the seeds.\n\n"
-            + markdown(ablation, ABLATION_COLUMNS)
-            + "\n"
+            "median over its seeds under the same preset. Each row is the median over the seeds "
+            "it counts (the ablation trains three: 0, 1, 2); compare a difference with the seed "
+            "ranges.\n\n" + markdown(ablation, ABLATION_COLUMNS) + "\n"
         )
     written = [out_dir / "train.md", out_dir / "train.csv", out_dir / "curves.csv"]
     atomic_write(written[0], text)

@@ -146,11 +146,15 @@ def seed_medians(store: Store, runs: list[Run], preset: Preset, pipeline: str,
         row = store.get("train", run.model, {**config(run, preset, pipeline), "device": device})
         if row is not None and row["status"] in MEASURED:
             seeds.setdefault(dataclasses.replace(run, seed=0), []).append(row)
+
+    def spread(values: list[float], unit: str) -> str:
+        return (f"{statistics.median(values):{unit}} (range {min(values):{unit}} to "
+                f"{max(values):{unit}})")  # fmt: skip
+
     return [
         f"{run.model}, techniques {run.techniques.names()}: median of {len(rows)} seeds: test "
-        f"accuracy {statistics.median(r['test_acc'] for r in rows):.2%} "
-        f"({', '.join(format(r['test_acc'], '.2%') for r in rows)}), wall clock "
-        f"{statistics.median(r['wall_s'] for r in rows):.0f} s (training and evaluation)"
+        f"accuracy {spread([r['test_acc'] for r in rows], '.2%')}, wall clock "
+        f"{spread([r['wall_s'] for r in rows], '.0f')} s (training and evaluation)"
         for run, rows in seeds.items()
         if len(rows) > 1
     ]

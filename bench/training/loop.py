@@ -1,6 +1,6 @@
 """The training loop: one run on Fashion-MNIST as its preset adapts it, evaluated after every
-epoch, resumable from a checkpoint. Training time excludes evaluation; it is what
-time-to-accuracy uses.
+epoch (or, with eval_at_end, after the last), resumable from a checkpoint. Training time
+excludes evaluation; it is what time-to-accuracy uses.
 """
 
 from __future__ import annotations
@@ -29,20 +29,36 @@ ACCURACY_TARGETS = (0.80, 0.85, 0.90, 0.92)
 def evaluate(
     model: torch.nn.Module, batches: DeviceBatches, techniques: Techniques = PLAIN
 ) -> tuple[float, float]:
-    """Mean cross-entropy and accuracy over a split (with flip_tta, of the averaged logits)."""
+    """Mean cross-entropy and accuracy over a split (with test-time augmentation, of the
+    averaged logits)."""
     model.eval()
     loss, correct, seen = 0.0, 0, 0
     with torch.inference_mode(), _autocast(techniques, batches.images.device):
         for x, y in batches.epoch(0):
-            x = _layout(x, techniques)
-            logits = model(x).float()
-            if techniques.flip_tta:
-                logits = (logits + model(x.flip(3)).float()) / 2
+            logits = _views(model, x, techniques)
             loss += F.cross_entropy(logits, y, reduction="sum").item()
             correct += int((logits.argmax(1) == y).sum())
             seen += len(y)
     model.train()
     return loss / seen, correct / seen
+
+
+def _views(model: torch.nn.Module, x: torch.Tensor, techniques: Techniques) -> torch.Tensor:
+    """The logits evaluation takes for a batch: of the images, averaged with their mirrors
+    (flip_tta) and with the images shifted one pixel up-left and down-right (shift_tta)."""
+
+    def mirrored(x: torch.Tensor) -> torch.Tensor:
+        x = _layout(x, techniques)
+        logits = model(x).float()
+        return (logits + model(x.flip(3)).float()) / 2 if techniques.flip_tta else logits
+
+    logits = mirrored(x)
+    if techniques.shift_tta:
+        h, w = x.shape[2:]
+        padded = F.pad(x, (1, 1, 1, 1))
+        up_left, down_right = padded[:, :, 2:, 2:], padded[:, :, :h, :w]
+        logits = logits / 2 + (mirrored(up_left) + mirrored(down_right)) / 4
+    return logits
 
 
 class Diverged(Exception):
@@ -59,9 +75,9 @@ def train(
     on_step: Callable[[int], None] | None = None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Train one run as ``preset`` adapts it; return its summary row and one row per
-    evaluation point (one an epoch).
+    evaluation point (one an epoch, or the last epoch only with eval_at_end).
 
-    With ``checkpoint``, state is saved (atomically) at every evaluation point and a run that
+    With ``checkpoint``, state is saved (atomically) after every epoch and a run that
     finds one resumes from it, ending with the metrics it would have had uninterrupted.
     ``pipeline`` "torchvision" feeds the book's per-image pipeline instead of device batches.
     ``on_step(step)`` is called after every optimizer step (progress, or tests).
@@ -79,22 +95,22 @@ def train(
     test = DeviceBatches(subset(data.test, work.test_per_class), 512, device, settings["resize"],
                          shuffle=False)  # fmt: skip
     state = {"epoch": 0, "batch": 0, "step": 0, "train_s": 0.0, "wall_s": 0.0, "history": []}
+    window = _Window()
     if checkpoint is not None and checkpoint.exists():
         saved = torch.load(checkpoint, map_location=device, weights_only=False)
         for name, part in _parts(model, optimizer, schedule, average).items():
             part.load_state_dict(saved[name])
         torch.set_rng_state(saved["rng"])
-        state = saved["state"]
+        state, window = saved["state"], _Window(*saved["window"])
     backend = backend_for(device)
     backend.reset_peak()
-    status, window = Status.OK, _Window()
+    status = Status.OK
     try:
-        while len(state["history"]) < work.epochs:
+        while state["epoch"] < work.epochs:
             started = time.perf_counter()
             for x, y in batches.epoch(state["epoch"], state["batch"]):
-                if techniques.augment:
-                    x = augment(x, settings["seed"] * 1_000_003 + state["step"])
-                loss, correct = train_step(model, optimizer, _layout(x, techniques), y, techniques)
+                x = transform(x, techniques, settings["seed"], state["epoch"], state["step"])
+                loss, correct = train_step(model, optimizer, x, y, techniques)
                 if schedule is not None:
                     schedule.step()
                 if average is not None:
@@ -114,13 +130,14 @@ def train(
             state["epoch"], state["batch"] = state["epoch"] + 1, 0
             if not window.finite():
                 raise Diverged
-            evaluated = model if average is None else average.module
-            state["history"].append(
-                _point(state, window, evaluated, test, len(batches), techniques)
-            )
-            window = _Window()
+            if state["epoch"] == work.epochs or not techniques.eval_at_end:
+                evaluated = model if average is None else average.module
+                state["history"].append(
+                    _point(state, window, evaluated, test, len(batches), techniques)
+                )
+                window = _Window()
             if checkpoint is not None:
-                _save(checkpoint, _parts(model, optimizer, schedule, average), state)
+                _save(checkpoint, _parts(model, optimizer, schedule, average), state, window)
     except Diverged:
         status = Status.DIVERGED
     peak = backend.peak_bytes()
@@ -133,6 +150,17 @@ def train(
     meta = archs.build(settings["model"], image_size=side, device="meta")
     summary["fwd_macs_per_image"] = step_flops_per_image(meta, (1, side, side))["infer"] // 2
     return summary, state["history"]
+
+
+def transform(x: torch.Tensor, techniques: Techniques, seed: int, epoch: int,
+              step: int) -> torch.Tensor:  # fmt: skip
+    """A training batch as the techniques give it to the network: augmented (seeded by the
+    run's seed and the step), downscaled in the early epochs, in its memory layout."""
+    if techniques.augment:
+        x = augment(x, seed * 1_000_003 + step)
+    if epoch < len(techniques.early_sides):
+        x = F.interpolate(x, size=techniques.early_sides[epoch], mode="bilinear", antialias=True)
+    return _layout(x, techniques)
 
 
 def augment(x: torch.Tensor, seed: int) -> torch.Tensor:
@@ -259,8 +287,10 @@ def train_step(
 class _Window:
     """Training loss and accuracy since the last evaluation, summed on the device (no sync)."""
 
-    def __init__(self):
-        self.loss, self.correct, self.seen = torch.zeros(()), torch.zeros((), dtype=torch.long), 0
+    def __init__(self, loss=None, correct=None, seen: int = 0):
+        self.loss = torch.zeros(()) if loss is None else loss
+        self.correct = torch.zeros((), dtype=torch.long) if correct is None else correct
+        self.seen = seen
 
     def add(self, loss: torch.Tensor, correct: torch.Tensor, n: int) -> None:
         self.loss = self.loss.to(loss.device) + loss
@@ -290,11 +320,12 @@ def _point(state: dict, window: _Window, model, test: DeviceBatches, batches: in
     }
 
 
-def _save(path: Path, parts: dict[str, Any], state: dict) -> None:
+def _save(path: Path, parts: dict[str, Any], state: dict, window: _Window) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".partial")
     saved = {name: part.state_dict() for name, part in parts.items()}
-    torch.save({**saved, "rng": torch.get_rng_state(), "state": state}, partial)
+    totals = (window.loss, window.correct, window.seen)  # the epochs not yet evaluated
+    torch.save({**saved, "rng": torch.get_rng_state(), "state": state, "window": totals}, partial)
     os.replace(partial, path)
 
 

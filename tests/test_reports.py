@@ -147,7 +147,7 @@ def test_each_fast_recipe_gets_its_own_median_and_curves(tmp_path, full_row):
         history = [{"wall_s": 60.0 * e, "test_acc": accuracy - 0.01 * (epochs - e)}
                    for e in range(1, epochs + 1)]  # fmt: skip
         store.put("train", "resnet9_28", {"epochs": epochs, "seed": seed, "fast": fast,
-                                            "test_per_class": None}, row,
+                                            "test_per_class": None, "resize": None}, row,
                   details={"history": history})  # fmt: skip
     table = headline(store)
     fast_rows = table[table["kind"] == "fast"]
@@ -159,3 +159,12 @@ def test_each_fast_recipe_gets_its_own_median_and_curves(tmp_path, full_row):
     assert [p.name for p in written] == ["fast_recipe.png", "fast_recipe.svg"]
     svg = written[1].read_text()
     assert svg.count("fast recipe, 5 epochs") == 2 and svg.count("the book's loop") == 1
+    # the ablation compares the book's loop with the recipe of its schedule, batch and rate
+    from bench.render.training import write_train
+
+    write_train(store, tmp_path)
+    table = (tmp_path / "train.md").read_text().split("What each technique")[1]
+    assert (
+        "| resnet9_28 (book, 5 epochs, batch 128, lr 0.1) | none (the book's loop) | 1 | 80.0% |"
+        in table
+    )

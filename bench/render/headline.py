@@ -123,8 +123,8 @@ def fast_recipes(runs: list[dict]) -> dict[str, list[dict]]:
 
 
 def headline(store: Store) -> pd.DataFrame:
-    """One row per network with a result in the store (two if the fast recipe trained it too):
-    what it costs and what it buys, at the input it was trained at."""
+    """One row per network with a result in the store (and one per fast recipe that trained
+    it): what it costs and what it buys, at the input it was trained at."""
     from bench.runs import preset_of
 
     profiles = [

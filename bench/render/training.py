@@ -52,6 +52,7 @@ def write_train(store: Store, out_dir: Path) -> list[Path]:
     frame = pd.DataFrame(rows)
     frame["input"] = [f"{r['config']['resize'] or 28} px" for r in rows]
     frame["run"] = [f"{r['preset']}: {r['work']}" for r in rows]
+    ablation = _ablation(frame)  # by the techniques' names, before they are shown with autocast
     frame["techniques"] = [f"{r['techniques']} ({r.get('autocast', 'off')})" for r in rows]
     devices = sorted({r["provenance"]["device"] + " / " + r["provenance"]["cpu"] for r in rows})
     text = (
@@ -79,7 +80,6 @@ def write_train(store: Store, out_dir: Path) -> list[Path]:
         for r in rows
         for point in store.details("train", r["model"], r["config"], "history")
     ]  # fmt: skip
-    ablation = _ablation(frame)
     if len(ablation):
         text += (
             "\n## What each technique of the fast recipe buys\n\n"
@@ -117,7 +117,8 @@ def _ablation(frame: pd.DataFrame) -> pd.DataFrame:
     if runs.empty:
         return runs
     rows = []
-    for (model, epochs, preset), group in runs.groupby(["model", "epochs", "preset"]):
+    recipe = ["model", "epochs", "batch_size", "lr", "preset"]
+    for (model, epochs, batch, lr, preset), group in runs.groupby(recipe):
         full = max(group["techniques"], key=lambda t: len(t.split("+")))
         everything = "all (the fast recipe)" if group["fast_recipe"].any() else "all"
         medians = group.groupby("techniques").agg(
@@ -134,7 +135,8 @@ def _ablation(frame: pd.DataFrame) -> pd.DataFrame:
                     "none (the book's loop)" if techniques == "-" else "without " + ", ".join(off)
                 )
             )
-            rows.append({"model": f"{model} ({preset}, {int(epochs)} epochs)", "change": change,
+            name = f"{model} ({preset}, {int(epochs)} epochs, batch {batch}, lr {lr:g})"
+            rows.append({"model": name, "change": change,
                          "seeds": row["seeds"], "test_acc": row["test_acc"],
                          "spread": f"{row['low']:.2%} - {row['high']:.2%}",
                          "delta": row["test_acc"] - base if base is not None else None,

@@ -4,6 +4,7 @@ device ``--device`` names, and the roof a roofline needs (peak FLOP/s, memory ba
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import gc
@@ -11,7 +12,7 @@ import math
 import re
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -114,6 +115,18 @@ def _proc_status(field_name: str) -> int:
         if line.startswith(field_name + ":"):
             return int(line.split()[1]) * 1024
     raise OSError(f"no {field_name} in /proc/self/status")
+
+
+@contextlib.contextmanager
+def full_fp32() -> Iterator[None]:
+    """TF32 off for cuDNN's convolutions and cuBLAS's matrix products (convolutions use it by
+    default on Ampere and later GPUs), restored afterwards."""
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
 
 
 def is_out_of_memory(error: BaseException) -> bool:

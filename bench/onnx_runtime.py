@@ -2,7 +2,9 @@
 with PyTorch, and onnxruntime throughput beside PyTorch's at the same batch sizes.
 
 onnxruntime-gpu lists CUDA among its providers even on a machine without a GPU and falls back
-to the CPU without a word, so the provider is chosen explicitly and the one that ran is recorded.
+to the CPU without a word, so the provider is chosen explicitly, a fallback is an error, and the
+provider that ran is recorded. An onnxruntime without CUDA's provider (a CPU-only build) on a GPU
+machine runs on the CPU, and PyTorch beside it too, so that the ratio compares like with like.
 """
 
 from __future__ import annotations
@@ -20,10 +22,11 @@ import torch
 from torch import nn
 
 import archs
-from bench.device import Backend, CpuBackend, backend_for, resolve_device
+from bench.device import Backend, CpuBackend, backend_for, full_fp32, resolve_device
 from bench.timing import make_step_factory, sweep
 
 PARITY_TOLERANCE = 1e-4  # max abs difference of fp32 logits
+CUDA, CPU = "CUDAExecutionProvider", "CPUExecutionProvider"
 
 
 def export(model: nn.Module, example: torch.Tensor, path: Path) -> float:
@@ -47,18 +50,33 @@ def export(model: nn.Module, example: torch.Tensor, path: Path) -> float:
     return seconds
 
 
-def session(path: Path, device: torch.device) -> Any:
-    """An onnxruntime session on ``device``: CUDA when asked and available, else the CPU."""
+def placement(device: torch.device) -> tuple[torch.device, str]:
+    """Where onnxruntime runs, and its provider: on the GPU with CUDA's provider where this
+    onnxruntime has it, else on the CPU with the CPU's."""
     import onnxruntime as ort
 
-    if device.type == "cuda":
+    if device.type == "cuda" and CUDA in ort.get_available_providers():
+        return device, CUDA
+    return torch.device("cpu"), CPU
+
+
+def session(path: Path, provider: str, tf32: bool = True) -> Any:
+    """An onnxruntime session on ``provider`` alone (an error where onnxruntime falls back to
+    another); ``tf32`` False: CUDA's convolutions and matrix products in full fp32."""
+    import onnxruntime as ort
+
+    if provider == CUDA:
         ort.preload_dlls()  # use the CUDA and cuDNN libraries that torch's wheels bring
-        providers = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+        providers: list[Any] = [(CUDA, {"use_tf32": str(int(tf32))})]
     else:
-        providers = ["CPUExecutionProvider"]
+        providers = [CPU]
     options = ort.SessionOptions()
     options.intra_op_num_threads = torch.get_num_threads()  # as many threads as PyTorch uses
-    return ort.InferenceSession(str(path), options, providers=providers)
+    sess = ort.InferenceSession(str(path), options, providers=providers)
+    if sess.get_providers()[0] != provider:
+        raise RuntimeError(f"onnxruntime could not start {provider}; it fell back to "
+                           f"{sess.get_providers()[0]}")  # fmt: skip
+    return sess
 
 
 def ort_step_factory(sess: Any, input_shape: tuple[int, ...], device: torch.device) -> Callable:
@@ -66,7 +84,7 @@ def ort_step_factory(sess: Any, input_shape: tuple[int, ...], device: torch.devi
     bound to the device (IOBinding), so no host copy happens inside the timed step."""
     import onnxruntime as ort
 
-    on_gpu = sess.get_providers()[0] == "CUDAExecutionProvider"
+    on_gpu = sess.get_providers()[0] == CUDA
 
     def factory(batch: int) -> Callable[[], Any]:
         x = np.random.default_rng(0).standard_normal((batch, *input_shape), dtype=np.float32)
@@ -81,8 +99,9 @@ def ort_step_factory(sess: Any, input_shape: tuple[int, ...], device: torch.devi
 
 
 def max_abs_difference(model: nn.Module, sess: Any, example: torch.Tensor) -> float:
-    """Largest absolute difference between PyTorch's and onnxruntime's eval-mode outputs."""
-    with torch.inference_mode():
+    """Largest absolute difference between PyTorch's and onnxruntime's eval-mode outputs,
+    PyTorch's computed in full fp32 (TF32 off; ``sess`` should be made with ``tf32`` False)."""
+    with torch.inference_mode(), full_fp32():
         expected = model.eval()(example).float().cpu().numpy()
     got = sess.run(None, {"images": example.cpu().numpy()})[0]
     return float(np.abs(got - expected).max())
@@ -101,9 +120,10 @@ def iter_onnx(
 ) -> Iterator[dict[str, Any]]:
     """Export one registry network, check it, then time onnxruntime and PyTorch inference at
     each batch size; one row per batch size, with the export's facts in every row. The .onnx
-    file is written to ``onnx_dir``."""
+    file is written to ``onnx_dir``. Parity is checked in full fp32 (TF32 off on both sides);
+    the timings use each runtime's defaults."""
     name = model_or_name
-    dev = resolve_device(device)
+    dev, provider = placement(resolve_device(device))
     size = image_size or archs.spec(name).image_size
     in_channels = in_channels or archs.spec(name).in_channels
     shape = (in_channels, size, size)
@@ -112,8 +132,8 @@ def iter_onnx(
     example = torch.randn(2, *shape, device=dev)
     path = onnx_dir / f"{name}_{size}px_c{in_channels}.onnx"
     export_s = export(model, example, path)
-    sess = session(path, dev)
-    difference = max_abs_difference(model, sess, example)
+    difference = max_abs_difference(model, session(path, provider, tf32=False), example)
+    sess = session(path, provider)
     facts = {
         "model": name,
         "image_size": size,
@@ -123,7 +143,7 @@ def iter_onnx(
         "checker": "passed",
         "max_abs_diff": difference,
         "parity_ok": difference <= PARITY_TOLERANCE,
-        "provider": sess.get_providers()[0],
+        "provider": provider,
         "ort_threads": torch.get_num_threads(),
         "device_name": backend_for(dev).name,
         "time_cap_s": time_cap_s,

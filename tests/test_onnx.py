@@ -44,12 +44,59 @@ def test_both_runtimes_are_timed_at_every_batch_size(lenet_rows):
 
 def test_dynamic_batch_axis(lenet_rows, tmp_path):
     _, out = lenet_rows
-    sess = onnx_runtime.session(out / "lenet_28px_c1.onnx", torch.device("cpu"))
+    sess = onnx_runtime.session(out / "lenet_28px_c1.onnx", onnx_runtime.CPU)
     for batch in (1, 3, 17):
         assert sess.run(None, {"images": torch.randn(batch, 1, 28, 28).numpy()})[0].shape == (
             batch,
             10,
         )
+
+
+def test_a_provider_that_falls_back_is_an_error(lenet_rows):
+    _, out = lenet_rows
+    # onnxruntime-gpu lists CUDA's provider on this machine, which has no GPU: it cannot start
+    with pytest.raises(RuntimeError, match="could not start CUDAExecutionProvider; it fell back"):
+        onnx_runtime.session(out / "lenet_28px_c1.onnx", onnx_runtime.CUDA)
+
+
+@pytest.mark.parametrize(
+    ("device", "available", "expected"),
+    [
+        ("cuda", ["CUDAExecutionProvider", "CPUExecutionProvider"], ("cuda", "CUDAExecutionProvider")),
+        ("cuda", ["CPUExecutionProvider"], ("cpu", "CPUExecutionProvider")),  # a CPU-only build
+        ("cpu", ["CUDAExecutionProvider", "CPUExecutionProvider"], ("cpu", "CPUExecutionProvider")),
+    ],
+)  # fmt: skip
+def test_onnxruntime_runs_where_its_provider_is(monkeypatch, device, available, expected):
+    import onnxruntime
+
+    monkeypatch.setattr(onnxruntime, "get_available_providers", lambda: available)
+    where, provider = onnx_runtime.placement(torch.device(device))
+    assert (where.type, provider) == expected
+
+
+def test_parity_is_checked_with_tf32_off():
+    class Probe(torch.nn.Module):  # what a forward pass sees of the TF32 switches
+        seen: list = []
+
+        def forward(self, x):
+            self.seen.append(
+                (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)
+            )
+            return x
+
+    class Session:
+        def run(self, outputs, feeds):
+            return [feeds["images"]]
+
+    before = (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = True
+    try:
+        assert onnx_runtime.max_abs_difference(Probe(), Session(), torch.ones(2, 3)) == 0
+        assert Probe.seen == [(False, False)]
+        assert torch.backends.cudnn.allow_tf32 and torch.backends.cuda.matmul.allow_tf32
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = before
 
 
 def _rows_failing_all_but_lenet(model_or_name, **job):
@@ -72,3 +119,22 @@ def test_a_failed_export_is_recorded_and_the_others_go_on(tmp_path, monkeypatch,
     text = (tmp_path / "onnx" / "onnx.md").read_text()
     assert "| lenet | 1 | ok | CPUExecutionProvider |" in text
     assert "| alexnet | 1 | error |" in text
+
+
+def test_without_cudas_provider_a_cuda_request_runs_both_runtimes_on_the_cpu(
+    tmp_path, monkeypatch, capsys
+):
+    import onnxruntime
+
+    import bench.device
+
+    cpu = bench.device.resolve_device("cpu")
+    monkeypatch.setattr(bench.device, "resolve_device", lambda name="auto": torch.device("cuda"))
+    monkeypatch.setattr(onnxruntime, "get_available_providers", lambda: ["CPUExecutionProvider"])
+    argv = ["onnx", "--models", "lenet", "--device", "cuda", "--batch-sizes", "1",
+            "--time-cap", "0.05", "--store", str(tmp_path / "r.sqlite"), "--out", str(tmp_path)]  # fmt: skip
+    assert main(argv) == 0
+    assert "this onnxruntime has no CUDA provider (a CPU-only build)" in capsys.readouterr().out
+    (row,) = Store(tmp_path / "r.sqlite").rows("onnx")
+    assert row["provider"] == row["config"]["provider"] == "CPUExecutionProvider"
+    assert row["device_name"] == bench.device.backend_for(cpu).name

@@ -26,23 +26,29 @@ class Settings(Sweep):
     timeout: float = timeout_option(600, "model")
 
 
-def config(s: Settings, device: str, name: str, batch: int, size: int) -> dict[str, Any]:
+def config(s: Settings, device: str, provider: str, name: str, batch: int,
+           size: int) -> dict[str, Any]:  # fmt: skip
     """A point's key in the store."""
     return {"batch_size": batch, "image_size": size,
-            "in_channels": s.in_channels or archs.spec(name).in_channels,
-            "device": device, "time_cap_s": s.time_cap, "max_step_s": s.max_step}  # fmt: skip
+            "in_channels": s.in_channels or archs.spec(name).in_channels, "device": device,
+            "provider": provider, "time_cap_s": s.time_cap, "max_step_s": s.max_step}  # fmt: skip
 
 
 def run(s: Settings) -> int:
     """Export, check and time every selected network under onnxruntime, one child each."""
     from bench.device import backend_for
     from bench.executors import Job, sweep_into
-    from bench.onnx_runtime import iter_onnx
+    from bench.onnx_runtime import iter_onnx, placement
     from bench.render.stages import write_onnx
 
     names = select_models(s.models)
-    device = device_of(s)
-    key, executor = functools.partial(config, s, backend_for(device).name), s.runner(device)
+    asked = device_of(s)
+    device, provider = placement(asked)
+    if device != asked:
+        print("onnx: CUDA was asked for, and this onnxruntime has no CUDA provider (a CPU-only "
+              "build): onnxruntime runs on the CPU, and PyTorch beside it too")  # fmt: skip
+    key = functools.partial(config, s, backend_for(device).name, provider)
+    executor = s.runner(device)
     store, failures = Store(s.store), 0
     jobs = []  # one per network: its batch sizes not yet in the store
     for name in names:
@@ -52,7 +58,7 @@ def run(s: Settings) -> int:
         if not todo:
             continue
         job = dict(
-            model_or_name=name, batch_sizes=tuple(todo), device=s.device, image_size=size,
+            model_or_name=name, batch_sizes=tuple(todo), device=device.type, image_size=size,
             in_channels=s.in_channels, time_cap_s=s.time_cap, max_step_s=s.max_step,
             onnx_dir=s.out / "onnx",
         )  # fmt: skip

@@ -24,12 +24,18 @@ from bench.schema import ALLOCATED, RESIDENT
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 # Dense peak TFLOP/s by precision, from NVIDIA's datasheets (tensor-core figures without
-# sparsity): "NVIDIA H100 Tensor Core GPU", "NVIDIA A100 Tensor Core GPU", "NVIDIA L4 Tensor Core
-# GPU" and "NVIDIA T4" datasheets. The first entry whose words all appear among the words of the
-# device name wins (torch names the H100 SXM "NVIDIA H100 80GB HBM3").
+# sparsity, which the datasheets print at twice these): "NVIDIA H100 Tensor Core GPU" (SXM, PCIe,
+# NVL), "NVIDIA H200 Tensor Core GPU" (SXM, NVL), "NVIDIA GH200 Grace Hopper Superchip", "NVIDIA
+# A100 Tensor Core GPU", "NVIDIA L4 Tensor Core GPU" and "NVIDIA T4". The first entry whose words
+# all appear among the words of the device name wins (torch names the H100 SXM "NVIDIA H100
+# 80GB HBM3").
 GPU_PEAK_TFLOPS = [
+    (("H100", "NVL"), "H100 NVL", {"fp32": 60.0, "tf32": 417.5, "bf16": 835.5, "fp16": 835.5}),
     (("H100", "PCIe"), "H100 PCIe", {"fp32": 51.2, "tf32": 378.0, "bf16": 756.0, "fp16": 756.0}),
     (("H100",), "H100 SXM", {"fp32": 67.0, "tf32": 494.7, "bf16": 989.4, "fp16": 989.4}),
+    (("H200", "NVL"), "H200 NVL", {"fp32": 60.0, "tf32": 417.5, "bf16": 835.5, "fp16": 835.5}),
+    (("H200",), "H200 SXM", {"fp32": 67.0, "tf32": 494.7, "bf16": 989.4, "fp16": 989.4}),
+    (("GH200",), "GH200", {"fp32": 67.0, "tf32": 494.7, "bf16": 989.4, "fp16": 989.4}),
     (("A100",), "A100", {"fp32": 19.5, "tf32": 156.0, "bf16": 312.0, "fp16": 312.0}),
     (("L4",), "L4", {"fp32": 30.3, "tf32": 60.0, "bf16": 121.0, "fp16": 121.0}),
     (("T4",), "T4", {"fp32": 8.1, "fp16": 65.0}),
@@ -199,10 +205,24 @@ def cpu_peak_flops(cpu: CpuDescription, precision: str) -> tuple[float, str]:
     return peak, words
 
 
+def fp32_math() -> dict[str, Any]:
+    """What fp32 convolutions and matrix products may run as on a GPU, as torch is set now:
+    cuDNN's TF32 switch (on by default) and the float32 matmul precision ("highest" by default;
+    "high" allows TF32, "medium" bf16)."""
+    return {"cudnn_allow_tf32": torch.backends.cudnn.allow_tf32,
+            "float32_matmul_precision": torch.get_float32_matmul_precision()}  # fmt: skip
+
+
 def gpu_peak_flops(precision: str, name: str) -> tuple[float, str]:
-    """The datasheet's dense FLOP/s of the GPU named ``name`` for ``precision`` (fp32 runs as
-    tf32 where torch allows it), and the source; NaN where no datasheet figure is known."""
-    key = "tf32" if precision == "fp32" and torch.backends.cudnn.allow_tf32 else precision
+    """The datasheet's dense FLOP/s of the GPU named ``name`` for ``precision``, and the source;
+    NaN where no datasheet figure is known. fp32 takes the peak of the fastest math that
+    ``fp32_math`` allows some of its layers, so that no utilization exceeds 1."""
+    key = precision
+    if precision == "fp32":
+        math_now = fp32_math()
+        key = ("bf16" if math_now["float32_matmul_precision"] == "medium" else
+               "tf32" if math_now["cudnn_allow_tf32"] or math_now["float32_matmul_precision"]
+               == "high" else "fp32")  # fmt: skip
     tokens = set(re.split(r"[\s\-]+", name))
     for words, label, table in GPU_PEAK_TFLOPS:
         if tokens.issuperset(words) and key in table:

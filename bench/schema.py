@@ -124,6 +124,8 @@ class SpeedRow(Point):
     precision: str
     channels_last: bool
     compiled: bool
+    cudnn_allow_tf32: bool  # what fp32 layers may run as on a GPU (bench.device.fp32_math)
+    float32_matmul_precision: str
     peak_bytes: int
     memory_kind: str
     flops_per_image: int

@@ -27,6 +27,7 @@ from bench.device import (
     PRECISIONS,
     Backend,
     backend_for,
+    fp32_math,
     is_out_of_memory,
     peak_flops,
     resolve_device,
@@ -221,7 +222,7 @@ def iter_speed(
     settings = dict(
         image_size=size, in_channels=in_channels, precision=precision,
         channels_last=channels_last, compiled=compile, time_cap_s=time_cap_s,
-        max_step_s=max_step_s,
+        max_step_s=max_step_s, **fp32_math(),
     )  # fmt: skip
     state = copy.deepcopy(model.state_dict())
     if channels_last:

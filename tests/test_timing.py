@@ -149,6 +149,31 @@ def test_gpu_peak_comes_from_the_datasheet_table(monkeypatch):
     assert math.isnan(dev.gpu_peak_flops("fp32", "NVIDIA L40S")[0])  # not an L4
 
 
+@pytest.mark.parametrize(
+    ("name", "label"),
+    [("NVIDIA H100 80GB HBM3", "H100 SXM"), ("NVIDIA H100 NVL", "H100 NVL"),
+     ("NVIDIA H100 PCIe", "H100 PCIe"), ("NVIDIA H200", "H200 SXM"),
+     ("NVIDIA H200 NVL", "H200 NVL"), ("NVIDIA GH200 480GB", "GH200")],
+)  # fmt: skip
+def test_each_hopper_gpu_finds_its_own_datasheet_row(name, label):
+    assert dev.gpu_peak_flops("bf16", name)[1] == f"datasheet: {label} bf16"
+
+
+@pytest.mark.parametrize(
+    ("cudnn_tf32", "matmul_precision", "peak"),
+    [(False, "highest", "fp32"), (True, "highest", "tf32"), (False, "high", "tf32"),
+     (True, "medium", "bf16")],
+)  # fmt: skip
+def test_an_fp32_peak_follows_the_fastest_math_torch_allows(
+    monkeypatch, cudnn_tf32, matmul_precision, peak
+):
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", cudnn_tf32)
+    monkeypatch.setattr(torch, "get_float32_matmul_precision", lambda: matmul_precision)
+    assert dev.gpu_peak_flops("fp32", "NVIDIA H100 80GB HBM3")[1] == f"datasheet: H100 SXM {peak}"
+    assert dev.fp32_math() == {"cudnn_allow_tf32": cudnn_tf32,
+                               "float32_matmul_precision": matmul_precision}  # fmt: skip
+
+
 def test_speed_times_a_live_module_and_restores_its_state():
     torch.manual_seed(0)
     net = nn.Sequential(

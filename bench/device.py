@@ -135,11 +135,22 @@ def full_fp32() -> Iterator[None]:
         torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
 
 
-def is_out_of_memory(error: BaseException) -> bool:
-    """CUDA's OutOfMemoryError, or the CPU allocator's failure."""
+# How an allocator's failure reads where torch raises it as a plain RuntimeError (or its
+# AcceleratorError): the CUDA runtime's, cuBLAS's, cuDNN's (ALLOCATION_FAILED since cuDNN 9),
+# the CPU allocator's.
+OUT_OF_MEMORY = re.compile(r"out of memory|ALLOC(ATION)?_FAILED|can't allocate memory")
+
+
+def is_out_of_memory(error: BaseException | None) -> bool:
+    """An allocator's failure, on the GPU or the CPU, or an error raised from one (torch.compile
+    wraps what fails inside the compiled code)."""
+    if error is None:
+        return False
     if isinstance(error, (torch.cuda.OutOfMemoryError, MemoryError)):
         return True
-    return isinstance(error, RuntimeError) and "can't allocate memory" in str(error)
+    if isinstance(error, RuntimeError) and OUT_OF_MEMORY.search(str(error)):
+        return True
+    return is_out_of_memory(error.__cause__)
 
 
 def resolve_device(name: str = "auto") -> torch.device:

@@ -175,13 +175,11 @@ def sweep_into(
     stage: str,
     executor: Executor,
     sweeps: Sequence[tuple[Job, Callable[[int], dict], str]],
-    failure: tuple[Status, str] = (Status.ERROR, ""),
 ) -> Iterator[tuple[str, int, Status, str]]:
     """Run each network's batch-size sweep (a job whose kwargs name ``model_or_name`` and
     ``batch_sizes``); store each row as it arrives, keyed by the sweep's ``config(batch
-    size)``; give every batch size a job did not report a row saying why (``failure``: status
-    and note prefix for an exception in the child). Yields (the sweep's label, batch size,
-    status, what to print)."""
+    size)``; give every batch size a job did not report a row saying why. Yields (the sweep's
+    label, batch size, status, what to print)."""
     pending = [list(job.kwargs["batch_sizes"]) for job, *_ in sweeps]
     for index, message in executor.run([job for job, *_ in sweeps]):
         job, config, label = sweeps[index]
@@ -195,7 +193,7 @@ def sweep_into(
             shown = f"{row['images_per_s']:,.1f} images/s" if status == Status.OK else row["note"]
             yield label, row["batch_size"], status, shown
         elif not isinstance(message, Done):
-            status, note = ending(message, *failure)
+            status, note = ending(message)
             for batch in pending[index]:
                 row = {"model": name, "batch_size": batch, "note": note}
                 store.put(stage, name, config(batch), row, status=status)

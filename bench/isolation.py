@@ -69,11 +69,10 @@ Message = Row | Done | Failed | TimedOut | Exited | Lost
 _DONE = "done"
 
 
-def ending(message: Failed | TimedOut | Exited | Lost, failed_status: Status = Status.ERROR,
-           failed_prefix: str = "") -> tuple[Status, str]:  # fmt: skip
+def ending(message: Failed | TimedOut | Exited | Lost) -> tuple[Status, str]:
     """The (status, note) to store for a job that ended without its rows."""
     if isinstance(message, Failed):
-        return failed_status, failed_prefix + message.message
+        return Status.ERROR, message.message
     if isinstance(message, TimedOut):
         return Status.TIMEOUT, f"no result within {message.seconds:g} s"
     if isinstance(message, Exited):

@@ -17,7 +17,7 @@ class Status(str, Enum):
     OK = "ok"
     DIVERGED = "diverged"  # training: the loss became NaN or infinite
     OOM = "oom"  # out of memory at this batch size
-    SKIPPED = "skipped"  # not measured, and the note says why (a step too slow, no compiler)
+    SKIPPED = "skipped"  # not measured, and the note says why (a step too slow)
     NOT_APPLICABLE = "n/a"  # cannot be measured (batch norm training on a batch of one)
     ERROR = "error"
     TIMEOUT = "timeout"

@@ -55,7 +55,6 @@ def test_an_exception_in_the_job_ends_the_stream_with_its_first_line():
 
 def test_every_ending_becomes_a_status_and_a_note():
     assert ending(Failed("ValueError: x")) == ("error", "ValueError: x")
-    assert ending(Failed("no"), "skipped", "cannot compile: ") == ("skipped", "cannot compile: no")
     assert ending(TimedOut(30.0)) == ("timeout", "no result within 30 s")
     assert ending(Exited(-9)) == ("error", "the child process exited with code -9")
     assert ending(Lost(3, "WorkerCrashedError")) == (

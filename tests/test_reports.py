@@ -168,3 +168,18 @@ def test_each_fast_recipe_gets_its_own_median_and_curves(tmp_path, full_row):
         "| resnet9_28 (book, 5 epochs, batch 128, lr 0.1) | none (the book's loop) | 1 | 80.0% |"
         in table
     )
+
+
+def test_a_store_of_failures_alone_renders_every_page_and_lists_them(tmp_path):
+    from bench import runs
+
+    store = Store(tmp_path / "results.sqlite")
+    failure = {"model": "lenet", "batch_size": 1, "note": "RuntimeError: no C++ compiler"}
+    store.put("speed", "lenet", {"mode": "infer", "batch_size": 1}, failure, status="error")
+    store.put("onnx", "lenet", {"batch_size": 1}, failure, status="timeout")
+    runs.render(store, tmp_path)
+    assert (
+        "| lenet | " in (tmp_path / "speed" / "speed.md").read_text().split("without a result")[1]
+    )
+    assert "| lenet | 1 | timeout |" in (tmp_path / "onnx" / "onnx.md").read_text()
+    assert (tmp_path / "index.md").exists()

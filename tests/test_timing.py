@@ -70,6 +70,25 @@ def test_cpu_allocator_failure_counts_as_out_of_memory():
     assert not dev.is_out_of_memory(RuntimeError("shape mismatch"))
 
 
+@pytest.mark.parametrize(
+    "error",
+    [
+        torch.AcceleratorError("CUDA error: out of memory\nCUDA kernel errors might be reported"),
+        RuntimeError("CUDA error: CUBLAS_STATUS_ALLOC_FAILED when calling `cublasCreate(handle)`"),
+        RuntimeError("cuDNN error: CUDNN_STATUS_ALLOC_FAILED"),
+        RuntimeError("cuDNN error: CUDNN_STATUS_INTERNAL_ERROR_DEVICE_ALLOCATION_FAILED"),
+    ],
+    ids=["cuda-runtime", "cublas", "cudnn-8", "cudnn-9"],
+)
+def test_gpu_allocator_failures_count_as_out_of_memory(error):
+    assert dev.is_out_of_memory(error)
+    wrapper = Exception("BackendCompilerFailed: backend='inductor' raised: ...")
+    wrapper.__cause__ = error  # as torch.compile raises what failed in the compiled code
+    assert dev.is_out_of_memory(wrapper)
+    wrapper.__cause__, wrapper.__context__ = None, error  # raised while handling it: another error
+    assert not dev.is_out_of_memory(wrapper)
+
+
 def sweep_failing_at_batch_1(error):
     backend = FakeBackend()
 
@@ -218,3 +237,21 @@ def test_no_measured_matmul_exceeds_the_cpu_peak():
     roof = dev.peak_flops(torch.device("cpu"), "fp32", "this CPU")
     assert 0 < roof["achievable_flops_per_s"] <= roof["peak_flops_per_s"]
     assert "cores x" in roof["peak_source"] and roof["achievable_source"].startswith("measured")
+
+
+def _compiler_failing(model_or_name, **job):
+    raise RuntimeError("InvalidCxxCompiler: No working C++ compiler found")
+
+
+def test_a_compile_failure_is_an_error_that_the_next_run_measures_again(monkeypatch, tmp_path):
+    from bench.__main__ import main
+    from bench.schema import FINAL
+    from bench.store import Store
+
+    monkeypatch.setattr(sp, "iter_speed", _compiler_failing)
+    argv = ["speed", "--models", "lenet", "--mode", "infer", "--batch-sizes", "1", "--compile",
+            "--time-cap", "0.01", "--store", str(tmp_path / "r.sqlite"), "--out", str(tmp_path)]  # fmt: skip
+    assert main(argv) == 1
+    (row,) = Store(tmp_path / "r.sqlite").rows("speed")
+    assert row["note"] == "RuntimeError: InvalidCxxCompiler: No working C++ compiler found"
+    assert row["status"] == "error" and row["status"] not in FINAL  # the next run measures it

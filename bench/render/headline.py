@@ -77,7 +77,7 @@ HEADLINE_COLUMNS: list[Column] = [
 
 
 def _best(rows: list[dict], mode: str) -> str:
-    timed = [r for r in rows if r["mode"] == mode and r["status"] == Status.OK]
+    timed = [r for r in rows if r["status"] == Status.OK and r["mode"] == mode]
     if not timed:
         return "-"
     best = max(timed, key=lambda r: r["images_per_s"])

@@ -166,12 +166,16 @@ def write_speed(store: Store, out_dir: Path) -> list[Path]:
     if not rows:
         return []
     frame = pd.DataFrame(rows)
+    frame["mode"] = [r["config"]["mode"] for r in rows]  # a failure's row has none of its own
+    if "device_name" not in frame:  # failures alone
+        frame["device_name"] = None
     frame["order"] = frame["model"].map(book_rank)
     frame = frame.sort_values(["order", "model", "mode", "batch_size"])
     sections = []
     settings = ["device_name", "precision", "channels_last", "compiled", "time_cap_s"]
     roofs = {(r["model"], r["config"]["precision"]): r for r in store.rows("machine")}
-    for key, group in frame.dropna(subset=["device_name"]).groupby(settings, sort=False):
+    measured = frame.dropna(subset=["device_name"])
+    for key, group in measured.groupby(settings, sort=False) if len(measured) else ():
         device, precision, channels_last, compiled, cap = key
         kinds = sorted(set(group["memory_kind"].dropna()))
         peaks = sorted(set(group["peak_source"].dropna()))
@@ -237,11 +241,12 @@ def write_onnx(store: Store, out_dir: Path) -> list[Path]:
     frame = pd.DataFrame(rows)
     frame["order"] = frame["model"].map(book_rank)
     frame = frame.sort_values(["order", "model", "batch_size"])
-    if "max_abs_diff" in frame:
-        frame["parity"] = [
-            "-" if pd.isna(d) else f"{d:.1e} ({'ok' if ok else 'over 1e-4'})"
-            for d, ok in zip(frame["max_abs_diff"], frame.get("parity_ok"), strict=True)
-        ]
+    nothing = pd.Series(index=frame.index, dtype=object)  # failures alone carry no parity
+    frame["parity"] = [
+        "-" if pd.isna(d) else f"{d:.1e} ({'ok' if ok else 'over 1e-4'})"
+        for d, ok in zip(frame.get("max_abs_diff", nothing), frame.get("parity_ok", nothing),
+                         strict=True)
+    ]  # fmt: skip
     devices = sorted(set(frame.get("device_name", pd.Series(dtype=str)).dropna()))
     dates = sorted(r["provenance"]["date"] for r in rows)
     text = (

@@ -10,7 +10,7 @@ from typing import Any
 
 import archs
 from bench.console import Progress
-from bench.schema import FAILED, FINAL, Status
+from bench.schema import FAILED, FINAL
 from bench.stages.common import (
     Command,
     Sweep,
@@ -73,8 +73,6 @@ def run(s: Settings) -> int:
         "bandwidth_source": "measured: 256 MiB copy, best of runs"})  # fmt: skip
     peak = roof["peak_flops_per_s"], roof["peak_source"]
     key = functools.partial(config, s, backend.name)
-    failure = ((Status.SKIPPED, "torch.compile cannot run here: ") if s.compile
-               else (Status.ERROR, ""))  # fmt: skip
     jobs = []  # one per (network, mode): its batch sizes not yet in the store
     for name in names:
         size = s.image_size or archs.spec(name).image_size
@@ -91,7 +89,7 @@ def run(s: Settings) -> int:
             )  # fmt: skip
             jobs.append((Job(iter_speed, job, s.timeout), point, f"{name} {mode}"))
     with Progress("speed", sum(len(j.kwargs["batch_sizes"]) for j, *_ in jobs)) as progress:
-        for label, batch, status, text in sweep_into(store, "speed", executor, jobs, failure):
+        for label, batch, status, text in sweep_into(store, "speed", executor, jobs):
             failures += status in FAILED
             progress.item(f"{label} batch {batch}: {status} {text}")
     write_pages(store, write_speed, s.out / "speed")

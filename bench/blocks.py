@@ -1,5 +1,6 @@
 """Chapter 7's layer-level exercises: one conv or pooling layer at a time, its cost by the
-closed-form formula, as counted by bench.flops, and timed (``python -m bench blocks``)."""
+closed-form formula, as counted by bench.flops, and timed on a device (``python -m bench
+blocks``)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from bench.device import backend_for, resolve_device
 from bench.flops import profile
-from bench.timing import backend_for, time_steps
+from bench.timing import time_steps
 
 # (exercise, case) -> (c_i, c_o, kernel, side, padding, stride): 7.4.2's layer and 7.4.3's grid
 CONVS: dict[tuple[str, str], tuple[int, int, int, int, int, int]] = {
@@ -26,6 +28,7 @@ CONVS: dict[tuple[str, str], tuple[int, int, int, int, int, int]] = {
 }
 BATCH = 32
 FP32 = 4  # bytes
+CPU = torch.device("cpu")
 
 
 def _median_ms(step: Any, device: torch.device, seconds: float) -> float:
@@ -33,8 +36,9 @@ def _median_ms(step: Any, device: torch.device, seconds: float) -> float:
 
 
 def conv_row(c_i: int, c_o: int, k: int, side: int, padding: int, stride: int,
-             seconds: float = 0.3) -> dict[str, Any]:  # fmt: skip
-    """One conv layer (no bias) at batch ``BATCH``: per-image formula, counted and timed."""
+             seconds: float = 0.3, device: torch.device = CPU) -> dict[str, Any]:  # fmt: skip
+    """One conv layer (no bias) at batch ``BATCH``: per-image formula, counted, and timed on
+    ``device``."""
     out = (side + 2 * padding - k) // stride + 1
     layer = nn.Conv2d(c_i, c_o, k, stride, padding, bias=False)
     alone = profile(nn.Sequential(layer), image_size=side, batch_size=BATCH, in_channels=c_i)
@@ -43,12 +47,11 @@ def conv_row(c_i: int, c_o: int, k: int, side: int, padding: int, stride: int,
                      batch_size=BATCH, in_channels=c_i)  # fmt: skip
     counted = hidden.layers.set_index("layer").loc["1"]
     summary = alone.summary.iloc[0]
-    x = torch.randn(BATCH, c_i, side, side)
+    layer, x = layer.to(device), torch.randn(BATCH, c_i, side, side, device=device)
     x_grad = x.clone().requires_grad_()
-    cpu = torch.device("cpu")
     with torch.no_grad():
-        forward_ms = _median_ms(lambda: layer(x), cpu, seconds)
-    both_ms = _median_ms(lambda: layer(x_grad).sum().backward(), cpu, seconds)
+        forward_ms = _median_ms(lambda: layer(x), device, seconds)
+    both_ms = _median_ms(lambda: layer(x_grad).sum().backward(), device, seconds)
     macs = c_i * c_o * k * k * out * out
     return {
         "c_i": c_i, "c_o": c_o, "kernel": k, "side": side, "padding": padding, "stride": stride,
@@ -65,6 +68,8 @@ def conv_row(c_i: int, c_o: int, k: int, side: int, padding: int, stride: int,
         "fwd_ms": forward_ms,
         "fwd_bwd_ms": both_ms,
         "batch_size": BATCH,
+        "device": device.type,
+        "device_name": backend_for(device).name,
     }  # fmt: skip
 
 
@@ -94,10 +99,13 @@ def pool_row(channels: int = 64, side: int = 56, k: int = 2) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def cases(seconds: float = 0.3) -> list[tuple[str, dict[str, Any], Callable[[], dict]]]:
-    """(exercise, config, measure) for every block measurement."""
+def cases(seconds: float = 0.3, device: torch.device = CPU
+          ) -> list[tuple[str, dict[str, Any], Callable[[], dict]]]:  # fmt: skip
+    """(exercise, config, measure) for every block measurement; the timed ones on ``device``,
+    whose name their config holds."""
+    timed = {"seconds": seconds, "device": backend_for(device).name}
     convs = [
-        (exercise, {"case": case, "seconds": seconds}, partial(conv_row, *shape, seconds=seconds))
+        (exercise, {"case": case, **timed}, partial(conv_row, *shape, seconds, device))
         for (exercise, case), shape in CONVS.items()
     ]
     return [
@@ -107,8 +115,10 @@ def cases(seconds: float = 0.3) -> list[tuple[str, dict[str, Any], Callable[[], 
     ]
 
 
-def measure(seconds: float, indices: list[int]) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(index, row) for the cases of ``cases(seconds)`` at ``indices``, one after another."""
-    chosen = cases(seconds)
+def measure(seconds: float, indices: list[int], device: str = "cpu"
+            ) -> Iterator[tuple[int, dict[str, Any]]]:  # fmt: skip
+    """(index, row) for the cases of ``cases(seconds, device)`` at ``indices``, one after
+    another."""
+    chosen = cases(seconds, resolve_device(device))
     for index in indices:
         yield index, chosen[index][2]()

@@ -228,6 +228,8 @@ class BlocksRow(TypedDict, total=False):
     fwd_ms: float
     fwd_bwd_ms: float
     batch_size: int
+    device: str
+    device_name: str
     channels: int
     fwd_flops_formula: int
     fwd_flops_counted: float

@@ -52,7 +52,7 @@ CREATE TABLE IF NOT EXISTS details (
 SQLITE_HEADER = b"SQLite format 3\0"
 # The layout of rows (bench/schema.py) this code reads and writes, kept in SQLite's user_version
 # (3: a training run's key names only the techniques switched on; 4: an onnx point's key names
-# onnxruntime's provider).
+# onnxruntime's provider, a timed blocks case's its device).
 VERSION = 4
 
 

@@ -32,6 +32,7 @@ from bench.store import Store
         (["speed", "--mode", "eval"], "modes are infer, train; got 'eval'"),
         (["speed", "--device", "cuda"], "--device cuda: no CUDA device is available"),
         (["onnx", "--device", "cuda"], "--device cuda: no CUDA device is available"),
+        (["blocks", "--device", "cuda"], "--device cuda: no CUDA device is available"),
         (["onnx", "--models", "vgg*", "--time-cap", "soon"], "'soon' is not a number of seconds"),
         (["speed", "--timeout", "-1"], "must be positive, got -1"),
     ],

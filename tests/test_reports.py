@@ -12,8 +12,9 @@ import pytest
 import torch
 
 from bench.__main__ import main
-from bench.blocks import conv_row, pool_row, shape_row
+from bench.blocks import cases, conv_row, pool_row, shape_row
 from bench.compare import compare
+from bench.device import backend_for
 from bench.store import Store
 
 
@@ -29,6 +30,15 @@ def test_conv_costs_counted_equal_the_formulas(c_i, c_o, k, side, padding, strid
     assert row["saved_bytes_counted"] == 4 * c_i * side * side  # the input, in fp32
     assert row["weight_bytes_counted"] == 4 * c_o * c_i * k * k
     assert row["fwd_ms"] > 0 and row["fwd_bwd_ms"] > 0
+
+
+def test_timed_cases_run_on_the_device_their_key_names():
+    cpu = torch.device("cpu")
+    row = conv_row(2, 4, 3, 8, 1, 1, seconds=0.01, device=cpu)
+    assert (row["device"], row["device_name"]) == ("cpu", backend_for(cpu).name)
+    keys = {config["case"]: config for _, config, _ in cases(0.01, cpu)}
+    assert keys["stride 2"]["device"] == backend_for(cpu).name
+    assert "device" not in keys["kernel (3, 5), padding (0, 1), stride (3, 4), 8x8"]  # untimed
 
 
 def test_shape_and_pool_rows():

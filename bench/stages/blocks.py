@@ -1,17 +1,25 @@
 """``blocks``: chapter 7's single layers (a conv's cost, output shapes, pooling), each by its
-closed-form formula, as counted, and timed."""
+closed-form formula, as counted, and timed on the device."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from bench.console import Progress
-from bench.stages.common import Command, Staged, time_cap_option, timeout_option
+from bench.stages.common import (
+    Command,
+    Staged,
+    device_of,
+    device_option,
+    time_cap_option,
+    timeout_option,
+)
 from bench.store import Store
 
 
 @dataclass(frozen=True)
 class Settings(Staged):
+    device: str = device_option()
     time_cap: float = time_cap_option(0.3)
     timeout: float = timeout_option(600, "run of the stage")
 
@@ -22,14 +30,15 @@ def run(s: Settings) -> int:
     from bench.executors import Job
     from bench.isolation import Done, Row, ending
 
-    store = Store(s.store)
-    every = cases(s.time_cap)
+    store, device = Store(s.store), device_of(s)
+    every = cases(s.time_cap, device)
     todo = [i for i, (exercise, config, _) in enumerate(every)
             if not store.has("blocks", exercise, config)]  # fmt: skip
-    job = Job(measure, {"seconds": s.time_cap, "indices": todo}, s.timeout)
+    job = Job(measure, {"seconds": s.time_cap, "indices": todo, "device": device.type},
+              s.timeout)  # fmt: skip
     failed = False
     with Progress("blocks", len(todo)) as progress:
-        for _, message in s.runner().run([job] if todo else []):
+        for _, message in s.runner(device).run([job] if todo else []):
             if isinstance(message, Row):
                 index, row = message.value
                 exercise, config, _ = every[index]

@@ -42,9 +42,11 @@ def profile_rows(store: Store, models: list[str]) -> pd.DataFrame:
 
 
 def source_of(row: dict[str, Any], stage: str) -> str:
-    """Where a row comes from: its stage, its training preset if any, its device."""
+    """Where a row comes from: its stage, its training preset if any, its device (the CPU where
+    the row says it ran there, on a machine with a GPU too)."""
     prov = row["provenance"]
-    machine = prov["device"] if prov["device"] != "cpu" else f"CPU {prov['cpu']}"
+    on_cpu = "cpu" in (prov["device"], row.get("device"))
+    machine = f"CPU {prov['cpu']}" if on_cpu else prov["device"]
     preset = f", {row['preset']} preset" if stage == "train" else ""
     return f"{stage}{preset}, {machine}"
 

@@ -237,15 +237,17 @@ def torchvision_batches(
     resize: int | None,
     num_workers: int = min(4, os.cpu_count() or 1),
     generator: torch.Generator | None = None,
+    pin_memory: bool = False,
 ) -> torch.utils.data.DataLoader:
     """The book's pipeline: torchvision Resize and ToTensor per PIL image, a shuffling
-    DataLoader with worker processes (the book uses four; fewer where there are fewer cores)."""
+    DataLoader with worker processes (the book uses four; fewer where there are fewer cores);
+    ``pin_memory`` for a GPU, so that copies to it can overlap the computation."""
     from torchvision import transforms
 
     steps = ([transforms.Resize(resize)] if resize else []) + [transforms.ToTensor()]
     return torch.utils.data.DataLoader(
         _PILImages(split, transforms.Compose(steps)), batch_size, shuffle=True,
-        num_workers=num_workers, generator=generator,
+        num_workers=num_workers, generator=generator, pin_memory=pin_memory,
     )  # fmt: skip
 
 

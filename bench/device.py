@@ -263,6 +263,15 @@ def peak_flops(device: torch.device, precision: str, backend_name: str) -> dict[
     return {"peak_flops_per_s": peak, "peak_source": words, **measured}
 
 
+def machine_roof(device: str, precision: str) -> dict[str, Any]:
+    """The roof of ``device``'s roofline: ``peak_flops`` for ``precision`` and the measured
+    memory bandwidth (run in a child process, so that the parent holds no GPU memory)."""
+    dev = resolve_device(device)
+    return {**peak_flops(dev, precision, backend_for(dev).name),
+            "bandwidth_bytes_per_s": measured_bandwidth(dev),
+            "bandwidth_source": "measured: 256 MiB copy, best of runs"}  # fmt: skip
+
+
 def measured_matmul_flops(device: torch.device, precision: str, seconds: float = 1.0) -> float:
     """Best FLOP/s of a 2048 x 2048 matrix product in ``precision`` over ``seconds``."""
     n = 2048

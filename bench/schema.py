@@ -126,6 +126,7 @@ class SpeedRow(Point):
     compiled: bool
     cudnn_allow_tf32: bool  # what fp32 layers may run as on a GPU (bench.device.fp32_math)
     float32_matmul_precision: str
+    cudnn_benchmark: bool
     peak_bytes: int
     memory_kind: str
     flops_per_image: int

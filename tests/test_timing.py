@@ -208,6 +208,24 @@ def test_speed_times_a_live_module_and_restores_its_state():
     assert (df["median_ms"] <= df["p90_ms"]).all() and (df["p90_ms"] <= df["p99_ms"]).all()
     assert (df["mfu"] == df["achieved_flops_per_s"] / 1e9).all()
     assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+    # cuDNN's algorithm search is a GPU's: off here, recorded, and the switch left as it was
+    assert not df["cudnn_benchmark"].any() and not torch.backends.cudnn.benchmark
+
+
+def test_a_gpu_sweep_turns_cudnn_benchmark_on_and_back_off(monkeypatch):
+    seen = []  # the switch as each sweep finds it
+
+    def sweep(*args, **kwargs):
+        seen.append(torch.backends.cudnn.benchmark)
+        return iter(())
+
+    monkeypatch.setattr(sp, "sweep", sweep)
+    monkeypatch.setattr(sp, "resolve_device", lambda name: torch.device("cuda"))
+    monkeypatch.setattr(sp, "backend_for", lambda device: FakeBackend())
+    monkeypatch.setattr(sp, "step_flops_per_image", lambda *a: {"infer": 1, "train": 3})
+    monkeypatch.setattr(nn.Module, "to", lambda self, *a, **k: self)  # nothing moves to a GPU
+    list(sp.iter_speed(nn.Linear(4, 2), image_size=2, modes=("infer",), peak=(1.0, "given")))
+    assert seen == [True] and not torch.backends.cudnn.benchmark
 
 
 @pytest.mark.parametrize(("options", "message"), [
@@ -255,3 +273,39 @@ def test_a_compile_failure_is_an_error_that_the_next_run_measures_again(monkeypa
     (row,) = Store(tmp_path / "r.sqlite").rows("speed")
     assert row["note"] == "RuntimeError: InvalidCxxCompiler: No working C++ compiler found"
     assert row["status"] == "error" and row["status"] not in FINAL  # the next run measures it
+
+
+@pytest.mark.parametrize(
+    ("precision", "scaled"), [("fp16", True), ("bf16", False), ("fp32", False)]
+)
+def test_an_fp16_training_step_scales_its_loss(monkeypatch, precision, scaled):
+    calls = []
+
+    class Recording(torch.amp.GradScaler):
+        def scale(self, outputs):
+            calls.append(self.is_enabled())
+            return super().scale(outputs)
+
+    monkeypatch.setattr(torch.amp, "GradScaler", Recording)
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.Flatten(), nn.Linear(72, 3))
+    before = [p.detach().clone() for p in model.parameters()]
+    step = sp.make_step_factory(model, "train", (1, 8, 8), 3, torch.device("cpu"), precision)(4)
+    step()
+    assert calls == [scaled]
+    assert all(not torch.equal(a, p) for a, p in zip(before, model.parameters(), strict=True))
+
+
+def test_the_roof_is_measured_in_a_child_so_the_stage_holds_no_device_memory(monkeypatch, tmp_path):
+    from bench.__main__ import main
+    from bench.store import Store
+
+    def here(*args):
+        raise AssertionError("measured in the stage's own process")
+
+    monkeypatch.setattr(dev, "measured_bandwidth", here)
+    monkeypatch.setattr(dev, "measured_matmul_flops", here)
+    argv = ["speed", "--models", "lenet", "--mode", "infer", "--batch-sizes", "1",
+            "--time-cap", "0.01", "--store", str(tmp_path / "r.sqlite"), "--out", str(tmp_path)]  # fmt: skip
+    assert main(argv) == 0
+    (roof,) = Store(tmp_path / "r.sqlite").rows("machine")
+    assert roof["bandwidth_bytes_per_s"] > 0 and roof["achievable_flops_per_s"] > 0

@@ -279,6 +279,48 @@ def test_each_switch_changes_what_it_says(fashion):
     assert smoothed.item() == pytest.approx(-(0.95 * log_p[0] + 0.05 * log_p[1]).item())
 
 
+def test_the_weight_average_is_torchs_averaged_model_with_the_ramped_decay():
+    from torch.optim.swa_utils import AveragedModel
+
+    from bench.training.loop import Average
+
+    def ramped(average, current, n):  # the reference: one tensor at a time, n on the host
+        decay = min(0.99, (1 + int(n)) / (10 + int(n)))
+        return average * decay + current * (1 - decay)
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.Flatten(), nn.LazyLinear(3))
+    model(torch.rand(2, 1, 6, 6))
+    ours, reference = Average(model, 0.99), AveragedModel(model, avg_fn=ramped, use_buffers=True)
+    for _ in range(30):
+        model(torch.rand(8, 1, 6, 6))  # batch norm's running statistics move
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(torch.randn_like(p))
+        ours.update_parameters(model)
+        reference.update_parameters(model)
+    expected = reference.module.state_dict()
+    for name, value in ours.module.state_dict().items():
+        if value.is_floating_point():
+            torch.testing.assert_close(value, expected[name], rtol=1e-6, atol=1e-6)
+    assert ours.module[1].num_batches_tracked == model[1].num_batches_tracked  # copied
+
+
+def test_a_checkpoint_keeps_each_gpus_random_state_where_cuda_is_in_use(monkeypatch):
+    from bench.training import loop
+
+    gpus, restored = [torch.tensor([1, 2], dtype=torch.uint8)], []
+    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_rng_state_all", lambda: gpus)
+    monkeypatch.setattr(torch.cuda, "set_rng_state_all", restored.append)
+    saved = loop._rng_state()
+    torch.rand(3)  # the generators move on
+    loop._restore_rng(saved)
+    assert restored == [gpus] and torch.equal(torch.get_rng_state(), saved["rng"])
+    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: False)
+    assert "cuda_rng" not in loop._rng_state()
+
+
 def test_flip_tta_averages_the_mirror(fashion):
     split = D.subset(fashion.test, 5)
     batches = D.DeviceBatches(split, 50, CPU, shuffle=False)

@@ -51,26 +51,32 @@ def config(s: Settings, device: str, name: str, batch: int, mode: str,
 
 def run(s: Settings) -> int:
     """Time every selected network across batch sizes, one child process per (model, mode)."""
-    from bench.device import backend_for, measured_bandwidth, peak_flops
+    from bench.device import backend_for, machine_roof
     from bench.executors import Job, sweep_into
+    from bench.isolation import Done, Row, ending
     from bench.render.stages import write_speed
     from bench.timing import iter_speed
 
     names = select_models(s.models)
     device = device_of(s)
     backend, executor = backend_for(device), s.runner(device)
-    roof = peak_flops(device, s.precision, backend.name)
-    bandwidth = measured_bandwidth(device)
+    # measured in a child like the networks, so that this process holds no GPU memory
+    measured = Job(machine_roof, {"device": device.type, "precision": s.precision}, s.timeout)
+    for _, message in executor.run([measured]):
+        if isinstance(message, Row):
+            roof = message.value
+        elif not isinstance(message, Done):
+            raise RuntimeError(f"the roof of {backend.name} was not measured: "
+                               f"{ending(message)[1]}")  # fmt: skip
     print(
         f"speed: {backend.name}; peak {roof['peak_flops_per_s'] / 1e9:,.0f} GFLOP/s "
         f"({roof['peak_source']}), a matmul achieves {roof['achievable_flops_per_s'] / 1e9:,.0f}; "
-        f"memory {bandwidth / 1e9:,.1f} GB/s; each point capped at {s.time_cap:g} s of timed steps"
+        f"memory {roof['bandwidth_bytes_per_s'] / 1e9:,.1f} GB/s; each point capped at "
+        f"{s.time_cap:g} s of timed steps"
     )
     store, failures = Store(s.store), 0
     # the roofline's roof: one row per device and precision, replaced by each run
-    store.put("machine", backend.name, {"precision": s.precision}, {
-        **roof, "bandwidth_bytes_per_s": bandwidth,
-        "bandwidth_source": "measured: 256 MiB copy, best of runs"})  # fmt: skip
+    store.put("machine", backend.name, {"precision": s.precision}, roof)
     peak = roof["peak_flops_per_s"], roof["peak_source"]
     key = functools.partial(config, s, backend.name)
     jobs = []  # one per (network, mode): its batch sizes not yet in the store

@@ -5,6 +5,7 @@ excludes evaluation; it is what time-to-accuracy uses.
 
 from __future__ import annotations
 
+import copy
 import itertools
 import math
 import os
@@ -100,14 +101,14 @@ def train(
         saved = torch.load(checkpoint, map_location=device, weights_only=False)
         for name, part in _parts(model, optimizer, schedule, average).items():
             part.load_state_dict(saved[name])
-        torch.set_rng_state(saved["rng"])
+        _restore_rng(saved)
         state, window = saved["state"], _Window(*saved["window"])
     backend = backend_for(device)
     backend.reset_peak()
     status = Status.OK
     try:
         while state["epoch"] < work.epochs:
-            started = time.perf_counter()
+            started = _clock(device)
             for x, y in batches.epoch(state["epoch"], state["batch"]):
                 x = transform(x, techniques, settings["seed"], state["epoch"], state["step"])
                 loss, correct = train_step(model, optimizer, x, y, techniques)
@@ -219,18 +220,43 @@ def _schedule(optimizer, techniques: Techniques, work: Preset, steps_per_epoch: 
     )  # fmt: skip
 
 
-def _average(model: torch.nn.Module, techniques: Techniques) -> Any:
-    """An exponential moving average of the weights and batch-norm statistics, its decay ramped
-    up from 0.1 as (1 + n) / (10 + n) over the first steps so that the initial weights fade."""
-    if not techniques.ema:
-        return None
-    from torch.optim.swa_utils import AveragedModel
+def _average(model: torch.nn.Module, techniques: Techniques) -> Average | None:
+    return Average(model, techniques.ema) if techniques.ema else None
 
-    def blend(average: torch.Tensor, current: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
-        decay = min(techniques.ema, (1 + int(n)) / (10 + int(n)))
-        return average * decay + current * (1 - decay)
 
-    return AveragedModel(model, avg_fn=blend, use_buffers=True)
+class Average:
+    """An exponential moving average of a model's weights and batch-norm statistics (its
+    counters copied), its decay ramped up from 0.1 as (1 + n) / (10 + n) over the first steps
+    so that the initial weights fade. The step count lives on the host and an update is a few
+    foreach kernels: no step waits for the device."""
+
+    def __init__(self, model: torch.nn.Module, decay: float):
+        self.module, self.decay, self.n = copy.deepcopy(model), decay, 0
+
+    @torch.no_grad()
+    def update_parameters(self, model: torch.nn.Module) -> None:
+        pairs = zip([*self.module.parameters(), *self.module.buffers()],
+                    [*model.parameters(), *model.buffers()], strict=True)  # fmt: skip
+        floats, counters = [], []
+        for pair in pairs:
+            (floats if pair[0].is_floating_point() else counters).append(pair)
+        if counters:
+            torch._foreach_copy_(*map(list, zip(*counters, strict=True)))
+        averages, currents = map(list, zip(*floats, strict=True))
+        if self.n == 0:
+            torch._foreach_copy_(averages, currents)
+        else:
+            decay = min(self.decay, (1 + self.n) / (10 + self.n))
+            torch._foreach_mul_(averages, decay)
+            torch._foreach_add_(averages, torch._foreach_mul(currents, 1 - decay))
+        self.n += 1
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"module": self.module.state_dict(), "n": self.n}
+
+    def load_state_dict(self, saved: dict[str, Any]) -> None:
+        self.module.load_state_dict(saved["module"])
+        self.n = saved["n"]
 
 
 def _parts(model, optimizer, schedule, average) -> dict[str, Any]:
@@ -267,7 +293,8 @@ class Batches:
             yield from self.ours.epoch(epoch, start)
             return
         generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
-        loader = torchvision_batches(self.split, self.size, self.resize, generator=generator)
+        loader = torchvision_batches(self.split, self.size, self.resize, generator=generator,
+                                     pin_memory=self.device.type == "cuda")  # fmt: skip
         for x, y in itertools.islice(loader, start, None):
             yield x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
 
@@ -325,8 +352,23 @@ def _save(path: Path, parts: dict[str, Any], state: dict, window: _Window) -> No
     partial = path.with_name(path.name + ".partial")
     saved = {name: part.state_dict() for name, part in parts.items()}
     totals = (window.loss, window.correct, window.seen)  # the epochs not yet evaluated
-    torch.save({**saved, "rng": torch.get_rng_state(), "state": state, "window": totals}, partial)
+    torch.save({**saved, **_rng_state(), "state": state, "window": totals}, partial)
     os.replace(partial, path)
+
+
+def _rng_state() -> dict[str, Any]:
+    """The random generators a resumed run goes on from: the CPU's, and each GPU's where CUDA
+    is in use (dropout draws from them)."""
+    state = {"rng": torch.get_rng_state()}
+    if torch.cuda.is_initialized():
+        state["cuda_rng"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _restore_rng(saved: dict[str, Any]) -> None:
+    torch.set_rng_state(saved["rng"])
+    if "cuda_rng" in saved:
+        torch.cuda.set_rng_state_all(saved["cuda_rng"])
 
 
 def _summary(settings, history, status, peak, backend) -> dict[str, Any]:

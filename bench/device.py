@@ -228,12 +228,16 @@ def gpu_peak_flops(precision: str, name: str) -> tuple[float, str]:
     """The datasheet's dense FLOP/s of the GPU named ``name`` for ``precision``, and the source;
     NaN where no datasheet figure is known. fp32 takes the peak of the fastest math that
     ``fp32_math`` allows some of its layers, so that no utilization exceeds 1."""
-    key = precision
-    if precision == "fp32":
-        math_now = fp32_math()
-        key = ("bf16" if math_now["float32_matmul_precision"] == "medium" else
-               "tf32" if math_now["cudnn_allow_tf32"] or math_now["float32_matmul_precision"]
-               == "high" else "fp32")  # fmt: skip
+    settings = fp32_math()
+    matmul = settings["float32_matmul_precision"]
+    if precision != "fp32":
+        key = precision
+    elif matmul == "medium":
+        key = "bf16"
+    elif matmul == "high" or settings["cudnn_allow_tf32"]:
+        key = "tf32"
+    else:
+        key = "fp32"
     tokens = set(re.split(r"[\s\-]+", name))
     for words, label, table in GPU_PEAK_TFLOPS:
         if tokens.issuperset(words) and key in table:
@@ -241,16 +245,21 @@ def gpu_peak_flops(precision: str, name: str) -> tuple[float, str]:
     return math.nan, f"no datasheet figure for {name} {key}"
 
 
+# The side of the square matmul that measures what a device achieves: large enough to keep it
+# busy, small enough that one product takes milliseconds (8192 on a GPU: 1.1 TFLOP).
+MATMUL_SIDE = {"cpu": 2048, "cuda": 8192}
+
+
 def peak_flops(device: torch.device, precision: str, backend_name: str) -> dict[str, Any]:
     """The device's peak FLOP/s for ``precision`` (what the hardware can do, so that no
-    utilization exceeds 1) and beside it what a 2048 x 2048 matmul achieves, with sources.
+    utilization exceeds 1) and beside it what a square matmul achieves, with sources.
 
     GPU: the datasheet's dense figure. CPU: ``cpu_peak_flops`` from the machine's description;
     where the matmul beats it (the cores run above the clock the system reports), the matmul."""
-    achieved = measured_matmul_flops(device, precision)
+    achieved, n = measured_matmul_flops(device, precision), MATMUL_SIDE[device.type]
     measured = {
         "achievable_flops_per_s": achieved,
-        "achievable_source": f"measured: 2048x2048 {precision} matmul, best of runs",
+        "achievable_source": f"measured: {n}x{n} {precision} matmul, best of runs",
     }
     if device.type == "cuda":
         peak, source = gpu_peak_flops(precision, backend_name)
@@ -273,8 +282,9 @@ def machine_roof(device: str, precision: str) -> dict[str, Any]:
 
 
 def measured_matmul_flops(device: torch.device, precision: str, seconds: float = 1.0) -> float:
-    """Best FLOP/s of a 2048 x 2048 matrix product in ``precision`` over ``seconds``."""
-    n = 2048
+    """Best FLOP/s of a square matrix product (side ``MATMUL_SIDE``) in ``precision`` over
+    ``seconds``."""
+    n = MATMUL_SIDE[device.type]
     dtype = PRECISIONS[precision] or torch.float32
     a, b = (torch.randn(n, n, device=device, dtype=dtype) for _ in range(2))
     backend = backend_for(device)

@@ -100,12 +100,13 @@ def run_isolated(target: Callable[..., Any], args: tuple, timeout_s: float) -> I
     context = children()
     receive, send = context.Pipe(duplex=False)
     # not a daemon: the child may start workers of its own (the book's DataLoader does); the
-    # finally below ends it however this generator ends
+    # finally below ends it however this generator ends, a Ctrl-C while it starts included (the
+    # fork server's new process ignores SIGINT until it runs our code)
     child = context.Process(target=_child, args=(os.getpid(), target, send, *args))
-    child.start()
-    send.close()
     deadline, grace = time.monotonic() + timeout_s, 0.0
     try:
+        child.start()
+        send.close()
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -126,10 +127,12 @@ def run_isolated(target: Callable[..., Any], args: tuple, timeout_s: float) -> I
         child.join(5)
         yield Exited(child.exitcode)
     finally:
-        child.join(grace)
-        if child.is_alive():
-            child.kill()
-        child.join()
+        if child.pid is not None:  # it started (else it ends with this process: end_with)
+            child.join(grace)
+            if child.is_alive():
+                child.kill()
+            child.join()
+        send.close()
         receive.close()
 
 

@@ -147,6 +147,9 @@ def test_all_stages_on_the_smoke_profile_write_every_page(smoke_run, monkeypatch
     lenet = next(r for r in store.rows("profile") if r["model"] == "lenet")
     assert f"| lenet | 28 px | {lenet['params']:,} |" in index  # the numbers come from the store
     assert "plots/roofline.png" in index and "exercises.md" in index
+    (roof,) = store.rows("machine")  # the yardsticks measured by the speed stage
+    assert (f"achieved {roof['achievable_flops_per_s'] / 1e9:,.0f} GFLOP/s" in index
+            and f"memory {roof['bandwidth_bytes_per_s'] / 1e9:,.1f} GB/s" in index)  # fmt: skip
     # the exercise answers print the store's numbers
     exercises = (out / "exercises.md").read_text()
     for row in store.rows("blocks"):

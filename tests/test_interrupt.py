@@ -28,8 +28,11 @@ STAGES = {
 
 
 def start(argv):
+    """The command in a process group of its own, with Ctrl-C's default action even where the
+    suite runs with SIGINT ignored (a shell's background job: ``nohup nox -s tests &``)."""
     return subprocess.Popen([sys.executable, "-m", "bench", *argv], start_new_session=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
 
 
 def wait_for_rows(child, store_path, stage, count=1, deadline_s=300):

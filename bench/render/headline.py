@@ -226,6 +226,15 @@ def write_index(store: Store, out_dir: Path, preset: str | None) -> list[Path]:
         "that run trained at: from the speed sweep where it timed that point, else from the "
         "training run itself (its images over its training time, evaluation excluded)."
     )
+    roofs = [r for r in store.rows("machine") if r["status"] == Status.OK]
+    yardsticks = "".join(
+        f"\n- {r['model']}, {r['config']['precision']}: peak {r['peak_flops_per_s'] / 1e9:,.0f} "
+        f"GFLOP/s ({r['peak_source']}); achieved {r['achievable_flops_per_s'] / 1e9:,.0f} "
+        f"GFLOP/s, {r['achievable_flops_per_s'] / r['peak_flops_per_s']:.0%} of the peak "
+        f"({r['achievable_source']}); memory {r['bandwidth_bytes_per_s'] / 1e9:,.1f} GB/s "
+        f"({r['bandwidth_source']})"
+        for r in roofs
+    )
     headline_plot = "".join(f"![{text}]({path})\n\n" for path, text in plots[:1])
     links = "\n".join(f"- [{page}]({page}): {text}" for page, text in pages)
     links += "".join(f"\n- [{path}]({path}) ([svg]({path[:-4]}.svg)): {text}"
@@ -235,6 +244,8 @@ def write_index(store: Store, out_dir: Path, preset: str | None) -> list[Path]:
         + headline_plot
         + (markdown(table.reindex(columns=[c for c, _, _ in HEADLINE_COLUMNS]),
                     HEADLINE_COLUMNS) if len(table) else "No results yet.")
+        + ("\n\n## Yardsticks\n\nWhat the device does at its best, measured by the speed "
+           "stage beside its datasheet or instruction-set peak:\n" + yardsticks if roofs else "")
         + "\n\n## Everything else\n\n" + links + "\n"
     )  # fmt: skip
     written = out_dir / "index.md"

@@ -235,14 +235,13 @@ class Average:
 
     @torch.no_grad()
     def update_parameters(self, model: torch.nn.Module) -> None:
-        pairs = zip([*self.module.parameters(), *self.module.buffers()],
-                    [*model.parameters(), *model.buffers()], strict=True)  # fmt: skip
-        floats, counters = [], []
-        for pair in pairs:
-            (floats if pair[0].is_floating_point() else counters).append(pair)
-        if counters:
-            torch._foreach_copy_(*map(list, zip(*counters, strict=True)))
-        averages, currents = map(list, zip(*floats, strict=True))
+        pairs = list(zip([*self.module.parameters(), *self.module.buffers()],
+                         [*model.parameters(), *model.buffers()], strict=True))  # fmt: skip
+        averages = [a for a, _ in pairs if a.is_floating_point()]
+        currents = [c for a, c in pairs if a.is_floating_point()]
+        for average, current in pairs:
+            if not average.is_floating_point():  # batch norm's counters
+                average.copy_(current)
         if self.n == 0:
             torch._foreach_copy_(averages, currents)
         else:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import math
+import multiprocessing
 import os
 import zlib
 from collections.abc import Callable, Iterator
@@ -241,13 +242,19 @@ def torchvision_batches(
 ) -> torch.utils.data.DataLoader:
     """The book's pipeline: torchvision Resize and ToTensor per PIL image, a shuffling
     DataLoader with worker processes (the book uses four; fewer where there are fewer cores);
-    ``pin_memory`` for a GPU, so that copies to it can overlap the computation."""
+    ``pin_memory`` for a GPU, so that copies to it can overlap the computation.
+
+    The workers are forked, as a DataLoader's are by default on Linux: a process that a fork
+    server started (every job's is) would start them through a fork server too, which costs
+    seconds an epoch."""
     from torchvision import transforms
 
     steps = ([transforms.Resize(resize)] if resize else []) + [transforms.ToTensor()]
+    forked = num_workers and "fork" in multiprocessing.get_all_start_methods()
     return torch.utils.data.DataLoader(
         _PILImages(split, transforms.Compose(steps)), batch_size, shuffle=True,
         num_workers=num_workers, generator=generator, pin_memory=pin_memory,
+        multiprocessing_context="fork" if forked else None,
     )  # fmt: skip
 
 

@@ -85,3 +85,18 @@ def test_wrong_shape_is_reported(tmp_path):
     labels.write_bytes(gzip.compress(header + raw[8:-1]))
     with pytest.raises(data.DataNotFoundError, match=r"shapes \(10000, 28, 28\) and \(9999,\)"):
         data.load(tmp_path)
+
+
+def _workers_start_method() -> str:
+    split = data.Split(images=torch.zeros(4, 28, 28, dtype=torch.uint8), labels=torch.zeros(4))
+    return data.torchvision_batches(split, 2, None, num_workers=2).multiprocessing_context \
+        .get_start_method()  # fmt: skip
+
+
+def test_the_books_loader_forks_its_workers_in_a_job_as_it_does_anywhere():
+    from bench.isolation import Done, Row, run_isolated, stream_rows
+
+    # a job's process, started by a fork server, would start its workers through one too
+    messages = list(run_isolated(stream_rows, (_workers_start_method, {}), 120))
+    assert [m.value for m in messages if isinstance(m, Row)] == ["fork"]
+    assert isinstance(messages[-1], Done) and _workers_start_method() == "fork"

@@ -32,7 +32,7 @@ def test_a_killed_worker_costs_a_retry_and_every_row_is_stored_once(local_ray, t
     sweeps = [
         (Job(sweep_that_kills_its_worker, dict(model_or_name=name, batch_sizes=(1, 2, 4),
                                                 marker=str(tmp_path / name), every_try=every),
-             timeout=120, exclusive=False), lambda batch: {"batch_size": batch}, name)
+             timeout=900, exclusive=False), lambda batch: {"batch_size": batch}, name)  # a bound for a loaded machine
         for name, every in (("once", False), ("always", True))
     ]  # fmt: skip
     seen = list(sweep_into(store, "onnx", Ray(None, gpu=False), sweeps))

@@ -181,7 +181,9 @@ class TrainRow(TypedDict):
     time_to_85_s: float | None
     time_to_90_s: float | None
     time_to_92_s: float | None
+    time_to_94_s: float | None
     autocast: str
+    compile_s: float | None  # torch.compile's warm-up before the clock (None: eager)
     params: int
     fwd_macs_per_image: int
     techniques: str

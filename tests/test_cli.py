@@ -209,6 +209,42 @@ def test_a_stage_that_fails_or_has_nothing_to_do_is_recorded_and_the_rest_run(
     }  # fmt: skip
 
 
+def test_a_plan_runs_a_stage_twice_under_its_steps_names(tmp_path, monkeypatch):
+    from bench.stages import run_all, speed
+    from bench.stages.run_all import PLANS, Step
+
+    def timed(batch: int) -> Step:
+        settings = speed.Settings(models="lenet", batch_sizes=(batch,), mode=("infer",),
+                                  time_cap=0.01)  # fmt: skip
+        return Step("speed", settings, f"speed: batch {batch}")
+
+    monkeypatch.setitem(PLANS, "smoke", (Step("profile", run_all.profile.Settings(
+        models="lenet")), timed(1), timed(2)))  # fmt: skip
+    out = tmp_path / "reports"
+    argv = ["all", "--preset", "smoke", "--store", str(out / "results.sqlite"), "--out", str(out)]
+    assert main(argv) == 0
+    store = Store(out / "results.sqlite")
+    assert sorted(r["config"]["batch_size"] for r in store.rows("speed")) == [1, 2]
+    (run,) = store.rows("run")
+    assert run["stages"] == {"profile": "ok", "speed: batch 1": "ok", "speed: batch 2": "ok"}
+
+
+def test_the_book_plan_puts_what_the_books_networks_buy_first_and_compiles_last():
+    from bench.stages.run_all import PLANS
+    from bench.training.recipes import EXPERIMENTS
+
+    plan = PLANS["book"]
+    assert [s.stage for s in plan[:2]] == ["profile", "train"]  # counting only, then training
+    assert plan[1].settings.experiment == ("book",) and plan[1].settings.preset == "book"
+    assert len({s.name or s.stage for s in plan}) == len(plan)  # each step named apart
+    trained = [e for s in plan if s.stage == "train" for e in s.settings.experiment]
+    assert sorted(trained) == sorted(EXPERIMENTS)  # every experiment, once
+    timed = [s.settings for s in plan if s.stage == "speed"]
+    assert [(t.precision, t.compile) for t in timed] == [
+        ("fp32", False), ("bf16", False), ("fp32", True), ("bf16", True)]  # fmt: skip
+    assert timed[0].models == timed[1].models == "*"  # every network, uncompiled
+
+
 def test_training_on_the_books_pipeline_starts_its_loader_workers_in_the_child(tmp_path, capsys):
     argv = ["train", "--preset", "smoke", "--models", "lenet", "--pipeline", "torchvision",
             "--store", str(tmp_path / "r.sqlite"), "--out", str(tmp_path)]  # fmt: skip

@@ -9,7 +9,7 @@ from torch import nn
 
 import archs
 from bench import data as D
-from bench.training.loop import augment, evaluate, train, transform
+from bench.training.loop import Batches, _warm_up, augment, evaluate, train, transform
 from bench.training.recipes import (
     EXPERIMENTS,
     FAST,
@@ -100,11 +100,13 @@ def test_time_to_accuracy_is_the_first_point_reaching_it():
     from bench.device import backend_for
     from bench.training.loop import _summary
 
-    points = [(1.0, 0.70), (2.0, 0.86), (3.0, 0.84), (4.0, 0.91)]  # (training s, test accuracy)
+    points = [(1.0, 0.70), (2.0, 0.86), (3.0, 0.84), (4.0, 0.91), (5.0, 0.9401)]  # (s, accuracy)
     history = [{"train_s": s, "test_acc": a, "train_loss": 0.5, "wall_s": s + 1, "step": 10 * i}
                for i, (s, a) in enumerate(points, 1)]  # fmt: skip
     summary = _summary({"batch_size": 8}, history, "ok", 0, backend_for(CPU))
-    assert [summary[f"time_to_{t}_s"] for t in (80, 85, 90, 92)] == [2.0, 2.0, 4.0, None]
+    assert [summary[f"time_to_{t}_s"] for t in (80, 85, 90, 92, 94)] == [2.0, 2.0, 4.0, 5.0, 5.0]
+    shorter = _summary({"batch_size": 8}, history[:4], "ok", 0, backend_for(CPU))
+    assert shorter["time_to_92_s"] is None and shorter["time_to_94_s"] is None  # not reached
 
 
 def test_the_book_pipeline_trains_too(fashion):
@@ -387,6 +389,57 @@ def test_early_sides_downscale_the_first_epochs_only(fashion):
         assert small.shape == (8, 1, side, side)
         assert torch.allclose(small, resize(x, [side, side], antialias=True), atol=1e-6)
     assert torch.equal(transform(x, growing, seed=0, epoch=2, step=0), x)
+
+
+def test_compiling_warms_up_on_every_shape_the_run_trains_on_then_restores_the_state(fashion):
+    class Recorder(nn.Module):  # stands in for the compiled module: records its inputs
+        def __init__(self, model: nn.Module):
+            super().__init__()
+            self.model, self.shapes = model, []
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            self.shapes.append(tuple(x.shape))
+            return self.model(x)
+
+    torch.manual_seed(0)
+    model = nn.Sequential(archs.build("resnet9_28"), nn.Dropout(0.5))  # batch norm, random draws
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    split = D.subset(fashion.train, 3)  # 30 images: batches of 16 and 14
+    batches = Batches("ours", split, {"batch_size": 16, "resize": None, "seed": 0}, CPU)
+    weights = {k: v.clone() for k, v in model.state_dict().items()}
+    rng = torch.get_rng_state()
+    recorder = Recorder(model)
+    seconds = _warm_up(recorder, model, optimizer, batches, Techniques(
+        augment=True, early_sides=(14, 14)), epochs=3)  # fmt: skip
+    assert sorted(set(recorder.shapes)) == [(14, 1, 14, 14), (14, 1, 28, 28), (16, 1, 14, 14),
+                                            (16, 1, 28, 28)]  # fmt: skip
+    assert len(recorder.shapes) == 3 * 4 and seconds > 0
+    assert all(torch.equal(v, weights[k]) for k, v in model.state_dict().items())
+    assert optimizer.state_dict()["state"] == {}  # no momentum from the warm-up steps
+    assert torch.equal(torch.get_rng_state(), rng)
+
+
+def test_a_compiled_run_trains_as_the_eager_one_with_its_compile_time_apart(fashion, monkeypatch):
+    compiled = torch.compile
+    modes = []
+
+    def through_aot_autograd(model, mode):  # inductor's code generation takes a minute here
+        modes.append(mode)
+        return compiled(model, backend="aot_eager")
+
+    monkeypatch.setattr(torch, "compile", through_aot_autograd)
+    budget = Preset("test", epochs=2, train_per_class=10, test_per_class=5)
+    sgd = Techniques(momentum=0.9)
+    run = Run("resnet9_28", lr=0.05, batch_size=32, techniques=sgd)
+    eager, eager_history = train(run, budget, fashion, CPU)
+    summary, history = train(dataclasses.replace(run, techniques=dataclasses.replace(
+        sgd, compile="reduce-overhead")), budget, fashion, CPU)  # fmt: skip
+    assert modes == ["reduce-overhead"]
+    assert eager["compile_s"] is None and summary["compile_s"] > 0
+    assert summary["technique_settings"]["compile"] == "reduce-overhead"
+    for key in ("train_loss", "test_loss"):
+        assert [h[key] for h in history] == pytest.approx([h[key] for h in eager_history],
+                                                          rel=1e-5), key  # fmt: skip
 
 
 def test_each_run_stores_how_the_pages_describe_it():

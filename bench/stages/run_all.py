@@ -1,12 +1,13 @@
-"""``all``: every stage in order under one preset, then every page of the run folder; each
-preset says, as data, what each stage measures under it."""
+"""``all``: every stage under one preset, then every page of the run folder; each preset's plan
+says, as data, in what order the stages run and what each measures (a stage may run more than
+once, its work split by value)."""
 
 from __future__ import annotations
 
 import dataclasses
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import archs
 from bench.console import plural
@@ -22,38 +23,64 @@ from bench.store import Store, StoreError, provenance
 from bench.training.recipes import EXPERIMENTS, PRESETS
 
 BOOK = ",".join(archs.BOOK_MODELS)
-# What `python -m bench all` runs under each preset: every stage, in order, with its settings.
-PLANS: dict[str, dict[str, Any]] = {
-    "smoke": {  # every stage end to end on the LeNets, in about a minute
-        "profile": profile.Settings(models="lenet,bn_lenet"),
-        "peers": peers.Settings(models="lenet"),
-        "blocks": blocks.Settings(time_cap=0.02),
-        "speed": speed.Settings(models="lenet", batch_sizes=(1, 8, 128), time_cap=0.05),
-        "onnx": onnx.Settings(models="lenet", batch_sizes=(1, 8), time_cap=0.05),
-        "pipeline": pipeline.Settings(models="lenet", seconds=0.3),
-        "train": train.Settings(models="lenet,bn_lenet", preset="smoke"),
-    },
-    "cpu": {  # the book's networks on a CPU, on fixed work
-        "profile": profile.Settings(),
-        "peers": peers.Settings(),
-        "blocks": blocks.Settings(),
-        "speed": speed.Settings(models=BOOK, batch_sizes=(1, 16, 128), time_cap=0.5, max_step=1),
-        "onnx": onnx.Settings(models=BOOK, batch_sizes=(1, 32), time_cap=0.5,
-                              max_step=1),
-        "pipeline": pipeline.Settings(seconds=2),
-        "train": train.Settings(preset="cpu", experiment=(
+
+
+class Step(NamedTuple):
+    """One step of a plan: a stage with its settings; ``name`` tells apart the steps of a stage
+    that a plan runs more than once (the stage's name otherwise)."""
+
+    stage: str
+    settings: Any
+    name: str = ""
+
+
+# What `python -m bench all` runs under each preset: its steps, in order, each a stage with
+# its settings.
+PLANS: dict[str, tuple[Step, ...]] = {
+    "smoke": (  # every stage end to end on the LeNets, in about a minute
+        Step("profile", profile.Settings(models="lenet,bn_lenet")),
+        Step("peers", peers.Settings(models="lenet")),
+        Step("blocks", blocks.Settings(time_cap=0.02)),
+        Step("speed", speed.Settings(models="lenet", batch_sizes=(1, 8, 128), time_cap=0.05)),
+        Step("onnx", onnx.Settings(models="lenet", batch_sizes=(1, 8), time_cap=0.05)),
+        Step("pipeline", pipeline.Settings(models="lenet", seconds=0.3)),
+        Step("train", train.Settings(models="lenet,bn_lenet", preset="smoke")),
+    ),
+    "cpu": (  # the book's networks on a CPU, on fixed work
+        Step("profile", profile.Settings()),
+        Step("peers", peers.Settings()),
+        Step("blocks", blocks.Settings()),
+        Step("speed", speed.Settings(models=BOOK, batch_sizes=(1, 16, 128), time_cap=0.5,
+                                     max_step=1)),
+        Step("onnx", onnx.Settings(models=BOOK, batch_sizes=(1, 32), time_cap=0.5, max_step=1)),
+        Step("pipeline", pipeline.Settings(seconds=2)),
+        Step("train", train.Settings(preset="cpu", experiment=(
             "book", "lr_grid", "batch_sweep", "vgg_sizes", "lenet_variants", "networks_28",
-            "variants")),
-    },
-    "book": {  # a GPU: the chapter's recipes
-        "profile": profile.Settings(),
-        "peers": peers.Settings(),
-        "blocks": blocks.Settings(),
-        "speed": speed.Settings(),
-        "onnx": onnx.Settings(),
-        "pipeline": pipeline.Settings(),
-        "train": train.Settings(preset="book", experiment=tuple(EXPERIMENTS)),
-    },
+            "variants"))),
+    ),
+    # A GPU: the chapter's recipes, the most valuable rows first, so that a run stopped part
+    # way (and resumed later: what is stored is not measured again) holds them: the counts
+    # (seconds, on the meta device), what the book's nine networks buy, the speed of every
+    # network in fp32 and then in bf16 with channels_last, onnxruntime, the exercises' runs,
+    # then the rest; torch.compile last, on the book's networks (it compiles for minutes).
+    "book": (
+        Step("profile", profile.Settings()),
+        Step("train", train.Settings(preset="book"), "train: the book's networks"),
+        Step("speed", speed.Settings(time_cap=0.5), "speed: fp32"),
+        Step("speed", speed.Settings(precision="bf16", channels_last=True, time_cap=0.5),
+             "speed: bf16, channels_last"),
+        Step("onnx", onnx.Settings()),
+        Step("train", train.Settings(preset="book", experiment=tuple(
+            e for e in EXPERIMENTS if e != "book")), "train: the exercises and fast recipes"),
+        Step("pipeline", pipeline.Settings()),
+        Step("blocks", blocks.Settings()),
+        Step("peers", peers.Settings()),
+        Step("speed", speed.Settings(models=BOOK, time_cap=0.5, compile=True),
+             "speed: fp32, torch.compile"),
+        Step("speed", speed.Settings(models=BOOK, precision="bf16", channels_last=True,
+                                     time_cap=0.5, compile=True),
+             "speed: bf16, channels_last, torch.compile"),
+    ),
 }  # fmt: skip
 
 
@@ -64,24 +91,25 @@ class Settings(OnData):
     preset: str | None = train.preset_option("None: book with a GPU, cpu without")
 
 
-def stage_settings(s: Settings, preset: str) -> list[tuple[str, Any]]:
-    """Each stage's settings under ``preset``, with this run's folder, device, data and
-    networks where the stage takes them."""
+def stage_settings(s: Settings, preset: str) -> list[Step]:
+    """The steps of ``preset``'s plan, each stage's settings with this run's folder, device,
+    data and networks where the stage takes them."""
     given = {"store": s.store, "out": s.out, "device": s.device, "data_dir": s.data_dir,
              "executor": s.executor, "address": s.address}  # fmt: skip
     if s.models is not None:
         given["models"] = s.models
     staged = []
-    for name, settings in PLANS[preset].items():
-        fields = {f.name for f in dataclasses.fields(settings)}
-        staged.append((name, dataclasses.replace(settings, **{
-            k: v for k, v in given.items() if k in fields})))  # fmt: skip
+    for step in PLANS[preset]:
+        fields = {f.name for f in dataclasses.fields(step.settings)}
+        settings = dataclasses.replace(step.settings, **{
+            k: v for k, v in given.items() if k in fields})  # fmt: skip
+        staged.append(Step(step.stage, settings, step.name or step.stage))
     return staged
 
 
 def run(s: Settings) -> int:
-    """Every stage in order under one preset, then every page; a stage that fails is recorded
-    and the next one runs."""
+    """Every step of the preset's plan in order, then every page; a step that fails is
+    recorded and the next one runs."""
     from bench import runs
     from bench.stages import COMMANDS
 
@@ -91,21 +119,21 @@ def run(s: Settings) -> int:
     worst, outcomes = 0, {}
     started, began = time.perf_counter(), provenance()["date"]
     try:
-        for stage, settings in stage_settings(s, preset):
-            print(f"== {stage} ({preset} preset) ==", flush=True)
+        for stage, settings, name in stage_settings(s, preset):
+            print(f"== {name} ({preset} preset) ==", flush=True)
             try:
                 code = COMMANDS[stage].run(settings)
-                outcomes[stage] = "ok" if code == 0 else "some items failed (recorded)"
+                outcomes[name] = "ok" if code == 0 else "some items failed (recorded)"
                 worst = max(worst, code)
             except UsageError as error:  # e.g. no network of this stage matches --models
-                outcomes[stage] = f"skipped: {error}"
-                print(f"{stage} skipped: {error}", flush=True)
+                outcomes[name] = f"skipped: {error}"
+                print(f"{name} skipped: {error}", flush=True)
             except StoreError:
                 raise  # the store itself is unusable: nothing after this can be kept
             except Exception as error:  # one stage's bug must not cost the others
                 message = f"{type(error).__name__}: {error}".splitlines()[0]
-                outcomes[stage], worst = f"failed: {message}", 1
-                print(f"{stage} failed: {message}; the next stage runs", flush=True)
+                outcomes[name], worst = f"failed: {message}", 1
+                print(f"{name} failed: {message}; the next stage runs", flush=True)
     finally:  # an interrupted run is recorded too, with the stages it finished
         store = Store(s.store)
         left = [m for m in archs.list_models() if not PRESETS[preset].trains(m)]

@@ -177,6 +177,8 @@ class TrainRow(TypedDict):
     deterministic_algorithms: bool
     cudnn_deterministic: bool
     cudnn_benchmark: bool
+    cudnn_allow_tf32: bool  # what fp32 layers may run as on a GPU (bench.device.fp32_math)
+    float32_matmul_precision: str
     time_to_80_s: float | None
     time_to_85_s: float | None
     time_to_90_s: float | None

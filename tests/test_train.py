@@ -323,6 +323,24 @@ def test_a_checkpoint_keeps_each_gpus_random_state_where_cuda_is_in_use(monkeypa
     assert "cuda_rng" not in loop._rng_state()
 
 
+@pytest.mark.parametrize(("device", "chooses"), [("cuda", True), ("cpu", False)])
+def test_a_gpu_run_lets_cudnn_pick_its_fastest_convolutions(monkeypatch, device, chooses):
+    from bench import data
+    from bench.training import loop
+
+    seen = []
+
+    def training(run, preset, fashion, device, *args, **kwargs):  # records the switch as set
+        seen.append(torch.backends.cudnn.benchmark)
+        return {"status": "ok"}, []
+
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", not chooses)  # put back afterwards
+    monkeypatch.setattr(data, "load", lambda data_dir: None)
+    monkeypatch.setattr(loop, "train", training)
+    (result,) = loop.train_rows(Run("lenet"), SMOKE, None, device, None, "ours")
+    assert seen == [chooses] and result == {"summary": {"status": "ok"}, "history": []}
+
+
 def test_flip_tta_averages_the_mirror(fashion):
     split = D.subset(fashion.test, 5)
     batches = D.DeviceBatches(split, 50, CPU, shuffle=False)

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 import archs
 from bench.data import DeviceBatches, FashionMNIST, subset, torchvision_batches
-from bench.device import backend_for
+from bench.device import backend_for, fp32_math
 from bench.flops import step_flops_per_image
 from bench.schema import Status
 from bench.training.recipes import PLAIN, Preset, Run, Techniques
@@ -420,6 +420,7 @@ def _summary(settings, history, status, peak, backend) -> dict[str, Any]:
         "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
         "cudnn_deterministic": torch.backends.cudnn.deterministic,
         "cudnn_benchmark": torch.backends.cudnn.benchmark,
+        **fp32_math(),  # what fp32 layers may run as on a GPU (TF32)
     }
     for target in ACCURACY_TARGETS:
         reached = [h["train_s"] for h in history if h["test_acc"] >= target]
@@ -445,6 +446,9 @@ def train_rows(run: Run, preset: Preset, data_dir: Path | None, device: str,
             print(f"    {run.model}, seed {run.seed}: step {step}, {now - started:.0f} s",
                   flush=True)  # fmt: skip
 
+    # a GPU run lets cuDNN time its convolution algorithms for each shape and keep the
+    # fastest (recorded with the run); this is the run's own process
+    torch.backends.cudnn.benchmark = torch.device(device).type == "cuda"
     summary, history = train(run, preset, load(data_dir), torch.device(device), checkpoint,
                              pipeline, on_step=progress)  # fmt: skip
     yield {"summary": summary, "history": history}

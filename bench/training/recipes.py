@@ -39,8 +39,8 @@ class Techniques:
     # the device); later epochs, and evaluation, at 28 pixels
     early_sides: tuple[int, ...] = ()
     eval_at_end: bool = False  # the test set is evaluated after the last epoch only
-    # torch.compile's mode for the training steps ("default"; "reduce-overhead": CUDA graphs
-    # too; ""; eager), compiled before the clock starts (the run records how long it took)
+    # torch.compile's mode for the training steps ("": eager; "default"; "reduce-overhead":
+    # with CUDA graphs), compiled before the clock starts (the run records how long it took)
     compile: str = ""
 
     def on(self) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from bench.__main__ import main
 from bench.blocks import cases, conv_row, pool_row, shape_row
 from bench.compare import compare
 from bench.device import backend_for
+from bench.schema import ALLOCATED, RESIDENT
 from bench.store import Store
 
 
@@ -109,6 +110,24 @@ def test_a_run_killed_mid_stage_resumes_without_measuring_again(tmp_path, capsys
     assert all(again[r["lr"]] == r["provenance"]["date"] for r in first)  # not re-measured
     assert printed.count("test accuracy") == 5 - len(first)
     assert not list(tmp_path.rglob("*.partial"))
+
+
+@pytest.mark.parametrize(("memory_kind", "goal", "clock"), [
+    (RESIDENT, "goal: 94% within 300 s", "wall clock (s, measured: training and evaluation)"),
+    (ALLOCATED, "goal: 94% within 5 s", "training time (s, measured: without evaluation"),
+])  # fmt: skip
+def test_the_fast_recipes_goal_is_read_on_its_devices_clock(tmp_path, full_row, memory_kind,
+                                                            goal, clock):  # fmt: skip
+    from bench.render.plots import fast_recipe
+
+    store = Store(tmp_path / "r.sqlite")
+    row = full_row("train", model="resnet9_28", epochs=2, fast_recipe=True, techniques="augment",
+                   seed=0, lr=0.4, batch_size=500, preset="book", memory_kind=memory_kind,
+                   device_name="a device")  # fmt: skip
+    history = [{"train_s": 2.0 * e, "wall_s": 3.0 * e, "test_acc": 0.9 + 0.02 * e} for e in (1, 2)]
+    store.put("train", "resnet9_28", {"epochs": 2}, row, details={"history": history})
+    svg = fast_recipe(store, tmp_path)[1].read_text()
+    assert goal in svg and clock in svg
 
 
 def test_a_table_column_that_is_no_stored_field_raises():

@@ -20,7 +20,7 @@ from matplotlib.ticker import FuncFormatter, NullFormatter
 
 from bench.render.format import book_rank
 from bench.render.headline import fast_recipes, headline
-from bench.schema import MEASURED, RESIDENT, Status
+from bench.schema import ALLOCATED, MEASURED, RESIDENT, Status
 from bench.store import Store
 
 MIB = 2**20
@@ -253,7 +253,13 @@ def _recipe(run: dict) -> str:
     return name
 
 
-TARGET = (94.0, 300.0)  # the fast recipe's goal: test accuracy (%) within wall clock (s)
+# The fast recipe's goals, test accuracy (%) within seconds: on a CPU of wall clock (training
+# and evaluation), on a GPU of training alone; each with the clock it is read on.
+GOALS = {
+    "cpu": (94.0, 300.0, "wall_s", "wall clock (s, measured: training and evaluation)"),
+    "gpu": (94.0, 5.0, "train_s", "training time (s, measured: without evaluation or "
+            "compilation)"),
+}  # fmt: skip
 
 
 def fast_recipe(store: Store, out_dir: Path) -> list[Path]:
@@ -263,13 +269,16 @@ def fast_recipe(store: Store, out_dir: Path) -> list[Path]:
             and (r["fast_recipe"] or r["techniques"] == "-")]  # fmt: skip
     if not runs:
         return []
+    # a GPU's run measures the memory of CUDA's allocator
+    accuracy, seconds, clock, label = GOALS[
+        "gpu" if all(r["memory_kind"] == ALLOCATED for r in runs) else "cpu"]  # fmt: skip
     figure, axes = plt.subplots(figsize=(9, 5))
     names = list(dict.fromkeys(_recipe(r) for r in runs))
     for run in runs:
         name = _recipe(run)
         points = pd.DataFrame(store.details("train", run["model"], run["config"], "history"))
         axes.plot(
-            points["wall_s"],
+            points[clock],
             100 * points["test_acc"],
             "-" if run["fast_recipe"] else "--",
             marker="o",
@@ -277,12 +286,11 @@ def fast_recipe(store: Store, out_dir: Path) -> list[Path]:
             color=plt.cm.tab10.colors[names.index(name) % 10],
             label=f"{run['model']}, {name}, {run['preset']} preset, seed {run['seed']}",
         )
-    accuracy, seconds = TARGET
     axes.axhline(accuracy, color="0.4", linestyle=":", linewidth=1)
     axes.axvline(seconds, color="0.4", linestyle=":", linewidth=1)
     axes.annotate(f"goal: {accuracy:g}% within {seconds:g} s", (seconds, accuracy), fontsize=8,
                   xytext=(4, 4), textcoords="offset points", color="0.3")  # fmt: skip
-    axes.set_xlabel("wall clock (s, measured: training and evaluation)")
+    axes.set_xlabel(label)
     axes.set_ylabel("test accuracy (%, measured)")
     axes.set_ylim(max(CHANCE, min(80.0, axes.get_ylim()[0])), 100)
     axes.set_xlim(0, None)

@@ -8,6 +8,7 @@ import pytest
 import torch
 import torchvision
 
+import archs
 from bench.__main__ import main
 from bench.stages import COMMANDS
 from bench.store import Store
@@ -239,10 +240,12 @@ def test_the_book_plan_puts_what_the_books_networks_buy_first_and_compiles_last(
     assert len({s.name or s.stage for s in plan}) == len(plan)  # each step named apart
     trained = [e for s in plan if s.stage == "train" for e in s.settings.experiment]
     assert sorted(trained) == sorted(EXPERIMENTS)  # every experiment, once
-    timed = [s.settings for s in plan if s.stage == "speed"]
-    assert [(t.precision, t.compile) for t in timed] == [
-        ("fp32", False), ("bf16", False), ("fp32", True), ("bf16", True)]  # fmt: skip
-    assert timed[0].models == timed[1].models == "*"  # every network, uncompiled
+    timed = [(s.settings.models, s.settings.precision, s.settings.compile) for s in plan
+             if s.stage == "speed"]  # fmt: skip
+    book = ",".join(archs.BOOK_MODELS)
+    assert timed == [(book, "fp32", False), (book, "bf16", False), ("*", "fp32", False),
+                     ("*", "bf16", False), (book, "fp32", True), (book, "bf16", True)]  # fmt: skip
+    assert next(i for i, s in enumerate(plan) if s.stage == "speed") == 2  # right after training
 
 
 def test_training_on_the_books_pipeline_starts_its_loader_workers_in_the_child(tmp_path, capsys):

@@ -23,6 +23,7 @@ from bench.store import Store, StoreError, provenance
 from bench.training.recipes import EXPERIMENTS, PRESETS
 
 BOOK = ",".join(archs.BOOK_MODELS)
+BF16 = {"precision": "bf16", "channels_last": True}  # the speed stage's mixed precision
 
 
 class Step(NamedTuple):
@@ -60,15 +61,18 @@ PLANS: dict[str, tuple[Step, ...]] = {
     ),
     # A GPU: the chapter's recipes, the most valuable rows first, so that a run stopped part
     # way (and resumed later: what is stored is not measured again) holds them: the counts
-    # (seconds, on the meta device), what the book's nine networks buy, the speed of every
-    # network in fp32 and then in bf16 with channels_last, onnxruntime, the exercises' runs,
-    # then the rest; torch.compile last, on the book's networks (it compiles for minutes).
+    # (seconds, on the meta device), what the book's nine networks buy, their speed in fp32 and
+    # in bf16 with channels_last, then every network's, onnxruntime, the exercises' runs, the
+    # rest, and torch.compile last, on the book's networks (it compiles for minutes each).
     "book": (
         Step("profile", profile.Settings()),
         Step("train", train.Settings(preset="book"), "train: the book's networks"),
+        Step("speed", speed.Settings(models=BOOK, time_cap=0.5),
+             "speed: fp32, the book's networks"),
+        Step("speed", speed.Settings(models=BOOK, time_cap=0.5, **BF16),
+             "speed: bf16, channels_last, the book's networks"),
         Step("speed", speed.Settings(time_cap=0.5), "speed: fp32"),
-        Step("speed", speed.Settings(precision="bf16", channels_last=True, time_cap=0.5),
-             "speed: bf16, channels_last"),
+        Step("speed", speed.Settings(time_cap=0.5, **BF16), "speed: bf16, channels_last"),
         Step("onnx", onnx.Settings()),
         Step("train", train.Settings(preset="book", experiment=tuple(
             e for e in EXPERIMENTS if e != "book")), "train: the exercises and fast recipes"),
@@ -76,10 +80,9 @@ PLANS: dict[str, tuple[Step, ...]] = {
         Step("blocks", blocks.Settings()),
         Step("peers", peers.Settings()),
         Step("speed", speed.Settings(models=BOOK, time_cap=0.5, compile=True),
-             "speed: fp32, torch.compile"),
-        Step("speed", speed.Settings(models=BOOK, precision="bf16", channels_last=True,
-                                     time_cap=0.5, compile=True),
-             "speed: bf16, channels_last, torch.compile"),
+             "speed: fp32, torch.compile, the book's networks"),
+        Step("speed", speed.Settings(models=BOOK, time_cap=0.5, compile=True, **BF16),
+             "speed: bf16, channels_last, torch.compile, the book's networks"),
     ),
 }  # fmt: skip
 

@@ -198,3 +198,14 @@ register(
     recipe=Recipe(lr=0.1),
     summary="a small ResNet at 28x28: ResNet-9 layout, widths 16-32-64-128 (the fast recipe's)",
 )
+register(
+    "resnet9_28_wide",
+    resnet9,
+    family="resnet",
+    section="8.6",
+    paper=PAPER,
+    image_size=28,
+    options=dict(widths=(32, 64, 128, 256)),
+    recipe=Recipe(lr=0.1),
+    summary="resnet9_28 at twice the width, 32-64-128-256 (the GPU fast recipe's)",
+)

@@ -198,7 +198,19 @@ FAST_3_MIN = dataclasses.replace(FAST_RUN, epochs=2, techniques=dataclasses.repl
     FAST, early_sides=(14,)))  # fmt: skip
 FAST_10_MIN = dataclasses.replace(FAST_RUN, epochs=7, techniques=dataclasses.replace(
     FAST, early_sides=(14, 14, 20, 20, 20), shift_tta=True))  # fmt: skip
-FAST_RECIPES = (FAST_RUN, FAST_3_MIN, FAST_10_MIN, FIRST_FAST_RUN)
+# The fast recipe for a GPU, whose goal is 94 % within 5 s of training: the first recipe's
+# techniques on a network twice resnet9_28's width (resnet9_28 on the CPU, at batch 500 and lr
+# 0.4 for 16 epochs, reached 93.61 %, its training accuracy 94.6 %: too small a network),
+# compiled with CUDA graphs, bf16 autocast and channels_last running there, evaluated after
+# every epoch so that its time to 94 % is read off its curve.
+FAST_GPU_RUN = Run(
+    "resnet9_28_wide",
+    lr=0.2,
+    batch_size=256,
+    epochs=8,
+    techniques=dataclasses.replace(FIRST_FAST, compile="reduce-overhead"),
+)
+FAST_RECIPES = (FAST_RUN, FAST_3_MIN, FAST_10_MIN, FIRST_FAST_RUN, FAST_GPU_RUN)
 
 
 def seeded(*runs: Run) -> tuple[Run, ...]:
@@ -209,6 +221,7 @@ def seeded(*runs: Run) -> tuple[Run, ...]:
 EXPERIMENTS["fast"] = seeded(FAST_RUN)
 EXPERIMENTS["fast_budgets"] = seeded(FAST_3_MIN, FAST_10_MIN)
 EXPERIMENTS["fast_first"] = seeded(FIRST_FAST_RUN)
+EXPERIMENTS["fast_gpu"] = seeded(FAST_GPU_RUN)
 # What each technique buys: the fast recipe with one switched off, then with none (the book's
 # loop on the same schedule).
 EXPERIMENTS["fast_ablation"] = seeded(

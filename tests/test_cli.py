@@ -211,7 +211,7 @@ def test_a_stage_that_fails_or_has_nothing_to_do_is_recorded_and_the_rest_run(
 
 
 def test_a_plan_runs_a_stage_twice_under_its_steps_names(tmp_path, monkeypatch):
-    from bench.stages import run_all, speed
+    from bench.stages import speed
     from bench.stages.run_all import PLANS, Step
 
     def timed(batch: int) -> Step:
@@ -219,15 +219,14 @@ def test_a_plan_runs_a_stage_twice_under_its_steps_names(tmp_path, monkeypatch):
                                   time_cap=0.01)  # fmt: skip
         return Step("speed", settings, f"speed: batch {batch}")
 
-    monkeypatch.setitem(PLANS, "smoke", (Step("profile", run_all.profile.Settings(
-        models="lenet")), timed(1), timed(2)))  # fmt: skip
+    monkeypatch.setitem(PLANS, "smoke", (timed(1), timed(2)))
     out = tmp_path / "reports"
     argv = ["all", "--preset", "smoke", "--store", str(out / "results.sqlite"), "--out", str(out)]
     assert main(argv) == 0
     store = Store(out / "results.sqlite")
     assert sorted(r["config"]["batch_size"] for r in store.rows("speed")) == [1, 2]
     (run,) = store.rows("run")
-    assert run["stages"] == {"profile": "ok", "speed: batch 1": "ok", "speed: batch 2": "ok"}
+    assert run["stages"] == {"speed: batch 1": "ok", "speed: batch 2": "ok"}
 
 
 def test_the_book_plan_puts_what_the_books_networks_buy_first_and_compiles_last():

@@ -448,7 +448,7 @@ def test_a_compiled_run_trains_as_the_eager_one_with_its_compile_time_apart(fash
     monkeypatch.setattr(torch, "compile", through_aot_autograd)
     budget = Preset("test", epochs=2, train_per_class=10, test_per_class=5)
     sgd = Techniques(momentum=0.9)
-    run = Run("resnet9_28", lr=0.05, batch_size=32, techniques=sgd)
+    run = Run("bn_lenet", lr=0.1, batch_size=32, techniques=sgd)
     eager, eager_history = train(run, budget, fashion, CPU)
     summary, history = train(dataclasses.replace(run, techniques=dataclasses.replace(
         sgd, compile="reduce-overhead")), budget, fashion, CPU)  # fmt: skip

@@ -165,7 +165,8 @@ def test_each_fast_recipe_gets_its_own_median_and_curves(tmp_path, full_row):
 
     store = Store(tmp_path / "r.sqlite")
     runs = [(7, 0.2, True, "augment", s, a) for s, a in ((0, 0.931), (1, 0.936), (2, 0.934))]
-    runs += [(5, 0.1, True, "augment+shift_tta", s, a) for s, a in ((0, 0.94), (1, 0.938))]
+    runs += [(5, 0.1, True, "augment+bf16", s, a) for s, a in ((0, 0.94), (1, 0.938))]
+    runs += [(4, 0.1, True, "augment+early_sides", 0, 0.915)]  # a recipe of one seed
     runs += [(5, 0.1, False, "-", 0, 0.80)]  # the book's loop on the same schedule
     for epochs, lr, fast, techniques, seed, accuracy in runs:
         row = full_row("train", model="resnet9_28", epochs=epochs, lr=lr, batch_size=128,
@@ -180,7 +181,13 @@ def test_each_fast_recipe_gets_its_own_median_and_curves(tmp_path, full_row):
                   details={"history": history})  # fmt: skip
     table = headline(store)
     fast_rows = table[table["kind"] == "fast"]
+    # whether bf16 ran where a recipe asks for it: this CPU has none
+    (one_seed,) = fast_rows[fast_rows["model"].str.contains("4 epochs")]["accuracy"]
+    assert one_seed.startswith("book: augment+early_sides, lr 0.1")
+    (with_bf16,) = fast_rows[fast_rows["model"].str.contains("5 epochs")]["accuracy"]
+    assert with_bf16.startswith("book: augment+bf16 (autocast off), lr 0.1")
     assert sorted(zip(fast_rows["model"], fast_rows["test_acc"], strict=True)) == [
+        ("resnet9_28, fast recipe, 4 epochs of batch 128 at lr 0.1 (1 seed)", 0.915),
         ("resnet9_28, fast recipe, 5 epochs of batch 128 at lr 0.1 (2 seeds, median)", 0.938),
         ("resnet9_28, fast recipe, 7 epochs of batch 128 at lr 0.2 (3 seeds, median)", 0.934),
     ]

@@ -85,8 +85,11 @@ def _best(rows: list[dict], mode: str) -> str:
 
 
 def run_text(run: dict[str, Any]) -> str:
-    """How a run trained, in words: preset, optimizer settings, work, test set."""
+    """How a run trained, in words: preset, techniques (with whether bf16 autocast ran, where
+    they ask for it), optimizer settings, work, test set."""
     techniques = run["techniques"]
+    if "bf16" in techniques.split("+"):
+        techniques += f" (autocast {run.get('autocast', 'off')})"
     tested = run["config"]["test_per_class"]
     tested = "all 10,000" if tested is None else f"{10 * tested:,}"
     return (f"{run['preset']}: {'' if techniques == '-' else techniques + ', '}lr {run['lr']:g}, "
@@ -159,8 +162,8 @@ def headline(store: Store) -> pd.DataFrame:
             trained.append((name, "book" if run["preset"] == "book" else "fixed work", run))
         for recipe, fast in fast_recipes(mine).items():  # the median over seeds
             median = sorted(fast, key=lambda r: r["test_acc"])[(len(fast) - 1) // 2]
-            trained.append((f"{name}, {recipe} ({plural(len(fast), 'seed')}, median)", "fast",
-                            median))  # fmt: skip
+            seeds = plural(len(fast), "seed") + (", median" if len(fast) > 1 else "")
+            trained.append((f"{name}, {recipe} ({seeds})", "fast", median))
         if not trained:
             rows.append({"model": name, **costs, "accuracy": (
                 f"not trained under the {preset} preset: the book preset trains it"

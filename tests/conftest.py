@@ -17,15 +17,31 @@ def pytest_addoption(parser):
                      help="run the suite with N busy processes beside it")  # fmt: skip
 
 
-@pytest.fixture(scope="session", autouse=True)
-def busy_processes(request):
-    """N processes spinning on the CPU for the whole session (none by default)."""
-    count = request.config.getoption("--under-load")
-    spinning = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(count)]
-    yield spinning
-    for process in spinning:
+SPINNING = pytest.StashKey[list]()
+
+
+def pytest_configure(config):
+    """N processes spinning on the CPU for the whole session (none by default), started once by
+    the process that runs the session (pytest-xdist's workers, ``-n``, leave it to the
+    controller)."""
+    if not hasattr(config, "workerinput"):
+        count = config.getoption("--under-load")
+        config.stash[SPINNING] = [subprocess.Popen([sys.executable, "-c", "while True: pass"])
+                                  for _ in range(count)]  # fmt: skip
+
+
+def pytest_unconfigure(config):
+    for process in config.stash.get(SPINNING, []):
         process.kill()
         process.wait()
+
+
+def pytest_collection_modifyitems(items):
+    """Under pytest-xdist (``--dist loadgroup``), the tests that read the smoke run, or start
+    Ray, share one worker: the smoke run is made once, and one Ray instance runs at a time."""
+    for item in items:
+        if {"smoke_run", "local_ray"} & set(item.fixturenames):
+            item.add_marker(pytest.mark.xdist_group("whole_runs"))
 
 
 def _clone_like(folder: Path) -> Path:

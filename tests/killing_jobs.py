@@ -1,5 +1,5 @@
-"""Jobs that get killed, for tests/test_ray.py and test_interrupt.py: in a module of their own,
-so that the processes running them (Ray workers among them) import little more."""
+"""Jobs for tests/test_ray.py and test_interrupt.py (most of them get killed): in a module of
+their own, so that the processes running them (Ray workers among them) import little more."""
 
 import os
 import signal
@@ -39,3 +39,8 @@ def sleep_after_saying_who(pid_file):
     Path(pid_file).write_text(str(os.getpid()))
     time.sleep(600)
     yield {}
+
+
+def say_niceness():
+    """A job that says the niceness it runs at."""
+    yield {"niceness": os.nice(0)}

@@ -1,6 +1,6 @@
 """``--executor ray`` on a local Ray instance of this machine's two cores: the smoke preset
 stores the rows the local executor stores, with the same counted figures; a Ray worker killed
-mid-job costs a retry, and every row is stored once."""
+mid-job costs a retry, and every row is stored once; jobs run at the usual niceness."""
 
 import os
 from pathlib import Path
@@ -9,7 +9,7 @@ import pytest
 
 ray = pytest.importorskip("ray", reason="Ray is not installed: pip install -e '.[ray]'")
 
-from killing_jobs import sweep_that_kills_its_worker  # noqa: E402
+from killing_jobs import say_niceness, sweep_that_kills_its_worker  # noqa: E402
 
 from bench.__main__ import main  # noqa: E402
 from bench.executors import RETRIES, Job, Ray, sweep_into  # noqa: E402
@@ -49,6 +49,13 @@ def test_a_killed_worker_costs_a_retry_and_every_row_is_stored_once(local_ray, t
                for b in (2, 4))  # fmt: skip
     assert rows["always", 1]["status"] == "ok" or rows["always", 1]["note"].startswith(lost)
     assert len(store.rows("onnx")) == 6
+
+
+def test_a_job_runs_at_the_usual_niceness_not_at_ray_workers_15(local_ray):
+    """Ray nices its workers to 15; a job timed there would yield its cores to every other
+    process of the node."""
+    messages = [m for _, m in Ray(None, gpu=False).run([Job(say_niceness, {}, timeout=900)])]
+    assert messages[0].value == {"niceness": os.nice(0)}
 
 
 COUNTED = {  # stage -> the fields both executors must store alike (counted, not timed)

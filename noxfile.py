@@ -30,11 +30,12 @@ def _environment(session: nox.Session, extras: str = "test") -> None:
 
 @nox.session(venv_backend="none")
 def tests(session: nox.Session) -> None:
-    """Run the test suite on the CPU, one pytest-xdist worker per CPU (``-- -n 0``: in one
+    """Run the test suite on the CPU, one pytest-xdist worker per CPU, each test file in one
+    worker (its module fixtures, a Ray instance among them, made once; ``-- -n 0``: in one
     process; ``-- --under-load 2``: with two busy processes beside it), Ray installed so that
     ``--executor ray`` is tested on a local Ray instance."""
     _environment(session, "test,ray")
-    session.run(PYTHON, "-m", "pytest", "-n", "logical", "--dist", "loadgroup", *session.posargs,
+    session.run(PYTHON, "-m", "pytest", "-n", "logical", "--dist", "loadfile", *session.posargs,
                 external=True)  # fmt: skip
 
 

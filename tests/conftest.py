@@ -1,6 +1,7 @@
 """Shared fixtures; ``--under-load N`` runs the suite while N busy processes compete for the CPU,
 as on a shared CI machine (``nox -s tests -- --under-load 2``)."""
 
+import fcntl
 import os
 import shutil
 import subprocess
@@ -36,14 +37,6 @@ def pytest_unconfigure(config):
         process.wait()
 
 
-def pytest_collection_modifyitems(items):
-    """Under pytest-xdist (``--dist loadgroup``), the tests that read the smoke run, or start
-    Ray, share one worker: the smoke run is made once, and one Ray instance runs at a time."""
-    for item in items:
-        if {"smoke_run", "local_ray"} & set(item.fixturenames):
-            item.add_marker(pytest.mark.xdist_group("whole_runs"))
-
-
 def _clone_like(folder: Path) -> Path:
     """``folder`` made a git checkout holding the project's .gitignore and a committed
     reports/index.md, as a fresh clone does."""
@@ -67,7 +60,21 @@ def checkout(tmp_path, monkeypatch):
 @pytest.fixture(scope="session")
 def smoke_run(tmp_path_factory):
     """The run folder of ``python -m bench all --preset smoke``, run once in a fresh checkout
-    (the local executor): what the other tests of a whole run read."""
+    (the local executor): what the other tests of a whole run read. Made once a session: under
+    pytest-xdist the first worker to need it makes it, in the folder the workers share, and the
+    others wait for it."""
+    shared = tmp_path_factory.getbasetemp()
+    if "PYTEST_XDIST_WORKER" in os.environ:
+        shared = shared.parent  # the session's folder: each worker's own is inside it
+    made = shared / "smoke_run"
+    with (shared / "smoke_run.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not made.exists():
+            made.write_text(str(_smoke_run(tmp_path_factory)))
+    return Path(made.read_text())
+
+
+def _smoke_run(tmp_path_factory) -> Path:
     from bench.__main__ import main
 
     folder, before = _clone_like(tmp_path_factory.mktemp("checkout")), Path.cwd()

@@ -181,7 +181,7 @@ def test_each_fast_recipe_gets_its_own_median_and_curves(tmp_path, full_row):
                   details={"history": history})  # fmt: skip
     table = headline(store)
     fast_rows = table[table["kind"] == "fast"]
-    # whether bf16 ran where a recipe asks for it: this CPU has none
+    # a recipe that asks for bf16 says whether autocast ran (off in these rows)
     (one_seed,) = fast_rows[fast_rows["model"].str.contains("4 epochs")]["accuracy"]
     assert one_seed.startswith("book: augment+early_sides, lr 0.1")
     (with_bf16,) = fast_rows[fast_rows["model"].str.contains("5 epochs")]["accuracy"]

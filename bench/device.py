@@ -246,7 +246,9 @@ def gpu_peak_flops(precision: str, name: str) -> tuple[float, str]:
 
 
 # The side of the square matmul that measures what a device achieves: large enough to keep it
-# busy, small enough that one product takes milliseconds (8192 on a GPU: 1.1 TFLOP).
+# busy, small enough that one product takes milliseconds (8192 on a GPU: 1.1 TFLOP). Where one
+# product would take far longer (bf16 on a CPU without bf16 instructions, which runs below
+# 1 GFLOP/s: a minute at 2048), the side is halved until it would not.
 MATMUL_SIDE = {"cpu": 2048, "cuda": 8192}
 
 
@@ -256,7 +258,7 @@ def peak_flops(device: torch.device, precision: str, backend_name: str) -> dict[
 
     GPU: the datasheet's dense figure. CPU: ``cpu_peak_flops`` from the machine's description;
     where the matmul beats it (the cores run above the clock the system reports), the matmul."""
-    achieved, n = measured_matmul_flops(device, precision), MATMUL_SIDE[device.type]
+    achieved, n = measured_matmul_flops(device, precision)
     measured = {
         "achievable_flops_per_s": achieved,
         "achievable_source": f"measured: {n}x{n} {precision} matmul, best of runs",
@@ -281,18 +283,25 @@ def machine_roof(device: str, precision: str) -> dict[str, Any]:
             "bandwidth_source": "measured: 256 MiB copy, best of runs"}  # fmt: skip
 
 
-def measured_matmul_flops(device: torch.device, precision: str, seconds: float = 1.0) -> float:
-    """Best FLOP/s of a square matrix product (side ``MATMUL_SIDE``) in ``precision`` over
-    ``seconds``."""
+def measured_matmul_flops(device: torch.device, precision: str,
+                          seconds: float = 1.0) -> tuple[float, int]:  # fmt: skip
+    """Best FLOP/s of a square matrix product in ``precision`` over ``seconds``, and its side:
+    ``MATMUL_SIDE``, halved while one product, extrapolated (n³) from one at an eighth of the
+    side, would take over 10 x ``seconds`` (small products run less efficiently: the
+    extrapolation overstates)."""
     n = MATMUL_SIDE[device.type]
     dtype = PRECISIONS[precision] or torch.float32
-    a, b = (torch.randn(n, n, device=device, dtype=dtype) for _ in range(2))
     backend = backend_for(device)
+    probe = torch.randn(n // 8, n // 8, device=device, dtype=dtype)
+    probe_s = min(backend.time(lambda: probe @ probe) for _ in range(2))  # the first warms up
+    while n > len(probe) and probe_s * (n / len(probe)) ** 3 > 10 * seconds:
+        n //= 2
+    a, b = (torch.randn(n, n, device=device, dtype=dtype) for _ in range(2))
     best = math.inf
     start = time.perf_counter()
     while time.perf_counter() - start < seconds:
         best = min(best, backend.time(lambda: a @ b))
-    return 2 * n**3 / best
+    return 2 * n**3 / best, n
 
 
 def measured_bandwidth(device: torch.device, seconds: float = 1.0) -> float:

@@ -257,6 +257,19 @@ def test_no_measured_matmul_exceeds_the_cpu_peak():
     assert "cores x" in roof["peak_source"] and roof["achievable_source"].startswith("measured")
 
 
+@pytest.mark.parametrize(("product_s", "side"), [(1e-4, 2048), (1e-3, 1024), (1.0, 256)])
+def test_a_matmul_too_slow_at_full_side_is_measured_at_a_smaller_one(monkeypatch, product_s, side):
+    class EveryProductTakes(dev.CpuBackend):  # an injected clock
+        def time(self, step):
+            return product_s
+
+    monkeypatch.setattr(dev, "backend_for", lambda device: EveryProductTakes(device, "cpu"))
+    # a product at 256 (an eighth of 2048) takes product_s; the side is halved while the n³
+    # extrapolation exceeds 10 x 0.01 s, down to the probe's side at the least
+    flops, n = dev.measured_matmul_flops(torch.device("cpu"), "fp32", seconds=0.01)
+    assert n == side and flops == 2 * side**3 / product_s
+
+
 def _compiler_failing(model_or_name, **job):
     raise RuntimeError("InvalidCxxCompiler: No working C++ compiler found")
 
@@ -309,3 +322,18 @@ def test_the_roof_is_measured_in_a_child_so_the_stage_holds_no_device_memory(mon
     assert main(argv) == 0
     (roof,) = Store(tmp_path / "r.sqlite").rows("machine")
     assert roof["bandwidth_bytes_per_s"] > 0 and roof["achievable_flops_per_s"] > 0
+
+
+def test_a_speed_run_with_nothing_left_to_time_measures_no_roof(monkeypatch, tmp_path, capsys):
+    from bench.__main__ import main
+    from bench.stages import speed as stage
+    from bench.store import Store
+
+    measured, real = [], stage.measure_roof
+    monkeypatch.setattr(stage, "measure_roof", lambda *args: measured.append(1) or real(*args))
+    argv = ["speed", "--models", "lenet", "--mode", "infer", "--batch-sizes", "1",
+            "--time-cap", "0.01", "--store", str(tmp_path / "r.sqlite"), "--out", str(tmp_path)]  # fmt: skip
+    assert main(argv) == 0 and main(argv) == 0
+    assert measured == [1]  # by the first run only, which timed the point
+    assert "every point is in" in capsys.readouterr().out
+    assert len(Store(tmp_path / "r.sqlite").rows("machine")) == 1

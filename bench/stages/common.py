@@ -256,6 +256,21 @@ def select_models(patterns: str) -> list[str]:
     return [name for name in archs.list_models() if name in chosen] + external
 
 
+def run_sweeps(store: Any, stage: str, executor: Any, jobs: list) -> int:
+    """Each network's batch-size sweep (``bench.executors.sweep_into``), with a progress bar
+    over its points; how many points failed."""
+    from bench.console import Progress
+    from bench.executors import sweep_into
+    from bench.schema import FAILED
+
+    failures = 0
+    with Progress(stage, sum(len(job.kwargs["batch_sizes"]) for job, *_ in jobs)) as progress:
+        for label, batch, status, text in sweep_into(store, stage, executor, jobs):
+            failures += status in FAILED
+            progress.item(f"{label} batch {batch}: {status} {text}")
+    return failures
+
+
 def write_pages(store: Any, write: Callable[[Any, Path], list[Path]], folder: Path) -> None:
     """A stage's pages, rendered from ``store`` into ``folder``; then the store is closed."""
     from bench.console import plural

@@ -8,12 +8,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import archs
-from bench.console import Progress
-from bench.schema import FAILED, FINAL
+from bench.schema import FINAL
 from bench.stages.common import (
     Command,
     Sweep,
     device_of,
+    run_sweeps,
     select_models,
     timeout_option,
     write_pages,
@@ -37,7 +37,7 @@ def config(s: Settings, device: str, provider: str, name: str, batch: int,
 def run(s: Settings) -> int:
     """Export, check and time every selected network under onnxruntime, one child each."""
     from bench.device import backend_for
-    from bench.executors import Job, sweep_into
+    from bench.executors import Job
     from bench.onnx_runtime import iter_onnx, placement
     from bench.render.stages import write_onnx
 
@@ -49,7 +49,7 @@ def run(s: Settings) -> int:
               "build): onnxruntime runs on the CPU, and PyTorch beside it too")  # fmt: skip
     key = functools.partial(config, s, backend_for(device).name, provider)
     executor = s.runner(device)
-    store, failures = Store(s.store), 0
+    store = Store(s.store)
     jobs = []  # one per network: its batch sizes not yet in the store
     for name in names:
         size = s.image_size or archs.spec(name).image_size
@@ -63,10 +63,7 @@ def run(s: Settings) -> int:
             onnx_dir=s.out / "onnx",
         )  # fmt: skip
         jobs.append((Job(iter_onnx, job, s.timeout), point, f"{name} onnxruntime"))
-    with Progress("onnx", sum(len(j.kwargs["batch_sizes"]) for j, *_ in jobs)) as progress:
-        for label, batch, status, text in sweep_into(store, "onnx", executor, jobs):
-            failures += status in FAILED
-            progress.item(f"{label} batch {batch}: {status} {text}")
+    failures = run_sweeps(store, "onnx", executor, jobs)
     write_pages(store, write_onnx, s.out / "onnx")
     return 1 if failures else 0
 

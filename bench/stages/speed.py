@@ -9,13 +9,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import archs
-from bench.console import Progress
-from bench.schema import FAILED, FINAL
+from bench.schema import FINAL
 from bench.stages.common import (
     Command,
     Sweep,
     device_of,
     option,
+    run_sweeps,
     select_models,
     timeout_option,
     write_pages,
@@ -51,55 +51,65 @@ def config(s: Settings, device: str, name: str, batch: int, mode: str,
 
 def run(s: Settings) -> int:
     """Time every selected network across batch sizes, one child process per (model, mode)."""
-    from bench.device import backend_for, machine_roof
-    from bench.executors import Job, sweep_into
-    from bench.isolation import Done, Row, ending
+    from bench.device import backend_for
+    from bench.executors import Job
     from bench.render.stages import write_speed
     from bench.timing import iter_speed
 
     names = select_models(s.models)
     device = device_of(s)
     backend, executor = backend_for(device), s.runner(device)
-    # measured in a child like the networks, so that this process holds no GPU memory
-    measured = Job(machine_roof, {"device": device.type, "precision": s.precision}, s.timeout)
-    for _, message in executor.run([measured]):
-        if isinstance(message, Row):
-            roof = message.value
-        elif not isinstance(message, Done):
-            raise RuntimeError(f"the roof of {backend.name} was not measured: "
-                               f"{ending(message)[1]}")  # fmt: skip
-    print(
-        f"speed: {backend.name}; peak {roof['peak_flops_per_s'] / 1e9:,.0f} GFLOP/s "
-        f"({roof['peak_source']}), a matmul achieves {roof['achievable_flops_per_s'] / 1e9:,.0f}; "
-        f"memory {roof['bandwidth_bytes_per_s'] / 1e9:,.1f} GB/s; each point capped at "
-        f"{s.time_cap:g} s of timed steps"
-    )
-    store, failures = Store(s.store), 0
-    # the roofline's roof: one row per device and precision, replaced by each run
-    store.put("machine", backend.name, {"precision": s.precision}, roof)
-    peak = roof["peak_flops_per_s"], roof["peak_source"]
+    store = Store(s.store)
     key = functools.partial(config, s, backend.name)
-    jobs = []  # one per (network, mode): its batch sizes not yet in the store
+    sweeps = []  # one per (network, mode): its batch sizes not yet in the store
     for name in names:
         size = s.image_size or archs.spec(name).image_size
         for mode in s.mode:
             point = functools.partial(key, name, mode=mode, size=size)
             todo = [b for b in s.batch_sizes if not store.has("speed", name, point(b), FINAL)]
-            if not todo:
-                continue
-            job = dict(
-                model_or_name=name, batch_sizes=tuple(todo), modes=(mode,), device=s.device,
-                precision=s.precision, channels_last=s.channels_last, compile=s.compile,
-                image_size=size, in_channels=s.in_channels, time_cap_s=s.time_cap,
-                max_step_s=s.max_step, peak=peak,
-            )  # fmt: skip
-            jobs.append((Job(iter_speed, job, s.timeout), point, f"{name} {mode}"))
-    with Progress("speed", sum(len(j.kwargs["batch_sizes"]) for j, *_ in jobs)) as progress:
-        for label, batch, status, text in sweep_into(store, "speed", executor, jobs):
-            failures += status in FAILED
-            progress.item(f"{label} batch {batch}: {status} {text}")
+            if todo:
+                sweeps.append((name, mode, size, point, todo))
+    if not sweeps:
+        print(f"speed: every point is in {s.store} already; nothing to measure")
+    peak = measure_roof(s, device, backend.name, executor, store) if sweeps else None
+    jobs = []
+    for name, mode, size, point, todo in sweeps:
+        job = dict(
+            model_or_name=name, batch_sizes=tuple(todo), modes=(mode,), device=s.device,
+            precision=s.precision, channels_last=s.channels_last, compile=s.compile,
+            image_size=size, in_channels=s.in_channels, time_cap_s=s.time_cap,
+            max_step_s=s.max_step, peak=peak,
+        )  # fmt: skip
+        jobs.append((Job(iter_speed, job, s.timeout), point, f"{name} {mode}"))
+    failures = run_sweeps(store, "speed", executor, jobs)
     write_pages(store, write_speed, s.out / "speed")
     return 1 if failures else 0
+
+
+def measure_roof(s: Settings, device: Any, name: str, executor: Any,
+                 store: Store) -> tuple[float, str]:  # fmt: skip
+    """The roofline's roof of the device in the run's precision (peak FLOP/s, a matmul, a
+    copy), measured in a child like the networks, so that this process holds no GPU memory,
+    by a run that times something, before it; the store keeps one row per device and
+    precision, the latest measured. Returns the peak and its source."""
+    from bench.device import machine_roof
+    from bench.executors import Job
+    from bench.isolation import Done, Row, ending
+
+    measured = Job(machine_roof, {"device": device.type, "precision": s.precision}, s.timeout)
+    for _, message in executor.run([measured]):
+        if isinstance(message, Row):
+            roof = message.value
+        elif not isinstance(message, Done):
+            raise RuntimeError(f"the roof of {name} was not measured: {ending(message)[1]}")
+    print(
+        f"speed: {name}; peak {roof['peak_flops_per_s'] / 1e9:,.0f} GFLOP/s "
+        f"({roof['peak_source']}), a matmul achieves {roof['achievable_flops_per_s'] / 1e9:,.0f}; "
+        f"memory {roof['bandwidth_bytes_per_s'] / 1e9:,.1f} GB/s; each point capped at "
+        f"{s.time_cap:g} s of timed steps"
+    )
+    store.put("machine", name, {"precision": s.precision}, roof)
+    return roof["peak_flops_per_s"], roof["peak_source"]
 
 
 COMMAND = Command("speed", "throughput, latency and memory across batch sizes", Settings, run)

@@ -219,3 +219,54 @@ def test_a_store_of_failures_alone_renders_every_page_and_lists_them(tmp_path):
     )
     assert "| lenet | 1 | timeout |" in (tmp_path / "onnx" / "onnx.md").read_text()
     assert (tmp_path / "index.md").exists()
+
+
+def test_pages_keep_apart_the_setups_a_gpu_run_times(tmp_path, full_row):
+    """A GPU run times each network eager in fp32 and in bf16, eager and compiled, and measures
+    a roof per precision: every page says which setup a number comes from, and the pages that
+    compare with the book read its own (eager fp32)."""
+    from bench.render.headline import headline
+    from bench.render.plots import roofline, write_plots
+
+    store = Store(tmp_path / "r.sqlite")
+    setups = [("fp32", False, False, 1_000.0), ("fp32", False, True, 2_000.0),
+              ("bf16", True, True, 3_000.0)]  # fmt: skip
+    for precision, channels_last, compiled, speed in setups:
+        for mode, factor in (("train", 1), ("infer", 5)):
+            key = {"mode": mode, "precision": precision, "compile": compiled}
+            store.put("speed", "lenet", key, full_row(
+                "speed", mode=mode, batch_size=128, image_size=28, device_name="GPU X",
+                precision=precision, channels_last=channels_last, compiled=compiled,
+                images_per_s=factor * speed, cv=0.05, achieved_flops_per_s=factor * speed * 1e6,
+                peak_bytes=2**30, memory_kind=ALLOCATED))  # fmt: skip
+    for precision in ("fp32", "bf16"):  # bf16's roof stored last
+        store.put("machine", "GPU X", {"precision": precision}, {
+            "peak_flops_per_s": 1e14, "peak_source": f"datasheet: X {precision}",
+            "achievable_flops_per_s": 5e13, "achievable_source": "measured",
+            "bandwidth_bytes_per_s": 1e12, "bandwidth_source": "measured"})  # fmt: skip
+    store.put("profile", "lenet", {"batch_size": 128}, full_row(
+        "profile", image_size=28, batch_size=128, params=5, fwd_macs_per_image=7.0,
+        train_bytes_est_sgd=2**20, fwd_flops_per_byte=10.0))  # fmt: skip
+    for techniques, on, autocast in (("-", {}, "off"),
+                                     ("bf16+channels_last+compile", {"bf16": True,
+                                      "channels_last": True, "compile": "reduce-overhead"},
+                                      "bf16")):  # fmt: skip
+        store.put("train", "lenet", {"techniques": techniques, "test_per_class": None}, full_row(
+            "train", preset="book", batch_size=128, resize=None, techniques=techniques,
+            technique_settings=on, autocast=autocast, device_name="GPU X", lr=0.1,
+            images_per_s=900.0, test_acc=0.9, changes=[] if on == {} else ["techniques"],
+            fast_recipe=bool(on), epochs=10, seed=0, work="10 epochs"),
+            details={"history": [{"train_s": 9.0, "wall_s": 10.0, "test_acc": 0.9}]})  # fmt: skip
+    table = headline(store).set_index("model")
+    assert table.loc["lenet", "infer_best"] == "15,000 (128, bf16, channels_last, torch.compile)"
+    # the book's loop runs eager fp32: the sweep's eager fp32 point, not the compiled one
+    assert table.loc["lenet", "train_speed"] == "1,000 (speed sweep, fp32, CV 5%)"
+    (fast,) = table[table["kind"] == "fast"]["train_speed"]
+    assert fast == "900 (training run)"  # compiled in a mode of its own: its own figure
+    svg = roofline(store, tmp_path)[1].read_text()
+    assert "datasheet: X fp32" in svg and "X bf16" not in svg
+    assert svg.count("lenet (28 px)") == 1  # the eager fp32 point alone
+    write_plots(store, tmp_path, "book")
+    svg = (tmp_path / "throughput_vs_batch.svg").read_text()
+    for setup in ("fp32", "fp32, torch.compile", "bf16, channels_last, torch.compile"):
+        assert f"inference, GPU X, {setup}" in svg and f"training, GPU X, {setup}" in svg

@@ -23,6 +23,7 @@ from bench.render.format import (
     fmt_text,
     markdown,
 )
+from bench.render.setups import speed_setup
 from bench.schema import MEASURED, Status
 from bench.store import Store
 
@@ -58,7 +59,11 @@ COST_COLUMNS: list[Column] = [
         "training step, SGD, batch 128: its fullest moment (MiB, estimated)",
         fmt_ratio,
     ),
-    ("infer_best", "best inference images/s (batch; measured)", fmt_text),
+    (
+        "infer_best",
+        "best inference images/s at the book's input (batch, setup; measured)",
+        fmt_text,
+    ),
 ]
 TRAINED_COLUMNS: list[Column] = [
     ("trained_input", "trained at", fmt_text),
@@ -76,12 +81,14 @@ HEADLINE_COLUMNS: list[Column] = [
 ]
 
 
-def _best(rows: list[dict], mode: str) -> str:
-    timed = [r for r in rows if r["status"] == Status.OK and r["mode"] == mode]
+def _best(rows: list[dict], mode: str, size: int) -> str:
+    """The highest throughput timed at input side ``size``, with its batch and setup."""
+    timed = [r for r in rows if r["status"] == Status.OK
+             and (r["mode"], r["image_size"]) == (mode, size)]  # fmt: skip
     if not timed:
         return "-"
     best = max(timed, key=lambda r: r["images_per_s"])
-    return f"{best['images_per_s']:,.0f} ({best['batch_size']})"
+    return f"{best['images_per_s']:,.0f} ({best['batch_size']}, {speed_setup(best)})"
 
 
 def run_text(run: dict[str, Any]) -> str:
@@ -105,12 +112,18 @@ def preset_run(runs: list[dict[str, Any]]) -> dict[str, Any] | None:
 
 def training_speed(run: dict[str, Any], speeds: list[dict[str, Any]]) -> str:
     """Training images/s at the run's batch and input: from the speed sweep if it timed that
-    point, else from the training run itself (steps over training time)."""
-    point = (run["batch_size"], run["resize"] or 28)
+    point on the run's device in the run's setup (a compiled run's own, as its compile mode may
+    differ from the sweep's), else from the training run itself (steps over training time)."""
+    techniques = run["technique_settings"] or {}
+    setup = speed_setup({"precision": "bf16" if run.get("autocast") == "bf16" else "fp32",
+                         "channels_last": techniques.get("channels_last", False),
+                         "compiled": False})  # fmt: skip
+    point = ("train", run["batch_size"], run["resize"] or 28, run["device_name"], setup)
     for r in speeds:
-        if r["status"] == Status.OK and (r["mode"], r["precision"]) == ("train", "fp32") and (
-                r["batch_size"], r["image_size"]) == point:  # fmt: skip
-            return f"{r['images_per_s']:,.0f} (speed sweep, CV {r['cv']:.0%})"
+        if r["status"] == Status.OK and not techniques.get("compile") and (
+                r["mode"], r["batch_size"], r["image_size"], r["device_name"], speed_setup(r)
+                ) == point:  # fmt: skip
+            return f"{r['images_per_s']:,.0f} (speed sweep, {setup}, CV {r['cv']:.0%})"
     return f"{run['images_per_s']:,.0f} (training run)"
 
 
@@ -155,7 +168,7 @@ def headline(store: Store) -> pd.DataFrame:
             c = cost[0]
             costs.update(params=c["params"], fwd_macs_per_image=c["fwd_macs_per_image"],
                          train_mib=c["train_bytes_est_sgd"] / MIB)  # fmt: skip
-        costs["infer_best"] = _best(timed, "infer")
+        costs["infer_best"] = _best(timed, "infer", size)
         trained = []  # (row label, kind, run)
         run = preset_run(mine)
         if run is not None:

@@ -18,6 +18,7 @@ from bench.render.format import (
     fmt_text,
     markdown,
 )  # fmt: skip
+from bench.render.setups import book_speed
 from bench.schema import Status
 from bench.store import Store
 
@@ -69,8 +70,8 @@ def write_memory(store: Store, out_dir: Path) -> list[Path]:
                       key=lambda r: (book_rank(r["model"]), r["image_size"]))  # fmt: skip
     if not profiles:
         return []
-    speeds = {(r["model"], r["image_size"], r["batch_size"]): r for r in store.rows("speed")
-              if r["status"] == Status.OK and r["mode"] == "train"}  # fmt: skip
+    speeds = {(r["model"], r["image_size"], r["batch_size"]): r
+              for r in book_speed(store.rows("speed")) if r["mode"] == "train"}  # fmt: skip
     lines = [_row(p, batch, suffix, speeds) for p in profiles
              for batch, suffix in ((1, "_batch1"), (p["batch_size"], ""))]  # fmt: skip
     frame = pd.DataFrame(lines, columns=[column for column, _, _ in COLUMNS])

@@ -6,6 +6,7 @@ tables of the other report pages.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable
 from pathlib import Path
@@ -20,6 +21,7 @@ from matplotlib.ticker import FuncFormatter, NullFormatter
 
 from bench.render.format import book_rank
 from bench.render.headline import fast_recipes, headline
+from bench.render.setups import book_speed, fp32_roof, speed_setup
 from bench.schema import ALLOCATED, MEASURED, RESIDENT, Status
 from bench.store import Store
 
@@ -148,17 +150,22 @@ def _accuracy_against(table: pd.DataFrame, cost: str, label: str, title: str, ou
     return _save(figure, out_dir, stem)
 
 
-def _per_model_lines(frame: pd.DataFrame, x: str, y: str, panels: str, xlabel: str,
-                     ylabel: str, title: str, out_dir: Path, stem: str,
+def _per_model_lines(frame: pd.DataFrame, x: str, y: str, xlabel: str, ylabel: str, title: str,
+                     out_dir: Path, stem: str,
                      scale: Callable[[Any], Any] = lambda v: v) -> list[Path]:  # fmt: skip
-    """One panel per value of ``panels``, one line per (model, line label) in each."""
+    """One panel per (device and setup, mode): a row of panels per device and setup, in the
+    order stored, inference left and training right; one line per (model, line label)."""
     if frame.empty:
         return []
-    names = list(dict.fromkeys(frame[panels]))
-    figure, axes = plt.subplots(1, len(names), figsize=(5 * len(names) + 2.5, 4.5),
-                                squeeze=False)  # fmt: skip
-    for ax, name in zip(axes[0], names, strict=True):
-        panel = frame[frame[panels] == name]
+    rows = list(dict.fromkeys(frame["setting"]))
+    columns = [m for m in ("inference", "training") if m in set(frame["mode_words"])]
+    figure, axes = plt.subplots(len(rows), len(columns), figsize=(5 * len(columns) + 2.5,
+                                4.5 * len(rows)), squeeze=False, layout="constrained")  # fmt: skip
+    for (setting, mode), ax in zip(itertools.product(rows, columns), axes.flat, strict=True):
+        panel = frame[(frame["setting"] == setting) & (frame["mode_words"] == mode)]
+        if panel.empty:
+            ax.set_visible(False)
+            continue
         for (model, line), group in panel.groupby(["model", "line"], sort=False):
             group = group.sort_values(x)
             style = "--" if line != "PyTorch" else "-"
@@ -168,10 +175,10 @@ def _per_model_lines(frame: pd.DataFrame, x: str, y: str, panels: str, xlabel: s
         ax.set_yscale("log")
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel)
-        ax.set_title(name, fontsize=10)
+        ax.set_title(f"{mode}, {setting}", fontsize=10)
         ax.grid(alpha=0.3)
     handles = {}
-    for ax in axes[0]:
+    for ax in axes.flat:
         handles.update(zip(*reversed(ax.get_legend_handles_labels()), strict=True))
     axes[0][-1].legend(handles.values(), handles.keys(), fontsize=6, loc="upper left",
                        bbox_to_anchor=(1.02, 1.0))  # fmt: skip
@@ -180,15 +187,17 @@ def _per_model_lines(frame: pd.DataFrame, x: str, y: str, panels: str, xlabel: s
 
 
 def _speed_frame(store: Store) -> pd.DataFrame:
-    rows = [r for r in store.rows("speed") if r["status"] == Status.OK]
-    rows += [{**r, "mode": "infer", "line": f"onnxruntime, {r['provider']}"}
+    """The timed rows of PyTorch (one line label) and onnxruntime (one per provider), each
+    with its device and setup."""
+    rows = [{**r, "setup": speed_setup(r)} for r in store.rows("speed") if r["status"] == Status.OK]
+    rows += [{**r, "mode": "infer", "setup": "fp32", "line": f"onnxruntime, {r['provider']}"}
              for r in store.rows("onnx") if r["status"] == Status.OK]  # fmt: skip
     frame = pd.DataFrame(rows)
     if frame.empty:
         return frame
     frame["line"] = frame["line"].fillna("PyTorch") if "line" in frame else "PyTorch"
-    frame["panel"] = frame["mode"].map({"infer": "inference", "train": "training"})
-    frame["panel"] += ", " + frame["device_name"].astype(str)
+    frame["mode_words"] = frame["mode"].map({"infer": "inference", "train": "training"})
+    frame["setting"] = frame["device_name"].astype(str) + ", " + frame["setup"]
     return frame
 
 
@@ -344,20 +353,19 @@ ROOFLINE_BATCH = 128  # the batch of the profile's intensities and of the timed 
 
 
 def roofline(store: Store, out_dir: Path) -> list[Path]:
-    """Achieved forward FLOP/s (measured inference) against arithmetic intensity (counted FLOPs
-    over estimated bytes moved), both at batch 128 and the same input side, under the device's
-    roof; networks not timed at batch 128 are left out."""
-    machines = [r for r in store.rows("machine") if r["status"] == Status.OK]
+    """Achieved forward FLOP/s (measured inference, eager fp32) against arithmetic intensity
+    (counted FLOPs over estimated bytes moved), both at batch 128 and the same input side, under
+    the device's fp32 roof; networks not timed at batch 128 are left out."""
+    machine = fp32_roof(store)
     intensity = {(r["model"], r["image_size"]): r["fwd_flops_per_byte"]
                  for r in store.rows("profile")
                  if r["status"] == Status.OK and r["batch_size"] == ROOFLINE_BATCH}  # fmt: skip
-    timed = [r for r in store.rows("speed")
-             if r["status"] == Status.OK and r["mode"] == "infer" and r["precision"] == "fp32"
-             and r["batch_size"] == ROOFLINE_BATCH
+    timed = [r for r in book_speed(store.rows("speed"))
+             if r["mode"] == "infer" and r["batch_size"] == ROOFLINE_BATCH
+             and r["device_name"] == (machine or {}).get("model")
              and (r["model"], r["image_size"]) in intensity]  # fmt: skip
-    if not (machines and timed):
+    if not (machine and timed):
         return []
-    machine = machines[-1]
     peak, bandwidth = machine["peak_flops_per_s"], machine["bandwidth_bytes_per_s"]
     figure, axes = plt.subplots(figsize=(7, 4.5))
     x = [0.1, peak / bandwidth, 1e4]
@@ -374,7 +382,7 @@ def roofline(store: Store, out_dir: Path) -> list[Path]:
     axes.set_xlabel(f"forward FLOPs per byte moved (counted FLOPs / estimated bytes, batch "
                     f"{ROOFLINE_BATCH})")  # fmt: skip
     axes.set_ylabel(f"achieved FLOP/s (measured inference, batch {ROOFLINE_BATCH})")
-    axes.set_title(f"Roofline: {machine['model']}", fontsize=10)
+    axes.set_title(f"Roofline: {machine['model']}, eager fp32", fontsize=10)
     axes.legend(fontsize=7)
     axes.grid(alpha=0.3)
     return _save(figure, out_dir, "roofline")
@@ -396,14 +404,14 @@ def write_plots(store: Store, out_dir: Path, preset: str | None) -> list[Path]:
     speed = _speed_frame(store)
     if not speed.empty:
         title = "Throughput against batch size (solid: PyTorch, dashed: onnxruntime)"
-        written += _per_model_lines(speed, "batch_size", "images_per_s", "panel", "batch size",
+        written += _per_model_lines(speed, "batch_size", "images_per_s", "batch size",
                                     "images/s (measured, median step)", title, out_dir,
                                     "throughput_vs_batch")  # fmt: skip
         memory = speed[speed["line"] == "PyTorch"].dropna(subset=["peak_bytes"])
         # a CPU's peak RSS grows in steps of what the allocator keeps: smaller growth is noise
         memory = memory[(memory["memory_kind"] != RESIDENT) | (memory["peak_bytes"] >= RSS_FLOOR)]
         title = f"Peak memory (on a CPU: peak RSS growth of {RSS_FLOOR // MIB} MiB or more)"
-        written += _per_model_lines(memory, "batch_size", "peak_bytes", "panel", "batch size",
+        written += _per_model_lines(memory, "batch_size", "peak_bytes", "batch size",
                                     "peak memory (MiB, measured)", title, out_dir,
                                     "memory_vs_batch", scale=lambda v: v / MIB)  # fmt: skip
     written += training_curves(store, out_dir)

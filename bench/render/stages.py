@@ -22,6 +22,7 @@ from bench.render.format import (
     fmt_text,
     markdown,
 )
+from bench.render.setups import speed_setup
 from bench.schema import Status
 from bench.store import Store
 
@@ -176,7 +177,7 @@ def write_speed(store: Store, out_dir: Path) -> list[Path]:
     roofs = {(r["model"], r["config"]["precision"]): r for r in store.rows("machine")}
     measured = frame.dropna(subset=["device_name"])
     for key, group in measured.groupby(settings, sort=False) if len(measured) else ():
-        device, precision, channels_last, compiled, cap = key
+        device, precision, _, _, cap = key
         kinds = sorted(set(group["memory_kind"].dropna()))
         peaks = sorted(set(group["peak_source"].dropna()))
         roof = roofs.get((device, precision), {})
@@ -185,9 +186,7 @@ def write_speed(store: Store, out_dir: Path) -> list[Path]:
                       f"{roof['achievable_flops_per_s'] / roof['peak_flops_per_s']:.0%} of "
                       "the peak." if "achievable_flops_per_s" in roof else "")  # fmt: skip
         sections.append(
-            f"## {device}, {precision}"
-            + (", channels_last" if channels_last else "")
-            + (", torch.compile" if compiled else "")
+            f"## {device}, {speed_setup(group.iloc[0])}"
             + f"\n\nProtocol: untimed warm-up steps, then single steps timed until {cap:g} s "
             "are spent (at least one); throughput is the batch over the median step. A training "
             "step is forward, cross-entropy, backward and an SGD step. A batch size whose step "

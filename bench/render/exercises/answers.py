@@ -24,14 +24,15 @@ from bench.render.exercises.rows import (
 )
 from bench.render.exercises.sentences import ratio_text, say_epochs, say_memory_modes
 from bench.render.format import MIB, fmt_int, fmt_mib, fmt_ms, fmt_percent, fmt_ratio, fmt_text
-from bench.schema import Status
+from bench.render.setups import book_speed, fp32_roof
 from bench.store import Store
 
 
 def speed_answer(model: str) -> Callable[[Store], Answer | None]:
     def answer(store: Store) -> Answer | None:
-        rows = [r for r in store.rows("speed") if r["model"] == model and r["status"] == Status.OK
-                and r["image_size"] == archs.spec(model).image_size]  # fmt: skip
+        side = archs.spec(model).image_size
+        rows = [r for r in book_speed(store.rows("speed"))
+                if (r["model"], r["image_size"]) == (model, side)]  # fmt: skip
         cost = profile_rows(store, [model])
         if not rows or cost.empty:
             return None
@@ -122,13 +123,12 @@ def pooling(store: Store) -> Answer | None:
 
 
 def say_ridge(store: Store, frame: pd.DataFrame) -> str:
-    machines = [r for r in store.rows("machine") if r["status"] == Status.OK]
+    roof = fp32_roof(store)
     text = "; ".join(f"{m}: {frame.loc[m, 'fwd_flops_per_byte']:.1f} FLOPs/byte"
                      for m in frame.index)  # fmt: skip
-    if machines:
-        m = machines[-1]
-        ridge = m["peak_flops_per_s"] / m["bandwidth_bytes_per_s"]
-        text += (f". This machine's ridge point (measured peak over measured bandwidth) is "
+    if roof:
+        ridge = roof["peak_flops_per_s"] / roof["bandwidth_bytes_per_s"]
+        text += (f". This machine's fp32 ridge point (peak over measured bandwidth) is "
                  f"{ridge:.1f} FLOPs/byte: a network below it is limited by memory bandwidth, "
                  "above it by arithmetic")  # fmt: skip
     return text + "."

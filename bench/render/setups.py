@@ -1,0 +1,32 @@
+"""Which stored rows a page reads where a store holds one measurement in several setups: a GPU
+run times each network in fp32 and in bf16 with channels_last, eager and under torch.compile,
+and measures a roof for each precision. A page that compares with the book's numbers (memory,
+the exercises, the roofline) reads the book's setup; one that shows the best says which."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bench.schema import Status
+from bench.store import Store
+
+BOOK_SETUP = "fp32"  # eager fp32 in the default memory layout: how the book computes
+
+
+def speed_setup(row: dict[str, Any]) -> str:
+    """How a timed row's steps ran, in words: its precision, then channels_last and
+    torch.compile where they were on."""
+    return ", ".join([row["precision"], *["channels_last"] * bool(row["channels_last"]),
+                      *["torch.compile"] * bool(row["compiled"])])  # fmt: skip
+
+
+def book_speed(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The speed rows measured in the book's setup."""
+    return [r for r in rows if r["status"] == Status.OK and speed_setup(r) == BOOK_SETUP]
+
+
+def fp32_roof(store: Store) -> dict[str, Any] | None:
+    """The roof (peak FLOP/s, bandwidth) measured for fp32, the latest stored; None if none."""
+    roofs = [r for r in store.rows("machine")
+             if r["status"] == Status.OK and r["config"]["precision"] == "fp32"]  # fmt: skip
+    return roofs[-1] if roofs else None

@@ -21,7 +21,7 @@ from matplotlib.ticker import FuncFormatter, NullFormatter
 
 from bench.render.format import book_rank
 from bench.render.headline import fast_recipes, headline
-from bench.render.setups import book_speed, fp32_roof, speed_setup
+from bench.render.setups import BOOK_SETUP, book_speed, fp32_roof, speed_setup
 from bench.schema import ALLOCATED, MEASURED, RESIDENT, Status
 from bench.store import Store
 
@@ -187,10 +187,10 @@ def _per_model_lines(frame: pd.DataFrame, x: str, y: str, xlabel: str, ylabel: s
 
 
 def _speed_frame(store: Store) -> pd.DataFrame:
-    """The timed rows of PyTorch (one line label) and onnxruntime (one per provider), each
-    with its device and setup."""
+    """The timed rows of PyTorch (one line label) and onnxruntime (one per provider, beside
+    PyTorch's eager fp32), each with its device and setup."""
     rows = [{**r, "setup": speed_setup(r)} for r in store.rows("speed") if r["status"] == Status.OK]
-    rows += [{**r, "mode": "infer", "setup": "fp32", "line": f"onnxruntime, {r['provider']}"}
+    rows += [{**r, "mode": "infer", "setup": BOOK_SETUP, "line": f"onnxruntime, {r['provider']}"}
              for r in store.rows("onnx") if r["status"] == Status.OK]  # fmt: skip
     frame = pd.DataFrame(rows)
     if frame.empty:

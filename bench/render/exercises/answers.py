@@ -24,7 +24,7 @@ from bench.render.exercises.rows import (
 )
 from bench.render.exercises.sentences import ratio_text, say_epochs, say_memory_modes
 from bench.render.format import MIB, fmt_int, fmt_mib, fmt_ms, fmt_percent, fmt_ratio, fmt_text
-from bench.render.setups import book_speed, fp32_roof
+from bench.render.setups import book_speed, fp32_roof, speed_setup
 from bench.store import Store
 
 
@@ -37,7 +37,7 @@ def speed_answer(model: str) -> Callable[[Store], Answer | None]:
         if not rows or cost.empty:
             return None
         frame = pd.DataFrame(rows).sort_values(["mode", "batch_size"])
-        frame["source"] = [source_of(r, "speed") for r in rows]
+        frame["source"] = [f"{source_of(r, 'speed')}, {speed_setup(r)}" for r in rows]
         columns = [MODEL, ("image_size", "input side", fmt_int), ("mode", "mode", fmt_text),
                    ("batch_size", "batch", fmt_int),
                    ("images_per_s", "images/s (measured)", fmt_ratio),

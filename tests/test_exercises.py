@@ -51,9 +51,13 @@ def _grid(lenet: list[float], bn_lenet: list[float]) -> pd.DataFrame:
 
 def test_the_lr_grid_names_where_each_network_fails():
     text = ex.say_lr_grid(_grid([0.6, 0.7, 0.1, 0.1], [0.8, 0.8, 0.8, 0.7]))
-    assert "lenet reaches 50% at lr 0.03, 0.1 and fails from lr 0.3" in text
+    assert "lenet reaches 50% at lr 0.03, 0.1, and fails from lr 0.3" in text
     assert "bn_lenet reaches 50% at lr 0.03, 0.1, 0.3, 1, the largest tried included" in text
     assert "bn_lenet trains at 4 of the 4 learning rates tried" in text
+    assert text.endswith("Work: 10 epochs, the book's loop.")
+    # a rate too small for the work fails too (plain SGD on sigmoid LeNet)
+    text = ex.say_lr_grid(_grid([0.1, 0.7, 0.8, 0.2], [0.8, 0.8, 0.8, 0.8]))
+    assert "lenet reaches 50% at lr 0.1, 0.3, not at the smaller 0.03, and fails from lr 1" in text
     text = ex.say_lr_grid(_grid([0.6, 0.7, 0.6, 0.6], [0.1, 0.1, 0.1, 0.1]))
     assert "bn_lenet reaches 50% at no learning rate tried" in text
     assert "lenet trains at 4 of the 4" in text

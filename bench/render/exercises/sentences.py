@@ -156,12 +156,17 @@ def _label(row: pd.Series) -> str:
     return f"{row['model']} at {row['side']} px"
 
 
+def _loop(techniques: str) -> str:
+    """A run's techniques in words: the book's loop, or what changes it."""
+    return "the book's loop" if techniques == "-" else f"techniques {techniques}"
+
+
 def say_work(frame: pd.DataFrame) -> str:
     """What the runs trained on, and whether the comparison is on equal work."""
     works = sorted(set(frame["budget"]))
     same = len(works) == 1 and frame["techniques"].nunique() == 1 and frame["lr"].nunique() == 1
     return (
-        f"All on the same work ({works[0]}, techniques {frame['techniques'].iloc[0]}, lr "
+        f"All on the same work ({works[0]}, {_loop(frame['techniques'].iloc[0])}, lr "
         f"{frame['lr'].iloc[0]:g})."
         if same
         else "Not on equal work: "
@@ -236,13 +241,20 @@ def say_lr_grid(frame: pd.DataFrame) -> str:
             parts.append(f"{model} reaches 50% at no learning rate tried")
             continue
         over = failed[failed["lr"] > max(learned)]["lr"].tolist()
+        under = failed[failed["lr"] < min(learned)]["lr"].tolist()
         parts.append(f"{model} reaches 50% at lr {', '.join(f'{v:g}' for v in learned)}"
-                     + (f" and fails from lr {min(over):g}" if over else
+                     + (f", not at the smaller {', '.join(f'{v:g}' for v in under)}"
+                        if under else "")
+                     + (f", and fails from lr {min(over):g}" if over else
                         ", the largest tried included"))  # fmt: skip
     counts = {m: int(((g["status"] == Status.OK) & (g["test_acc"] >= 0.5)).sum())
               for m, g in frame.groupby("model", sort=False)}  # fmt: skip
     wider = max(counts, key=counts.get)
-    works = ", ".join(sorted(set(frame["budget"] + ", techniques " + frame["techniques"])))
+    works = ", ".join(
+        sorted(
+            {f"{b}, {_loop(t)}" for b, t in zip(frame["budget"], frame["techniques"], strict=True)}
+        )
+    )
     return ("; ".join(parts) + f". {wider} trains at {counts[wider]} of the "
             f"{frame.groupby('model').size().max()} learning rates tried, the most. Work: "
             f"{works}.")  # fmt: skip

@@ -16,8 +16,12 @@ BOOK_SETUP = "fp32"  # eager fp32 in the default memory layout: how the book com
 def speed_setup(row: dict[str, Any]) -> str:
     """How a timed row's steps ran, in words: its precision, then channels_last and
     torch.compile where they were on."""
-    return ", ".join([row["precision"], *["channels_last"] * bool(row["channels_last"]),
-                      *["torch.compile"] * bool(row["compiled"])])  # fmt: skip
+    words = [row["precision"]]
+    if row["channels_last"]:
+        words.append("channels_last")
+    if row["compiled"]:
+        words.append("torch.compile")
+    return ", ".join(words)
 
 
 def book_speed(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

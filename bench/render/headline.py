@@ -115,16 +115,18 @@ def training_speed(run: dict[str, Any], speeds: list[dict[str, Any]]) -> str:
     point on the run's device in the run's setup (a compiled run's own, as its compile mode may
     differ from the sweep's), else from the training run itself (steps over training time)."""
     techniques = run["technique_settings"] or {}
+    own = f"{run['images_per_s']:,.0f} (training run)"
+    if techniques.get("compile"):
+        return own
     setup = speed_setup({"precision": "bf16" if run.get("autocast") == "bf16" else "fp32",
                          "channels_last": techniques.get("channels_last", False),
                          "compiled": False})  # fmt: skip
     point = ("train", run["batch_size"], run["resize"] or 28, run["device_name"], setup)
     for r in speeds:
-        if r["status"] == Status.OK and not techniques.get("compile") and (
-                r["mode"], r["batch_size"], r["image_size"], r["device_name"], speed_setup(r)
-                ) == point:  # fmt: skip
+        if r["status"] == Status.OK and (r["mode"], r["batch_size"], r["image_size"],
+                                         r["device_name"], speed_setup(r)) == point:  # fmt: skip
             return f"{r['images_per_s']:,.0f} (speed sweep, {setup}, CV {r['cv']:.0%})"
-    return f"{run['images_per_s']:,.0f} (training run)"
+    return own
 
 
 def fast_recipes(runs: list[dict]) -> dict[str, list[dict]]:

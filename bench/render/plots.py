@@ -357,14 +357,16 @@ def roofline(store: Store, out_dir: Path) -> list[Path]:
     (counted FLOPs over estimated bytes moved), both at batch 128 and the same input side, under
     the device's fp32 roof; networks not timed at batch 128 are left out."""
     machine = fp32_roof(store)
+    if machine is None:
+        return []
     intensity = {(r["model"], r["image_size"]): r["fwd_flops_per_byte"]
                  for r in store.rows("profile")
                  if r["status"] == Status.OK and r["batch_size"] == ROOFLINE_BATCH}  # fmt: skip
     timed = [r for r in book_speed(store.rows("speed"))
              if r["mode"] == "infer" and r["batch_size"] == ROOFLINE_BATCH
-             and r["device_name"] == (machine or {}).get("model")
+             and r["device_name"] == machine["model"]
              and (r["model"], r["image_size"]) in intensity]  # fmt: skip
-    if not (machine and timed):
+    if not timed:
         return []
     peak, bandwidth = machine["peak_flops_per_s"], machine["bandwidth_bytes_per_s"]
     figure, axes = plt.subplots(figsize=(7, 4.5))

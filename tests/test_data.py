@@ -18,7 +18,7 @@ pytestmark = pytest.mark.skipif(
 
 @pytest.fixture(scope="module")
 def debian():
-    return data.load()
+    return data.load(data.DEBIAN_DIR)  # Debian's files, whatever $FASHION_MNIST_DIR says
 
 
 def test_debian_files_decode_to_fashion_mnist(debian):

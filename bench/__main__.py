@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import signal
 import sys
 from typing import Any
 
@@ -96,4 +97,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    # Ctrl-C, or `timeout -s INT`, ends a run and keeps what it stored even where it started
+    # with SIGINT ignored (a non-interactive shell's background job), as it ends its children
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     sys.exit(main())

@@ -27,12 +27,13 @@ STAGES = {
 }  # fmt: skip
 
 
-def start(argv):
-    """The command in a process group of its own, with Ctrl-C's default action even where the
-    suite runs with SIGINT ignored (a shell's background job: ``nohup nox -s tests &``)."""
+def start(argv, sigint=signal.SIG_DFL):
+    """The command in a process group of its own, started with SIGINT's action ``sigint``
+    whatever the suite runs with (SIG_IGN: a non-interactive shell's background job, as in
+    ``nohup nox -s tests &``)."""
     return subprocess.Popen([sys.executable, "-m", "bench", *argv], start_new_session=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, sigint))  # fmt: skip
 
 
 def wait_for_rows(child, store_path, stage, count=1, deadline_s=300):
@@ -66,17 +67,22 @@ def test_killed_mid_stage_then_resumed_stores_each_measurement_once(stage, tmp_p
     assert not list(tmp_path.rglob("*.partial")) and not list(tmp_path.glob("*.lock"))
 
 
-def test_ctrl_c_ends_the_run_and_its_children_and_says_what_was_kept(tmp_path):
+@pytest.mark.parametrize("sigint", [signal.SIG_DFL, signal.SIG_IGN], ids=["terminal", "background"])
+def test_ctrl_c_ends_the_run_and_its_children_and_says_what_was_kept(tmp_path, sigint):
+    """Started from a terminal, or as a background job that inherits SIGINT ignored (where
+    `timeout -s INT` still ends it), the run stops: it does not record its interrupted child as
+    failed and go on to the next."""
     store_path = tmp_path / "results.sqlite"
     argv = ["train", "--preset", "smoke", "--models", "lenet", "--experiment", "lr_grid",
             "--store", str(store_path), "--out", str(tmp_path)]  # fmt: skip
-    child = start(argv)
+    child = start(argv, sigint)
     wait_for_rows(child, store_path, "train")
     os.killpg(child.pid, signal.SIGINT)  # what Ctrl-C in a terminal does: the whole group
     _, err = child.communicate(timeout=60)
-    assert child.returncode == 130
+    assert child.returncode == 130, err
     assert err.count("\n") == 1 and "Traceback" not in err, err  # one line, children quiet
     assert err.startswith("python -m bench: interrupted; ") and f"stored in {store_path}" in err
+    assert {r["status"] for r in Store(store_path).rows("train")} == {"ok"}
     assert not list(tmp_path.glob("*.lock"))
     deadline = time.monotonic() + 30  # multiprocessing's resource tracker leaves on its own
     with pytest.raises(ProcessLookupError):  # no process of the run's group is left

@@ -97,7 +97,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    # Ctrl-C, or `timeout -s INT`, ends a run and keeps what it stored even where it started
-    # with SIGINT ignored (a non-interactive shell's background job), as it ends its children
+    # Ctrl-C, or `timeout -s INT`, ends a run and its children (which always obey it), keeping
+    # what it stored, even where the run started with SIGINT ignored (a non-interactive
+    # shell's background job)
     signal.signal(signal.SIGINT, signal.default_int_handler)
     sys.exit(main())

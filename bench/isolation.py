@@ -113,8 +113,8 @@ def run_isolated(target: Callable[..., Any], args: tuple, timeout_s: float) -> I
     context = children()
     receive, send = context.Pipe(duplex=False)
     # not a daemon: the child may start workers of its own (the book's DataLoader does); the
-    # finally below ends it however this generator ends, a Ctrl-C while it starts included (the
-    # fork server's new process ignores SIGINT until it runs our code: children)
+    # finally below ends it however this generator ends, a Ctrl-C while it starts included (it
+    # ignores SIGINT until it runs our code: children)
     child = context.Process(target=_child, args=(os.getpid(), target, send, *args))
     deadline, grace = time.monotonic() + timeout_s, 0.0
     try:

@@ -89,23 +89,33 @@ def test_ctrl_c_ends_the_run_and_its_children_and_says_what_was_kept(tmp_path, s
             time.sleep(0.1)
 
 
+def run_jobs(code, **popen):
+    """A Python process running ``code`` after importing Job and Local, with the test jobs of
+    killing_jobs importable."""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent)}
+    code = f"from bench.executors import Job, Local\n{code}"
+    return subprocess.Popen([sys.executable, "-c", code], env=env, **popen)
+
+
+def written_pid(pid_file, run):
+    """The process id a job of ``run`` writes to ``pid_file``, once it has."""
+    deadline = time.monotonic() + 300
+    while not pid_file.exists() or not pid_file.read_text():
+        assert time.monotonic() < deadline and run.poll() is None, "the job never started"
+        time.sleep(0.1)
+    return int(pid_file.read_text())
+
+
 def test_a_child_interrupted_before_our_code_runs_there_goes_on_quietly(tmp_path):
     """A SIGINT that reaches a child while it unpickles its job, before end_with says how it
     ends, is ignored there: it does not end the child with exit code 1 (an error)."""
     pid_file, go = tmp_path / "child.pid", tmp_path / "go"
-    code = ("from killing_jobs import SlowToArrive, take_nothing\n"
-            "from bench.executors import Job, Local\n"
-            f"arrival = SlowToArrive({str(pid_file)!r}, {str(go)!r})\n"
-            "print([type(m).__name__ for _, m in "
-            "Local().run([Job(take_nothing, {'argument': arrival}, 300)])])\n")  # fmt: skip
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent)}
-    run = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE,
-                           stderr=subprocess.PIPE, text=True)  # fmt: skip
-    deadline = time.monotonic() + 300
-    while not pid_file.exists() or not pid_file.read_text():
-        assert time.monotonic() < deadline and run.poll() is None, run.communicate()
-        time.sleep(0.1)
-    os.kill(int(pid_file.read_text()), signal.SIGINT)  # the child alone, as it unpickles
+    run = run_jobs("from killing_jobs import SlowToArrive, take_nothing\n"
+                   f"arrival = SlowToArrive({str(pid_file)!r}, {str(go)!r})\n"
+                   "print([type(m).__name__ for _, m in "
+                   "Local().run([Job(take_nothing, {'argument': arrival}, 300)])])\n",
+                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    os.kill(written_pid(pid_file, run), signal.SIGINT)  # the child alone, as it unpickles
     go.touch()
     out, err = run.communicate(timeout=300)
     assert (run.returncode, out, err) == (0, "['Row', 'Done']\n", "")
@@ -115,17 +125,10 @@ def test_a_job_ends_when_the_process_that_started_it_is_killed(tmp_path):
     """Children fork from a fork server that outlives the run while they live: each watches the
     run itself, so that a run killed alone (not its group) leaves nothing measuring."""
     pid_file = tmp_path / "child.pid"
-    code = ("from killing_jobs import sleep_after_saying_who\n"
-            "from bench.executors import Job, Local\n"
-            f"list(Local().run([Job(sleep_after_saying_who, {{'pid_file': {str(pid_file)!r}}}, "
-            "900)]))\n")  # fmt: skip
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent)}
-    run = subprocess.Popen([sys.executable, "-c", code], env=env)
-    deadline = time.monotonic() + 300
-    while not pid_file.exists() or not pid_file.read_text():
-        assert time.monotonic() < deadline and run.poll() is None, "the job never started"
-        time.sleep(0.1)
-    job = int(pid_file.read_text())
+    run = run_jobs("from killing_jobs import sleep_after_saying_who\n"
+                   "list(Local().run([Job(sleep_after_saying_who, "
+                   f"{{'pid_file': {str(pid_file)!r}}}, 900)]))\n")  # fmt: skip
+    job = written_pid(pid_file, run)
     run.kill()  # the run alone, as a lost Ray worker is
     run.wait()
     deadline = time.monotonic() + 120

@@ -1,16 +1,27 @@
-"""``python -m archs``: the registry as a Markdown table (the README's list of networks)."""
+"""``python -m archs [PATTERN]``: the registry as a Markdown table (the README's list of
+networks), or the networks whose names match a shell-style pattern."""
 
 from __future__ import annotations
+
+import argparse
+import sys
 
 import archs
 
 
-def markdown_table() -> str:
-    """One row per registered network: where it comes from, its input sizes, size and recipe."""
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line instead of usage plus message
+        print(f"{self.prog}: error: {message}", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def markdown_table(pattern: str = "*") -> str:
+    """One row per registered network matching ``pattern``: where it comes from, its input
+    sizes, size and recipe."""
     columns = ["name", "book section", "family", "book input", "smallest input", "parameters"]
     columns += ["recipe", "what it is"]
     rows = [f"| {' | '.join(columns)} |", "| --- | --- | --- | --- | --- | ---: | --- | --- |"]
-    for name in archs.list_models():
+    for name in archs.list_models(pattern):
         spec = archs.spec(name)
         params = sum(p.numel() for p in archs.build(name, device="meta").parameters())
         recipe = spec.recipe
@@ -22,5 +33,19 @@ def markdown_table() -> str:
     return "\n".join(rows)
 
 
+def main(argv: list[str] | None = None) -> int:
+    parser = _Parser(
+        prog="python -m archs", description="The registered networks as a Markdown table."
+    )
+    parser.add_argument(
+        "pattern", nargs="?", default="*", help="shell-style pattern of names (default: all)"
+    )
+    pattern = parser.parse_args(argv).pattern
+    if not archs.list_models(pattern):
+        parser.error(f"no network matches {pattern!r}")
+    print(markdown_table(pattern))
+    return 0
+
+
 if __name__ == "__main__":
-    print(markdown_table())
+    raise SystemExit(main())

@@ -1,5 +1,5 @@
 """Registry-driven checks of every network: builds, runs, shapes from the book, parameter counts
-of torchvision's reference models, batch-norm bias, and the error messages."""
+of torchvision's reference models, batch-norm bias, the error messages, and ``python -m archs``."""
 
 import itertools
 import math
@@ -10,6 +10,7 @@ import torchvision
 from torch import nn
 
 import archs
+from archs.__main__ import main as archs_main
 
 ALL = archs.list_models()
 
@@ -226,6 +227,24 @@ def test_list_models_filters_and_keeps_book_order():
         ALL.index("lenet") < ALL.index("alexnet") < ALL.index("resnet18") < ALL.index("regnetx32")
     )
     assert archs.list_models("nothing*") == []
+
+
+def test_the_command_line_lists_the_networks_a_pattern_matches(capsys):
+    assert archs_main(["densenet?*"]) == 0
+    rows = capsys.readouterr().out.splitlines()[2:]
+    assert [row.split("`")[1] for row in rows] == ["densenet121", "densenet169", "densenet201"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [(["transformer*"], "no network matches 'transformer*'"),
+     (["lenet", "vgg"], "unrecognized arguments: vgg")],
+)  # fmt: skip
+def test_the_command_line_rejects_bad_input_in_one_line(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit:
+        archs_main(argv)
+    assert exit.value.code == 2
+    assert capsys.readouterr().err == f"python -m archs: error: {message}\n"
 
 
 def test_book_recipes():

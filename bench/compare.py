@@ -52,6 +52,11 @@ METRICS: dict[str, tuple[tuple[str, ...], Noise]] = {
 }  # fmt: skip
 
 
+def _number(v: float) -> str:
+    """A whole number in full (a count that changed by one shows it), others to 6 digits."""
+    return f"{int(v):,}" if float(v).is_integer() else f"{v:,.6g}"
+
+
 def _keyed(store: Store, stage: str) -> dict[tuple[str, str], dict[str, Any]]:
     return {(r["model"], config_hash(r["config"])): r for r in store.rows(stage)
             if r["status"] == Status.OK}  # fmt: skip
@@ -82,12 +87,11 @@ def compare(a: Store, b: Store, stage: str | None = None, threshold: float = 3.0
     if not rows:
         return "no rows in common", 0
     frame = pd.DataFrame(rows)
-    number = lambda v: f"{v:,.6g}"  # noqa: E731
     percent = lambda v: f"{v:+.1%}"  # noqa: E731
     table = markdown(frame, [
         ("stage", "stage", fmt_text), ("model", "model", fmt_text),
         ("config", "config hash", fmt_text),
-        ("metric", "metric", fmt_text), ("a", "A", number), ("b", "B", number),
+        ("metric", "metric", fmt_text), ("a", "A", _number), ("b", "B", _number),
         ("change", "change", percent), ("noise", "noise (relative)", lambda v: f"{v:.1%}"),
         ("flag", f"beyond {threshold:g} x noise", fmt_text),
     ])  # fmt: skip

@@ -74,6 +74,32 @@ def test_training_memory_names_what_dominates(params, winner):
     assert f"{winner} dominate" in text
 
 
+def _costs(**networks: tuple[float, float, float]) -> pd.DataFrame:
+    """Profile rows: (parameters in millions, training MiB, saved-for-backward MiB) each, MACs
+    100 times the parameters, inference a quarter of training."""
+    return pd.DataFrame([
+        {"model": m, "image_size": 224, "params": p * 1e6, "fwd_macs_per_image": p * 1e8,
+         "train_bytes_est_sgd": t * MIB, "infer_bytes_est": t / 4 * MIB,
+         "saved_activation_bytes": s * MIB} for m, (p, t, s) in networks.items()
+    ]).set_index("model")  # fmt: skip
+
+
+def test_the_memory_answer_says_what_a_training_step_holds():
+    text = ex.say_memory_totals(
+        _costs(densenet=(7.0, 1500.0, 1470.0), resnet=(23.5, 1000.0, 950.0))
+    )
+    assert "needs (estimated; in brackets: how many times inference's memory, and the share" in text
+    assert "densenet 1,500 MiB (4.0x, 98.0%), resnet 1,000 MiB (4.0x, 95.0%)." in text
+    # fewer parameters and MACs, more memory: the activations are why
+    assert (
+        "densenet has 0.30x resnet's parameters and 0.30x its MACs, yet 1.50x its training "
+        "memory: most of a training step's memory is the activations kept" in text
+    )
+    bigger = ex.say_memory_totals(_costs(big=(20.0, 2000.0, 1000.0), small=(10.0, 1000.0, 900.0)))
+    assert bigger.endswith("big has 2.00x small's parameters and 2.00x its MACs, and 2.00x its "
+                           "training memory.")  # fmt: skip
+
+
 def test_the_head_answer_reads_the_shares():
     frame = pd.DataFrame(
         {"params": [100, 40, 4], "params_linear": [90, 39, 1]}, index=["big", "narrow", "small"]

@@ -152,6 +152,37 @@ def say_totals(frame: pd.DataFrame) -> str:
     return text + "."
 
 
+def say_memory_totals(frame: pd.DataFrame) -> str:
+    """The totals, then a training step's memory against inference's and how much of it the
+    activations saved for backward take; for two networks, whether memory follows their
+    parameters and MACs."""
+    train, saved = frame["train_bytes_est_sgd"], frame["saved_activation_bytes"]
+    parts = [
+        f"{m} {train[m] / MIB:,.0f} MiB ({ratio_text(train[m], frame.loc[m, 'infer_bytes_est'])}"
+        f", {saved[m] / train[m]:.1%})"
+        for m in frame.index
+    ]
+    text = (f"{say_totals(frame)} At batch 128 a training step needs (estimated; in brackets: "
+            f"how many times inference's memory, and the share taken by the activations saved "
+            f"for backward) {', '.join(parts)}.")  # fmt: skip
+    if len(frame) == 2:
+        a, b = frame.index
+        params, macs = (frame.loc[a, c] / frame.loc[b, c] for c in ("params", "fwd_macs_per_image"))
+        memory = train[a] / train[b]
+        smaller_yet_larger = max(params, macs) < 1 < memory
+        text += (
+            f" {a} has {params:.2f}x {b}'s parameters and {macs:.2f}x its MACs, "
+            f"{'yet' if smaller_yet_larger else 'and'} {memory:.2f}x its training memory"
+        )
+        text += (
+            ": most of a training step's memory is the activations kept for backward, which "
+            "grow with the feature maps the layers write, not with the weights."
+            if smaller_yet_larger and (saved / train).min() > 0.5
+            else "."
+        )
+    return text
+
+
 def _label(row: pd.Series) -> str:
     return f"{row['model']} at {row['side']} px"
 

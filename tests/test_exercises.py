@@ -91,13 +91,25 @@ def test_the_memory_answer_says_what_a_training_step_holds():
     assert "needs (estimated; in brackets: how many times inference's memory, and the share" in text
     assert "densenet 1,500 MiB (4.0x, 98.0%), resnet 1,000 MiB (4.0x, 95.0%)." in text
     # fewer parameters and MACs, more memory: the activations are why
-    assert (
-        "densenet has 0.30x resnet's parameters and 0.30x its MACs, yet 1.50x its training "
-        "memory: most of a training step's memory is the activations kept" in text
-    )
+    assert text.endswith("densenet has 0.30x resnet's parameters and 0.30x its MACs, yet 1.50x "
+                         "its training memory: what backward keeps grows with the feature maps "
+                         "the layers write, not with the weights or the arithmetic.")  # fmt: skip
     bigger = ex.say_memory_totals(_costs(big=(20.0, 2000.0, 1000.0), small=(10.0, 1000.0, 900.0)))
     assert bigger.endswith("big has 2.00x small's parameters and 2.00x its MACs, and 2.00x its "
                            "training memory.")  # fmt: skip
+    # training memory mostly weights and gradients: no word about activations
+    weights = ex.say_memory_totals(_costs(a=(1.0, 3000.0, 900.0), b=(2.0, 1000.0, 900.0)))
+    assert weights.endswith("a has 0.50x b's parameters and 0.50x its MACs, yet 3.00x its "
+                            "training memory.")  # fmt: skip
+
+
+def test_the_activations_answer_compares_them_with_the_cost():
+    text = ex.say_activations(_costs(bottleneck=(23.5, 0.0, 2700.0), basic=(21.2, 0.0, 1000.0)))
+    assert text.startswith("bottleneck: 23.5 M params, 2.35 G MACs per image; basic: 21.2 M")
+    assert (
+        "bottleneck has 1.11x basic's parameters and 1.11x its MACs, yet 2.70x its "
+        "activations saved for backward: what backward keeps" in text
+    )
 
 
 def test_the_head_answer_reads_the_shares():

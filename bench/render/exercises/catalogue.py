@@ -36,6 +36,7 @@ from bench.render.exercises.rows import (
     varies,
 )
 from bench.render.exercises.sentences import (
+    say_activations,
     say_batch,
     say_bias,
     say_bn_layers,
@@ -168,8 +169,8 @@ EXERCISES: tuple[Exercise, ...] = (
              costs(["resnet18", "resnet34", "resnet50", "resnet101", "resnet152"],
                    [INPUT, PARAMS, MACS, TRAIN_MEM, INFER_MEM, SAVED], say_memory_totals), PROFILE),
     Exercise("8.6.7.3", "Bottleneck against basic blocks at equal depth (ResNet-50 against "
-             "ResNet-34, both 3-4-6-3 blocks).", costs(["resnet34", "resnet50"],
-                                                      [PARAMS, MACS, SAVED], say_totals),
+             "ResNet-34, both 3-4-6-3 blocks).", costs(["resnet50", "resnet34"],
+                                                      [PARAMS, MACS, SAVED], say_activations),
              PROFILE),
     Exercise("8.6.7.4", "Pre-activation against post-activation ResNet-18: cost and accuracy.",
              trained(("resnet18", "resnet18_preact"), say_compare), f"{TRAIN} book variants"),

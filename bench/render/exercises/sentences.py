@@ -166,21 +166,32 @@ def say_memory_totals(frame: pd.DataFrame) -> str:
             f"how many times inference's memory, and the share taken by the activations saved "
             f"for backward) {', '.join(parts)}.")  # fmt: skip
     if len(frame) == 2:
-        a, b = frame.index
-        params, macs = (frame.loc[a, c] / frame.loc[b, c] for c in ("params", "fwd_macs_per_image"))
-        memory = train[a] / train[b]
-        smaller_yet_larger = max(params, macs) < 1 < memory
-        text += (
-            f" {a} has {params:.2f}x {b}'s parameters and {macs:.2f}x its MACs, "
-            f"{'yet' if smaller_yet_larger else 'and'} {memory:.2f}x its training memory"
-        )
-        text += (
-            ": most of a training step's memory is the activations kept for backward, which "
-            "grow with the feature maps the layers write, not with the weights."
-            if smaller_yet_larger and (saved / train).min() > 0.5
-            else "."
-        )
+        text += _pair(frame, "train_bytes_est_sgd", "training memory", (saved / train).min() > 0.5)
     return text
+
+
+def say_activations(frame: pd.DataFrame) -> str:
+    """The totals, and for two networks whether the activations they save for backward follow
+    their parameters and MACs."""
+    return say_totals(frame) + _pair(frame, "saved_activation_bytes", "activations saved for "
+                                     "backward")  # fmt: skip
+
+
+def _pair(frame: pd.DataFrame, column: str, what: str, activations: bool = True) -> str:
+    """The first network's parameters, MACs and ``column`` as multiples of the second's; where
+    ``column`` outgrows both by half again and is mostly ``activations``, why."""
+    a, b = frame.index
+    params, macs, other = (frame.loc[a, c] / frame.loc[b, c]
+                           for c in ("params", "fwd_macs_per_image", column))  # fmt: skip
+    outgrows = other > 1.5 * max(params, macs)
+    text = (f" {a} has {params:.2f}x {b}'s parameters and {macs:.2f}x its MACs, "
+            f"{'yet' if outgrows else 'and'} {other:.2f}x its {what}")  # fmt: skip
+    return text + (
+        ": what backward keeps grows with the feature maps the layers write, not with the "
+        "weights or the arithmetic."
+        if outgrows and activations
+        else "."
+    )
 
 
 def _label(row: pd.Series) -> str:

@@ -4,6 +4,9 @@ import pandas as pd
 import pytest
 
 from bench.render.exercises import sentences as ex
+from bench.render.exercises.catalogue import EXERCISES, NIN
+from bench.store import Store
+from bench.training.recipes import PRESETS, Run, describe
 
 MIB = 2**20
 
@@ -120,3 +123,54 @@ def test_the_head_answer_reads_the_shares():
     assert "big has 0.00 M parameters, 90.0% fully connected" in text
     assert "narrow: 0.00 M parameters (2.5x fewer than big), 97.5% of them" in text
     assert "small: 0.00 M parameters (25.0x fewer than big), 25.0% of them" in text
+
+
+def test_nin_variants_answer_with_accuracy_once_they_are_trained(tmp_path, full_row):
+    store = Store(tmp_path / "results.sqlite")
+    for i, model in enumerate(NIN):
+        store.put("profile", model, {"image_size": 224}, full_row(
+            "profile", model=model, image_size=224, batch_size=128, params=1_000_000 + i,
+            fwd_macs_per_image=700_000_000 + i))  # fmt: skip
+    answer = next(e for e in EXERCISES if e.id == "8.3.5.1-3").answer
+    frame, _, reasoning = answer(store)
+    assert "test_acc" not in frame
+    assert reasoning.endswith("*Accuracy not measured yet*: `python -m bench train --experiment "
+                              "book nin_variants --preset book` measures it.")  # fmt: skip
+    for i, model in enumerate(NIN):  # the book preset's runs, nin_fc the most accurate
+        store.put("train", model, {"test_per_class": None}, full_row(
+            "train", model=model, lr=0.05, batch_size=128, resize=224, techniques="-",
+            test_acc=0.80 + i / 100, images_per_s=100.0, fwd_macs_per_image=700_000_000 + i,
+        ) | describe(Run(model), PRESETS["book"], "ours"))  # fmt: skip
+    frame, _, reasoning = answer(store)
+    assert list(frame["model"]) == list(NIN) and "Accuracy not measured" not in reasoning
+    assert reasoning.startswith("Test accuracy: nin_fc at 224 px 84.0%, nin_3x3 at 224 px 83.0%")
+
+
+def test_resnet_answer_reads_each_networks_fastest_fp32_inference(tmp_path, full_row):
+    store = Store(tmp_path / "results.sqlite")
+    resnets = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
+    for model in resnets:
+        side = 96 if model == "resnet18" else 224
+        store.put("profile", model, {"image_size": side}, full_row(
+            "profile", model=model, image_size=side, batch_size=128, params=10**7,
+            fwd_macs_per_image=10**9, train_bytes_est_sgd=900 * MIB, infer_bytes_est=300 * MIB,
+            saved_activation_bytes=800 * MIB))  # fmt: skip
+    timed = [
+        ("resnet18", 96, 1, "fp32", 50.0),
+        ("resnet18", 96, 16, "fp32", 120.0),
+        ("resnet18", 96, 16, "bf16", 900.0),  # not the book's setup: not read
+        ("resnet50", 224, 1, "fp32", 20.0),
+        ("resnet50", 224, 16, "fp32", 10.0),
+    ]
+    for model, side, batch, precision, speed in timed:
+        store.put("speed", model, {"batch_size": batch, "precision": precision}, full_row(
+            "speed", model=model, image_size=side, batch_size=batch, mode="infer",
+            precision=precision, channels_last=False, compiled=False, images_per_s=speed))  # fmt: skip
+    answer = next(e for e in EXERCISES if e.id == "8.6.7.2").answer
+    frame, columns, reasoning = answer(store)
+    assert list(frame["infer_best"]) == ["120 (batch 16)", "-", "20 (batch 1)", "-", "-"]
+    assert columns[-1][0] == "infer_best"
+    assert reasoning.endswith("*Throughput not measured yet* for resnet34, resnet101, resnet152: "
+                              "`python -m bench speed --models resnet34,resnet101,resnet152` "
+                              "measures it.")  # fmt: skip
+    assert frame["source"][0].startswith("profile, ") and "; speed, " in frame["source"][0]

@@ -24,7 +24,7 @@ def render(store: Store) -> str:
             sections.append(head + f"*Not measured yet*: `{exercise.command}` measures it.")
             continue
         frame, columns, reasoning = answer
-        sources = "; ".join(sorted(set(frame["source"])))
+        sources = "; ".join(sorted({s for cell in frame["source"] for s in cell.split("; ")}))
         sections.append(head + markdown(frame, columns) + f"\n\nFrom: {sources}.\n\n{reasoning}")
     return (
         "# The chapters' exercises, answered with measured numbers\n\n"

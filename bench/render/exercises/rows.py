@@ -128,16 +128,52 @@ TRAINED: list[Column] = [
 ]
 
 
-def costs(models: list[str], columns: list[Column], say: Callable[[pd.DataFrame], str]):
-    """An answer from profile rows: cost columns of ``models`` and a sentence about them."""
+def costs(models: list[str], columns: list[Column], say: Callable[[pd.DataFrame], str],
+          speed: bool = False):  # fmt: skip
+    """An answer from profile rows: cost columns of ``models`` and a sentence about them; with
+    ``speed``, each one's inference throughput at the same input too (the speed stage's, in
+    the book's setup), and which networks it has not timed yet."""
 
     def answer(store: Store) -> Answer | None:
         frame = profile_rows(store, models)
         if frame.empty:
             return None
-        return frame, [MODEL, *columns], say(frame.set_index("model"))
+        shown, reasoning = [MODEL, *columns], say(frame.set_index("model"))
+        if speed:
+            untimed = add_throughput(frame, store)
+            shown.append(THROUGHPUT)
+            if untimed:
+                reasoning += (f" *Throughput not measured yet* for {', '.join(untimed)}: "
+                              f"`python -m bench speed --models {','.join(untimed)}` measures "
+                              "it.")  # fmt: skip
+        return frame, shown, reasoning
 
     return answer
+
+
+THROUGHPUT: Column = ("infer_best", "inference images/s, eager fp32, at its fastest batch "
+                      "(measured)", fmt_text)  # fmt: skip
+
+
+def add_throughput(frame: pd.DataFrame, store: Store) -> list[str]:
+    """Fill ``infer_best`` of each profile row in ``frame`` (its highest inference throughput
+    at its input side, with the batch) and add the speed rows to its source; return the
+    networks not timed there."""
+    from bench.render.setups import book_speed
+
+    infer = [r for r in book_speed(store.rows("speed")) if r["mode"] == "infer"]
+    best, sources = [], []
+    for row in frame.itertuples():
+        rows = [r for r in infer if (r["model"], r["image_size"]) == (row.model, row.image_size)]
+        top = max(rows, key=lambda r: r["images_per_s"], default=None)
+        if top is None:
+            best.append("-")
+            sources.append(row.source)
+        else:
+            best.append(f"{top['images_per_s']:,.0f} (batch {top['batch_size']})")
+            sources.append(f"{row.source}; {source_of(top, 'speed')}")
+    frame["infer_best"], frame["source"] = best, sources
+    return frame.loc[frame["infer_best"] == "-", "model"].tolist()
 
 
 def varies(row: dict[str, Any], key: str) -> bool:
@@ -155,6 +191,24 @@ def trained(models: tuple[str, ...], say: Callable[[pd.DataFrame], str],
         if frame.empty or set(frame["model"]) != set(models):
             return None
         return frame, [*RUN, *TRAINED], say(frame)
+
+    return answer
+
+
+def fuller(full: Callable[[Store], Answer | None], partial: Callable[[Store], Answer | None],
+           missing: str):  # fmt: skip
+    """``full`` where the store has its rows, else ``partial``, its sentence followed by
+    ``missing`` (what is not measured yet, and what measures it)."""
+
+    def answer(store: Store) -> Answer | None:
+        found = full(store)
+        if found is not None:
+            return found
+        found = partial(store)
+        if found is None:
+            return None
+        frame, columns, reasoning = found
+        return frame, columns, f"{reasoning} {missing}"
 
     return answer
 

@@ -151,7 +151,7 @@ def costs(models: list[str], columns: list[Column], say: Callable[[pd.DataFrame]
     return answer
 
 
-THROUGHPUT: Column = ("infer_best", "inference images/s, eager fp32, at its fastest batch "
+THROUGHPUT: Column = ("infer_best", "inference images/s, eager fp32, at the best batch timed "
                       "(measured)", fmt_text)  # fmt: skip
 
 

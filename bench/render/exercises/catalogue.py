@@ -33,7 +33,9 @@ from bench.render.exercises.rows import (
     costs,
     fuller,
     micro_answer,
+    throughput,
     trained,
+    training_peak,
     varies,
 )
 from bench.render.exercises.sentences import (
@@ -175,7 +177,7 @@ EXERCISES: tuple[Exercise, ...] = (
     Exercise("8.6.7.2", "ResNet-18/34/50/101/152: parameters, MACs, memory, throughput.",
              costs(["resnet18", "resnet34", "resnet50", "resnet101", "resnet152"],
                    [INPUT, PARAMS, MACS, TRAIN_MEM, INFER_MEM, SAVED], say_memory_totals,
-                   speed=True), PROFILE),
+                   throughput), PROFILE),
     Exercise("8.6.7.3", "Bottleneck against basic blocks at equal depth (ResNet-50 against "
              "ResNet-34, both 3-4-6-3 blocks).", costs(["resnet50", "resnet34"],
                                                       [PARAMS, MACS, SAVED], say_activations),
@@ -186,7 +188,7 @@ EXERCISES: tuple[Exercise, ...] = (
              per_stage(["densenet", "resnet18"]), PROFILE),
     Exercise("8.7.7.3", "DenseNet's memory against ResNet's at 224x224.",
              costs(["densenet121", "resnet50"], [PARAMS, MACS, TRAIN_MEM, INFER_MEM, SAVED],
-                   say_memory_totals),
+                   say_memory_totals, training_peak),
              PROFILE),
     Exercise("8.7.7.4", "DenseNet-121/169/201 from the paper's Table 1: parameters, MACs.",
              costs(["densenet121", "densenet169", "densenet201"], [PARAMS, MACS], say_totals),

@@ -11,6 +11,7 @@ import pandas as pd
 
 import archs
 from bench.render.format import (
+    MIB,
     Column,
     book_rank,
     fmt_int,
@@ -128,52 +129,87 @@ TRAINED: list[Column] = [
 ]
 
 
+Measured = Callable[[pd.DataFrame, Store], tuple[Column, str]]  # adds a measured column
+
+
 def costs(models: list[str], columns: list[Column], say: Callable[[pd.DataFrame], str],
-          speed: bool = False):  # fmt: skip
-    """An answer from profile rows: cost columns of ``models`` and a sentence about them; with
-    ``speed``, each one's inference throughput at the same input too (the speed stage's, in
-    the book's setup), and which networks it has not timed yet."""
+          *measured: Measured):  # fmt: skip
+    """An answer from profile rows: cost columns of ``models`` and a sentence about them; each
+    of ``measured`` adds a column of the speed sweep's numbers and says what they show, or
+    what is not measured yet."""
 
     def answer(store: Store) -> Answer | None:
         frame = profile_rows(store, models)
         if frame.empty:
             return None
         shown, reasoning = [MODEL, *columns], say(frame.set_index("model"))
-        if speed:
-            untimed = add_throughput(frame, store)
-            shown.append(THROUGHPUT)
-            if untimed:
-                reasoning += (f" *Throughput not measured yet* for {', '.join(untimed)}: "
-                              f"`python -m bench speed --models {','.join(untimed)}` measures "
-                              "it.")  # fmt: skip
+        for add in measured:
+            column, said = add(frame, store)
+            shown.append(column)
+            reasoning += f" {said}" if said else ""
         return frame, shown, reasoning
 
     return answer
+
+
+def _timed(frame: pd.DataFrame, store: Store, mode: str) -> list[list[dict[str, Any]]]:
+    """For each profile row in ``frame``, the speed sweep's ``mode`` rows at its input side in
+    the book's setup."""
+    from bench.render.setups import book_speed
+
+    rows = [r for r in book_speed(store.rows("speed")) if r["mode"] == mode]
+    return [[r for r in rows if (r["model"], r["image_size"]) == (row.model, row.image_size)]
+            for row in frame.itertuples()]  # fmt: skip
+
+
+def _cite(frame: pd.DataFrame, used: list[dict[str, Any] | None]) -> None:
+    """Add the speed rows ``used`` (one per profile row, or None) to the rows' sources."""
+    frame["source"] = [source if row is None else f"{source}; {source_of(row, 'speed')}"
+                       for source, row in zip(frame["source"], used, strict=True)]  # fmt: skip
 
 
 THROUGHPUT: Column = ("infer_best", "inference images/s, eager fp32, at the best batch timed "
                       "(measured)", fmt_text)  # fmt: skip
 
 
-def add_throughput(frame: pd.DataFrame, store: Store) -> list[str]:
-    """Fill ``infer_best`` of each profile row in ``frame`` (its highest inference throughput
-    at its input side, with the batch) and add the speed rows to its source; return the
-    networks not timed there."""
-    from bench.render.setups import book_speed
+def throughput(frame: pd.DataFrame, store: Store) -> tuple[Column, str]:
+    """Each network's highest inference throughput at its input side, with its batch; which
+    networks are not timed yet."""
+    best = [max(rows, key=lambda r: r["images_per_s"], default=None)
+            for rows in _timed(frame, store, "infer")]  # fmt: skip
+    frame["infer_best"] = ["-" if r is None else f"{r['images_per_s']:,.0f} (batch "
+                           f"{r['batch_size']})" for r in best]  # fmt: skip
+    _cite(frame, best)
+    untimed = frame.loc[frame["infer_best"] == "-", "model"].tolist()
+    return THROUGHPUT, (f"*Throughput not measured yet* for {', '.join(untimed)}: `python -m "
+                        f"bench speed --models {','.join(untimed)}` measures it." if untimed
+                        else "")  # fmt: skip
 
-    infer = [r for r in book_speed(store.rows("speed")) if r["mode"] == "infer"]
-    best, sources = [], []
-    for row in frame.itertuples():
-        rows = [r for r in infer if (r["model"], r["image_size"]) == (row.model, row.image_size)]
-        top = max(rows, key=lambda r: r["images_per_s"], default=None)
-        if top is None:
-            best.append("-")
-            sources.append(row.source)
-        else:
-            best.append(f"{top['images_per_s']:,.0f} (batch {top['batch_size']})")
-            sources.append(f"{row.source}; {source_of(top, 'speed')}")
-    frame["infer_best"], frame["source"] = best, sources
-    return frame.loc[frame["infer_best"] == "-", "model"].tolist()
+
+PEAK: Column = ("train_peak", "training step, SGD: memory growth at the largest batch timed "
+                "for all (MiB, measured)", fmt_text)  # fmt: skip
+
+
+def training_peak(frame: pd.DataFrame, store: Store) -> tuple[Column, str]:
+    """What a training step grew memory by in the speed sweep, at the largest batch timed for
+    every network in ``frame``; for two networks, their ratio."""
+    timed = [{r["batch_size"]: r for r in rows if r.get("peak_bytes")}
+             for rows in _timed(frame, store, "train")]  # fmt: skip
+    common = set.intersection(*(set(batches) for batches in timed))
+    if not common:
+        frame["train_peak"] = "-"
+        models = ",".join(frame["model"])
+        return PEAK, (f"*Measured training memory not yet at a batch common to all*: `python -m "
+                      f"bench speed --models {models} --mode train` measures it.")  # fmt: skip
+    batch = max(common)
+    used = [batches[batch] for batches in timed]
+    frame["train_peak"] = [f"{r['peak_bytes'] / MIB:,.1f} (batch {batch})" for r in used]
+    _cite(frame, used)
+    said = f"Measured at batch {batch} ({used[0]['memory_kind']})"
+    if len(used) == 2:
+        (a, b), (x, y) = frame["model"], (r["peak_bytes"] for r in used)
+        said += f", {a}'s training step grew memory {x / y:.2f}x as much as {b}'s"
+    return PEAK, said + "."
 
 
 def varies(row: dict[str, Any], key: str) -> bool:

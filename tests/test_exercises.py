@@ -146,26 +146,32 @@ def test_nin_variants_answer_with_accuracy_once_they_are_trained(tmp_path, full_
     assert reasoning.startswith("Test accuracy: nin_fc at 224 px 84.0%, nin_3x3 at 224 px 83.0%")
 
 
+def _profiled(store, full_row, model, side=224):
+    """A profile row of ``model`` at ``side`` pixels, batch 128, with every cost the answers
+    read."""
+    store.put("profile", model, {"image_size": side}, full_row(
+        "profile", model=model, image_size=side, batch_size=128, params=10**7,
+        fwd_macs_per_image=10**9, train_bytes_est_sgd=900 * MIB, infer_bytes_est=300 * MIB,
+        saved_activation_bytes=800 * MIB))  # fmt: skip
+
+
+def _timed(store, full_row, model, side, batch, mode, precision="fp32", **values):
+    """A speed row of ``model``: ``mode`` at ``batch``, eager, in ``precision``."""
+    store.put("speed", model, {"batch_size": batch, "mode": mode, "precision": precision},
+              full_row("speed", model=model, image_size=side, batch_size=batch, mode=mode,
+                       precision=precision, channels_last=False, compiled=False, **values))  # fmt: skip
+
+
 def test_resnet_answer_reads_each_networks_fastest_fp32_inference(tmp_path, full_row):
     store = Store(tmp_path / "results.sqlite")
-    resnets = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
-    for model in resnets:
-        side = 96 if model == "resnet18" else 224
-        store.put("profile", model, {"image_size": side}, full_row(
-            "profile", model=model, image_size=side, batch_size=128, params=10**7,
-            fwd_macs_per_image=10**9, train_bytes_est_sgd=900 * MIB, infer_bytes_est=300 * MIB,
-            saved_activation_bytes=800 * MIB))  # fmt: skip
-    timed = [
-        ("resnet18", 96, 1, "fp32", 50.0),
-        ("resnet18", 96, 16, "fp32", 120.0),
+    for model in ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152"):
+        _profiled(store, full_row, model, 96 if model == "resnet18" else 224)
+    for model, side, batch, precision, speed in [
+        ("resnet18", 96, 1, "fp32", 50.0), ("resnet18", 96, 16, "fp32", 120.0),
         ("resnet18", 96, 16, "bf16", 900.0),  # not the book's setup: not read
-        ("resnet50", 224, 1, "fp32", 20.0),
-        ("resnet50", 224, 16, "fp32", 10.0),
-    ]
-    for model, side, batch, precision, speed in timed:
-        store.put("speed", model, {"batch_size": batch, "precision": precision}, full_row(
-            "speed", model=model, image_size=side, batch_size=batch, mode="infer",
-            precision=precision, channels_last=False, compiled=False, images_per_s=speed))  # fmt: skip
+        ("resnet50", 224, 1, "fp32", 20.0), ("resnet50", 224, 16, "fp32", 10.0),
+    ]:  # fmt: skip
+        _timed(store, full_row, model, side, batch, "infer", precision, images_per_s=speed)
     answer = next(e for e in EXERCISES if e.id == "8.6.7.2").answer
     frame, columns, reasoning = answer(store)
     assert list(frame["infer_best"]) == ["120 (batch 16)", "-", "20 (batch 1)", "-", "-"]
@@ -174,3 +180,27 @@ def test_resnet_answer_reads_each_networks_fastest_fp32_inference(tmp_path, full
                               "`python -m bench speed --models resnet34,resnet101,resnet152` "
                               "measures it.")  # fmt: skip
     assert frame["source"][0].startswith("profile, ") and "; speed, " in frame["source"][0]
+
+
+def test_densenet_answer_reads_the_measured_training_memory_at_a_common_batch(tmp_path, full_row):
+    store = Store(tmp_path / "results.sqlite")
+    for model in ("densenet121", "resnet50"):
+        _profiled(store, full_row, model)
+    answer = next(e for e in EXERCISES if e.id == "8.7.7.3").answer
+
+    def measured(model, batch, mib, precision="fp32"):
+        _timed(store, full_row, model, 224, batch, "train", precision, images_per_s=1.0,
+               peak_bytes=mib * MIB, memory_kind="resident")  # fmt: skip
+
+    measured("densenet121", 16, 300)  # no batch timed for both yet
+    frame, _, reasoning = answer(store)
+    assert list(frame["train_peak"]) == ["-", "-"]
+    assert reasoning.endswith("`python -m bench speed --models densenet121,resnet50 --mode train` "
+                              "measures it.")  # fmt: skip
+    measured("resnet50", 16, 200)
+    measured("densenet121", 64, 900)  # not timed for resnet50: not compared
+    measured("resnet50", 64, 500, "bf16")  # not the book's setup
+    frame, _, reasoning = answer(store)
+    assert list(frame["train_peak"]) == ["300.0 (batch 16)", "200.0 (batch 16)"]
+    assert reasoning.endswith("Measured at batch 16 (resident), densenet121's training step grew "
+                              "memory 1.50x as much as resnet50's.")  # fmt: skip

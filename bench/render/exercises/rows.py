@@ -199,7 +199,7 @@ def training_peak(frame: pd.DataFrame, store: Store) -> tuple[Column, str]:
     if not common:
         frame["train_peak"] = "-"
         models = ",".join(frame["model"])
-        return PEAK, (f"*Measured training memory not yet at a batch common to all*: `python -m "
+        return PEAK, (f"*Training memory not measured yet at a batch common to all*: `python -m "
                       f"bench speed --models {models} --mode train` measures it.")  # fmt: skip
     batch = max(common)
     used = [batches[batch] for batches in timed]

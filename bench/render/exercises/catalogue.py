@@ -145,7 +145,8 @@ EXERCISES: tuple[Exercise, ...] = (
              f"{TRAIN} book vgg_sizes"),
     Exercise("8.3.5.1-3", "NiN with one or three 1x1 convs, 3x3 convs, a fully connected head: "
              "parameters, MACs, training speed and accuracy.",
-             fuller(trained(NIN, say_compare), costs(list(NIN), [PARAMS, MACS], say_totals),
+             fuller(trained(NIN, say_compare),
+                    costs(list(NIN), [PARAMS, MACS], say_totals, throughput),
                     f"*Accuracy not measured yet*: `{NIN_TRAIN}` measures it."), NIN_TRAIN),
     Exercise("8.3.5.4", "NiN's resources: parameters, computation, memory for training and "
              "for prediction.", costs(["nin"], [PARAMS, MACS, TRAIN_MEM, INFER_MEM, SAVED],

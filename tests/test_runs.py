@@ -90,8 +90,9 @@ def _pixels_apart(a: Path, b: Path) -> int:
 
 @pytest.mark.skipif(not PUBLISHED, reason="no published run folder in reports/")
 def test_a_published_runs_plots_draw_again(rendered):
-    """The SVGs byte for byte; each PNG to within a few anti-aliased pixels, as another numpy
-    version rounds a coordinate (a moved mark or a changed label differs by hundreds)."""
+    """The SVGs byte for byte; each PNG to within a few anti-aliased pixels, which another
+    Python rounds differently (under 3.12, four of one plot; a moved mark differs by
+    thousands)."""
     folder, copy, committed = rendered
     plots = [p for p in committed if p.parts[0] == "plots"]
     svg = next(p for p in plots if p.suffix == ".svg")

@@ -87,6 +87,9 @@ NIN = ("nin", "nin_one_1x1", "nin_three_1x1", "nin_3x3", "nin_fc")
 NIN_TRAIN = f"{TRAIN} book nin_variants --preset book"
 
 
+GOOGLENETS = ("googlenet", "googlenet_28")
+
+
 GOOGLENET_28_TRAIN = f"{TRAIN} book networks_28 --models googlenet,googlenet_28 --preset book"
 
 
@@ -149,7 +152,7 @@ EXERCISES: tuple[Exercise, ...] = (
     Exercise("8.3.5.1-3", "NiN with one or three 1x1 convs, 3x3 convs, a fully connected head: "
              "parameters, MACs, training speed and accuracy.",
              fuller(trained(NIN, say_compare),
-                    costs(list(NIN), [PARAMS, MACS], say_totals, throughput),
+                    costs(NIN, [PARAMS, MACS], say_totals, throughput),
                     f"*Accuracy not measured yet*: `{NIN_TRAIN}` measures it."), NIN_TRAIN),
     Exercise("8.3.5.4", "NiN's resources: parameters, computation, memory for training and "
              "for prediction.", costs(["nin"], [PARAMS, MACS, TRAIN_MEM, INFER_MEM, SAVED],
@@ -160,8 +163,8 @@ EXERCISES: tuple[Exercise, ...] = (
              PROFILE),
     Exercise("8.4.5.3", "A GoogLeNet variant that keeps 28x28 resolution: cost and accuracy "
              "beside the book's at 96 pixels.",
-             fuller(trained(("googlenet", "googlenet_28"), say_compare),
-                    costs(["googlenet", "googlenet_28"], [PARAMS, MACS, TRAIN_MEM], say_totals),
+             fuller(trained(GOOGLENETS, say_compare),
+                    costs(GOOGLENETS, [PARAMS, MACS, TRAIN_MEM], say_totals),
                     f"*Accuracy not measured yet*: `{GOOGLENET_28_TRAIN}` measures it."),
              GOOGLENET_28_TRAIN),
     Exercise("8.4.5.4", "Parameters of AlexNet, VGG-11, NiN and GoogLeNet: where the savings "

@@ -4,7 +4,7 @@ one kind of row and a sentence computed from it."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pandas as pd
@@ -28,7 +28,7 @@ from bench.store import Store
 Answer = tuple[pd.DataFrame, list[Column], str]  # rows, columns shown, the reasoning
 
 
-def profile_rows(store: Store, models: list[str]) -> pd.DataFrame:
+def profile_rows(store: Store, models: Sequence[str]) -> pd.DataFrame:
     """Profile rows (book input size, batch 128) of ``models``, in that order."""
     found = {}
     for row in store.rows("profile"):
@@ -132,7 +132,7 @@ TRAINED: list[Column] = [
 Measured = Callable[[pd.DataFrame, Store], tuple[Column, str]]  # adds a measured column
 
 
-def costs(models: list[str], columns: list[Column], say: Callable[[pd.DataFrame], str],
+def costs(models: Sequence[str], columns: list[Column], say: Callable[[pd.DataFrame], str],
           *measured: Measured):  # fmt: skip
     """An answer from profile rows: cost columns of ``models`` and a sentence about them; each
     of ``measured`` adds a column of the speed sweep's numbers and says what they show, or

@@ -1,6 +1,6 @@
 """Sessions: ``nox -s tests`` (the suite), ``nox -s lint`` (ruff), ``nox -s bench`` (every stage,
-then the reports), ``nox -s fast`` (the fast recipe's target), ``nox -s microbench`` and
-``nox -s screenshot`` (a run's HTML index as a browser shows it).
+then the reports), ``nox -s fast`` (the fast recipe's target) and ``nox -s screenshot`` (a run's
+HTML index as a browser shows it).
 
 Every session that runs the package shares one environment, ``.nox/cnnbench``: torch (a CUDA
 build of about 6 GB on Linux x86_64) is installed once per machine, not once per session.
@@ -45,18 +45,6 @@ def lint(session: nox.Session) -> None:
     session.install("ruff")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
-
-
-@nox.session(venv_backend="none")
-def microbench(session: nox.Session) -> None:
-    """Time chapter 7's primitives and small forward passes (pytest-benchmark); results are
-    saved under .benchmarks/ (compare runs with --benchmark-compare) and in the results store."""
-    _environment(session)
-    session.run(
-        PYTHON, "-m", "pytest", "benchmarks", "--benchmark-only", "--benchmark-autosave",
-        "--benchmark-max-time=0.5", "--benchmark-columns=median,iqr,rounds", *session.posargs,
-        external=True,
-    )  # fmt: skip
 
 
 @nox.session(venv_backend="none")

@@ -1,6 +1,7 @@
-"""Chapter 7's layer-level exercises: one conv or pooling layer at a time, its cost by the
-closed-form formula, as counted by bench.flops, and timed on a device (``python -m bench
-blocks``)."""
+"""Chapter 7's layer-level exercises (``python -m bench blocks``): one conv or pooling layer at
+a time, its cost by the closed-form formula, as counted by bench.flops, and timed on a device;
+and chapter 7's primitives timed against each other there, each way's output checked against
+the first way's before it is timed."""
 
 from __future__ import annotations
 
@@ -10,9 +11,12 @@ from functools import partial
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from bench.device import backend_for, resolve_device
+from archs import ops
+from bench.console import plural
+from bench.device import backend_for, full_fp32, resolve_device
 from bench.flops import profile
 from bench.timing import time_steps
 
@@ -33,6 +37,10 @@ CPU = torch.device("cpu")
 
 def _median_ms(step: Any, device: torch.device, seconds: float) -> float:
     return 1000 * statistics.median(time_steps(step, backend_for(device), seconds, warmup=2))
+
+
+def _where(device: torch.device) -> dict[str, str]:
+    return {"device": device.type, "device_name": backend_for(device).name}
 
 
 def conv_row(c_i: int, c_o: int, k: int, side: int, padding: int, stride: int,
@@ -68,8 +76,7 @@ def conv_row(c_i: int, c_o: int, k: int, side: int, padding: int, stride: int,
         "fwd_ms": forward_ms,
         "fwd_bwd_ms": both_ms,
         "batch_size": BATCH,
-        "device": device.type,
-        "device_name": backend_for(device).name,
+        **_where(device),
     }  # fmt: skip
 
 
@@ -99,6 +106,69 @@ def pool_row(channels: int = 64, side: int = 56, k: int = 2) -> dict[str, Any]:
     }  # fmt: skip
 
 
+# Ways to compute one thing, by primitive; each takes its inputs' device and returns its ways by
+# name, the first the reference the others' outputs are checked against.
+def corr2d_ways(device: torch.device, side: int) -> dict[str, Callable[[], torch.Tensor]]:
+    """7.2: cross-correlation of a side x side input with a 3x3 kernel, by its loop definition,
+    as unfold + one matrix product (im2col), and as conv2d."""
+    x, k = torch.randn(side, side, device=device), torch.randn(3, 3, device=device)
+    return {"loop": lambda: ops.corr2d(x, k), "unfold": lambda: ops.corr2d_unfold(x, k),
+            "conv2d": lambda: F.conv2d(x[None, None], k[None, None])[0, 0]}  # fmt: skip
+
+
+def conv1x1_ways(device: torch.device) -> dict[str, Callable[[], torch.Tensor]]:
+    """7.4.5: a 1x1 convolution, 64 -> 64 channels on 56x56, as conv2d and as one matrix
+    product."""
+    x, k = torch.randn(64, 56, 56, device=device), torch.randn(64, 64, 1, 1, device=device)
+    return {"conv2d": lambda: F.conv2d(x[None], k)[0], "matmul": lambda: ops.corr2d_1x1(x, k)}
+
+
+def pool_ways(device: torch.device) -> dict[str, Callable[[], torch.Tensor]]:
+    """7.5.3: a 2x2 average pool of stride 2 (batch 8, 64 channels, 56x56), and the same as a
+    depthwise conv with a constant 1/4 kernel."""
+    x = torch.randn(8, 64, 56, 56, device=device)
+    kernel = torch.full((64, 1, 2, 2), 0.25, device=device)
+    return {"avg_pool2d": lambda: F.avg_pool2d(x, 2),
+            "conv2d": lambda: F.conv2d(x, kernel, stride=2, groups=64)}  # fmt: skip
+
+
+def timed_row(
+    ways: Callable[..., dict[str, Callable[[], torch.Tensor]]],
+    way: str,
+    seconds: float = 0.3,
+    device: torch.device = CPU,
+    **sizes: int,
+) -> dict[str, Any]:
+    """One way of ``ways(device, **sizes)``: its output checked against the first way's (in
+    full fp32: TF32 would blur the comparison on a GPU), then its time."""
+    runs = ways(device, **sizes)
+    with torch.no_grad():
+        with full_fp32():
+            reference = next(iter(runs.values()))()
+            torch.testing.assert_close(runs[way](), reference, rtol=1e-4, atol=1e-4)
+        times = [1000 * t for t in time_steps(runs[way], backend_for(device), seconds)]
+    return {"method": way, **sizes, **_spread(times), **_where(device)}
+
+
+def grouped_row(groups: int, seconds: float = 0.3, device: torch.device = CPU
+                ) -> dict[str, Any]:  # fmt: skip
+    """7.4.7: a 3x3 conv, 128 -> 128 channels on 28x28 at batch 8, its weights split into
+    ``groups`` block-diagonal groups: MACs by formula, and its time."""
+    x = torch.randn(8, 128, 28, 28, device=device)
+    w = torch.randn(128, 128 // groups, 3, 3, device=device)
+    with torch.no_grad():
+        times = [1000 * t for t in time_steps(lambda: F.conv2d(x, w, padding=1, groups=groups),
+                                              backend_for(device), seconds)]  # fmt: skip
+    return {"groups": groups, "macs": 8 * 128 * (128 // groups) * 9 * 28 * 28,
+            **_spread(times), **_where(device)}  # fmt: skip
+
+
+def _spread(times_ms: list[float]) -> dict[str, Any]:
+    """Median and interquartile range of step times (ms), and how many there were."""
+    q1, median, q3 = statistics.quantiles(times_ms, n=4) if len(times_ms) > 1 else times_ms * 3
+    return {"median_ms": median, "iqr_ms": q3 - q1, "n": len(times_ms)}
+
+
 def cases(seconds: float = 0.3, device: torch.device = CPU
           ) -> list[tuple[str, dict[str, Any], Callable[[], dict]]]:  # fmt: skip
     """(exercise, config, measure) for every block measurement; the timed ones on ``device``,
@@ -108,10 +178,26 @@ def cases(seconds: float = 0.3, device: torch.device = CPU
         (exercise, {"case": case, **timed}, partial(conv_row, *shape, seconds, device))
         for (exercise, case), shape in CONVS.items()
     ]
+    ways = [
+        ("7.2.x", f"{way}, {side}x{side}", partial(timed_row, corr2d_ways, way, side=side))
+        for side in (8, 16, 32, 64) for way in ("loop", "unfold", "conv2d")
+    ] + [
+        ("7.4.5", f"1x1 conv as {way}", partial(timed_row, conv1x1_ways, way))
+        for way in ("conv2d", "matmul")
+    ] + [
+        ("7.4.7", f"3x3 conv, {plural(g, 'group')}", partial(grouped_row, g)) for g in (1, 4, 32)
+    ] + [
+        ("7.5.3", f"2x2 average pool as {way}", partial(timed_row, pool_ways, way))
+        for way in ("avg_pool2d", "conv2d")
+    ]  # fmt: skip
     return [
         ("7.3.1", {"case": "kernel (3, 5), padding (0, 1), stride (3, 4), 8x8"}, shape_row),
         *convs,
         ("7.5.3", {"case": "2x2 average pool, stride 2, 64 channels, 56x56"}, pool_row),
+        *(
+            (exercise, {"case": case, **timed}, partial(way, seconds=seconds, device=device))
+            for exercise, case, way in ways
+        ),
     ]
 
 

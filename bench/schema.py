@@ -239,29 +239,12 @@ class BlocksRow(TypedDict, total=False):
     fwd_flops_formula: int
     fwd_flops_counted: float
     params: int
-
-
-class MicrobenchRow(TypedDict, total=False):
-    """``microbench``: one pytest-benchmark result (seconds; fields by benchmark group)."""
-
-    name: str
-    group: str
-    params: dict[str, Any]
-    rounds: int
-    median: float
-    iqr: float
-    mean: float
-    stddev: float
-    min: float
-    max: float
-    cv: float
-    method: str
-    size: int
-    groups: int
+    method: str  # a primitive's way, timed against its other ways (7.2, 7.4.5, 7.5.3)
+    groups: int  # 7.4.7's grouped conv
     macs: int
-    model: str
-    batch_size: int
-    image_size: int
+    median_ms: float
+    iqr_ms: float
+    n: int
 
 
 # The kinds of op a count is split into, ours and the peers' alike (bench/peers.py).
@@ -305,7 +288,7 @@ class RunRow(TypedDict):
 
 ROWS: dict[str, Any] = {
     "profile": ProfileRow, "speed": SpeedRow, "onnx": OnnxRow, "train": TrainRow,
-    "pipeline": PipelineRow, "blocks": BlocksRow, "microbench": MicrobenchRow,
+    "pipeline": PipelineRow, "blocks": BlocksRow,
     "peers": PeersRow, "machine": MachineRow, "run": RunRow,
 }  # fmt: skip
 FAILURE_FIELDS = frozenset({"note", "error"})

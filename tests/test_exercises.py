@@ -204,3 +204,17 @@ def test_densenet_answer_reads_the_measured_training_memory_at_a_common_batch(tm
     assert list(frame["train_peak"]) == ["300.0 (batch 16)", "200.0 (batch 16)"]
     assert reasoning.endswith("Measured at batch 16 (resident), densenet121's training step grew "
                               "memory 1.50x as much as resnet50's.")  # fmt: skip
+
+
+def _groups(*median_ms: float) -> pd.DataFrame:
+    """7.4.7's rows: 1, 4 and 32 groups, their MACs falling by the groups."""
+    return pd.DataFrame({"groups": [1, 4, 32], "macs": [3200, 800, 100], "median_ms": median_ms})
+
+
+def test_grouped_convs_say_whether_latency_fell_less_than_the_macs():
+    slower = ex.say_groups(_groups(16.0, 5.0, 5.0))
+    assert slower.startswith(
+        "4 groups: 4x fewer MACs, 3.2x faster; 32 groups: 32x fewer MACs, 3.2x"
+    )
+    assert "Latency falls less than the MACs" in slower
+    assert "Latency" not in ex.say_groups(_groups(32.0, 8.0, 1.0))  # 4x and 32x: as the MACs

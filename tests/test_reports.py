@@ -6,13 +6,24 @@ import signal
 import subprocess
 import sys
 import time
+from functools import partial
 
 import pandas as pd
 import pytest
 import torch
 
 from bench.__main__ import main
-from bench.blocks import cases, conv_row, pool_row, shape_row
+from bench.blocks import (
+    cases,
+    conv1x1_ways,
+    conv_row,
+    corr2d_ways,
+    grouped_row,
+    pool_row,
+    pool_ways,
+    shape_row,
+    timed_row,
+)
 from bench.compare import compare
 from bench.device import backend_for
 from bench.schema import ALLOCATED, RESIDENT
@@ -46,6 +57,32 @@ def test_shape_and_pool_rows():
     assert shape_row() == {"formula_h": 2, "formula_w": 2, "built_h": 2, "built_w": 2}
     pool = pool_row(channels=3, side=8, k=2)
     assert pool["fwd_flops_formula"] == 3 * 4 * 4 * 4 and pool["fwd_flops_counted"] > 0
+
+
+def test_each_way_of_a_primitive_is_checked_against_the_first_before_it_is_timed():
+    def ways(device, side):
+        x = torch.ones(side, device=device)
+        return {"first": lambda: 2 * x, "same": lambda: x + x, "other": lambda: 3 * x}
+
+    row = timed_row(ways, "same", seconds=0.01, side=4)
+    assert (row["method"], row["side"], row["device"]) == ("same", 4, "cpu")
+    assert row["n"] >= 1 and row["median_ms"] > 0 and row["iqr_ms"] >= 0
+    with pytest.raises(AssertionError):
+        timed_row(ways, "other", seconds=0.01, side=4)
+
+
+def test_chapter_7_primitives_agree_and_grouped_macs_fall_by_the_groups():
+    cpu = torch.device("cpu")
+    for ways in (partial(corr2d_ways, side=9), conv1x1_ways, pool_ways):
+        (_, first), *others = ways(cpu).items()
+        for _, way in others:
+            torch.testing.assert_close(way(), first(), rtol=1e-4, atol=1e-4)
+    # batch x c_o x (c_i / g) x k x k x output pixels, for 128 -> 128 channels, 3x3, 28x28
+    assert [grouped_row(g, seconds=0.01)["macs"] for g in (1, 4)] == [
+        8 * 128 * (128 // g) * 3 * 3 * 28 * 28 for g in (1, 4)
+    ]
+    exercises = {exercise for exercise, config, _ in cases(0.01, cpu) if "device" in config}
+    assert exercises == {"7.4.2", "7.4.3", "7.2.x", "7.4.5", "7.4.7", "7.5.3"}
 
 
 def _speed_row(full_row, images_per_s: float, cv: float, model: str = "lenet") -> dict:

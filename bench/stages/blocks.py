@@ -1,5 +1,7 @@
 """``blocks``: chapter 7's single layers (a conv's cost, output shapes, pooling), each by its
-closed-form formula, as counted, and timed on the device."""
+closed-form formula, as counted, and timed on the device; and its primitives (cross-correlation,
+a 1x1 conv, a grouped conv, average pooling), each way of computing one timed against the
+others there."""
 
 from __future__ import annotations
 
@@ -51,4 +53,9 @@ def run(s: Settings) -> int:
     return 1 if failed else 0
 
 
-COMMAND = Command("blocks", "chapter 7's single layers: formula, counted, timed", Settings, run)
+COMMAND = Command(
+    "blocks",
+    "chapter 7's single layers (formula, counted, timed) and primitives (timed)",
+    Settings,
+    run,
+)

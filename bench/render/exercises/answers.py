@@ -1,5 +1,5 @@
 """Answers that join more than one kind of row (a speed sweep with its profile, layer tables,
-training curves, microbenchmarks with chapter 7's blocks, the machine's roof)."""
+training curves, chapter 7's pooling layer with its two ways timed, the machine's roof)."""
 
 from __future__ import annotations
 
@@ -14,10 +14,10 @@ from bench.render.exercises.rows import (
     MODEL,
     PARAMS,
     RUN,
+    TIMES,
     TRAINED,
     Answer,
     block_rows,
-    micro_rows,
     profile_rows,
     source_of,
     train_rows,
@@ -100,8 +100,8 @@ def epochs_answer(models: tuple[str, ...]) -> Callable[[Store], Answer | None]:
 
 
 def pooling(store: Store) -> Answer | None:
-    """7.5.3: the pool's cost (counted against the formula) and its two implementations timed."""
-    cost, timed = block_rows(store, ("7.5.3",)), micro_rows(store, "avg_pool")
+    """7.5.3: the pool's cost (counted against the formula) and its two ways timed."""
+    cost, timed = block_rows(store, ("7.5.3",)), block_rows(store, ("7.5.3",), timed=True)
     if cost.empty or timed.empty:
         return None
     row = cost.iloc[0]
@@ -113,13 +113,16 @@ def pooling(store: Store) -> Answer | None:
         f"1/k^2 kernel it gives the same outputs (checked) with the same arithmetic, yet "
         f"avg_pool2d takes {times['avg_pool2d']:.3f} ms and the conv {times['conv2d']:.3f} ms "
         f"({ratio_text(times['avg_pool2d'], times['conv2d'])}): with equal FLOPs the gap is the "
-        "kernel's, not the arithmetic's. On this CPU the conv goes to oneDNN's vectorized "
-        "depthwise kernel while avg_pool2d on an NCHW tensor runs PyTorch's generic pooling "
-        "loop; the gap is a property of the library and device, not of pooling."
+        "kernels', a property of the library on this device, not of pooling."
     )
-    columns = [("method", "method", fmt_text), ("median_ms", "median (ms, measured)", fmt_ms),
-               ("iqr_ms", "IQR (ms)", fmt_ms), ("rounds", "rounds", fmt_int)]  # fmt: skip
-    return timed.assign(source=f"{timed['source'].iloc[0]}; {row['source']}"), columns, text
+    if (timed["device"] == "cpu").all() and times["conv2d"] < times["avg_pool2d"]:
+        text += (" On a CPU the conv goes to oneDNN's vectorized depthwise kernel, while "
+                 "avg_pool2d on an NCHW tensor runs PyTorch's generic pooling loop.")  # fmt: skip
+    return (
+        timed.assign(source=f"{timed['source'].iloc[0]}; {row['source']}"),
+        [("method", "method", fmt_text), *TIMES],
+        text,
+    )
 
 
 def say_ridge(store: Store, frame: pd.DataFrame) -> str:

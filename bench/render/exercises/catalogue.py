@@ -32,8 +32,8 @@ from bench.render.exercises.rows import (
     block_answer,
     costs,
     fuller,
-    micro_answer,
     throughput,
+    timed_answer,
     trained,
     training_peak,
     varies,
@@ -72,9 +72,6 @@ class Exercise:
 C7 = "python -m bench blocks"
 
 
-MICRO = "nox -s microbench"
-
-
 PROFILE = "python -m bench profile"
 
 
@@ -104,16 +101,14 @@ EXERCISES: tuple[Exercise, ...] = (
              "the MACs change.", block_answer(("7.4.3",), CONV_CASE, say_grid), C7),
     Exercise("7.4.5", "A 1x1 conv as conv2d and as one matrix product (64 -> 64 channels, "
              "56x56): equal outputs, time of each.",
-             micro_answer("conv1x1", ("method", "method", fmt_text), say_fastest("method")),
-             MICRO),
+             timed_answer("7.4.5", ("method", "method", fmt_text), say_fastest("method")), C7),
     Exercise("7.4.7", "Block-diagonal weights (g groups): MACs fall by g; how far does the "
-             "measured latency fall?", micro_answer("grouped_conv", ("groups", "groups", fmt_int),
-                                                     say_groups), MICRO),
+             "measured latency fall?", timed_answer("7.4.7", ("groups", "groups", fmt_int),
+                                                     say_groups), C7),
     Exercise("7.5.3", "Average pooling as a convolution: equal outputs, the time of each; the "
-             "cost of a pooling layer.", pooling, f"{C7}; {MICRO}"),
+             "cost of a pooling layer.", pooling, C7),
     Exercise("7.2.x", "Cross-correlation as a Python loop, as unfold + matmul and as conv2d, at "
-             "growing sizes.", micro_answer("corr2d", ("name", "case", fmt_text), say_corr2d),
-             MICRO),
+             "growing sizes.", timed_answer("7.2.x", ("case", "case", fmt_text), say_corr2d), C7),
     Exercise("8.1.5.1.1", "AlexNet: memory of conv layers against fully connected layers "
              "(parameters, and activations for one image).", lambda s: layer_bytes(s, "alexnet"),
              PROFILE),

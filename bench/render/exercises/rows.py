@@ -1,5 +1,5 @@
 """The rows an answer needs: readers of the store for each kind (profiles at the book's input,
-training runs, microbenchmarks, chapter 7's blocks), the columns shown, and answers built from
+training runs, chapter 7's blocks and primitives), the columns shown, and answers built from
 one kind of row and a sentence computed from it."""
 
 from __future__ import annotations
@@ -74,18 +74,12 @@ def train_rows(store: Store, models: tuple[str, ...], keep: Callable[[dict], boo
     return frame
 
 
-def micro_rows(store: Store, group: str) -> pd.DataFrame:
-    rows = [r for r in store.rows("microbench") if r["model"] == group]
-    frame = pd.DataFrame(rows)
-    if len(frame):
-        frame["median_ms"] = 1000 * frame["median"]
-        frame["iqr_ms"] = 1000 * frame["iqr"]
-        frame["source"] = [source_of(r, "microbench") for r in rows]
-    return frame
-
-
-def block_rows(store: Store, exercises: tuple[str, ...]) -> pd.DataFrame:
-    rows = [r for r in store.rows("blocks") if r["model"] in exercises]
+def block_rows(store: Store, exercises: tuple[str, ...], timed: bool = False) -> pd.DataFrame:
+    """Chapter 7's rows of ``exercises``: the ways of a primitive timed against each other
+    (``timed``), or the single layers."""
+    rows = [r for r in store.rows("blocks")
+            if r["model"] in exercises and r["status"] in MEASURED
+            and ("median_ms" in r) == timed]  # fmt: skip
     frame = pd.DataFrame(rows)
     if len(frame):
         frame["case"] = [r["config"]["case"] for r in rows]
@@ -258,14 +252,14 @@ def block_answer(exercises: tuple[str, ...], columns: list[Column],
     return answer
 
 
-def micro_answer(group: str, label: Column, say: Callable[[pd.DataFrame], str]):
+TIMES: list[Column] = [("median_ms", "median (ms, measured)", fmt_ms),
+                       ("iqr_ms", "IQR (ms)", fmt_ms), ("n", "timed calls", fmt_int)]  # fmt: skip
+
+
+def timed_answer(exercise: str, label: Column, say: Callable[[pd.DataFrame], str]):
     def answer(store: Store) -> Answer | None:
-        frame = micro_rows(store, group)
-        if frame.empty:
-            return None
-        columns = [label, ("median_ms", "median (ms, measured)", fmt_ms),
-                   ("iqr_ms", "IQR (ms)", fmt_ms), ("rounds", "rounds", fmt_int)]  # fmt: skip
-        return frame, columns, say(frame)
+        frame = block_rows(store, (exercise,), timed=True)
+        return None if frame.empty else (frame, [label, *TIMES], say(frame))
 
     return answer
 

@@ -50,15 +50,6 @@ def say_shape(frame: pd.DataFrame) -> str:
     )
 
 
-def say_pool(frame: pd.DataFrame) -> str:
-    row = frame.iloc[0]
-    return (
-        f"A {row['kernel']}x{row['kernel']} average pool has no parameters and costs k^2 FLOPs "
-        f"per output ({row['fwd_flops_formula'] / 1e6:,.2f} M per image by formula, "
-        f"{row['fwd_flops_counted'] / 1e6:,.2f} M counted)."
-    )
-
-
 def say_fastest(label: str) -> Callable[[pd.DataFrame], str]:
     def say(frame: pd.DataFrame) -> str:
         best, worst = frame.loc[frame["median_ms"].idxmin()], frame.loc[frame["median_ms"].idxmax()]
@@ -73,19 +64,21 @@ def say_fastest(label: str) -> Callable[[pd.DataFrame], str]:
 
 def say_groups(frame: pd.DataFrame) -> str:
     dense = frame.loc[frame["groups"] == 1].iloc[0]
-    parts = [
-        f"{int(r['groups'])} groups: {dense['macs'] / r['macs']:.0f}x fewer MACs, "
-        f"{dense['median_ms'] / r['median_ms']:.1f}x faster"
-        for _, r in frame[frame["groups"] != 1].iterrows()
-    ]
-    return "; ".join(parts) + ". Latency falls far less than MACs: small groups use the " \
-        "hardware poorly and memory traffic does not shrink with the groups."  # fmt: skip
+    grouped = frame[frame["groups"] != 1]
+    fewer, faster = dense["macs"] / grouped["macs"], dense["median_ms"] / grouped["median_ms"]
+    parts = [f"{int(g)} groups: {m:.0f}x fewer MACs, {t:.1f}x faster"
+             for g, m, t in zip(grouped["groups"], fewer, faster, strict=True)]  # fmt: skip
+    if (faster < fewer).all():
+        parts[-1] += (". Latency falls less than the MACs: small groups use the hardware "
+                      "poorly, and the memory traffic does not shrink with the groups")  # fmt: skip
+    return "; ".join(parts) + "."
 
 
 def say_corr2d(frame: pd.DataFrame) -> str:
-    largest = frame[frame["size"] == frame["size"].max()].set_index("method")["median_ms"]
+    side = int(frame["side"].max())
+    largest = frame[frame["side"] == side].set_index("method")["median_ms"]
     return (
-        f"At {int(frame['size'].max())}x{int(frame['size'].max())}: the Python loop takes "
+        f"At {side}x{side}: the Python loop takes "
         f"{largest['loop']:.3f} ms, unfold+matmul {largest['unfold']:.3f} ms, conv2d "
         f"{largest['conv2d']:.3f} ms ({ratio_text(largest['loop'], largest['conv2d'])} between "
         "the loop and conv2d); the loop's time grows with the output's area."

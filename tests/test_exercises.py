@@ -218,3 +218,17 @@ def test_grouped_convs_say_whether_latency_fell_less_than_the_macs():
     )
     assert "Latency falls less than the MACs" in slower
     assert "Latency" not in ex.say_groups(_groups(32.0, 8.0, 1.0))  # 4x and 32x: as the MACs
+
+
+def test_the_fastest_way_is_named_a_winner_only_beyond_the_timings_spread():
+    def ways(iqr_ms: float) -> str:
+        frame = pd.DataFrame({"method": ["conv2d", "matmul"], "median_ms": [0.37, 0.33],
+                              "iqr_ms": [iqr_ms, 0.02]})  # fmt: skip
+        return ex.say_fastest("method")(frame)
+
+    assert ways(0.01).endswith(
+        "Fastest: matmul (0.330 ms), slowest: conv2d (0.370 ms), 1.1x apart."
+    )
+    assert ways(0.05).endswith(
+        "1.1x apart: less than the spread of their timed calls (IQR), no clear winner."
+    )

@@ -53,11 +53,14 @@ def say_shape(frame: pd.DataFrame) -> str:
 def say_fastest(label: str) -> Callable[[pd.DataFrame], str]:
     def say(frame: pd.DataFrame) -> str:
         best, worst = frame.loc[frame["median_ms"].idxmin()], frame.loc[frame["median_ms"].idxmax()]
-        return (
+        text = (
             f"Outputs were checked equal before timing. Fastest: {best[label]} "
             f"({best['median_ms']:.3f} ms), slowest: {worst[label]} ({worst['median_ms']:.3f} ms), "
-            f"{ratio_text(worst['median_ms'], best['median_ms'])} apart."
+            f"{ratio_text(worst['median_ms'], best['median_ms'])} apart"
         )
+        if worst["median_ms"] - best["median_ms"] < max(best["iqr_ms"], worst["iqr_ms"]):
+            return f"{text}: less than the spread of their timed calls (IQR), no clear winner."
+        return f"{text}."
 
     return say
 

@@ -1,8 +1,9 @@
 """The GPU paths on a real GPU: CUDA events and the allocator's peak, out-of-memory errors as
 CUDA raises them, speed sweeps in each setup the book plan times, the roof under the datasheet's
-peak, random state across a checkpoint, training (both pipelines, and the GPU fast recipe with
-its CUDA graphs) and onnxruntime's placement. Skipped on a machine without CUDA, as CI is; a
-GPU machine runs them with the rest of the suite, or alone: `pytest tests/test_gpu.py`."""
+peak, chapter 7's primitives checked and timed there, random state across a checkpoint,
+training (both pipelines, and the GPU fast recipe with its CUDA graphs) and onnxruntime's
+placement. Skipped on a machine without CUDA, as CI is; a GPU machine runs them with the rest of
+the suite, or alone: `pytest tests/test_gpu.py`."""
 
 import math
 
@@ -69,6 +70,15 @@ def test_the_measured_matmul_stays_under_the_datasheet_peak():
     assert roof["bandwidth_bytes_per_s"] > 0
     if math.isfinite(roof["peak_flops_per_s"]):
         assert 0 < roof["achievable_flops_per_s"] < roof["peak_flops_per_s"]
+
+
+def test_chapter_7s_primitives_agree_and_are_timed_on_the_gpu():
+    from bench.blocks import cases
+
+    for exercise, config, measure in cases(0.01, GPU):
+        if "device" in config:  # every timed case, each way checked against the first in fp32
+            row = measure()
+            assert row["device"] == "cuda" and config["device"] == row["device_name"], exercise
 
 
 def test_a_checkpoint_restores_the_gpus_random_state():

@@ -115,6 +115,21 @@ def test_compare_flags_only_changes_beyond_the_noise(tmp_path, full_row):
     assert compare(a, b, threshold=20)[1] == 1  # 60% is within 20 x 5%
 
 
+def test_compare_weighs_a_timed_primitive_by_its_spread_and_a_counted_layer_exactly(tmp_path):
+    a, b = Store(tmp_path / "a.sqlite"), Store(tmp_path / "b.sqlite")
+    for store, loop_ms, macs in ((a, 45.0, 86_704_128.0), (b, 50.0, 86_704_129.0)):
+        store.put(
+            "blocks",
+            "7.2.x",
+            {"case": "loop, 64x64"},
+            {"method": "loop", "side": 64, "median_ms": loop_ms, "iqr_ms": 2.5, "n": 7},
+        )
+        store.put("blocks", "7.4.3", {"case": "base"}, {"fwd_macs_counted": macs})
+    # 50 against 45 ms is 11%, within 3 x the larger IQR / median (2.5 / 45: 5.6%), beyond 1.5 x
+    assert _flagged(compare(a, b)[0]) == {("blocks", "fwd_macs_counted", "86,704,129")}
+    assert ("blocks", "median_ms", "50") in _flagged(compare(a, b, threshold=1.5)[0])
+
+
 @pytest.mark.parametrize(("after", "flagged"), [(0.81, 0), (0.83, 1)])
 def test_compare_accuracy_against_the_binomial_error(tmp_path, capsys, full_row, after, flagged):
     a, b = Store(tmp_path / "a.sqlite"), Store(tmp_path / "b.sqlite")

@@ -35,8 +35,12 @@ FP32 = 4  # bytes
 CPU = torch.device("cpu")
 
 
-def _median_ms(step: Any, device: torch.device, seconds: float) -> float:
-    return 1000 * statistics.median(time_steps(step, backend_for(device), seconds, warmup=2))
+def _timed(step: Any, device: torch.device, seconds: float) -> dict[str, Any]:
+    """``step`` timed on ``device`` for ``seconds``: the median and interquartile range of its
+    times (ms), and how many there were."""
+    times = [1000 * t for t in time_steps(step, backend_for(device), seconds, warmup=2)]
+    q1, median, q3 = statistics.quantiles(times, n=4) if len(times) > 1 else times * 3
+    return {"median_ms": median, "iqr_ms": q3 - q1, "n": len(times)}
 
 
 def _where(device: torch.device) -> dict[str, str]:
@@ -58,8 +62,8 @@ def conv_row(c_i: int, c_o: int, k: int, side: int, padding: int, stride: int,
     layer, x = layer.to(device), torch.randn(BATCH, c_i, side, side, device=device)
     x_grad = x.clone().requires_grad_()
     with torch.no_grad():
-        forward_ms = _median_ms(lambda: layer(x), device, seconds)
-    both_ms = _median_ms(lambda: layer(x_grad).sum().backward(), device, seconds)
+        forward_ms = _timed(lambda: layer(x), device, seconds)["median_ms"]
+    both_ms = _timed(lambda: layer(x_grad).sum().backward(), device, seconds)["median_ms"]
     macs = c_i * c_o * k * k * out * out
     return {
         "c_i": c_i, "c_o": c_o, "kernel": k, "side": side, "padding": padding, "stride": stride,
@@ -146,8 +150,8 @@ def timed_row(
         with full_fp32():
             reference = next(iter(runs.values()))()
             torch.testing.assert_close(runs[way](), reference, rtol=1e-4, atol=1e-4)
-        times = [1000 * t for t in time_steps(runs[way], backend_for(device), seconds)]
-    return {"method": way, **sizes, **_spread(times), **_where(device)}
+        timed = _timed(runs[way], device, seconds)
+    return {"method": way, **sizes, **timed, **_where(device)}
 
 
 def grouped_row(groups: int, seconds: float = 0.3, device: torch.device = CPU
@@ -157,16 +161,9 @@ def grouped_row(groups: int, seconds: float = 0.3, device: torch.device = CPU
     x = torch.randn(8, 128, 28, 28, device=device)
     w = torch.randn(128, 128 // groups, 3, 3, device=device)
     with torch.no_grad():
-        times = [1000 * t for t in time_steps(lambda: F.conv2d(x, w, padding=1, groups=groups),
-                                              backend_for(device), seconds)]  # fmt: skip
-    return {"groups": groups, "macs": 8 * 128 * (128 // groups) * 9 * 28 * 28,
-            **_spread(times), **_where(device)}  # fmt: skip
-
-
-def _spread(times_ms: list[float]) -> dict[str, Any]:
-    """Median and interquartile range of step times (ms), and how many there were."""
-    q1, median, q3 = statistics.quantiles(times_ms, n=4) if len(times_ms) > 1 else times_ms * 3
-    return {"median_ms": median, "iqr_ms": q3 - q1, "n": len(times_ms)}
+        timed = _timed(lambda: F.conv2d(x, w, padding=1, groups=groups), device, seconds)
+    return {"groups": groups, "macs": 8 * 128 * (128 // groups) * 9 * 28 * 28, **timed,
+            **_where(device)}  # fmt: skip
 
 
 def cases(seconds: float = 0.3, device: torch.device = CPU

@@ -260,6 +260,29 @@ def test_each_fast_recipe_gets_its_own_median_and_curves(tmp_path, full_row):
     )
 
 
+def test_the_speed_page_lists_a_batch_skipped_under_a_low_step_limit_only_until_measured(
+    tmp_path, full_row
+):
+    """A later run with a higher step limit measures what the first skipped: the page shows
+    the measurement, not both; the CSV keeps every stored row."""
+    from bench.render.stages import write_speed
+
+    store = Store(tmp_path / "r.sqlite")
+    for limit, batch, status in ((1.0, 1, "ok"), (1.0, 16, "skipped"), (1.0, 128, "skipped"),
+                                 (10.0, 16, "ok")):  # fmt: skip
+        store.put("speed", "lenet", {"mode": "train", "batch_size": batch, "max_step_s": limit},
+                  full_row("speed", mode="train", batch_size=batch, image_size=28,
+                           device_name="CPU X", precision="fp32", channels_last=False,
+                           compiled=False, time_cap_s=0.5, max_step_s=limit,
+                           memory_kind=RESIDENT, peak_source="x", status=status),
+                  status=status)  # fmt: skip
+    write_speed(store, tmp_path)
+    page = (tmp_path / "speed.md").read_text()
+    listed = [line.split(" | ")[2:4] for line in page.splitlines() if line.startswith("| lenet")]
+    assert listed == [["1", "ok"], ["16", "ok"], ["128", "skipped"]]
+    assert len(pd.read_csv(tmp_path / "speed.csv")) == 4
+
+
 def test_a_store_of_failures_alone_renders_every_page_and_lists_them(tmp_path):
     from bench import runs
 

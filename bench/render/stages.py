@@ -161,6 +161,14 @@ SPEED_COLUMNS: list[Column] = [
 ]
 
 
+def _without_measured_skips(group: pd.DataFrame) -> pd.DataFrame:
+    """``group`` less each skipped batch size that another row of it measured (a later run
+    with a higher step limit)."""
+    points = pd.MultiIndex.from_frame(group[["model", "image_size", "mode", "batch_size"]])
+    measured = points[(group["status"] == Status.OK).to_numpy()]
+    return group[~((group["status"] == Status.SKIPPED).to_numpy() & points.isin(measured))]
+
+
 def write_speed(store: Store, out_dir: Path) -> list[Path]:
     """One table per (device, precision, settings) of the stored speed rows, CSV and Markdown."""
     rows = store.rows("speed")
@@ -190,10 +198,12 @@ def write_speed(store: Store, out_dir: Path) -> list[Path]:
             + f"\n\nProtocol: untimed warm-up steps, then single steps timed until {cap:g} s "
             "are spent (at least one); throughput is the batch over the median step. A training "
             "step is forward, cross-entropy, backward and an SGD step. A batch size whose step "
-            "would exceed the cap, extrapolated from the previous size, is skipped. Peak memory: "
-            f"{'; '.join(kinds)}. MFU: achieved FLOP/s (FLOPs per step counted as in "
-            f"bench profile) over the peak ({'; '.join(peaks)}).{achievable}\n\n"
-            + markdown(group, SPEED_COLUMNS)
+            "would exceed the run's step limit, extrapolated from the previous size, is skipped "
+            "(a skip that a run with a higher limit measured is not listed). Peak memory: "
+            f"{'; '.join(kinds)}, over the weights already in memory (the step's input batch, "
+            "activations, gradients and workspaces). MFU: achieved FLOP/s (FLOPs per step "
+            f"counted as in bench profile) over the peak ({'; '.join(peaks)}).{achievable}\n\n"
+            + markdown(_without_measured_skips(group), SPEED_COLUMNS)
         )
     failed = frame[frame["device_name"].isna()]
     if len(failed):

@@ -94,6 +94,8 @@ def sweep(
     max_step_s: float = math.inf,
 ) -> Iterator[SweepPoint]:
     """Time ``make_step(batch)`` at each batch size, smallest first, for ``cap_s`` seconds each.
+    A point's peak memory is the growth from before ``make_step(batch)``: the inputs it makes
+    count, the model's weights do not.
 
     After an out-of-memory error the larger batch sizes are skipped; another error is recorded
     for its batch size only. A batch size whose single step would take longer than

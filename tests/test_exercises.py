@@ -146,13 +146,13 @@ def test_nin_variants_answer_with_accuracy_once_they_are_trained(tmp_path, full_
     assert reasoning.startswith("Test accuracy: nin_fc at 224 px 84.0%, nin_3x3 at 224 px 83.0%")
 
 
-def _profiled(store, full_row, model, side=224):
+def _profiled(store, full_row, model, side=224, **values):
     """A profile row of ``model`` at ``side`` pixels, batch 128, with every cost the answers
-    read."""
+    read (and ``values``)."""
     store.put("profile", model, {"image_size": side}, full_row(
         "profile", model=model, image_size=side, batch_size=128, params=10**7,
         fwd_macs_per_image=10**9, train_bytes_est_sgd=900 * MIB, infer_bytes_est=300 * MIB,
-        saved_activation_bytes=800 * MIB))  # fmt: skip
+        saved_activation_bytes=800 * MIB, **values))  # fmt: skip
 
 
 def _timed(store, full_row, model, side, batch, mode, precision="fp32", **values):
@@ -204,6 +204,21 @@ def test_densenet_answer_reads_the_measured_training_memory_at_a_common_batch(tm
     assert list(frame["train_peak"]) == ["300.0 (batch 16)", "200.0 (batch 16)"]
     assert reasoning.endswith("Measured at batch 16 (resident), densenet121's training step grew "
                               "memory 1.50x as much as resnet50's.")  # fmt: skip
+    # beside it, the same ratio counted: each step's tracked peak less its weights
+    for model, weights, batch1, batch128 in (("densenet121", 30, 130, 16_000),
+                                             ("resnet50", 90, 240, 10_000)):  # fmt: skip
+        _profiled(store, full_row, model, weight_bytes=weights * MIB,
+                  train_bytes_tracked_sgd_batch1=batch1 * MIB,
+                  train_bytes_tracked_sgd=batch128 * MIB)  # fmt: skip
+    assert answer(store)[2].endswith(
+        "memory 1.50x as much as resnet50's; counted (the tensors a "
+        "step holds at its fullest, tracked on the meta device, less "
+        "the weights), 0.67x at batch 1 and 1.61x at batch 128."
+    )
+    _profiled(
+        store, full_row, "densenet121", weight_bytes=30 * MIB, train_bytes_tracked_sgd=16_000 * MIB
+    )  # batch norm: no step on one example
+    assert answer(store)[2].endswith("the weights), 1.61x at batch 128.")
 
 
 def _groups(*median_ms: float) -> pd.DataFrame:

@@ -283,6 +283,31 @@ def test_the_speed_page_lists_a_batch_skipped_under_a_low_step_limit_only_until_
     assert len(pd.read_csv(tmp_path / "speed.csv")) == 4
 
 
+def test_the_memory_page_counts_the_input_batch_the_measured_step_makes(tmp_path):
+    """The speed sweep's memory growth includes the input batch its step makes: for a network
+    that is nearly all input (a pooling and a 3x10 linear layer over 512-pixel images), the
+    memory page's overhead is a sliver of the 192 MiB input, not the input itself."""
+    from bench.flops import profile
+    from bench.render.memory import write_memory
+    from bench.timing import speed
+
+    model = torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(),
+                                torch.nn.Linear(3, 10))  # fmt: skip
+    batch, shape = 64, {"image_size": 512, "in_channels": 3}
+    store = Store(tmp_path / "r.sqlite")
+    counted = profile(model, batch_size=batch, **shape).summary.iloc[0].to_dict()
+    store.put("profile", "Sequential", {"batch_size": batch}, counted)
+    (timed,) = speed(model, batch_sizes=(batch,), modes=("train",), device="cpu", time_cap_s=0,
+                     peak=(1.0, "none"), **shape).to_dict("records")  # fmt: skip
+    store.put("speed", "Sequential", {"mode": "train", "batch_size": batch}, timed)
+    write_memory(store, tmp_path)
+    (line,) = [cells.split(" | ") for cells in (tmp_path / "memory.md").read_text().splitlines()
+               if cells.startswith(f"| Sequential | {batch} |")]  # fmt: skip
+    tracked_growth, overhead = (float(c.replace(",", "")) for c in line[8:10])
+    assert tracked_growth >= 192  # counted: the input and the few small tensors a step makes
+    assert abs(overhead) < 192 / 10  # measured less counted: a process's noise, not the input
+
+
 def test_a_store_of_failures_alone_renders_every_page_and_lists_them(tmp_path):
     from bench import runs
 

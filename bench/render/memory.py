@@ -33,10 +33,18 @@ COLUMNS: list[Column] = [
     ("infer_est", "inference: estimated (MiB)", fmt_mib),
     ("infer_tracked", "tracked (MiB, counted)", fmt_mib),
     ("process", "training step: process peak growth (MiB, measured)", fmt_mib),
-    ("tracked_growth", "tracked, less weights and input (MiB)", fmt_mib),
+    ("tracked_growth", "tracked, less weights (MiB)", fmt_mib),
     ("overhead", "allocator and library overhead (MiB)", fmt_mib),
     ("note", "note", fmt_text),
 ]
+
+
+def tracked_growth(profile: dict[str, Any], suffix: str) -> int | None:
+    """The counted side of a speed sweep's memory reading (``suffix``: "_batch1" or "" for the
+    profile's batch): the training step's tracked peak less the weights, which are resident
+    before the reading starts; None where the step cannot run (batch norm on one example)."""
+    tracked = profile[f"train_bytes_tracked_sgd{suffix}"]
+    return None if tracked is None or pd.isna(tracked) else tracked - profile["weight_bytes"]
 
 
 def _row(profile: dict[str, Any], batch: int, suffix: str, speeds: dict) -> dict[str, Any]:
@@ -55,9 +63,8 @@ def _row(profile: dict[str, Any], batch: int, suffix: str, speeds: dict) -> dict
         line["note"] = (f"estimate {'above' if gap > 0 else 'below'} the tracked peak by more "
                         f"than {TOLERANCE:.0%}")  # fmt: skip
     speed = speeds.get((profile["model"], profile["image_size"], batch))
-    if speed is not None and tracked is not None:
-        images = profile["input_bytes"] // profile["batch_size"] * batch
-        growth = tracked - profile["weight_bytes"] - images - 8 * batch
+    growth = tracked_growth(profile, suffix)
+    if speed is not None and growth is not None:
         line.update(process=speed["peak_bytes"], tracked_growth=growth,
                     overhead=speed["peak_bytes"] - growth)  # fmt: skip
     return line
@@ -92,10 +99,11 @@ def write_memory(store: Store, out_dir: Path) -> list[Path]:
         "forward pass), weights and input included, on the meta device: storages are counted "
         "as the ops make and free them, so library workspaces that are not tensors are not in "
         f"it. *Measured*: the speed sweep's training step at the same batch and input "
-        f"({'; '.join(kinds)}), which starts with the weights and input already resident; the "
-        "overhead column is that growth less the tracked growth (allocator caching, oneDNN or "
-        "cuDNN workspaces, the process's other memory). A batch norm network cannot train on a "
-        "batch of one (dashes).\n\n"
+        f"({'; '.join(kinds)}), which starts with the weights resident and makes its input "
+        "batch and labels after the reading starts: the tracked growth beside it is the "
+        "tracked peak less the weights, and the overhead column the measured growth less the "
+        "tracked growth (allocator caching, oneDNN or cuDNN workspaces, the process's other "
+        "memory). A batch norm network cannot train on a batch of one (dashes).\n\n"
         f"Largest gap between estimate and tracked peak in training: {worst['model']} at batch "
         f"{worst['batch']}, {worst['train_gap']:+.1%}; {int((gaps <= TOLERANCE).sum())} of "
         f"{len(gaps)} training lines within {TOLERANCE:.0%} (a line outside says so in its "

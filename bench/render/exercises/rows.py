@@ -22,6 +22,7 @@ from bench.render.format import (
     fmt_ratio,
     fmt_text,
 )
+from bench.render.memory import tracked_growth
 from bench.schema import MEASURED, Status
 from bench.store import Store
 
@@ -186,7 +187,8 @@ PEAK: Column = ("train_peak", "training step, SGD: memory growth at the largest 
 
 def training_peak(frame: pd.DataFrame, store: Store) -> tuple[Column, str]:
     """What a training step grew memory by in the speed sweep, at the largest batch timed for
-    every network in ``frame``; for two networks, their ratio."""
+    every network in ``frame``; for two networks, their ratio, and the ratio counted (tracked
+    growth, see bench.render.memory) at batch 1 and at the profile's batch."""
     timed = [{r["batch_size"]: r for r in rows if r.get("peak_bytes")}
              for rows in _timed(frame, store, "train")]  # fmt: skip
     common = set.intersection(*(set(batches) for batches in timed))
@@ -203,6 +205,14 @@ def training_peak(frame: pd.DataFrame, store: Store) -> tuple[Column, str]:
     if len(used) == 2:
         (a, b), (x, y) = frame["model"], (r["peak_bytes"] for r in used)
         said += f", {a}'s training step grew memory {x / y:.2f}x as much as {b}'s"
+        counted = []
+        for n, suffix in ((1, "_batch1"), (frame["batch_size"].iloc[0], "")):
+            p, q = (tracked_growth(row, suffix) for row in frame.to_dict("records"))
+            if p is not None and q is not None:
+                counted.append(f"{p / q:.2f}x at batch {n}")
+        if counted:
+            said += (f"; counted (the tensors a step holds at its fullest, tracked on the meta "
+                     f"device, less the weights), {' and '.join(counted)}")  # fmt: skip
     return PEAK, said + "."
 
 

@@ -162,6 +162,24 @@ def _timed(store, full_row, model, side, batch, mode, precision="fp32", **values
                        precision=precision, channels_last=False, compiled=False, **values))  # fmt: skip
 
 
+def test_a_point_timed_by_two_runs_is_read_once_from_the_run_with_more_steps(tmp_path, full_row):
+    """AlexNet's inference at batch 16, timed under a 1 s step limit (2 steps) and again under a
+    30 s one (5 steps): 8.1.5.1.3 reads the point once, from the run with 5 steps."""
+    store = Store(tmp_path / "results.sqlite")
+    _profiled(store, full_row, "alexnet")
+    for mode, limit, n, mib in (("infer", 1.0, 2, 70), ("infer", 30.0, 5, 80),
+                                ("train", 30.0, 1, 300)):  # fmt: skip
+        store.put("speed", "alexnet", {"batch_size": 16, "mode": mode, "max_step_s": limit},
+                  full_row("speed", model="alexnet", image_size=224, batch_size=16, mode=mode,
+                           precision="fp32", channels_last=False, compiled=False, n=n,
+                           max_step_s=limit, images_per_s=1.0, peak_bytes=mib * MIB))  # fmt: skip
+    answer = next(e for e in EXERCISES if e.id == "8.1.5.1.3").answer
+    frame, _, reasoning = answer(store)
+    assert list(zip(frame["mode"], frame["n"], strict=True)) == [("infer", 5), ("train", 1)]
+    assert reasoning.startswith("At batch 16, training peaks at 300 MiB against 80 MiB for "
+                                "inference (measured)")  # fmt: skip
+
+
 def test_resnet_answer_reads_each_networks_fastest_fp32_inference(tmp_path, full_row):
     store = Store(tmp_path / "results.sqlite")
     for model in ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152"):

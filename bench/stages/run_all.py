@@ -56,6 +56,14 @@ PLANS: dict[str, tuple[Step, ...]] = {
         Step("blocks", blocks.Settings()),
         Step("speed", speed.Settings(models=f"{BOOK},{EXERCISE_SPEED}", batch_sizes=(1, 16, 128),
                                      time_cap=0.5, max_step=1)),
+        # the memory exercises compare batch sizes that the 1 s step limit skips at 224 pixels:
+        # AlexNet's training against its inference (8.1.5.1.3), DenseNet-121's training step
+        # against ResNet-50's (8.7.7.3)
+        Step("speed", speed.Settings(models="alexnet", batch_sizes=(16, 128), time_cap=0.5,
+                                     max_step=30), "speed: AlexNet at batch 16 and 128"),
+        Step("speed", speed.Settings(models="densenet121,resnet50", batch_sizes=(16,),
+                                     mode=("train",), time_cap=0.5, max_step=10),
+             "speed: DenseNet-121 and ResNet-50 training at batch 16"),
         Step("onnx", onnx.Settings(models=BOOK, batch_sizes=(1, 32), time_cap=0.5, max_step=1)),
         Step("pipeline", pipeline.Settings(seconds=2)),
         Step("train", train.Settings(preset="cpu", experiment=(

@@ -36,8 +36,9 @@ def speed_answer(model: str) -> Callable[[Store], Answer | None]:
         cost = profile_rows(store, [model])
         if not rows or cost.empty:
             return None
-        frame = pd.DataFrame(rows).sort_values(["mode", "batch_size"])
+        frame = pd.DataFrame(rows)
         frame["source"] = [f"{source_of(r, 'speed')}, {speed_setup(r)}" for r in rows]
+        frame = frame.sort_values(["mode", "batch_size"])
         columns = [MODEL, ("image_size", "input side", fmt_int), ("mode", "mode", fmt_text),
                    ("batch_size", "batch", fmt_int),
                    ("images_per_s", "images/s (measured)", fmt_ratio),

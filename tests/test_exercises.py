@@ -75,6 +75,11 @@ def test_training_memory_names_what_dominates(params, winner):
     text = ex.say_memory_modes(speed, cost)
     assert text.startswith("At batch 1, training peaks at 300 MiB against 40 MiB")
     assert f"{winner} dominate" in text
+    assert "one mode only" not in text
+    inference_alone = pd.DataFrame([{"batch_size": 16, "mode": "infer", "peak_bytes": MIB}])
+    text = ex.say_memory_modes(pd.concat([speed, inference_alone]), cost)
+    assert "at batch 16" not in text and text.endswith("was not timed in the other (the speed "
+                                                       "page's note says why).")  # fmt: skip
 
 
 def _costs(**networks: tuple[float, float, float]) -> pd.DataFrame:

@@ -314,9 +314,12 @@ def say_memory_modes(frame: pd.DataFrame, cost: pd.Series) -> str:
             f"{saved / MIB:,.0f} MiB (counted): {'gradients' if grads > saved else 'activations'}"
             " dominate")  # fmt: skip
     text = "; ".join(parts)
-    return (text[0].upper() + text[1:] + ". Inference frees each activation once used and "
-            "keeps no gradients. Batch sizes missing from the table were skipped: one step would "
-            "have exceeded the sweep's step limit.")  # fmt: skip
+    text = text[0].upper() + text[1:] + (". Inference frees each activation once used and keeps "
+                                         "no gradients.")  # fmt: skip
+    if len(peaks) < frame["batch_size"].nunique():
+        text += (" A batch size the table shows in one mode only was not timed in the other "
+                 "(the speed page's note says why).")  # fmt: skip
+    return text
 
 
 def say_bias(frame: pd.DataFrame) -> str:

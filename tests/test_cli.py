@@ -11,6 +11,7 @@ import torchvision
 import archs
 from bench.__main__ import main
 from bench.stages import COMMANDS
+from bench.stages.common import UsageError
 from bench.store import Store
 
 
@@ -226,6 +227,31 @@ def test_a_stage_that_fails_or_has_nothing_to_do_is_recorded_and_the_rest_run(
     inferred = sorted(r["config"]["batch_size"] for r in store.rows("speed")
                       if r["config"]["mode"] == "infer")  # fmt: skip
     assert inferred == [1, 2, 8, 128]  # the smoke plan's batch sizes, then the step's
+
+
+def test_models_replace_a_plans_sweep_but_narrow_a_step_for_particular_networks(tmp_path):
+    """`--models 'resnet*'` under the cpu preset: the speed sweep times every ResNet, the step
+    for 8.7.7.3 (DenseNet-121 and ResNet-50) only ResNet-50, AlexNet's step none; a pattern
+    that matches no network stops the run before it starts."""
+    from bench.stages import run_all
+
+    def speed_models(models):
+        settings = run_all.Settings(models=models, out=tmp_path, store=tmp_path / "r.sqlite")
+        return {name: step and step.models for stage, step, name, _ in
+                run_all.stage_settings(settings, "cpu") if stage == "speed"}  # fmt: skip
+
+    resnets = ",".join(archs.list_models("resnet*"))
+    assert speed_models("resnet*") == {
+        "speed": resnets, "speed: AlexNet at batch 16 and 128": None,
+        "speed: DenseNet-121 and ResNet-50 training at batch 16": "resnet50",
+    }  # fmt: skip
+    assert speed_models(None) == {
+        "speed": f"{run_all.BOOK},{run_all.EXERCISE_SPEED}",
+        "speed: AlexNet at batch 16 and 128": "alexnet",
+        "speed: DenseNet-121 and ResNet-50 training at batch 16": "densenet121,resnet50",
+    }  # fmt: skip
+    with pytest.raises(UsageError, match="no model matches 'resnot\\*'"):
+        speed_models("resnot*")
 
 
 def test_the_book_plan_puts_what_the_books_networks_buy_first_and_compiles_last():

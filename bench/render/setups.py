@@ -26,8 +26,8 @@ def speed_setup(row: dict[str, Any]) -> str:
 
 def book_speed(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The speed rows measured in the book's setup, one per point (device, network, input,
-    mode, batch): of a point that runs with other time caps or step limits measured again, the
-    row with the most timed steps (the later of equals)."""
+    mode, batch): where runs with different time caps or step limits measured a point more
+    than once, the row with the most timed steps (the later of equals)."""
     best: dict[tuple, dict[str, Any]] = {}
     for row in rows:
         if row["status"] == Status.OK and speed_setup(row) == BOOK_SETUP:

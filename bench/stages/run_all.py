@@ -18,6 +18,7 @@ from bench.stages.common import (
     UsageError,
     device_of,
     option,
+    select_models,
 )
 from bench.store import Store, StoreError, provenance
 from bench.training.recipes import EXPERIMENTS, PRESETS
@@ -31,11 +32,14 @@ BF16 = {"precision": "bf16", "channels_last": True}  # the speed stage's mixed p
 
 class Step(NamedTuple):
     """One step of a plan: a stage with its settings; ``name`` tells apart the steps of a stage
-    that a plan runs more than once (the stage's name otherwise)."""
+    that a plan runs more than once (the stage's name otherwise). ``--models`` replaces a
+    step's networks, but only narrows those of a step ``for_its_networks`` (one that measures
+    particular networks for an exercise): it runs those of them that ``--models`` selects."""
 
     stage: str
     settings: Any
     name: str = ""
+    for_its_networks: bool = False
 
 
 # What `python -m bench all` runs under each preset: its steps, in order, each a stage with
@@ -60,10 +64,11 @@ PLANS: dict[str, tuple[Step, ...]] = {
         # AlexNet's training against its inference (8.1.5.1.3), DenseNet-121's training step
         # against ResNet-50's (8.7.7.3)
         Step("speed", speed.Settings(models="alexnet", batch_sizes=(16, 128), time_cap=0.5,
-                                     max_step=30), "speed: AlexNet at batch 16 and 128"),
+                                     max_step=30), "speed: AlexNet at batch 16 and 128",
+             for_its_networks=True),
         Step("speed", speed.Settings(models="densenet121,resnet50", batch_sizes=(16,),
                                      mode=("train",), time_cap=0.5, max_step=10),
-             "speed: DenseNet-121 and ResNet-50 training at batch 16"),
+             "speed: DenseNet-121 and ResNet-50 training at batch 16", for_its_networks=True),
         Step("onnx", onnx.Settings(models=BOOK, batch_sizes=(1, 32), time_cap=0.5, max_step=1)),
         Step("pipeline", pipeline.Settings(seconds=2)),
         Step("train", train.Settings(preset="cpu", experiment=(
@@ -109,16 +114,20 @@ class Settings(OnData):
 
 def stage_settings(s: Settings, preset: str) -> list[Step]:
     """The steps of ``preset``'s plan, each stage's settings with this run's folder, device,
-    data and networks where the stage takes them."""
+    data and networks where the stage takes them; None for the settings of a step for its
+    networks of which ``--models`` selects none."""
     given = {"store": s.store, "out": s.out, "device": s.device, "data_dir": s.data_dir,
              "executor": s.executor, "address": s.address}  # fmt: skip
-    if s.models is not None:
-        given["models"] = s.models
+    asked = None if s.models is None else select_models(s.models)
     staged = []
     for step in PLANS[preset]:
         fields = {f.name for f in dataclasses.fields(step.settings)}
         settings = dataclasses.replace(step.settings, **{
             k: v for k, v in given.items() if k in fields})  # fmt: skip
+        if asked is not None and "models" in fields:
+            mine = select_models(step.settings.models) if step.for_its_networks else asked
+            chosen = [name for name in mine if name in asked]
+            settings = dataclasses.replace(settings, models=",".join(chosen)) if chosen else None
         staged.append(Step(step.stage, settings, step.name or step.stage))
     return staged
 
@@ -132,12 +141,15 @@ def run(s: Settings) -> int:
     preset = train.preset_name(s)
     s.data()  # before anything runs: the data is there, or one line says how
     s.runner(device_of(s))  # and so is Ray, where it is asked for
+    steps = stage_settings(s, preset)  # and every pattern of --models matches a network
     worst, outcomes = 0, {}
     started, began = time.perf_counter(), provenance()["date"]
     try:
-        for stage, settings, name in stage_settings(s, preset):
+        for stage, settings, name, _ in steps:
             print(f"== {name} ({preset} preset) ==", flush=True)
             try:
+                if settings is None:
+                    raise UsageError(f"none of its networks is among --models {s.models}")
                 code = COMMANDS[stage].run(settings)
                 outcomes[name] = "ok" if code == 0 else "some items failed (recorded)"
                 worst = max(worst, code)

@@ -323,6 +323,32 @@ def test_a_store_of_failures_alone_renders_every_page_and_lists_them(tmp_path):
     assert (tmp_path / "index.md").exists()
 
 
+def test_the_headlines_best_throughput_reads_each_point_once_and_gives_its_spread(
+    tmp_path, full_row
+):
+    """A point timed again by a run with fewer steps keeps its better-sampled figure; the best
+    point names its spread, or that one step was timed."""
+    from bench.render.headline import headline
+
+    store = Store(tmp_path / "r.sqlite")
+
+    def timed(batch, limit, n, images_per_s, cv):
+        store.put("speed", "lenet", {"mode": "infer", "batch_size": batch, "max_step_s": limit},
+                  full_row("speed", mode="infer", batch_size=batch, image_size=28,
+                           device_name="CPU X", precision="fp32", channels_last=False,
+                           compiled=False, n=n, images_per_s=images_per_s, cv=cv))  # fmt: skip
+
+    timed(128, 1.0, 20, 1_000.0, 0.05)
+    timed(128, 30.0, 1, 1_200.0, float("nan"))  # one step, luckier
+    assert headline(store).set_index("model").loc["lenet", "infer_best"] == (
+        "1,000 (128, fp32, CV 5%)"
+    )
+    timed(256, 30.0, 1, 1_500.0, float("nan"))
+    assert headline(store).set_index("model").loc["lenet", "infer_best"] == (
+        "1,500 (256, fp32, 1 timed step)"
+    )
+
+
 def test_pages_keep_apart_the_setups_a_gpu_run_times(tmp_path, full_row):
     """A GPU run times each network eager in fp32 and in bf16, eager and compiled, and measures
     a roof per precision: every page says which setup a number comes from, and the pages that
@@ -339,8 +365,8 @@ def test_pages_keep_apart_the_setups_a_gpu_run_times(tmp_path, full_row):
             store.put("speed", "lenet", key, full_row(
                 "speed", mode=mode, batch_size=128, image_size=28, device_name="GPU X",
                 precision=precision, channels_last=channels_last, compiled=compiled,
-                images_per_s=factor * speed, cv=0.05, achieved_flops_per_s=factor * speed * 1e6,
-                peak_bytes=2**30, memory_kind=ALLOCATED))  # fmt: skip
+                images_per_s=factor * speed, cv=0.05, n=10, peak_bytes=2**30,
+                achieved_flops_per_s=factor * speed * 1e6, memory_kind=ALLOCATED))  # fmt: skip
     for precision in ("fp32", "bf16"):  # bf16's roof stored last
         store.put("machine", "GPU X", {"precision": precision}, {
             "peak_flops_per_s": 1e14, "peak_source": f"datasheet: X {precision}",
@@ -360,7 +386,9 @@ def test_pages_keep_apart_the_setups_a_gpu_run_times(tmp_path, full_row):
             fast_recipe=bool(on), epochs=10, seed=0, work="10 epochs"),
             details={"history": [{"train_s": 9.0, "wall_s": 10.0, "test_acc": 0.9}]})  # fmt: skip
     table = headline(store).set_index("model")
-    assert table.loc["lenet", "infer_best"] == "15,000 (128, bf16, channels_last, torch.compile)"
+    assert table.loc["lenet", "infer_best"] == (
+        "15,000 (128, bf16, channels_last, torch.compile, CV 5%)"
+    )
     # the book's loop runs eager fp32: the sweep's eager fp32 point, not the compiled one
     assert table.loc["lenet", "train_speed"] == "1,000 (speed sweep, fp32, CV 5%)"
     (fast,) = table[table["kind"] == "fast"]["train_speed"]

@@ -23,7 +23,7 @@ from bench.render.format import (
     fmt_text,
     markdown,
 )
-from bench.render.setups import speed_setup
+from bench.render.setups import per_point, speed_setup
 from bench.schema import MEASURED, Status
 from bench.store import Store
 
@@ -61,7 +61,7 @@ COST_COLUMNS: list[Column] = [
     ),
     (
         "infer_best",
-        "best inference images/s at the book's input (batch, setup; measured)",
+        "best inference images/s at the book's input (batch, setup, spread; measured)",
         fmt_text,
     ),
 ]
@@ -81,14 +81,21 @@ HEADLINE_COLUMNS: list[Column] = [
 ]
 
 
+def _spread(row: dict[str, Any]) -> str:
+    """A timed row's spread: its steps' coefficient of variation, where more than one step
+    was timed."""
+    return f"CV {row['cv']:.0%}" if row["n"] > 1 else "1 timed step"
+
+
 def _best(rows: list[dict], mode: str, size: int) -> str:
-    """The highest throughput timed at input side ``size``, with its batch and setup."""
-    timed = [r for r in rows if r["status"] == Status.OK
-             and (r["mode"], r["image_size"]) == (mode, size)]  # fmt: skip
+    """The highest throughput of the points (``per_point``) timed at input side ``size``, with
+    its batch, setup and spread."""
+    timed = [r for r in rows if (r["mode"], r["image_size"]) == (mode, size)]
     if not timed:
         return "-"
     best = max(timed, key=lambda r: r["images_per_s"])
-    return f"{best['images_per_s']:,.0f} ({best['batch_size']}, {speed_setup(best)})"
+    return (f"{best['images_per_s']:,.0f} ({best['batch_size']}, {speed_setup(best)}, "
+            f"{_spread(best)})")  # fmt: skip
 
 
 def run_text(run: dict[str, Any]) -> str:
@@ -111,9 +118,10 @@ def preset_run(runs: list[dict[str, Any]]) -> dict[str, Any] | None:
 
 
 def training_speed(run: dict[str, Any], speeds: list[dict[str, Any]]) -> str:
-    """Training images/s at the run's batch and input: from the speed sweep if it timed that
-    point on the run's device in the run's setup (a compiled run's own, as its compile mode may
-    differ from the sweep's), else from the training run itself (steps over training time)."""
+    """Training images/s at the run's batch and input: from the speed sweep (``speeds``, one
+    row per point) if it timed that point on the run's device in the run's setup (a compiled
+    run's own, as its compile mode may differ from the sweep's), else from the training run
+    itself (steps over training time)."""
     techniques = run["technique_settings"] or {}
     own = f"{run['images_per_s']:,.0f} (training run)"
     if techniques.get("compile"):
@@ -123,9 +131,9 @@ def training_speed(run: dict[str, Any], speeds: list[dict[str, Any]]) -> str:
                          "compiled": False})  # fmt: skip
     point = ("train", run["batch_size"], run["resize"] or 28, run["device_name"], setup)
     for r in speeds:
-        if r["status"] == Status.OK and (r["mode"], r["batch_size"], r["image_size"],
-                                         r["device_name"], speed_setup(r)) == point:  # fmt: skip
-            return f"{r['images_per_s']:,.0f} (speed sweep, {setup}, CV {r['cv']:.0%})"
+        if (r["mode"], r["batch_size"], r["image_size"], r["device_name"],
+                speed_setup(r)) == point:  # fmt: skip
+            return f"{r['images_per_s']:,.0f} (speed sweep, {setup}, {_spread(r)})"
     return own
 
 
@@ -149,6 +157,7 @@ def headline(store: Store) -> pd.DataFrame:
         r for r in store.rows("profile") if r["status"] == Status.OK and r["batch_size"] == 128
     ]
     speeds, trains = store.rows("speed"), store.rows("train")
+    points = per_point(speeds)
     runs = [r for r in trains if r["status"] in MEASURED]
     preset = preset_of(store)
     not_trained = store.rows("run")[-1]["not_trained"] if preset else []
@@ -161,7 +170,7 @@ def headline(store: Store) -> pd.DataFrame:
             networks.setdefault(r["model"], (r["image_size"], r["model"].split(":")[0]))
     for name, (size, family) in networks.items():
         cost = [r for r in profiles if r["model"] == name and r["image_size"] == size]
-        timed = [r for r in speeds if r["model"] == name]
+        timed = [r for r in points if r["model"] == name]
         mine = [r for r in runs if r["model"] == name]
         if not (cost or timed or mine):
             continue

@@ -11,6 +11,7 @@ from bench.schema import Status
 from bench.store import Store
 
 BOOK_SETUP = "fp32"  # eager fp32 in the default memory layout: how the book computes
+POINT = ("device_name", "model", "image_size", "in_channels", "mode", "batch_size")
 
 
 def speed_setup(row: dict[str, Any]) -> str:
@@ -24,18 +25,22 @@ def speed_setup(row: dict[str, Any]) -> str:
     return ", ".join(words)
 
 
-def book_speed(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The speed rows measured in the book's setup, one per point (device, network, input,
-    mode, batch): where runs with different time caps or step limits measured a point more
-    than once, the row with the most timed steps (the later of equals)."""
+def per_point(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The speed rows that measured, one per point (device, setup, network, input, mode,
+    batch): where runs with different time caps or step limits measured a point more than
+    once, the row with the most timed steps (the later of equals)."""
     best: dict[tuple, dict[str, Any]] = {}
     for row in rows:
-        if row["status"] == Status.OK and speed_setup(row) == BOOK_SETUP:
-            point = tuple(row[k] for k in ("device_name", "model", "image_size", "in_channels",
-                                           "mode", "batch_size"))  # fmt: skip
+        if row["status"] == Status.OK:
+            point = (speed_setup(row), *(row[k] for k in POINT))
             if point not in best or row["n"] >= best[point]["n"]:
                 best[point] = row
     return list(best.values())
+
+
+def book_speed(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The speed rows measured in the book's setup, one per point (``per_point``)."""
+    return [r for r in per_point(rows) if speed_setup(r) == BOOK_SETUP]
 
 
 def fp32_roof(store: Store) -> dict[str, Any] | None:

@@ -21,7 +21,7 @@ from matplotlib.ticker import FuncFormatter, NullFormatter
 
 from bench.render.format import book_rank
 from bench.render.headline import fast_recipes, headline
-from bench.render.setups import BOOK_SETUP, book_speed, fp32_roof, speed_setup
+from bench.render.setups import BOOK_SETUP, book_speed, fp32_roof, per_point, speed_setup
 from bench.schema import ALLOCATED, MEASURED, RESIDENT, Status
 from bench.store import Store
 
@@ -187,9 +187,9 @@ def _per_model_lines(frame: pd.DataFrame, x: str, y: str, xlabel: str, ylabel: s
 
 
 def _speed_frame(store: Store) -> pd.DataFrame:
-    """The timed rows of PyTorch (one line label) and onnxruntime (one per provider, beside
-    PyTorch's eager fp32), each with its device and setup."""
-    rows = [{**r, "setup": speed_setup(r)} for r in store.rows("speed") if r["status"] == Status.OK]
+    """The timed rows of PyTorch (one line label, one row per point) and onnxruntime (one per
+    provider, beside PyTorch's eager fp32), each with its device and setup."""
+    rows = [{**r, "setup": speed_setup(r)} for r in per_point(store.rows("speed"))]
     rows += [{**r, "mode": "infer", "setup": BOOK_SETUP, "line": f"onnxruntime, {r['provider']}"}
              for r in store.rows("onnx") if r["status"] == Status.OK]  # fmt: skip
     frame = pd.DataFrame(rows)

@@ -254,6 +254,21 @@ def test_models_replace_a_plans_sweep_but_narrow_a_step_for_particular_networks(
         speed_models("resnot*")
 
 
+def test_a_plans_whole_seconds_key_a_point_as_the_command_line_does():
+    """The cpu plan gives its speed step `max_step=1`, the command line reads `--max-step 1` as
+    1.0: each must find the other's rows in the store (their keys' JSON would tell 1 from 1.0),
+    or a run resumed the other way measures everything again."""
+    from bench.__main__ import build_parser
+    from bench.stages import speed
+    from bench.stages.common import settings_from
+    from bench.store import config_hash
+
+    typed = build_parser().parse_args(["speed", "--time-cap", "1", "--max-step", "1"])
+    keys = [config_hash(speed.config(settings, "CPU X", "lenet", 1, "infer", 28)) for settings in
+            (settings_from(typed, speed.Settings), speed.Settings(time_cap=1, max_step=1))]  # fmt: skip
+    assert keys[0] == keys[1]
+
+
 def test_the_book_plan_puts_what_the_books_networks_buy_first_and_compiles_last():
     from bench.stages.run_all import PLANS
     from bench.training.recipes import EXPERIMENTS

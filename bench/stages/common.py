@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
+import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -121,12 +122,20 @@ class RunFolder:
 
 @dataclass(frozen=True)
 class Staged(RunFolder):
-    """A stage: where its jobs run."""
+    """A stage: where its jobs run. A whole number given for a float field (a plan's
+    ``max_step=1``) is kept as the float the command line reads, so that the store keys a
+    point alike however its settings were given (a key's JSON tells 1 from 1.0)."""
 
     executor: str = option("local", "local: child processes on this machine; ray: Ray tasks "
                            "(pip install -e '.[ray]')", choices=("local", "ray"))  # fmt: skip
     address: str | None = option(None, "the Ray cluster of --executor ray; None: start Ray "
                                  "here; auto or ray://host:port: a running one")  # fmt: skip
+
+    def __post_init__(self) -> None:
+        for name, kind in typing.get_type_hints(type(self)).items():
+            value = getattr(self, name)
+            if float in (kind, *typing.get_args(kind)) and type(value) is int:
+                object.__setattr__(self, name, float(value))
 
     def runner(self, device: Any = None, workers: int = 1) -> Any:
         """The executor that runs this stage's jobs on ``device`` (``workers``: how many jobs

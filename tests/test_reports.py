@@ -278,8 +278,9 @@ def test_the_speed_page_lists_a_batch_skipped_under_a_low_step_limit_only_until_
                   status=status)  # fmt: skip
     write_speed(store, tmp_path)
     page = (tmp_path / "speed.md").read_text()
-    listed = [line.split(" | ")[2:4] for line in page.splitlines() if line.startswith("| lenet")]
-    assert listed == [["1", "ok"], ["16", "ok"], ["128", "skipped"]]
+    lines = [line.split(" | ") for line in page.splitlines() if line.startswith("| lenet")]
+    listed = [[cells[2], cells[3], cells[-2]] for cells in lines]  # batch, status, step limit
+    assert listed == [["1", "ok", "1.0"], ["16", "ok", "10.0"], ["128", "skipped", "1.0"]]
     assert len(pd.read_csv(tmp_path / "speed.csv")) == 4
 
 

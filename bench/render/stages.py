@@ -157,6 +157,7 @@ SPEED_COLUMNS: list[Column] = [
     ("cv", "CV", fmt_percent),
     ("peak_bytes", "peak memory (MiB, measured)", fmt_mib),
     ("mfu", "MFU", fmt_percent),
+    ("max_step_s", "step limit (s)", fmt_ratio),
     ("note", "note", fmt_text),
 ]
 
@@ -199,7 +200,9 @@ def write_speed(store: Store, out_dir: Path) -> list[Path]:
             "are spent (at least one); throughput is the batch over the median step. A training "
             "step is forward, cross-entropy, backward and an SGD step. A batch size whose step "
             "would exceed the run's step limit, extrapolated from the previous size, is skipped "
-            "(a skip that a run with a higher limit measured is not listed). Peak memory: "
+            "(a skip that a run with a higher limit measured is not listed; a point that two "
+            "runs measured is listed for each, their difference being run-to-run noise, and the "
+            "other pages read the one with more timed steps). Peak memory: "
             f"{'; '.join(kinds)}, over the weights already in memory (the step's input batch, "
             "activations, gradients and workspaces). MFU: achieved FLOP/s (FLOPs per step "
             f"counted as in bench profile) over the peak ({'; '.join(peaks)}).{achievable}\n\n"

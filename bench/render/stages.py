@@ -22,7 +22,7 @@ from bench.render.format import (
     fmt_text,
     markdown,
 )
-from bench.render.setups import speed_setup
+from bench.render.setups import POINT, speed_setup
 from bench.schema import Status
 from bench.store import Store
 
@@ -165,7 +165,7 @@ SPEED_COLUMNS: list[Column] = [
 def _without_measured_skips(group: pd.DataFrame) -> pd.DataFrame:
     """``group`` less each skipped batch size that another row of it measured (a later run
     with a higher step limit)."""
-    points = pd.MultiIndex.from_frame(group[["model", "image_size", "mode", "batch_size"]])
+    points = pd.MultiIndex.from_frame(group[list(POINT)])
     measured = points[(group["status"] == Status.OK).to_numpy()]
     return group[~((group["status"] == Status.SKIPPED).to_numpy() & points.isin(measured))]
 

@@ -125,8 +125,9 @@ def stage_settings(s: Settings, preset: str) -> list[Step]:
         settings = dataclasses.replace(step.settings, **{
             k: v for k, v in given.items() if k in fields})  # fmt: skip
         if asked is not None and "models" in fields:
-            mine = select_models(step.settings.models) if step.for_its_networks else asked
-            chosen = [name for name in mine if name in asked]
+            chosen = asked
+            if step.for_its_networks:
+                chosen = [name for name in select_models(step.settings.models) if name in asked]
             settings = dataclasses.replace(settings, models=",".join(chosen)) if chosen else None
         staged.append(Step(step.stage, settings, step.name or step.stage))
     return staged

@@ -205,9 +205,9 @@ def training_peak(frame: pd.DataFrame, store: Store) -> tuple[Column, str]:
     if len(used) == 2:
         (a, b), (x, y) = frame["model"], (r["peak_bytes"] for r in used)
         said += f", {a}'s training step grew memory {x / y:.2f}x as much as {b}'s"
-        counted = []
+        counted, profiles = [], frame.to_dict("records")
         for n, suffix in ((1, "_batch1"), (frame["batch_size"].iloc[0], "")):
-            p, q = (tracked_growth(row, suffix) for row in frame.to_dict("records"))
+            p, q = (tracked_growth(row, suffix) for row in profiles)
             if p is not None and q is not None:
                 counted.append(f"{p / q:.2f}x at batch {n}")
         if counted:

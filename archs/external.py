@@ -16,10 +16,6 @@ from archs.registry import ModelSpec
 PREFIXES = ("tv:", "timm:")
 
 
-def is_external(name: str) -> bool:
-    return name.startswith(PREFIXES)
-
-
 def _known(name: str, names: list[str], source: str) -> None:
     if name not in names:
         close = difflib.get_close_matches(name, names, n=5, cutoff=0.6)
@@ -66,6 +62,9 @@ def _timm(name: str) -> tuple[Any, int]:
 def external_spec(name: str) -> ModelSpec:
     """The spec of a ``tv:`` or ``timm:`` name; an unknown one raises KeyError with close
     matches."""
+    if not name.startswith(PREFIXES):
+        raise KeyError(f"unknown model {name!r}: a name with a colon starts with "
+                       f"{' or '.join(PREFIXES)}")  # fmt: skip
     source, _, model = name.partition(":")
     builder, side = _torchvision(model) if source == "tv" else _timm(model)
     return ModelSpec(name=name, family=source, section="-", paper=f"{source} {model}",

@@ -21,6 +21,7 @@ from bench.store import Store
         (["profile", "--models", "resnet81"], "did you mean resnet18"),
         (["profile", "--models", "transformer*"], "no model matches 'transformer*'"),
         (["profile", "--models", "tv:resnet81"], "did you mean tv:resnet18"),
+        (["profile", "--models", "tvm:resnet18"], "a name with a colon starts with tv: or timm:"),
         (
             ["profile", "--models", "alexnet", "--image-size", "28"],
             "below the smallest input of alexnet (65)",

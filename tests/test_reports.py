@@ -284,6 +284,27 @@ def test_the_speed_page_lists_a_batch_skipped_under_a_low_step_limit_only_until_
     assert len(pd.read_csv(tmp_path / "speed.csv")) == 4
 
 
+def test_the_speed_page_gives_the_peak_each_run_divided_by(tmp_path, full_row):
+    """A CPU's peak is its measured matmul where that beats the instruction-set figure, so two
+    runs' rows in one table divide by different peaks: the protocol names each, with its value
+    or its range over the runs."""
+    from bench.render.stages import write_speed
+
+    store = Store(tmp_path / "r.sqlite")
+    for batch, peak, source in ((1, 157e9, "2 cores x 8 lanes"), (16, 178.4e9, "the matmul"),
+                                (128, 185.2e9, "the matmul")):  # fmt: skip
+        store.put("speed", "lenet", {"mode": "infer", "batch_size": batch},
+                  full_row("speed", mode="infer", batch_size=batch, image_size=28,
+                           device_name="CPU X", precision="fp32", channels_last=False,
+                           compiled=False, time_cap_s=0.5, memory_kind=RESIDENT,
+                           peak_flops_per_s=peak, peak_source=source))  # fmt: skip
+    write_speed(store, tmp_path)
+    assert (
+        "over the peak of the run that timed the row (2 cores x 8 lanes: 157 GFLOP/s; "
+        "the matmul: 178 to 185 GFLOP/s)"
+    ) in (tmp_path / "speed.md").read_text()
+
+
 def test_the_memory_page_counts_the_input_batch_the_measured_step_makes(tmp_path):
     """The speed sweep's memory growth includes the input batch its step makes: for a network
     that is nearly all input (a pooling and a 3x10 linear layer over 512-pixel images), the

@@ -170,6 +170,16 @@ def _without_measured_skips(group: pd.DataFrame) -> pd.DataFrame:
     return group[~((group["status"] == Status.SKIPPED).to_numpy() & points.isin(measured))]
 
 
+def _peak(source: str, values: pd.Series) -> str:
+    """A peak's source with its value, or the range of its values over the runs that read it
+    (a CPU's measured matmul differs from run to run)."""
+    low, high = values.min() / 1e9, values.max() / 1e9
+    if low != low:  # no figure known: the source says so
+        return source
+    value = f"{low:,.0f}" if round(low) == round(high) else f"{low:,.0f} to {high:,.0f}"
+    return f"{source}: {value} GFLOP/s"
+
+
 def write_speed(store: Store, out_dir: Path) -> list[Path]:
     """One table per (device, precision, settings) of the stored speed rows, CSV and Markdown."""
     rows = store.rows("speed")
@@ -188,7 +198,8 @@ def write_speed(store: Store, out_dir: Path) -> list[Path]:
     for key, group in measured.groupby(settings, sort=False) if len(measured) else ():
         device, precision, _, _, cap = key
         kinds = sorted(set(group["memory_kind"].dropna()))
-        peaks = sorted(set(group["peak_source"].dropna()))
+        peaks = [_peak(source, values) for source, values
+                 in group.groupby("peak_source")["peak_flops_per_s"]]  # fmt: skip
         roof = roofs.get((device, precision), {})
         achievable = (f" A {roof['achievable_source'].removeprefix('measured: ')} achieves "
                       f"{roof['achievable_flops_per_s'] / 1e9:,.0f} GFLOP/s (measured), "
@@ -205,7 +216,8 @@ def write_speed(store: Store, out_dir: Path) -> list[Path]:
             "other pages read the one with more timed steps). Peak memory: "
             f"{'; '.join(kinds)}, over the weights already in memory (the step's input batch, "
             "activations, gradients and workspaces). MFU: achieved FLOP/s (FLOPs per step "
-            f"counted as in bench profile) over the peak ({'; '.join(peaks)}).{achievable}\n\n"
+            "counted as in bench profile) over the peak of the run that timed the row "
+            f"({'; '.join(peaks)}).{achievable}\n\n"
             + markdown(_without_measured_skips(group), SPEED_COLUMNS)
         )
     failed = frame[frame["device_name"].isna()]

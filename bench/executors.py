@@ -63,6 +63,8 @@ def isolated(job: Job) -> Iterator[Message]:
 
 
 class Executor(ABC):
+    side_by_side = False  # whether jobs that time things may run at once (on several devices)
+
     @abstractmethod
     def run(self, jobs: Sequence[Job]) -> Iterator[tuple[int, Message]]:
         """Each job's messages as they arrive, with the job's index in ``jobs``."""
@@ -106,6 +108,8 @@ def _rows(job: Job) -> list[Row]:
 class Ray(Executor):
     """Ray tasks: started in this process (``address`` None) or on the cluster at
     ``address`` (``auto``, ``ray://host:port``); ``gpu``: jobs that time things take a GPU."""
+
+    side_by_side = True
 
     def __init__(self, address: str | None, gpu: bool) -> None:
         import ray

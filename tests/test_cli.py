@@ -322,8 +322,10 @@ def test_the_ray_executor_without_ray_is_one_line(tmp_path, monkeypatch, capsys)
     assert err == "python -m bench: error: --executor ray needs Ray: pip install -e '.[ray]'\n"
 
 
-def test_runs_train_longest_first_where_the_store_has_their_profile(tmp_path, full_row):
-    from bench.stages.train import longest_first
+def test_runs_train_shortest_first_on_one_device_longest_first_side_by_side(tmp_path, full_row):
+    """By counted training FLOPs where the store has the network's profile, the others after
+    them in their own order."""
+    from bench.stages.train import by_work
     from bench.training.recipes import PRESETS, Run, config
 
     store, book = Store(tmp_path / "r.sqlite"), PRESETS["book"]
@@ -334,5 +336,6 @@ def test_runs_train_longest_first_where_the_store_has_their_profile(tmp_path, fu
         store.put("profile", name, {"image_size": side, "in_channels": 1, "batch_size": 128},
                   full_row("profile", model=name, fwd_flops_per_image=fwd,
                            bwd_flops_per_image=2 * fwd))  # fmt: skip
-    ordered = [run.model for run, _ in longest_first(store, todo)]
-    assert ordered == ["alexnet", "resnet18", "lenet", "nin"]
+    for longest_first, expected in ((True, ["alexnet", "resnet18", "lenet", "nin"]),
+                                    (False, ["lenet", "resnet18", "alexnet", "nin"])):  # fmt: skip
+        assert [run.model for run, _ in by_work(store, todo, longest_first)] == expected

@@ -77,7 +77,8 @@ PLANS: dict[str, tuple[Step, ...]] = {
     ),
     # A GPU: the chapter's recipes, the most valuable rows first, so that a run stopped part
     # way (and resumed later: what is stored is not measured again) holds them: the counts
-    # (seconds, on the meta device), what the book's nine networks buy, their speed in fp32 and
+    # (seconds, on the meta device), what the book's nine networks buy (the train stage runs
+    # the cheapest first, by counted FLOPs, on one device), their speed in fp32 and
     # in bf16 with channels_last, then every network's, onnxruntime, the exercises' runs, the
     # rest, and torch.compile last, on the book's networks (it compiles for minutes each).
     "book": (

@@ -72,8 +72,9 @@ def run(s: Settings) -> int:
     store, failures = Store(s.store), 0
     keys = [(run, {**config(run, preset, s.pipeline), "device": device_name}) for run in runs]
     keys = list({config_hash(k): (r, k) for r, k in keys}.values())  # experiments may share runs
-    todo = longest_first(store, [(r, k) for r, k in keys
-                                 if not store.has("train", r.model, k, MEASURED)])  # fmt: skip
+    runner = s.runner(device)
+    todo = by_work(store, [(r, k) for r, k in keys if not store.has("train", r.model, k, MEASURED)],
+                   longest_first=runner.side_by_side)  # fmt: skip
     print(f"train: {plural(len(todo), 'run')} to train ({len(keys) - len(todo)} already in "
           f"{s.store}), preset {name}, on {device_name}")  # fmt: skip
     jobs = [Job(train_rows, dict(run=run, preset=preset, data_dir=s.data_dir, device=str(device),
@@ -82,7 +83,7 @@ def run(s: Settings) -> int:
             for run, key in todo]  # fmt: skip
     outcomes = {}  # a job's index -> (status, note), from the row it sent
     with Progress("train", len(todo)) as progress:
-        for index, message in s.runner(device).run(jobs):
+        for index, message in runner.run(jobs):
             run, key = todo[index]
             described = describe(run, preset, s.pipeline)
             if isinstance(message, Row):
@@ -112,13 +113,15 @@ def run(s: Settings) -> int:
     return 1 if failures else 0
 
 
-def longest_first(store: Store, todo: list[tuple[Run, dict]]) -> list[tuple[Run, dict]]:
+def by_work(store: Store, todo: list[tuple[Run, dict]],
+            longest_first: bool) -> list[tuple[Run, dict]]:  # fmt: skip
     """The runs by counted training FLOPs (epochs x images x forward and backward FLOPs per
-    image, from the store's profile of the network at the run's input side), largest first, so
-    that runs side by side (``--executor ray``) end close together; a run whose network has no
-    such profile row keeps its place after them."""
+    image, from the store's profile of the network at the run's input side): on one device
+    the shortest first, so that a run of ``all`` stopped part way (a time limit) holds the most
+    networks; side by side (``--executor ray``), the longest first, so that they end close
+    together. A run whose network has no such profile row keeps its place after them."""
 
-    def flops(item: tuple[Run, dict]) -> float:
+    def flops(item: tuple[Run, dict]) -> float | None:
         run, key = item
         side = key["resize"] or 28
         row = store.get(
@@ -131,11 +134,14 @@ def longest_first(store: Store, todo: list[tuple[Run, dict]]) -> list[tuple[Run,
             },
         )
         if row is None or row["status"] != Status.OK:
-            return 0.0
+            return None
         images = 60_000 if key["train_per_class"] is None else 10 * key["train_per_class"]
         return key["epochs"] * images * (row["fwd_flops_per_image"] + row["bwd_flops_per_image"])
 
-    return sorted(todo, key=flops, reverse=True)
+    costs = [flops(item) for item in todo]
+    known = sorted((i for i, c in enumerate(costs) if c is not None),
+                   key=lambda i: -costs[i] if longest_first else costs[i])  # fmt: skip
+    return [todo[i] for i in known + [i for i, c in enumerate(costs) if c is None]]
 
 
 def seed_medians(store: Store, runs: list[Run], preset: Preset, pipeline: str,

@@ -65,6 +65,9 @@ def _located(settings: Any) -> Any:
 
         default = runs.folder(preset_name(settings), backend_for(device_of(settings)).name)
     store, out = runs.locate(settings.store, settings.out, default)
+    for folder in (out, store.parent):
+        if folder.exists() and not folder.is_dir():
+            raise UsageError(f"{folder} is a file, not a folder for a run's store and pages")
     return dataclasses.replace(settings, store=store, out=out)
 
 
@@ -75,6 +78,13 @@ def _kept(store: Any) -> str:
     except (StoreError, TypeError):
         return "nothing was stored"
     return f"{plural(count, 'row')} stored in {store} {'is' if count == 1 else 'are'} kept"
+
+
+def _said(error: Exception) -> str:
+    """An error in one line; a file system's as the shell says it ('FILE: Not a directory')."""
+    if isinstance(error, OSError) and error.filename and error.strerror:
+        return f"{error.filename}: {error.strerror}"
+    return str(error)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -88,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         with one_run_at_a_time(settings.store):
             return command.run(settings)
     except (UsageError, StoreError, OSError) as error:
-        print(f"python -m bench: error: {error}", file=sys.stderr)
+        print(f"python -m bench: error: {_said(error)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"python -m bench: interrupted; {_kept(getattr(settings, 'store', None))}; the "

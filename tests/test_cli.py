@@ -49,6 +49,17 @@ def test_bad_input_is_one_line_and_exit_code_2(argv, message, capsys, tmp_path, 
     assert err.count("\n") == 1 and "Traceback" not in err
 
 
+def test_a_file_where_a_run_folder_should_be_is_one_line(tmp_path, capsys):
+    file = tmp_path / "notes.txt"
+    file.write_text("")
+    for where in (["--out", str(file)], ["--store", str(file / "r.sqlite")]):
+        assert main(["profile", "--models", "lenet", *where]) == 2
+        assert capsys.readouterr().err == (f"python -m bench: error: {file} is a file, not a "
+                                           "folder for a run's store and pages\n")  # fmt: skip
+    assert main(["profile", "--models", "lenet", "--out", str(file / "a")]) == 2
+    assert capsys.readouterr().err == f"python -m bench: error: {file / 'a'}: Not a directory\n"
+
+
 def test_no_traceback_from_the_command_line():
     done = subprocess.run(
         [sys.executable, "-m", "bench", "profile", "--models", "zzz"],

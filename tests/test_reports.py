@@ -3,6 +3,7 @@ resumes without measuring again; the exercise page's numbers are the store's."""
 
 import os
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -228,8 +229,8 @@ def test_each_fast_recipe_gets_its_own_median_and_curves(tmp_path, full_row):
                        preset="book", work=f"{epochs} epochs over all 60,000 images",
                        test_set="all 10,000", device_name="cpu", images_per_s=900.0,
                        autocast="off")  # fmt: skip
-        history = [{"wall_s": 60.0 * e, "test_acc": accuracy - 0.01 * (epochs - e)}
-                   for e in range(1, epochs + 1)]  # fmt: skip
+        history = [{"wall_s": 60.0 * e, "test_acc": accuracy - 0.01 * (epochs - e),
+                    "images_per_s": 900.0} for e in range(1, epochs + 1)]  # fmt: skip
         store.put("train", "resnet9_28", {"epochs": epochs, "seed": seed, "fast": fast,
                                             "test_per_class": None, "resize": None}, row,
                   details={"history": history})  # fmt: skip
@@ -303,6 +304,27 @@ def test_the_speed_page_gives_the_peak_each_run_divided_by(tmp_path, full_row):
         "over the peak of the run that timed the row (2 cores x 8 lanes: 157 GFLOP/s; "
         "the matmul: 178 to 185 GFLOP/s)"
     ) in (tmp_path / "speed.md").read_text()
+
+
+def test_a_training_runs_own_throughput_carries_its_spread_over_epochs(tmp_path, full_row):
+    """Where no speed sweep timed a run's point, the headline reads the run's images/s with
+    the coefficient of variation of its epochs' images/s; the training page has it too."""
+    from bench.render.headline import headline
+    from bench.render.training import write_train
+
+    epochs = [800.0, 1000.0, 1100.0]
+    cv = statistics.stdev(epochs) / statistics.mean(epochs)
+    store = Store(tmp_path / "r.sqlite")
+    store.put("train", "lenet", {"test_per_class": None, "resize": None}, full_row(
+        "train", preset="book", batch_size=128, resize=None, techniques="-",
+        technique_settings={}, device_name="CPU X", lr=0.1, images_per_s=950.0, test_acc=0.9,
+        changes=[], fast_recipe=False, epochs=None, seed=0, work="3 epochs"),
+        details={"history": [{"images_per_s": v, "train_s": i + 1.0, "wall_s": i + 1.5,
+                              "test_acc": 0.9} for i, v in enumerate(epochs)]})  # fmt: skip
+    table = headline(store).set_index("model")
+    assert table.loc["lenet", "train_speed"] == f"950 (training run, CV {cv:.0%} over 3 epochs)"
+    write_train(store, tmp_path)
+    assert pd.read_csv(tmp_path / "train.csv")["images_per_s_cv"][0] == pytest.approx(cv)
 
 
 def test_the_memory_page_counts_the_input_batch_the_measured_step_makes(tmp_path):
@@ -414,7 +436,8 @@ def test_pages_keep_apart_the_setups_a_gpu_run_times(tmp_path, full_row):
     # the book's loop runs eager fp32: the sweep's eager fp32 point, not the compiled one
     assert table.loc["lenet", "train_speed"] == "1,000 (speed sweep, fp32, CV 5%)"
     (fast,) = table[table["kind"] == "fast"]["train_speed"]
-    assert fast == "900 (training run)"  # compiled in a mode of its own: its own figure
+    # compiled in a mode of its own: its own figure, from one evaluation point
+    assert fast == "900 (training run, timed as a whole)"
     svg = roofline(store, tmp_path)[1].read_text()
     assert "datasheet: X fp32" in svg and "X bf16" not in svg
     assert svg.count("lenet (28 px)") == 1  # the eager fp32 point alone

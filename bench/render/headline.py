@@ -24,6 +24,7 @@ from bench.render.format import (
     markdown,
 )
 from bench.render.setups import per_point, speed_setup
+from bench.render.training import throughput_cv
 from bench.schema import MEASURED, Status
 from bench.store import Store
 
@@ -117,13 +118,16 @@ def preset_run(runs: list[dict[str, Any]]) -> dict[str, Any] | None:
     return min(matching, key=lambda r: PRESET_RANK[r["preset"]], default=None)
 
 
-def training_speed(run: dict[str, Any], speeds: list[dict[str, Any]]) -> str:
+def training_speed(run: dict[str, Any], speeds: list[dict[str, Any]],
+                   history: list[dict[str, Any]]) -> str:  # fmt: skip
     """Training images/s at the run's batch and input: from the speed sweep (``speeds``, one
     row per point) if it timed that point on the run's device in the run's setup (a compiled
     run's own, as its compile mode may differ from the sweep's), else from the training run
-    itself (steps over training time)."""
+    itself (images over training time, with its spread over the ``history``'s intervals)."""
     techniques = run["technique_settings"] or {}
-    own = f"{run['images_per_s']:,.0f} (training run)"
+    cv = throughput_cv(history)
+    spread = f"CV {cv:.0%} over {len(history)} epochs" if cv == cv else "timed as a whole"
+    own = f"{run['images_per_s']:,.0f} (training run, {spread})"
     if techniques.get("compile"):
         return own
     setup = speed_setup({"precision": "bf16" if run.get("autocast") == "bf16" else "fp32",
@@ -197,7 +201,8 @@ def headline(store: Store) -> pd.DataFrame:
                 "model": label, **costs, "kind": kind, "test_acc": run["test_acc"],
                 "preset": run["preset"], "trained_input": f"{run['resize'] or 28} px",
                 "trained_macs": run.get("fwd_macs_per_image"),
-                "train_speed": training_speed(run, timed),
+                "train_speed": training_speed(run, timed, store.details(
+                    "train", run["model"], run["config"], "history")),
                 "accuracy": run_text(run),
                 "to_80": run.get("time_to_80_s"),
             })  # fmt: skip
@@ -251,7 +256,8 @@ def write_index(store: Store, out_dir: Path, preset: str | None) -> list[Path]:
         "as the preset named in the row adapts it (its input side, optimizer and fixed work "
         "are in the row), and the fast recipe. Training images/s are at the batch and input "
         "that run trained at: from the speed sweep where it timed that point, else from the "
-        "training run itself (its images over its training time, evaluation excluded)."
+        "training run itself (its images over its training time, evaluation excluded, with how "
+        "much that varied from epoch to epoch)."
     )
     roofs = [r for r in store.rows("machine") if r["status"] == Status.OK]
     yardsticks = "".join(

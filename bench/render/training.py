@@ -4,6 +4,7 @@ technique of the fast recipe buys; rendered from the results store only."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -35,6 +36,7 @@ TRAIN_COLUMNS: list[Column] = [
     ("train_s", "training time (s)", fmt_ratio),
     ("wall_s", "wall clock (s)", fmt_ratio),
     ("images_per_s", "images/s", fmt_ratio),
+    ("images_per_s_cv", "images/s: CV over evaluation intervals", fmt_percent),
     ("time_to_80_s", "to 80% (s)", fmt_ratio),
     ("time_to_85_s", "to 85% (s)", fmt_ratio),
     ("time_to_90_s", "to 90% (s)", fmt_ratio),
@@ -46,12 +48,23 @@ TRAIN_COLUMNS: list[Column] = [
 ]
 
 
+def throughput_cv(history: list[dict[str, Any]]) -> float:
+    """The coefficient of variation of a run's training images/s over its evaluation
+    intervals (an epoch each, or the whole run with eval_at_end: then NaN)."""
+    if len(history) < 2:
+        return float("nan")
+    speeds = pd.Series([point["images_per_s"] for point in history], dtype=float)
+    return float(speeds.std(ddof=1) / speeds.mean())
+
+
 def write_train(store: Store, out_dir: Path) -> list[Path]:
     """Every stored training run (CSV and Markdown), and the curves of evaluation points."""
     rows = store.rows("train")
     if not rows:
         return []
     frame = pd.DataFrame(rows)
+    histories = [store.details("train", r["model"], r["config"], "history") for r in rows]
+    frame["images_per_s_cv"] = [throughput_cv(history) for history in histories]
     frame["input"] = [f"{r['config']['resize'] or 28} px" for r in rows]
     frame["run"] = [f"{r['preset']}: {r['work']}" for r in rows]
     ablation = _ablation(frame)  # by the techniques' names, before they are shown with autocast
@@ -71,7 +84,10 @@ def write_train(store: Store, out_dir: Path) -> list[Path]:
         "buys, not the book's results; a run with its own schedule (the fast recipe) keeps it "
         "under every preset but smoke. Training time excludes evaluation, and torch.compile's "
         "warm-up where a run compiles (a column of its own); time-to-accuracy is "
-        "the training time at the first epoch whose test accuracy reaches that accuracy. Peak "
+        "the training time at the first epoch whose test accuracy reaches that accuracy. "
+        "Images/s: the run's training images over its training time; beside it, how much it "
+        "varied over the run's evaluation intervals (an epoch each, the first with the warm-up; "
+        "a run evaluated at its end alone has one). Peak "
         "memory: growth of the process's "
         f"peak RSS on a CPU, of allocated memory on a GPU. Devices: {'; '.join(devices)}.\n\n"
         + markdown(frame, TRAIN_COLUMNS)
@@ -80,8 +96,8 @@ def write_train(store: Store, out_dir: Path) -> list[Path]:
     curves = [
         {"model": r["model"], "lr": r["lr"], "batch_size": r["batch_size"],
          "resize": r["config"]["resize"], "preset": r["preset"], **point}
-        for r in rows
-        for point in store.details("train", r["model"], r["config"], "history")
+        for r, history in zip(rows, histories, strict=True)
+        for point in history
     ]  # fmt: skip
     if len(ablation):
         text += (

@@ -165,6 +165,7 @@ def iter_onnx(
             **{k: ort_point.stats.get(k, math.nan)
                for k in ("n", "median_ms", "p90_ms", "p99_ms", "cv", "images_per_s")},
             "torch_images_per_s": torch_ips,
+            "torch_cv": torch_point.stats.get("cv", math.nan),
             "torch_status": torch_point.status,
             "ort_over_torch": ort_ips / torch_ips,
         }  # fmt: skip

@@ -148,6 +148,7 @@ class OnnxRow(Point):
     provider: str
     ort_threads: int
     torch_images_per_s: float
+    torch_cv: float
     torch_status: str
     ort_over_torch: float
 

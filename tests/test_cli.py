@@ -10,6 +10,7 @@ import torchvision
 
 import archs
 from bench.__main__ import main
+from bench.render.format import fmt_percent
 from bench.stages import COMMANDS
 from bench.stages.common import UsageError
 from bench.store import Store
@@ -142,7 +143,10 @@ def test_pipeline_compares_three_feeds(tmp_path, capsys):
     rows = Store(tmp_path / "r.sqlite").rows("pipeline")
     assert sorted(r["feed"] for r in rows) == ["compute_only", "ours", "torchvision"]
     assert all(r["images_per_s"] > 0 and r["n"] >= 1 and r["median_ms"] > 0 for r in rows)
-    assert "| lenet | 28 px |" in (tmp_path / "pipeline" / "pipeline.md").read_text()
+    page = (tmp_path / "pipeline" / "pipeline.md").read_text()
+    assert "| lenet | 28 px |" in page
+    cv = {r["feed"]: r["cv"] for r in rows}  # each feed's spread, in the page's order
+    assert " / ".join(fmt_percent(cv[f]) for f in ("ours", "torchvision", "compute_only")) in page
 
 
 def test_all_stages_on_the_smoke_profile_write_every_page(smoke_run, monkeypatch, capsys):

@@ -37,6 +37,7 @@ def test_both_runtimes_are_timed_at_every_batch_size(lenet_rows):
     rows, _ = lenet_rows
     for row in rows:
         assert row["status"] == "ok" and row["torch_status"] == "ok"
+        assert row["n"] > 1 and row["cv"] > 0 and row["torch_cv"] > 0  # each with its spread
         assert row["ort_over_torch"] == pytest.approx(
             row["images_per_s"] / row["torch_images_per_s"]
         )

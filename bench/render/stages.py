@@ -252,6 +252,7 @@ ONNX_COLUMNS: list[Column] = [
     ("n", "n", fmt_int),
     ("cv", "CV", fmt_percent),
     ("torch_images_per_s", "PyTorch images/s (median)", fmt_ratio),
+    ("torch_cv", "PyTorch CV", fmt_percent),
     ("ort_over_torch", "onnxruntime / PyTorch", lambda v: "-" if pd.isna(v) else f"{v:.2f}x"),
     ("note", "note", fmt_text),
 ]
@@ -305,6 +306,11 @@ def write_pipeline(store: Store, out_dir: Path) -> list[Path]:
                                  values=values, sort=False)  # fmt: skip
 
     table = by_feed("images_per_s")
+    spread = by_feed("cv")
+    table["spread"] = [
+        " / ".join(fmt_percent(v) for v in feeds)
+        for feeds in spread[["ours", "torchvision", "compute_only"]].to_numpy()
+    ]
     table["compute_ms"] = by_feed("median_ms")["compute_only"]
     table["batch_ms"] = by_feed("batch_ms")["ours"]
     table = table.reset_index()
@@ -317,6 +323,7 @@ def write_pipeline(store: Store, out_dir: Path) -> list[Path]:
         ("ours", "ours: device batches (images/s)", fmt_ratio),
         ("torchvision", "book: torchvision + DataLoader (images/s)", fmt_ratio),
         ("compute_only", "compute only (images/s)", fmt_ratio),
+        ("spread", "CV of the steps: ours / book / compute only", fmt_text),
         ("ours_over_book", "ours / book", lambda v: "-" if pd.isna(v) else f"{v:.2f}x"),
         ("ours_over_compute", "ours / compute only", fmt_percent),
         ("batch_ms", "making one of our batches (ms)", fmt_ms),

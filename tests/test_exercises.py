@@ -1,5 +1,7 @@
 """Exercise answers follow from their tables: change the numbers and the sentence changes."""
 
+import statistics
+
 import pandas as pd
 import pytest
 
@@ -145,9 +147,13 @@ def test_nin_variants_answer_with_accuracy_once_they_are_trained(tmp_path, full_
         store.put("train", model, {"test_per_class": None}, full_row(
             "train", model=model, lr=0.05, batch_size=128, resize=224, techniques="-",
             test_acc=0.80 + i / 100, images_per_s=100.0, fwd_macs_per_image=700_000_000 + i,
-        ) | describe(Run(model), PRESETS["book"], "ours"))  # fmt: skip
+        ) | describe(Run(model), PRESETS["book"], "ours"), details={"history": [
+            {"images_per_s": v} for v in (90.0, 100.0 + i, 110.0)]})  # fmt: skip
     frame, _, reasoning = answer(store)
     assert list(frame["model"]) == list(NIN) and "Accuracy not measured" not in reasoning
+    epochs = [[90.0, 100.0 + i, 110.0] for i in range(len(NIN))]  # each run's spread over them
+    cvs = [statistics.stdev(e) / statistics.mean(e) for e in epochs]
+    assert list(frame["images_per_s_cv"]) == pytest.approx(cvs)
     assert reasoning.startswith("Test accuracy: nin_fc at 224 px 84.0%, nin_3x3 at 224 px 83.0%")
 
 
@@ -189,15 +195,17 @@ def test_resnet_answer_reads_each_networks_fastest_fp32_inference(tmp_path, full
     store = Store(tmp_path / "results.sqlite")
     for model in ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152"):
         _profiled(store, full_row, model, 96 if model == "resnet18" else 224)
-    for model, side, batch, precision, speed in [
-        ("resnet18", 96, 1, "fp32", 50.0), ("resnet18", 96, 16, "fp32", 120.0),
-        ("resnet18", 96, 16, "bf16", 900.0),  # not the book's setup: not read
-        ("resnet50", 224, 1, "fp32", 20.0), ("resnet50", 224, 16, "fp32", 10.0),
+    for model, side, batch, precision, speed, n in [
+        ("resnet18", 96, 1, "fp32", 50.0, 9), ("resnet18", 96, 16, "fp32", 120.0, 5),
+        ("resnet18", 96, 16, "bf16", 900.0, 9),  # not the book's setup: not read
+        ("resnet50", 224, 1, "fp32", 20.0, 1), ("resnet50", 224, 16, "fp32", 10.0, 1),
     ]:  # fmt: skip
-        _timed(store, full_row, model, side, batch, "infer", precision, images_per_s=speed)
+        _timed(store, full_row, model, side, batch, "infer", precision, images_per_s=speed, n=n,
+               cv=0.04)  # fmt: skip
     answer = next(e for e in EXERCISES if e.id == "8.6.7.2").answer
     frame, columns, reasoning = answer(store)
-    assert list(frame["infer_best"]) == ["120 (batch 16)", "-", "20 (batch 1)", "-", "-"]
+    assert list(frame["infer_best"]) == ["120 (batch 16, CV 4%)", "-", "20 (batch 1, 1 timed step)",
+                                         "-", "-"]  # fmt: skip
     assert columns[-1][0] == "infer_best"
     assert reasoning.endswith("*Throughput not measured yet* for resnet34, resnet101, resnet152: "
                               "`python -m bench speed --models resnet34,resnet101,resnet152` "

@@ -23,7 +23,7 @@ from bench.render.format import (
     fmt_text,
     markdown,
 )
-from bench.render.setups import per_point, speed_setup
+from bench.render.setups import per_point, speed_setup, spread
 from bench.render.training import throughput_cv
 from bench.schema import MEASURED, Status
 from bench.store import Store
@@ -82,12 +82,6 @@ HEADLINE_COLUMNS: list[Column] = [
 ]
 
 
-def _spread(row: dict[str, Any]) -> str:
-    """A timed row's spread: its steps' coefficient of variation, where more than one step
-    was timed."""
-    return f"CV {row['cv']:.0%}" if row["n"] > 1 else "1 timed step"
-
-
 def _best(rows: list[dict], mode: str, size: int) -> str:
     """The highest throughput of the points (``per_point``) timed at input side ``size``, with
     its batch, setup and spread."""
@@ -96,7 +90,7 @@ def _best(rows: list[dict], mode: str, size: int) -> str:
         return "-"
     best = max(timed, key=lambda r: r["images_per_s"])
     return (f"{best['images_per_s']:,.0f} ({best['batch_size']}, {speed_setup(best)}, "
-            f"{_spread(best)})")  # fmt: skip
+            f"{spread(best)})")  # fmt: skip
 
 
 def run_text(run: dict[str, Any]) -> str:
@@ -126,8 +120,8 @@ def training_speed(run: dict[str, Any], speeds: list[dict[str, Any]],
     itself (images over training time, with its spread over the ``history``'s intervals)."""
     techniques = run["technique_settings"] or {}
     cv = throughput_cv(history)
-    spread = f"CV {cv:.0%} over {len(history)} epochs" if cv == cv else "timed as a whole"
-    own = f"{run['images_per_s']:,.0f} (training run, {spread})"
+    epochs = f"CV {cv:.0%} over {len(history)} epochs" if cv == cv else "timed as a whole"
+    own = f"{run['images_per_s']:,.0f} (training run, {epochs})"
     if techniques.get("compile"):
         return own
     setup = speed_setup({"precision": "bf16" if run.get("autocast") == "bf16" else "fp32",
@@ -137,7 +131,7 @@ def training_speed(run: dict[str, Any], speeds: list[dict[str, Any]],
     for r in speeds:
         if (r["mode"], r["batch_size"], r["image_size"], r["device_name"],
                 speed_setup(r)) == point:  # fmt: skip
-            return f"{r['images_per_s']:,.0f} (speed sweep, {setup}, {_spread(r)})"
+            return f"{r['images_per_s']:,.0f} (speed sweep, {setup}, {spread(r)})"
     return own
 
 

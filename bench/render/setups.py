@@ -25,6 +25,12 @@ def speed_setup(row: dict[str, Any]) -> str:
     return ", ".join(words)
 
 
+def spread(row: dict[str, Any]) -> str:
+    """A timed row's spread: its steps' coefficient of variation, where more than one step
+    was timed."""
+    return f"CV {row['cv']:.0%}" if row["n"] > 1 else "1 timed step"
+
+
 def per_point(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The speed rows that measured, one per point (device, setup, network, input, mode,
     batch): where runs with different time caps or step limits measured a point more than

@@ -23,6 +23,7 @@ from bench.render.format import (
     fmt_text,
 )
 from bench.render.memory import tracked_growth
+from bench.render.training import throughput_cv
 from bench.schema import MEASURED, Status
 from bench.store import Store
 
@@ -72,6 +73,9 @@ def train_rows(store: Store, models: tuple[str, ...], keep: Callable[[dict], boo
         frame["source"] = [source_of(r, "train") for r in rows]
         frame["budget"] = [r["work"] for r in rows]
         frame["side"] = [r["resize"] or 28 for r in rows]
+        frame["images_per_s_cv"] = [
+            throughput_cv(store.details("train", r["model"], r["config"], "history")) for r in rows
+        ]
     return frame
 
 
@@ -114,6 +118,7 @@ RUN: list[Column] = [
     ("status", "status", fmt_text),
     ("test_acc", "test accuracy", fmt_percent),
     ("images_per_s", "training images/s (measured)", fmt_ratio),
+    ("images_per_s_cv", "its CV over epochs", fmt_percent),
     ("peak_bytes", "peak memory (MiB, measured)", fmt_mib),
 ]
 
@@ -168,12 +173,14 @@ THROUGHPUT: Column = ("infer_best", "inference images/s, eager fp32, at the best
 
 
 def throughput(frame: pd.DataFrame, store: Store) -> tuple[Column, str]:
-    """Each network's highest inference throughput at its input side, with its batch; which
-    networks are not timed yet."""
+    """Each network's highest inference throughput at its input side, with its batch and
+    spread; which networks are not timed yet."""
+    from bench.render.setups import spread
+
     best = [max(rows, key=lambda r: r["images_per_s"], default=None)
             for rows in _timed(frame, store, "infer")]  # fmt: skip
     frame["infer_best"] = ["-" if r is None else f"{r['images_per_s']:,.0f} (batch "
-                           f"{r['batch_size']})" for r in best]  # fmt: skip
+                           f"{r['batch_size']}, {spread(r)})" for r in best]  # fmt: skip
     _cite(frame, best)
     untimed = frame.loc[frame["infer_best"] == "-", "model"].tolist()
     return THROUGHPUT, (f"*Throughput not measured yet* for {', '.join(untimed)}: `python -m "

@@ -285,6 +285,13 @@ def test_the_speed_page_lists_a_batch_skipped_under_a_low_step_limit_only_until_
     assert len(pd.read_csv(tmp_path / "speed.csv")) == 4
 
 
+def test_a_percentage_that_rounds_to_zero_has_no_sign():
+    from bench.render.format import fmt_percent
+
+    assert [fmt_percent(v) for v in (-4e-4, -5e-4, 0.0, 0.123, None)] == [
+        "0.0%", "-0.1%", "0.0%", "12.3%", "-"]  # fmt: skip
+
+
 def test_the_speed_page_gives_the_peak_each_run_divided_by(tmp_path, full_row):
     """A CPU's peak is its measured matmul where that beats the instruction-set figure, so two
     runs' rows in one table divide by different peaks: the protocol names each, with its value

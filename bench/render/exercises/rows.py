@@ -23,6 +23,7 @@ from bench.render.format import (
     fmt_text,
 )
 from bench.render.memory import tracked_growth
+from bench.render.setups import book_speed, spread
 from bench.render.training import throughput_cv
 from bench.schema import MEASURED, Status
 from bench.store import Store
@@ -155,8 +156,6 @@ def costs(models: Sequence[str], columns: list[Column], say: Callable[[pd.DataFr
 def _timed(frame: pd.DataFrame, store: Store, mode: str) -> list[list[dict[str, Any]]]:
     """For each profile row in ``frame``, the speed sweep's ``mode`` rows at its input side in
     the book's setup."""
-    from bench.render.setups import book_speed
-
     rows = [r for r in book_speed(store.rows("speed")) if r["mode"] == mode]
     return [[r for r in rows if (r["model"], r["image_size"]) == (row.model, row.image_size)]
             for row in frame.itertuples()]  # fmt: skip
@@ -175,8 +174,6 @@ THROUGHPUT: Column = ("infer_best", "inference images/s, eager fp32, at the best
 def throughput(frame: pd.DataFrame, store: Store) -> tuple[Column, str]:
     """Each network's highest inference throughput at its input side, with its batch and
     spread; which networks are not timed yet."""
-    from bench.render.setups import spread
-
     best = [max(rows, key=lambda r: r["images_per_s"], default=None)
             for rows in _timed(frame, store, "infer")]  # fmt: skip
     frame["infer_best"] = ["-" if r is None else f"{r['images_per_s']:,.0f} (batch "

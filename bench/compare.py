@@ -69,11 +69,12 @@ def _keyed(store: Store, stage: str) -> dict[tuple[str, str], dict[str, Any]]:
             if r["status"] == Status.OK}  # fmt: skip
 
 
-def compare(a: Store, b: Store, stage: str | None = None, threshold: float = 3.0
-            ) -> tuple[str, int]:  # fmt: skip
-    """A Markdown table of every shared metric's change, and how many changes are flagged: a
-    change is flagged when it exceeds ``threshold`` times the larger relative noise of the two
-    rows, or, for exact (counted) metrics, when there is any change at all."""
+def compare(a: Store, b: Store, stage: str | None = None, threshold: float = 3.0,
+            changed: bool = False) -> tuple[str, int]:  # fmt: skip
+    """A Markdown table of every shared metric's change (``changed``: of the flagged ones
+    alone), and how many changes are flagged: a change is flagged when it exceeds ``threshold``
+    times the larger relative noise of the two rows, or, for exact (counted) metrics, when
+    there is any change at all."""
     rows = []
     for name, (metrics, noise) in METRICS.items():
         if stage is not None and name != stage:
@@ -94,6 +95,9 @@ def compare(a: Store, b: Store, stage: str | None = None, threshold: float = 3.0
     if not rows:
         return "no rows in common", 0
     frame = pd.DataFrame(rows)
+    flagged = int((frame["flag"] != "").sum())
+    if changed:
+        frame = frame[frame["flag"] != ""]
     percent = lambda v: f"{v:+.1%}"  # noqa: E731
     table = markdown(frame, [
         ("stage", "stage", fmt_text), ("model", "model", fmt_text),
@@ -102,4 +106,4 @@ def compare(a: Store, b: Store, stage: str | None = None, threshold: float = 3.0
         ("change", "change", percent), ("noise", "noise (relative)", lambda v: f"{v:.1%}"),
         ("flag", f"beyond {threshold:g} x noise", fmt_text),
     ])  # fmt: skip
-    return table, int((frame["flag"] != "").sum())
+    return table, flagged

@@ -122,6 +122,8 @@ def iter_onnx(
     each batch size; one row per batch size, with the export's facts in every row. The .onnx
     file is written to ``onnx_dir``. Parity is checked in full fp32 (TF32 off on both sides);
     the timings use each runtime's defaults."""
+    import onnxruntime as ort
+
     name = model_or_name
     dev, provider = placement(resolve_device(device))
     size = image_size or archs.spec(name).image_size
@@ -144,6 +146,7 @@ def iter_onnx(
         "max_abs_diff": difference,
         "parity_ok": difference <= PARITY_TOLERANCE,
         "provider": provider,
+        "onnxruntime": ort.__version__,
         "ort_threads": torch.get_num_threads(),
         "device_name": backend_for(dev).name,
         "time_cap_s": time_cap_s,

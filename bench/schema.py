@@ -146,6 +146,7 @@ class OnnxRow(Point):
     max_abs_diff: float
     parity_ok: bool
     provider: str
+    onnxruntime: str  # its version
     ort_threads: int
     torch_images_per_s: float
     torch_cv: float

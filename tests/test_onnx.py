@@ -1,5 +1,6 @@
 """ONNX export, parity and provider recording on a small network."""
 
+import onnxruntime as ort
 import pytest
 import torch
 
@@ -31,6 +32,7 @@ def test_the_provider_that_ran_is_recorded(lenet_rows):
     rows, _ = lenet_rows
     # onnxruntime-gpu lists CUDA here too; on a CPU request the CPU provider must be the one used
     assert {r["provider"] for r in rows} == {"CPUExecutionProvider"}
+    assert {r["onnxruntime"] for r in rows} == {ort.__version__}  # and which onnxruntime it was
 
 
 def test_both_runtimes_are_timed_at_every_batch_size(lenet_rows):

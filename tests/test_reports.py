@@ -112,6 +112,10 @@ def test_compare_flags_only_changes_beyond_the_noise(tmp_path, full_row):
     assert _flagged(table) == {("speed", "images_per_s", "160"), ("speed", "median_ms", "6.25"),
                                ("profile", "params", "46,764,747")}  # fmt: skip
     assert flagged == 3 and "+4.0%" in table and "alexnet" not in table
+    changed, count = compare(a, b, changed=True)  # the flagged rows alone
+    assert (
+        count == 3 and len(changed.splitlines()) == 2 + 3 and _flagged(changed) == _flagged(table)
+    )
     assert compare(a, b, stage="profile")[1] == 1
     assert compare(a, b, threshold=20)[1] == 1  # 60% is within 20 x 5%
 
@@ -141,6 +145,12 @@ def test_compare_accuracy_against_the_binomial_error(tmp_path, capsys, full_row,
     out = capsys.readouterr().out
     assert out.count("CHANGED") == flagged
     assert (f"{flagged} change beyond the noise" if flagged else "no change beyond") in out
+    assert (
+        main(["compare", str(tmp_path / "a.sqlite"), str(tmp_path / "b.sqlite"), "--changed"]) == 0
+    )
+    changed = capsys.readouterr().out
+    assert changed.count("| train |") == flagged  # with --changed, no unchanged metric
+    assert changed.splitlines()[-1] == out.splitlines()[-1]
 
 
 def test_a_run_killed_mid_stage_resumes_without_measuring_again(tmp_path, capsys):

@@ -274,6 +274,8 @@ def write_onnx(store: Store, out_dir: Path) -> list[Path]:
     ]  # fmt: skip
     devices = sorted(set(frame.get("device_name", pd.Series(dtype=str)).dropna()))
     dates = sorted(r["provenance"]["date"] for r in rows)
+    versions = sorted({f"onnxruntime {r.get('onnxruntime') or '(not recorded)'} beside torch "
+                       f"{r['provenance']['torch']}" for r in rows if "provider" in r})  # fmt: skip
     text = (
         "# ONNX export and onnxruntime (`python -m bench onnx`)\n\n"
         "Exported with torch.onnx (dynamo exporter, dynamic batch axis), checked with "
@@ -282,9 +284,8 @@ def write_onnx(store: Store, out_dir: Path) -> list[Path]:
         "(tolerance 1e-4). Both runtimes "
         "are timed in the same child process with the protocol of `bench speed` (warm-up, then "
         "single steps until the time cap is spent), with as many threads each. Device: "
-        f"{', '.join(devices) or '-'}; measured {dates[0]} to {dates[-1]}.\n\n"
-        + markdown(frame, ONNX_COLUMNS)
-        + "\n"
+        f"{', '.join(devices) or '-'}; {'; '.join(versions) or '-'}; measured {dates[0]} to "
+        f"{dates[-1]}.\n\n" + markdown(frame, ONNX_COLUMNS) + "\n"
     )
     written = [out_dir / "onnx.md", out_dir / "onnx.csv"]
     atomic_write(written[0], text)

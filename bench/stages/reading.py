@@ -54,14 +54,16 @@ class CompareSettings:
                      positional=True)  # fmt: skip
     stage: str | None = option(None, "only this stage's rows", choices=tuple(METRICS))
     threshold: float = option(3.0, "flag changes beyond this many times their noise", parse=float)
+    changed: bool = option(False, "list only the changes beyond the noise")
 
 
 def compare(s: CompareSettings) -> int:
     """Per-metric differences between two stores; changes beyond the measured noise flagged."""
     from bench.compare import compare
 
-    table, flagged = compare(open_store(s.a), open_store(s.b), s.stage, s.threshold)
-    print(table)
+    table, flagged = compare(open_store(s.a), open_store(s.b), s.stage, s.threshold, s.changed)
+    if flagged or not s.changed:
+        print(table)
     print(f"{plural(flagged, 'change')} beyond the noise" if flagged else
           "no change beyond the noise")  # fmt: skip
     return 0

@@ -72,9 +72,9 @@ def _keyed(store: Store, stage: str) -> dict[tuple[str, str], dict[str, Any]]:
 def compare(a: Store, b: Store, stage: str | None = None, threshold: float = 3.0,
             changed: bool = False) -> tuple[str, int]:  # fmt: skip
     """A Markdown table of every shared metric's change (``changed``: of the flagged ones
-    alone), and how many changes are flagged: a change is flagged when it exceeds ``threshold``
-    times the larger relative noise of the two rows, or, for exact (counted) metrics, when
-    there is any change at all."""
+    alone, empty where there are none), and how many changes are flagged: a change is flagged
+    when it exceeds ``threshold`` times the larger relative noise of the two rows, or, for
+    exact (counted) metrics, when there is any change at all."""
     rows = []
     for name, (metrics, noise) in METRICS.items():
         if stage is not None and name != stage:
@@ -98,6 +98,8 @@ def compare(a: Store, b: Store, stage: str | None = None, threshold: float = 3.0
     flagged = int((frame["flag"] != "").sum())
     if changed:
         frame = frame[frame["flag"] != ""]
+        if frame.empty:
+            return "", 0
     percent = lambda v: f"{v:+.1%}"  # noqa: E731
     table = markdown(frame, [
         ("stage", "stage", fmt_text), ("model", "model", fmt_text),

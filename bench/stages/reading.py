@@ -62,7 +62,7 @@ def compare(s: CompareSettings) -> int:
     from bench.compare import compare
 
     table, flagged = compare(open_store(s.a), open_store(s.b), s.stage, s.threshold, s.changed)
-    if flagged or not s.changed:
+    if table:
         print(table)
     print(f"{plural(flagged, 'change')} beyond the noise" if flagged else
           "no change beyond the noise")  # fmt: skip

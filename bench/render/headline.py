@@ -112,18 +112,13 @@ def preset_run(runs: list[dict[str, Any]]) -> dict[str, Any] | None:
     return min(matching, key=lambda r: PRESET_RANK[r["preset"]], default=None)
 
 
-def training_speed(run: dict[str, Any], speeds: list[dict[str, Any]],
-                   history: list[dict[str, Any]]) -> str:  # fmt: skip
-    """Training images/s at the run's batch and input: from the speed sweep (``speeds``, one
-    row per point) if it timed that point on the run's device in the run's setup (a compiled
-    run's own, as its compile mode may differ from the sweep's), else from the training run
-    itself (images over training time, with its spread over the ``history``'s intervals)."""
+def swept_speed(run: dict[str, Any], speeds: list[dict[str, Any]]) -> str | None:
+    """Training images/s at the run's batch and input from the speed sweep (``speeds``, one row
+    per point), if it timed that point on the run's device in the run's setup; None for a
+    compiled run (its compile mode may differ from the sweep's) and for a point not timed."""
     techniques = run["technique_settings"] or {}
-    cv = throughput_cv(history)
-    epochs = f"CV {cv:.0%} over {len(history)} epochs" if cv == cv else "timed as a whole"
-    own = f"{run['images_per_s']:,.0f} (training run, {epochs})"
     if techniques.get("compile"):
-        return own
+        return None
     setup = speed_setup({"precision": "bf16" if run.get("autocast") == "bf16" else "fp32",
                          "channels_last": techniques.get("channels_last", False),
                          "compiled": False})  # fmt: skip
@@ -132,7 +127,15 @@ def training_speed(run: dict[str, Any], speeds: list[dict[str, Any]],
         if (r["mode"], r["batch_size"], r["image_size"], r["device_name"],
                 speed_setup(r)) == point:  # fmt: skip
             return f"{r['images_per_s']:,.0f} (speed sweep, {setup}, {spread(r)})"
-    return own
+    return None
+
+
+def own_speed(run: dict[str, Any], history: list[dict[str, Any]]) -> str:
+    """The training run's own images/s (images over training time), with its spread over the
+    ``history``'s intervals."""
+    cv = throughput_cv(history)
+    epochs = f"CV {cv:.0%} over {len(history)} epochs" if cv == cv else "timed as a whole"
+    return f"{run['images_per_s']:,.0f} (training run, {epochs})"
 
 
 def fast_recipes(runs: list[dict]) -> dict[str, list[dict]]:
@@ -195,7 +198,7 @@ def headline(store: Store) -> pd.DataFrame:
                 "model": label, **costs, "kind": kind, "test_acc": run["test_acc"],
                 "preset": run["preset"], "trained_input": f"{run['resize'] or 28} px",
                 "trained_macs": run.get("fwd_macs_per_image"),
-                "train_speed": training_speed(run, timed, store.details(
+                "train_speed": swept_speed(run, timed) or own_speed(run, store.details(
                     "train", run["model"], run["config"], "history")),
                 "accuracy": run_text(run),
                 "to_80": run.get("time_to_80_s"),

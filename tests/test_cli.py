@@ -194,7 +194,12 @@ def test_all_stages_on_the_smoke_profile_write_every_page(smoke_run, monkeypatch
     assert status.stdout == ""
     capsys.readouterr()
     assert main(["all", "--preset", "smoke"]) == 0  # a second run finds everything in the store
-    assert "[1/" not in capsys.readouterr().out
+    again = capsys.readouterr().out
+    assert "[1/" not in again and "0 networks to measure" in again and "0 runs to train" in again
+    stored = out.relative_to(checkout) / "results.sqlite"
+    for stage, item in [("peers", "network"), ("blocks", "case"), ("speed", "point"),
+                        ("onnx", "point"), ("pipeline", "feed")]:  # fmt: skip
+        assert f"{stage}: every {item} is in {stored} already; nothing to measure" in again
 
 
 def test_a_second_run_on_the_same_store_is_refused(tmp_path, capsys):

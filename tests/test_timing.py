@@ -335,5 +335,5 @@ def test_a_speed_run_with_nothing_left_to_time_measures_no_roof(monkeypatch, tmp
             "--time-cap", "0.01", "--store", str(tmp_path / "r.sqlite"), "--out", str(tmp_path)]  # fmt: skip
     assert main(argv) == 0 and main(argv) == 0
     assert measured == [1]  # by the first run only, which timed the point
-    assert "every point is in" in capsys.readouterr().out
+    assert "speed: every point is in" in capsys.readouterr().out
     assert len(Store(tmp_path / "r.sqlite").rows("machine")) == 1

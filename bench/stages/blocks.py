@@ -11,6 +11,7 @@ from bench.console import Progress
 from bench.stages.common import (
     Command,
     Staged,
+    all_stored,
     device_of,
     device_option,
     time_cap_option,
@@ -38,6 +39,8 @@ def run(s: Settings) -> int:
             if not store.has("blocks", exercise, config)]  # fmt: skip
     job = Job(measure, {"seconds": s.time_cap, "indices": todo, "device": device.type},
               s.timeout)  # fmt: skip
+    if not todo:
+        all_stored("blocks", "case", store)
     failed = False
     with Progress("blocks", len(todo)) as progress:
         for _, message in s.runner(device).run([job] if todo else []):

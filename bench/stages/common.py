@@ -272,12 +272,19 @@ def run_sweeps(store: Any, stage: str, executor: Any, jobs: list) -> int:
     from bench.executors import sweep_into
     from bench.schema import FAILED
 
+    if not jobs:
+        all_stored(stage, "point", store)
     failures = 0
     with Progress(stage, sum(len(job.kwargs["batch_sizes"]) for job, *_ in jobs)) as progress:
         for label, batch, status, text in sweep_into(store, stage, executor, jobs):
             failures += status in FAILED
             progress.item(f"{label} batch {batch}: {status} {text}")
     return failures
+
+
+def all_stored(stage: str, item: str, store: Any) -> None:
+    """Say that a stage found every ``item`` it was asked for in ``store`` already."""
+    print(f"{stage}: every {item} is in {store.path} already; nothing to measure")
 
 
 def write_pages(store: Any, write: Callable[[Any, Path], list[Path]], folder: Path) -> None:

@@ -7,7 +7,14 @@ import os
 from dataclasses import dataclass
 
 from bench.console import Progress
-from bench.stages.common import Command, Networks, select_models, timeout_option, write_pages
+from bench.stages.common import (
+    Command,
+    Networks,
+    all_stored,
+    select_models,
+    timeout_option,
+    write_pages,
+)
 from bench.store import Store
 
 
@@ -33,6 +40,8 @@ def run(s: Settings) -> int:
                 "image_size": archs.spec(name).image_size}  # fmt: skip
 
     todo = [n for n in names if not store.has("peers", n, key(n))]
+    if not todo:
+        all_stored("peers", "network", store)
     jobs = [Job(peer_row, {"name": n}, s.timeout, exclusive=False) for n in todo]
     with Progress("peers", len(todo)) as progress:
         for index, message in s.runner(workers=os.cpu_count() or 1).run(jobs):

@@ -10,6 +10,7 @@ from bench.stages.common import (
     Command,
     OnData,
     UsageError,
+    all_stored,
     device_of,
     option,
     seconds,
@@ -43,6 +44,8 @@ def run(s: Settings) -> int:
     keys = [(m, r, {"resize": r, "device": device_name, "seconds": s.seconds}) for m, r in cases]
     todo = [(m, r, key) for m, r, key in keys
             if not all(store.has("pipeline", m, {**key, "feed": f}) for f in FEEDS)]  # fmt: skip
+    if not todo:
+        all_stored("pipeline", "feed", store)
     jobs = [Job(feed_throughputs, dict(model_name=m, resize=r, data_dir=s.data_dir,
                                        device=s.device, seconds=s.seconds), s.timeout)
             for m, r, _ in todo]  # fmt: skip

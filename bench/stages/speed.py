@@ -69,8 +69,6 @@ def run(s: Settings) -> int:
             todo = [b for b in s.batch_sizes if not store.has("speed", name, point(b), FINAL)]
             if todo:
                 sweeps.append((name, mode, size, point, todo))
-    if not sweeps:
-        print(f"speed: every point is in {s.store} already; nothing to measure")
     peak = measure_roof(s, device, backend.name, executor, store) if sweeps else None
     jobs = []
     for name, mode, size, point, todo in sweeps:

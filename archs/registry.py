@@ -119,7 +119,7 @@ def spec(name: str) -> ModelSpec:
         return _REGISTRY[name]
     except KeyError:
         close = difflib.get_close_matches(name, _REGISTRY, n=5, cutoff=0.5)
-        hint = f"; did you mean {', '.join(close)}?" if close else "; see archs.list_models()"
+        hint = f"; did you mean {', '.join(close)}?" if close else "; python -m archs lists them"
         raise KeyError(f"unknown model {name!r}{hint}") from None
 
 

@@ -247,6 +247,8 @@ def select_models(patterns: str) -> list[str]:
     plain name gets close-match hints)."""
     chosen, external = set(), []
     for pattern in patterns.split(","):
+        if not pattern.strip():
+            raise UsageError(f"--models {patterns!r} holds an empty name")
         if ":" in pattern:  # a tv:/timm: network, by its exact name
             try:
                 external.append(archs.spec(pattern).name)

@@ -1,11 +1,11 @@
 """Throughput, latency and peak memory of a network across batch sizes, in inference and training.
 
 One timing protocol for every device: warm up, then time single steps until a time cap is
-spent, and report the distribution (median, p90, p99, n, coefficient of variation). A training
-step is forward, loss, backward and an SGD step; the model's state (weights and batch-norm
-statistics) is restored afterwards. The CLI runs each (model, mode, settings) sweep in a child
-process with a timeout (bench/isolation.py), so that one network's crash, out-of-memory or hang
-loses nothing else.
+spent and at least three were timed, and report the distribution (median, p90, p99, n,
+coefficient of variation). A training step is forward, loss, backward and an SGD step; the
+model's state (weights and batch-norm statistics) is restored afterwards. The CLI runs each
+(model, mode, settings) sweep in a child process with a timeout (bench/isolation.py), so that
+one network's crash, out-of-memory or hang loses nothing else.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from bench.flops import step_flops_per_image
 from bench.schema import Status
 
 MODES = ("infer", "train")
+MIN_TIMED_STEPS = 3  # a point is timed at least this often, so that it has a spread
 
 NOT_APPLICABLE = (
     "batch norm in training needs more than one value per channel, and this batch has one"
@@ -63,13 +64,19 @@ def summarize(seconds: list[float], batch_size: int) -> dict[str, float]:
 
 
 def time_steps(
-    step: Callable[[], Any], backend: Backend, cap_s: float, warmup: int = 2, max_steps: int = 500
+    step: Callable[[], Any],
+    backend: Backend,
+    cap_s: float,
+    warmup: int = 2,
+    min_steps: int = 1,
+    max_steps: int = 500,
 ) -> list[float]:
-    """Step times after ``warmup`` untimed steps; at least one, then until ``cap_s`` is spent."""
+    """Step times after ``warmup`` untimed steps: at least ``min_steps`` (and one), then until
+    ``cap_s`` is spent, at most ``max_steps``."""
     for _ in range(warmup):
         step()
     times: list[float] = []
-    while not times or (sum(times) < cap_s and len(times) < max_steps):
+    while len(times) < max(min_steps, 1) or (sum(times) < cap_s and len(times) < max_steps):
         times.append(backend.time(step))
     return times
 
@@ -93,7 +100,8 @@ def sweep(
     warmup: int = 2,
     max_step_s: float = math.inf,
 ) -> Iterator[SweepPoint]:
-    """Time ``make_step(batch)`` at each batch size, smallest first, for ``cap_s`` seconds each.
+    """Time ``make_step(batch)`` at each batch size, smallest first, for ``cap_s`` seconds each
+    and at least ``MIN_TIMED_STEPS`` steps.
     A point's peak memory is the growth from before ``make_step(batch)``: the inputs it makes
     count, the model's weights do not.
 
@@ -112,7 +120,7 @@ def sweep(
             return
         try:
             backend.reset_peak()
-            times = time_steps(make_step(batch), backend, cap_s, warmup)
+            times = time_steps(make_step(batch), backend, cap_s, warmup, MIN_TIMED_STEPS)
             peak = backend.peak_bytes()
         except Exception as error:
             message = (str(error) or type(error).__name__).splitlines()[0]

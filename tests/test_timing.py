@@ -134,6 +134,14 @@ def test_time_steps_stops_at_the_cap_after_warmup():
     assert len(times) == 6 and len(calls) == 3 + 6  # 6 x 0.1 s reaches the 0.55 s cap
     backend.batch = 100  # one step (10 s) is longer than the cap: still timed once
     assert len(sp.time_steps(lambda: None, backend, cap_s=0.5, warmup=0)) == 1
+    assert len(sp.time_steps(lambda: None, backend, cap_s=0.5, warmup=0, min_steps=3)) == 3
+
+
+def test_a_point_slower_than_the_cap_is_timed_often_enough_to_have_a_spread():
+    backend = FakeBackend(seconds_per_image=0.01)  # batch 64: 0.64 s a step, over the cap
+    make_step, _ = factory_failing_at(backend, 10**9, None)
+    (point,) = sp.sweep(make_step, [64], backend, cap_s=0.1)
+    assert point.stats["n"] == sp.MIN_TIMED_STEPS == 3 and point.stats["cv"] == 0.0
 
 
 def test_summary_statistics():

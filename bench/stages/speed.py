@@ -21,7 +21,7 @@ from bench.stages.common import (
     write_pages,
 )
 from bench.store import Store
-from bench.timing import MODES
+from bench.timing import MIN_TIMED_STEPS, MODES
 
 
 def modes(text: str) -> tuple[str, ...]:
@@ -103,8 +103,8 @@ def measure_roof(s: Settings, device: Any, name: str, executor: Any,
     print(
         f"speed: {name}; peak {roof['peak_flops_per_s'] / 1e9:,.0f} GFLOP/s "
         f"({roof['peak_source']}), a matmul achieves {roof['achievable_flops_per_s'] / 1e9:,.0f}; "
-        f"memory {roof['bandwidth_bytes_per_s'] / 1e9:,.1f} GB/s; each point capped at "
-        f"{s.time_cap:g} s of timed steps"
+        f"memory {roof['bandwidth_bytes_per_s'] / 1e9:,.1f} GB/s; each point timed for "
+        f"{s.time_cap:g} s, and at least {MIN_TIMED_STEPS} steps"
     )
     store.put("machine", name, {"precision": s.precision}, roof)
     return roof["peak_flops_per_s"], roof["peak_source"]

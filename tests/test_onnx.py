@@ -1,7 +1,5 @@
 """ONNX export, parity and provider recording on a small network."""
 
-import math
-
 import onnxruntime as ort
 import pytest
 import torch
@@ -40,9 +38,9 @@ def test_the_provider_that_ran_is_recorded(lenet_rows):
 def test_both_runtimes_are_timed_at_every_batch_size(lenet_rows):
     rows, _ = lenet_rows
     for row in rows:
-        assert row["status"] == "ok" and row["torch_status"] == "ok"
-        for cv in (row["cv"], row["torch_cv"]):  # each runtime's spread: NaN where a loaded
-            assert cv > 0 or math.isnan(cv)  # machine let only one step into the time cap
+        assert row["status"] == "ok" and row["torch_status"] == "ok" and row["n"] >= 3
+        for cv in (row["cv"], row["torch_cv"]):  # each runtime's spread, over 3 steps or more
+            assert cv > 0
         assert row["ort_over_torch"] == pytest.approx(
             row["images_per_s"] / row["torch_images_per_s"]
         )

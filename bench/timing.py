@@ -71,12 +71,12 @@ def time_steps(
     min_steps: int = 1,
     max_steps: int = 500,
 ) -> list[float]:
-    """Step times after ``warmup`` untimed steps: at least ``min_steps`` (and one), then until
-    ``cap_s`` is spent, at most ``max_steps``."""
+    """Step times after ``warmup`` untimed steps: at least ``min_steps`` (one or more), then
+    until ``cap_s`` is spent, at most ``max_steps``."""
     for _ in range(warmup):
         step()
     times: list[float] = []
-    while len(times) < max(min_steps, 1) or (sum(times) < cap_s and len(times) < max_steps):
+    while len(times) < min_steps or (sum(times) < cap_s and len(times) < max_steps):
         times.append(backend.time(step))
     return times
 

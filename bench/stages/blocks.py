@@ -37,10 +37,10 @@ def run(s: Settings) -> int:
     every = cases(s.time_cap, device)
     todo = [i for i, (exercise, config, _) in enumerate(every)
             if not store.has("blocks", exercise, config)]  # fmt: skip
-    job = Job(measure, {"seconds": s.time_cap, "indices": todo, "device": device.type},
-              s.timeout)  # fmt: skip
     if not todo:
         all_stored("blocks", "case", store)
+    job = Job(measure, {"seconds": s.time_cap, "indices": todo, "device": device.type},
+              s.timeout)  # fmt: skip
     failed = False
     with Progress("blocks", len(todo)) as progress:
         for _, message in s.runner(device).run([job] if todo else []):

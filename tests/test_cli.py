@@ -194,6 +194,7 @@ def test_all_stages_on_the_smoke_profile_write_every_page(smoke_run, monkeypatch
     assert status.stdout == ""
     capsys.readouterr()
     assert main(["all", "--preset", "smoke"]) == 0  # a second run finds everything in the store
+    assert len(Store(out / "results.sqlite").rows("run")) == 1  # and leaves it as it was
     again = capsys.readouterr().out
     assert "[1/" not in again and "0 networks to measure" in again and "0 runs to train" in again
     stored = out.relative_to(checkout) / "results.sqlite"

@@ -136,7 +136,9 @@ def stage_settings(s: Settings, preset: str) -> list[Step]:
 
 def run(s: Settings) -> int:
     """Every step of the preset's plan in order, then every page; a step that fails is
-    recorded and the next one runs."""
+    recorded and the next one runs. The run itself (its steps' outcomes, wall time) is stored
+    where it measured something or a step did not end ok: a run that finds every point in the
+    store leaves the store as it was."""
     from bench import runs
     from bench.stages import COMMANDS
 
@@ -166,10 +168,12 @@ def run(s: Settings) -> int:
                 print(f"{name} failed: {message}; the next stage runs", flush=True)
     finally:  # an interrupted run is recorded too, with the stages it finished
         store = Store(s.store)
-        left = [m for m in archs.list_models() if not PRESETS[preset].trains(m)]
-        store.put("run", preset, {"started": began}, {
-            "preset": preset, "models": s.models, "wall_s": time.perf_counter() - started,
-            "stages": outcomes, "not_trained": left})  # fmt: skip
+        stored = any(r["provenance"]["date"] >= began for r in store.rows() if r["stage"] != "run")
+        if stored or set(outcomes.values()) - {"ok"}:
+            left = [m for m in archs.list_models() if not PRESETS[preset].trains(m)]
+            store.put("run", preset, {"started": began}, {
+                "preset": preset, "models": s.models, "wall_s": time.perf_counter() - started,
+                "stages": outcomes, "not_trained": left})  # fmt: skip
     written = runs.render(store, s.out)
     store.close()
     print(

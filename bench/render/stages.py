@@ -25,6 +25,7 @@ from bench.render.format import (
 from bench.render.setups import POINT, speed_setup
 from bench.schema import Status
 from bench.store import Store
+from bench.timing import MIN_TIMED_STEPS
 
 SUMMARY_COLUMNS: list[Column] = [
     ("model", "model", fmt_text),
@@ -208,9 +209,10 @@ def write_speed(store: Store, out_dir: Path) -> list[Path]:
         sections.append(
             f"## {device}, {speed_setup(group.iloc[0])}"
             + f"\n\nProtocol: untimed warm-up steps, then single steps timed until {cap:g} s "
-            "are spent (at least one); throughput is the batch over the median step. A training "
-            "step is forward, cross-entropy, backward and an SGD step. A batch size whose step "
-            "would exceed the run's step limit, extrapolated from the previous size, is skipped "
+            f"are spent and at least {MIN_TIMED_STEPS} were timed (n: how many); throughput is "
+            "the batch over the median step. A training step is forward, cross-entropy, "
+            "backward and an SGD step. A batch size whose step would exceed the run's step "
+            "limit, extrapolated from the previous size, is skipped "
             "(a skip that a run with a higher limit measured is not listed; a point that two "
             "runs measured is listed for each, their difference being run-to-run noise, and the "
             "other pages read the one with more timed steps). Peak memory: "
@@ -283,7 +285,8 @@ def write_onnx(store: Store, out_dir: Path) -> list[Path]:
         "PyTorch and onnxruntime in eval mode on a batch of 2, TF32 off on both sides "
         "(tolerance 1e-4). Both runtimes "
         "are timed in the same child process with the protocol of `bench speed` (warm-up, then "
-        "single steps until the time cap is spent), with as many threads each. Device: "
+        f"single steps until the time cap is spent and at least {MIN_TIMED_STEPS} were timed), "
+        "with as many threads each. Device: "
         f"{', '.join(devices) or '-'}; {'; '.join(versions) or '-'}; measured {dates[0]} to "
         f"{dates[-1]}.\n\n" + markdown(frame, ONNX_COLUMNS) + "\n"
     )

@@ -284,7 +284,8 @@ class RunRow(TypedDict):
     preset: str
     models: None
     wall_s: float
-    stages: dict[str, Any]
+    stages: dict[str, Any]  # each step's outcome, by its name
+    stage_s: dict[str, float]  # the seconds each step took, an interrupted one's too
     not_trained: list[str]  # networks the preset leaves to another preset
 
 

@@ -1,6 +1,7 @@
 """``python -m bench``: bad input is one line and exit code 2; profile fills the store once."""
 
 import dataclasses
+import re
 import subprocess
 import sys
 
@@ -245,6 +246,11 @@ def test_a_stage_that_fails_or_has_nothing_to_do_is_recorded_and_the_rest_run(
         "speed": "ok", "onnx": "ok", "train": "ok", "speed: batch 2": "ok",
         "pipeline": "skipped: the pipeline cases are lenet, resnet18, alexnet",
     }  # fmt: skip
+    assert run["stage_s"].keys() == run["stages"].keys()  # each step's time, beside its outcome
+    index = (out / "index.md").read_text()
+    assert re.search(
+        r"blocks: failed: RuntimeError: a bug in the blocks stage, \d+ s; speed: ok", index
+    )
     assert "== speed: batch 2 (smoke preset) ==" in printed
     inferred = sorted(r["config"]["batch_size"] for r in store.rows("speed")
                       if r["config"]["mode"] == "infer")  # fmt: skip

@@ -44,7 +44,7 @@ def test_the_index_of_runs_lists_published_runs_only(tmp_path):
     for name in ("cpu-x", "smoke-x"):
         store = Store(root / name / runs.STORE_NAME)
         store.put("run", name.split("-")[0], {"started": "t"}, {"preset": name.split("-")[0],
-                  "models": None, "wall_s": 120.0, "stages": {}, "not_trained": []})  # fmt: skip
+                  "models": None, "wall_s": 120.0, "stages": {}, "stage_s": {}, "not_trained": []})  # fmt: skip
         store.close()
     runs.write_runs_index(root)
     index = (root / "index.md").read_text()
@@ -113,3 +113,15 @@ def test_the_committed_index_of_runs_is_the_stores(tmp_path):
     runs.write_runs_index(tmp_path)
     for page in ("index.md", "index.html"):
         assert (tmp_path / page).read_text() == (ROOT / "reports" / page).read_text()
+
+
+def test_the_index_lists_each_run_of_all_with_its_steps_outcomes_and_times(tmp_path):
+    from bench.render.headline import runs_of_all
+
+    store = Store(tmp_path / runs.STORE_NAME)
+    store.put("run", "cpu", {"started": "2026-01-01T00:00:00+00:00"}, {
+        "preset": "cpu", "models": "lenet", "wall_s": 95.0, "stages": {"profile": "ok"},
+        "stage_s": {"profile": 4.6, "speed": 80.0}, "not_trained": []})  # fmt: skip
+    (run,) = runs_of_all(store).to_dict("records")
+    assert (run["networks"], run["wall"]) == ("lenet", "1.6 min")
+    assert run["steps"] == "profile: ok, 5 s; speed: did not finish, 1.3 min"  # stopped in speed

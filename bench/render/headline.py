@@ -233,6 +233,36 @@ def write_tradeoffs(store: Store, out_dir: Path) -> list[Path]:
     return written
 
 
+RUN_COLUMNS = [
+    (column, header, fmt_text) for column, header in [
+        ("started", "started"), ("preset", "preset"), ("networks", "networks"),
+        ("wall", "wall time"), ("steps", "each step: outcome, time (measured)"),
+    ]
+]  # fmt: skip
+
+
+def runs_of_all(store: Store) -> pd.DataFrame:
+    """Each ``python -m bench all`` the store records: when, which preset and networks, its
+    wall time, and each step's outcome and time (a step with a time and no outcome did not
+    finish: the run was stopped in it)."""
+
+    def took(seconds: float) -> str:
+        return f"{seconds / 60:.1f} min" if seconds >= 60 else f"{seconds:.0f} s"
+
+    rows = []
+    for run in store.rows("run"):
+        times = run.get("stage_s", {})  # not recorded by the runs of earlier versions
+        steps = [
+            f"{name}: {run['stages'].get(name, 'did not finish')}"
+            + (f", {took(times[name])}" if name in times else "")
+            for name in dict.fromkeys([*run["stages"], *times])
+        ]
+        rows.append({"started": run["config"]["started"], "preset": run["preset"],
+                     "networks": run["models"] or "the preset's", "wall": took(run["wall_s"]),
+                     "steps": "; ".join(steps)})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
 def write_index(store: Store, out_dir: Path, preset: str | None) -> list[Path]:
     """A run's index.md: the headline plot and table, then every page."""
     table = headline(store)
@@ -265,6 +295,7 @@ def write_index(store: Store, out_dir: Path, preset: str | None) -> list[Path]:
         f"({r['bandwidth_source']})"
         for r in roofs
     )
+    runs = runs_of_all(store)
     headline_plot = "".join(f"![{text}]({path})\n\n" for path, text in plots[:1])
     links = "\n".join(f"- [{page}]({page}): {text}" for page, text in pages)
     links += "".join(f"\n- [{path}]({path}) ([svg]({path[:-4]}.svg)): {text}"
@@ -276,6 +307,8 @@ def write_index(store: Store, out_dir: Path, preset: str | None) -> list[Path]:
                     HEADLINE_COLUMNS) if len(table) else "No results yet.")
         + ("\n\n## Yardsticks\n\nWhat the device does at its best, measured by the speed "
            "stage beside its datasheet or instruction-set peak:\n" + yardsticks if roofs else "")
+        + ("\n\n## Runs of `python -m bench all`\n\n" + markdown(runs, RUN_COLUMNS)
+           if len(runs) else "")
         + "\n\n## Everything else\n\n" + links + "\n"
     )  # fmt: skip
     written = out_dir / "index.md"

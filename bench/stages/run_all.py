@@ -136,7 +136,8 @@ def stage_settings(s: Settings, preset: str) -> list[Step]:
 
 def run(s: Settings) -> int:
     """Every step of the preset's plan in order, then every page; a step that fails is
-    recorded and the next one runs. The run itself (its steps' outcomes, wall time) is stored
+    recorded and the next one runs. The run itself (each step's outcome and seconds, the wall
+    time) is stored
     where it measured something or a step did not end ok: a run that finds every point in the
     store leaves the store as it was."""
     from bench import runs
@@ -146,11 +147,12 @@ def run(s: Settings) -> int:
     s.data()  # before anything runs: the data is there, or one line says how
     s.runner(device_of(s))  # and so is Ray, where it is asked for
     steps = stage_settings(s, preset)  # and every pattern of --models matches a network
-    worst, outcomes = 0, {}
+    worst, outcomes, seconds = 0, {}, {}
     started, began = time.perf_counter(), provenance()["date"]
     try:
         for stage, settings, name, _ in steps:
             print(f"== {name} ({preset} preset) ==", flush=True)
+            step_started = time.perf_counter()
             try:
                 if settings is None:
                     raise UsageError(f"none of its networks is among --models {s.models}")
@@ -166,6 +168,8 @@ def run(s: Settings) -> int:
                 message = f"{type(error).__name__}: {error}".splitlines()[0]
                 outcomes[name], worst = f"failed: {message}", 1
                 print(f"{name} failed: {message}; the next stage runs", flush=True)
+            finally:  # an interrupted step's time too
+                seconds[name] = time.perf_counter() - step_started
     finally:  # an interrupted run is recorded too, with the stages it finished
         store = Store(s.store)
         stored = any(r["provenance"]["date"] >= began for r in store.rows() if r["stage"] != "run")
@@ -173,7 +177,7 @@ def run(s: Settings) -> int:
             left = [m for m in archs.list_models() if not PRESETS[preset].trains(m)]
             store.put("run", preset, {"started": began}, {
                 "preset": preset, "models": s.models, "wall_s": time.perf_counter() - started,
-                "stages": outcomes, "not_trained": left})  # fmt: skip
+                "stages": outcomes, "stage_s": seconds, "not_trained": left})  # fmt: skip
     written = runs.render(store, s.out)
     store.close()
     print(

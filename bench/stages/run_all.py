@@ -137,9 +137,8 @@ def stage_settings(s: Settings, preset: str) -> list[Step]:
 def run(s: Settings) -> int:
     """Every step of the preset's plan in order, then every page; a step that fails is
     recorded and the next one runs. The run itself (each step's outcome and seconds, the wall
-    time) is stored
-    where it measured something or a step did not end ok: a run that finds every point in the
-    store leaves the store as it was."""
+    time) is stored where it measured something or a step did not end ok: a run that finds
+    every point in the store leaves the store as it was."""
     from bench import runs
     from bench.stages import COMMANDS
 

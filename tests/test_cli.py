@@ -252,6 +252,7 @@ def test_a_stage_that_fails_or_has_nothing_to_do_is_recorded_and_the_rest_run(
         r"blocks: failed: RuntimeError: a bug in the blocks stage, \d+ s; speed: ok", index
     )
     assert "== speed: batch 2 (smoke preset) ==" in printed
+    assert re.search(r"all stages in \d+ s \(profile \d+ s, peers \d+ s, blocks \d+ s, ", printed)
     inferred = sorted(r["config"]["batch_size"] for r in store.rows("speed")
                       if r["config"]["mode"] == "infer")  # fmt: skip
     assert inferred == [1, 2, 8, 128]  # the smoke plan's batch sizes, then the step's

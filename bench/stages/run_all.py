@@ -179,8 +179,9 @@ def run(s: Settings) -> int:
                 "stages": outcomes, "stage_s": seconds, "not_trained": left})  # fmt: skip
     written = runs.render(store, s.out)
     store.close()
+    each = ", ".join(f"{name} {took:.0f} s" for name, took in seconds.items())
     print(
-        f"all stages in {time.perf_counter() - started:.0f} s; "
+        f"all stages in {time.perf_counter() - started:.0f} s ({each}); "
         f"{plural(len(written), 'file')} in {s.out}; index: {s.out / 'index.md'}"
     )
     return worst

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import archs
+from bench.timing import MIN_TIMED_STEPS
 
 
 class UsageError(Exception):
@@ -94,8 +95,10 @@ def in_channels_option() -> Any:
                   parse=positive)  # fmt: skip
 
 
-def time_cap_option(default: float = 2.0) -> Any:
-    return option(default, "seconds of timed steps per point", parse=seconds)
+def time_cap_option(default: float = 2.0, steps: int = 1) -> Any:
+    """``--time-cap``: the seconds a point's timed steps take, of which at least ``steps``."""
+    least = f", and at least {steps} steps" if steps > 1 else ""
+    return option(default, f"seconds of timed steps per point{least}", parse=seconds)
 
 
 def max_step_option() -> Any:
@@ -174,7 +177,7 @@ class Sweep(OnDevice):
     batch_sizes: tuple[int, ...] = batch_sizes_option()
     image_size: int | None = image_size_option()
     in_channels: int | None = in_channels_option()
-    time_cap: float = time_cap_option()
+    time_cap: float = time_cap_option(steps=MIN_TIMED_STEPS)
     max_step: float = max_step_option()
 
 

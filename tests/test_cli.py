@@ -258,6 +258,20 @@ def test_a_stage_that_fails_or_has_nothing_to_do_is_recorded_and_the_rest_run(
     assert inferred == [1, 2, 8, 128]  # the smoke plan's batch sizes, then the step's
 
 
+def test_a_run_stopped_before_it_stored_anything_is_recorded_with_where_it_stopped(
+    tmp_path, capsys, monkeypatch
+):
+    def stopped(args):
+        raise KeyboardInterrupt  # Ctrl-C in the first step
+
+    monkeypatch.setitem(COMMANDS, "profile", dataclasses.replace(COMMANDS["profile"], run=stopped))
+    store_path = tmp_path / "results.sqlite"
+    argv = ["all", "--preset", "smoke", "--store", str(store_path), "--out", str(tmp_path)]
+    assert main(argv) == 130
+    (run,) = Store(store_path).rows("run")
+    assert run["stages"] == {} and list(run["stage_s"]) == ["profile"]
+
+
 def test_models_replace_a_plans_sweep_but_narrow_a_step_for_particular_networks(tmp_path):
     """`--models 'resnet*'` under the cpu preset: the speed sweep times every ResNet, the step
     for 8.7.7.3 (DenseNet-121 and ResNet-50) only ResNet-50, AlexNet's step none; a pattern

@@ -45,7 +45,8 @@ GPU_PEAK_TFLOPS = [
 @dataclass
 class Backend(ABC):
     """What timing needs from a device: a clock around one step, and the step's peak memory
-    (growth over a baseline set by ``reset_peak``); ``memory_kind`` says what that memory is."""
+    (growth over a baseline set by ``reset_peak``; ``restart_peak`` forgets the peak so far but
+    keeps the baseline); ``memory_kind`` says what that memory is."""
 
     device: torch.device
     name: str
@@ -59,6 +60,10 @@ class Backend(ABC):
     @abstractmethod
     def reset_peak(self) -> None:
         """Start a new peak-memory reading from what is in use now."""
+
+    @abstractmethod
+    def restart_peak(self) -> None:
+        """Forget the peak so far (what is still in use stays counted), keeping the baseline."""
 
     @abstractmethod
     def peak_bytes(self) -> int:
@@ -80,8 +85,11 @@ class CpuBackend(Backend):
     def reset_peak(self) -> None:
         gc.collect()
         _LIBC.malloc_trim(0)  # hand freed heap back, so that the next step's growth shows
-        Path("/proc/self/clear_refs").write_text("5")
+        self.restart_peak()
         self.baseline = _proc_status("VmRSS")
+
+    def restart_peak(self) -> None:
+        Path("/proc/self/clear_refs").write_text("5")  # VmHWM := VmRSS
 
     def peak_bytes(self) -> int:
         return _proc_status("VmHWM") - self.baseline
@@ -103,9 +111,12 @@ class CudaBackend(Backend):
         return start.elapsed_time(end) / 1000
 
     def reset_peak(self) -> None:
+        self.restart_peak()
+        self.baseline = torch.cuda.memory_allocated(self.device)
+
+    def restart_peak(self) -> None:
         torch.cuda.synchronize(self.device)
         torch.cuda.reset_peak_memory_stats(self.device)
-        self.baseline = torch.cuda.memory_allocated(self.device)
 
     def peak_bytes(self) -> int:
         torch.cuda.synchronize(self.device)

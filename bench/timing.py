@@ -101,9 +101,11 @@ def sweep(
     max_step_s: float = math.inf,
 ) -> Iterator[SweepPoint]:
     """Time ``make_step(batch)`` at each batch size, smallest first, for ``cap_s`` seconds each
-    and at least ``MIN_TIMED_STEPS`` steps.
-    A point's peak memory is the growth from before ``make_step(batch)``: the inputs it makes
-    count, the model's weights do not.
+    and at least ``MIN_TIMED_STEPS`` steps, after ``warmup`` untimed ones.
+    A point's peak memory is the highest it reaches during the timed steps, as growth from
+    before ``make_step(batch)``: the inputs it makes count, the model's weights do not, nor do
+    what only the warm-up steps hold (cuDNN's algorithm search) and the runtime's one-time
+    allocations (thread pools, library handles), which one step before the first point makes.
 
     After an out-of-memory error the larger batch sizes are skipped; another error is recorded
     for its batch size only. A batch size whose single step would take longer than
@@ -111,6 +113,7 @@ def sweep(
     device ends in bounded time.
     """
     last: tuple[int, float] | None = None
+    warmed = False  # whether the runtime's one-time allocations are made
     for i, batch in enumerate(sorted(batch_sizes)):
         if last is not None and last[1] * batch / last[0] > max_step_s:
             predicted = last[1] * batch / last[0]
@@ -119,8 +122,15 @@ def sweep(
                 yield SweepPoint(rest, Status.SKIPPED, note)
             return
         try:
+            if not warmed:
+                make_step(batch)()
+                warmed = True
             backend.reset_peak()
-            times = time_steps(make_step(batch), backend, cap_s, warmup, MIN_TIMED_STEPS)
+            step = make_step(batch)
+            for _ in range(warmup):
+                step()
+            backend.restart_peak()
+            times = time_steps(step, backend, cap_s, 0, MIN_TIMED_STEPS)
             peak = backend.peak_bytes()
         except Exception as error:
             message = (str(error) or type(error).__name__).splitlines()[0]

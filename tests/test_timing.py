@@ -28,6 +28,9 @@ class FakeBackend(dev.Backend):
     def reset_peak(self):
         pass
 
+    def restart_peak(self):
+        pass
+
     def peak_bytes(self):
         return 1000 * self.batch
 
@@ -57,10 +60,62 @@ def test_out_of_memory_at_64_skips_the_larger_batch_sizes():
     assert [(p.batch_size, p.status) for p in points] == [
         (8, "ok"), (32, "ok"), (64, "oom"), (128, "skipped"), (256, "skipped")
     ]  # fmt: skip
-    assert made == [8, 32, 64]  # nothing larger was even built
+    assert made == [8, 8, 32, 64]  # once to warm the runtime up; nothing larger was built
     assert points[2].note == "CUDA out of memory. Tried to allocate 2 GiB"
     assert points[3].note == "larger than batch 64, which ran out of memory"
     assert points[1].peak_bytes == 32_000
+
+
+class Memory(FakeBackend):
+    """A device whose memory is what the steps below allocate and free."""
+
+    def __init__(self):
+        super().__init__()
+        self.in_use = self.peak = 0
+
+    def allocate(self, size, free=False):
+        self.peak = max(self.peak, self.in_use + size)
+        self.in_use += 0 if free else size
+
+    def reset_peak(self):
+        self.baseline = self.peak = self.in_use
+
+    def restart_peak(self):
+        self.peak = self.in_use
+
+    def peak_bytes(self):
+        return self.peak - self.baseline
+
+
+def test_a_points_peak_is_its_inputs_and_steps_not_the_runtimes_first_use_nor_its_warm_up():
+    memory, shapes_seen = Memory(), set()
+
+    def make_step(batch):
+        memory.batch = batch  # for the clock
+        memory.allocate(batch)  # the input, held while the step lives
+
+        def step():
+            if not shapes_seen:
+                memory.allocate(10**6)  # the runtime's first use: thread pools, handles
+            if batch not in shapes_seen:
+                memory.allocate(10**5, free=True)  # an algorithm search, once per shape
+                shapes_seen.add(batch)
+            memory.allocate(10 * batch, free=True)  # the step's activations
+
+        return step
+
+    points = list(sp.sweep(make_step, [8, 32], memory, cap_s=0))
+    assert [p.peak_bytes for p in points] == [8 + 80, 32 + 320]
+
+
+def test_the_cpu_peak_restarts_from_what_is_resident_keeping_its_baseline():
+    backend = dev.CpuBackend(torch.device("cpu"), "cpu")
+    backend.reset_peak()
+    block = np.ones(2**24)  # 128 MiB, mapped and touched, then handed back
+    del block
+    assert backend.peak_bytes() > 3 * 2**25  # above 96 MiB: the peak saw it
+    backend.restart_peak()
+    assert backend.peak_bytes() < 2**25  # below 32 MiB: the new peak did not
 
 
 def test_cpu_allocator_failure_counts_as_out_of_memory():
@@ -122,7 +177,7 @@ def test_steps_predicted_over_the_limit_are_skipped():
     make_step, made = factory_failing_at(backend, 10**9, None)
     points = list(sp.sweep(make_step, [8, 64, 512], backend, cap_s=0.1, max_step_s=1.0))
     assert [p.status for p in points] == ["ok", "ok", "skipped"]
-    assert made == [8, 64]
+    assert made == [8, 8, 64]
     assert points[2].note == "a step would take ~5.1 s, over the 1 s limit"
 
 

@@ -216,9 +216,13 @@ def write_speed(store: Store, out_dir: Path) -> list[Path]:
             "(a skip that a run with a higher limit measured is not listed; a point that two "
             "runs measured is listed for each, their difference being run-to-run noise, and the "
             "other pages read the one with more timed steps). Peak memory: "
-            f"{'; '.join(kinds)}, over the weights already in memory (the step's input batch, "
-            "activations, gradients and workspaces). MFU: achieved FLOP/s (FLOPs per step "
-            "counted as in bench profile) over the peak of the run that timed the row "
+            f"{'; '.join(kinds)}, the highest during the timed steps over what was in use "
+            "before the step's input batch was made (the weights): the input batch, "
+            "activations, gradients and workspaces, not what only the warm-up held (cuDNN's "
+            "algorithm search) nor the runtime's one-time allocations (thread pools, library "
+            "handles), which a step before each process's first point makes. MFU: achieved "
+            "FLOP/s (FLOPs per step counted as in bench profile) over the peak of the run "
+            "that timed the row "
             f"({'; '.join(peaks)}).{achievable}\n\n"
             + markdown(_without_measured_skips(group), SPEED_COLUMNS)
         )

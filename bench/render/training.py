@@ -20,6 +20,7 @@ from bench.render.format import (
 )
 from bench.schema import Status
 from bench.store import Store
+from bench.training.recipes import EVAL_BATCH_SIZE
 
 TRAIN_COLUMNS: list[Column] = [
     ("model", "model", fmt_text),
@@ -87,9 +88,11 @@ def write_train(store: Store, out_dir: Path) -> list[Path]:
         "the training time at the first epoch whose test accuracy reaches that accuracy. "
         "Images/s: the run's training images over its training time; beside it, how much it "
         "varied over the run's evaluation intervals (an epoch each, the first with the warm-up; "
-        "a run evaluated at its end alone has one). Peak "
-        "memory: growth of the process's "
-        f"peak RSS on a CPU, of allocated memory on a GPU. Devices: {'; '.join(devices)}.\n\n"
+        "a run evaluated at its end alone has one). Peak memory: the run's highest, training "
+        f"and evaluation (in batches of {EVAL_BATCH_SIZE}), as growth over its network and "
+        "data already in memory: of the process's peak RSS on a CPU (with the "
+        "runtime's one-time allocations), of allocated memory on a GPU (with cuDNN's "
+        f"algorithm search). Devices: {'; '.join(devices)}.\n\n"
         + markdown(frame, TRAIN_COLUMNS)
         + "\n"
     )

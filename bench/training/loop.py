@@ -22,7 +22,7 @@ from bench.data import DeviceBatches, FashionMNIST, subset, torchvision_batches
 from bench.device import backend_for, fp32_math
 from bench.flops import step_flops_per_image
 from bench.schema import Status
-from bench.training.recipes import PLAIN, Preset, Run, Techniques
+from bench.training.recipes import EVAL_BATCH_SIZE, PLAIN, Preset, Run, Techniques
 
 ACCURACY_TARGETS = (0.80, 0.85, 0.90, 0.92, 0.94)
 
@@ -93,8 +93,8 @@ def train(
     batches = Batches(pipeline, subset(data.train, work.train_per_class), settings, device)
     schedule = _schedule(optimizer, techniques, work, len(batches))
     average = _average(model, techniques)
-    test = DeviceBatches(subset(data.test, work.test_per_class), 512, device, settings["resize"],
-                         shuffle=False)  # fmt: skip
+    test = DeviceBatches(subset(data.test, work.test_per_class), EVAL_BATCH_SIZE, device,
+                         settings["resize"], shuffle=False)  # fmt: skip
     state = {"epoch": 0, "batch": 0, "step": 0, "train_s": 0.0, "wall_s": 0.0, "history": []}
     window = _Window()
     if checkpoint is not None and checkpoint.exists():

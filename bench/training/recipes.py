@@ -55,6 +55,7 @@ class Techniques:
 
 
 PLAIN = Techniques()  # the book's loop
+EVAL_BATCH_SIZE = 512  # the test images are evaluated in batches of this size
 FIRST_FAST = Techniques(augment=True, momentum=0.9, weight_decay=5e-4, label_smoothing=0.1,
                         one_cycle=True, channels_last=True, bf16=True, ema=0.995,
                         flip_tta=True)  # fmt: skip

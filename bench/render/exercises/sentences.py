@@ -10,6 +10,7 @@ import pandas as pd
 
 from bench.render.format import MIB
 from bench.schema import Status
+from bench.training.recipes import EVAL_BATCH_SIZE
 
 
 def ratio_text(a: float, b: float) -> str:
@@ -265,8 +266,8 @@ def say_batch(frame: pd.DataFrame) -> str:
         f"({large['images_per_s'] / small['images_per_s']:.1f}x) and test accuracy from "
         f"{small['test_acc']:.1%} to {large['test_acc']:.1%}: on the same epochs a larger "
         f"batch takes {large['batch_size'] // small['batch_size']}x fewer optimizer steps. "
-        f"Peak memory (measured): {small['peak_bytes'] / MIB:,.1f} and "
-        f"{large['peak_bytes'] / MIB:,.1f} MiB."
+        f"Peak memory of the run (measured; evaluation, in batches of {EVAL_BATCH_SIZE}, "
+        f"included): {small['peak_bytes'] / MIB:,.1f} and {large['peak_bytes'] / MIB:,.1f} MiB."
     )
 
 

@@ -1,10 +1,11 @@
 """``python -m bench <command>``: measure registry networks into a run's results store, then render.
 
-Stages: profile (parameters, MACs/FLOPs, activation memory); blocks (chapter 7's single
-layers); speed (throughput, latency and peak memory across batch sizes); onnx (export, parity,
-onnxruntime against PyTorch); train (Fashion-MNIST); pipeline (input pipelines against compute
-alone). all runs every stage in order, then renders every page of the run folder; render
-re-renders a run folder from its store; compare prints the differences of two runs.
+Stages: profile (parameters, MACs/FLOPs, activation memory); peers (other FLOP counters
+beside ours); blocks (chapter 7's single layers); speed (throughput, latency and peak memory
+across batch sizes); onnx (export, parity, onnxruntime against PyTorch); pipeline (input
+pipelines against compute alone); train (Fashion-MNIST). all runs every stage, in the order
+its preset's plan gives, then renders every page of the run folder; render re-renders a run
+folder from its store; compare prints the differences of two runs.
 
 A run keeps its store, pages and plots in reports/<preset>-<device>/ unless --store or --out
 say otherwise. Bad input gets one line on stderr and exit code 2; a network that fails is

@@ -31,6 +31,10 @@ def test_the_allocator_peak_is_what_a_step_allocates():
     block = torch.empty(16 * 2**20, device=GPU)  # 64 MiB, a whole number of allocator blocks
     assert backend.peak_bytes() == 64 * 2**20 and backend.memory_kind == ALLOCATED
     assert 0 < backend.time(lambda: block.mul_(2)) < math.inf  # CUDA events read back
+    torch.empty(32 * 2**20, device=GPU)  # 128 MiB, freed at once: only the peak saw it
+    assert backend.peak_bytes() == (64 + 128) * 2**20
+    backend.restart_peak()  # what is still in use (the 64 MiB block) stays counted
+    assert backend.peak_bytes() == 64 * 2**20
 
 
 def test_out_of_memory_as_cuda_raises_it_is_recognised_and_ends_a_sweep():

@@ -1,10 +1,12 @@
 """``python -m bench compare A B``: the metrics two results stores share, their differences, and
 which differences exceed the noise each metric carries.
 
-Noise, per stage (relative to the value): counted figures are exact, so any change counts;
+Noise, per metric (relative to the value): counted figures are exact, so any change counts;
 a timing's noise is the spread of its timed steps (coefficient of variation, or the
 interquartile range over the median for chapter 7's timed primitives); a test accuracy's is the
-binomial standard error of the test set it was measured on.
+binomial standard error of the test set it was measured on; a measured peak memory is exact
+from the CUDA allocator, and unknown from a process's resident memory, one reading whose
+spread is not measured (it moves with what the allocator keeps): shown, never flagged.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any
 import pandas as pd
 
 from bench.render.format import fmt_text, markdown
-from bench.schema import Status
+from bench.schema import ALLOCATED, Status
 from bench.store import Store, config_hash
 
 Noise = Callable[[dict[str, Any]], float]  # a row -> relative noise of its metrics
@@ -47,15 +49,21 @@ def _exact(row: dict[str, Any]) -> float:
     return 0.0
 
 
-# stage -> (metrics compared, their relative noise)
-METRICS: dict[str, tuple[tuple[str, ...], Noise]] = {
-    "profile": (("params", "fwd_macs_per_image", "bwd_macs_per_image",
-                 "saved_activation_bytes", "infer_peak_bytes"), _exact),
-    "blocks": (("fwd_macs_counted", "bwd_macs_counted", "saved_bytes_counted", "median_ms"),
-               _iqr),
-    "speed": (("images_per_s", "median_ms"), _cv),
-    "onnx": (("images_per_s", "median_ms", "torch_images_per_s"), _both_cv),
-    "train": (("test_acc",), _binomial),
+def _memory(row: dict[str, Any]) -> float:
+    """A measured peak's noise: none from the CUDA allocator, unknown (NaN) from the process's
+    resident memory."""
+    return 0.0 if row.get("memory_kind") == ALLOCATED else math.nan
+
+
+# stage -> the metrics compared, each with its relative noise
+METRICS: dict[str, dict[str, Noise]] = {
+    "profile": dict.fromkeys(("params", "fwd_macs_per_image", "bwd_macs_per_image",
+                              "saved_activation_bytes", "infer_peak_bytes"), _exact),
+    "blocks": dict.fromkeys(("fwd_macs_counted", "bwd_macs_counted", "saved_bytes_counted",
+                             "median_ms"), _iqr),
+    "speed": {"images_per_s": _cv, "median_ms": _cv, "peak_bytes": _memory},
+    "onnx": dict.fromkeys(("images_per_s", "median_ms", "torch_images_per_s"), _both_cv),
+    "train": {"test_acc": _binomial, "peak_bytes": _memory},
 }  # fmt: skip
 
 
@@ -74,19 +82,22 @@ def compare(a: Store, b: Store, stage: str | None = None, threshold: float = 3.0
     """A Markdown table of every shared metric's change (``changed``: of the flagged ones
     alone, empty where there are none), and how many changes are flagged: a change is flagged
     when it exceeds ``threshold`` times the larger relative noise of the two rows, or, for
-    exact (counted) metrics, when there is any change at all."""
+    exact (counted) metrics, when there is any change at all; never where the noise is
+    unknown."""
     rows = []
-    for name, (metrics, noise) in METRICS.items():
+    for name, metrics in METRICS.items():
         if stage is not None and name != stage:
             continue
         before, after = _keyed(a, name), _keyed(b, name)
         for key in [k for k in before if k in after]:
             old, new = before[key], after[key]
-            spread = max(noise(old), noise(new))
-            for metric in metrics:
+            for metric, noise in metrics.items():
                 x, y = old.get(metric), new.get(metric)
-                if not isinstance(x, int | float) or not isinstance(y, int | float) or not x:
+                numbers = isinstance(x, int | float) and isinstance(y, int | float)
+                if not numbers or not x or math.isnan(x) or math.isnan(y):
                     continue
+                spreads = noise(old), noise(new)
+                spread = math.nan if any(map(math.isnan, spreads)) else max(spreads)
                 change = (y - x) / abs(x)
                 flagged = abs(change) > threshold * spread if spread else y != x
                 rows.append({"stage": name, "model": key[0], "config": key[1], "metric": metric,
@@ -105,7 +116,8 @@ def compare(a: Store, b: Store, stage: str | None = None, threshold: float = 3.0
         ("stage", "stage", fmt_text), ("model", "model", fmt_text),
         ("config", "config hash", fmt_text),
         ("metric", "metric", fmt_text), ("a", "A", _number), ("b", "B", _number),
-        ("change", "change", percent), ("noise", "noise (relative)", lambda v: f"{v:.1%}"),
+        ("change", "change", percent),
+        ("noise", "noise (relative)", lambda v: "unknown" if math.isnan(v) else f"{v:.1%}"),
         ("flag", f"beyond {threshold:g} x noise", fmt_text),
     ])  # fmt: skip
     return table, flagged

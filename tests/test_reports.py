@@ -120,6 +120,19 @@ def test_compare_flags_only_changes_beyond_the_noise(tmp_path, full_row):
     assert compare(a, b, threshold=20)[1] == 1  # 60% is within 20 x 5%
 
 
+def test_compare_weighs_a_cuda_peak_exactly_and_never_flags_a_resident_one(tmp_path, full_row):
+    a, b = Store(tmp_path / "a.sqlite"), Store(tmp_path / "b.sqlite")
+    for store, allocated, resident in ((a, 100, 100), (b, 101, 200)):  # MiB
+        for batch, kind, mib in ((1, ALLOCATED, allocated), (8, RESIDENT, resident)):
+            store.put("speed", "lenet", {"batch_size": batch}, full_row(
+                "speed", images_per_s=10.0, median_ms=100.0, cv=0.05, peak_bytes=mib * 2**20,
+                memory_kind=kind))  # fmt: skip
+    table, flagged = compare(a, b)
+    # 1% more from the allocator is a change; twice the resident peak has no noise to judge by
+    assert _flagged(table) == {("speed", "peak_bytes", "105,906,176")} and flagged == 1
+    assert "+100.0%" in table and "unknown" in table
+
+
 def test_compare_weighs_a_timed_primitive_by_its_spread_and_a_counted_layer_exactly(tmp_path):
     a, b = Store(tmp_path / "a.sqlite"), Store(tmp_path / "b.sqlite")
     for store, loop_ms, macs in ((a, 45.0, 86_704_128.0), (b, 50.0, 86_704_129.0)):

@@ -156,9 +156,8 @@ def test_all_stages_on_the_smoke_profile_write_every_page(smoke_run, monkeypatch
     pages = ["index.md", "index.html", "memory.md", "profile/summary.md", "speed/speed.md", "onnx/onnx.md",
              "pipeline/pipeline.md", "train/train.md", "train/curves.csv", "tradeoffs.md",
              "tradeoffs.csv", "exercises.md"]  # fmt: skip
-    # no memory_vs_batch: LeNet's peak RSS growth stays under the figure's noise floor
-    plots = ["accuracy_vs_macs", "accuracy_vs_params", "throughput_vs_batch", "training_curves",
-             "conv_vs_fc", "roofline"]  # fmt: skip
+    plots = ["accuracy_vs_macs", "accuracy_vs_params", "throughput_vs_batch", "memory_vs_batch",
+             "training_curves", "conv_vs_fc", "roofline"]  # fmt: skip
     pages += [f"plots/{stem}.{kind}" for stem in plots for kind in ("png", "svg")]
     assert [page for page in pages if not (out / page).exists()] == []
     index = (out / "index.md").read_text()

@@ -357,6 +357,45 @@ def test_a_training_runs_own_throughput_carries_its_spread_over_epochs(tmp_path,
     assert pd.read_csv(tmp_path / "train.csv")["images_per_s_cv"][0] == pytest.approx(cv)
 
 
+def test_a_run_tested_at_its_end_alone_shows_its_times_to_accuracy_as_bounds(tmp_path, full_row):
+    """A run evaluated after every epoch reached 80 % at the first evaluation that shows it; a
+    run evaluated after its last epoch alone may have reached it anywhere before: its time is
+    marked ≤ on the training page and in the headline, and the CSV keeps the number."""
+    from bench.render.headline import write_index
+    from bench.render.training import write_train
+
+    store = Store(tmp_path / "r.sqlite")
+    for model, at_end, time_to_80 in (("lenet", False, 12.5), ("bn_lenet", True, 48.25)):
+        row = full_row("train", model=model, preset="book", batch_size=128, resize=None, lr=0.1,
+                       techniques="eval_at_end" if at_end else "-", test_acc=0.85,
+                       technique_settings={"eval_at_end": True} if at_end else None,
+                       changes=["eval_at_end"] if at_end else [], fast_recipe=at_end,
+                       epochs=4 if at_end else None, time_to_80_s=time_to_80,
+                       time_to_85_s=time_to_80, work="4 epochs", seed=0, images_per_s=900.0)  # fmt: skip
+        store.put("train", model, {"test_per_class": None, "resize": None}, row,
+                  details={"history": [{"images_per_s": 900.0, "train_s": time_to_80,
+                                        "wall_s": time_to_80, "test_acc": 0.85}]})  # fmt: skip
+    write_train(store, tmp_path)
+    write_index(store, tmp_path, "book")
+
+    def cells(page: str, label: str) -> dict[str, str]:
+        lines = (tmp_path / page).read_text().splitlines()
+        header = next(line for line in lines if line.startswith("| model |"))
+        (row,) = [line for line in lines if line.startswith(f"| {label} |")]
+        return dict(zip(header.strip("| ").split(" | "), row.strip("| ").split(" | "), strict=True))
+
+    for model, label, shown in (
+        ("lenet", "lenet", "12.5"),
+        ("bn_lenet", "bn_lenet, fast recipe, 4 epochs of batch 128 at lr 0.1 (1 seed)", "≤ 48.2"),
+    ):
+        train = cells("train.md", model)
+        assert [train[f"to {p}% (s)"] for p in (80, 85, 90)] == [shown, shown, "-"]
+        assert cells("index.md", label)["to 80% (s of training; ≤: tested at the end alone)"] == (
+            shown
+        )
+    assert pd.read_csv(tmp_path / "train.csv")["time_to_80_s"].tolist() == [12.5, 48.25]
+
+
 def test_the_memory_page_counts_the_input_batch_the_measured_step_makes(tmp_path):
     """The speed sweep's memory growth includes the input batch its step makes: for a network
     that is nearly all input (a pooling and a 3x10 linear layer over 512-pixel images), the

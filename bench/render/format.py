@@ -41,6 +41,11 @@ fmt_ms = _or_dash(lambda v: f"{v:,.2f}")
 fmt_percent = _or_dash(lambda v: "0.0%" if f"{v:.1%}" == "-0.0%" else f"{v:.1%}")
 
 
+def fmt_bound(v: Any) -> str:
+    """A number as ``fmt_ratio`` shows it, or a bound already written out ("≤ 322.7")."""
+    return v if isinstance(v, str) else fmt_ratio(v)
+
+
 def fmt_text(v: Any) -> str:
     return "-" if v is None or v == "" or (isinstance(v, float) and pd.isna(v)) else str(v)
 

@@ -16,6 +16,7 @@ from bench.render.format import (
     MIB,
     Column,
     atomic_write,
+    fmt_bound,
     fmt_int,
     fmt_mega,
     fmt_percent,
@@ -24,7 +25,7 @@ from bench.render.format import (
     markdown,
 )
 from bench.render.setups import per_point, speed_setup, spread
-from bench.render.training import throughput_cv
+from bench.render.training import bounded, evaluated_at_end, throughput_cv
 from bench.schema import MEASURED, Status
 from bench.store import Store
 
@@ -72,7 +73,7 @@ TRAINED_COLUMNS: list[Column] = [
     ("train_speed", "training images/s at its batch (measured; where)", fmt_text),
     ("test_acc", "test accuracy", fmt_percent),
     ("accuracy", "how trained", fmt_text),
-    ("to_80", "to 80% (s of training)", fmt_ratio),
+    ("to_80", "to 80% (s of training; ≤: tested at the end alone)", fmt_bound),
 ]
 HEADLINE_COLUMNS: list[Column] = [
     ("model", "model", fmt_text),
@@ -202,6 +203,7 @@ def headline(store: Store) -> pd.DataFrame:
                     "train", run["model"], run["config"], "history")),
                 "accuracy": run_text(run),
                 "to_80": run.get("time_to_80_s"),
+                "evaluated_at_end": evaluated_at_end(run),
             })  # fmt: skip
     return pd.DataFrame(rows)
 
@@ -266,6 +268,9 @@ def runs_of_all(store: Store) -> pd.DataFrame:
 def write_index(store: Store, out_dir: Path, preset: str | None) -> list[Path]:
     """A run's index.md: the headline plot and table, then every page."""
     table = headline(store)
+    if "to_80" in table:
+        at_end = table["evaluated_at_end"].eq(True)  # untrained networks: NaN
+        table["to_80"] = [bounded(*pair) for pair in zip(table["to_80"], at_end, strict=True)]
     pages = [(page, text) for page, text in STAGE_PAGES.items() if (out_dir / page).exists()]
     plots = [(f"plots/{stem}.png", text) for stem, text in PLOTS.items()
              if (out_dir / "plots" / f"{stem}.png").exists()]  # fmt: skip

@@ -62,8 +62,8 @@ def conv_row(c_i: int, c_o: int, k: int, side: int, padding: int, stride: int,
     layer, x = layer.to(device), torch.randn(BATCH, c_i, side, side, device=device)
     x_grad = x.clone().requires_grad_()
     with torch.no_grad():
-        forward_ms = _timed(lambda: layer(x), device, seconds)["median_ms"]
-    both_ms = _timed(lambda: layer(x_grad).sum().backward(), device, seconds)["median_ms"]
+        forward = _timed(lambda: layer(x), device, seconds)
+    both = _timed(lambda: layer(x_grad).sum().backward(), device, seconds)
     macs = c_i * c_o * k * k * out * out
     return {
         "c_i": c_i, "c_o": c_o, "kernel": k, "side": side, "padding": padding, "stride": stride,
@@ -77,8 +77,10 @@ def conv_row(c_i: int, c_o: int, k: int, side: int, padding: int, stride: int,
         "output_bytes_formula": FP32 * c_o * out * out,
         "saved_bytes_formula": FP32 * c_i * side * side,  # backward keeps the input (and weight)
         "saved_bytes_counted": float(summary["saved_activation_bytes"]) / BATCH,
-        "fwd_ms": forward_ms,
-        "fwd_bwd_ms": both_ms,
+        "fwd_ms": forward["median_ms"],
+        "fwd_iqr_ms": forward["iqr_ms"],
+        "fwd_bwd_ms": both["median_ms"],
+        "fwd_bwd_iqr_ms": both["iqr_ms"],
         "batch_size": BATCH,
         **_where(device),
     }  # fmt: skip

@@ -232,8 +232,10 @@ class BlocksRow(TypedDict, total=False):
     output_bytes_formula: int
     saved_bytes_formula: int
     saved_bytes_counted: float
-    fwd_ms: float
+    fwd_ms: float  # median
+    fwd_iqr_ms: float  # interquartile range
     fwd_bwd_ms: float
+    fwd_bwd_iqr_ms: float
     batch_size: int
     device: str
     device_name: str

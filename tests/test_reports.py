@@ -43,6 +43,7 @@ def test_conv_costs_counted_equal_the_formulas(c_i, c_o, k, side, padding, strid
     assert row["saved_bytes_counted"] == 4 * c_i * side * side  # the input, in fp32
     assert row["weight_bytes_counted"] == 4 * c_o * c_i * k * k
     assert row["fwd_ms"] > 0 and row["fwd_bwd_ms"] > 0
+    assert row["fwd_iqr_ms"] >= 0 and row["fwd_bwd_iqr_ms"] >= 0  # each time with its spread
 
 
 def test_timed_cases_run_on_the_device_their_key_names():

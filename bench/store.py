@@ -25,6 +25,7 @@ from typing import Any
 
 import torch
 
+from bench.device import keep_freed_memory
 from bench.schema import Status, check
 
 SCHEMA = """
@@ -265,6 +266,7 @@ def environment() -> dict[str, Any]:
         "cudnn": torch.backends.cudnn.version() if torch.cuda.is_available() else None,
         "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
         "cpu": cpu_model(),
+        "heap": keep_freed_memory(),  # what every measurement runs under (bench.device)
     }
 
 

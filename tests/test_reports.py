@@ -397,6 +397,23 @@ def test_a_run_tested_at_its_end_alone_shows_its_times_to_accuracy_as_bounds(tmp
     assert pd.read_csv(tmp_path / "train.csv")["time_to_80_s"].tolist() == [12.5, 48.25]
 
 
+def test_the_index_says_which_heap_policy_each_measured_row_ran_under(tmp_path):
+    """Rows measured under the policy name it (their provenance); rows from before it was
+    recorded ran under malloc's own thresholds, and the index counts each."""
+    from bench.device import keep_freed_memory
+    from bench.render.headline import UNRECORDED_HEAP, write_index
+
+    store = Store(tmp_path / "r.sqlite")
+    for case in ("a", "b", "c"):
+        store.put("blocks", "7.4.5", {"case": case}, {"median_ms": 1.0, "iqr_ms": 0.1})
+    with store._db:  # one row as an earlier version stored it: no heap in its provenance
+        store._db.execute("UPDATE results SET provenance = json_remove(provenance, '$.heap') "
+                          "WHERE config = ?", ('{"case": "a"}',))  # fmt: skip
+    write_index(store, tmp_path, None)
+    assert (f"Heap of the timings and memory readings: {keep_freed_memory()}: 2 rows; "
+            f"{UNRECORDED_HEAP}: 1 row.") in (tmp_path / "index.md").read_text()  # fmt: skip
+
+
 def test_the_memory_page_counts_the_input_batch_the_measured_step_makes(tmp_path):
     """The speed sweep's memory growth includes the input batch its step makes: for a network
     that is nearly all input (a pooling and a 3x10 linear layer over 512-pixel images), the

@@ -1,6 +1,9 @@
 """The timing sweep's logic on the CPU, with the device and the failing step injected."""
 
 import math
+import mmap
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -111,11 +114,38 @@ def test_a_points_peak_is_its_inputs_and_steps_not_the_runtimes_first_use_nor_it
 def test_the_cpu_peak_restarts_from_what_is_resident_keeping_its_baseline():
     backend = dev.CpuBackend(torch.device("cpu"), "cpu")
     backend.reset_peak()
-    block = np.ones(2**24)  # 128 MiB, mapped and touched, then handed back
-    del block
+    with mmap.mmap(-1, 2**27) as block:  # 128 MiB, mapped and touched, then handed back
+        block[:: mmap.PAGESIZE] = b"x" * (len(block) // mmap.PAGESIZE)  # a byte on each page
     assert backend.peak_bytes() > 3 * 2**25  # above 96 MiB: the peak saw it
     backend.restart_peak()
     assert backend.peak_bytes() < 2**25  # below 32 MiB: the new peak did not
+
+
+HEAP_PROBE = """
+import resource, sys, torch
+from bench.device import backend_for
+if sys.argv[1] == "with a backend":
+    backend_for(torch.device("cpu"))
+for _ in range(2):  # the heap grows to hold the block
+    torch.ones(2**24)
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for _ in range(5):
+    torch.ones(2**24)  # 64 MiB, made and freed
+print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+"""
+
+
+def test_a_backend_keeps_freed_memory_for_the_next_step():
+    """glibc unmaps a freed 64 MiB block, and making it again faults in each of its pages
+    again; under the heap policy that making a backend sets, they stay for the next."""
+    faults = {
+        how: int(subprocess.run([sys.executable, "-c", HEAP_PROBE, how], capture_output=True,
+                                text=True, check=True).stdout)
+        for how in ("as glibc does", "with a backend")
+    }  # fmt: skip
+    assert faults["with a backend"] < faults["as glibc does"] / 10
+    assert faults["as glibc does"] >= 5 * 2**24 * 4 / 2**21  # at least one fault per 2 MiB page
+    assert dev.keep_freed_memory().startswith("glibc malloc, freed memory kept")
 
 
 def test_cpu_allocator_failure_counts_as_out_of_memory():

@@ -4,6 +4,7 @@ store only."""
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -265,6 +266,10 @@ def runs_of_all(store: Store) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+TIMED_STAGES = ("speed", "onnx", "pipeline", "blocks", "train")
+UNRECORDED_HEAP = "not recorded, so malloc's own adaptive thresholds"
+
+
 def write_index(store: Store, out_dir: Path, preset: str | None) -> list[Path]:
     """A run's index.md: the headline plot and table, then every page."""
     table = headline(store)
@@ -277,6 +282,8 @@ def write_index(store: Store, out_dir: Path, preset: str | None) -> list[Path]:
     rows = [r for stage in ("profile", "speed", "train") for r in store.rows(stage)]
     dates = sorted(r["provenance"]["date"] for r in rows) or ["-"]
     machines = sorted({f"{r['provenance']['device']} / {r['provenance']['cpu']}" for r in rows})
+    timed = [r for stage in TIMED_STAGES for r in store.rows(stage) if r["status"] in MEASURED]
+    heaps = Counter(r["provenance"].get("heap", UNRECORDED_HEAP) for r in timed)
     intro = (
         (
             f"Results of `python -m bench all --preset {preset}`"
@@ -290,7 +297,10 @@ def write_index(store: Store, out_dir: Path, preset: str | None) -> list[Path]:
         "that run trained at: from the speed sweep where it timed that point, else from the "
         "training run itself (its images over its training time, evaluation excluded, with how "
         "much that varied from epoch to epoch)."
-    )
+        + (" Heap of the timings and memory readings: " + "; ".join(
+            f"{heap}: {plural(n, 'row')}" for heap, n in heaps.most_common()) + "."
+           if heaps else "")
+    )  # fmt: skip
     roofs = [r for r in store.rows("machine") if r["status"] == Status.OK]
     yardsticks = "".join(
         f"\n- {r['model']}, {r['config']['precision']}: peak {r['peak_flops_per_s'] / 1e9:,.0f} "

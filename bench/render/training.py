@@ -107,7 +107,8 @@ def write_train(store: Store, out_dir: Path) -> list[Path]:
         "a run evaluated at its end alone has one). Peak memory: the run's highest, training "
         f"and evaluation (in batches of {EVAL_BATCH_SIZE}), as growth over its network and "
         "data already in memory: of the process's peak RSS on a CPU (with the "
-        "runtime's one-time allocations), of allocated memory on a GPU (with cuDNN's "
+        "runtime's one-time allocations, and the freed memory the heap keeps for reuse), of "
+        "allocated memory on a GPU (with cuDNN's "
         f"algorithm search). Devices: {'; '.join(devices)}.\n\n"
         + markdown(frame.assign(**shown_times), TRAIN_COLUMNS)
         + "\n"

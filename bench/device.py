@@ -241,12 +241,23 @@ def describe_cpu() -> CpuDescription:
     return CpuDescription(torch.get_num_threads(), mhz, frozenset(flags.group(1).split()))
 
 
+FP32_LANES = {"AVX-512": 16, "AVX2": 8, "SSE": 4}
+
+
+def vector_isa(flags: frozenset[str]) -> str:
+    """A CPU's widest vector instruction set, from its /proc/cpuinfo flags, and " BF16" where
+    it has AVX-512's bf16 instructions: two virtual machines that report the same CPU name
+    may differ in it."""
+    isa = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "SSE"
+    return isa + " BF16" if "avx512_bf16" in flags else isa
+
+
 def cpu_peak_flops(cpu: CpuDescription, precision: str) -> tuple[float, str]:
     """cores x clock x FMA units x lanes x 2 (an FMA is two FLOPs), and the figure in words.
     Lanes: 16 fp32 with AVX-512, 8 with AVX2, 4 with SSE; bf16 doubles them where the CPU has
     AVX-512 BF16 (fp16 and bf16 without it run at the fp32 rate)."""
-    isa, lanes = (("AVX-512", 16) if "avx512f" in cpu.flags else
-                  ("AVX2", 8) if "avx2" in cpu.flags else ("SSE", 4))  # fmt: skip
+    isa = vector_isa(cpu.flags).removesuffix(" BF16")
+    lanes = FP32_LANES[isa]
     units = FMA_UNITS if "fma" in cpu.flags or "avx512f" in cpu.flags else 1
     if precision == "bf16" and "avx512_bf16" in cpu.flags:
         isa, lanes = "AVX-512 BF16", 2 * lanes

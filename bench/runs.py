@@ -16,7 +16,7 @@ import pandas as pd
 from bench.console import plural
 from bench.render.format import atomic_write, fmt_text, markdown
 from bench.render.html import write_twin
-from bench.store import Store
+from bench.store import Store, cpu_of
 
 REPORTS = Path("reports")
 STORE_NAME = "results.sqlite"
@@ -88,7 +88,7 @@ def _run_summary(path: Path) -> dict[str, Any]:
     store.close()
     dates = sorted(r["provenance"]["date"][:10] for r in rows) or ["-"]
     machines = {r["provenance"]["device"] if r["provenance"]["device"] != "cpu"
-                else r["provenance"]["cpu"] for r in rows}  # fmt: skip
+                else cpu_of(r["provenance"]) for r in rows}  # fmt: skip
     commits = list(dict.fromkeys((r["provenance"]["git_sha"] or "?")[:8] for r in rows))
     dirty = any(r["provenance"]["git_dirty"] for r in rows)
     wall = sum(r["wall_s"] for r in runs)

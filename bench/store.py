@@ -25,7 +25,7 @@ from typing import Any
 
 import torch
 
-from bench.device import keep_freed_memory
+from bench.device import describe_cpu, keep_freed_memory, vector_isa
 from bench.schema import Status, check
 
 SCHEMA = """
@@ -266,15 +266,25 @@ def environment() -> dict[str, Any]:
         "cudnn": torch.backends.cudnn.version() if torch.cuda.is_available() else None,
         "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
         "cpu": cpu_model(),
+        "cpu_isa": vector_isa(describe_cpu().flags) if CPUINFO.exists() else None,
         "heap": keep_freed_memory(),  # what every measurement runs under (bench.device)
     }
 
 
+CPUINFO = Path("/proc/cpuinfo")
+
+
+def cpu_of(provenance: dict[str, Any]) -> str:
+    """The CPU a row was measured on, in words: its name, and its vector instructions where
+    the row records them (a virtual machine's CPU name may hide which it has)."""
+    isa = provenance.get("cpu_isa")
+    return f"{provenance['cpu']} ({isa})" if isa else provenance["cpu"]
+
+
 def cpu_model() -> str:
     """The CPU's marketing name (from /proc/cpuinfo where there is one)."""
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        for line in cpuinfo.read_text().splitlines():
+    if CPUINFO.exists():
+        for line in CPUINFO.read_text().splitlines():
             if line.startswith("model name"):
                 return line.split(":", 1)[1].strip()
     return platform.processor() or platform.machine()

@@ -344,6 +344,22 @@ def test_the_cpu_peak_follows_from_its_description(flags, cores, mhz, precision,
     assert words.startswith(f"{cores} cores x {mhz / 1000:.2f} GHz")
 
 
+@pytest.mark.parametrize(("flags", "isa"), [
+    ({"fma", "avx2"}, "AVX2"),
+    ({"fma", "avx2", "avx512f"}, "AVX-512"),
+    ({"fma", "avx2", "avx512f", "avx512_bf16"}, "AVX-512 BF16"),
+    ({"sse2"}, "SSE"),
+])  # fmt: skip
+def test_a_rows_cpu_names_its_vector_instructions_where_recorded(flags, isa):
+    """Two virtual machines may both call their CPU "AMD EPYC", one with AVX2 and one with
+    AVX-512: each row's provenance records which it had, and the pages name it."""
+    from bench.store import cpu_of
+
+    assert dev.vector_isa(frozenset(flags)) == isa
+    assert cpu_of({"cpu": "AMD EPYC", "cpu_isa": isa}) == f"AMD EPYC ({isa})"
+    assert cpu_of({"cpu": "AMD EPYC"}) == "AMD EPYC"  # a row from before it was recorded
+
+
 def test_no_measured_matmul_exceeds_the_cpu_peak():
     roof = dev.peak_flops(torch.device("cpu"), "fp32", "this CPU")
     assert 0 < roof["achievable_flops_per_s"] <= roof["peak_flops_per_s"]

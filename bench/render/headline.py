@@ -28,7 +28,7 @@ from bench.render.format import (
 from bench.render.setups import per_point, speed_setup, spread
 from bench.render.training import bounded, evaluated_at_end, throughput_cv
 from bench.schema import MEASURED, Status
-from bench.store import Store
+from bench.store import Store, cpu_of
 
 PRESET_RANK = {"book": 0, "cpu": 1, "smoke": 2}  # which training run speaks for a network
 STAGE_PAGES = {
@@ -281,7 +281,7 @@ def write_index(store: Store, out_dir: Path, preset: str | None) -> list[Path]:
              if (out_dir / "plots" / f"{stem}.png").exists()]  # fmt: skip
     rows = [r for stage in ("profile", "speed", "train") for r in store.rows(stage)]
     dates = sorted(r["provenance"]["date"] for r in rows) or ["-"]
-    machines = sorted({f"{r['provenance']['device']} / {r['provenance']['cpu']}" for r in rows})
+    machines = sorted({f"{r['provenance']['device']} / {cpu_of(r['provenance'])}" for r in rows})
     timed = [r for stage in TIMED_STAGES for r in store.rows(stage) if r["status"] in MEASURED]
     heaps = Counter(r["provenance"].get("heap", UNRECORDED_HEAP) for r in timed)
     intro = (

@@ -24,7 +24,7 @@ from bench.render.format import (
 )
 from bench.render.setups import POINT, speed_setup
 from bench.schema import Status
-from bench.store import Store
+from bench.store import Store, cpu_of
 from bench.timing import MIN_TIMED_STEPS
 
 SUMMARY_COLUMNS: list[Column] = [
@@ -98,7 +98,7 @@ def write_profile(store: Store, out_dir: Path) -> list[Path]:
            is None else "")
         for r in rows
     ]  # fmt: skip
-    cpus = sorted({r["provenance"]["cpu"] for r in rows})
+    cpus = sorted({cpu_of(r["provenance"]) for r in rows})
     dates = sorted(r["provenance"]["date"] for r in rows)
     header = (
         "# Cost of each network (`python -m bench profile`)\n\n"

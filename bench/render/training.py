@@ -20,7 +20,7 @@ from bench.render.format import (
     markdown,
 )
 from bench.schema import Status
-from bench.store import Store
+from bench.store import Store, cpu_of
 from bench.training.recipes import ACCURACY_TARGETS, EVAL_BATCH_SIZE
 
 TIMES_TO = {f"time_to_{round(100 * t)}_s": f"to {round(100 * t)}% (s)" for t in ACCURACY_TARGETS}
@@ -82,7 +82,7 @@ def write_train(store: Store, out_dir: Path) -> list[Path]:
     frame["run"] = [f"{r['preset']}: {r['work']}" for r in rows]
     ablation = _ablation(frame)  # by the techniques' names, before they are shown with autocast
     frame["techniques"] = [f"{r['techniques']} ({r.get('autocast', 'off')})" for r in rows]
-    devices = sorted({r["provenance"]["device"] + " / " + r["provenance"]["cpu"] for r in rows})
+    devices = sorted({f"{r['provenance']['device']} / {cpu_of(r['provenance'])}" for r in rows})
     shown_times = {column: [bounded(r.get(column), evaluated_at_end(r)) for r in rows]
                    for column in TIMES_TO}  # fmt: skip
     text = (

@@ -26,7 +26,7 @@ from bench.render.memory import tracked_growth
 from bench.render.setups import book_speed, spread
 from bench.render.training import throughput_cv
 from bench.schema import MEASURED, Status
-from bench.store import Store
+from bench.store import Store, cpu_of
 
 Answer = tuple[pd.DataFrame, list[Column], str]  # rows, columns shown, the reasoning
 
@@ -50,7 +50,7 @@ def source_of(row: dict[str, Any], stage: str) -> str:
     the row says it ran there, on a machine with a GPU too)."""
     prov = row["provenance"]
     on_cpu = "cpu" in (prov["device"], row.get("device"))
-    machine = f"CPU {prov['cpu']}" if on_cpu else prov["device"]
+    machine = f"CPU {cpu_of(prov)}" if on_cpu else prov["device"]
     preset = f", {row['preset']} preset" if stage == "train" else ""
     return f"{stage}{preset}, {machine}"
 

@@ -24,7 +24,7 @@ from bench import runs
 from bench.console import plural
 from bench.stages import COMMANDS
 from bench.stages.common import RunFolder, UsageError, add_options, device_of, settings_from
-from bench.store import Store, StoreError, one_run_at_a_time
+from bench.store import Store, StoreError, cpu_of, environment, one_run_at_a_time
 
 
 class _Parser(argparse.ArgumentParser):
@@ -97,6 +97,10 @@ def main(argv: list[str] | None = None) -> int:
         if not command.locks:  # reads only
             return command.run(settings)
         with one_run_at_a_time(settings.store):
+            for cpu in runs.other_cpus(settings.store):
+                print(f"python -m bench: note: {settings.store} holds rows measured on {cpu}; "
+                      f"this CPU is {cpu_of(environment())}: what is stored is not measured "
+                      "again, and the pages name each row's CPU", file=sys.stderr)  # fmt: skip
             return command.run(settings)
     except (UsageError, StoreError, OSError) as error:
         print(f"python -m bench: error: {_said(error)}", file=sys.stderr)

@@ -229,34 +229,45 @@ class CpuDescription:
 FMA_UNITS = 2
 
 
+CPUINFO = Path("/proc/cpuinfo")
+
+
+def cpu_flags() -> frozenset[str]:
+    """The instruction-set flags /proc/cpuinfo lists (``flags`` on x86, ``Features`` on Arm);
+    none where there is no such file."""
+    text = CPUINFO.read_text() if CPUINFO.exists() else ""
+    found = re.search(r"^(?:flags|Features)\s*:(.*)$", text, re.MULTILINE)
+    return frozenset(found.group(1).split()) if found else frozenset()
+
+
 def describe_cpu() -> CpuDescription:
     """This machine's CPU, read from Linux: torch's threads as cores, the maximum clock from
     cpufreq where the kernel has it (else the fastest `cpu MHz` of /proc/cpuinfo), the flags."""
-    text = Path("/proc/cpuinfo").read_text()
-    flags = re.search(r"^flags\s*:(.*)$", text, re.MULTILINE)
+    text = CPUINFO.read_text()
     mhz = max(float(v) for v in re.findall(r"^cpu MHz\s*:\s*([\d.]+)", text, re.MULTILINE))
     cpufreq = Path("/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq")
     if cpufreq.exists():
         mhz = int(cpufreq.read_text()) / 1000
-    return CpuDescription(torch.get_num_threads(), mhz, frozenset(flags.group(1).split()))
+    return CpuDescription(torch.get_num_threads(), mhz, cpu_flags())
 
 
 FP32_LANES = {"AVX-512": 16, "AVX2": 8, "SSE": 4}
 
 
-def vector_isa(flags: frozenset[str]) -> str:
-    """A CPU's widest vector instruction set, from its /proc/cpuinfo flags, and " BF16" where
-    it has AVX-512's bf16 instructions: two virtual machines that report the same CPU name
-    may differ in it."""
-    isa = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "SSE"
-    return isa + " BF16" if "avx512_bf16" in flags else isa
+def vector_isa(flags: frozenset[str]) -> str | None:
+    """An x86 CPU's widest vector instruction set, from its /proc/cpuinfo flags, and " BF16"
+    where it has AVX-512's bf16 instructions (two virtual machines that report the same CPU
+    name may differ in it); None for flags without SSE (another architecture, or none read)."""
+    isa = ("AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else
+           "SSE" if "sse" in flags else None)  # fmt: skip
+    return isa + " BF16" if isa and "avx512_bf16" in flags else isa
 
 
 def cpu_peak_flops(cpu: CpuDescription, precision: str) -> tuple[float, str]:
     """cores x clock x FMA units x lanes x 2 (an FMA is two FLOPs), and the figure in words.
     Lanes: 16 fp32 with AVX-512, 8 with AVX2, 4 with SSE; bf16 doubles them where the CPU has
     AVX-512 BF16 (fp16 and bf16 without it run at the fp32 rate)."""
-    isa = vector_isa(cpu.flags).removesuffix(" BF16")
+    isa = (vector_isa(cpu.flags) or "SSE").removesuffix(" BF16")  # 4 lanes: 128-bit vectors
     lanes = FP32_LANES[isa]
     units = FMA_UNITS if "fma" in cpu.flags or "avx512f" in cpu.flags else 1
     if precision == "bf16" and "avx512_bf16" in cpu.flags:

@@ -23,6 +23,23 @@ STORE_NAME = "results.sqlite"
 UNLISTED = "smoke"  # the preset whose runs stay out of git and out of the index of runs
 
 
+def other_cpus(store_path: Path) -> list[str]:
+    """The CPUs of a store's rows that share this machine's CPU name but not its vector
+    instructions (two virtual machines may report the same name): what a stage run here would
+    measure beside, and what it would not measure again."""
+    from bench.store import environment
+
+    if not store_path.exists():
+        return []
+    here = environment()
+    store = Store(store_path, create=False)
+    rows = store.rows()
+    store.close()
+    return sorted({cpu_of(r["provenance"]) for r in rows
+                   if r["provenance"]["cpu"] == here["cpu"]
+                   and r["provenance"].get("cpu_isa") not in (None, here["cpu_isa"])})  # fmt: skip
+
+
 def device_slug(device_name: str) -> str:
     """A folder-name form of a device: its first three words, lower case, without trademark
     signs, clock or 'CPU' ('AMD EPYC' -> 'amd-epyc', 'NVIDIA H100 80GB HBM3' ->

@@ -25,7 +25,7 @@ from typing import Any
 
 import torch
 
-from bench.device import describe_cpu, keep_freed_memory, vector_isa
+from bench.device import CPUINFO, cpu_flags, keep_freed_memory, vector_isa
 from bench.schema import Status, check
 
 SCHEMA = """
@@ -266,12 +266,9 @@ def environment() -> dict[str, Any]:
         "cudnn": torch.backends.cudnn.version() if torch.cuda.is_available() else None,
         "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
         "cpu": cpu_model(),
-        "cpu_isa": vector_isa(describe_cpu().flags) if CPUINFO.exists() else None,
+        "cpu_isa": vector_isa(cpu_flags()),
         "heap": keep_freed_memory(),  # what every measurement runs under (bench.device)
     }
-
-
-CPUINFO = Path("/proc/cpuinfo")
 
 
 def cpu_of(provenance: dict[str, Any]) -> str:

@@ -97,6 +97,28 @@ def test_profile_stores_rows_writes_tables_and_resumes(tmp_path, capsys):
     ]
 
 
+def test_a_stage_notes_rows_from_a_cpu_of_the_same_name_with_other_instructions(tmp_path, capsys):
+    """A run folder's rows from another virtual machine that reports this CPU's name: the
+    stage says so before it measures (it will not measure what they stored again)."""
+    from bench.store import cpu_of, environment
+
+    here = environment()
+    other = "SSE" if here["cpu_isa"] != "SSE" else "AVX2"
+    store = Store(tmp_path / "results.sqlite")
+    store.put("blocks", "7.4.5", {"case": "a"}, {"median_ms": 1.0}, origin={"cpu_isa": other})
+    store.put("blocks", "7.4.5", {"case": "b"}, {"median_ms": 1.0})  # measured here
+    store.close()
+    argv = ["profile", "--models", "bn_lenet", "--batch-size", "4", "--workers", "1",
+            "--out", str(tmp_path)]  # fmt: skip
+    assert main(argv) == 0
+    note = [line for line in capsys.readouterr().err.splitlines() if "note:" in line]
+    assert note == [
+        f"python -m bench: note: {tmp_path / 'results.sqlite'} holds rows measured on "
+        f"{here['cpu']} ({other}); this CPU is {cpu_of(here)}: what is stored is not measured "
+        "again, and the pages name each row's CPU"
+    ]
+
+
 def test_speed_sweeps_in_children_stores_rows_and_resumes(tmp_path, capsys):
     argv = ["speed", "--models", "lenet", "--batch-sizes", "1,4", "--time-cap", "0.05",
             "--store", str(tmp_path / "r.sqlite"), "--out", str(tmp_path)]  # fmt: skip

@@ -126,10 +126,10 @@ import resource, sys, torch
 from bench.device import backend_for
 if sys.argv[1] == "with a backend":
     backend_for(torch.device("cpu"))
-for _ in range(2):  # the heap grows to hold the block
+for _ in range(3):  # the heap grows to hold the block
     torch.ones(2**24)
 before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-for _ in range(5):
+for _ in range(10):
     torch.ones(2**24)  # 64 MiB, made and freed
 print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 """
@@ -137,14 +137,15 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 
 def test_a_backend_keeps_freed_memory_for_the_next_step():
     """glibc unmaps a freed 64 MiB block, and making it again faults in each of its pages
-    again; under the heap policy that making a backend sets, they stay for the next."""
+    again; under the heap policy that making a backend sets, they stay for the next (where
+    the heap places a block may still make it grow once or twice more)."""
     faults = {
         how: int(subprocess.run([sys.executable, "-c", HEAP_PROBE, how], capture_output=True,
                                 text=True, check=True).stdout)
         for how in ("as glibc does", "with a backend")
     }  # fmt: skip
-    assert faults["with a backend"] < faults["as glibc does"] / 10
-    assert faults["as glibc does"] >= 5 * 2**24 * 4 / 2**21  # at least one fault per 2 MiB page
+    assert faults["with a backend"] < faults["as glibc does"] / 4
+    assert faults["as glibc does"] >= 10 * 2**24 * 4 / 2**21  # at least one fault per 2 MiB page
     assert dev.keep_freed_memory().startswith("glibc malloc, freed memory kept")
 
 
@@ -348,7 +349,8 @@ def test_the_cpu_peak_follows_from_its_description(flags, cores, mhz, precision,
     ({"fma", "avx2"}, "AVX2"),
     ({"fma", "avx2", "avx512f"}, "AVX-512"),
     ({"fma", "avx2", "avx512f", "avx512_bf16"}, "AVX-512 BF16"),
-    ({"sse2"}, "SSE"),
+    ({"sse", "sse2"}, "SSE"),
+    ({"fp", "asimd", "sve"}, None),  # Arm: its own vector instructions, not named here
 ])  # fmt: skip
 def test_a_rows_cpu_names_its_vector_instructions_where_recorded(flags, isa):
     """Two virtual machines may both call their CPU "AMD EPYC", one with AVX2 and one with
@@ -356,8 +358,16 @@ def test_a_rows_cpu_names_its_vector_instructions_where_recorded(flags, isa):
     from bench.store import cpu_of
 
     assert dev.vector_isa(frozenset(flags)) == isa
-    assert cpu_of({"cpu": "AMD EPYC", "cpu_isa": isa}) == f"AMD EPYC ({isa})"
+    named = f"AMD EPYC ({isa})" if isa else "AMD EPYC"
+    assert cpu_of({"cpu": "AMD EPYC", "cpu_isa": isa}) == named
     assert cpu_of({"cpu": "AMD EPYC"}) == "AMD EPYC"  # a row from before it was recorded
+
+
+def test_a_machine_without_proc_cpuinfo_has_no_flags(monkeypatch, tmp_path):
+    monkeypatch.setattr(dev, "CPUINFO", tmp_path / "cpuinfo")
+    assert dev.cpu_flags() == frozenset()
+    (tmp_path / "cpuinfo").write_text("processor\t: 0\nFeatures\t: fp asimd sve\n")  # Arm
+    assert dev.cpu_flags() == {"fp", "asimd", "sve"}
 
 
 def test_no_measured_matmul_exceeds_the_cpu_peak():

@@ -146,10 +146,10 @@ def keep_freed_memory() -> str:
     """Fix glibc's trim and mmap thresholds at ``HEAP_THRESHOLD`` (once a process), so that
     memory a step frees stays mapped for the next; the heap policy in words, as provenance
     records it."""
-    kept = all(_LIBC.mallopt(option, HEAP_THRESHOLD) == 1
-               for option in (M_TRIM_THRESHOLD, M_MMAP_THRESHOLD))  # fmt: skip
-    if not kept:
-        return "malloc's own thresholds (mallopt refused the fixed ones)"
+    mallopt = getattr(_LIBC, "mallopt", None)  # glibc's, and musl's (which refuses)
+    if mallopt is None or not all(mallopt(option, HEAP_THRESHOLD) == 1
+                                  for option in (M_TRIM_THRESHOLD, M_MMAP_THRESHOLD)):  # fmt: skip
+        return "the C library's malloc as it is (no mallopt took the fixed thresholds)"
     return (
         f"glibc malloc, freed memory kept (trim and mmap thresholds {HEAP_THRESHOLD >> 20:,} MiB)"
     )

@@ -16,7 +16,7 @@ import pandas as pd
 from bench.console import plural
 from bench.render.format import atomic_write, fmt_text, markdown
 from bench.render.html import write_twin
-from bench.store import Store, cpu_of
+from bench.store import Store, cpu_of, environment
 
 REPORTS = Path("reports")
 STORE_NAME = "results.sqlite"
@@ -27,8 +27,6 @@ def other_cpus(store_path: Path) -> list[str]:
     """The CPUs of a store's rows that share this machine's CPU name but not its vector
     instructions (two virtual machines may report the same name): what a stage run here would
     measure beside, and what it would not measure again."""
-    from bench.store import environment
-
     if not store_path.exists():
         return []
     here = environment()

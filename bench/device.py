@@ -254,12 +254,17 @@ def describe_cpu() -> CpuDescription:
 FP32_LANES = {"AVX-512": 16, "AVX2": 8, "SSE": 4}
 
 
+def widest_vectors(flags: frozenset[str]) -> str | None:
+    """An x86 CPU's widest vector instruction set (a key of ``FP32_LANES``), from its
+    /proc/cpuinfo flags; None for flags without SSE (another architecture, or none read)."""
+    return ("AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else
+            "SSE" if "sse" in flags else None)  # fmt: skip
+
+
 def vector_isa(flags: frozenset[str]) -> str | None:
-    """An x86 CPU's widest vector instruction set, from its /proc/cpuinfo flags, and " BF16"
-    where it has AVX-512's bf16 instructions (two virtual machines that report the same CPU
-    name may differ in it); None for flags without SSE (another architecture, or none read)."""
-    isa = ("AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else
-           "SSE" if "sse" in flags else None)  # fmt: skip
+    """``widest_vectors``, and " BF16" where the CPU has AVX-512's bf16 instructions: what
+    provenance records (two virtual machines that report the same CPU name may differ in it)."""
+    isa = widest_vectors(flags)
     return isa + " BF16" if isa and "avx512_bf16" in flags else isa
 
 
@@ -267,7 +272,7 @@ def cpu_peak_flops(cpu: CpuDescription, precision: str) -> tuple[float, str]:
     """cores x clock x FMA units x lanes x 2 (an FMA is two FLOPs), and the figure in words.
     Lanes: 16 fp32 with AVX-512, 8 with AVX2, 4 with SSE; bf16 doubles them where the CPU has
     AVX-512 BF16 (fp16 and bf16 without it run at the fp32 rate)."""
-    isa = (vector_isa(cpu.flags) or "SSE").removesuffix(" BF16")  # 4 lanes: 128-bit vectors
+    isa = widest_vectors(cpu.flags) or "SSE"  # 4 lanes: 128-bit vectors
     lanes = FP32_LANES[isa]
     units = FMA_UNITS if "fma" in cpu.flags or "avx512f" in cpu.flags else 1
     if precision == "bf16" and "avx512_bf16" in cpu.flags:

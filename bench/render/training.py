@@ -35,7 +35,8 @@ def evaluated_at_end(run: dict[str, Any]) -> bool:
 def bounded(seconds: float | None, at_end: bool) -> float | str | None:
     """A time to accuracy as a table shows it: the number, or "≤ number" for a run evaluated at
     its end alone."""
-    return f"≤ {fmt_ratio(seconds)}" if at_end and fmt_ratio(seconds) != "-" else seconds
+    shown = fmt_ratio(seconds)
+    return f"≤ {shown}" if at_end and shown != "-" else seconds
 
 
 TRAIN_COLUMNS: list[Column] = [

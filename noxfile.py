@@ -71,7 +71,7 @@ def fast(session: nox.Session) -> None:
 def screenshot(session: nox.Session) -> None:
     """A run's index.html as a reader sees it: headless Chromium (Debian's ``chromium``
     package) renders it to screenshot.png in the run folder (git-ignored):
-    ``nox -s screenshot -- reports/cpu-amd-epyc``."""
+    ``nox -s screenshot -- reports/cpu-amd-epyc-avx2``."""
     folder = Path(session.posargs[0] if session.posargs else "reports")
     page = (folder / "index.html").resolve()
     if not page.is_file():

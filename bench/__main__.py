@@ -7,9 +7,10 @@ pipelines against compute alone); train (Fashion-MNIST). all runs every stage, i
 its preset's plan gives, then renders every page of the run folder; render re-renders a run
 folder from its store; compare prints the differences of two runs.
 
-A run keeps its store, pages and plots in reports/<preset>-<device>/ unless --store or --out
-say otherwise. Bad input gets one line on stderr and exit code 2; a network that fails is
-recorded with its status and the others go on; one run at a time uses a store.
+A run keeps its store, pages and plots in reports/<preset>-<device>/ (a CPU's with its vector
+instructions: reports/cpu-amd-epyc-avx2/) unless --store or --out say otherwise. Bad input
+gets one line on stderr and exit code 2; a network that fails is recorded with its status and
+the others go on; one run at a time uses a store.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ class _Help(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpF
 EXAMPLES = """examples:
   python -m bench all --preset cpu                  # every stage, then reports/cpu-<device>/
   python -m bench speed --models 'resnet*' --batch-sizes 1,32
-  python -m bench compare reports/cpu-amd-epyc reports/book-nvidia-h100-80gb"""
+  python -m bench compare reports/cpu-amd-epyc-avx2 reports/book-nvidia-h100-80gb"""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -61,10 +62,12 @@ def _located(settings: Any) -> Any:
         return settings
     default = None
     if settings.store is None and settings.out is None:
-        from bench.device import backend_for
+        from bench.device import backend_for, cpu_flags, vector_isa
         from bench.stages.train import preset_name
 
-        default = runs.folder(preset_name(settings), backend_for(device_of(settings)).name)
+        device = device_of(settings)
+        isa = vector_isa(cpu_flags()) if device.type == "cpu" else None
+        default = runs.folder(preset_name(settings), backend_for(device).name, isa)
     store, out = runs.locate(settings.store, settings.out, default)
     for folder in (out, store.parent):
         if folder.exists() and not folder.is_dir():

@@ -52,9 +52,17 @@ def default_preset(device: Any) -> str:
     return "book" if device.type == "cuda" else "cpu"
 
 
-def folder(preset: str, device_name: str, root: Path = REPORTS) -> Path:
-    """Where a run of ``preset`` on ``device_name`` keeps its store and pages."""
-    return root / f"{preset}-{device_slug(device_name)}"
+def isa_slug(isa: str | None) -> str:
+    """A folder-name form of a CPU's vector instructions ('AVX-512 BF16' -> '-avx512-bf16',
+    'AVX2' -> '-avx2'); empty where none is known (a GPU, or a CPU without x86 flags)."""
+    return "".join("-" + word for word in (isa or "").lower().replace("-", "").split())
+
+
+def folder(preset: str, device_name: str, isa: str | None = None, root: Path = REPORTS) -> Path:
+    """Where a run of ``preset`` on ``device_name`` keeps its store and pages. A CPU's folder
+    names its vector instructions too: two virtual machines may report the same CPU name and
+    differ in them, and a run folder holds one machine's measurements."""
+    return root / f"{preset}-{device_slug(device_name)}{isa_slug(isa)}"
 
 
 def locate(store: Path | None, out: Path | None, default: Path) -> tuple[Path, Path]:
@@ -134,7 +142,8 @@ def write_runs_index(root: Path) -> list[Path]:
     table = pd.DataFrame([_run_summary(p) for p in folders], columns=[c for c, _, _ in RUN_COLUMNS])
     intro = (
         "Each run of `python -m bench all` keeps its results store (`results.sqlite`), pages "
-        "and plots in its own folder, `<preset>-<device>/`; `python -m bench render "
+        "and plots in its own folder, `<preset>-<device>/` (a CPU's device with its vector "
+        "instructions); `python -m bench render "
         "reports/<folder>` renders a folder's pages again from its store alone. Smoke runs "
         "are not listed (their folders are git-ignored)."
     )

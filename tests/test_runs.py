@@ -31,6 +31,28 @@ def test_device_slug(name, slug):
     assert runs.device_slug(name) == slug
 
 
+@pytest.mark.parametrize(("flags", "folder"), [
+    ("fpu sse sse2 avx avx2 fma", "cpu-amd-epyc-avx2"),
+    ("fpu sse avx2 avx512f avx512_bf16", "cpu-amd-epyc-avx512-bf16"),
+    ("fp asimd", "cpu-amd-epyc"),  # Arm's Features: no x86 vector set to name
+])  # fmt: skip
+def test_a_cpus_run_folder_names_its_vector_instructions(flags, folder, tmp_path, monkeypatch):
+    """Two virtual machines that report one CPU name but differ in vector instructions get
+    a run folder each, unless told otherwise."""
+    from bench import device, store
+    from bench.__main__ import _located, build_parser
+    from bench.stages import COMMANDS
+    from bench.stages.common import settings_from
+
+    (tmp_path / "cpuinfo").write_text(f"model name\t: AMD EPYC\nflags\t\t: {flags}\n")
+    for module in (device, store):
+        monkeypatch.setattr(module, "CPUINFO", tmp_path / "cpuinfo")
+    args = build_parser().parse_args(["speed", "--device", "cpu"])
+    settings = _located(settings_from(args, COMMANDS["speed"].settings))
+    assert settings.out == runs.REPORTS / folder
+    assert settings.store == runs.REPORTS / folder / runs.STORE_NAME
+
+
 def test_where_a_run_writes():
     default, store, out = Path("reports/cpu-x"), Path("s/r.sqlite"), Path("o")
     assert runs.locate(None, None, default) == (default / "results.sqlite", default)

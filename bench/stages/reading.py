@@ -21,7 +21,7 @@ def open_store(path: Path) -> Store:
 
 @dataclass(frozen=True)
 class RenderSettings:
-    out: Path = option(None, "run folder, e.g. reports/cpu-amd-epyc", parse=Path,
+    out: Path = option(None, "run folder, e.g. reports/cpu-amd-epyc-avx2", parse=Path,
                        positional=True)  # fmt: skip
 
     @property

@@ -188,7 +188,9 @@ EXPERIMENTS: dict[str, tuple[Run, ...]] = {
 # The fast recipes: a small ResNet at 28x28 on a one-cycle schedule of its own, every technique
 # on; what each reached on all 10,000 test images (median of seeds 0-2, and their range, or
 # the one seed trained), in wall clock of training and evaluation on this project's 2-core AMD
-# EPYC (no bf16 instructions: autocast off), measured by `nox -s fast`:
+# EPYC with AVX2 (no bf16 instructions: autocast off), measured by `nox -s fast` (on one with
+# AVX-512 BF16, where autocast runs, the 3-, 5- and 10-minute recipes took 37, 56 and 127 s:
+# README, "The fast recipe"):
 # - the first: 7 epochs at 28 px, evaluated after each: 93.39 % (93.19-93.60 %) in 544 s.
 FIRST_FAST_RUN = Run("resnet9_28", lr=0.2, batch_size=256, epochs=7, techniques=FIRST_FAST)
 # - this one, for 5 minutes: 4 epochs, the first three at 14, 14 and 20 px, evaluated at the

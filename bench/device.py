@@ -10,6 +10,7 @@ import ctypes.util
 import functools
 import gc
 import math
+import platform
 import re
 import time
 from abc import ABC, abstractmethod
@@ -209,8 +210,6 @@ def backend_for(device: torch.device) -> Backend:
     """The timing backend of a device."""
     if device.type == "cuda":
         return CudaBackend(device, torch.cuda.get_device_name(device))
-    from bench.store import cpu_model
-
     return CpuBackend(device, cpu_model())
 
 
@@ -238,6 +237,15 @@ def cpu_flags() -> frozenset[str]:
     text = CPUINFO.read_text() if CPUINFO.exists() else ""
     found = re.search(r"^(?:flags|Features)\s*:(.*)$", text, re.MULTILINE)
     return frozenset(found.group(1).split()) if found else frozenset()
+
+
+def cpu_model() -> str:
+    """The CPU's marketing name (from /proc/cpuinfo where there is one)."""
+    if CPUINFO.exists():
+        for line in CPUINFO.read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
 
 
 def describe_cpu() -> CpuDescription:

@@ -25,7 +25,7 @@ from typing import Any
 
 import torch
 
-from bench.device import CPUINFO, cpu_flags, keep_freed_memory, vector_isa
+from bench.device import cpu_flags, cpu_model, keep_freed_memory, vector_isa
 from bench.schema import Status, check
 
 SCHEMA = """
@@ -276,15 +276,6 @@ def cpu_of(provenance: dict[str, Any]) -> str:
     the row records them (a virtual machine's CPU name may hide which it has)."""
     isa = provenance.get("cpu_isa")
     return f"{provenance['cpu']} ({isa})" if isa else provenance["cpu"]
-
-
-def cpu_model() -> str:
-    """The CPU's marketing name (from /proc/cpuinfo where there is one)."""
-    if CPUINFO.exists():
-        for line in CPUINFO.read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
 
 
 # the code differs from its commit (the generated reports/ do not count)

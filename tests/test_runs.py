@@ -39,14 +39,13 @@ def test_device_slug(name, slug):
 def test_a_cpus_run_folder_names_its_vector_instructions(flags, folder, tmp_path, monkeypatch):
     """Two virtual machines that report one CPU name but differ in vector instructions get
     a run folder each, unless told otherwise."""
-    from bench import device, store
+    from bench import device
     from bench.__main__ import _located, build_parser
     from bench.stages import COMMANDS
     from bench.stages.common import settings_from
 
     (tmp_path / "cpuinfo").write_text(f"model name\t: AMD EPYC\nflags\t\t: {flags}\n")
-    for module in (device, store):
-        monkeypatch.setattr(module, "CPUINFO", tmp_path / "cpuinfo")
+    monkeypatch.setattr(device, "CPUINFO", tmp_path / "cpuinfo")
     args = build_parser().parse_args(["speed", "--device", "cpu"])
     settings = _located(settings_from(args, COMMANDS["speed"].settings))
     assert settings.out == runs.REPORTS / folder

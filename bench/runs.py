@@ -24,8 +24,9 @@ UNLISTED = "smoke"  # the preset whose runs stay out of git and out of the index
 
 
 def other_cpus(store_path: Path) -> list[str]:
-    """The CPUs of a store's rows that share this machine's CPU name but not its vector
-    instructions (two virtual machines may report the same name): what a stage run here would
+    """The CPUs of a store's rows that share this machine's CPU name but may not share its
+    vector instructions (two virtual machines may report the same name): rows recording others,
+    and rows recording none where this machine knows its own. What a stage run here would
     measure beside, and what it would not measure again."""
     if not store_path.exists():
         return []
@@ -33,9 +34,10 @@ def other_cpus(store_path: Path) -> list[str]:
     store = Store(store_path, create=False)
     rows = store.rows()
     store.close()
-    return sorted({cpu_of(r["provenance"]) for r in rows
-                   if r["provenance"]["cpu"] == here["cpu"]
-                   and r["provenance"].get("cpu_isa") not in (None, here["cpu_isa"])})  # fmt: skip
+    return sorted({cpu_of(r["provenance"]) if r["provenance"].get("cpu_isa")
+                   else f"{here['cpu']} (vector instructions not recorded)"
+                   for r in rows if r["provenance"]["cpu"] == here["cpu"]
+                   and r["provenance"].get("cpu_isa") != here["cpu_isa"]})  # fmt: skip
 
 
 def device_slug(device_name: str) -> str:

@@ -98,8 +98,9 @@ def test_profile_stores_rows_writes_tables_and_resumes(tmp_path, capsys):
 
 
 def test_a_stage_notes_rows_from_a_cpu_of_the_same_name_with_other_instructions(tmp_path, capsys):
-    """A run folder's rows from another virtual machine that reports this CPU's name: the
-    stage says so before it measures (it will not measure what they stored again)."""
+    """A run folder's rows from another virtual machine that reports this CPU's name, or from
+    one that did not record its vector instructions: the stage says so before it measures (it
+    will not measure what they stored again)."""
     from bench.store import cpu_of, environment
 
     here = environment()
@@ -107,15 +108,19 @@ def test_a_stage_notes_rows_from_a_cpu_of_the_same_name_with_other_instructions(
     store = Store(tmp_path / "results.sqlite")
     store.put("blocks", "7.4.5", {"case": "a"}, {"median_ms": 1.0}, origin={"cpu_isa": other})
     store.put("blocks", "7.4.5", {"case": "b"}, {"median_ms": 1.0})  # measured here
+    store.put("blocks", "7.4.5", {"case": "c"}, {"median_ms": 1.0}, origin={"cpu_isa": None})
     store.close()
     argv = ["profile", "--models", "bn_lenet", "--batch-size", "4", "--workers", "1",
             "--out", str(tmp_path)]  # fmt: skip
     assert main(argv) == 0
     note = [line for line in capsys.readouterr().err.splitlines() if "note:" in line]
+    # a machine without x86 flags knows no vector instructions of its own: row c is like its own
+    unknown = [f"{here['cpu']} (vector instructions not recorded)"] if here["cpu_isa"] else []
     assert note == [
-        f"python -m bench: note: {tmp_path / 'results.sqlite'} holds rows measured on "
-        f"{here['cpu']} ({other}); this CPU is {cpu_of(here)}: what is stored is not measured "
-        "again, and the pages name each row's CPU"
+        f"python -m bench: note: {tmp_path / 'results.sqlite'} holds rows measured on {cpu}; "
+        f"this CPU is {cpu_of(here)}: what is stored is not measured again, and the pages name "
+        "each row's CPU"
+        for cpu in [f"{here['cpu']} ({other})", *unknown]
     ]
 
 

@@ -34,10 +34,12 @@ def other_cpus(store_path: Path) -> list[str]:
     store = Store(store_path, create=False)
     rows = store.rows()
     store.close()
-    return sorted({cpu_of(r["provenance"]) if r["provenance"].get("cpu_isa")
-                   else f"{here['cpu']} (vector instructions not recorded)"
-                   for r in rows if r["provenance"]["cpu"] == here["cpu"]
-                   and r["provenance"].get("cpu_isa") != here["cpu_isa"]})  # fmt: skip
+    others, unrecorded = set(), f"{here['cpu']} (vector instructions not recorded)"
+    for row in rows:
+        measured, isa = row["provenance"], row["provenance"].get("cpu_isa")
+        if measured["cpu"] == here["cpu"] and isa != here["cpu_isa"]:
+            others.add(cpu_of(measured) if isa else unrecorded)
+    return sorted(others)
 
 
 def device_slug(device_name: str) -> str:

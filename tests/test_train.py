@@ -13,6 +13,9 @@ from bench.training.loop import Batches, _warm_up, augment, evaluate, train, tra
 from bench.training.recipes import (
     EXPERIMENTS,
     FAST,
+    FAST_3_MIN,
+    FAST_10_MIN,
+    FAST_GPU_RUN,
     FAST_RUN,
     PLAIN,
     PRESETS,
@@ -154,6 +157,11 @@ def test_experiments_and_configs_are_data():
     assert len(ablated) == len(switched_on) + 1 and ablated[-1] == PLAIN
     assert all(sum(getattr(t, f.name) != getattr(FAST, f.name) for f in dataclasses.fields(Techniques))
                == 1 for t in ablated[:-1])  # fmt: skip
+    # the weight average off on the other fast recipes, everything else as they are
+    without = [r for r in EXPERIMENTS["fast_without_ema"] if r.seed == 0]
+    assert all(r.techniques.ema == PLAIN.ema for r in without)
+    assert [dataclasses.replace(r, techniques=dataclasses.replace(r.techniques, ema=FAST.ema))
+            for r in without] == [FAST_3_MIN, FAST_10_MIN, FAST_GPU_RUN]  # fmt: skip
     settings = Run("alexnet").settings()
     assert (settings["lr"], settings["batch_size"], settings["resize"]) == (0.01, 128, 224)
     key = config(Run("alexnet"), PRESETS["book"], "ours")

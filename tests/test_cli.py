@@ -152,6 +152,7 @@ def test_train_smoke_runs_in_a_child_stores_curves_and_resumes(tmp_path, capsys)
     assert [round(h["epoch"]) for h in history] == [1, 2, 3, 4]
     assert "smoke: 4 epochs over 2,000 images" in (tmp_path / "train" / "train.md").read_text()
     assert (tmp_path / "train" / "curves.csv").read_text().count("\n") == 5
+    assert not (tmp_path / "checkpoints").exists()  # each run's checkpoint went with its end
     assert main(argv) == 0  # stored: not trained again
     assert "[1/1]" not in capsys.readouterr().out
 

@@ -3,6 +3,7 @@ each in a child process, into the store; runs that differ only by seed get their
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import statistics
 from dataclasses import dataclass
@@ -107,6 +108,8 @@ def run(s: Settings) -> int:
                           f"{settings['resize'] or 28} px, {described['work']}, techniques "
                           f"{settings['techniques']}, seed {run.seed}: {status}, "
                           f"{note}")  # fmt: skip
+    with contextlib.suppress(OSError):  # the folder is left where a checkpoint is left to resume
+        (s.out / "checkpoints").rmdir()
     for line in seed_medians(store, [r for r, _ in keys], preset, s.pipeline, device_name):
         print(line)
     write_pages(store, write_train, s.out / "train")

@@ -78,8 +78,9 @@ def run(s: Settings) -> int:
                    longest_first=runner.side_by_side)  # fmt: skip
     print(f"train: {plural(len(todo), 'run')} to train ({len(keys) - len(todo)} already in "
           f"{s.store}), preset {name}, on {device_name}")  # fmt: skip
+    checkpoints = s.out / "checkpoints"  # one a run, while it trains
     jobs = [Job(train_rows, dict(run=run, preset=preset, data_dir=s.data_dir, device=str(device),
-                                 checkpoint=s.out / "checkpoints" / f"{config_hash(key)}.pt",
+                                 checkpoint=checkpoints / f"{config_hash(key)}.pt",
                                  pipeline=s.pipeline), s.timeout)
             for run, key in todo]  # fmt: skip
     outcomes = {}  # a job's index -> (status, note), from the row it sent
@@ -109,7 +110,7 @@ def run(s: Settings) -> int:
                           f"{settings['techniques']}, seed {run.seed}: {status}, "
                           f"{note}")  # fmt: skip
     with contextlib.suppress(OSError):  # the folder is left where a checkpoint is left to resume
-        (s.out / "checkpoints").rmdir()
+        checkpoints.rmdir()
     for line in seed_medians(store, [r for r, _ in keys], preset, s.pipeline, device_name):
         print(line)
     write_pages(store, write_train, s.out / "train")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import io
 import math
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -110,7 +111,7 @@ def max_abs_difference(model: nn.Module, sess: Any, example: torch.Tensor) -> fl
 def iter_onnx(
     model_or_name: str,
     *,
-    onnx_dir: Path,
+    onnx_dir: Path | None = None,
     batch_sizes: tuple[int, ...] = (1, 8, 32, 128, 512),
     device: str = "auto",
     image_size: int | None = None,
@@ -120,8 +121,9 @@ def iter_onnx(
 ) -> Iterator[dict[str, Any]]:
     """Export one registry network, check it, then time onnxruntime and PyTorch inference at
     each batch size; one row per batch size, with the export's facts in every row. The .onnx
-    file is written to ``onnx_dir``. Parity is checked in full fp32 (TF32 off on both sides);
-    the timings use each runtime's defaults."""
+    file is written to ``onnx_dir``, or (None) to a temporary folder removed once the sessions
+    hold it: a large network's export is hundreds of MB, and no page reads it. Parity is
+    checked in full fp32 (TF32 off on both sides); the timings use each runtime's defaults."""
     import onnxruntime as ort
 
     name = model_or_name
@@ -132,16 +134,18 @@ def iter_onnx(
     torch.manual_seed(0)
     model = archs.build(name, in_channels=in_channels, image_size=size, device=dev).eval()
     example = torch.randn(2, *shape, device=dev)
-    path = onnx_dir / f"{name}_{size}px_c{in_channels}.onnx"
-    export_s = export(model, example, path)
-    difference = max_abs_difference(model, session(path, provider, tf32=False), example)
-    sess = session(path, provider)
+    with tempfile.TemporaryDirectory(prefix="cnnbench-onnx-") as scratch:
+        path = Path(onnx_dir or scratch) / f"{name.replace(':', '-')}_{size}px_c{in_channels}.onnx"
+        export_s = export(model, example, path)
+        onnx_bytes = path.stat().st_size
+        difference = max_abs_difference(model, session(path, provider, tf32=False), example)
+        sess = session(path, provider)  # holds the model: the file is not read again
     facts = {
         "model": name,
         "image_size": size,
         "in_channels": in_channels,
         "export_s": export_s,
-        "onnx_bytes": path.stat().st_size,
+        "onnx_bytes": onnx_bytes,
         "checker": "passed",
         "max_abs_diff": difference,
         "parity_ok": difference <= PARITY_TOLERANCE,

@@ -142,3 +142,12 @@ def test_without_cudas_provider_a_cuda_request_runs_both_runtimes_on_the_cpu(
     (row,) = Store(tmp_path / "r.sqlite").rows("onnx")
     assert row["provider"] == row["config"]["provider"] == "CPUExecutionProvider"
     assert row["device_name"] == bench.device.backend_for(cpu).name
+
+
+def test_without_a_folder_the_export_is_removed_once_timed(tmp_path, monkeypatch):
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where the scratch folder goes
+    (row,) = onnx_runtime.iter_onnx("lenet", batch_sizes=(1,), device="cpu", time_cap_s=0.01)
+    assert row["onnx_bytes"] > 0 and row["status"] == "ok"
+    assert list(tmp_path.iterdir()) == []  # a large network's export is hundreds of MB

@@ -60,7 +60,6 @@ def run(s: Settings) -> int:
         job = dict(
             model_or_name=name, batch_sizes=tuple(todo), device=device.type, image_size=size,
             in_channels=s.in_channels, time_cap_s=s.time_cap, max_step_s=s.max_step,
-            onnx_dir=s.out / "onnx",
         )  # fmt: skip
         jobs.append((Job(iter_onnx, job, s.timeout), point, f"{name} onnxruntime"))
     failures = run_sweeps(store, "onnx", executor, jobs)

@@ -77,9 +77,10 @@ OP_COLUMNS: list[Column] = [
 
 
 def profile_name(row: dict[str, Any]) -> str:
-    """File stem for one profiled (model, config)."""
+    """File stem for one profiled (model, config), portable: a ``tv:``/``timm:`` name's colon,
+    which some file systems refuse, becomes a dash."""
     size, channels, batch = (row["config"][k] for k in ("image_size", "in_channels", "batch_size"))
-    return f"{row['model']}_{size}px_c{channels}_b{batch}"
+    return f"{row['model'].replace(':', '-')}_{size}px_c{channels}_b{batch}"
 
 
 def write_profile(store: Store, out_dir: Path) -> list[Path]:

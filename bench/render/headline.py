@@ -182,6 +182,7 @@ def headline(store: Store) -> pd.DataFrame:
             c = cost[0]
             costs.update(params=c["params"], fwd_macs_per_image=c["fwd_macs_per_image"],
                          train_mib=c["train_bytes_est_sgd"] / MIB)  # fmt: skip
+        costs.setdefault("train_mib", None)  # a column of every table, counted or not
         costs["infer_best"] = _best(timed, "infer", size)
         trained = []  # (row label, kind, run)
         run = preset_run(mine)

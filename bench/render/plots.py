@@ -108,6 +108,8 @@ def _accuracy_against(table: pd.DataFrame, cost: str, label: str, title: str, ou
                       stem: str) -> list[Path]:  # fmt: skip
     """Accuracy against ``cost``: one colour per family, one marker per kind of run, a number
     beside each point keyed at the right, the Pareto frontier and the chance line."""
+    if cost not in table:  # nothing counted yet
+        return []
     points = table.dropna(subset=[cost, "test_acc"]).sort_values(cost).reset_index(drop=True)
     if points.empty:
         return []
@@ -415,6 +417,7 @@ def write_plots(store: Store, out_dir: Path, preset: str | None) -> list[Path]:
         written += _per_model_lines(speed, "batch_size", "images_per_s", "batch size",
                                     "images/s (measured, median step)", title, out_dir,
                                     "throughput_vs_batch")  # fmt: skip
+    if "peak_bytes" in speed:  # the speed stage's: onnx rows have none
         memory = speed[(speed["line"] == "PyTorch") & (speed["peak_bytes"] > 0)]  # log axis
         written += _per_model_lines(memory, "batch_size", "peak_bytes", "batch size",
                                     "peak memory (MiB, measured)",

@@ -5,7 +5,8 @@ beside ours); blocks (chapter 7's single layers); speed (throughput, latency and
 across batch sizes); onnx (export, parity, onnxruntime against PyTorch); pipeline (input
 pipelines against compute alone); train (Fashion-MNIST). all runs every stage, in the order
 its preset's plan gives, then renders every page of the run folder; render re-renders a run
-folder from its store; compare prints the differences of two runs.
+folder from its store; compare prints the differences of two runs; prune deletes rows from a
+store. A command that changes a store is recorded in it (the run folder's history.md).
 
 A run keeps its store, pages and plots in reports/<preset>-<device>/ (a CPU's with its vector
 instructions: reports/cpu-amd-epyc-avx2/) unless --store or --out say otherwise. Bad input
@@ -23,6 +24,7 @@ from typing import Any
 
 from bench import runs
 from bench.console import plural
+from bench.ledger import recorded
 from bench.stages import COMMANDS
 from bench.stages.common import RunFolder, UsageError, add_options, device_of, settings_from
 from bench.store import Store, StoreError, cpu_of, environment, one_run_at_a_time
@@ -92,7 +94,7 @@ def _said(error: Exception) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    settings = None
+    settings, argv = None, sys.argv[1:] if argv is None else argv
     try:
         args = build_parser().parse_args(argv)
         command = COMMANDS[args.command]
@@ -104,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"python -m bench: note: {settings.store} holds rows measured on {cpu}; "
                       f"this CPU is {cpu_of(environment())}: what is stored is not measured "
                       "again, and the pages name each row's CPU", file=sys.stderr)  # fmt: skip
-            return command.run(settings)
+            return recorded(command.run, settings, ["python", "-m", "bench", *argv])
     except (UsageError, StoreError, OSError) as error:
         print(f"python -m bench: error: {_said(error)}", file=sys.stderr)
         return 2

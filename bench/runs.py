@@ -89,6 +89,7 @@ def render(store: Store, out: Path) -> list[Path]:
     too when ``out`` is a published run folder of reports/."""
     from bench.render.exercises import write_exercises
     from bench.render.headline import write_index, write_tradeoffs
+    from bench.render.history import write_history
     from bench.render.memory import write_memory
     from bench.render.peers import write_peers
     from bench.render.plots import write_plots
@@ -100,7 +101,7 @@ def render(store: Store, out: Path) -> list[Path]:
     written += write_onnx(store, out / "onnx") + write_pipeline(store, out / "pipeline")
     written += write_train(store, out / "train") + write_tradeoffs(store, out)
     written += write_exercises(store, out) + write_plots(store, out / "plots", preset)
-    written += write_memory(store, out) + write_peers(store, out)
+    written += write_memory(store, out) + write_peers(store, out) + write_history(store, out)
     written += write_index(store, out, preset)
     if out.resolve().parent == REPORTS.resolve() and not out.name.startswith(UNLISTED + "-"):
         written += write_runs_index(REPORTS)

@@ -47,6 +47,15 @@ CREATE TABLE IF NOT EXISTS details (
     rows TEXT NOT NULL,
     PRIMARY KEY (stage, model, config_hash, name)
 );
+CREATE TABLE IF NOT EXISTS commands (
+    started TEXT NOT NULL,
+    ended TEXT NOT NULL,
+    argv TEXT NOT NULL,
+    exit INTEGER NOT NULL,
+    rows_written INTEGER NOT NULL,
+    rows_deleted INTEGER NOT NULL,
+    provenance TEXT NOT NULL
+);
 """
 
 
@@ -205,6 +214,53 @@ class Store:
             (stage, model, config_hash(config), name),
         )
         return json.loads(found[0]) if found else []
+
+    def versions(self) -> dict[tuple[str, str, str], str]:
+        """Each stored row's key and a digest of what it holds and where it came from: two
+        calls tell which rows were written, rewritten or deleted in between."""
+        records = self._query("SELECT stage, model, config_hash, row, provenance FROM results",
+                              (), every=True)  # fmt: skip
+        return {
+            (stage, model, digest): hashlib.sha256((row + prov).encode()).hexdigest()
+            for stage, model, digest, row, prov in records
+        }
+
+    def delete(self, stage: str, models: Collection[str], statuses: Collection[str]) -> int:
+        """Remove the stage's rows of ``models`` whose status is one of ``statuses``, with their
+        detail tables; how many rows were removed."""
+        chosen = [(r["model"], config_hash(r["config"])) for r in self.rows(stage)
+                  if r["model"] in models and r["status"] in statuses]  # fmt: skip
+        with self._failing("delete rows from"), self._db:
+            for model, digest in chosen:
+                for table in ("results", "details"):
+                    self._db.execute(f"DELETE FROM {table} WHERE stage=? AND model=? AND "
+                                     "config_hash=?", (stage, model, digest))  # fmt: skip
+        return len(chosen)
+
+    def log_command(self, argv: list[str], started: str, exit_code: int, written: int,
+                    deleted: int = 0) -> None:  # fmt: skip
+        """Record one command that changed the store: its command line, when it ran, how it
+        ended, the rows it wrote and deleted, and the machine and code that ran it."""
+        with self._failing("write a command to"), self._db:
+            self._db.execute(
+                "INSERT INTO commands VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (started, provenance()["date"], json.dumps(argv), exit_code, written, deleted,
+                 json.dumps(environment())),
+            )  # fmt: skip
+
+    def commands(self) -> list[dict[str, Any]]:
+        """The commands that changed the store, oldest first."""
+        records = self._query(
+            "SELECT started, ended, argv, exit, rows_written, rows_deleted, provenance "
+            "FROM commands ORDER BY rowid",
+            (),
+            every=True,
+        )
+        return [
+            {"started": started, "ended": ended, "argv": json.loads(argv), "exit": code,
+             "rows_written": written, "rows_deleted": deleted, "provenance": json.loads(prov)}
+            for started, ended, argv, code, written, deleted, prov in records
+        ]  # fmt: skip
 
     def _query(self, sql: str, parameters: tuple, every: bool = False) -> Any:
         with self._failing("read"):

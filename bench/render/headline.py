@@ -41,6 +41,7 @@ STAGE_PAGES = {
     "exercises.md": "the chapters' compute and memory exercises, answered from the store",
     "memory.md": "memory of a step: estimated, tracked through the step, measured",
     "peers.md": "other FLOP counters beside ours, and why each differs",
+    "history.md": "how this run was made: every command that wrote to its store",
 }
 PLOTS = {
     "accuracy_vs_macs": "accuracy against forward MACs as trained, one colour per family, "

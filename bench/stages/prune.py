@@ -1,0 +1,50 @@
+"""``prune``: delete rows from a run's store, the one way rows leave a store; like every command
+that changes a store it is recorded there, and the folder's pages are rendered again."""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.console import plural
+from bench.schema import FAILED, ROWS, Status
+from bench.stages.common import Command, UsageError, option
+from bench.store import Store
+
+
+@dataclass(frozen=True)
+class Settings:
+    out: Path = option(None, "run folder, e.g. runs/cpu-amd-epyc-avx2", parse=Path,
+                       positional=True)  # fmt: skip
+    stage: str = option(None, "the stage whose rows go", choices=tuple(ROWS))
+    models: str = option("*", "shell-style patterns of stored names, comma-separated")
+    status: tuple[str, ...] = option(tuple(sorted(FAILED)), "the statuses of the rows that go",
+                                     choices=tuple(Status), many=True)  # fmt: skip
+
+    @property
+    def store(self) -> Path:
+        from bench.runs import STORE_NAME
+
+        return self.out / STORE_NAME
+
+    def __post_init__(self) -> None:
+        if not self.store.is_file():
+            raise UsageError(f"{self.out} holds no {self.store.name}: not a run folder")
+        if self.stage is None:
+            raise UsageError("name the stage whose rows go: --stage")
+
+
+def run(s: Settings) -> int:
+    """Delete the stage's rows of the matching networks and statuses."""
+    store = Store(s.store, create=False)
+    patterns = s.models.split(",")
+    stored = {r["model"] for r in store.rows(s.stage)}
+    models = {m for m in stored if any(fnmatch.fnmatchcase(m, p) for p in patterns)}
+    deleted = store.delete(s.stage, models, s.status)
+    store.close()
+    print(f"prune: {plural(deleted, 'row')} of {s.stage} deleted from {s.store}")
+    return 0
+
+
+COMMAND = Command("prune", "delete rows from a run's store (recorded in it)", Settings, run)

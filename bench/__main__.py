@@ -8,8 +8,9 @@ its preset's plan gives, then renders every page of the run folder; render re-re
 folder from its store; compare prints the differences of two runs; prune deletes rows from a
 store. A command that changes a store is recorded in it (the run folder's history.md).
 
-A run keeps its store, pages and plots in reports/<preset>-<device>/ (a CPU's with its vector
-instructions: reports/cpu-amd-epyc-avx2/) unless --store or --out say otherwise. Bad input
+A run keeps its store, pages and plots in runs/<preset>-<device>/ (a CPU's with its vector
+instructions: runs/cpu-amd-epyc-avx2/), which git ignores, unless --store or --out say
+otherwise; the published runs of reports/ change only when named (--out reports/<run>). Bad input
 gets one line on stderr and exit code 2; a network that fails is recorded with its status and
 the others go on; one run at a time uses a store.
 """
@@ -40,7 +41,7 @@ class _Help(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpF
 
 
 EXAMPLES = """examples:
-  python -m bench all --preset cpu                  # every stage, then reports/cpu-<device>/
+  python -m bench all --preset cpu                  # every stage, then runs/cpu-<device>/
   python -m bench speed --models 'resnet*' --batch-sizes 1,32
   python -m bench compare reports/cpu-amd-epyc-avx2 reports/book-nvidia-h100-80gb"""
 

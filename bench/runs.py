@@ -1,8 +1,10 @@
-"""Run folders: each run keeps its store, pages and plots in ``reports/<preset>-<device>/``.
+"""Run folders: each run keeps its store, pages and plots in a folder of its own.
 
-A run's pages are rendered from its store alone (``render``), so a committed store re-renders its
-committed pages byte for byte. ``reports/index.md`` lists the published runs; smoke runs go to
-git-ignored folders and are not listed.
+A command measures this machine into ``runs/<preset>-<device>/``, which git ignores, unless
+``--out`` or ``--store`` name another folder. The published runs are the folders of
+``reports/``: no command writes into one unless it is named explicitly, and
+``reports/index.md`` lists them (smoke runs aside). A run's pages are rendered from its store
+alone (``render``), so a committed store re-renders its committed pages byte for byte.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from bench.render.format import atomic_write, fmt_text, markdown
 from bench.render.html import write_twin
 from bench.store import Store, cpu_of, environment
 
-REPORTS = Path("reports")
+REPORTS = Path("reports")  # the published runs
+RUNS = Path("runs")  # this machine's own runs, ignored by git
 STORE_NAME = "results.sqlite"
 UNLISTED = "smoke"  # the preset whose runs stay out of git and out of the index of runs
 
@@ -62,7 +65,7 @@ def isa_slug(isa: str | None) -> str:
     return "".join("-" + word for word in (isa or "").lower().replace("-", "").split())
 
 
-def folder(preset: str, device_name: str, isa: str | None = None, root: Path = REPORTS) -> Path:
+def folder(preset: str, device_name: str, isa: str | None = None, root: Path = RUNS) -> Path:
     """Where a run of ``preset`` on ``device_name`` keeps its store and pages. A CPU's folder
     names its vector instructions too: two virtual machines may report the same CPU name and
     differ in them, and a run folder holds one machine's measurements."""

@@ -83,7 +83,7 @@ def _smoke_run(tmp_path_factory) -> Path:
         assert main(["all", "--preset", "smoke"]) == 0
     finally:
         os.chdir(before)
-    (out,) = (folder / "reports").glob("smoke-*")  # the run's own folder
+    (out,) = (folder / "runs").glob("smoke-*")  # the run's own folder
     return out
 
 

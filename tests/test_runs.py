@@ -48,8 +48,8 @@ def test_a_cpus_run_folder_names_its_vector_instructions(flags, folder, tmp_path
     monkeypatch.setattr(device, "CPUINFO", tmp_path / "cpuinfo")
     args = build_parser().parse_args(["speed", "--device", "cpu"])
     settings = _located(settings_from(args, COMMANDS["speed"].settings))
-    assert settings.out == runs.REPORTS / folder
-    assert settings.store == runs.REPORTS / folder / runs.STORE_NAME
+    assert settings.out == runs.RUNS / folder
+    assert settings.store == runs.RUNS / folder / runs.STORE_NAME
 
 
 def test_where_a_run_writes():

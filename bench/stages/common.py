@@ -119,8 +119,9 @@ class RunFolder:
     """Where a command reads and writes: a results store and a pages folder."""
 
     store: Path | None = option(None, "results store; None: results.sqlite in --out", parse=Path)
-    out: Path | None = option(None, "pages folder; None: beside --store, else "
-                              "reports/<preset>-<device>/", parse=Path)  # fmt: skip
+    out: Path | None = option(None, "run folder; None: beside --store, else "
+                              "runs/<preset>-<device>/ (a published run: reports/<run>)",
+                              parse=Path)  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,58 @@
+"""A user's run measures the user's machine: on a checkout holding a published run of this very
+machine's kind, commands measure into runs/ and leave the published folder, and git, as they
+were."""
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import torch
+
+from bench import runs
+from bench.__main__ import main
+from bench.device import backend_for, cpu_flags, vector_isa
+from bench.store import Store
+
+ROOT = Path(__file__).parents[1]
+PUBLISHED = sorted(p.parent for p in (ROOT / "reports").glob(f"*/{runs.STORE_NAME}"))
+GIT = ["git", "-c", "user.name=cnnbench", "-c", "user.email=cnnbench@localhost"]
+
+
+def _status(folder: Path) -> str:
+    return subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"], cwd=folder,
+                          capture_output=True, text=True, check=True).stdout  # fmt: skip
+
+
+@pytest.fixture
+def published_here(checkout):
+    """The checkout holds, as a published run of this machine's cpu preset, a copy of a
+    committed store: the folder a command on this machine would have written to before."""
+    name = runs.folder("cpu", backend_for(torch.device("cpu")).name, vector_isa(cpu_flags())).name
+    folder = checkout / "reports" / name
+    folder.mkdir()
+    shutil.copy(PUBLISHED[0] / runs.STORE_NAME, folder / runs.STORE_NAME)
+    Store(folder / runs.STORE_NAME).close()  # as the code opens it: with every table it reads
+    subprocess.run([*GIT, "add", "."], cwd=checkout, check=True)
+    subprocess.run([*GIT, "commit", "-qm", "publish"], cwd=checkout, check=True)
+    return folder
+
+
+@pytest.mark.skipif(not PUBLISHED, reason="no published run folder in reports/")
+def test_commands_measure_into_runs_and_leave_a_published_run_alone(published_here, capsys):
+    checkout = published_here.parents[1]
+    before = (published_here / runs.STORE_NAME).read_bytes()
+    assert main(["profile", "--models", "tv:mobilenet_v3_small"]) == 0
+    assert main(["speed", "--device", "cpu", "--models", "lenet", "--batch-sizes", "1,8",
+                 "--time-cap", "0.05"]) == 0  # fmt: skip
+    out = capsys.readouterr().out
+    assert "1 network to measure, 0 already in runs/" in out  # measured, not found published
+    assert (published_here / runs.STORE_NAME).read_bytes() == before
+    assert _status(checkout) == ""  # runs/ is ignored, and nothing tracked changed
+    own = checkout / "runs" / published_here.name
+    profile = own / "profile"
+    assert sorted(p.name for p in profile.glob("tv*.md")) == [
+        "tv-mobilenet_v3_small_224px_c3_b128.md"
+    ]
+    assert not [p for p in own.rglob("*") if ":" in p.name]
+    assert not list(own.rglob("*.onnx"))

@@ -4,15 +4,16 @@ Stages: profile (parameters, MACs/FLOPs, activation memory); peers (other FLOP c
 beside ours); blocks (chapter 7's single layers); speed (throughput, latency and peak memory
 across batch sizes); onnx (export, parity, onnxruntime against PyTorch); pipeline (input
 pipelines against compute alone); train (Fashion-MNIST). all runs every stage, in the order
-its preset's plan gives, then renders every page of the run folder; render re-renders a run
-folder from its store; compare prints the differences of two runs; prune deletes rows from a
-store. A command that changes a store is recorded in it (the run folder's history.md).
+its preset's plan gives; render re-renders a run folder from its store; compare summarises
+the differences of two runs; prune deletes rows from a store.
 
 A run keeps its store, pages and plots in runs/<preset>-<device>/ (a CPU's with its vector
 instructions: runs/cpu-amd-epyc-avx2/), which git ignores, unless --store or --out say
-otherwise; the published runs of reports/ change only when named (--out reports/<run>). Bad input
-gets one line on stderr and exit code 2; a network that fails is recorded with its status and
-the others go on; one run at a time uses a store.
+otherwise; the published runs of reports/ change only when named (--out reports/<run>). Every
+command that writes a run folder ends with its figures in the terminal and every page of the
+folder rendered from its store; one that changed the store is recorded in it (history.md).
+Bad input gets one line on stderr and exit code 2; a network that fails is
+recorded with its status and the others go on; one run at a time uses a store.
 """
 
 from __future__ import annotations
@@ -41,9 +42,10 @@ class _Help(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpF
 
 
 EXAMPLES = """examples:
-  python -m bench all --preset cpu                  # every stage, then runs/cpu-<device>/
-  python -m bench speed --models 'resnet*' --batch-sizes 1,32
-  python -m bench compare reports/cpu-amd-epyc-avx2 reports/book-nvidia-h100-80gb"""
+  python -m bench all --preset smoke                # every stage, then runs/smoke-<device>/
+  python -m bench profile --models resnet18
+  python -m bench speed --models 'lenet*' --batch-sizes 1,32
+  python -m bench compare reports/cpu-amd-epyc-avx2 reports/cpu-amd-epyc-avx512-bf16"""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -107,7 +109,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"python -m bench: note: {settings.store} holds rows measured on {cpu}; "
                       f"this CPU is {cpu_of(environment())}: what is stored is not measured "
                       "again, and the pages name each row's CPU", file=sys.stderr)  # fmt: skip
-            return recorded(command.run, settings, ["python", "-m", "bench", *argv])
+            code = recorded(command.run, settings, ["python", "-m", "bench", *argv])
+            runs.finish(command.name, settings)
+            return code
     except (UsageError, StoreError, OSError) as error:
         print(f"python -m bench: error: {_said(error)}", file=sys.stderr)
         return 2

@@ -18,6 +18,8 @@ import pandas as pd
 from bench.console import plural
 from bench.render.format import atomic_write, fmt_text, markdown
 from bench.render.html import write_twin
+from bench.render.terminal import ANSWERS, answer
+from bench.stages.common import select_models
 from bench.store import Store, cpu_of, environment
 
 REPORTS = Path("reports")  # the published runs
@@ -85,6 +87,22 @@ def preset_of(store: Store) -> str | None:
     """The preset of the store's latest ``python -m bench all`` (None if it never had one)."""
     runs = store.rows("run")
     return runs[-1]["preset"] if runs else None
+
+
+def finish(command: str, settings: Any) -> None:
+    """After a command that writes a run folder: every page of the folder, rendered from its
+    store; then, after a stage, the figures it was asked for, answered in the terminal."""
+    if not settings.store.is_file():
+        return
+    store = Store(settings.store, create=False)
+    written = render(store, settings.out)
+    if command in ANSWERS:
+        models = getattr(settings, "models", None)
+        chosen = select_models(models) if models else None
+        print(answer(command, store, settings, chosen, settings.out))
+    store.close()
+    print(f"{plural(len(written), 'file')} rendered in {settings.out}; index: "
+          f"{settings.out / 'index.md'}")  # fmt: skip
 
 
 def render(store: Store, out: Path) -> list[Path]:

@@ -106,9 +106,13 @@ def test_a_stage_notes_rows_from_a_cpu_of_the_same_name_with_other_instructions(
     here = environment()
     other = "SSE" if here["cpu_isa"] != "SSE" else "AVX2"
     store = Store(tmp_path / "results.sqlite")
-    store.put("blocks", "7.4.5", {"case": "a"}, {"median_ms": 1.0}, origin={"cpu_isa": other})
-    store.put("blocks", "7.4.5", {"case": "b"}, {"median_ms": 1.0})  # measured here
-    store.put("blocks", "7.4.5", {"case": "c"}, {"median_ms": 1.0}, origin={"cpu_isa": None})
+    store.put(
+        "blocks", "not-an-exercise", {"case": "a"}, {"median_ms": 1.0}, origin={"cpu_isa": other}
+    )
+    store.put("blocks", "not-an-exercise", {"case": "b"}, {"median_ms": 1.0})  # measured here
+    store.put(
+        "blocks", "not-an-exercise", {"case": "c"}, {"median_ms": 1.0}, origin={"cpu_isa": None}
+    )
     store.close()
     argv = ["profile", "--models", "bn_lenet", "--batch-size", "4", "--workers", "1",
             "--out", str(tmp_path)]  # fmt: skip
@@ -128,7 +132,9 @@ def test_speed_sweeps_in_children_stores_rows_and_resumes(tmp_path, capsys):
     argv = ["speed", "--models", "lenet", "--batch-sizes", "1,4", "--time-cap", "0.05",
             "--store", str(tmp_path / "r.sqlite"), "--out", str(tmp_path)]  # fmt: skip
     assert main(argv) == 0
-    assert capsys.readouterr().out.count("images/s") == 4  # 2 modes x 2 batch sizes
+    out = capsys.readouterr().out
+    assert out.count("images/s") >= 4  # each point as it ends: 2 modes x 2 batch sizes
+    assert out.count("\n| lenet |") == 4  # and all of them in the table it ends with
     rows = Store(tmp_path / "r.sqlite").rows("speed")
     assert sorted((r["mode"], r["batch_size"], r["status"]) for r in rows) == [
         ("infer", 1, "ok"), ("infer", 4, "ok"), ("train", 1, "ok"), ("train", 4, "ok")
@@ -136,8 +142,9 @@ def test_speed_sweeps_in_children_stores_rows_and_resumes(tmp_path, capsys):
     assert all(r["n"] >= 1 and r["median_ms"] > 0 and r["peak_flops_per_s"] > 0 for r in rows)
     table = (tmp_path / "speed" / "speed.md").read_text()
     assert "| lenet | train | 4 | ok |" in table and "peak RSS growth" in table
-    assert main(argv) == 0  # all stored: no child is started
-    assert "images/s" not in capsys.readouterr().out
+    assert main(argv) == 0  # all stored: no child is started, and the figures are shown again
+    again = capsys.readouterr().out
+    assert "[1/" not in again and again.count("\n| lenet |") == 4
 
 
 def test_train_smoke_runs_in_a_child_stores_curves_and_resumes(tmp_path, capsys):

@@ -26,6 +26,9 @@ def test_a_command_that_writes_records_itself_and_one_that_finds_all_stored_does
     assert {"git_sha", "git_dirty", "host", "cpu", "device"} <= set(command["provenance"])
     assert main(argv) == 0  # everything stored already: the store stays as it was
     assert len(_commands(tmp_path)) == 1
+    history = (tmp_path / "history.md").read_text()
+    assert f"`python -m bench profile --models lenet --workers 1 --out {tmp_path}`" in history
+    assert "history.md" in (tmp_path / "index.md").read_text()
 
 
 def test_an_interrupted_command_is_recorded_with_what_it_wrote(tmp_path, monkeypatch, full_row):

@@ -1,6 +1,6 @@
 """A user's run measures the user's machine: on a checkout holding a published run of this very
 machine's kind, commands measure into runs/ and leave the published folder, and git, as they
-were."""
+were; each stage command answers in the terminal."""
 
 import shutil
 import subprocess
@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
+import archs
 from bench import runs
 from bench.__main__ import main
 from bench.device import backend_for, cpu_flags, vector_isa
@@ -55,4 +56,29 @@ def test_commands_measure_into_runs_and_leave_a_published_run_alone(published_he
         "tv-mobilenet_v3_small_224px_c3_b128.md"
     ]
     assert not [p for p in own.rglob("*") if ":" in p.name]
-    assert not list(own.rglob("*.onnx"))
+
+
+def test_a_stage_prints_its_figures_and_the_page_that_holds_them(checkout, capsys):
+    assert main(["profile", "--models", "resnet18"]) == 0
+    out = capsys.readouterr().out
+    params = sum(p.numel() for p in archs.build("resnet18", device="meta").parameters())
+    assert f"| resnet18 | 96 | {params:,} |" in out
+    (page,) = [line for line in out.splitlines() if line.startswith("every figure: ")]
+    assert Path(page.removeprefix("every figure: ")).name == "summary.md"
+    capsys.readouterr()
+    assert main(["profile", "--models", "resnet18"]) == 0  # found stored: the figures again
+    assert f"| resnet18 | 96 | {params:,} |" in capsys.readouterr().out
+
+
+def test_every_page_and_its_twin_agree_with_the_store_after_a_stage(checkout, capsys):
+    from bench.render.html import write_twin
+
+    assert main(["profile", "--models", "lenet"]) == 0
+    assert main(["profile", "--models", "bn_lenet"]) == 0  # a second stage command
+    (own,) = (checkout / "runs").iterdir()
+    for page in own.rglob("*.md"):
+        twin = page.with_suffix(".html")
+        drawn = twin.read_text()
+        write_twin(page)
+        assert twin.read_text() == drawn, page
+    assert "| bn_lenet |" in (own / "index.md").read_text()

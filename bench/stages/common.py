@@ -291,12 +291,3 @@ def run_sweeps(store: Any, stage: str, executor: Any, jobs: list) -> int:
 def all_stored(stage: str, item: str, store: Any) -> None:
     """Say that a stage found every ``item`` it was asked for in ``store`` already."""
     print(f"{stage}: every {item} is in {store.path} already; nothing to measure")
-
-
-def write_pages(store: Any, write: Callable[[Any, Path], list[Path]], folder: Path) -> None:
-    """A stage's pages, rendered from ``store`` into ``folder``; then the store is closed."""
-    from bench.console import plural
-
-    written = write(store, folder)
-    store.close()
-    print(f"{plural(len(written), 'file')} in {folder}")

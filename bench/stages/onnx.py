@@ -16,7 +16,6 @@ from bench.stages.common import (
     run_sweeps,
     select_models,
     timeout_option,
-    write_pages,
 )
 from bench.store import Store
 
@@ -39,7 +38,6 @@ def run(s: Settings) -> int:
     from bench.device import backend_for
     from bench.executors import Job
     from bench.onnx_runtime import iter_onnx, placement
-    from bench.render.stages import write_onnx
 
     names = select_models(s.models)
     asked = device_of(s)
@@ -63,7 +61,7 @@ def run(s: Settings) -> int:
         )  # fmt: skip
         jobs.append((Job(iter_onnx, job, s.timeout), point, f"{name} onnxruntime"))
     failures = run_sweeps(store, "onnx", executor, jobs)
-    write_pages(store, write_onnx, s.out / "onnx")
+    store.close()
     return 1 if failures else 0
 
 

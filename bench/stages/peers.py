@@ -13,7 +13,6 @@ from bench.stages.common import (
     all_stored,
     select_models,
     timeout_option,
-    write_pages,
 )
 from bench.store import Store
 
@@ -30,7 +29,6 @@ def run(s: Settings) -> int:
     from bench.executors import Job
     from bench.isolation import Done, Row, ending
     from bench.peers import peer_row
-    from bench.render.peers import write_peers
 
     store, failures = Store(s.store), 0
     names = select_models(s.models)
@@ -55,7 +53,7 @@ def run(s: Settings) -> int:
             elif not isinstance(message, Done):  # no row: the page shows the network without
                 failures += 1
                 progress.item(f"{name}: {ending(message)[1]}")
-    write_pages(store, write_peers, s.out)
+    store.close()
     return 1 if failures else 0
 
 

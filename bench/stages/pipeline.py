@@ -16,7 +16,6 @@ from bench.stages.common import (
     seconds,
     select_models,
     timeout_option,
-    write_pages,
 )
 from bench.store import Store
 
@@ -32,7 +31,6 @@ def run(s: Settings) -> int:
     from bench.device import backend_for
     from bench.executors import Job
     from bench.isolation import Done, Row, ending
-    from bench.render.stages import write_pipeline
     from bench.training.feeds import FEEDS, PIPELINE_CASES, feed_throughputs
 
     device = device_of(s)
@@ -62,7 +60,7 @@ def run(s: Settings) -> int:
             elif not isinstance(message, Done):
                 failures += 1
                 progress.item(f"{model} at {resize or 28} px: {ending(message)[1]}")
-    write_pages(store, write_pipeline, s.out / "pipeline")
+    store.close()
     return 1 if failures else 0
 
 

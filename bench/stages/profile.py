@@ -40,7 +40,6 @@ def run(s: Settings) -> int:
     from bench.executors import Job
     from bench.flops import profile_job
     from bench.isolation import Done, Row, ending
-    from bench.render.stages import write_profile
 
     names = select_models(s.models)
     if s.image_size is not None:
@@ -79,11 +78,9 @@ def run(s: Settings) -> int:
                 store.put("profile", name, config, {"error": note}, status=Status.ERROR)
                 progress.item(f"{name}: error: {note}")
     elapsed = time.perf_counter() - start
-    written = write_profile(store, s.out / "profile")
     store.close()
     where = plural(workers, "worker") if s.executor == "local" else "Ray"
-    print(f"profiled {plural(len(todo), 'network')} in {elapsed:.1f} s with {where}; "
-          f"{plural(len(written), 'file')} in {s.out / 'profile'}")  # fmt: skip
+    print(f"profiled {plural(len(todo), 'network')} in {elapsed:.1f} s with {where}")
     return 1 if failures else 0
 
 

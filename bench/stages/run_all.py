@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import archs
-from bench.console import plural
 from bench.stages import blocks, onnx, peers, pipeline, profile, speed, train
 from bench.stages.common import (
     Command,
@@ -135,11 +134,10 @@ def stage_settings(s: Settings, preset: str) -> list[Step]:
 
 
 def run(s: Settings) -> int:
-    """Every step of the preset's plan in order, then every page; a step that fails is
-    recorded and the next one runs. The run itself (each step's outcome and seconds, the wall
-    time) is stored where it measured something or a step did not end ok: a run that finds
-    every point in the store leaves the store as it was."""
-    from bench import runs
+    """Every step of the preset's plan in order (the pages follow, as after every command that
+    writes a run folder); a step that fails is recorded and the next one runs. The run itself
+    (each step's outcome and seconds, the wall time) is stored where it measured something or
+    a step did not end ok: a run that finds every point in the store leaves it as it was."""
     from bench.stages import COMMANDS
 
     preset = train.preset_name(s)
@@ -177,13 +175,9 @@ def run(s: Settings) -> int:
             store.put("run", preset, {"started": began}, {
                 "preset": preset, "models": s.models, "wall_s": time.perf_counter() - started,
                 "stages": outcomes, "stage_s": seconds, "not_trained": left})  # fmt: skip
-    written = runs.render(store, s.out)
     store.close()
     each = ", ".join(f"{name} {took:.0f} s" for name, took in seconds.items())
-    print(
-        f"all stages in {time.perf_counter() - started:.0f} s ({each}); "
-        f"{plural(len(written), 'file')} in {s.out}; index: {s.out / 'index.md'}"
-    )
+    print(f"all stages in {time.perf_counter() - started:.0f} s ({each})")
     return worst
 
 

@@ -18,7 +18,6 @@ from bench.stages.common import (
     run_sweeps,
     select_models,
     timeout_option,
-    write_pages,
 )
 from bench.store import Store
 from bench.timing import MIN_TIMED_STEPS, MODES
@@ -53,7 +52,6 @@ def run(s: Settings) -> int:
     """Time every selected network across batch sizes, one child process per (model, mode)."""
     from bench.device import backend_for
     from bench.executors import Job
-    from bench.render.stages import write_speed
     from bench.timing import iter_speed
 
     names = select_models(s.models)
@@ -80,7 +78,7 @@ def run(s: Settings) -> int:
         )  # fmt: skip
         jobs.append((Job(iter_speed, job, s.timeout), point, f"{name} {mode}"))
     failures = run_sweeps(store, "speed", executor, jobs)
-    write_pages(store, write_speed, s.out / "speed")
+    store.close()
     return 1 if failures else 0
 
 

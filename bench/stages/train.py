@@ -20,7 +20,6 @@ from bench.stages.common import (
     option,
     select_models,
     timeout_option,
-    write_pages,
 )
 from bench.store import Store, config_hash
 from bench.training.recipes import EXPERIMENTS, PRESETS, Preset, Run, config, describe
@@ -54,7 +53,6 @@ def run(s: Settings) -> int:
     from bench.device import backend_for
     from bench.executors import Job
     from bench.isolation import Done, Row, ending
-    from bench.render.training import write_train
     from bench.training.loop import train_rows
 
     device, name = device_of(s), preset_name(s)
@@ -113,7 +111,7 @@ def run(s: Settings) -> int:
         checkpoints.rmdir()
     for line in seed_medians(store, [r for r, _ in keys], preset, s.pipeline, device_name):
         print(line)
-    write_pages(store, write_train, s.out / "train")
+    store.close()
     return 1 if failures else 0
 
 

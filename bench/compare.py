@@ -17,6 +17,7 @@ from typing import Any
 
 import pandas as pd
 
+from bench.console import plural
 from bench.render.format import fmt_text, markdown
 from bench.schema import ALLOCATED, Status
 from bench.store import Store, config_hash
@@ -77,13 +78,12 @@ def _keyed(store: Store, stage: str) -> dict[tuple[str, str], dict[str, Any]]:
             if r["status"] == Status.OK}  # fmt: skip
 
 
-def compare(a: Store, b: Store, stage: str | None = None, threshold: float = 3.0,
-            changed: bool = False) -> tuple[str, int]:  # fmt: skip
-    """A Markdown table of every shared metric's change (``changed``: of the flagged ones
-    alone, empty where there are none), and how many changes are flagged: a change is flagged
-    when it exceeds ``threshold`` times the larger relative noise of the two rows, or, for
-    exact (counted) metrics, when there is any change at all; never where the noise is
-    unknown."""
+def differences(a: Store, b: Store, stage: str | None = None,
+                threshold: float = 3.0) -> pd.DataFrame:  # fmt: skip
+    """Every metric the two stores share, a row each: its values, relative change and noise,
+    and whether it is flagged: a change is flagged when it exceeds ``threshold`` times the
+    larger relative noise of the two rows, or, for exact (counted) metrics, when there is any
+    change at all; never where the noise is unknown."""
     rows = []
     for name, metrics in METRICS.items():
         if stage is not None and name != stage:
@@ -103,9 +103,17 @@ def compare(a: Store, b: Store, stage: str | None = None, threshold: float = 3.0
                 rows.append({"stage": name, "model": key[0], "config": key[1], "metric": metric,
                              "a": x, "b": y, "change": change, "noise": spread,
                              "flag": "CHANGED" if flagged else ""})  # fmt: skip
-    if not rows:
+    columns = ["stage", "model", "config", "metric", "a", "b", "change", "noise", "flag"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def compare(a: Store, b: Store, stage: str | None = None, threshold: float = 3.0,
+            changed: bool = False) -> tuple[str, int]:  # fmt: skip
+    """A Markdown table of every shared metric's change (``changed``: of the flagged ones
+    alone, empty where there are none), and how many changes are flagged."""
+    frame = differences(a, b, stage, threshold)
+    if frame.empty:
         return "no rows in common", 0
-    frame = pd.DataFrame(rows)
     flagged = int((frame["flag"] != "").sum())
     if changed:
         frame = frame[frame["flag"] != ""]
@@ -121,3 +129,24 @@ def compare(a: Store, b: Store, stage: str | None = None, threshold: float = 3.0
         ("flag", f"beyond {threshold:g} x noise", fmt_text),
     ])  # fmt: skip
     return table, flagged
+
+
+def summary(frame: pd.DataFrame, largest: int = 5) -> str:
+    """A few lines on a comparison (``differences``): per stage, how many metrics were compared
+    and how many changed beyond their noise; then the ``largest`` such changes, as B / A."""
+    if frame.empty:
+        return "no rows in common"
+    lines = []
+    for stage, group in frame.groupby("stage", sort=False):
+        beyond = int((group["flag"] != "").sum())
+        lines.append(f"{stage}: {plural(len(group), 'metric')} compared, {beyond} beyond the "
+                     "noise")  # fmt: skip
+    flagged = frame[frame["flag"] != ""]
+    top = flagged.reindex(flagged["change"].abs().sort_values(ascending=False).index)[:largest]
+    if not top.empty:
+        lines.append("largest changes beyond the noise (B / A):")
+    for row in top.itertuples():
+        noise = "exact" if row.noise == 0 else f"noise {row.noise:.1%}"
+        lines.append(f"  {row.stage} {row.model} {row.metric}: {_number(row.a)} -> "
+                     f"{_number(row.b)} (x{row.b / row.a:.2f}, {noise})")  # fmt: skip
+    return "\n".join(lines)

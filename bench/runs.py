@@ -91,7 +91,8 @@ def preset_of(store: Store) -> str | None:
 
 def finish(command: str, settings: Any) -> None:
     """After a command that writes a run folder: every page of the folder, rendered from its
-    store; then, after a stage, the figures it was asked for, answered in the terminal."""
+    store; then what the command was asked, answered in the terminal: a stage's figures, or,
+    after ``all``, this machine against the published run of its preset and device."""
     if not settings.store.is_file():
         return
     store = Store(settings.store, create=False)
@@ -100,9 +101,34 @@ def finish(command: str, settings: Any) -> None:
         models = getattr(settings, "models", None)
         chosen = select_models(models) if models else None
         print(answer(command, store, settings, chosen, settings.out))
+    elif command == "all" and (against := against_published(store, settings.out)):
+        print(against)
     store.close()
     print(f"{plural(len(written), 'file')} rendered in {settings.out}; index: "
           f"{settings.out / 'index.md'}")  # fmt: skip
+
+
+def against_published(store: Store, out: Path) -> str | None:
+    """This run beside the published run of its preset and machine (``reports/`` holds a folder
+    of its name), if there is one and it is another folder: a summary of the changes beyond
+    the noise, and the path of the full comparison, written into ``out``."""
+    from bench.compare import compare, differences, summary
+
+    published = REPORTS / out.name
+    if not (published / STORE_NAME).is_file() or published.resolve() == out.resolve():
+        return None
+    reference = Store(published / STORE_NAME, create=False)
+    table, _ = compare(reference, store)
+    lines = summary(differences(reference, store))
+    reference.close()
+    full = out / "against-published.md"
+    atomic_write(full, f"# {out} against the published run {published}\n\nA: the published "
+                 f"run; B: this one. `python -m bench compare {published} {out} --table` "
+                 f"prints it again.\n\n{table}\n")  # fmt: skip
+    return (
+        f"this machine against the published run {published} (A: published, B: this "
+        f"run):\n{lines}\nevery metric: {full}"
+    )
 
 
 def render(store: Store, out: Path) -> list[Path]:

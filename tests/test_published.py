@@ -82,3 +82,21 @@ def test_every_page_and_its_twin_agree_with_the_store_after_a_stage(checkout, ca
         write_twin(page)
         assert twin.read_text() == drawn, page
     assert "| bn_lenet |" in (own / "index.md").read_text()
+
+
+def test_all_sets_its_figures_beside_the_published_run_of_its_kind(smoke_run, tmp_path, capsys,
+                                                                   monkeypatch):  # fmt: skip
+    """A published smoke run of this machine (copied from the session's), then ``all`` again
+    in a folder of its own: the summary of the comparison and the full one on disk."""
+    checkout = tmp_path
+    (checkout / "reports" / smoke_run.name).mkdir(parents=True)
+    shutil.copy(smoke_run / runs.STORE_NAME, checkout / "reports" / smoke_run.name)
+    monkeypatch.chdir(checkout)
+    out = checkout / "runs" / smoke_run.name
+    out.mkdir(parents=True)
+    shutil.copy(smoke_run / runs.STORE_NAME, out / runs.STORE_NAME)
+    assert main(["all", "--preset", "smoke"]) == 0
+    printed = capsys.readouterr().out
+    assert f"this machine against the published run reports/{smoke_run.name}" in printed
+    assert "profile: " in printed and "0 beyond the noise" in printed  # the same store
+    assert "| lenet |" in (out / "against-published.md").read_text()

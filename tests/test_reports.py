@@ -156,16 +156,27 @@ def test_compare_accuracy_against_the_binomial_error(tmp_path, capsys, full_row,
     a.put("train", "lenet", {"test_per_class": None}, full_row("train", test_acc=0.80))
     b.put("train", "lenet", {"test_per_class": None}, full_row("train", test_acc=after))
     # on 10,000 images the standard error of 80% is 0.4 points: 3 x 0.5% relative
-    assert main(["compare", str(tmp_path / "a.sqlite"), str(tmp_path / "b.sqlite")]) == 0
-    out = capsys.readouterr().out
-    assert out.count("CHANGED") == flagged
-    assert (f"{flagged} change beyond the noise" if flagged else "no change beyond") in out
-    assert (
-        main(["compare", str(tmp_path / "a.sqlite"), str(tmp_path / "b.sqlite"), "--changed"]) == 0
-    )
-    changed = capsys.readouterr().out
-    assert changed.count("| train |") == flagged  # with --changed, no unchanged metric
-    assert changed.splitlines()[-1] == out.splitlines()[-1]
+    argv = ["compare", str(tmp_path / "a.sqlite"), str(tmp_path / "b.sqlite")]
+    assert main(argv) == 0
+    assert f"train: 1 metric compared, {flagged} beyond the noise" in capsys.readouterr().out
+    assert main([*argv, "--table"]) == 0
+    assert capsys.readouterr().out.count("CHANGED") == flagged
+    assert main([*argv, "--table", "--changed"]) == 0
+    assert capsys.readouterr().out.count("| train |") == flagged  # no unchanged metric
+
+
+def test_compare_summarises_per_stage_and_names_the_largest_changes(tmp_path, full_row):
+    from bench.compare import differences, summary
+
+    a, b = Store(tmp_path / "a.sqlite"), Store(tmp_path / "b.sqlite")
+    for store, rates in ((a, (100.0, 100.0, 100.0)), (b, (130.0, 250.0, 101.0))):
+        for batch, rate in zip((1, 8, 32), rates, strict=True):
+            store.put("speed", "lenet", {"batch_size": batch}, _speed_row(full_row, rate, 0.01))
+    lines = summary(differences(a, b), largest=1).splitlines()
+    # images/s and median ms of each point: 6 metrics, those of batch 1 and 8 beyond 3 x 1 %
+    assert lines[0] == "speed: 6 metrics compared, 4 beyond the noise"
+    assert lines[2] == "  speed lenet images_per_s: 100 -> 250 (x2.50, noise 1.0%)"
+    assert len(lines) == 3
 
 
 def test_a_run_killed_mid_stage_resumes_without_measuring_again(tmp_path, capsys):

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.compare import METRICS
-from bench.console import plural
 from bench.stages.common import Command, UsageError, option
 from bench.store import Store
 
@@ -49,18 +48,22 @@ class CompareSettings:
                      positional=True)  # fmt: skip
     stage: str | None = option(None, "only this stage's rows", choices=tuple(METRICS))
     threshold: float = option(3.0, "flag changes beyond this many times their noise", parse=float)
-    changed: bool = option(False, "list only the changes beyond the noise")
+    table: bool = option(False, "print every compared metric as a table after the summary")
+    changed: bool = option(False, "with --table: only the changes beyond the noise")
 
 
 def compare(s: CompareSettings) -> int:
-    """Per-metric differences between two stores; changes beyond the measured noise flagged."""
-    from bench.compare import compare
+    """A summary of the differences between two stores (changes beyond the measured noise,
+    per stage, and the largest); every metric's with --table."""
+    from bench.compare import compare, differences, summary
 
-    table, flagged = compare(open_store(s.a), open_store(s.b), s.stage, s.threshold, s.changed)
-    if table:
-        print(table)
-    print(f"{plural(flagged, 'change')} beyond the noise" if flagged else
-          "no change beyond the noise")  # fmt: skip
+    a, b = open_store(s.a), open_store(s.b)
+    print(summary(differences(a, b, s.stage, s.threshold)))
+    if s.table:
+        table, _ = compare(a, b, s.stage, s.threshold, s.changed)
+        print(f"\n{table}")
+    else:
+        print(f"every metric: python -m bench compare {s.a} {s.b} --table")
     return 0
 
 

@@ -76,6 +76,9 @@ def run(s: Settings) -> int:
                    longest_first=runner.side_by_side)  # fmt: skip
     print(f"train: {plural(len(todo), 'run')} to train ({len(keys) - len(todo)} already in "
           f"{s.store}), preset {name}, on {device_name}")  # fmt: skip
+    if name == "smoke":
+        print("train: the smoke preset checks that training runs end to end, on far too little "
+              "work to learn: its accuracies mean nothing")  # fmt: skip
     checkpoints = s.out / "checkpoints"  # one a run, while it trains
     jobs = [Job(train_rows, dict(run=run, preset=preset, data_dir=s.data_dir, device=str(device),
                                  checkpoint=checkpoints / f"{config_hash(key)}.pt",

@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 
 from bench.console import plural
-from bench.render.format import atomic_write, fmt_text, markdown
+from bench.render.format import atomic_write, fmt_int, fmt_text, markdown
 from bench.render.html import write_twin
 from bench.render.terminal import ANSWERS, answer
 from bench.stages.common import select_models
@@ -187,18 +187,58 @@ RUN_COLUMNS = [
 ]  # fmt: skip
 
 
+def _results(path: Path, link: str) -> dict[str, Any]:
+    """One line of the results table: what a run folder's store holds, and its best accuracy."""
+    store = Store(path / STORE_NAME, create=False)
+    rows = [r for r in store.rows() if r["status"] == "ok"]
+    store.close()
+    trained = [r for r in rows if r["stage"] == "train"]
+    best = max(trained, key=lambda r: r["test_acc"], default=None)
+    devices = {r["provenance"]["device"] if r["provenance"]["device"] != "cpu"
+               else cpu_of(r["provenance"]) for r in rows}  # fmt: skip
+    return {
+        "run": f"[{path.name}]({link}{path.name}/index.md)",
+        "device": ", ".join(sorted(devices)) or "-",
+        "profiled": sum(r["stage"] == "profile" for r in rows),
+        "timed": sum(r["stage"] in ("speed", "onnx") for r in rows),
+        "trained": len(trained),
+        "best": "-"
+        if best is None
+        else f"{best['test_acc']:.1%} ({best['model']}, {best['preset']} preset)",
+    }
+
+
+RESULT_COLUMNS = [
+    ("run", "run folder", fmt_text), ("device", "device", fmt_text),
+    ("profiled", "networks counted", fmt_int), ("timed", "speed and onnx points", fmt_int),
+    ("trained", "training runs", fmt_int), ("best", "best test accuracy", fmt_text),
+]  # fmt: skip
+
+
+def published(root: Path) -> list[Path]:
+    """The published run folders of ``root`` (smoke runs aside)."""
+    return sorted(p for p in root.iterdir() if (p / STORE_NAME).is_file()
+                  and not p.name.startswith(UNLISTED + "-"))  # fmt: skip
+
+
+def results_table(root: Path, link: str = "") -> str:
+    """The published runs of ``root`` in a few figures each, every link prefixed by ``link``
+    (the README's table: ``reports/``)."""
+    lines = [_results(p, link) for p in published(root)]
+    return markdown(pd.DataFrame(lines, columns=[c for c, _, _ in RESULT_COLUMNS]), RESULT_COLUMNS)
+
+
 def write_runs_index(root: Path) -> list[Path]:
     """``root``/index.md and index.html: every published run folder, one row each."""
-    folders = sorted(p for p in root.iterdir() if (p / STORE_NAME).is_file()
-                     and not p.name.startswith(UNLISTED + "-"))  # fmt: skip
+    folders = published(root)
     table = pd.DataFrame([_run_summary(p) for p in folders], columns=[c for c, _, _ in RUN_COLUMNS])
     intro = (
-        "Each run of `python -m bench all` keeps its results store (`results.sqlite`), pages "
-        "and plots in its own folder, `<preset>-<device>/` (a CPU's device with its vector "
-        "instructions); `python -m bench render "
-        "reports/<folder>` renders a folder's pages again from its store alone. Smoke runs "
-        "are not listed (their folders are git-ignored)."
+        "The published runs: each folder keeps its results store (`results.sqlite`), pages "
+        "and plots, `<preset>-<device>/` (a CPU's device with its vector instructions); "
+        "`python -m bench render reports/<folder>` renders a folder's pages again from its "
+        "store alone, and its `history.md` says how it was made."
     )
     written = root / "index.md"
-    atomic_write(written, f"# cnnbench: the runs\n\n{intro}\n\n{markdown(table, RUN_COLUMNS)}\n")
+    atomic_write(written, f"# cnnbench: the runs\n\n{intro}\n\n{markdown(table, RUN_COLUMNS)}\n"
+                 f"\n## What each holds\n\n{results_table(root)}\n")  # fmt: skip
     return [written, write_twin(written)]

@@ -1,5 +1,6 @@
-"""The README says what the code does: its list of networks is the registry's, its Python
-examples run as written, and every command it shows is one the CLI and nox accept."""
+"""The README says what the code does: its results are the published stores', its Python
+examples run as written, every command it shows is one the CLI and nox accept, and the
+networks page lists the registry."""
 
 import re
 import shlex
@@ -23,9 +24,29 @@ COMMANDS = [
 ]
 
 
-def test_readme_lists_every_network():
-    listed = README.split("<!-- networks:start -->\n")[1].split("\n<!-- networks:end -->")[0]
-    assert listed == markdown_table(), "README out of date: paste the output of python -m archs"
+def _between(text: str, marker: str) -> str:
+    return text.split(f"<!-- {marker}:start -->\n")[1].split(f"\n<!-- {marker}:end -->")[0]
+
+
+def test_the_networks_page_lists_every_network():
+    listed = _between((ROOT / "docs" / "networks.md").read_text(), "networks")
+    assert listed == markdown_table(), "docs/networks.md out of date: paste python -m archs"
+
+
+def test_the_results_table_is_rendered_from_the_published_stores():
+    from bench.runs import results_table
+
+    assert _between(README, "results") == results_table(ROOT / "reports", "reports/"), (
+        "README out of date: paste the table of reports/index.md, links prefixed reports/"
+    )
+
+
+def test_the_readme_is_a_front_door():
+    assert len(README.splitlines()) <= 250
+    headings = re.findall(r"^## (.+)$", README, flags=re.M)
+    assert {"Install", "Quick start", "Results"} <= set(headings)
+    linked = re.findall(r"\]\((docs/[\w.]+|CONTRIBUTING.md|reports/[\w./-]+)\)", README)
+    assert [path for path in linked if not (ROOT / path).exists()] == []
 
 
 @pytest.mark.parametrize("code", PYTHON, ids=[f"python-{i}" for i in range(len(PYTHON))])

@@ -1,5 +1,5 @@
 """Sessions: ``nox -s tests`` (the suite), ``nox -s lint`` (ruff), ``nox -s bench`` (every stage,
-then the reports), ``nox -s fast`` (the fast recipe's target) and ``nox -s screenshot`` (a run's
+then the run's pages), ``nox -s fast`` (the fast recipe's target) and ``nox -s screenshot`` (a run's
 HTML index as a browser shows it).
 
 Every session that runs the package shares one environment, ``.nox/cnnbench``: torch (a CUDA
@@ -49,7 +49,8 @@ def lint(session: nox.Session) -> None:
 
 @nox.session(venv_backend="none")
 def bench(session: nox.Session) -> None:
-    """Every stage in order, then the run's pages in reports/<preset>-<device>/; the preset
+    """Every stage in order, measuring this machine into runs/<preset>-<device>/ (git-ignored;
+    ``-- --out reports/<run>`` to add to a published run), then the run's pages; the preset
     follows the device unless given: ``nox -s bench -- --preset smoke|cpu|book --models P``.
     The peer FLOP counters (thop, ptflops, torchinfo) are installed for its peers stage, and
     Ray for ``-- --executor ray``."""

@@ -4,6 +4,7 @@ import dataclasses
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -415,3 +416,21 @@ def test_runs_train_shortest_first_on_one_device_longest_first_side_by_side(tmp_
     for longest_first, expected in ((True, ["alexnet", "resnet18", "lenet", "nin"]),
                                     (False, ["lenet", "resnet18", "alexnet", "nin"])):  # fmt: skip
         assert [run.model for run, _ in by_work(store, todo, longest_first)] == expected
+
+
+def test_the_help_examples_run_as_written():
+    """Each example of ``python -m bench --help`` is a command the parser takes, and the run
+    folders it names exist."""
+    import shlex
+
+    from bench.__main__ import EXAMPLES, build_parser
+
+    root = Path(__file__).parents[1]
+    lines = [line.split("  #")[0].strip() for line in EXAMPLES.splitlines()[1:]]
+    assert lines
+    for line in lines:
+        words = shlex.split(line)
+        assert words[:3] == ["python", "-m", "bench"]
+        args = build_parser().parse_args(words[3:])
+        if args.command == "compare":
+            assert (root / args.a).is_dir() and (root / args.b).is_dir()

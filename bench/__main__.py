@@ -109,8 +109,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"python -m bench: note: {settings.store} holds rows measured on {cpu}; "
                       f"this CPU is {cpu_of(environment())}: what is stored is not measured "
                       "again, and the pages name each row's CPU", file=sys.stderr)  # fmt: skip
-            code = recorded(command.run, settings, ["python", "-m", "bench", *argv])
-            runs.finish(command.name, settings)
+            code, changed = recorded(command.run, settings, ["python", "-m", "bench", *argv])
+            runs.finish(command.name, settings, render_pages=changed or command.name == "render")
             return code
     except (UsageError, StoreError, OSError) as error:
         print(f"python -m bench: error: {_said(error)}", file=sys.stderr)

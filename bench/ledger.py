@@ -23,14 +23,13 @@ def _versions(path: Path) -> dict:
     return versions
 
 
-def recorded(run: Callable[[Any], int], settings: Any, argv: list[str]) -> int:
-    """``run(settings)``; where it wrote or deleted rows, record it in the store as it ends,
-    however it ends: its command line, times, exit status, rows and the code and machine
-    that ran it."""
-    started, before, code = provenance()["date"], _versions(settings.store), 1
+def recorded(run: Callable[[Any], int], settings: Any, argv: list[str]) -> tuple[int, bool]:
+    """``run(settings)``'s exit code, and whether it changed the store; where it wrote or
+    deleted rows, it is recorded in the store as it ends, however it ends: its command line,
+    times, exit status, rows and the code and machine that ran it."""
+    started, before, code, changed = provenance()["date"], _versions(settings.store), 1, False
     try:
         code = run(settings)
-        return code
     except KeyboardInterrupt:
         code = 130
         raise
@@ -44,7 +43,9 @@ def recorded(run: Callable[[Any], int], settings: Any, argv: list[str]) -> int:
                 after = _versions(settings.store)
                 written = sum(before.get(key) != version for key, version in after.items())
                 deleted = len(before.keys() - after.keys())
-                if written or deleted:
+                changed = bool(written or deleted)
+                if changed:
                     store = Store(settings.store, create=False)
                     store.log_command(argv, started, code, written, deleted)
                     store.close()
+    return code, changed

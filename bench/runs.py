@@ -89,14 +89,16 @@ def preset_of(store: Store) -> str | None:
     return runs[-1]["preset"] if runs else None
 
 
-def finish(command: str, settings: Any) -> None:
+def finish(command: str, settings: Any, render_pages: bool) -> None:
     """After a command that writes a run folder: every page of the folder, rendered from its
-    store; then what the command was asked, answered in the terminal: a stage's figures, or,
-    after ``all``, this machine against the published run of its preset and device."""
+    store where ``render_pages`` (a store the command left as it was keeps the pages its last
+    render made); then what the command was asked, answered in the terminal: a stage's
+    figures, or, after ``all``, this machine against the published run of its preset and
+    device."""
     if not settings.store.is_file():
         return
     store = Store(settings.store, create=False)
-    written = render(store, settings.out)
+    written = render(store, settings.out) if render_pages else []
     if command in ANSWERS:
         models = getattr(settings, "models", None)
         chosen = select_models(models) if models else None
@@ -104,8 +106,8 @@ def finish(command: str, settings: Any) -> None:
     elif command == "all" and (against := against_published(store, settings.out)):
         print(against)
     store.close()
-    print(f"{plural(len(written), 'file')} rendered in {settings.out}; index: "
-          f"{settings.out / 'index.md'}")  # fmt: skip
+    done = f"{plural(len(written), 'file')} rendered" if written else "nothing new to render"
+    print(f"{done} in {settings.out}; index: {settings.out / 'index.md'}")
 
 
 def against_published(store: Store, out: Path) -> str | None:

@@ -514,3 +514,19 @@ def test_runs_that_differ_by_seed_print_their_median_and_range():
     (line,) = seed_medians(Stored(), runs, PRESETS["book"], "ours", "cpu")
     assert "median of 3 seeds: test accuracy 93.60% (range 93.10% to 94.00%)" in line
     assert "wall clock 251 (range 250 to 252) s" in line
+
+
+def test_the_book_cpu_preset_is_the_books_recipe_at_the_smallest_side_from_32():
+    book_cpu, book = PRESETS["book_cpu"], PRESETS["book"]
+    for name in archs.BOOK_MODELS:
+        spec = archs.spec(name)
+        run, work = book_cpu.adapt(Run(name))
+        book_side = spec.recipe.resize or 28
+        side = book_side if book_side <= 32 else max(32, spec.min_image_size)
+        assert (run.resize or 28) == side  # AlexNet 65 and NiN 67; chapter 8's others 32
+        assert run.settings()["lr"] == spec.recipe.lr and run.techniques == Run(name).techniques
+        assert run.settings()["batch_size"] == 128 == spec.recipe.batch_size
+        assert (work.epochs, work.train_per_class, work.test_per_class) == (10, None, None)
+        assert book.adapt(Run(name))[1].epochs == work.epochs
+    key = config(Run("alexnet"), book_cpu, "ours")
+    assert (key["resize"], key["techniques"], key["name"]) == (65, "-", "book_cpu")

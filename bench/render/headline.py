@@ -30,7 +30,8 @@ from bench.render.training import bounded, evaluated_at_end, throughput_cv
 from bench.schema import MEASURED, Status
 from bench.store import Store, cpu_of
 
-PRESET_RANK = {"book": 0, "cpu": 1, "smoke": 2}  # which training run speaks for a network
+# which training run speaks for a network: the book's recipe, then the same at CPU scale
+PRESET_RANK = {"book": 0, "book_cpu": 1, "cpu": 2, "smoke": 3}
 STAGE_PAGES = {
     "profile/summary.md": "cost of each network: parameters, MACs/FLOPs, memory (counted)",
     "speed/speed.md": "throughput, latency and peak memory across batch sizes (measured)",

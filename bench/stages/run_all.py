@@ -74,6 +74,12 @@ PLANS: dict[str, tuple[Step, ...]] = {
             "book", "lr_grid", "batch_sweep", "vgg_sizes", "lenet_variants", "networks_28",
             "variants"))),
     ),
+    # A CPU, for hours: what the book's nine networks buy under the book's recipe at the
+    # smallest side of at least 32 pixels each accepts, cheapest first
+    "book_cpu": (
+        Step("profile", profile.Settings()),
+        Step("train", train.Settings(preset="book_cpu"), "train: the book's networks"),
+    ),
     # A GPU: the chapter's recipes, the most valuable rows first, so that a run stopped part
     # way (and resumed later: what is stored is not measured again) holds them: the counts
     # (seconds, on the meta device), what the book's nine networks buy (the train stage runs

@@ -33,6 +33,15 @@ def test_the_comparison_ranks_by_the_tables_accuracies():
     assert "for 2.00x its MACs per image" in swapped
 
 
+def test_the_gap_printed_is_the_difference_of_the_accuracies_printed():
+    import re
+
+    text = ex.say_compare(_runs(resnet18=0.88049, resnet18_preact=0.72751))  # 15.298 points
+    best, worst = (float(v) for v in re.findall(r"px (\d+\.\d)%", text))
+    (gap,) = re.findall(r"is (\d+\.\d) points above", text)
+    assert (best, worst) == (88.0, 72.8) and float(gap) == round(best - worst, 1) == 15.2
+
+
 def test_a_gap_within_the_test_sets_noise_is_said():
     # 2,000 test images at 80% and 79%: 2 x sqrt(.8 x .2 / 2000 + .79 x .21 / 2000) = 2.55 points
     close = ex.say_compare(_runs(bn_lenet=0.80, bn_lenet_nobias=0.79))

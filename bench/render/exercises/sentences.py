@@ -226,14 +226,21 @@ def say_compare(frame: pd.DataFrame) -> str:
     if len(frame) > 1:
         macs = best["fwd_macs_per_image"] / worst["fwd_macs_per_image"]
         gap, noise = best["test_acc"] - worst["test_acc"], 2 * _standard_error(best, worst)
+        shown = _percent_points(best["test_acc"]) - _percent_points(worst["test_acc"])
         text += (
-            f"The most accurate, {_label(best)}, is {100 * gap:.1f} points above "
+            f"The most accurate, {_label(best)}, is {shown:.1f} points above "
             f"{_label(worst)} for {macs:,.2f}x its MACs per image and "
             f"{best['images_per_s'] / worst['images_per_s']:,.2f}x its training throughput"
             + (f"; the gap is within the test sets' noise (two standard errors: "
                f"{100 * noise:.1f} points). " if gap < noise else ". ")
         )  # fmt: skip
     return text + say_work(frame)
+
+
+def _percent_points(accuracy: float) -> float:
+    """An accuracy in percent as the sentences print it (to a tenth of a point), so that a gap
+    printed beside two printed accuracies is their difference."""
+    return float(f"{accuracy:.1%}".rstrip("%"))
 
 
 def _standard_error(a: pd.Series, b: pd.Series) -> float:

@@ -43,7 +43,8 @@ def speed_answer(model: str) -> Callable[[Store], Answer | None]:
                    ("batch_size", "batch", fmt_int),
                    ("images_per_s", "images/s (measured)", fmt_ratio),
                    ("median_ms", "ms/step median", fmt_ms), ("cv", "CV", fmt_percent),
-                   ("peak_bytes", "peak memory (MiB, measured)", fmt_mib)]  # fmt: skip
+                   ("peak_bytes", "growth above the resident weights (MiB, measured)",
+                    fmt_mib)]  # fmt: skip
         return frame, columns, say_memory_modes(frame, cost.iloc[0])
 
     return answer

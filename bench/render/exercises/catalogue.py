@@ -174,8 +174,9 @@ EXERCISES: tuple[Exercise, ...] = (
              "fails.", trained(("lenet", "bn_lenet"), say_lr_grid,
                                    keep=lambda r: varies(r, "lr")), f"{TRAIN} lr_grid"),
     Exercise("8.5.7.3", "Batch norm after every layer, after the convs only, and nowhere "
-             "(ReLU LeNets).", trained(("lenet_modern", "bn_lenet", "bn_lenet_convs"),
-                                           say_bn_layers), f"{TRAIN} book lenet_variants"),
+             "(the book's LeNet: sigmoid, average pooling).",
+             trained(("lenet", "bn_lenet", "bn_lenet_convs"), say_bn_layers),
+             f"{TRAIN} book lenet_variants"),
     Exercise("8.6.7.1", "An Inception network against a residual network: cost and accuracy.",
              trained(("googlenet", "resnet18"), say_compare), f"{TRAIN} book"),
     Exercise("8.6.7.2", "ResNet-18/34/50/101/152: parameters, MACs, memory, throughput.",

@@ -352,8 +352,9 @@ def test_the_book_plan_puts_what_the_books_networks_buy_first_and_compiles_last(
     from bench.training.recipes import EXPERIMENTS
 
     plan = PLANS["book"]
-    assert [s.stage for s in plan[:2]] == ["profile", "train"]  # counting only, then training
-    assert plan[1].settings.experiment == ("book",) and plan[1].settings.preset == "book"
+    # counting only (at the book's sides, and two networks at 224), then training
+    assert [s.stage for s in plan[:3]] == ["profile", "profile", "train"]
+    assert plan[2].settings.experiment == ("book",) and plan[2].settings.preset == "book"
     assert len({s.name or s.stage for s in plan}) == len(plan)  # each step named apart
     trained = [e for s in plan if s.stage == "train" for e in s.settings.experiment]
     assert sorted(trained) == sorted(EXPERIMENTS)  # every experiment, once
@@ -362,7 +363,7 @@ def test_the_book_plan_puts_what_the_books_networks_buy_first_and_compiles_last(
     book = ",".join(archs.BOOK_MODELS)
     assert timed == [(book, "fp32", False), (book, "bf16", False), ("*", "fp32", False),
                      ("*", "bf16", False), (book, "fp32", True), (book, "bf16", True)]  # fmt: skip
-    assert next(i for i, s in enumerate(plan) if s.stage == "speed") == 2  # right after training
+    assert next(i for i, s in enumerate(plan) if s.stage == "speed") == 3  # right after training
 
 
 def test_training_on_the_books_pipeline_starts_its_loader_workers_in_the_child(tmp_path, capsys):

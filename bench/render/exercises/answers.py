@@ -9,6 +9,7 @@ import pandas as pd
 
 import archs
 from bench.render.exercises.rows import (
+    INPUT,
     INTENSITY,
     MACS,
     MODEL,
@@ -129,8 +130,10 @@ def pooling(store: Store) -> Answer | None:
 
 def say_ridge(store: Store, frame: pd.DataFrame) -> str:
     roof = fp32_roof(store)
-    text = "; ".join(f"{m}: {frame.loc[m, 'fwd_flops_per_byte']:.1f} FLOPs/byte"
-                     for m in frame.index)  # fmt: skip
+    text = "At 224 pixels, forward FLOPs per byte moved at batch 128 (batch 1): " + "; ".join(
+        f"{m}: {frame.loc[m, 'fwd_flops_per_byte']:.1f} "
+        f"({frame.loc[m, 'flops_per_byte_batch1']:.1f})" for m in frame.index
+    )  # fmt: skip
     if roof:
         ridge = roof["peak_flops_per_s"] / roof["bandwidth_bytes_per_s"]
         text += (f". This machine's fp32 ridge point (peak over measured bandwidth) is "
@@ -140,10 +143,25 @@ def say_ridge(store: Store, frame: pd.DataFrame) -> str:
 
 
 def intensity(store: Store) -> Answer | None:
-    frame = profile_rows(store, ["alexnet", "googlenet"])
+    """AlexNet and GoogLeNet at one input, 224 pixels: arithmetic intensity at batch 128, as
+    counted, and at batch 1, where the weights are read for one image alone (each op reads its
+    weights once per batch, its activations once per image)."""
+    frame = profile_rows(store, ["alexnet", "googlenet"], side=224)
     if frame.empty:
         return None
-    return frame, [MODEL, PARAMS, MACS, INTENSITY], say_ridge(store, frame.set_index("model"))
+    per_image = (frame["fwd_bytes_moved"] - frame["weight_bytes"]) / frame["batch_size"]
+    frame["flops_per_byte_batch1"] = frame["fwd_flops_per_image"] / (
+        frame["weight_bytes"] + per_image
+    )
+    columns = [
+        MODEL,
+        INPUT,
+        PARAMS,
+        MACS,
+        INTENSITY,
+        ("flops_per_byte_batch1", "fwd FLOPs / byte at batch 1 (estimated)", fmt_ratio),
+    ]
+    return frame, columns, say_ridge(store, frame.set_index("model"))  # fmt: skip
 
 
 def min_size(store: Store) -> Answer | None:

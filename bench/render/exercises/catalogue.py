@@ -75,6 +75,10 @@ C7 = "python -m bench blocks"
 PROFILE = "python -m bench profile"
 
 
+# the networks the book measures at 96 pixels, counted at 224 beside Table 1's networks
+PROFILE_224 = f"{PROFILE} --models resnet18,googlenet --image-size 224"
+
+
 TRAIN = "python -m bench train --experiment"
 
 
@@ -165,8 +169,8 @@ EXERCISES: tuple[Exercise, ...] = (
     Exercise("8.4.5.4", "Parameters of AlexNet, VGG-11, NiN and GoogLeNet: where the savings "
              "come from.", costs(["alexnet", "vgg11", "nin", "googlenet"],
                                  [PARAMS, CONV_PARAMS, FC_PARAMS], say_params), PROFILE),
-    Exercise("8.4.5.5", "GoogLeNet against AlexNet: computation and arithmetic intensity.",
-             intensity, f"{PROFILE}; python -m bench speed"),
+    Exercise("8.4.5.5", "GoogLeNet against AlexNet at 224 pixels: computation and arithmetic "
+             "intensity.", intensity, PROFILE_224),
     Exercise("8.5.7.1", "Bias before batch norm: parameters saved, accuracy.",
              trained(("bn_lenet", "bn_lenet_nobias"), say_bias),
              f"{TRAIN} book lenet_variants"),
@@ -179,10 +183,11 @@ EXERCISES: tuple[Exercise, ...] = (
              f"{TRAIN} book lenet_variants"),
     Exercise("8.6.7.1", "An Inception network against a residual network: cost and accuracy.",
              trained(("googlenet", "resnet18"), say_compare), f"{TRAIN} book"),
-    Exercise("8.6.7.2", "ResNet-18/34/50/101/152: parameters, MACs, memory, throughput.",
+    Exercise("8.6.7.2", "ResNet-18/34/50/101/152 at 224 pixels: parameters, MACs, memory, "
+             "throughput.",
              costs(["resnet18", "resnet34", "resnet50", "resnet101", "resnet152"],
                    [INPUT, PARAMS, MACS, TRAIN_MEM, INFER_MEM, SAVED], say_memory_totals,
-                   throughput), PROFILE),
+                   throughput, side=224), PROFILE_224),
     Exercise("8.6.7.3", "Bottleneck against basic blocks at equal depth (ResNet-50 against "
              "ResNet-34, both 3-4-6-3 blocks).", costs(["resnet50", "resnet34"],
                                                       [PARAMS, MACS, SAVED], say_activations),

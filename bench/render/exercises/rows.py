@@ -31,12 +31,14 @@ from bench.store import Store, cpu_of
 Answer = tuple[pd.DataFrame, list[Column], str]  # rows, columns shown, the reasoning
 
 
-def profile_rows(store: Store, models: Sequence[str]) -> pd.DataFrame:
-    """Profile rows (book input size, batch 128) of ``models``, in that order."""
+def profile_rows(store: Store, models: Sequence[str], side: int | None = None) -> pd.DataFrame:
+    """Profile rows (batch 128, at ``side``, None: each network's book input size) of
+    ``models``, in that order."""
     found = {}
     for row in store.rows("profile"):
+        wanted = side or archs.spec(row["model"]).image_size
         if (row["status"] == Status.OK and row["batch_size"] == 128 and row["model"] in models
-                and row["image_size"] == archs.spec(row["model"]).image_size):  # fmt: skip
+                and row["image_size"] == wanted):  # fmt: skip
             found[row["model"]] = row
     if set(found) != set(models):
         return pd.DataFrame()
@@ -106,7 +108,7 @@ INFER_MEM: Column = ("infer_bytes_est", "inference, batch 128: weights + input +
                      "peak (MiB, estimated)", fmt_mib)  # fmt: skip
 SAVED: Column = ("saved_activation_bytes", "saved for backward, batch 128 (MiB, counted)", fmt_mib)
 INPUT: Column = ("image_size", "input side", fmt_int)
-INTENSITY: Column = ("fwd_flops_per_byte", "fwd FLOPs / byte (estimated)", fmt_ratio)
+INTENSITY: Column = ("fwd_flops_per_byte", "fwd FLOPs / byte at batch 128 (estimated)", fmt_ratio)
 
 
 RUN: list[Column] = [
@@ -134,13 +136,13 @@ Measured = Callable[[pd.DataFrame, Store], tuple[Column, str]]  # adds a measure
 
 
 def costs(models: Sequence[str], columns: list[Column], say: Callable[[pd.DataFrame], str],
-          *measured: Measured):  # fmt: skip
-    """An answer from profile rows: cost columns of ``models`` and a sentence about them; each
-    of ``measured`` adds a column of the speed sweep's numbers and says what they show, or
-    what is not measured yet."""
+          *measured: Measured, side: int | None = None):  # fmt: skip
+    """An answer from profile rows: cost columns of ``models`` (at ``side``, None: each at its
+    book input) and a sentence about them; each of ``measured`` adds a column of the speed
+    sweep's numbers and says what they show, or what is not measured yet."""
 
     def answer(store: Store) -> Answer | None:
-        frame = profile_rows(store, models)
+        frame = profile_rows(store, models, side)
         if frame.empty:
             return None
         shown, reasoning = [MODEL, *columns], say(frame.set_index("model"))
@@ -179,9 +181,12 @@ def throughput(frame: pd.DataFrame, store: Store) -> tuple[Column, str]:
     frame["infer_best"] = ["-" if r is None else f"{r['images_per_s']:,.0f} (batch "
                            f"{r['batch_size']}, {spread(r)})" for r in best]  # fmt: skip
     _cite(frame, best)
-    untimed = frame.loc[frame["infer_best"] == "-", "model"].tolist()
+    missing = frame.loc[frame["infer_best"] == "-"]
+    untimed = missing["model"].tolist()
+    sides, book = set(missing["image_size"]), {archs.spec(m).image_size for m in untimed}
+    at = f" --image-size {sides.pop()}" if len(sides) == 1 and sides != book else ""
     return THROUGHPUT, (f"*Throughput not measured yet* for {', '.join(untimed)}: `python -m "
-                        f"bench speed --models {','.join(untimed)}` measures it." if untimed
+                        f"bench speed --models {','.join(untimed)}{at}` measures it." if untimed
                         else "")  # fmt: skip
 
 

@@ -288,3 +288,19 @@ def test_the_fastest_way_is_named_a_winner_only_beyond_the_timings_spread():
     assert ways(0.05).endswith(
         "1.1x apart: less than the spread of their timed calls (IQR), no clear winner."
     )
+
+
+def test_the_googlenet_variant_costs_more_because_of_its_stem(tmp_path, full_row):
+    store = Store(tmp_path / "results.sqlite")
+    for model, side, macs, maps in (("googlenet", 96, 200e6, 12), ("googlenet_28", 28, 300e6, 14)):
+        layers = [
+            {"layer": "0.0", "type": "Conv2d", "output_shape": f"64x{side}x{side}"},
+            {"layer": "2.0", "type": "Inception", "output_shape": f"256x{maps}x{maps}"},
+        ]
+        row = full_row("profile", model=model, image_size=side, batch_size=128, params=10**6,
+                       fwd_macs_per_image=macs)  # fmt: skip
+        store.put("profile", model, {"image_size": side}, row, details={"layers": layers})
+    answer = next(e for e in EXERCISES if e.id == "8.4.5.3").answer
+    _, _, text = answer(store)
+    assert "googlenet_28 at 28 px counts 1.5x the MACs per image of googlenet at 96 px" in text
+    assert "shrinks 96 pixels 8-fold, to 12x12 maps" in text and "28 pixels 2-fold" in text

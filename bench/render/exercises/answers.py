@@ -208,3 +208,33 @@ def per_stage(models: list[str]) -> Callable[[Store], Answer | None]:
         )
 
     return answer
+
+
+def stems(store: Store) -> Answer | None:
+    """GoogLeNet at 96 pixels against the 28-pixel variant: what each costs, and why the
+    smaller input costs more: how far each stem shrinks the maps before the first Inception
+    block (read from the per-layer table)."""
+    frame = profile_rows(store, ["googlenet", "googlenet_28"])
+    if frame.empty:
+        return None
+    first = {}
+    for row in frame.to_dict("records"):
+        layers = store.details("profile", row["model"], row["config"], "layers")
+        block = next(layer for layer in layers if layer["type"] == "Inception")
+        first[row["model"]] = int(block["output_shape"].split("x")[-1])
+    cost = frame.set_index("model")
+    book, small = cost.loc["googlenet"], cost.loc["googlenet_28"]
+    shrink = {m: cost.loc[m, "image_size"] / side for m, side in first.items()}
+    text = (
+        f"googlenet_28 at {small['image_size']} px counts "
+        f"{ratio_text(small['fwd_macs_per_image'], book['fwd_macs_per_image'])} the MACs per "
+        f"image of googlenet at {book['image_size']} px, on "
+        f"{(small['image_size'] / book['image_size']) ** 2:.1%} of its pixels: MACs grow with "
+        "the input's area for one architecture, and the two differ in their stem, the layers "
+        f"before the first Inception block. The book's stem shrinks {book['image_size']} "
+        f"pixels {shrink['googlenet']:.0f}-fold, to {first['googlenet']}x{first['googlenet']} "
+        f"maps; the variant's shrinks {small['image_size']} pixels "
+        f"{shrink['googlenet_28']:.0f}-fold, to {first['googlenet_28']}x"
+        f"{first['googlenet_28']}, so each of its Inception blocks works on larger maps."
+    )
+    return frame, [MODEL, INPUT, PARAMS, MACS], text

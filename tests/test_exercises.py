@@ -304,3 +304,23 @@ def test_the_googlenet_variant_costs_more_because_of_its_stem(tmp_path, full_row
     _, _, text = answer(store)
     assert "googlenet_28 at 28 px counts 1.5x the MACs per image of googlenet at 96 px" in text
     assert "shrinks 96 pixels 8-fold, to 12x12 maps" in text and "28 pixels 2-fold" in text
+
+
+def test_the_batch_size_answer_is_alexnets_and_needs_two_batch_sizes(tmp_path, full_row):
+    store = Store(tmp_path / "results.sqlite")
+    answer = next(e for e in EXERCISES if e.id == "8.1.5.6").answer
+
+    def trained(batch, accuracy, rate, mib):
+        store.put("train", "alexnet", {"batch_size": batch}, full_row(
+            "train", model="alexnet", lr=0.01, batch_size=batch, resize=224, techniques="-",
+            test_acc=accuracy, images_per_s=rate, peak_bytes=mib * MIB,
+            fwd_macs_per_image=700_000_000) | describe(
+            Run("alexnet", batch_size=batch), PRESETS["book"], "ours"),
+            details={"history": [{"images_per_s": rate}]})  # fmt: skip
+
+    trained(128, 0.85, 200.0, 900)  # the preset's run alone: no sweep yet
+    assert answer(store) is None
+    trained(512, 0.80, 300.0, 3000)
+    _, _, text = answer(store)
+    assert text.startswith("From batch 128 to 512, training throughput goes from 200 to 300 "
+                           "images/s (1.5x) and test accuracy from 85.0% to 80.0%")  # fmt: skip

@@ -174,8 +174,8 @@ EXPERIMENTS: dict[str, tuple[Run, ...]] = {
     "lr_grid": tuple(
         Run(m, lr_factor=f) for m in ("lenet", "bn_lenet") for f in (0.3, 1, 3, 10, 30)
     ),
-    # 8.1.5.6: batch size against throughput, accuracy and peak memory
-    "batch_sweep": tuple(Run("lenet", batch_size=b) for b in (32, 128, 512)),
+    # 8.1.5.6: AlexNet's batch size against throughput, accuracy and peak memory
+    "batch_sweep": tuple(Run("alexnet", batch_size=b) for b in (32, 128, 512)),
     # 8.2.5.4: the book's small VGG-11 at 56 pixels instead of 224
     "vgg_sizes": (Run("vgg11_small", resize=56),),
     # 8.3.5.1-3: NiN with one or three 1x1 convs, 3x3 convs, a fully connected head

@@ -231,13 +231,13 @@ def varies(row: dict[str, Any], key: str) -> bool:
 
 
 def trained(models: tuple[str, ...], say: Callable[[pd.DataFrame], str],
-                keep: Callable[[dict], bool] | None = None):  # fmt: skip
-    """An answer from training runs: each network's preset run (or those ``keep`` picks),
-    with its cost as trained, and a sentence computed from them."""
+            keep: Callable[[dict], bool] | None = None, at_least: int = 1):  # fmt: skip
+    """An answer from training runs: each network's preset run (or those ``keep`` picks, at
+    least ``at_least`` of them), with its cost as trained, and a sentence computed from them."""
 
     def answer(store: Store) -> Answer | None:
         frame = train_rows(store, models, keep)
-        if frame.empty or set(frame["model"]) != set(models):
+        if frame.empty or set(frame["model"]) != set(models) or len(frame) < at_least:
             return None
         return frame, [*RUN, *TRAINED], say(frame)
 

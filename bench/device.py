@@ -194,10 +194,22 @@ def is_out_of_memory(error: BaseException | None) -> bool:
     return is_out_of_memory(error.__cause__)
 
 
+# present where the machine has an NVIDIA GPU, whether or not this torch can use it
+NVIDIA_DEVICE = Path("/dev/nvidia0")
+
+
 def resolve_device(name: str = "auto") -> torch.device:
-    """'auto' is the GPU if there is one, else the CPU; asking for a missing GPU is an error."""
+    """'auto' is the GPU if there is one, else the CPU; asking for a missing GPU is an error,
+    and so is 'auto' on a machine that has an NVIDIA GPU this torch cannot use (a CPU build, a
+    driver too old): a run there must not measure the CPU in the GPU's place unasked."""
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if NVIDIA_DEVICE.exists():
+            raise ValueError(f"--device auto: this machine has an NVIDIA GPU ({NVIDIA_DEVICE}) "
+                             "but torch cannot use it (torch.cuda.is_available() is False); "
+                             "--device cpu measures the CPU")  # fmt: skip
+        return torch.device("cpu")
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("--device cuda: no CUDA device is available on this machine")

@@ -245,11 +245,16 @@ def test_summary_statistics():
     assert math.isnan(sp.summarize([0.5], 1)["cv"])
 
 
-def test_missing_gpu_and_unknown_device_are_errors(monkeypatch):
+def test_missing_gpu_and_unknown_device_are_errors(monkeypatch, tmp_path):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(dev, "NVIDIA_DEVICE", tmp_path / "nvidia0")  # no GPU on the machine
     assert dev.resolve_device("auto").type == "cpu"
     with pytest.raises(ValueError, match="no CUDA device"):
         dev.resolve_device("cuda")
+    (tmp_path / "nvidia0").touch()  # a GPU this torch cannot use: never the CPU in its place
+    with pytest.raises(ValueError, match="torch cannot use it"):
+        dev.resolve_device("auto")
+    assert dev.resolve_device("cpu").type == "cpu"  # unless the CPU is asked for
 
 
 def test_gpu_peak_comes_from_the_datasheet_table(monkeypatch):

@@ -311,11 +311,18 @@ def provenance() -> dict[str, Any]:
 
 @functools.cache
 def environment() -> dict[str, Any]:
-    """The machine and code of this process: what measured a row."""
+    """The machine and code of this process: what measured a row. A copy of the tree without
+    git (as a GPU lease gets) names its commit in $CNNBENCH_COMMIT, and whether the tree had
+    uncommitted changes in $CNNBENCH_DIRTY (1 or 0), as tools/gpu-check sets them."""
+    sha = _git("rev-parse", "HEAD")
+    if sha is None:
+        sha, dirty = os.environ.get("CNNBENCH_COMMIT"), os.environ.get("CNNBENCH_DIRTY") == "1"
+    else:
+        dirty = bool(_git(*CODE_CHANGES))
     return {
         "host": socket.gethostname(),
-        "git_sha": _git("rev-parse", "HEAD"),
-        "git_dirty": bool(_git(*CODE_CHANGES)),
+        "git_sha": sha,
+        "git_dirty": dirty,
         "python": platform.python_version(),
         "torch": torch.__version__,
         "cuda": torch.version.cuda,

@@ -228,11 +228,22 @@ def backend_for(device: torch.device) -> Backend:
 @dataclass(frozen=True)
 class CpuDescription:
     """What a CPU's peak follows from: the cores this process computes on, the highest clock
-    the system reports, and the instruction-set flags."""
+    the system reports, the instruction-set flags, and the vendor and family that tell how wide
+    its vector pipes are."""
 
     cores: int
     mhz: float
     flags: frozenset[str]
+    vendor: str = ""
+    family: int = 0
+
+    @property
+    def pipe_lanes(self) -> int | None:
+        """fp32 lanes of one vector pipe where the pipes are narrower than the widest
+        instructions: AMD's Zen 4 (family 25) runs AVX-512 on two 256-bit pipes, as many FLOPs a
+        cycle as AVX2; None where the pipes are as wide as the instructions."""
+        narrow = self.vendor == "AuthenticAMD" and self.family == 25 and "avx512f" in self.flags
+        return FP32_LANES["AVX2"] if narrow else None
 
 
 # Vector FMA pipes per core: two on the x86 server cores of the last decade (Intel since
@@ -268,7 +279,11 @@ def describe_cpu() -> CpuDescription:
     cpufreq = Path("/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq")
     if cpufreq.exists():
         mhz = int(cpufreq.read_text()) / 1000
-    return CpuDescription(torch.get_num_threads(), mhz, cpu_flags())
+    vendor = re.search(r"^vendor_id\s*:\s*(\S+)", text, re.MULTILINE)
+    family = re.search(r"^cpu family\s*:\s*(\d+)", text, re.MULTILINE)
+    return CpuDescription(torch.get_num_threads(), mhz, cpu_flags(),
+                          vendor.group(1) if vendor else "",
+                          int(family.group(1)) if family else 0)  # fmt: skip
 
 
 FP32_LANES = {"AVX-512": 16, "AVX2": 8, "SSE": 4}
@@ -289,17 +304,21 @@ def vector_isa(flags: frozenset[str]) -> str | None:
 
 
 def cpu_peak_flops(cpu: CpuDescription, precision: str) -> tuple[float, str]:
-    """cores x clock x FMA units x lanes x 2 (an FMA is two FLOPs), and the figure in words.
-    Lanes: 16 fp32 with AVX-512, 8 with AVX2, 4 with SSE; bf16 doubles them where the CPU has
-    AVX-512 BF16 (fp16 and bf16 without it run at the fp32 rate)."""
+    """cores x clock x FMA units x lanes x 2 (an FMA is two FLOPs), and the figure in words,
+    at the clock the system reports. Lanes: 16 fp32 with AVX-512, 8 with AVX2, 4 with SSE, or
+    as many as one pipe holds where the pipes are narrower than the instructions (AMD Zen 4);
+    bf16 doubles them where the CPU has AVX-512 BF16 (fp16 and bf16 without it run at the fp32
+    rate)."""
     isa = widest_vectors(cpu.flags) or "SSE"  # 4 lanes: 128-bit vectors
-    lanes = FP32_LANES[isa]
+    lanes, on = FP32_LANES[isa], ""
+    if cpu.pipe_lanes is not None and cpu.pipe_lanes < lanes:
+        lanes, on = cpu.pipe_lanes, f" on {32 * cpu.pipe_lanes}-bit pipes"
     units = FMA_UNITS if "fma" in cpu.flags or "avx512f" in cpu.flags else 1
     if precision == "bf16" and "avx512_bf16" in cpu.flags:
         isa, lanes = "AVX-512 BF16", 2 * lanes
     peak = cpu.cores * cpu.mhz * 1e6 * units * lanes * 2
     words = (f"{cpu.cores} cores x {cpu.mhz / 1000:.2f} GHz x {units} FMA units x {lanes} "
-             f"{isa} lanes x 2")  # fmt: skip
+             f"{isa}{on} lanes x 2")  # fmt: skip
     return peak, words
 
 

@@ -345,9 +345,22 @@ def test_bad_options_are_value_errors(options, message):
     ({"sse2"}, 1, 1000.0, "fp32", 1e9 * 1 * 4 * 2),  # no FMA: one multiply and one add a cycle
 ])  # fmt: skip
 def test_the_cpu_peak_follows_from_its_description(flags, cores, mhz, precision, peak):
-    value, words = dev.cpu_peak_flops(dev.CpuDescription(cores, mhz, frozenset(flags)), precision)
+    intel = dev.CpuDescription(cores, mhz, frozenset(flags), "GenuineIntel", 6)
+    value, words = dev.cpu_peak_flops(intel, precision)
     assert value == pytest.approx(peak)
     assert words.startswith(f"{cores} cores x {mhz / 1000:.2f} GHz")
+
+
+@pytest.mark.parametrize(("precision", "per_cycle"), [("fp32", 2 * 8 * 2), ("bf16", 2 * 16 * 2)])
+def test_zen_4_runs_avx_512_on_256_bit_pipes(precision, per_cycle):
+    """AMD family 25 with AVX-512 (Zen 4): two 256-bit FMA pipes, half what 512-bit pipes
+    would do; family 26 (Zen 5) has 512-bit pipes."""
+    flags = frozenset({"fma", "avx2", "avx512f", "avx512_bf16"})
+    zen4 = dev.CpuDescription(2, 2600.0, flags, "AuthenticAMD", 25)
+    value, words = dev.cpu_peak_flops(zen4, precision)
+    assert value == pytest.approx(2 * 2.6e9 * per_cycle) and "on 256-bit pipes" in words
+    zen5 = dev.CpuDescription(2, 2600.0, flags, "AuthenticAMD", 26)
+    assert dev.cpu_peak_flops(zen5, precision)[0] == pytest.approx(2 * value)
 
 
 @pytest.mark.parametrize(("flags", "isa"), [

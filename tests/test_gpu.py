@@ -88,6 +88,7 @@ def test_chapter_7s_primitives_agree_and_are_timed_on_the_gpu():
 def test_a_checkpoint_restores_the_gpus_random_state():
     from bench.training import loop
 
+    torch.cuda.init()  # seeding alone is lazy: run first, the test found no CUDA state to save
     torch.cuda.manual_seed_all(1)
     saved = loop._rng_state()
     assert "cuda_rng" in saved  # CUDA is in use by now

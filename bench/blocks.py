@@ -16,7 +16,7 @@ from torch import nn
 
 from archs import ops
 from bench.console import plural
-from bench.device import backend_for, full_fp32, resolve_device
+from bench.device import backend_for, full_fp32, matmul_as_convs, resolve_device
 from bench.flops import profile
 from bench.timing import time_steps
 
@@ -152,8 +152,15 @@ def timed_row(
         with full_fp32():
             reference = next(iter(runs.values()))()
             torch.testing.assert_close(runs[way](), reference, rtol=1e-4, atol=1e-4)
-        timed = _timed(runs[way], device, seconds)
-    return {"method": way, **sizes, **timed, **_where(device)}
+        with matmul_as_convs() as tf32:  # conv2d and matmul ways timed in the same math
+            timed = _timed(runs[way], device, seconds)
+    return {
+        "method": way,
+        **sizes,
+        **timed,
+        **_where(device),
+        "tf32": tf32 and device.type == "cuda",
+    }
 
 
 def grouped_row(groups: int, seconds: float = 0.3, device: torch.device = CPU

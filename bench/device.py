@@ -176,6 +176,20 @@ def full_fp32() -> Iterator[None]:
         torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
 
 
+@contextlib.contextmanager
+def matmul_as_convs() -> Iterator[bool]:
+    """cuBLAS's fp32 matrix products in the math cuDNN's fp32 convolutions may use (TF32 where
+    cuDNN's switch is on, as it is by default), restored afterwards, so that a matrix product
+    timed beside convolutions runs as they do; yields whether that math is TF32 (a GPU's
+    concern: a CPU computes fp32 either way)."""
+    saved = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32
+    try:
+        yield torch.backends.cudnn.allow_tf32
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = saved
+
+
 # How an allocator's failure reads where torch raises it as a plain RuntimeError (or its
 # AcceleratorError): the CUDA runtime's, cuBLAS's, cuDNN's (ALLOCATION_FAILED since cuDNN 9),
 # the CPU allocator's.
@@ -364,10 +378,12 @@ def peak_flops(device: torch.device, precision: str, backend_name: str) -> dict[
 
     GPU: the datasheet's dense figure. CPU: ``cpu_peak_flops`` from the machine's description;
     where the matmul beats it (the cores run above the clock the system reports), the matmul."""
-    achieved, n = measured_matmul_flops(device, precision)
+    with matmul_as_convs() as tf32:  # a conv's point is set under the roof of its own math
+        achieved, n = measured_matmul_flops(device, precision)
+    math_used = " (TF32, as the fp32 convolutions)" if tf32 and device.type == "cuda" else ""
     measured = {
         "achievable_flops_per_s": achieved,
-        "achievable_source": f"measured: {n}x{n} {precision} matmul, best of runs",
+        "achievable_source": f"measured: {n}x{n} {precision}{math_used} matmul, best of runs",
     }
     if device.type == "cuda":
         peak, source = gpu_peak_flops(precision, backend_name)

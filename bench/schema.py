@@ -244,6 +244,7 @@ class BlocksRow(TypedDict, total=False):
     fwd_flops_counted: float
     params: int
     method: str  # a primitive's way, timed against its other ways (7.2, 7.4.5, 7.5.3)
+    tf32: bool  # its fp32 convolutions and matrix products both timed in TF32 (a GPU's default)
     groups: int  # 7.4.7's grouped conv
     macs: int
     median_ms: float

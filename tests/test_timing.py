@@ -474,3 +474,26 @@ def test_a_speed_run_with_nothing_left_to_time_measures_no_roof(monkeypatch, tmp
     assert measured == [1]  # by the first run only, which timed the point
     assert "speed: every point is in" in capsys.readouterr().out
     assert len(Store(tmp_path / "r.sqlite").rows("machine")) == 1
+
+
+def test_a_matmul_timed_beside_convolutions_runs_in_their_math(monkeypatch):
+    """cuDNN's fp32 convolutions run in TF32 by default on a GPU, cuBLAS's matrix products do
+    not: the measured matmul of the roof and chapter 7's 1x1 conv as a matmul take the
+    convolutions' math while they are timed, and give the matmul's back after."""
+    matmul = torch.backends.cuda.matmul
+    saved, matmul.allow_tf32 = matmul.allow_tf32, False  # a proxy monkeypatch cannot restore
+    try:
+        for convs in (True, False):
+            monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", convs)
+            with dev.matmul_as_convs() as tf32:
+                assert tf32 is convs and matmul.allow_tf32 is convs
+            assert matmul.allow_tf32 is False
+    finally:
+        matmul.allow_tf32 = saved
+
+
+def test_a_primitive_timed_on_the_cpu_records_no_tf32():
+    from bench.blocks import conv1x1_ways, timed_row
+
+    row = timed_row(conv1x1_ways, "matmul", seconds=0.01)
+    assert row["tf32"] is False and row["method"] == "matmul"

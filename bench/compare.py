@@ -78,6 +78,17 @@ def _keyed(store: Store, stage: str) -> dict[tuple[str, str], dict[str, Any]]:
             if r["status"] == Status.OK}  # fmt: skip
 
 
+def _point(row: dict[str, Any]) -> str:
+    """A row's point in words, where its key says more than its network: a case, or a mode and
+    batch size."""
+    config = row["config"]
+    if "case" in config:
+        return f" ({config['case']})"
+    said = [config[k] for k in ("mode", "precision") if k in config]
+    said += [f"batch {config['batch_size']}"] if "batch_size" in config else []
+    return f" ({', '.join(map(str, said))})" if said else ""
+
+
 def differences(a: Store, b: Store, stage: str | None = None,
                 threshold: float = 3.0) -> pd.DataFrame:  # fmt: skip
     """Every metric the two stores share, a row each: its values, relative change and noise,
@@ -101,9 +112,9 @@ def differences(a: Store, b: Store, stage: str | None = None,
                 change = (y - x) / abs(x)
                 flagged = abs(change) > threshold * spread if spread else y != x
                 rows.append({"stage": name, "model": key[0], "config": key[1], "metric": metric,
-                             "a": x, "b": y, "change": change, "noise": spread,
-                             "flag": "CHANGED" if flagged else ""})  # fmt: skip
-    columns = ["stage", "model", "config", "metric", "a", "b", "change", "noise", "flag"]
+                             "point": _point(old), "a": x, "b": y, "change": change,
+                             "noise": spread, "flag": "CHANGED" if flagged else ""})  # fmt: skip
+    columns = ["stage", "model", "config", "metric", "point", "a", "b", "change", "noise", "flag"]
     return pd.DataFrame(rows, columns=columns)
 
 
@@ -147,6 +158,6 @@ def summary(frame: pd.DataFrame, largest: int = 5) -> str:
         lines.append("largest changes beyond the noise (B / A):")
     for row in top.itertuples():
         noise = "exact" if row.noise == 0 else f"noise {row.noise:.1%}"
-        lines.append(f"  {row.stage} {row.model} {row.metric}: {_number(row.a)} -> "
+        lines.append(f"  {row.stage} {row.model}{row.point} {row.metric}: {_number(row.a)} -> "
                      f"{_number(row.b)} (x{row.b / row.a:.2f}, {noise})")  # fmt: skip
     return "\n".join(lines)

@@ -175,7 +175,7 @@ def test_compare_summarises_per_stage_and_names_the_largest_changes(tmp_path, fu
     lines = summary(differences(a, b), largest=1).splitlines()
     # images/s and median ms of each point: 6 metrics, those of batch 1 and 8 beyond 3 x 1 %
     assert lines[0] == "speed: 6 metrics compared, 4 beyond the noise"
-    assert lines[2] == "  speed lenet images_per_s: 100 -> 250 (x2.50, noise 1.0%)"
+    assert lines[2] == "  speed lenet (batch 8) images_per_s: 100 -> 250 (x2.50, noise 1.0%)"
     assert len(lines) == 3
 
 

@@ -230,8 +230,24 @@ def results_table(root: Path, link: str = "") -> str:
     return markdown(pd.DataFrame(lines, columns=[c for c, _, _ in RESULT_COLUMNS]), RESULT_COLUMNS)
 
 
+RESULTS_BLOCK = re.compile(r"(<!-- results:start -->\n).*?(\n<!-- results:end -->)", re.S)
+
+
+def write_readme_results(root: Path) -> None:
+    """The results table of the README beside ``root`` (between its results markers), rendered
+    from the published stores like the index of runs; nothing where there is no such README."""
+    readme = root.parent / "README.md"
+    if not readme.is_file() or not RESULTS_BLOCK.search(text := readme.read_text()):
+        return
+    table = results_table(root, f"{root.name}/")
+    updated = RESULTS_BLOCK.sub(lambda m: m.group(1) + table + m.group(2), text)
+    if updated != text:
+        atomic_write(readme, updated)
+
+
 def write_runs_index(root: Path) -> list[Path]:
-    """``root``/index.md and index.html: every published run folder, one row each."""
+    """``root``/index.md and index.html: every published run folder, one row each; and the
+    README's results table."""
     folders = published(root)
     table = pd.DataFrame([_run_summary(p) for p in folders], columns=[c for c, _, _ in RUN_COLUMNS])
     intro = (
@@ -243,4 +259,5 @@ def write_runs_index(root: Path) -> list[Path]:
     written = root / "index.md"
     atomic_write(written, f"# cnnbench: the runs\n\n{intro}\n\n{markdown(table, RUN_COLUMNS)}\n"
                  f"\n## What each holds\n\n{results_table(root)}\n")  # fmt: skip
+    write_readme_results(root)
     return [written, write_twin(written)]

@@ -37,7 +37,7 @@ def test_the_results_table_is_rendered_from_the_published_stores():
     from bench.runs import results_table
 
     assert _between(README, "results") == results_table(ROOT / "reports", "reports/"), (
-        "README out of date: paste the table of reports/index.md, links prefixed reports/"
+        "README out of date: python -m bench render reports/<folder> renders its table"
     )
 
 

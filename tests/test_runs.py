@@ -67,9 +67,17 @@ def test_the_index_of_runs_lists_published_runs_only(tmp_path):
         store.put("run", name.split("-")[0], {"started": "t"}, {"preset": name.split("-")[0],
                   "models": None, "wall_s": 120.0, "stages": {}, "stage_s": {}, "not_trained": []})  # fmt: skip
         store.close()
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- results:start -->\nold\n<!-- results:end -->\nrest\n")
     runs.write_runs_index(root)
     index = (root / "index.md").read_text()
     assert "| [cpu-x](cpu-x/index.md) | cpu |" in index and "2 min over 1 run of `all`" in index
+    table = runs.results_table(root, "reports/")  # the README's copy, its links from the README
+    assert (
+        readme.read_text()
+        == f"intro\n<!-- results:start -->\n{table}\n<!-- results:end -->\nrest\n"
+    )
+    assert "[cpu-x](reports/cpu-x/index.md)" in table and "smoke-x" not in table
     assert "smoke-x" not in index
     assert '<a href="cpu-x/index.html">cpu-x</a>' in (root / "index.html").read_text()
 

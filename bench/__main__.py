@@ -12,8 +12,8 @@ instructions: runs/cpu-amd-epyc-avx2/), which git ignores, unless --store or --o
 otherwise; the published runs of reports/ change only when named (--out reports/<run>). Every
 command that writes a run folder ends with its figures in the terminal and every page of the
 folder rendered from its store; one that changed the store is recorded in it (history.md).
-Bad input gets one line on stderr and exit code 2; a network that fails is
-recorded with its status and the others go on; one run at a time uses a store.
+Bad input gets one line on stderr and exit code 2; a network that fails is recorded with its
+status and the others go on; one run at a time uses a store.
 """
 
 from __future__ import annotations

@@ -33,7 +33,7 @@ def _rate(row: dict[str, Any]) -> str:
     return f"{rate:,.0f}" + ("" if cv is None or pd.isna(cv) else f" ± {cv:.0%}")
 
 
-# stage -> (its page, the columns it prints); a column computed from the row is named "rate"
+# stage -> (its page, the columns it prints); rate, case and by_counter are computed from a row
 ANSWERS: dict[str, tuple[str, list[Column]]] = {
     "profile": ("profile/summary.md", [
         ("model", "model", fmt_text), ("image_size", "side", fmt_int),
@@ -46,7 +46,7 @@ ANSWERS: dict[str, tuple[str, list[Column]]] = {
         ("model", "model", fmt_text), ("mode", "mode", fmt_text),
         ("precision", "precision", fmt_text), ("batch_size", "batch", fmt_int),
         ("rate", "images/s ± cv", fmt_text), ("median_ms", "median ms", fmt_ms),
-        ("peak_bytes", "peak (MiB)", fmt_mib),
+        ("peak_bytes", "peak growth (MiB)", fmt_mib),
     ]),
     "onnx": ("onnx/onnx.md", [
         ("model", "model", fmt_text), ("batch_size", "batch", fmt_int),

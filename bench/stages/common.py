@@ -125,6 +125,24 @@ class RunFolder:
 
 
 @dataclass(frozen=True)
+class AtRunFolder:
+    """A command on a run folder that exists (its results store is there), named first."""
+
+    out: Path = option(None, "run folder, e.g. reports/cpu-amd-epyc-avx2", parse=Path,
+                       positional=True)  # fmt: skip
+
+    @property
+    def store(self) -> Path:
+        from bench.runs import STORE_NAME
+
+        return self.out / STORE_NAME
+
+    def __post_init__(self) -> None:
+        if not self.store.is_file():
+            raise UsageError(f"{self.out} holds no {self.store.name}: not a run folder")
+
+
+@dataclass(frozen=True)
 class Staged(RunFolder):
     """A stage: where its jobs run. A whole number given for a float field (a plan's
     ``max_step=1``) is kept as the float the command line reads, so that the store keys a

@@ -5,32 +5,22 @@ from __future__ import annotations
 
 import fnmatch
 from dataclasses import dataclass
-from pathlib import Path
 
 from bench.console import plural
 from bench.schema import FAILED, ROWS, Status
-from bench.stages.common import Command, UsageError, option
+from bench.stages.common import AtRunFolder, Command, UsageError, option
 from bench.store import Store
 
 
 @dataclass(frozen=True)
-class Settings:
-    out: Path = option(None, "run folder, e.g. runs/cpu-amd-epyc-avx2", parse=Path,
-                       positional=True)  # fmt: skip
+class Settings(AtRunFolder):
     stage: str = option(None, "the stage whose rows go", choices=tuple(ROWS))
     models: str = option("*", "shell-style patterns of stored names, comma-separated")
     status: tuple[str, ...] = option(tuple(sorted(FAILED)), "the statuses of the rows that go",
                                      choices=tuple(Status), many=True)  # fmt: skip
 
-    @property
-    def store(self) -> Path:
-        from bench.runs import STORE_NAME
-
-        return self.out / STORE_NAME
-
     def __post_init__(self) -> None:
-        if not self.store.is_file():
-            raise UsageError(f"{self.out} holds no {self.store.name}: not a run folder")
+        super().__post_init__()
         if self.stage is None:
             raise UsageError("name the stage whose rows go: --stage")
 

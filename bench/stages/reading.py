@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.compare import METRICS
-from bench.stages.common import Command, UsageError, option
+from bench.stages.common import AtRunFolder, Command, option
 from bench.store import Store
 
 
@@ -18,23 +18,7 @@ def open_store(path: Path) -> Store:
     return Store(path / STORE_NAME if path.is_dir() else path, create=False)
 
 
-@dataclass(frozen=True)
-class RenderSettings:
-    out: Path = option(None, "run folder, e.g. reports/cpu-amd-epyc-avx2", parse=Path,
-                       positional=True)  # fmt: skip
-
-    @property
-    def store(self) -> Path:
-        from bench.runs import STORE_NAME
-
-        return self.out / STORE_NAME
-
-    def __post_init__(self) -> None:
-        if not self.store.is_file():
-            raise UsageError(f"{self.out} holds no {self.store.name}: not a run folder")
-
-
-def render(s: RenderSettings) -> int:
+def render(s: AtRunFolder) -> int:
     """Nothing to measure: like every command that writes a run folder, it ends with every page
     of the folder rendered again from its store alone (``bench.__main__``)."""
     return 0
@@ -68,6 +52,6 @@ def compare(s: CompareSettings) -> int:
 
 
 RENDER = Command("render", "every page of a run folder, again, from its store alone",
-                 RenderSettings, render)  # fmt: skip
+                 AtRunFolder, render)  # fmt: skip
 COMPARE = Command("compare", "per-metric differences between two runs", CompareSettings, compare,
                   locks=False)  # fmt: skip

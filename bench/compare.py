@@ -122,7 +122,11 @@ def compare(a: Store, b: Store, stage: str | None = None, threshold: float = 3.0
             changed: bool = False) -> tuple[str, int]:  # fmt: skip
     """A Markdown table of every shared metric's change (``changed``: of the flagged ones
     alone, empty where there are none), and how many changes are flagged."""
-    frame = differences(a, b, stage, threshold)
+    return table(differences(a, b, stage, threshold), threshold, changed)
+
+
+def table(frame: pd.DataFrame, threshold: float = 3.0, changed: bool = False) -> tuple[str, int]:
+    """``compare``'s table and count, from ``differences``' rows."""
     if frame.empty:
         return "no rows in common", 0
     flagged = int((frame["flag"] != "").sum())
@@ -131,7 +135,7 @@ def compare(a: Store, b: Store, stage: str | None = None, threshold: float = 3.0
         if frame.empty:
             return "", 0
     percent = lambda v: f"{v:+.1%}"  # noqa: E731
-    table = markdown(frame, [
+    text = markdown(frame, [
         ("stage", "stage", fmt_text), ("model", "model", fmt_text),
         ("config", "config hash", fmt_text),
         ("metric", "metric", fmt_text), ("a", "A", _number), ("b", "B", _number),
@@ -139,7 +143,7 @@ def compare(a: Store, b: Store, stage: str | None = None, threshold: float = 3.0
         ("noise", "noise (relative)", lambda v: "unknown" if math.isnan(v) else f"{v:.1%}"),
         ("flag", f"beyond {threshold:g} x noise", fmt_text),
     ])  # fmt: skip
-    return table, flagged
+    return text, flagged
 
 
 def summary(frame: pd.DataFrame, largest: int = 5) -> str:

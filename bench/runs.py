@@ -114,19 +114,19 @@ def against_published(store: Store, out: Path) -> str | None:
     """This run beside the published run of its preset and machine (``reports/`` holds a folder
     of its name), if there is one and it is another folder: a summary of the changes beyond
     the noise, and the path of the full comparison, written into ``out``."""
-    from bench.compare import compare, differences, summary
+    from bench.compare import differences, summary, table
 
     published = REPORTS / out.name
     if not (published / STORE_NAME).is_file() or published.resolve() == out.resolve():
         return None
     reference = Store(published / STORE_NAME, create=False)
-    table, _ = compare(reference, store)
-    lines = summary(differences(reference, store))
+    frame = differences(reference, store)
     reference.close()
+    full_table, lines = table(frame)[0], summary(frame)
     full = out / "against-published.md"
     atomic_write(full, f"# {out} against the published run {published}\n\nA: the published "
                  f"run; B: this one. `python -m bench compare {published} {out} --table` "
-                 f"prints it again.\n\n{table}\n")  # fmt: skip
+                 f"prints it again.\n\n{full_table}\n")  # fmt: skip
     return (
         f"this machine against the published run {published} (A: published, B: this "
         f"run):\n{lines}\nevery metric: {full}"

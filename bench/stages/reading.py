@@ -39,13 +39,12 @@ class CompareSettings:
 def compare(s: CompareSettings) -> int:
     """A summary of the differences between two stores (changes beyond the measured noise,
     per stage, and the largest); every metric's with --table."""
-    from bench.compare import compare, differences, summary
+    from bench.compare import differences, summary, table
 
-    a, b = open_store(s.a), open_store(s.b)
-    print(summary(differences(a, b, s.stage, s.threshold)))
+    frame = differences(open_store(s.a), open_store(s.b), s.stage, s.threshold)
+    print(summary(frame))
     if s.table:
-        table, _ = compare(a, b, s.stage, s.threshold, s.changed)
-        print(f"\n{table}")
+        print(f"\n{table(frame, s.threshold, s.changed)[0]}")
     else:
         print(f"every metric: python -m bench compare {s.a} {s.b} --table")
     return 0

@@ -528,5 +528,7 @@ def test_the_book_cpu_preset_is_the_books_recipe_at_the_smallest_side_from_32():
         assert run.settings()["batch_size"] == 128 == spec.recipe.batch_size
         assert (work.epochs, work.train_per_class, work.test_per_class) == (10, None, None)
         assert book.adapt(Run(name))[1].epochs == work.epochs
+        probed, probe_work = PRESETS["probe"].adapt(Run(name))  # its first epochs alone
+        assert probed == run and probe_work.epochs < work.epochs
     key = config(Run("alexnet"), book_cpu, "ours")
     assert (key["resize"], key["techniques"], key["name"]) == (65, "-", "book_cpu")

@@ -26,7 +26,7 @@ from bench.render.format import (
     markdown,
 )
 from bench.render.setups import per_point, speed_setup, spread
-from bench.render.training import bounded, evaluated_at_end, throughput_cv
+from bench.render.training import bounded, evaluated_at_end, learned, lr_fix, throughput_cv
 from bench.schema import MEASURED, Status
 from bench.store import Store, cpu_of
 
@@ -190,6 +190,11 @@ def headline(store: Store) -> pd.DataFrame:
         run = preset_run(mine)
         if run is not None:
             trained.append((name, "book" if run["preset"] == "book" else "fixed work", run))
+            fix = None if learned(run) else lr_fix(run, mine)
+            if fix is not None:  # labelled: the smallest change that makes it learn
+                side = f"{run['resize'] or 28} px"
+                label = f"{name}, lr {fix['lr']:g} (at {side} the book's lr does not learn)"
+                trained.append((label, "fixed work", fix))
         for recipe, fast in fast_recipes(mine).items():  # the median over seeds
             median = sorted(fast, key=lambda r: r["test_acc"])[(len(fast) - 1) // 2]
             seeds = plural(len(fast), "seed") + (", median" if len(fast) > 1 else "")

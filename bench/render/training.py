@@ -3,11 +3,13 @@ technique of the fast recipe buys; rendered from the results store only."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+import archs
 from bench.render.format import (
     Column,
     atomic_write,
@@ -19,9 +21,14 @@ from bench.render.format import (
     fmt_text,
     markdown,
 )
-from bench.schema import Status
+from bench.schema import MEASURED, Status
 from bench.store import Store, cpu_of
-from bench.training.recipes import ACCURACY_TARGETS, EVAL_BATCH_SIZE
+from bench.training.recipes import ACCURACY_TARGETS, EVAL_BATCH_SIZE, PRESETS
+
+# the cross-entropy of a uniform guess over Fashion-MNIST's 10 classes: a network whose training
+# loss ends near it has not learned
+CHANCE_LOSS = math.log(10)
+BOOK_PRESETS = ("book", "book_cpu")  # the presets that train the book's recipe as it is
 
 TIMES_TO = {f"time_to_{round(100 * t)}_s": f"to {round(100 * t)}% (s)" for t in ACCURACY_TARGETS}
 
@@ -30,6 +37,106 @@ def evaluated_at_end(run: dict[str, Any]) -> bool:
     """Whether a run was tested after its last epoch alone: it may have reached an accuracy
     anywhere in its training, so its times to accuracy are upper bounds."""
     return bool((run.get("technique_settings") or {}).get("eval_at_end"))
+
+
+def learned(run: dict[str, Any]) -> bool:
+    """Whether a run left chance: its final training loss at least 10 % below ln 10."""
+    return run["train_loss"] < 0.9 * CHANCE_LOSS
+
+
+def lr_fix(run: dict[str, Any], runs: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """For a preset run that did not learn, the run of the same network and preset that
+    changes its learning rate alone, learns, and stays closest to the book's rate: the smallest
+    change that makes it learn (None: none stored)."""
+    fixes = [
+        r
+        for r in runs
+        if r["model"] == run["model"]
+        and r["preset"] == run["preset"]
+        and r["changes"] == ["lr"]
+        and r["status"] in MEASURED
+        and learned(r)
+    ]
+    return min(fixes, key=lambda r: abs(math.log(r["lr"] / run["lr"])), default=None)
+
+
+PROBE_COLUMNS: list[Column] = [
+    ("model", "model", fmt_text),
+    ("run", "preset: run", fmt_text),
+    ("input", "input", fmt_text),
+    ("lr", "lr", fmt_text),
+    ("factor", "times the book's lr", fmt_text),
+    ("train_loss", "training loss (final; chance: ln 10 = 2.303)", lambda v: f"{v:.3f}"),
+    ("test_acc", "test accuracy (final)", fmt_percent),
+]
+
+
+def not_learning(rows: list[dict[str, Any]]) -> str:
+    """A section on each book recipe that did not leave chance under the book's presets: the
+    run, the probes of its network (the probe preset: its first epochs at learning rates around
+    the book's) and the smallest change that makes it learn."""
+    done = [r for r in rows if r["status"] in MEASURED]
+    stuck = [
+        r
+        for r in done
+        if r["changes"] == []
+        and r["preset"] in BOOK_PRESETS
+        and not r["fast_recipe"]
+        and not learned(r)
+    ]
+    if not stuck:
+        return ""
+    parts = []
+    for run in stuck:
+        spec = archs.spec(run["model"])
+        book_side, side = spec.recipe.resize or 28, run["resize"] or 28
+        probes = [
+            r
+            for r in done
+            if r["model"] == run["model"]
+            and r["resize"] == run["resize"]
+            and (
+                r is run
+                or r["preset"] == "probe"
+                or (r["preset"] == run["preset"] and r["changes"] == ["lr"])
+            )
+        ]
+        probes.sort(key=lambda r: (r["preset"] != "probe", r["lr"]))
+        table = pd.DataFrame(probes).assign(
+            run=[f"{r['preset']}: {r['work']}" for r in probes],
+            input=f"{side} px",
+            factor=[f"{r['lr'] / spec.recipe.lr:g}" for r in probes],
+        )
+        fix = lr_fix(run, done)
+        if fix:
+            verdict = (
+                f"The smallest change that makes it learn, among those stored: lr {fix['lr']:g} "
+                f"({fix['lr'] / spec.recipe.lr:g} times the book's), {fix['test_acc']:.1%} "
+                f"under {fix['preset']}; the headline names it beside the book's row."
+            )
+        else:
+            verdict = (
+                f"No run under {run['preset']} that changes its learning rate alone is stored "
+                f"yet: `python -m bench train --preset probe --experiment lr_probes --models "
+                f"{run['model']}` probes rates ({PRESETS['probe'].epochs} epochs each)."
+            )
+        parts.append(
+            f"### {run['model']} under {run['preset']}\n\n"
+            f"At the book's lr {run['lr']:g}, {run['work']} at {side} px left its training loss "
+            f"at {run['train_loss']:.3f} (test accuracy {run['test_acc']:.1%}): it did not "
+            f"learn. The book sets this rate for {book_side} px; the probes below (the probe "
+            "preset: the same recipe for its first epochs, at rates around the book's) ask "
+            "whether the rate is what holds it at chance at this side (docs/training.md: why "
+            "a side changes the rate a network needs). "
+            + verdict
+            + "\n\n"
+            + markdown(table, PROBE_COLUMNS)
+        )
+    return (
+        "\n## Book recipes that do not learn at CPU scale\n\n"
+        "A run did not learn when its final training loss is within 10 % of chance's "
+        "(ln 10, a uniform guess over the 10 classes).\n\n" + "\n\n".join(parts) + "\n"
+    )
 
 
 def bounded(seconds: float | None, at_end: bool) -> float | str | None:
@@ -125,6 +232,7 @@ def write_train(store: Store, out_dir: Path) -> list[Path]:
         for r, history in zip(rows, histories, strict=True)
         for point in history
     ]  # fmt: skip
+    text += not_learning(rows)
     if len(ablation):
         text += (
             "\n## What each technique of the fast recipe buys\n\n"

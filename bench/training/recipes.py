@@ -115,6 +115,9 @@ PRESETS = {
     # least 32 pixels each network accepts instead of the book's 224 or 96, the one change
     # that brings chapter 8's networks within hours of two cores
     "book_cpu": Preset("book_cpu", epochs=10, max_side=32),
+    # book_cpu cut to its first 2 epochs: short probes of why a network does not learn under
+    # it (a learning rate, a side), never read as what a network buys
+    "probe": Preset("probe", epochs=2, max_side=32),
     # a CPU: every network it trains learns on a fixed amount of work: Adam at lr 1e-3 on 2
     # epochs over 600 images a class (10 for the LeNets, whose steps cost little; 4 for
     # GoogLeNet, slow to leave chance without batch norm); inputs larger than 32 pixels at 32,
@@ -191,6 +194,9 @@ EXPERIMENTS: dict[str, tuple[Run, ...]] = {
     "networks_28": tuple(Run(m) for m in ("lenet_28", "vgg_28", "googlenet_28", "resnet9_28")),
     # 8.4.5.1, 8.6.7.1, 8.6.7.4, 8.8.6.1-2: the variants whose accuracy an exercise asks for
     "variants": tuple(Run(m) for m in ("googlenet_bn", "resnet18_preact", "resnext18", "anynet")),
+    # probes of a book network that does not learn under book_cpu: its learning rate 1 to 30
+    # times the book's (train them under the probe preset)
+    "lr_probes": tuple(Run(m, lr_factor=f) for m in ("vgg11_small",) for f in (1, 3, 10, 30)),
 }
 # The fast recipes: a small ResNet at 28x28 on a one-cycle schedule of its own, every technique
 # on; what each reached on all 10,000 test images (median of seeds 0-2, and their range, or

@@ -64,6 +64,15 @@ class ModelSpec:
         """The smallest square input side the network accepts, found by trying."""
         return _min_image_size(self.builder, dict(self.options), self.in_channels)
 
+    def accepts(self, size: int) -> bool:
+        """Whether the network takes a ``size`` x ``size`` input: one try on the meta device
+        (cheaper than finding the smallest side)."""
+        if "min_image_size" in self.__dict__:  # already found
+            return size >= self.min_image_size
+        with torch.device("meta"), torch.no_grad():
+            model = self.builder(in_channels=self.in_channels, num_classes=2, **self.options)
+            return _fits(model, self.in_channels, size)
+
 
 _REGISTRY: dict[str, ModelSpec] = {}
 
@@ -202,11 +211,7 @@ def _min_image_size(builder: Builder, options: dict, in_channels: int) -> int:
 
         def fits(size: int) -> bool:
             model = builder(in_channels=in_channels, num_classes=2, **options) if lazy else probe
-            try:
-                model.eval()(torch.empty(1, in_channels, size, size))
-            except RuntimeError:
-                return False
-            return True
+            return _fits(model, in_channels, size)
 
         high = 1  # double until a size fits, then bisect between the last two
         while not fits(high):
@@ -218,3 +223,12 @@ def _min_image_size(builder: Builder, options: dict, in_channels: int) -> int:
             mid = (low + high) // 2
             low, high = (low, mid) if fits(mid) else (mid, high)
     return high
+
+
+def _fits(model: nn.Module, in_channels: int, size: int) -> bool:
+    """Whether ``model`` (on the meta device) runs on a ``size`` x ``size`` input."""
+    try:
+        model.eval()(torch.empty(1, in_channels, size, size, device="meta"))
+    except RuntimeError:
+        return False
+    return True

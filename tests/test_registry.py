@@ -1,6 +1,7 @@
 """Registry-driven checks of every network: builds, runs, shapes from the book, parameter counts
 of torchvision's reference models, batch-norm bias, the error messages, and ``python -m archs``."""
 
+import dataclasses
 import itertools
 import math
 
@@ -40,6 +41,14 @@ def test_min_image_size_is_the_boundary(name):
             ValueError, match=rf"{name} needs inputs of at least {smallest}x{smallest}"
         ):
             archs.build(name, image_size=smallest - 1)
+
+
+@pytest.mark.parametrize("name", ["alexnet", "nin", "googlenet", "vgg11_small", "lenet"])
+def test_accepts_agrees_with_the_smallest_side(name):
+    smallest = archs.spec(name).min_image_size
+    fresh = dataclasses.replace(archs.spec(name))  # nothing found yet: one try on the meta device
+    assert "min_image_size" not in fresh.__dict__
+    assert (fresh.accepts(smallest - 1), fresh.accepts(smallest)) == (False, True)
 
 
 def conv_out(size: int, kernel: int, stride: int = 1, padding: int = 0) -> int:

@@ -94,7 +94,8 @@ class Preset:
         spec = archs.spec(run.model)
         recipe_side = spec.recipe.resize if spec.recipe else None
         if run.resize is None and self.max_side and (recipe_side or 28) > self.max_side:
-            run = dataclasses.replace(run, resize=max(self.max_side, spec.min_image_size))
+            side = self.max_side if spec.accepts(self.max_side) else spec.min_image_size
+            run = dataclasses.replace(run, resize=side)
         if run.lr is None and self.lr is not None:
             run = dataclasses.replace(run, lr=self.lr)
         if self.techniques is not None and run.techniques == PLAIN:

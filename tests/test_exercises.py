@@ -7,8 +7,9 @@ import pytest
 
 from bench.render.exercises import sentences as ex
 from bench.render.exercises.catalogue import EXERCISES, NIN
+from bench.render.exercises.left import left_to_train
 from bench.store import Store
-from bench.training.recipes import PRESETS, Run, describe
+from bench.training.recipes import PRESETS, Run, config, describe
 
 MIB = 2**20
 
@@ -147,19 +148,25 @@ def test_nin_variants_answer_with_accuracy_once_they_are_trained(tmp_path, full_
         store.put("profile", model, {"image_size": 224}, full_row(
             "profile", model=model, image_size=224, batch_size=128, params=1_000_000 + i,
             fwd_macs_per_image=700_000_000 + i))  # fmt: skip
-    answer = next(e for e in EXERCISES if e.id == "8.3.5.1-3").answer
+    exercise = next(e for e in EXERCISES if e.id == "8.3.5.1-3")
+    answer = exercise.answer
     frame, _, reasoning = answer(store)
     assert "test_acc" not in frame and list(frame["infer_best"]) == ["-"] * len(NIN)
-    assert reasoning.endswith("*Accuracy not measured yet*: `python -m bench train --experiment "
-                              "book nin_variants --preset book` measures it.")  # fmt: skip
+    section = left_to_train(store, exercise.experiments, exercise.models)
+    assert "*Not trained yet under the book_cpu preset* (5 runs;" in section
+    assert ("`python -m bench train --preset book_cpu --experiment book nin_variants --models "
+            f"{','.join(sorted(NIN))}` trains them.") in section  # fmt: skip
+    # no NiN trained yet: no rate of its family to estimate from
+    assert section.count("cost not estimated (no network of its family trained") == len(NIN)
     for i, model in enumerate(NIN):  # the book preset's runs, nin_fc the most accurate
-        store.put("train", model, {"test_per_class": None}, full_row(
+        store.put("train", model, config(Run(model), PRESETS["book"], "ours"), full_row(
             "train", model=model, lr=0.05, batch_size=128, resize=224, techniques="-",
             test_acc=0.80 + i / 100, images_per_s=100.0, fwd_macs_per_image=700_000_000 + i,
         ) | describe(Run(model), PRESETS["book"], "ours"), details={"history": [
             {"images_per_s": v} for v in (90.0, 100.0 + i, 110.0)]})  # fmt: skip
     frame, _, reasoning = answer(store)
-    assert list(frame["model"]) == list(NIN) and "Accuracy not measured" not in reasoning
+    assert list(frame["model"]) == list(NIN)
+    assert left_to_train(store, exercise.experiments, exercise.models) == ""
     epochs = [[90.0, 100.0 + i, 110.0] for i in range(len(NIN))]  # each run's spread over them
     cvs = [statistics.stdev(e) / statistics.mean(e) for e in epochs]
     assert list(frame["images_per_s_cv"]) == pytest.approx(cvs)
@@ -324,3 +331,38 @@ def test_the_batch_size_answer_is_alexnets_and_needs_two_batch_sizes(tmp_path, f
     _, _, text = answer(store)
     assert text.startswith("From batch 128 to 512, training throughput goes from 200 to 300 "
                            "images/s (1.5x) and test accuracy from 85.0% to 80.0%")  # fmt: skip
+
+
+def test_accuracies_compare_at_equal_work_and_what_is_left_says_its_cost(tmp_path, full_row):
+    """8.4.5.1 compares GoogLeNet with and without batch norm under one kind of work: the cpu
+    preset's while only GoogLeNet has the book's recipe at CPU scale, then book_cpu's for both;
+    until then the page names the missing run, its command and its training time, the images
+    of 10 epochs at GoogLeNet's forward MACs per second scaled by the variant's MACs."""
+    store = Store(tmp_path / "results.sqlite")
+    exercise = next(e for e in EXERCISES if e.id == "8.4.5.1")
+
+    def put(model, preset, macs, images_per_s):
+        run = Run(model)
+        row = full_row("train", model=model, batch_size=128, resize=32, techniques="-",
+                       test_acc=0.8, images_per_s=images_per_s, fwd_macs_per_image=macs,
+                       lr=config(run, PRESETS[preset], "ours")["lr"])  # fmt: skip
+        store.put("train", model, config(run, PRESETS[preset], "ours"),
+                  row | describe(run, PRESETS[preset], "ours"), details={"history": []})  # fmt: skip
+
+    put("googlenet", "cpu", 10**8, 500.0)
+    put("googlenet_bn", "cpu", 2 * 10**8, 400.0)
+    put("googlenet", "book_cpu", 10**8, 300.0)
+    frame, _, _ = exercise.answer(store)
+    assert list(frame["preset"]) == ["cpu", "cpu"]
+    left = left_to_train(store, exercise.experiments, exercise.models)
+    minutes = 10 * 60_000 * 2 * 10**8 / (10**8 * 300.0) / 60
+    assert left.startswith("*Not trained yet under the book_cpu preset* (1 run;")
+    assert f"googlenet_bn at 32 px: about {minutes:,.0f} min (from googlenet)" in left
+    assert left.endswith(
+        "`python -m bench train --preset book_cpu --experiment book variants --models "
+        "googlenet_bn` trains it."
+    )
+    put("googlenet_bn", "book_cpu", 2 * 10**8, 150.0)
+    frame, _, _ = exercise.answer(store)
+    assert list(frame["preset"]) == ["book_cpu", "book_cpu"]
+    assert left_to_train(store, exercise.experiments, exercise.models) == ""

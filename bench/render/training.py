@@ -10,6 +10,7 @@ from typing import Any
 import pandas as pd
 
 import archs
+from bench.console import plural
 from bench.render.format import (
     Column,
     atomic_write,
@@ -178,6 +179,18 @@ def throughput_cv(history: list[dict[str, Any]]) -> float:
     return float(speeds.std(ddof=1) / speeds.mean())
 
 
+def machine_time(frame: pd.DataFrame) -> str:
+    """A sentence: the wall clock of the stored runs that finished, by preset, and in all."""
+    done = frame[frame["status"].isin(MEASURED)]
+    if done.empty:
+        return ""
+    hours = done.groupby("preset")["wall_s"].agg(["sum", "count"]).sort_values("sum")
+    parts = [f"{preset} {row['sum'] / 3600:.1f} h ({plural(int(row['count']), 'run')})"
+             for preset, row in hours.iterrows()]  # fmt: skip
+    return (f"Machine time of the finished runs (wall clock, training and evaluation): "
+            f"{'; '.join(parts)}; {hours['sum'].sum() / 3600:.1f} h in all.\n\n")  # fmt: skip
+
+
 def write_train(store: Store, out_dir: Path) -> list[Path]:
     """Every stored training run (CSV and Markdown), and the curves of evaluation points."""
     rows = store.rows("train")
@@ -223,6 +236,7 @@ def write_train(store: Store, out_dir: Path) -> list[Path]:
         "runtime's one-time allocations, and the freed memory the heap keeps for reuse), of "
         "allocated memory on a GPU (with cuDNN's "
         f"algorithm search). Devices: {'; '.join(devices)}.\n\n"
+        + machine_time(frame)
         + markdown(frame.assign(**shown_times), TRAIN_COLUMNS)
         + "\n"
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from bench.render.exercises.catalogue import EXERCISES
+from bench.render.exercises.left import left_to_train
 from bench.render.format import atomic_write, markdown
 from bench.store import Store
 
@@ -20,12 +21,20 @@ def render(store: Store) -> str:
     for exercise in EXERCISES:
         answer = exercise.answer(store)
         head = f"## {exercise.id}\n\n{exercise.question}\n\n"
+        left = left_to_train(store, exercise.experiments, exercise.models)
         if answer is None:
-            sections.append(head + f"*Not measured yet*: `{exercise.command}` measures it.")
+            sections.append(
+                head + (left or f"*Not measured yet*: `{exercise.command}` measures it.")
+            )
             continue
         frame, columns, reasoning = answer
         sources = "; ".join(sorted({s for cell in frame["source"] for s in cell.split("; ")}))
-        sections.append(head + markdown(frame, columns) + f"\n\nFrom: {sources}.\n\n{reasoning}")
+        sections.append(
+            head
+            + markdown(frame, columns)
+            + f"\n\nFrom: {sources}.\n\n{reasoning}"
+            + (f"\n\n{left}" if left else "")
+        )
     return (
         "# The chapters' exercises, answered with measured numbers\n\n"
         "Every number below is read from this run's results store (results.sqlite) by "

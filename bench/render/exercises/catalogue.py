@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
 
 from bench.render.exercises.answers import (
     epochs_answer,
@@ -68,6 +71,26 @@ class Exercise:
     question: str
     answer: Callable[[Store], Answer | None]  # None: the rows are not in the store
     command: str  # what measures the rows
+    # where the question is accuracy: the experiments and networks whose runs answer it
+    experiments: tuple[str, ...] = ()
+    models: tuple[str, ...] = ()
+
+
+def accuracy(
+    id: str,
+    question: str,
+    models: tuple[str, ...],
+    experiments: tuple[str, ...],
+    say: Callable[[pd.DataFrame], str] | None = None,
+    answer: Callable[[Store], Answer | None] | None = None,
+    **options: Any,
+) -> Exercise:
+    """An exercise whose question is accuracy, answered by the runs of ``experiments`` for
+    ``models``: ``answer``, else their training rows read by ``say`` (``options``: which rows,
+    as ``trained`` takes them)."""
+    command = f"{TRAIN} {' '.join(experiments)} --models {','.join(models)}"
+    answer = answer or trained(models, say, **options)
+    return Exercise(id, question, answer, command, experiments, models)
 
 
 C7 = "python -m bench blocks"
@@ -86,13 +109,7 @@ TRAIN = "python -m bench train --experiment"
 NIN = ("nin", "nin_one_1x1", "nin_three_1x1", "nin_3x3", "nin_fc")
 
 
-NIN_TRAIN = f"{TRAIN} book nin_variants --preset book"
-
-
 GOOGLENETS = ("googlenet", "googlenet_28")
-
-
-GOOGLENET_28_TRAIN = f"{TRAIN} book networks_28 --models googlenet,googlenet_28 --preset book"
 
 
 EXERCISES: tuple[Exercise, ...] = (
@@ -121,20 +138,18 @@ EXERCISES: tuple[Exercise, ...] = (
              costs(["alexnet"], [MACS, CONV_MACS, FC_MACS], say_macs_split), PROFILE),
     Exercise("8.1.5.1.3", "AlexNet: memory in training against inference, measured at growing "
              "batch sizes.", speed_answer("alexnet"), "python -m bench speed --models alexnet"),
-    Exercise("8.1.5.4", "AlexNet against LeNet: what more epochs buy each.",
-             epochs_answer(("lenet", "alexnet")), f"{TRAIN} book"),
-    Exercise("8.1.5.5.1", "A simpler AlexNet-style network that trains faster (a VGG for 28x28 "
+    accuracy("8.1.5.4", "AlexNet against LeNet: what more epochs buy each.",
+             ("lenet", "alexnet"), ("book",), answer=epochs_answer(("lenet", "alexnet"))),
+    accuracy("8.1.5.5.1", "A simpler AlexNet-style network that trains faster (a VGG for 28x28 "
              "inputs): cost and accuracy beside AlexNet.",
-             trained(("alexnet", "vgg_28"), say_compare), f"{TRAIN} book networks_28"),
-    Exercise("8.1.5.5.2", "Networks that work on 28x28 images directly: cost and accuracy.",
-             trained(("lenet", "lenet_28", "vgg_28", "resnet9_28"), say_compare),
-             f"{TRAIN} book networks_28"),
-    Exercise("8.1.5.6", "AlexNet's batch size against throughput, accuracy and peak memory.",
-             trained(("alexnet",), say_batch, keep=lambda r: varies(r, "batch_size"),
-                     at_least=2), f"{TRAIN} batch_sweep"),
-    Exercise("8.1.5.7", "LeNet-5 with ReLU, and with ReLU and dropout, against the original.",
-             trained(("lenet", "lenet_modern", "lenet_dropout"), say_compare),
-             f"{TRAIN} book lenet_variants"),
+             ("alexnet", "vgg_28"), ("book", "networks_28"), say_compare),
+    accuracy("8.1.5.5.2", "Networks that work on 28x28 images directly: cost and accuracy.",
+             ("lenet", "lenet_28", "vgg_28", "resnet9_28"), ("book", "networks_28"), say_compare),
+    accuracy("8.1.5.6", "AlexNet's batch size against throughput, accuracy and peak memory.",
+             ("alexnet",), ("batch_sweep",), say_batch,
+             keep=lambda r: varies(r, "batch_size"), at_least=2),
+    accuracy("8.1.5.7", "LeNet-5 with ReLU, and with ReLU and dropout, against the original.",
+             ("lenet", "lenet_modern", "lenet_dropout"), ("book", "lenet_variants"), say_compare),
     Exercise("8.2.5.1.1", "Parameters of AlexNet against VGG-11, VGG-16 and VGG-19.",
              costs(["alexnet", "vgg11", "vgg16", "vgg19"], [PARAMS, CONV_PARAMS, FC_PARAMS],
                    say_params), PROFILE),
@@ -146,44 +161,38 @@ EXERCISES: tuple[Exercise, ...] = (
                    say_head), PROFILE),
     Exercise("8.2.5.3", "VGG-16 and VGG-19 from the paper's Table 1: parameters and MACs.",
              costs(["vgg16", "vgg19"], [PARAMS, MACS], say_totals), PROFILE),
-    Exercise("8.2.5.4", "The small VGG-11 at smaller inputs than 224: cost and accuracy.",
-             trained(("vgg11_small",), say_compare, keep=lambda r: varies(r, "resize")),
-             f"{TRAIN} book vgg_sizes"),
-    Exercise("8.3.5.1-3", "NiN with one or three 1x1 convs, 3x3 convs, a fully connected head: "
-             "parameters, MACs, training speed and accuracy.",
-             fuller(trained(NIN, say_compare),
-                    costs(NIN, [PARAMS, MACS], say_totals, throughput),
-                    f"*Accuracy not measured yet*: `{NIN_TRAIN}` measures it."), NIN_TRAIN),
+    accuracy("8.2.5.4", "The small VGG-11 at smaller inputs than 224: cost and accuracy.",
+             ("vgg11_small",), ("book", "vgg_sizes"), say_compare,
+             keep=lambda r: varies(r, "resize")),
+    accuracy("8.3.5.1-3", "NiN with one or three 1x1 convs, 3x3 convs, a fully connected head: "
+             "parameters, MACs, training speed and accuracy.", NIN, ("book", "nin_variants"),
+             answer=fuller(trained(NIN, say_compare),
+                           costs(NIN, [PARAMS, MACS], say_totals, throughput))),
     Exercise("8.3.5.4", "NiN's resources: parameters, computation, memory for training and "
              "for prediction.", costs(["nin"], [PARAMS, MACS, TRAIN_MEM, INFER_MEM, SAVED],
                                       say_memory_totals), PROFILE),
-    Exercise("8.4.5.1", "GoogLeNet with batch norm against without: cost and accuracy.",
-             trained(("googlenet", "googlenet_bn"), say_compare), f"{TRAIN} book variants"),
+    accuracy("8.4.5.1", "GoogLeNet with batch norm against without: cost and accuracy.",
+             ("googlenet", "googlenet_bn"), ("book", "variants"), say_compare),
     Exercise("8.4.5.2", "The smallest image GoogLeNet accepts (found by building).", min_size,
              PROFILE),
-    Exercise("8.4.5.3", "A GoogLeNet variant that keeps 28x28 resolution: cost and accuracy "
-             "beside the book's at 96 pixels.",
-             fuller(trained(GOOGLENETS, say_compare),
-                    stems,
-                    f"*Accuracy not measured yet*: `{GOOGLENET_28_TRAIN}` measures it."),
-             GOOGLENET_28_TRAIN),
+    accuracy("8.4.5.3", "A GoogLeNet variant that keeps 28x28 resolution: cost and accuracy "
+             "beside the book's at 96 pixels.", GOOGLENETS, ("book", "networks_28"),
+             answer=fuller(trained(GOOGLENETS, say_compare), stems)),
     Exercise("8.4.5.4", "Parameters of AlexNet, VGG-11, NiN and GoogLeNet: where the savings "
              "come from.", costs(["alexnet", "vgg11", "nin", "googlenet"],
                                  [PARAMS, CONV_PARAMS, FC_PARAMS], say_params), PROFILE),
     Exercise("8.4.5.5", "GoogLeNet against AlexNet at 224 pixels: computation and arithmetic "
              "intensity.", intensity, PROFILE_224),
-    Exercise("8.5.7.1", "Bias before batch norm: parameters saved, accuracy.",
-             trained(("bn_lenet", "bn_lenet_nobias"), say_bias),
-             f"{TRAIN} book lenet_variants"),
-    Exercise("8.5.7.2", "LeNet with and without batch norm over learning rates: where training "
-             "fails.", trained(("lenet", "bn_lenet"), say_lr_grid,
-                                   keep=lambda r: varies(r, "lr")), f"{TRAIN} lr_grid"),
-    Exercise("8.5.7.3", "Batch norm after every layer, after the convs only, and nowhere "
+    accuracy("8.5.7.1", "Bias before batch norm: parameters saved, accuracy.",
+             ("bn_lenet", "bn_lenet_nobias"), ("book", "lenet_variants"), say_bias),
+    accuracy("8.5.7.2", "LeNet with and without batch norm over learning rates: where training "
+             "fails.", ("lenet", "bn_lenet"), ("lr_grid",), say_lr_grid,
+             keep=lambda r: varies(r, "lr")),
+    accuracy("8.5.7.3", "Batch norm after every layer, after the convs only, and nowhere "
              "(the book's LeNet: sigmoid, average pooling).",
-             trained(("lenet", "bn_lenet", "bn_lenet_convs"), say_bn_layers),
-             f"{TRAIN} book lenet_variants"),
-    Exercise("8.6.7.1", "An Inception network against a residual network: cost and accuracy.",
-             trained(("googlenet", "resnet18"), say_compare), f"{TRAIN} book"),
+             ("lenet", "bn_lenet", "bn_lenet_convs"), ("book", "lenet_variants"), say_bn_layers),
+    accuracy("8.6.7.1", "An Inception network against a residual network: cost and accuracy.",
+             ("googlenet", "resnet18"), ("book",), say_compare),
     Exercise("8.6.7.2", "ResNet-18/34/50/101/152 at 224 pixels: parameters, MACs, memory, "
              "throughput.",
              costs(["resnet18", "resnet34", "resnet50", "resnet101", "resnet152"],
@@ -193,8 +202,8 @@ EXERCISES: tuple[Exercise, ...] = (
              "ResNet-34, both 3-4-6-3 blocks).", costs(["resnet50", "resnet34"],
                                                       [PARAMS, MACS, SAVED], say_activations),
              PROFILE),
-    Exercise("8.6.7.4", "Pre-activation against post-activation ResNet-18: cost and accuracy.",
-             trained(("resnet18", "resnet18_preact"), say_compare), f"{TRAIN} book variants"),
+    accuracy("8.6.7.4", "Pre-activation against post-activation ResNet-18: cost and accuracy.",
+             ("resnet18", "resnet18_preact"), ("book", "variants"), say_compare),
     Exercise("8.7.7.2", "Why DenseNet has fewer parameters than ResNet: per-stage parameters.",
              per_stage(["densenet", "resnet18"]), PROFILE),
     Exercise("8.7.7.3", "DenseNet's memory against ResNet's at 224x224.",
@@ -204,10 +213,8 @@ EXERCISES: tuple[Exercise, ...] = (
     Exercise("8.7.7.4", "DenseNet-121/169/201 from the paper's Table 1: parameters, MACs.",
              costs(["densenet121", "densenet169", "densenet201"], [PARAMS, MACS], say_totals),
              PROFILE),
-    Exercise("8.8.6.1", "A four-stage AnyNet against the book's two-stage RegNetX: cost and "
-             "accuracy.", trained(("regnetx32", "anynet"), say_compare),
-             f"{TRAIN} book variants"),
-    Exercise("8.8.6.2", "ResNeXt blocks against ResNet blocks in the same layout: cost and "
-             "accuracy.", trained(("resnet18", "resnext18"), say_compare),
-             f"{TRAIN} book variants"),
+    accuracy("8.8.6.1", "A four-stage AnyNet against the book's two-stage RegNetX: cost and "
+             "accuracy.", ("regnetx32", "anynet"), ("book", "variants"), say_compare),
+    accuracy("8.8.6.2", "ResNeXt blocks against ResNet blocks in the same layout: cost and "
+             "accuracy.", ("resnet18", "resnext18"), ("book", "variants"), say_compare),
 )  # fmt: skip

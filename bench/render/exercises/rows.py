@@ -24,7 +24,7 @@ from bench.render.format import (
 )
 from bench.render.memory import tracked_growth
 from bench.render.setups import book_speed, spread
-from bench.render.training import throughput_cv
+from bench.render.training import BOOK_PRESETS, throughput_cv
 from bench.schema import MEASURED, Status
 from bench.store import Store, cpu_of
 
@@ -60,12 +60,18 @@ def source_of(row: dict[str, Any], stage: str) -> str:
 def train_rows(store: Store, models: tuple[str, ...], keep: Callable[[dict], bool] | None = None
           ) -> pd.DataFrame:  # fmt: skip
     """Finished training runs of ``models``: each one's preset run, or those ``keep`` picks,
-    under the preset closest to the book's, in book order."""
+    under the preset closest to the book's, in book order. Preset runs compare at equal work:
+    all from the book's recipe (book, book_cpu), else all from one other preset where every
+    network has one, else each network's own."""
     from bench.render.headline import PRESET_RANK, preset_run
 
     done = [r for r in store.rows("train") if r["status"] in MEASURED]
     if keep is None:
-        rows = [r for m in models if (r := preset_run([x for x in done if x["model"] == m]))]
+        for presets in (BOOK_PRESETS, *((p,) for p in PRESET_RANK if p not in BOOK_PRESETS), None):
+            pool = [r for r in done if presets is None or r["preset"] in presets]
+            rows = [r for m in models if (r := preset_run([x for x in pool if x["model"] == m]))]
+            if len(rows) == len(models):
+                break
     else:
         rows = [r for r in done if r["model"] in models and keep(r)]
         best = min((PRESET_RANK.get(r["preset"], 9) for r in rows), default=0)
@@ -244,20 +250,12 @@ def trained(models: tuple[str, ...], say: Callable[[pd.DataFrame], str],
     return answer
 
 
-def fuller(full: Callable[[Store], Answer | None], partial: Callable[[Store], Answer | None],
-           missing: str):  # fmt: skip
-    """``full`` where the store has its rows, else ``partial``, its sentence followed by
-    ``missing`` (what is not measured yet, and what measures it)."""
+def fuller(full: Callable[[Store], Answer | None], partial: Callable[[Store], Answer | None]):
+    """``full`` where the store has its rows, else ``partial``."""
 
     def answer(store: Store) -> Answer | None:
         found = full(store)
-        if found is not None:
-            return found
-        found = partial(store)
-        if found is None:
-            return None
-        frame, columns, reasoning = found
-        return frame, columns, f"{reasoning} {missing}"
+        return found if found is not None else partial(store)
 
     return answer
 

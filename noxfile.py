@@ -24,8 +24,17 @@ def _environment(session: nox.Session, extras: str = "test") -> None:
     ``extras`` (pip finds everything already there and installs nothing the second time)."""
     if not ENV.joinpath("bin", "python").exists():
         session.run(sys.executable, "-m", "venv", str(ENV), external=True)
-    session.run(PYTHON, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-e",
-                f".[{extras}]", external=True)  # fmt: skip
+    session.run(
+        PYTHON,
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        "-e",
+        f".[{extras}]",
+        external=True,
+    )
 
 
 @nox.session(venv_backend="none")
@@ -35,8 +44,17 @@ def tests(session: nox.Session) -> None:
     process; ``-- --under-load 2``: with two busy processes beside it), Ray installed so that
     ``--executor ray`` is tested on a local Ray instance."""
     _environment(session, "test,ray")
-    session.run(PYTHON, "-m", "pytest", "-n", "logical", "--dist", "loadfile", *session.posargs,
-                external=True)  # fmt: skip
+    session.run(
+        PYTHON,
+        "-m",
+        "pytest",
+        "-n",
+        "logical",
+        "--dist",
+        "loadfile",
+        *session.posargs,
+        external=True,
+    )
 
 
 @nox.session
@@ -64,8 +82,18 @@ def fast(session: nox.Session) -> None:
     printing each run, and the median and range over seeds; ``nox -s fast -- --experiment fast
     fast_ablation`` adds the ablation (each technique switched off in turn, three seeds each)."""
     _environment(session)
-    session.run(PYTHON, "-m", "bench", "train", "--preset", "book", "--experiment", "fast",
-                *session.posargs, external=True)  # fmt: skip
+    session.run(
+        PYTHON,
+        "-m",
+        "bench",
+        "train",
+        "--preset",
+        "book",
+        "--experiment",
+        "fast",
+        *session.posargs,
+        external=True,
+    )
 
 
 @nox.session(venv_backend="none")
@@ -81,7 +109,16 @@ def screenshot(session: nox.Session) -> None:
     if browser is None:
         session.error("no chromium on this machine: apt-get install -y chromium")
     shot = folder / "screenshot.png"
-    session.run(browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-                f"--screenshot={shot.resolve()}", "--window-size=1600,2000", page.as_uri(),
-                external=True, silent=True)  # fmt: skip
+    session.run(
+        browser,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--hide-scrollbars",
+        f"--screenshot={shot.resolve()}",
+        "--window-size=1600,2000",
+        page.as_uri(),
+        external=True,
+        silent=True,
+    )
     session.log(f"wrote {shot}")

@@ -20,8 +20,11 @@ def _known(name: str, names: list[str], source: str) -> None:
     if name not in names:
         close = difflib.get_close_matches(name, names, n=5, cutoff=0.6)
         prefix = "tv:" if source == "torchvision" else "timm:"
-        hint = (f"; did you mean {', '.join(prefix + c for c in close)}?" if close
-                else f"; see {source}'s list_models()")  # fmt: skip
+        hint = (
+            f"; did you mean {', '.join(prefix + c for c in close)}?"
+            if close
+            else f"; see {source}'s list_models()"
+        )
         raise KeyError(f"unknown {source} model {name!r}{hint}")
 
 
@@ -52,8 +55,9 @@ def _timm(name: str) -> tuple[Any, int]:
     side = timm.create_model(name, pretrained=False).default_cfg["input_size"][-1]
 
     def builder(*, in_channels: int, num_classes: int) -> nn.Module:
-        return timm.create_model(name, pretrained=False, in_chans=in_channels,
-                                 num_classes=num_classes)  # fmt: skip
+        return timm.create_model(
+            name, pretrained=False, in_chans=in_channels, num_classes=num_classes
+        )
 
     return builder, side
 
@@ -63,10 +67,20 @@ def external_spec(name: str) -> ModelSpec:
     """The spec of a ``tv:`` or ``timm:`` name; an unknown one raises KeyError with close
     matches."""
     if not name.startswith(PREFIXES):
-        raise KeyError(f"unknown model {name!r}: a name with a colon starts with "
-                       f"{' or '.join(PREFIXES)}")  # fmt: skip
+        raise KeyError(
+            f"unknown model {name!r}: a name with a colon starts with {' or '.join(PREFIXES)}"
+        )
     source, _, model = name.partition(":")
     builder, side = _torchvision(model) if source == "tv" else _timm(model)
-    return ModelSpec(name=name, family=source, section="-", paper=f"{source} {model}",
-                     image_size=side, builder=builder, in_channels=3, num_classes=1000,
-                     external=True, summary=f"{source}'s {model}, random weights")  # fmt: skip
+    return ModelSpec(
+        name=name,
+        family=source,
+        section="-",
+        paper=f"{source} {model}",
+        image_size=side,
+        builder=builder,
+        in_channels=3,
+        num_classes=1000,
+        external=True,
+        summary=f"{source}'s {model}, random weights",
+    )

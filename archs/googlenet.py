@@ -80,8 +80,10 @@ def googlenet(
     def conv(c_i: int, c_o: int, k: int) -> nn.Sequential:
         return conv_unit(c_i, c_o, k, bias=conv_bias, norm=batch_norm)
 
-    stems = {"7x7": lambda: stem7x7(in_channels, 64, bias=conv_bias, norm=batch_norm),
-             "3x3": lambda: conv(in_channels, 64, 3)}  # fmt: skip
+    stems = {
+        "7x7": lambda: stem7x7(in_channels, 64, bias=conv_bias, norm=batch_norm),
+        "3x3": lambda: conv(in_channels, 64, 3),
+    }
     if stem not in stems:
         raise ValueError(f"stem must be one of {', '.join(stems)}, got {stem!r}")
     modules: list[nn.Module] = [

@@ -50,14 +50,24 @@ def lenet(
     drop = [nn.Dropout(dropout)] if dropout else []
     return nn.Sequential(
         nn.Conv2d(in_channels, 6, 5, padding=first_padding, bias=conv_bias),
-        *_norm(norm, 6, 4), act(), pool_layer(2, stride=2),
+        *_norm(norm, 6, 4),
+        act(),
+        pool_layer(2, stride=2),
         nn.Conv2d(6, 16, 5, bias=conv_bias),
-        *_norm(norm, 16, 4), act(), pool_layer(2, stride=2),
+        *_norm(norm, 16, 4),
+        act(),
+        pool_layer(2, stride=2),
         nn.Flatten(),
-        nn.LazyLinear(120, bias=conv_bias), *_norm(linear_norm, 120, 2), act(), *drop,
-        nn.Linear(120, 84, bias=conv_bias), *_norm(linear_norm, 84, 2), act(), *drop,
+        nn.LazyLinear(120, bias=conv_bias),
+        *_norm(linear_norm, 120, 2),
+        act(),
+        *drop,
+        nn.Linear(120, 84, bias=conv_bias),
+        *_norm(linear_norm, 84, 2),
+        act(),
+        *drop,
         nn.Linear(84, num_classes),
-    )  # fmt: skip
+    )
 
 
 _common = dict(family="lenet", image_size=28, recipe=Recipe(lr=0.1))

@@ -26,8 +26,17 @@ Builder = Callable[..., nn.Module]
 # The search for the smallest accepted input stops here: nothing in the chapters needs more.
 _MAX_MIN_INPUT = 512
 # The chapter's nine networks, in the book's order: the ones each of its sections trains.
-BOOK_MODELS = ("lenet", "bn_lenet", "alexnet", "vgg11_small", "nin", "googlenet", "resnet18",
-               "densenet", "regnetx32")  # fmt: skip
+BOOK_MODELS = (
+    "lenet",
+    "bn_lenet",
+    "alexnet",
+    "vgg11_small",
+    "nin",
+    "googlenet",
+    "resnet18",
+    "densenet",
+    "regnetx32",
+)
 
 
 @dataclass(frozen=True)

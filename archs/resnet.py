@@ -43,11 +43,13 @@ class PreActBlock(nn.Module):
     ):
         super().__init__()
         self.branch = nn.Sequential(
-            nn.BatchNorm2d(c_in), nn.ReLU(),
+            nn.BatchNorm2d(c_in),
+            nn.ReLU(),
             nn.Conv2d(c_in, c_out, 3, stride, 1, bias=conv_bias),
-            nn.BatchNorm2d(c_out), nn.ReLU(),
+            nn.BatchNorm2d(c_out),
+            nn.ReLU(),
             nn.Conv2d(c_out, c_out, 3, 1, 1, bias=conv_bias),
-        )  # fmt: skip
+        )
         self.shortcut = projection(c_in, c_out, stride, bias=conv_bias, norm=shortcut_norm)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -120,11 +122,15 @@ def resnet9(
 
     return nn.Sequential(
         conv(in_channels, stem),
-        down(stem, w1), Residual(*conv(w1, w1), *conv(w1, w1)),
+        down(stem, w1),
+        Residual(*conv(w1, w1), *conv(w1, w1)),
         down(w1, w2),
-        down(w2, w3), Residual(*conv(w3, w3), *conv(w3, w3)),
-        nn.AdaptiveMaxPool2d(1), nn.Flatten(), nn.Linear(w3, num_classes),
-    )  # fmt: skip
+        down(w2, w3),
+        Residual(*conv(w3, w3), *conv(w3, w3)),
+        nn.AdaptiveMaxPool2d(1),
+        nn.Flatten(),
+        nn.Linear(w3, num_classes),
+    )
 
 
 BASIC_WIDTHS = (64, 128, 256, 512)

@@ -23,8 +23,9 @@ TABLE1 = {
 BOOK_SMALL = ((1, 16), (1, 32), (2, 64), (2, 128), (2, 128))
 
 
-def vgg_block(c_in: int, c_out: int, num_convs: int, norm: bool = False,
-              conv_bias: bool | None = None) -> nn.Sequential:  # fmt: skip
+def vgg_block(
+    c_in: int, c_out: int, num_convs: int, norm: bool = False, conv_bias: bool | None = None
+) -> nn.Sequential:
     """``num_convs`` 3x3 convs with ReLU (after a batch norm with ``norm``), then a 2x2 max pool
     halving the resolution; ``conv_bias`` None: a bias where no batch norm follows."""
     bias = not norm if conv_bias is None else conv_bias
@@ -54,11 +55,16 @@ def vgg(
         blocks.append(vgg_block(c_in, channels, num_convs, norm, conv_bias))
         c_in = channels
     return nn.Sequential(
-        *blocks, nn.Flatten(),
-        nn.LazyLinear(fc_width), nn.ReLU(), nn.Dropout(dropout),
-        nn.Linear(fc_width, fc_width), nn.ReLU(), nn.Dropout(dropout),
+        *blocks,
+        nn.Flatten(),
+        nn.LazyLinear(fc_width),
+        nn.ReLU(),
+        nn.Dropout(dropout),
+        nn.Linear(fc_width, fc_width),
+        nn.ReLU(),
+        nn.Dropout(dropout),
         nn.Linear(fc_width, num_classes),
-    )  # fmt: skip
+    )
 
 
 _common = dict(family="vgg", section="8.2", paper=PAPER, image_size=224)

@@ -50,12 +50,14 @@ EXAMPLES = """examples:
 
 def build_parser() -> argparse.ArgumentParser:
     """One subcommand per registered command, its options read from its settings' fields."""
-    parser = _Parser(prog="python -m bench", description=__doc__, epilog=EXAMPLES,
-                     formatter_class=_Help)  # fmt: skip
+    parser = _Parser(
+        prog="python -m bench", description=__doc__, epilog=EXAMPLES, formatter_class=_Help
+    )
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     for command in COMMANDS.values():
-        sub = commands.add_parser(command.name, help=command.help, description=command.help,
-                                  formatter_class=_Help)  # fmt: skip
+        sub = commands.add_parser(
+            command.name, help=command.help, description=command.help, formatter_class=_Help
+        )
         add_options(sub, command.settings)
     return parser
 
@@ -106,9 +108,12 @@ def main(argv: list[str] | None = None) -> int:
             return command.run(settings)
         with one_run_at_a_time(settings.store):
             for cpu in runs.other_cpus(settings.store):
-                print(f"python -m bench: note: {settings.store} holds rows measured on {cpu}; "
-                      f"this CPU is {cpu_of(environment())}: what is stored is not measured "
-                      "again, and the pages name each row's CPU", file=sys.stderr)  # fmt: skip
+                print(
+                    f"python -m bench: note: {settings.store} holds rows measured on {cpu}; "
+                    f"this CPU is {cpu_of(environment())}: what is stored is not measured "
+                    "again, and the pages name each row's CPU",
+                    file=sys.stderr,
+                )
             code, changed = recorded(command.run, settings, ["python", "-m", "bench", *argv])
             runs.finish(command.name, settings, render_pages=changed or command.name == "render")
             return code
@@ -116,8 +121,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"python -m bench: error: {_said(error)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"python -m bench: interrupted; {_kept(getattr(settings, 'store', None))}; the "
-              "same command measures the rest", file=sys.stderr)  # fmt: skip
+        print(
+            f"python -m bench: interrupted; {_kept(getattr(settings, 'store', None))}; the "
+            "same command measures the rest",
+            file=sys.stderr,
+        )
         return 130
 
 

@@ -47,16 +47,28 @@ def _where(device: torch.device) -> dict[str, str]:
     return {"device": device.type, "device_name": backend_for(device).name}
 
 
-def conv_row(c_i: int, c_o: int, k: int, side: int, padding: int, stride: int,
-             seconds: float = 0.3, device: torch.device = CPU) -> dict[str, Any]:  # fmt: skip
+def conv_row(
+    c_i: int,
+    c_o: int,
+    k: int,
+    side: int,
+    padding: int,
+    stride: int,
+    seconds: float = 0.3,
+    device: torch.device = CPU,
+) -> dict[str, Any]:
     """One conv layer (no bias) at batch ``BATCH``: per-image formula, counted, and timed on
     ``device``."""
     out = (side + 2 * padding - k) // stride + 1
     layer = nn.Conv2d(c_i, c_o, k, stride, padding, bias=False)
     alone = profile(nn.Sequential(layer), image_size=side, batch_size=BATCH, in_channels=c_i)
     # behind another layer, as a hidden layer is, its input needs a gradient too
-    hidden = profile(nn.Sequential(nn.Conv2d(c_i, c_i, 1, bias=False), layer), image_size=side,
-                     batch_size=BATCH, in_channels=c_i)  # fmt: skip
+    hidden = profile(
+        nn.Sequential(nn.Conv2d(c_i, c_i, 1, bias=False), layer),
+        image_size=side,
+        batch_size=BATCH,
+        in_channels=c_i,
+    )
     counted = hidden.layers.set_index("layer").loc["1"]
     summary = alone.summary.iloc[0]
     layer, x = layer.to(device), torch.randn(BATCH, c_i, side, side, device=device)
@@ -66,7 +78,12 @@ def conv_row(c_i: int, c_o: int, k: int, side: int, padding: int, stride: int,
     both = _timed(lambda: layer(x_grad).sum().backward(), device, seconds)
     macs = c_i * c_o * k * k * out * out
     return {
-        "c_i": c_i, "c_o": c_o, "kernel": k, "side": side, "padding": padding, "stride": stride,
+        "c_i": c_i,
+        "c_o": c_o,
+        "kernel": k,
+        "side": side,
+        "padding": padding,
+        "stride": stride,
         "out_side": out,
         "fwd_macs_formula": macs,
         "fwd_macs_counted": float(counted["fwd_macs"]) / BATCH,
@@ -83,7 +100,7 @@ def conv_row(c_i: int, c_o: int, k: int, side: int, padding: int, stride: int,
         "fwd_bwd_iqr_ms": both["iqr_ms"],
         "batch_size": BATCH,
         **_where(device),
-    }  # fmt: skip
+    }
 
 
 def shape_row() -> dict[str, Any]:
@@ -92,24 +109,34 @@ def shape_row() -> dict[str, Any]:
     formula = ((n + 2 * p_h - k_h) // s_h + 1, (n + 2 * p_w - k_w) // s_w + 1)
     layer = nn.Conv2d(1, 1, (k_h, k_w), padding=(p_h, p_w), stride=(s_h, s_w))
     built = tuple(layer(torch.zeros(1, 1, n, n)).shape[-2:])
-    return {"formula_h": formula[0], "formula_w": formula[1], "built_h": built[0],
-            "built_w": built[1]}  # fmt: skip
+    return {
+        "formula_h": formula[0],
+        "formula_w": formula[1],
+        "built_h": built[0],
+        "built_w": built[1],
+    }
 
 
 def pool_row(channels: int = 64, side: int = 56, k: int = 2) -> dict[str, Any]:
     """7.5.3: a k x k average pool of stride k: per image FLOPs by formula and counted."""
     out = side // k
-    hidden = profile(nn.Sequential(nn.Conv2d(channels, channels, 1, bias=False),
-                                   nn.AvgPool2d(k)), image_size=side, batch_size=BATCH,
-                     in_channels=channels)  # fmt: skip
+    hidden = profile(
+        nn.Sequential(nn.Conv2d(channels, channels, 1, bias=False), nn.AvgPool2d(k)),
+        image_size=side,
+        batch_size=BATCH,
+        in_channels=channels,
+    )
     counted = hidden.layers.set_index("layer").loc["1"]
     return {
-        "channels": channels, "side": side, "kernel": k, "out_side": out,
+        "channels": channels,
+        "side": side,
+        "kernel": k,
+        "out_side": out,
         # k*k - 1 additions and one multiplication by 1/k^2 per output
         "fwd_flops_formula": channels * out * out * k * k,
         "fwd_flops_counted": 2 * float(counted["fwd_macs"]) / BATCH,
         "params": 0,
-    }  # fmt: skip
+    }
 
 
 # Ways to compute one thing, by primitive; each takes its inputs' device and returns its ways by
@@ -118,8 +145,11 @@ def corr2d_ways(device: torch.device, side: int) -> dict[str, Callable[[], torch
     """7.2: cross-correlation of a side x side input with a 3x3 kernel, by its loop definition,
     as unfold + one matrix product (im2col), and as conv2d."""
     x, k = torch.randn(side, side, device=device), torch.randn(3, 3, device=device)
-    return {"loop": lambda: ops.corr2d(x, k), "unfold": lambda: ops.corr2d_unfold(x, k),
-            "conv2d": lambda: F.conv2d(x[None, None], k[None, None])[0, 0]}  # fmt: skip
+    return {
+        "loop": lambda: ops.corr2d(x, k),
+        "unfold": lambda: ops.corr2d_unfold(x, k),
+        "conv2d": lambda: F.conv2d(x[None, None], k[None, None])[0, 0],
+    }
 
 
 def conv1x1_ways(device: torch.device) -> dict[str, Callable[[], torch.Tensor]]:
@@ -134,8 +164,10 @@ def pool_ways(device: torch.device) -> dict[str, Callable[[], torch.Tensor]]:
     depthwise conv with a constant 1/4 kernel."""
     x = torch.randn(8, 64, 56, 56, device=device)
     kernel = torch.full((64, 1, 2, 2), 0.25, device=device)
-    return {"avg_pool2d": lambda: F.avg_pool2d(x, 2),
-            "conv2d": lambda: F.conv2d(x, kernel, stride=2, groups=64)}  # fmt: skip
+    return {
+        "avg_pool2d": lambda: F.avg_pool2d(x, 2),
+        "conv2d": lambda: F.conv2d(x, kernel, stride=2, groups=64),
+    }
 
 
 def timed_row(
@@ -163,20 +195,24 @@ def timed_row(
     }
 
 
-def grouped_row(groups: int, seconds: float = 0.3, device: torch.device = CPU
-                ) -> dict[str, Any]:  # fmt: skip
+def grouped_row(groups: int, seconds: float = 0.3, device: torch.device = CPU) -> dict[str, Any]:
     """7.4.7: a 3x3 conv, 128 -> 128 channels on 28x28 at batch 8, its weights split into
     ``groups`` block-diagonal groups: MACs by formula, and its time."""
     x = torch.randn(8, 128, 28, 28, device=device)
     w = torch.randn(128, 128 // groups, 3, 3, device=device)
     with torch.no_grad():
         timed = _timed(lambda: F.conv2d(x, w, padding=1, groups=groups), device, seconds)
-    return {"groups": groups, "macs": 8 * 128 * (128 // groups) * 9 * 28 * 28, **timed,
-            **_where(device)}  # fmt: skip
+    return {
+        "groups": groups,
+        "macs": 8 * 128 * (128 // groups) * 9 * 28 * 28,
+        **timed,
+        **_where(device),
+    }
 
 
-def cases(seconds: float = 0.3, device: torch.device = CPU
-          ) -> list[tuple[str, dict[str, Any], Callable[[], dict]]]:  # fmt: skip
+def cases(
+    seconds: float = 0.3, device: torch.device = CPU
+) -> list[tuple[str, dict[str, Any], Callable[[], dict]]]:
     """(exercise, config, measure) for every block measurement; the timed ones on ``device``,
     whose name their config holds."""
     timed = {"seconds": seconds, "device": backend_for(device).name}
@@ -184,18 +220,25 @@ def cases(seconds: float = 0.3, device: torch.device = CPU
         (exercise, {"case": case, **timed}, partial(conv_row, *shape, seconds, device))
         for (exercise, case), shape in CONVS.items()
     ]
-    ways = [
-        ("7.2.x", f"{way}, {side}x{side}", partial(timed_row, corr2d_ways, way, side=side))
-        for side in (8, 16, 32, 64) for way in ("loop", "unfold", "conv2d")
-    ] + [
-        ("7.4.5", f"1x1 conv as {way}", partial(timed_row, conv1x1_ways, way))
-        for way in ("conv2d", "matmul")
-    ] + [
-        ("7.4.7", f"3x3 conv, {plural(g, 'group')}", partial(grouped_row, g)) for g in (1, 4, 32)
-    ] + [
-        ("7.5.3", f"2x2 average pool as {way}", partial(timed_row, pool_ways, way))
-        for way in ("avg_pool2d", "conv2d")
-    ]  # fmt: skip
+    ways = (
+        [
+            ("7.2.x", f"{way}, {side}x{side}", partial(timed_row, corr2d_ways, way, side=side))
+            for side in (8, 16, 32, 64)
+            for way in ("loop", "unfold", "conv2d")
+        ]
+        + [
+            ("7.4.5", f"1x1 conv as {way}", partial(timed_row, conv1x1_ways, way))
+            for way in ("conv2d", "matmul")
+        ]
+        + [
+            ("7.4.7", f"3x3 conv, {plural(g, 'group')}", partial(grouped_row, g))
+            for g in (1, 4, 32)
+        ]
+        + [
+            ("7.5.3", f"2x2 average pool as {way}", partial(timed_row, pool_ways, way))
+            for way in ("avg_pool2d", "conv2d")
+        ]
+    )
     return [
         ("7.3.1", {"case": "kernel (3, 5), padding (0, 1), stride (3, 4), 8x8"}, shape_row),
         *convs,
@@ -207,8 +250,9 @@ def cases(seconds: float = 0.3, device: torch.device = CPU
     ]
 
 
-def measure(seconds: float, indices: list[int], device: str = "cpu"
-            ) -> Iterator[tuple[int, dict[str, Any]]]:  # fmt: skip
+def measure(
+    seconds: float, indices: list[int], device: str = "cpu"
+) -> Iterator[tuple[int, dict[str, Any]]]:
     """(index, row) for the cases of ``cases(seconds, device)`` at ``indices``, one after
     another."""
     chosen = cases(seconds, resolve_device(device))

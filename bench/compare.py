@@ -58,14 +58,23 @@ def _memory(row: dict[str, Any]) -> float:
 
 # stage -> the metrics compared, each with its relative noise
 METRICS: dict[str, dict[str, Noise]] = {
-    "profile": dict.fromkeys(("params", "fwd_macs_per_image", "bwd_macs_per_image",
-                              "saved_activation_bytes", "infer_peak_bytes"), _exact),
-    "blocks": dict.fromkeys(("fwd_macs_counted", "bwd_macs_counted", "saved_bytes_counted",
-                             "median_ms"), _iqr),
+    "profile": dict.fromkeys(
+        (
+            "params",
+            "fwd_macs_per_image",
+            "bwd_macs_per_image",
+            "saved_activation_bytes",
+            "infer_peak_bytes",
+        ),
+        _exact,
+    ),
+    "blocks": dict.fromkeys(
+        ("fwd_macs_counted", "bwd_macs_counted", "saved_bytes_counted", "median_ms"), _iqr
+    ),
     "speed": {"images_per_s": _cv, "median_ms": _cv, "peak_bytes": _memory},
     "onnx": dict.fromkeys(("images_per_s", "median_ms", "torch_images_per_s"), _both_cv),
     "train": {"test_acc": _binomial, "peak_bytes": _memory},
-}  # fmt: skip
+}
 
 
 def _number(v: float) -> str:
@@ -74,8 +83,11 @@ def _number(v: float) -> str:
 
 
 def _keyed(store: Store, stage: str) -> dict[tuple[str, str], dict[str, Any]]:
-    return {(r["model"], config_hash(r["config"])): r for r in store.rows(stage)
-            if r["status"] == Status.OK}  # fmt: skip
+    return {
+        (r["model"], config_hash(r["config"])): r
+        for r in store.rows(stage)
+        if r["status"] == Status.OK
+    }
 
 
 def _point(row: dict[str, Any]) -> str:
@@ -89,8 +101,9 @@ def _point(row: dict[str, Any]) -> str:
     return f" ({', '.join(map(str, said))})" if said else ""
 
 
-def differences(a: Store, b: Store, stage: str | None = None,
-                threshold: float = 3.0) -> pd.DataFrame:  # fmt: skip
+def differences(
+    a: Store, b: Store, stage: str | None = None, threshold: float = 3.0
+) -> pd.DataFrame:
     """Every metric the two stores share, a row each: its values, relative change and noise,
     and whether it is flagged: a change is flagged when it exceeds ``threshold`` times the
     larger relative noise of the two rows, or, for exact (counted) metrics, when there is any
@@ -111,15 +124,27 @@ def differences(a: Store, b: Store, stage: str | None = None,
                 spread = math.nan if any(map(math.isnan, spreads)) else max(spreads)
                 change = (y - x) / abs(x)
                 flagged = abs(change) > threshold * spread if spread else y != x
-                rows.append({"stage": name, "model": key[0], "config": key[1], "metric": metric,
-                             "point": _point(old), "a": x, "b": y, "change": change,
-                             "noise": spread, "flag": "CHANGED" if flagged else ""})  # fmt: skip
+                rows.append(
+                    {
+                        "stage": name,
+                        "model": key[0],
+                        "config": key[1],
+                        "metric": metric,
+                        "point": _point(old),
+                        "a": x,
+                        "b": y,
+                        "change": change,
+                        "noise": spread,
+                        "flag": "CHANGED" if flagged else "",
+                    }
+                )
     columns = ["stage", "model", "config", "metric", "point", "a", "b", "change", "noise", "flag"]
     return pd.DataFrame(rows, columns=columns)
 
 
-def compare(a: Store, b: Store, stage: str | None = None, threshold: float = 3.0,
-            changed: bool = False) -> tuple[str, int]:  # fmt: skip
+def compare(
+    a: Store, b: Store, stage: str | None = None, threshold: float = 3.0, changed: bool = False
+) -> tuple[str, int]:
     """A Markdown table of every shared metric's change (``changed``: of the flagged ones
     alone, empty where there are none), and how many changes are flagged."""
     return table(differences(a, b, stage, threshold), threshold, changed)
@@ -135,14 +160,20 @@ def table(frame: pd.DataFrame, threshold: float = 3.0, changed: bool = False) ->
         if frame.empty:
             return "", 0
     percent = lambda v: f"{v:+.1%}"  # noqa: E731
-    text = markdown(frame, [
-        ("stage", "stage", fmt_text), ("model", "model", fmt_text),
-        ("config", "config hash", fmt_text),
-        ("metric", "metric", fmt_text), ("a", "A", _number), ("b", "B", _number),
-        ("change", "change", percent),
-        ("noise", "noise (relative)", lambda v: "unknown" if math.isnan(v) else f"{v:.1%}"),
-        ("flag", f"beyond {threshold:g} x noise", fmt_text),
-    ])  # fmt: skip
+    text = markdown(
+        frame,
+        [
+            ("stage", "stage", fmt_text),
+            ("model", "model", fmt_text),
+            ("config", "config hash", fmt_text),
+            ("metric", "metric", fmt_text),
+            ("a", "A", _number),
+            ("b", "B", _number),
+            ("change", "change", percent),
+            ("noise", "noise (relative)", lambda v: "unknown" if math.isnan(v) else f"{v:.1%}"),
+            ("flag", f"beyond {threshold:g} x noise", fmt_text),
+        ],
+    )
     return text, flagged
 
 
@@ -154,14 +185,15 @@ def summary(frame: pd.DataFrame, largest: int = 5) -> str:
     lines = []
     for stage, group in frame.groupby("stage", sort=False):
         beyond = int((group["flag"] != "").sum())
-        lines.append(f"{stage}: {plural(len(group), 'metric')} compared, {beyond} beyond the "
-                     "noise")  # fmt: skip
+        lines.append(f"{stage}: {plural(len(group), 'metric')} compared, {beyond} beyond the noise")
     flagged = frame[frame["flag"] != ""]
     top = flagged.reindex(flagged["change"].abs().sort_values(ascending=False).index)[:largest]
     if not top.empty:
         lines.append("largest changes beyond the noise (B / A):")
     for row in top.itertuples():
         noise = "exact" if row.noise == 0 else f"noise {row.noise:.1%}"
-        lines.append(f"  {row.stage} {row.model}{row.point} {row.metric}: {_number(row.a)} -> "
-                     f"{_number(row.b)} (x{row.b / row.a:.2f}, {noise})")  # fmt: skip
+        lines.append(
+            f"  {row.stage} {row.model}{row.point} {row.metric}: {_number(row.a)} -> "
+            f"{_number(row.b)} (x{row.b / row.a:.2f}, {noise})"
+        )
     return "\n".join(lines)

@@ -23,21 +23,33 @@ DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
 DOWNLOAD_ROOT = Path.home() / ".cache" / "cnnbench"
 
 CLASSES = (
-    "t-shirt/top", "trouser", "pullover", "dress", "coat",
-    "sandal", "shirt", "sneaker", "bag", "ankle boot",
-)  # fmt: skip
+    "t-shirt/top",
+    "trouser",
+    "pullover",
+    "dress",
+    "coat",
+    "sandal",
+    "shirt",
+    "sneaker",
+    "bag",
+    "ankle boot",
+)
 
 # split -> (image file, label file, number of examples, SHA-256 of the decoded images then labels)
 FILES = {
     "train": (
-        "train-images-idx3-ubyte", "train-labels-idx1-ubyte", 60_000,
+        "train-images-idx3-ubyte",
+        "train-labels-idx1-ubyte",
+        60_000,
         "16d82e2b505296aa2b78bd5ea0992634f30419a4c97def7c907d154a35ac6157",
     ),
     "test": (
-        "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte", 10_000,
+        "t10k-images-idx3-ubyte",
+        "t10k-labels-idx1-ubyte",
+        10_000,
         "9f1ec356a747bfe4ebab3cfb722d3694c9ca737e2570f6f90cf31d7b6fd689d4",
     ),
-}  # fmt: skip
+}
 
 HOW_TO_GET_IT = (
     "Fashion-MNIST not found. Either pass a directory holding its four idx files (--data-dir or "
@@ -252,10 +264,14 @@ def torchvision_batches(
     steps = ([transforms.Resize(resize)] if resize else []) + [transforms.ToTensor()]
     forked = num_workers and "fork" in multiprocessing.get_all_start_methods()
     return torch.utils.data.DataLoader(
-        _PILImages(split, transforms.Compose(steps)), batch_size, shuffle=True,
-        num_workers=num_workers, generator=generator, pin_memory=pin_memory,
+        _PILImages(split, transforms.Compose(steps)),
+        batch_size,
+        shuffle=True,
+        num_workers=num_workers,
+        generator=generator,
+        pin_memory=pin_memory,
         multiprocessing_context="fork" if forked else None,
-    )  # fmt: skip
+    )
 
 
 def subset(split: Split, per_class: int | None) -> Split:

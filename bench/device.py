@@ -148,8 +148,9 @@ def keep_freed_memory() -> str:
     memory a step frees stays mapped for the next; the heap policy in words, as provenance
     records it."""
     mallopt = getattr(_LIBC, "mallopt", None)  # glibc's, and musl's (which refuses)
-    if mallopt is None or not all(mallopt(option, HEAP_THRESHOLD) == 1
-                                  for option in (M_TRIM_THRESHOLD, M_MMAP_THRESHOLD)):  # fmt: skip
+    if mallopt is None or not all(
+        mallopt(option, HEAP_THRESHOLD) == 1 for option in (M_TRIM_THRESHOLD, M_MMAP_THRESHOLD)
+    ):
         return "the C library's malloc as it is (no mallopt took the fixed thresholds)"
     return (
         f"glibc malloc, freed memory kept (trim and mmap thresholds {HEAP_THRESHOLD >> 20:,} MiB)"
@@ -220,9 +221,11 @@ def resolve_device(name: str = "auto") -> torch.device:
         if torch.cuda.is_available():
             return torch.device("cuda")
         if NVIDIA_DEVICE.exists():
-            raise ValueError(f"--device auto: this machine has an NVIDIA GPU ({NVIDIA_DEVICE}) "
-                             "but torch cannot use it (torch.cuda.is_available() is False); "
-                             "--device cpu measures the CPU")  # fmt: skip
+            raise ValueError(
+                f"--device auto: this machine has an NVIDIA GPU ({NVIDIA_DEVICE}) "
+                "but torch cannot use it (torch.cuda.is_available() is False); "
+                "--device cpu measures the CPU"
+            )
         return torch.device("cpu")
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
@@ -295,9 +298,13 @@ def describe_cpu() -> CpuDescription:
         mhz = int(cpufreq.read_text()) / 1000
     vendor = re.search(r"^vendor_id\s*:\s*(\S+)", text, re.MULTILINE)
     family = re.search(r"^cpu family\s*:\s*(\d+)", text, re.MULTILINE)
-    return CpuDescription(torch.get_num_threads(), mhz, cpu_flags(),
-                          vendor.group(1) if vendor else "",
-                          int(family.group(1)) if family else 0)  # fmt: skip
+    return CpuDescription(
+        torch.get_num_threads(),
+        mhz,
+        cpu_flags(),
+        vendor.group(1) if vendor else "",
+        int(family.group(1)) if family else 0,
+    )
 
 
 FP32_LANES = {"AVX-512": 16, "AVX2": 8, "SSE": 4}
@@ -306,8 +313,15 @@ FP32_LANES = {"AVX-512": 16, "AVX2": 8, "SSE": 4}
 def widest_vectors(flags: frozenset[str]) -> str | None:
     """An x86 CPU's widest vector instruction set (a key of ``FP32_LANES``), from its
     /proc/cpuinfo flags; None for flags without SSE (another architecture, or none read)."""
-    return ("AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else
-            "SSE" if "sse" in flags else None)  # fmt: skip
+    return (
+        "AVX-512"
+        if "avx512f" in flags
+        else "AVX2"
+        if "avx2" in flags
+        else "SSE"
+        if "sse" in flags
+        else None
+    )
 
 
 def vector_isa(flags: frozenset[str]) -> str | None:
@@ -331,8 +345,10 @@ def cpu_peak_flops(cpu: CpuDescription, precision: str) -> tuple[float, str]:
     if precision == "bf16" and "avx512_bf16" in cpu.flags:
         isa, lanes = "AVX-512 BF16", 2 * lanes
     peak = cpu.cores * cpu.mhz * 1e6 * units * lanes * 2
-    words = (f"{cpu.cores} cores x {cpu.mhz / 1000:.2f} GHz x {units} FMA units x {lanes} "
-             f"{isa}{on} lanes x 2")  # fmt: skip
+    words = (
+        f"{cpu.cores} cores x {cpu.mhz / 1000:.2f} GHz x {units} FMA units x {lanes} "
+        f"{isa}{on} lanes x 2"
+    )
     return peak, words
 
 
@@ -340,8 +356,10 @@ def fp32_math() -> dict[str, Any]:
     """What fp32 convolutions and matrix products may run as on a GPU, as torch is set now:
     cuDNN's TF32 switch (on by default) and the float32 matmul precision ("highest" by default;
     "high" allows TF32, "medium" bf16)."""
-    return {"cudnn_allow_tf32": torch.backends.cudnn.allow_tf32,
-            "float32_matmul_precision": torch.get_float32_matmul_precision()}  # fmt: skip
+    return {
+        "cudnn_allow_tf32": torch.backends.cudnn.allow_tf32,
+        "float32_matmul_precision": torch.get_float32_matmul_precision(),
+    }
 
 
 def gpu_peak_flops(precision: str, name: str) -> tuple[float, str]:
@@ -390,9 +408,12 @@ def peak_flops(device: torch.device, precision: str, backend_name: str) -> dict[
         return {"peak_flops_per_s": peak, "peak_source": source, **measured}
     peak, words = cpu_peak_flops(describe_cpu(), precision)
     if achieved > peak:
-        return {"peak_flops_per_s": achieved, "peak_source": f"the measured matmul, above "
-                f"{peak / 1e9:,.0f} GFLOP/s = {words} (the cores run above the reported clock)",
-                **measured}  # fmt: skip
+        return {
+            "peak_flops_per_s": achieved,
+            "peak_source": f"the measured matmul, above "
+            f"{peak / 1e9:,.0f} GFLOP/s = {words} (the cores run above the reported clock)",
+            **measured,
+        }
     return {"peak_flops_per_s": peak, "peak_source": words, **measured}
 
 
@@ -400,13 +421,16 @@ def machine_roof(device: str, precision: str) -> dict[str, Any]:
     """The roof of ``device``'s roofline: ``peak_flops`` for ``precision`` and the measured
     memory bandwidth (run in a child process, so that the parent holds no GPU memory)."""
     dev = resolve_device(device)
-    return {**peak_flops(dev, precision, backend_for(dev).name),
-            "bandwidth_bytes_per_s": measured_bandwidth(dev),
-            "bandwidth_source": "measured: 256 MiB copy, best of runs"}  # fmt: skip
+    return {
+        **peak_flops(dev, precision, backend_for(dev).name),
+        "bandwidth_bytes_per_s": measured_bandwidth(dev),
+        "bandwidth_source": "measured: 256 MiB copy, best of runs",
+    }
 
 
-def measured_matmul_flops(device: torch.device, precision: str,
-                          seconds: float = 1.0) -> tuple[float, int]:  # fmt: skip
+def measured_matmul_flops(
+    device: torch.device, precision: str, seconds: float = 1.0
+) -> tuple[float, int]:
     """Best FLOP/s of a square matrix product in ``precision`` over ``seconds``, and its side:
     ``MATMUL_SIDE``, halved while one product, extrapolated (n³) from one at an eighth of the
     side, would take over 10 x ``seconds`` (small products run less efficiently: the

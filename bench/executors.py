@@ -115,8 +115,12 @@ class Ray(Executor):
         import ray
 
         if not ray.is_initialized():
-            ray.init(address=address, include_dashboard=False, log_to_driver=False,
-                     configure_logging=False)  # fmt: skip
+            ray.init(
+                address=address,
+                include_dashboard=False,
+                log_to_driver=False,
+                configure_logging=False,
+            )
         self.ray, self.gpu = ray, gpu
         # retried here, where the store is
         self.task = ray.remote(max_retries=0, runtime_env=RAY_WORKER_ENV)(isolated)
@@ -196,8 +200,9 @@ def sweep_into(
             row = message.value
             pending[index].remove(row["batch_size"])
             status = Status(row["status"])
-            store.put(stage, name, config(row["batch_size"]), row, status=status,
-                      origin=message.origin)  # fmt: skip
+            store.put(
+                stage, name, config(row["batch_size"]), row, status=status, origin=message.origin
+            )
             shown = f"{row['images_per_s']:,.1f} images/s" if status == Status.OK else row["note"]
             yield label, row["batch_size"], status, shown
         elif not isinstance(message, Done):

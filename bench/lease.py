@@ -49,8 +49,9 @@ def stage(command: list[str], seconds: float, log: IO[str], env: dict[str, str])
     SIGKILL after ``GRACE_S``. Its exit status (130 when it was cut off)."""
     log.write(f"$ {' '.join(command)}  (at most {seconds:.0f} s)\n")
     log.flush()
-    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env,
-                               start_new_session=True)  # fmt: skip
+    process = subprocess.Popen(
+        command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+    )
     try:
         return process.wait(timeout=max(seconds, 1))
     except subprocess.TimeoutExpired:
@@ -71,8 +72,12 @@ def archive(folder: Path, out: Path) -> None:
     partial = out / ".pages.tar.gz.partial"
     with tarfile.open(partial, "w:gz") as pages:
         for path in sorted(folder.rglob("*")):
-            keep = path.is_file() and path.name != "results.sqlite" and not path.name.endswith(
-                (".lock", ".partial")) and "checkpoints" not in path.parts  # fmt: skip
+            keep = (
+                path.is_file()
+                and path.name != "results.sqlite"
+                and not path.name.endswith((".lock", ".partial"))
+                and "checkpoints" not in path.parts
+            )
             if keep:
                 pages.add(path, arcname=str(path.relative_to(folder.parent)))
     partial.replace(out / "pages.tar.gz")
@@ -86,13 +91,17 @@ def describe_machine(device: str, env: dict[str, str]) -> str:
     if shutil.which("nvidia-smi"):
         smi = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True)
         lines.append(f"nvidia-smi -L: {smi.stdout.strip() or smi.stderr.strip()}")
-    lines.append(f"python {sys.version.split()[0]}, torch {torch.__version__}, CUDA "
-                 f"{torch.version.cuda}, cuDNN {torch.backends.cudnn.version()}")  # fmt: skip
+    lines.append(
+        f"python {sys.version.split()[0]}, torch {torch.__version__}, CUDA "
+        f"{torch.version.cuda}, cuDNN {torch.backends.cudnn.version()}"
+    )
     try:
         import onnxruntime
 
-        lines.append(f"onnxruntime {onnxruntime.__version__}, providers "
-                     f"{', '.join(onnxruntime.get_available_providers())}")  # fmt: skip
+        lines.append(
+            f"onnxruntime {onnxruntime.__version__}, providers "
+            f"{', '.join(onnxruntime.get_available_providers())}"
+        )
     except ImportError:
         lines.append("onnxruntime: not installed")
     try:
@@ -102,8 +111,9 @@ def describe_machine(device: str, env: dict[str, str]) -> str:
     except ImportError:
         lines.append("fvcore: not installed (profile rows carry FlopCounterMode's check alone)")
     dirty = " (uncommitted changes)" if env.get("CNNBENCH_DIRTY") == "1" else ""
-    lines.append(f"device asked for: {device}; commit: "
-                 f"{env.get('CNNBENCH_COMMIT', 'unknown')}{dirty}")  # fmt: skip
+    lines.append(
+        f"device asked for: {device}; commit: {env.get('CNNBENCH_COMMIT', 'unknown')}{dirty}"
+    )
     return "\n".join(lines) + "\n"
 
 
@@ -137,25 +147,59 @@ def main() -> int:
     store = Path(os.environ.get("STORE") or default_store(preset, device))
     folder = store.parent
     folder.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, **commit_environment(), "PYTHONPATH": str(Path.cwd()),
-           "PYTHONUNBUFFERED": "1"}  # fmt: skip
+    env = {
+        **os.environ,
+        **commit_environment(),
+        "PYTHONPATH": str(Path.cwd()),
+        "PYTHONUNBUFFERED": "1",
+    }
     python = [sys.executable]
     left = lambda: budget - (time.monotonic() - started)  # noqa: E731
     codes = {}
     with open(out / "gpu-check.log", "a") as log:
         (out / "environment.txt").write_text(describe_machine(device, env))
-        codes["tests"] = stage([*python, "-m", "pytest", "tests/test_gpu.py", "-q", "-p",
-                                "no:cacheprovider", f"--junitxml={out / 'gpu-tests.xml'}"],
-                               budget * TESTS_SHARE, log, env)  # fmt: skip
+        codes["tests"] = stage(
+            [
+                *python,
+                "-m",
+                "pytest",
+                "tests/test_gpu.py",
+                "-q",
+                "-p",
+                "no:cacheprovider",
+                f"--junitxml={out / 'gpu-tests.xml'}",
+            ],
+            budget * TESTS_SHARE,
+            log,
+            env,
+        )
         archive(folder, out)
         models = ["--models", os.environ["MODELS"]] if os.environ.get("MODELS") else []
-        codes["measure"] = stage([*python, "-m", "bench", "all", "--preset", preset, "--device",
-                                  device, "--store", str(store), "--out", str(folder), *models],
-                                 min(budget * MEASURE_SHARE, left() - 60), log, env)  # fmt: skip
+        codes["measure"] = stage(
+            [
+                *python,
+                "-m",
+                "bench",
+                "all",
+                "--preset",
+                preset,
+                "--device",
+                device,
+                "--store",
+                str(store),
+                "--out",
+                str(folder),
+                *models,
+            ],
+            min(budget * MEASURE_SHARE, left() - 60),
+            log,
+            env,
+        )
         archive(folder, out)
         if store.is_file():
-            codes["render"] = stage([*python, "-m", "bench", "render", str(folder)], left(),
-                                    log, env)  # fmt: skip
+            codes["render"] = stage(
+                [*python, "-m", "bench", "render", str(folder)], left(), log, env
+            )
             archive(folder, out)
         log.write(f"gpu-check: {codes} in {time.monotonic() - started:.0f} s\n")
     print(f"gpu-check: {', '.join(f'{k} exit {v}' for k, v in codes.items())}; files in {out}")

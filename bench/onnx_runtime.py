@@ -75,8 +75,9 @@ def session(path: Path, provider: str, tf32: bool = True) -> Any:
     options.intra_op_num_threads = torch.get_num_threads()  # as many threads as PyTorch uses
     sess = ort.InferenceSession(str(path), options, providers=providers)
     if sess.get_providers()[0] != provider:
-        raise RuntimeError(f"onnxruntime could not start {provider}; it fell back to "
-                           f"{sess.get_providers()[0]}")  # fmt: skip
+        raise RuntimeError(
+            f"onnxruntime could not start {provider}; it fell back to {sess.get_providers()[0]}"
+        )
     return sess
 
 
@@ -156,8 +157,15 @@ def iter_onnx(
         "time_cap_s": time_cap_s,
         "max_step_s": max_step_s,
     }
-    ours = dict(_points(ort_step_factory(sess, shape, dev), batch_sizes, CpuBackend(dev, "wall"),
-                        time_cap_s, max_step_s))  # fmt: skip
+    ours = dict(
+        _points(
+            ort_step_factory(sess, shape, dev),
+            batch_sizes,
+            CpuBackend(dev, "wall"),
+            time_cap_s,
+            max_step_s,
+        )
+    )
     torch_factory = make_step_factory(model, "infer", shape, 10, dev)
     theirs = dict(_points(torch_factory, batch_sizes, backend_for(dev), time_cap_s, max_step_s))
     for batch in sorted(batch_sizes):
@@ -169,16 +177,19 @@ def iter_onnx(
             "batch_size": batch,
             "status": ort_point.status,
             "note": ort_point.note,
-            **{k: ort_point.stats.get(k, math.nan)
-               for k in ("n", "median_ms", "p90_ms", "p99_ms", "cv", "images_per_s")},
+            **{
+                k: ort_point.stats.get(k, math.nan)
+                for k in ("n", "median_ms", "p90_ms", "p99_ms", "cv", "images_per_s")
+            },
             "torch_images_per_s": torch_ips,
             "torch_cv": torch_point.stats.get("cv", math.nan),
             "torch_status": torch_point.status,
             "ort_over_torch": ort_ips / torch_ips,
-        }  # fmt: skip
+        }
 
 
-def _points(factory: Callable, batch_sizes: tuple[int, ...], backend: Backend, cap: float,
-            max_step: float):  # fmt: skip
+def _points(
+    factory: Callable, batch_sizes: tuple[int, ...], backend: Backend, cap: float, max_step: float
+):
     for point in sweep(factory, list(batch_sizes), backend, cap, max_step_s=max_step):
         yield point.batch_size, point

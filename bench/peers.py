@@ -24,12 +24,22 @@ from bench.schema import OP_KINDS
 
 # Words in an op or module name -> its kind, first match wins.
 KIND_WORDS = (
-    ("conv", "conv"), ("addmm", "linear"), ("linear", "linear"), ("matmul", "linear"),
-    ("bmm", "linear"), ("mm", "linear"), ("batch_norm", "batch norm"), ("batchnorm", "batch norm"),
-    ("relu", "activation"), ("sigmoid", "activation"), ("tanh", "activation"),
-    ("threshold", "activation"), ("pool", "pooling"), ("mean", "pooling"),
+    ("conv", "conv"),
+    ("addmm", "linear"),
+    ("linear", "linear"),
+    ("matmul", "linear"),
+    ("bmm", "linear"),
+    ("mm", "linear"),
+    ("batch_norm", "batch norm"),
+    ("batchnorm", "batch norm"),
+    ("relu", "activation"),
+    ("sigmoid", "activation"),
+    ("tanh", "activation"),
+    ("threshold", "activation"),
+    ("pool", "pooling"),
+    ("mean", "pooling"),
     ("add", "addition"),
-)  # fmt: skip
+)
 
 
 def kind_of(name: str) -> str:
@@ -85,9 +95,13 @@ def _ptflops(model: nn.Module, x: torch.Tensor) -> tuple[float, dict | None]:
     from ptflops import get_model_complexity_info
 
     macs, _ = get_model_complexity_info(
-        copy.deepcopy(model), tuple(x.shape[1:]), as_strings=False, print_per_layer_stat=False,
-        verbose=False, backend="pytorch",
-    )  # fmt: skip
+        copy.deepcopy(model),
+        tuple(x.shape[1:]),
+        as_strings=False,
+        print_per_layer_stat=False,
+        verbose=False,
+        backend="pytorch",
+    )
     return float(macs), None  # ptflops reports a total only
 
 
@@ -126,10 +140,22 @@ def backward_macs(model: nn.Module, x: torch.Tensor) -> dict[str, float]:
     macs = {}
     with OpCounter(meta) as counter:
         meta(batch).sum().backward()
-    macs["cnnbench"] = sum(flops for (_, op, phase), (_, flops, _) in counter.counts.items()
-                           if phase == "backward" and category(op) != "other") / 2 / 2  # fmt: skip
-    for label, mapping in (("FlopCounterMode", {}), ("FlopCounterMode, corrected", {
-            torch.ops.aten.convolution_backward: corrected_conv_backward})):  # fmt: skip
+    macs["cnnbench"] = (
+        sum(
+            flops
+            for (_, op, phase), (_, flops, _) in counter.counts.items()
+            if phase == "backward" and category(op) != "other"
+        )
+        / 2
+        / 2
+    )
+    for label, mapping in (
+        ("FlopCounterMode", {}),
+        (
+            "FlopCounterMode, corrected",
+            {torch.ops.aten.convolution_backward: corrected_conv_backward},
+        ),
+    ):
         meta.zero_grad(set_to_none=True)
         out = meta(batch)
         with FlopCounterMode(display=False, custom_mapping=mapping) as flop_counter:
@@ -139,13 +165,18 @@ def backward_macs(model: nn.Module, x: torch.Tensor) -> dict[str, float]:
 
 
 COUNTERS: dict[str, Callable[[nn.Module, torch.Tensor], tuple[float, dict | None]]] = {
-    "cnnbench": _ours, "fvcore": _fvcore, "FlopCounterMode": _flop_counter_mode,
-    "thop": _thop, "ptflops": _ptflops, "torchinfo": _torchinfo,
-}  # fmt: skip
+    "cnnbench": _ours,
+    "fvcore": _fvcore,
+    "FlopCounterMode": _flop_counter_mode,
+    "thop": _thop,
+    "ptflops": _ptflops,
+    "torchinfo": _torchinfo,
+}
 
 
-def peer_row(name: str, image_size: int | None = None,
-             in_channels: int | None = None) -> dict[str, Any]:  # fmt: skip
+def peer_row(
+    name: str, image_size: int | None = None, in_channels: int | None = None
+) -> dict[str, Any]:
     """Every counter's forward MACs of one registry network at batch 1 in eval mode, split by
     kind of op where the counter reports one."""
     torch.manual_seed(0)
@@ -166,6 +197,11 @@ def peer_row(name: str, image_size: int | None = None,
             entry["note"] = f"failed: {type(error).__name__}: {error}".splitlines()[0]
         counters.append(entry)
     params = sum(p.numel() for p in model.parameters())
-    return {"model": name, "image_size": size, "params": params, "counters": counters,
-            "backward_macs": backward_macs(model, x),
-            "torchinfo_memory_bytes": torchinfo_memory(model, x)}  # fmt: skip
+    return {
+        "model": name,
+        "image_size": size,
+        "params": params,
+        "counters": counters,
+        "backward_macs": backward_macs(model, x),
+        "torchinfo_memory_bytes": torchinfo_memory(model, x),
+    }

@@ -124,9 +124,12 @@ def against_published(store: Store, out: Path) -> str | None:
     reference.close()
     full_table, lines = table(frame)[0], summary(frame)
     full = out / "against-published.md"
-    atomic_write(full, f"# {out} against the published run {published}\n\nA: the published "
-                 f"run; B: this one. `python -m bench compare {published} {out} --table` "
-                 f"prints it again.\n\n{full_table}\n")  # fmt: skip
+    atomic_write(
+        full,
+        f"# {out} against the published run {published}\n\nA: the published "
+        f"run; B: this one. `python -m bench compare {published} {out} --table` "
+        f"prints it again.\n\n{full_table}\n",
+    )
     return (
         f"this machine against the published run {published} (A: published, B: this "
         f"run):\n{lines}\nevery metric: {full}"
@@ -164,8 +167,10 @@ def _run_summary(path: Path) -> dict[str, Any]:
     rows, runs, preset = store.rows(), store.rows("run"), preset_of(store)
     store.close()
     dates = sorted(r["provenance"]["date"][:10] for r in rows) or ["-"]
-    machines = {r["provenance"]["device"] if r["provenance"]["device"] != "cpu"
-                else cpu_of(r["provenance"]) for r in rows}  # fmt: skip
+    machines = {
+        r["provenance"]["device"] if r["provenance"]["device"] != "cpu" else cpu_of(r["provenance"])
+        for r in rows
+    }
     commits = list(dict.fromkeys((r["provenance"]["git_sha"] or "?")[:8] for r in rows))
     dirty = any(r["provenance"]["git_dirty"] for r in rows)
     wall = sum(r["wall_s"] for r in runs)
@@ -181,12 +186,17 @@ def _run_summary(path: Path) -> dict[str, Any]:
 
 
 RUN_COLUMNS = [
-    (column, header, fmt_text) for column, header in [
-        ("run", "run folder"), ("preset", "preset"), ("device", "device"), ("dates", "measured"),
-        ("commits", "git commits"), ("wall", "wall time of `python -m bench all`"),
+    (column, header, fmt_text)
+    for column, header in [
+        ("run", "run folder"),
+        ("preset", "preset"),
+        ("device", "device"),
+        ("dates", "measured"),
+        ("commits", "git commits"),
+        ("wall", "wall time of `python -m bench all`"),
         ("rows", "stored rows"),
     ]
-]  # fmt: skip
+]
 
 
 def _results(path: Path, link: str) -> dict[str, Any]:
@@ -196,8 +206,10 @@ def _results(path: Path, link: str) -> dict[str, Any]:
     store.close()
     trained = [r for r in rows if r["stage"] == "train"]
     best = max(trained, key=lambda r: r["test_acc"], default=None)
-    devices = {r["provenance"]["device"] if r["provenance"]["device"] != "cpu"
-               else cpu_of(r["provenance"]) for r in rows}  # fmt: skip
+    devices = {
+        r["provenance"]["device"] if r["provenance"]["device"] != "cpu" else cpu_of(r["provenance"])
+        for r in rows
+    }
     return {
         "run": f"[{path.name}]({link}{path.name}/index.md)",
         "device": ", ".join(sorted(devices)) or "-",
@@ -211,16 +223,22 @@ def _results(path: Path, link: str) -> dict[str, Any]:
 
 
 RESULT_COLUMNS = [
-    ("run", "run folder", fmt_text), ("device", "device", fmt_text),
-    ("profiled", "networks counted", fmt_int), ("timed", "speed and onnx points", fmt_int),
-    ("trained", "training runs", fmt_int), ("best", "best test accuracy", fmt_text),
-]  # fmt: skip
+    ("run", "run folder", fmt_text),
+    ("device", "device", fmt_text),
+    ("profiled", "networks counted", fmt_int),
+    ("timed", "speed and onnx points", fmt_int),
+    ("trained", "training runs", fmt_int),
+    ("best", "best test accuracy", fmt_text),
+]
 
 
 def published(root: Path) -> list[Path]:
     """The published run folders of ``root`` (smoke runs aside)."""
-    return sorted(p for p in root.iterdir() if (p / STORE_NAME).is_file()
-                  and not p.name.startswith(UNLISTED + "-"))  # fmt: skip
+    return sorted(
+        p
+        for p in root.iterdir()
+        if (p / STORE_NAME).is_file() and not p.name.startswith(UNLISTED + "-")
+    )
 
 
 def results_table(root: Path, link: str = "") -> str:
@@ -257,7 +275,10 @@ def write_runs_index(root: Path) -> list[Path]:
         "store alone, and its `history.md` says how it was made."
     )
     written = root / "index.md"
-    atomic_write(written, f"# cnnbench: the runs\n\n{intro}\n\n{markdown(table, RUN_COLUMNS)}\n"
-                 f"\n## What each holds\n\n{results_table(root)}\n")  # fmt: skip
+    atomic_write(
+        written,
+        f"# cnnbench: the runs\n\n{intro}\n\n{markdown(table, RUN_COLUMNS)}\n"
+        f"\n## What each holds\n\n{results_table(root)}\n",
+    )
     write_readme_results(root)
     return [written, write_twin(written)]

@@ -293,10 +293,16 @@ class RunRow(TypedDict):
 
 
 ROWS: dict[str, Any] = {
-    "profile": ProfileRow, "speed": SpeedRow, "onnx": OnnxRow, "train": TrainRow,
-    "pipeline": PipelineRow, "blocks": BlocksRow,
-    "peers": PeersRow, "machine": MachineRow, "run": RunRow,
-}  # fmt: skip
+    "profile": ProfileRow,
+    "speed": SpeedRow,
+    "onnx": OnnxRow,
+    "train": TrainRow,
+    "pipeline": PipelineRow,
+    "blocks": BlocksRow,
+    "peers": PeersRow,
+    "machine": MachineRow,
+    "run": RunRow,
+}
 FAILURE_FIELDS = frozenset({"note", "error"})
 
 

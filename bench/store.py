@@ -90,8 +90,10 @@ class Store:
                 self._create()
         with open(self.path, "rb") as file:
             if file.read(len(SQLITE_HEADER)) != SQLITE_HEADER:
-                raise StoreError(f"{self.path} is not a results store (not an SQLite database); "
-                                 "move it away or pass another --store")  # fmt: skip
+                raise StoreError(
+                    f"{self.path} is not a results store (not an SQLite database); "
+                    "move it away or pass another --store"
+                )
         with self._failing("open"):
             self._db = sqlite3.connect(self.path)
             self._db.executescript(SCHEMA)
@@ -133,8 +135,10 @@ class Store:
                 if "full" in str(error) or getattr(error, "errno", 0) == errno.ENOSPC
                 else "check that the file and its folder are writable"
             )
-            raise StoreError(f"cannot {action} the results store {self.path}: {error}; {hint} "
-                             "(rows stored before are kept)") from None  # fmt: skip
+            raise StoreError(
+                f"cannot {action} the results store {self.path}: {error}; {hint} "
+                "(rows stored before are kept)"
+            ) from None
 
     def close(self) -> None:
         self._db.close()
@@ -159,9 +163,14 @@ class Store:
         with self._failing("write a row to"), self._db:  # one transaction: all or nothing
             self._db.execute(
                 "INSERT OR REPLACE INTO results VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (*key, json.dumps(config, sort_keys=True), status, json.dumps(row),
-                 json.dumps({**provenance(), **(origin or {})})),
-            )  # fmt: skip
+                (
+                    *key,
+                    json.dumps(config, sort_keys=True),
+                    status,
+                    json.dumps(row),
+                    json.dumps({**provenance(), **(origin or {})}),
+                ),
+            )
             self._db.execute("DELETE FROM details WHERE stage=? AND model=? AND config_hash=?", key)
             for name, rows in (details or {}).items():
                 self._db.execute(
@@ -201,11 +210,16 @@ class Store:
             every=True,
         )
         return [
-            {"model": model, "status": status, "config": json.loads(config),
-             "provenance": json.loads(prov), **json.loads(row),
-             **({} if stage else {"stage": kind})}
+            {
+                "model": model,
+                "status": status,
+                "config": json.loads(config),
+                "provenance": json.loads(prov),
+                **json.loads(row),
+                **({} if stage else {"stage": kind}),
+            }
             for kind, model, config, status, row, prov in records
-        ]  # fmt: skip
+        ]
 
     def details(self, stage: str, model: str, config: dict[str, Any], name: str) -> list[dict]:
         """A detail table stored with a row (empty if there is none)."""
@@ -218,8 +232,9 @@ class Store:
     def versions(self) -> dict[tuple[str, str, str], str]:
         """Each stored row's key and a digest of what it holds and where it came from: two
         calls tell which rows were written, rewritten or deleted in between."""
-        records = self._query("SELECT stage, model, config_hash, row, provenance FROM results",
-                              (), every=True)  # fmt: skip
+        records = self._query(
+            "SELECT stage, model, config_hash, row, provenance FROM results", (), every=True
+        )
         return {
             (stage, model, digest): hashlib.sha256((row + prov).encode()).hexdigest()
             for stage, model, digest, row, prov in records
@@ -228,25 +243,38 @@ class Store:
     def delete(self, stage: str, models: Collection[str], statuses: Collection[str]) -> int:
         """Remove the stage's rows of ``models`` whose status is one of ``statuses``, with their
         detail tables; how many rows were removed."""
-        chosen = [(r["model"], config_hash(r["config"])) for r in self.rows(stage)
-                  if r["model"] in models and r["status"] in statuses]  # fmt: skip
+        chosen = [
+            (r["model"], config_hash(r["config"]))
+            for r in self.rows(stage)
+            if r["model"] in models and r["status"] in statuses
+        ]
         with self._failing("delete rows from"), self._db:
             for model, digest in chosen:
                 for table in ("results", "details"):
-                    self._db.execute(f"DELETE FROM {table} WHERE stage=? AND model=? AND "
-                                     "config_hash=?", (stage, model, digest))  # fmt: skip
+                    self._db.execute(
+                        f"DELETE FROM {table} WHERE stage=? AND model=? AND config_hash=?",
+                        (stage, model, digest),
+                    )
         return len(chosen)
 
-    def log_command(self, argv: list[str], started: str, exit_code: int, written: int,
-                    deleted: int = 0) -> None:  # fmt: skip
+    def log_command(
+        self, argv: list[str], started: str, exit_code: int, written: int, deleted: int = 0
+    ) -> None:
         """Record one command that changed the store: its command line, when it ran, how it
         ended, the rows it wrote and deleted, and the machine and code that ran it."""
         with self._failing("write a command to"), self._db:
             self._db.execute(
                 "INSERT INTO commands VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (started, provenance()["date"], json.dumps(argv), exit_code, written, deleted,
-                 json.dumps(environment())),
-            )  # fmt: skip
+                (
+                    started,
+                    provenance()["date"],
+                    json.dumps(argv),
+                    exit_code,
+                    written,
+                    deleted,
+                    json.dumps(environment()),
+                ),
+            )
 
     def commands(self) -> list[dict[str, Any]]:
         """The commands that changed the store, oldest first."""
@@ -257,10 +285,17 @@ class Store:
             every=True,
         )
         return [
-            {"started": started, "ended": ended, "argv": json.loads(argv), "exit": code,
-             "rows_written": written, "rows_deleted": deleted, "provenance": json.loads(prov)}
+            {
+                "started": started,
+                "ended": ended,
+                "argv": json.loads(argv),
+                "exit": code,
+                "rows_written": written,
+                "rows_deleted": deleted,
+                "provenance": json.loads(prov),
+            }
             for started, ended, argv, code, written, deleted, prov in records
-        ]  # fmt: skip
+        ]
 
     def _query(self, sql: str, parameters: tuple, every: bool = False) -> Any:
         with self._failing("read"):
@@ -278,8 +313,10 @@ def one_run_at_a_time(store: Path) -> Iterator[None]:
         try:
             lock = open(lock_path, "a+")  # noqa: SIM115 (held until the run ends)
         except OSError as error:
-            raise StoreError(f"cannot create the lock file {lock_path}: {error.strerror}; "
-                             "pass a --store in a writable folder") from None  # fmt: skip
+            raise StoreError(
+                f"cannot create the lock file {lock_path}: {error.strerror}; "
+                "pass a --store in a writable folder"
+            ) from None
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -355,9 +392,13 @@ CODE_CHANGES = (
 def _git(*args: str) -> str | None:
     try:
         done = subprocess.run(
-            ["git", *args], capture_output=True, text=True, check=True, timeout=10,
+            ["git", *args],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
             cwd=Path(__file__).parent,
-        )  # fmt: skip
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     return done.stdout.strip()

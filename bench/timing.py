@@ -229,9 +229,12 @@ def iter_speed(
         in_channels = in_channels or archs.spec(model_or_name).in_channels
         num_classes = num_classes or archs.spec(model_or_name).num_classes
         model = archs.build(
-            model_or_name, in_channels=in_channels, num_classes=num_classes, image_size=size,
+            model_or_name,
+            in_channels=in_channels,
+            num_classes=num_classes,
+            image_size=size,
             device=dev,
-        )  # fmt: skip
+        )
         name = model_or_name
     else:
         if image_size is None:
@@ -246,10 +249,16 @@ def iter_speed(
     peak_value, peak_source = peak
     step_flops = step_flops_per_image(copy.deepcopy(model).to("meta"), shape)
     settings = dict(
-        image_size=size, in_channels=in_channels, precision=precision,
-        channels_last=channels_last, compiled=compile, time_cap_s=time_cap_s,
-        max_step_s=max_step_s, cudnn_benchmark=dev.type == "cuda", **fp32_math(),
-    )  # fmt: skip
+        image_size=size,
+        in_channels=in_channels,
+        precision=precision,
+        channels_last=channels_last,
+        compiled=compile,
+        time_cap_s=time_cap_s,
+        max_step_s=max_step_s,
+        cudnn_benchmark=dev.type == "cuda",
+        **fp32_math(),
+    )
     state = copy.deepcopy(model.state_dict())
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -262,8 +271,9 @@ def iter_speed(
             factory = make_step_factory(
                 runnable, mode, shape, num_classes, dev, precision, channels_last
             )
-            for point in sweep(factory, list(batch_sizes), backend, time_cap_s,
-                               max_step_s=max_step_s):  # fmt: skip
+            for point in sweep(
+                factory, list(batch_sizes), backend, time_cap_s, max_step_s=max_step_s
+            ):
                 row = _row(name, mode, point, step_flops[mode], peak_value, peak_source, backend)
                 yield {**row, **settings}
     finally:

@@ -14,8 +14,13 @@ ROOT = Path(__file__).parents[1]
 
 
 def pytest_addoption(parser):
-    parser.addoption("--under-load", type=int, default=0, metavar="N",
-                     help="run the suite with N busy processes beside it")  # fmt: skip
+    parser.addoption(
+        "--under-load",
+        type=int,
+        default=0,
+        metavar="N",
+        help="run the suite with N busy processes beside it",
+    )
 
 
 SPINNING = pytest.StashKey[list]()
@@ -27,8 +32,9 @@ def pytest_configure(config):
     controller)."""
     if not hasattr(config, "workerinput"):
         count = config.getoption("--under-load")
-        config.stash[SPINNING] = [subprocess.Popen([sys.executable, "-c", "while True: pass"])
-                                  for _ in range(count)]  # fmt: skip
+        config.stash[SPINNING] = [
+            subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(count)
+        ]
 
 
 def pytest_unconfigure(config):

@@ -11,8 +11,13 @@ from bench.schema import ROWS
 
 def onnx_row(name, batch):
     row = dict.fromkeys(ROWS["onnx"].__annotations__)
-    return row | {"model": name, "batch_size": batch, "status": "ok", "note": "",
-                  "images_per_s": 1000.0 * batch}  # fmt: skip
+    return row | {
+        "model": name,
+        "batch_size": batch,
+        "status": "ok",
+        "note": "",
+        "images_per_s": 1000.0 * batch,
+    }
 
 
 def sweep_that_kills_its_worker(model_or_name, batch_sizes, marker, every_try):

@@ -58,8 +58,9 @@ def test_a_file_where_a_run_folder_should_be_is_one_line(tmp_path, capsys):
     file.write_text("")
     for where in (["--out", str(file)], ["--store", str(file / "r.sqlite")]):
         assert main(["profile", "--models", "lenet", *where]) == 2
-        assert capsys.readouterr().err == (f"python -m bench: error: {file} is a file, not a "
-                                           "folder for a run's store and pages\n")  # fmt: skip
+        assert capsys.readouterr().err == (
+            f"python -m bench: error: {file} is a file, not a folder for a run's store and pages\n"
+        )
     assert main(["profile", "--models", "lenet", "--out", str(file / "a")]) == 2
     assert capsys.readouterr().err == f"python -m bench: error: {file / 'a'}: Not a directory\n"
 
@@ -67,8 +68,10 @@ def test_a_file_where_a_run_folder_should_be_is_one_line(tmp_path, capsys):
 def test_no_traceback_from_the_command_line():
     done = subprocess.run(
         [sys.executable, "-m", "bench", "profile", "--models", "zzz"],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 2
     assert (
         done.stderr == "python -m bench: error: unknown model 'zzz'; python -m archs lists them\n"
@@ -77,8 +80,19 @@ def test_no_traceback_from_the_command_line():
 
 def test_profile_stores_rows_writes_tables_and_resumes(tmp_path, capsys):
     store_path, out = tmp_path / "results.sqlite", tmp_path / "reports"
-    argv = ["profile", "--models", "*_lenet", "--batch-size", "4", "--workers", "1",
-            "--store", str(store_path), "--out", str(out)]  # fmt: skip
+    argv = [
+        "profile",
+        "--models",
+        "*_lenet",
+        "--batch-size",
+        "4",
+        "--workers",
+        "1",
+        "--store",
+        str(store_path),
+        "--out",
+        str(out),
+    ]
     assert main(argv) == 0
     first = capsys.readouterr().out
     assert "1 network to measure, 0 already in" in first and "counters agree" in first
@@ -115,8 +129,17 @@ def test_a_stage_notes_rows_from_a_cpu_of_the_same_name_with_other_instructions(
         "blocks", "not-an-exercise", {"case": "c"}, {"median_ms": 1.0}, origin={"cpu_isa": None}
     )
     store.close()
-    argv = ["profile", "--models", "bn_lenet", "--batch-size", "4", "--workers", "1",
-            "--out", str(tmp_path)]  # fmt: skip
+    argv = [
+        "profile",
+        "--models",
+        "bn_lenet",
+        "--batch-size",
+        "4",
+        "--workers",
+        "1",
+        "--out",
+        str(tmp_path),
+    ]
     assert main(argv) == 0
     note = [line for line in capsys.readouterr().err.splitlines() if "note:" in line]
     # a machine without x86 flags knows no vector instructions of its own: row c is like its own
@@ -130,16 +153,30 @@ def test_a_stage_notes_rows_from_a_cpu_of_the_same_name_with_other_instructions(
 
 
 def test_speed_sweeps_in_children_stores_rows_and_resumes(tmp_path, capsys):
-    argv = ["speed", "--models", "lenet", "--batch-sizes", "1,4", "--time-cap", "0.05",
-            "--store", str(tmp_path / "r.sqlite"), "--out", str(tmp_path)]  # fmt: skip
+    argv = [
+        "speed",
+        "--models",
+        "lenet",
+        "--batch-sizes",
+        "1,4",
+        "--time-cap",
+        "0.05",
+        "--store",
+        str(tmp_path / "r.sqlite"),
+        "--out",
+        str(tmp_path),
+    ]
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert out.count("images/s") >= 4  # each point as it ends: 2 modes x 2 batch sizes
     assert out.count("\n| lenet |") == 4  # and all of them in the table it ends with
     rows = Store(tmp_path / "r.sqlite").rows("speed")
     assert sorted((r["mode"], r["batch_size"], r["status"]) for r in rows) == [
-        ("infer", 1, "ok"), ("infer", 4, "ok"), ("train", 1, "ok"), ("train", 4, "ok")
-    ]  # fmt: skip
+        ("infer", 1, "ok"),
+        ("infer", 4, "ok"),
+        ("train", 1, "ok"),
+        ("train", 4, "ok"),
+    ]
     assert all(r["n"] >= 1 and r["median_ms"] > 0 and r["peak_flops_per_s"] > 0 for r in rows)
     table = (tmp_path / "speed" / "speed.md").read_text()
     assert "| lenet | train | 4 | ok |" in table and "peak RSS growth" in table
@@ -149,8 +186,17 @@ def test_speed_sweeps_in_children_stores_rows_and_resumes(tmp_path, capsys):
 
 
 def test_train_smoke_runs_in_a_child_stores_curves_and_resumes(tmp_path, capsys):
-    argv = ["train", "--preset", "smoke", "--models", "bn_lenet", "--store",
-            str(tmp_path / "r.sqlite"), "--out", str(tmp_path)]  # fmt: skip
+    argv = [
+        "train",
+        "--preset",
+        "smoke",
+        "--models",
+        "bn_lenet",
+        "--store",
+        str(tmp_path / "r.sqlite"),
+        "--out",
+        str(tmp_path),
+    ]
     assert main(argv) == 0
     line = "[1/1] bn_lenet, lr 0.1, batch 128, 28 px, 4 epochs over 2,000 images, techniques -"
     assert line + ", seed 0: ok" in capsys.readouterr().out
@@ -166,16 +212,32 @@ def test_train_smoke_runs_in_a_child_stores_curves_and_resumes(tmp_path, capsys)
 
 
 def test_missing_data_is_one_line(tmp_path, capsys):
-    argv = ["train", "--preset", "smoke", "--data-dir", str(tmp_path / "nothing"),
-            "--store", str(tmp_path / "r.sqlite")]  # fmt: skip
+    argv = [
+        "train",
+        "--preset",
+        "smoke",
+        "--data-dir",
+        str(tmp_path / "nothing"),
+        "--store",
+        str(tmp_path / "r.sqlite"),
+    ]
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "apt-get install dataset-fashion-mnist" in err
 
 
 def test_pipeline_compares_three_feeds(tmp_path, capsys):
-    argv = ["pipeline", "--models", "lenet", "--seconds", "0.3", "--store",
-            str(tmp_path / "r.sqlite"), "--out", str(tmp_path)]  # fmt: skip
+    argv = [
+        "pipeline",
+        "--models",
+        "lenet",
+        "--seconds",
+        "0.3",
+        "--store",
+        str(tmp_path / "r.sqlite"),
+        "--out",
+        str(tmp_path),
+    ]
     assert main(argv) == 0
     rows = Store(tmp_path / "r.sqlite").rows("pipeline")
     assert sorted(r["feed"] for r in rows) == ["compute_only", "ours", "torchvision"]
@@ -189,11 +251,29 @@ def test_pipeline_compares_three_feeds(tmp_path, capsys):
 def test_all_stages_on_the_smoke_profile_write_every_page(smoke_run, monkeypatch, capsys):
     out, checkout = smoke_run, smoke_run.parents[1]
     monkeypatch.chdir(checkout)
-    pages = ["index.md", "index.html", "memory.md", "profile/summary.md", "speed/speed.md", "onnx/onnx.md",
-             "pipeline/pipeline.md", "train/train.md", "train/curves.csv", "tradeoffs.md",
-             "tradeoffs.csv", "exercises.md"]  # fmt: skip
-    plots = ["accuracy_vs_macs", "accuracy_vs_params", "throughput_vs_batch", "memory_vs_batch",
-             "training_curves", "conv_vs_fc", "roofline"]  # fmt: skip
+    pages = [
+        "index.md",
+        "index.html",
+        "memory.md",
+        "profile/summary.md",
+        "speed/speed.md",
+        "onnx/onnx.md",
+        "pipeline/pipeline.md",
+        "train/train.md",
+        "train/curves.csv",
+        "tradeoffs.md",
+        "tradeoffs.csv",
+        "exercises.md",
+    ]
+    plots = [
+        "accuracy_vs_macs",
+        "accuracy_vs_params",
+        "throughput_vs_batch",
+        "memory_vs_batch",
+        "training_curves",
+        "conv_vs_fc",
+        "roofline",
+    ]
     pages += [f"plots/{stem}.{kind}" for stem in plots for kind in ("png", "svg")]
     assert [page for page in pages if not (out / page).exists()] == []
     index = (out / "index.md").read_text()
@@ -202,15 +282,18 @@ def test_all_stages_on_the_smoke_profile_write_every_page(smoke_run, monkeypatch
     assert f"| lenet | 28 px | {lenet['params']:,} |" in index  # the numbers come from the store
     assert "plots/roofline.png" in index and "exercises.md" in index
     (roof,) = store.rows("machine")  # the yardsticks measured by the speed stage
-    assert (f"achieved {roof['achievable_flops_per_s'] / 1e9:,.0f} GFLOP/s" in index
-            and f"memory {roof['bandwidth_bytes_per_s'] / 1e9:,.1f} GB/s" in index)  # fmt: skip
+    assert (
+        f"achieved {roof['achievable_flops_per_s'] / 1e9:,.0f} GFLOP/s" in index
+        and f"memory {roof['bandwidth_bytes_per_s'] / 1e9:,.1f} GB/s" in index
+    )
     # the exercise answers print the store's numbers
     exercises = (out / "exercises.md").read_text()
     for row in store.rows("blocks"):
         if "fwd_macs_counted" in row:
-            assert (f"| {row['config']['case']} | {row['out_side']} | "
-                    f"{row['fwd_macs_formula'] / 1e6:,.2f} | {row['fwd_macs_counted'] / 1e6:,.2f} |"
-                    ) in exercises  # fmt: skip
+            assert (
+                f"| {row['config']['case']} | {row['out_side']} | "
+                f"{row['fwd_macs_formula'] / 1e6:,.2f} | {row['fwd_macs_counted'] / 1e6:,.2f} |"
+            ) in exercises
     # chapter 7's primitives are timed by the blocks stage: every chapter 7 exercise is answered
     timed = [r for r in store.rows("blocks") if "median_ms" in r]
     assert {r["model"] for r in timed} == {"7.2.x", "7.4.5", "7.4.7", "7.5.3"}
@@ -225,8 +308,13 @@ def test_all_stages_on_the_smoke_profile_write_every_page(smoke_run, monkeypatch
     (run,) = store.rows("run")
     assert run["preset"] == "smoke" and set(run["stages"].values()) == {"ok"}
     # a smoke run touches nothing git tracks and adds nothing git sees
-    status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"],
-                            cwd=checkout, capture_output=True, text=True, check=True)  # fmt: skip
+    status = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=all"],
+        cwd=checkout,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert status.stdout == ""
     capsys.readouterr()
     assert main(["all", "--preset", "smoke"]) == 0  # a second run finds everything in the store
@@ -234,8 +322,13 @@ def test_all_stages_on_the_smoke_profile_write_every_page(smoke_run, monkeypatch
     again = capsys.readouterr().out
     assert "[1/" not in again and "0 networks to measure" in again and "0 runs to train" in again
     stored = out.relative_to(checkout) / "results.sqlite"
-    for stage, item in [("peers", "network"), ("blocks", "case"), ("speed", "point"),
-                        ("onnx", "point"), ("pipeline", "feed")]:  # fmt: skip
+    for stage, item in [
+        ("peers", "network"),
+        ("blocks", "case"),
+        ("speed", "point"),
+        ("onnx", "point"),
+        ("pipeline", "feed"),
+    ]:
         assert f"{stage}: every {item} is in {stored} already; nothing to measure" in again
 
 
@@ -265,8 +358,17 @@ def test_a_stage_that_fails_or_has_nothing_to_do_is_recorded_and_the_rest_run(
     again = speed.Settings(batch_sizes=(2,), mode=("infer",), time_cap=0.01)
     monkeypatch.setitem(PLANS, "smoke", (*PLANS["smoke"], Step("speed", again, "speed: batch 2")))
     out = tmp_path / "reports"
-    argv = ["all", "--preset", "smoke", "--models", "bn_lenet", "--store",
-            str(out / "results.sqlite"), "--out", str(out)]  # fmt: skip
+    argv = [
+        "all",
+        "--preset",
+        "smoke",
+        "--models",
+        "bn_lenet",
+        "--store",
+        str(out / "results.sqlite"),
+        "--out",
+        str(out),
+    ]
     assert main(argv) == 1  # the failed stage; everything else did what it could
     printed = capsys.readouterr().out
     assert "blocks failed: RuntimeError: a bug in the blocks stage; the next stage runs" in printed
@@ -277,10 +379,15 @@ def test_a_stage_that_fails_or_has_nothing_to_do_is_recorded_and_the_rest_run(
     store = Store(out / "results.sqlite")
     (run,) = store.rows("run")
     assert run["stages"] == {
-        "profile": "ok", "peers": "ok", "blocks": "failed: RuntimeError: a bug in the blocks stage",
-        "speed": "ok", "onnx": "ok", "train": "ok", "speed: batch 2": "ok",
+        "profile": "ok",
+        "peers": "ok",
+        "blocks": "failed: RuntimeError: a bug in the blocks stage",
+        "speed": "ok",
+        "onnx": "ok",
+        "train": "ok",
+        "speed: batch 2": "ok",
         "pipeline": "skipped: the pipeline cases are lenet, resnet18, alexnet",
-    }  # fmt: skip
+    }
     assert run["stage_s"].keys() == run["stages"].keys()  # each step's time, beside its outcome
     index = (out / "index.md").read_text()
     assert re.search(
@@ -288,8 +395,9 @@ def test_a_stage_that_fails_or_has_nothing_to_do_is_recorded_and_the_rest_run(
     )
     assert "== speed: batch 2 (smoke preset) ==" in printed
     assert re.search(r"all stages in \d+ s \(profile \d+ s, peers \d+ s, blocks \d+ s, ", printed)
-    inferred = sorted(r["config"]["batch_size"] for r in store.rows("speed")
-                      if r["config"]["mode"] == "infer")  # fmt: skip
+    inferred = sorted(
+        r["config"]["batch_size"] for r in store.rows("speed") if r["config"]["mode"] == "infer"
+    )
     assert inferred == [1, 2, 8, 128]  # the smoke plan's batch sizes, then the step's
 
 
@@ -315,19 +423,23 @@ def test_models_replace_a_plans_sweep_but_narrow_a_step_for_particular_networks(
 
     def speed_models(models):
         settings = run_all.Settings(models=models, out=tmp_path, store=tmp_path / "r.sqlite")
-        return {name: step and step.models for stage, step, name, _ in
-                run_all.stage_settings(settings, "cpu") if stage == "speed"}  # fmt: skip
+        return {
+            name: step and step.models
+            for stage, step, name, _ in run_all.stage_settings(settings, "cpu")
+            if stage == "speed"
+        }
 
     resnets = ",".join(archs.list_models("resnet*"))
     assert speed_models("resnet*") == {
-        "speed": resnets, "speed: AlexNet at batch 16 and 128": None,
+        "speed": resnets,
+        "speed: AlexNet at batch 16 and 128": None,
         "speed: DenseNet-121 and ResNet-50 training at batch 16": "resnet50",
-    }  # fmt: skip
+    }
     assert speed_models(None) == {
         "speed": f"{run_all.BOOK},{run_all.EXERCISE_SPEED}",
         "speed: AlexNet at batch 16 and 128": "alexnet",
         "speed: DenseNet-121 and ResNet-50 training at batch 16": "densenet121,resnet50",
-    }  # fmt: skip
+    }
     with pytest.raises(UsageError, match="no model matches 'resnot\\*'"):
         speed_models("resnot*")
 
@@ -342,8 +454,13 @@ def test_a_plans_whole_seconds_key_a_point_as_the_command_line_does():
     from bench.store import config_hash
 
     typed = build_parser().parse_args(["speed", "--time-cap", "1", "--max-step", "1"])
-    keys = [config_hash(speed.config(settings, "CPU X", "lenet", 1, "infer", 28)) for settings in
-            (settings_from(typed, speed.Settings), speed.Settings(time_cap=1, max_step=1))]  # fmt: skip
+    keys = [
+        config_hash(speed.config(settings, "CPU X", "lenet", 1, "infer", 28))
+        for settings in (
+            settings_from(typed, speed.Settings),
+            speed.Settings(time_cap=1, max_step=1),
+        )
+    ]
     assert keys[0] == keys[1]
 
 
@@ -358,17 +475,37 @@ def test_the_book_plan_puts_what_the_books_networks_buy_first_and_compiles_last(
     assert len({s.name or s.stage for s in plan}) == len(plan)  # each step named apart
     trained = [e for s in plan if s.stage == "train" for e in s.settings.experiment]
     assert sorted(trained) == sorted(EXPERIMENTS)  # every experiment, once
-    timed = [(s.settings.models, s.settings.precision, s.settings.compile) for s in plan
-             if s.stage == "speed"]  # fmt: skip
+    timed = [
+        (s.settings.models, s.settings.precision, s.settings.compile)
+        for s in plan
+        if s.stage == "speed"
+    ]
     book = ",".join(archs.BOOK_MODELS)
-    assert timed == [(book, "fp32", False), (book, "bf16", False), ("*", "fp32", False),
-                     ("*", "bf16", False), (book, "fp32", True), (book, "bf16", True)]  # fmt: skip
+    assert timed == [
+        (book, "fp32", False),
+        (book, "bf16", False),
+        ("*", "fp32", False),
+        ("*", "bf16", False),
+        (book, "fp32", True),
+        (book, "bf16", True),
+    ]
     assert next(i for i, s in enumerate(plan) if s.stage == "speed") == 3  # right after training
 
 
 def test_training_on_the_books_pipeline_starts_its_loader_workers_in_the_child(tmp_path, capsys):
-    argv = ["train", "--preset", "smoke", "--models", "lenet", "--pipeline", "torchvision",
-            "--store", str(tmp_path / "r.sqlite"), "--out", str(tmp_path)]  # fmt: skip
+    argv = [
+        "train",
+        "--preset",
+        "smoke",
+        "--models",
+        "lenet",
+        "--pipeline",
+        "torchvision",
+        "--store",
+        str(tmp_path / "r.sqlite"),
+        "--out",
+        str(tmp_path),
+    ]
     assert main(argv) == 0
     (row,) = Store(tmp_path / "r.sqlite").rows("train")
     assert row["status"] == "ok" and row["pipeline"] == "torchvision" and row["evaluations"] == 4
@@ -384,8 +521,19 @@ def test_profile_is_the_old_name_of_preset(capsys):
 
 
 def test_a_torchvision_network_is_profiled_with_its_three_channels(tmp_path):
-    argv = ["profile", "--models", "tv:resnet18", "--batch-size", "2", "--workers", "1",
-            "--store", str(tmp_path / "r.sqlite"), "--out", str(tmp_path)]  # fmt: skip
+    argv = [
+        "profile",
+        "--models",
+        "tv:resnet18",
+        "--batch-size",
+        "2",
+        "--workers",
+        "1",
+        "--store",
+        str(tmp_path / "r.sqlite"),
+        "--out",
+        str(tmp_path),
+    ]
     assert main(argv) == 0
     (row,) = Store(tmp_path / "r.sqlite").rows("profile")
     assert (row["model"], row["in_channels"], row["image_size"]) == ("tv:resnet18", 3, 224)
@@ -407,15 +555,22 @@ def test_runs_train_shortest_first_on_one_device_longest_first_side_by_side(tmp_
     from bench.training.recipes import PRESETS, Run, config
 
     store, book = Store(tmp_path / "r.sqlite"), PRESETS["book"]
-    todo = [(run, config(run, book, "ours")) for run in
-            (Run("lenet"), Run("nin"), Run("alexnet"), Run("resnet18"))]  # fmt: skip
+    todo = [
+        (run, config(run, book, "ours"))
+        for run in (Run("lenet"), Run("nin"), Run("alexnet"), Run("resnet18"))
+    ]
     for name, fwd in (("lenet", 1e6), ("alexnet", 1e9), ("resnet18", 2e8)):  # nin: none
         side = config(Run(name), book, "ours")["resize"] or 28
-        store.put("profile", name, {"image_size": side, "in_channels": 1, "batch_size": 128},
-                  full_row("profile", model=name, fwd_flops_per_image=fwd,
-                           bwd_flops_per_image=2 * fwd))  # fmt: skip
-    for longest_first, expected in ((True, ["alexnet", "resnet18", "lenet", "nin"]),
-                                    (False, ["lenet", "resnet18", "alexnet", "nin"])):  # fmt: skip
+        store.put(
+            "profile",
+            name,
+            {"image_size": side, "in_channels": 1, "batch_size": 128},
+            full_row("profile", model=name, fwd_flops_per_image=fwd, bwd_flops_per_image=2 * fwd),
+        )
+    for longest_first, expected in (
+        (True, ["alexnet", "resnet18", "lenet", "nin"]),
+        (False, ["lenet", "resnet18", "alexnet", "nin"]),
+    ):
         assert [run.model for run, _ in by_work(store, todo, longest_first)] == expected
 
 

@@ -177,10 +177,16 @@ def test_handlers_add_a_rule_and_replace_one():
     plain = profile(net, image_size=2, in_channels=3, batch_size=4).summary.iloc[0]
     assert "aten.tanh (forward, 1x)" in plain.uncounted_ops
     aten = torch.ops.aten
-    ruled = profile(net, image_size=2, in_channels=3, batch_size=4, handlers={
-        aten.tanh: lambda a, out: a["self"].numel(),
-        aten.addmm: lambda a, out: 0,
-    }).summary.iloc[0]  # fmt: skip
+    ruled = profile(
+        net,
+        image_size=2,
+        in_channels=3,
+        batch_size=4,
+        handlers={
+            aten.tanh: lambda a, out: a["self"].numel(),
+            aten.addmm: lambda a, out: 0,
+        },
+    ).summary.iloc[0]
     assert "aten.tanh (forward" not in ruled.uncounted_ops
     assert ruled.fwd_linear_macs_per_image == 0
     assert ruled.fwd_other_macs_per_image == plain.fwd_other_macs_per_image + 5 / 2

@@ -44,8 +44,17 @@ def data_dir(tmp_path):
 
 
 def train(tmp_path, data_dir):
-    return ["train", "--preset", "smoke", "--models", "lenet", "--data-dir", str(data_dir),
-            "--store", str(tmp_path / "r.sqlite")]  # fmt: skip
+    return [
+        "train",
+        "--preset",
+        "smoke",
+        "--models",
+        "lenet",
+        "--data-dir",
+        str(data_dir),
+        "--store",
+        str(tmp_path / "r.sqlite"),
+    ]
 
 
 @needs_data
@@ -135,8 +144,17 @@ def test_a_full_disk_while_writing_a_row(tmp_path, monkeypatch, capsys):
 
     monkeypatch.setattr(store, "provenance", provenance)
     path = tmp_path / "r.sqlite"
-    argv = ["profile", "--models", "lenet,bn_lenet", "--workers", "1", "--batch-size", "2",
-            "--store", str(path)]  # fmt: skip
+    argv = [
+        "profile",
+        "--models",
+        "lenet,bn_lenet",
+        "--workers",
+        "1",
+        "--batch-size",
+        "2",
+        "--store",
+        str(path),
+    ]
     fails_in_one_line(argv, capsys, path, "No space left on device", "free some disk space")
     assert len(Store(path).rows("profile")) == 1  # the row stored before the failure is kept
     no_lock_left(tmp_path)

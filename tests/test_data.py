@@ -89,8 +89,9 @@ def test_wrong_shape_is_reported(tmp_path):
 
 def _workers_start_method() -> str:
     split = data.Split(images=torch.zeros(4, 28, 28, dtype=torch.uint8), labels=torch.zeros(4))
-    return data.torchvision_batches(split, 2, None, num_workers=2).multiprocessing_context \
-        .get_start_method()  # fmt: skip
+    return data.torchvision_batches(
+        split, 2, None, num_workers=2
+    ).multiprocessing_context.get_start_method()
 
 
 def test_the_books_loader_forks_its_workers_in_a_job_as_it_does_anywhere():

@@ -16,12 +16,22 @@ MIB = 2**20
 
 def _runs(**accuracies: float) -> pd.DataFrame:
     """Two or more trained rows on the same work, differing in accuracy and cost."""
-    return pd.DataFrame([
-        {"model": model, "side": 32, "test_acc": acc, "fwd_macs_per_image": 1e6 * (i + 1),
-         "images_per_s": 100.0 / (i + 1), "budget": "2 epochs over 6,000 images",
-         "techniques": "adam", "lr": 0.001, "config": {"test_per_class": 200}}
-        for i, (model, acc) in enumerate(accuracies.items())
-    ])  # fmt: skip
+    return pd.DataFrame(
+        [
+            {
+                "model": model,
+                "side": 32,
+                "test_acc": acc,
+                "fwd_macs_per_image": 1e6 * (i + 1),
+                "images_per_s": 100.0 / (i + 1),
+                "budget": "2 epochs over 6,000 images",
+                "techniques": "adam",
+                "lr": 0.001,
+                "config": {"test_per_class": 200},
+            }
+            for i, (model, acc) in enumerate(accuracies.items())
+        ]
+    )
 
 
 def test_the_comparison_ranks_by_the_tables_accuracies():
@@ -58,9 +68,18 @@ def test_unequal_work_is_said():
 
 def _grid(lenet: list[float], bn_lenet: list[float]) -> pd.DataFrame:
     lrs = [0.03, 0.1, 0.3, 1.0]
-    rows = [{"model": m, "lr": lr, "test_acc": a, "status": "ok", "budget": "10 epochs",
-             "techniques": "-"} for m, accs in (("lenet", lenet), ("bn_lenet", bn_lenet))
-            for lr, a in zip(lrs, accs, strict=True)]  # fmt: skip
+    rows = [
+        {
+            "model": m,
+            "lr": lr,
+            "test_acc": a,
+            "status": "ok",
+            "budget": "10 epochs",
+            "techniques": "-",
+        }
+        for m, accs in (("lenet", lenet), ("bn_lenet", bn_lenet))
+        for lr, a in zip(lrs, accs, strict=True)
+    ]
     return pd.DataFrame(rows)
 
 
@@ -80,28 +99,41 @@ def test_the_lr_grid_names_where_each_network_fails():
 
 @pytest.mark.parametrize(("params", "winner"), [(50_000_000, "gradients"), (1_000, "activations")])
 def test_training_memory_names_what_dominates(params, winner):
-    speed = pd.DataFrame([{"batch_size": 1, "mode": m, "peak_bytes": b}
-                          for m, b in (("train", 300 * MIB), ("infer", 40 * MIB))])  # fmt: skip
-    cost = pd.Series({"params": params, "saved_activation_bytes": 128 * 4 * MIB,
-                      "batch_size": 128})  # fmt: skip
+    speed = pd.DataFrame(
+        [
+            {"batch_size": 1, "mode": m, "peak_bytes": b}
+            for m, b in (("train", 300 * MIB), ("infer", 40 * MIB))
+        ]
+    )
+    cost = pd.Series({"params": params, "saved_activation_bytes": 128 * 4 * MIB, "batch_size": 128})
     text = ex.say_memory_modes(speed, cost)
     assert text.startswith("At batch 1, training peaks at 300 MiB against 40 MiB")
     assert f"{winner} dominate" in text
     assert "one mode only" not in text
     inference_alone = pd.DataFrame([{"batch_size": 16, "mode": "infer", "peak_bytes": MIB}])
     text = ex.say_memory_modes(pd.concat([speed, inference_alone]), cost)
-    assert "at batch 16" not in text and text.endswith("was not timed in the other (the speed "
-                                                       "page's note says why).")  # fmt: skip
+    assert "at batch 16" not in text and text.endswith(
+        "was not timed in the other (the speed page's note says why)."
+    )
 
 
 def _costs(**networks: tuple[float, float, float]) -> pd.DataFrame:
     """Profile rows: (parameters in millions, training MiB, saved-for-backward MiB) each, MACs
     100 times the parameters, inference a quarter of training."""
-    return pd.DataFrame([
-        {"model": m, "image_size": 224, "params": p * 1e6, "fwd_macs_per_image": p * 1e8,
-         "train_bytes_est_sgd": t * MIB, "infer_bytes_est": t / 4 * MIB,
-         "saved_activation_bytes": s * MIB} for m, (p, t, s) in networks.items()
-    ]).set_index("model")  # fmt: skip
+    return pd.DataFrame(
+        [
+            {
+                "model": m,
+                "image_size": 224,
+                "params": p * 1e6,
+                "fwd_macs_per_image": p * 1e8,
+                "train_bytes_est_sgd": t * MIB,
+                "infer_bytes_est": t / 4 * MIB,
+                "saved_activation_bytes": s * MIB,
+            }
+            for m, (p, t, s) in networks.items()
+        ]
+    ).set_index("model")
 
 
 def test_the_memory_answer_says_what_a_training_step_holds():
@@ -111,16 +143,20 @@ def test_the_memory_answer_says_what_a_training_step_holds():
     assert "needs (estimated; in brackets: how many times inference's memory, and the share" in text
     assert "densenet 1,500 MiB (4.0x, 98.0%), resnet 1,000 MiB (4.0x, 95.0%)." in text
     # fewer parameters and MACs, more memory: the activations are why
-    assert text.endswith("densenet has 0.30x resnet's parameters and 0.30x its MACs, yet 1.50x "
-                         "its training memory: what backward keeps grows with the feature maps "
-                         "the layers write, not with the weights or the arithmetic.")  # fmt: skip
+    assert text.endswith(
+        "densenet has 0.30x resnet's parameters and 0.30x its MACs, yet 1.50x "
+        "its training memory: what backward keeps grows with the feature maps "
+        "the layers write, not with the weights or the arithmetic."
+    )
     bigger = ex.say_memory_totals(_costs(big=(20.0, 2000.0, 1000.0), small=(10.0, 1000.0, 900.0)))
-    assert bigger.endswith("big has 2.00x small's parameters and 2.00x its MACs, and 2.00x its "
-                           "training memory.")  # fmt: skip
+    assert bigger.endswith(
+        "big has 2.00x small's parameters and 2.00x its MACs, and 2.00x its training memory."
+    )
     # training memory mostly weights and gradients: no word about activations
     weights = ex.say_memory_totals(_costs(a=(1.0, 3000.0, 900.0), b=(2.0, 1000.0, 900.0)))
-    assert weights.endswith("a has 0.50x b's parameters and 0.50x its MACs, yet 3.00x its "
-                            "training memory.")  # fmt: skip
+    assert weights.endswith(
+        "a has 0.50x b's parameters and 0.50x its MACs, yet 3.00x its training memory."
+    )
 
 
 def test_the_activations_answer_compares_them_with_the_cost():
@@ -145,25 +181,50 @@ def test_the_head_answer_reads_the_shares():
 def test_nin_variants_answer_with_accuracy_once_they_are_trained(tmp_path, full_row):
     store = Store(tmp_path / "results.sqlite")
     for i, model in enumerate(NIN):
-        store.put("profile", model, {"image_size": 224}, full_row(
-            "profile", model=model, image_size=224, batch_size=128, params=1_000_000 + i,
-            fwd_macs_per_image=700_000_000 + i))  # fmt: skip
+        store.put(
+            "profile",
+            model,
+            {"image_size": 224},
+            full_row(
+                "profile",
+                model=model,
+                image_size=224,
+                batch_size=128,
+                params=1_000_000 + i,
+                fwd_macs_per_image=700_000_000 + i,
+            ),
+        )
     exercise = next(e for e in EXERCISES if e.id == "8.3.5.1-3")
     answer = exercise.answer
     frame, _, reasoning = answer(store)
     assert "test_acc" not in frame and list(frame["infer_best"]) == ["-"] * len(NIN)
     section = left_to_train(store, exercise.experiments, exercise.models)
     assert "*Not trained yet under the book_cpu preset* (5 runs;" in section
-    assert ("`python -m bench train --preset book_cpu --experiment book nin_variants --models "
-            f"{','.join(sorted(NIN))}` trains them.") in section  # fmt: skip
+    assert (
+        "`python -m bench train --preset book_cpu --experiment book nin_variants --models "
+        f"{','.join(sorted(NIN))}` trains them."
+    ) in section
     # no NiN trained yet: no rate of its family to estimate from
     assert section.count("cost not estimated (no network of its family trained") == len(NIN)
     for i, model in enumerate(NIN):  # the book preset's runs, nin_fc the most accurate
-        store.put("train", model, config(Run(model), PRESETS["book"], "ours"), full_row(
-            "train", model=model, lr=0.05, batch_size=128, resize=224, techniques="-",
-            test_acc=0.80 + i / 100, images_per_s=100.0, fwd_macs_per_image=700_000_000 + i,
-        ) | describe(Run(model), PRESETS["book"], "ours"), details={"history": [
-            {"images_per_s": v} for v in (90.0, 100.0 + i, 110.0)]})  # fmt: skip
+        store.put(
+            "train",
+            model,
+            config(Run(model), PRESETS["book"], "ours"),
+            full_row(
+                "train",
+                model=model,
+                lr=0.05,
+                batch_size=128,
+                resize=224,
+                techniques="-",
+                test_acc=0.80 + i / 100,
+                images_per_s=100.0,
+                fwd_macs_per_image=700_000_000 + i,
+            )
+            | describe(Run(model), PRESETS["book"], "ours"),
+            details={"history": [{"images_per_s": v} for v in (90.0, 100.0 + i, 110.0)]},
+        )
     frame, _, reasoning = answer(store)
     assert list(frame["model"]) == list(NIN)
     assert left_to_train(store, exercise.experiments, exercise.models) == ""
@@ -176,17 +237,43 @@ def test_nin_variants_answer_with_accuracy_once_they_are_trained(tmp_path, full_
 def _profiled(store, full_row, model, side=224, **values):
     """A profile row of ``model`` at ``side`` pixels, batch 128, with every cost the answers
     read (and ``values``)."""
-    store.put("profile", model, {"image_size": side}, full_row(
-        "profile", model=model, image_size=side, batch_size=128, params=10**7,
-        fwd_macs_per_image=10**9, train_bytes_est_sgd=900 * MIB, infer_bytes_est=300 * MIB,
-        saved_activation_bytes=800 * MIB, **values))  # fmt: skip
+    store.put(
+        "profile",
+        model,
+        {"image_size": side},
+        full_row(
+            "profile",
+            model=model,
+            image_size=side,
+            batch_size=128,
+            params=10**7,
+            fwd_macs_per_image=10**9,
+            train_bytes_est_sgd=900 * MIB,
+            infer_bytes_est=300 * MIB,
+            saved_activation_bytes=800 * MIB,
+            **values,
+        ),
+    )
 
 
 def _timed(store, full_row, model, side, batch, mode, precision="fp32", **values):
     """A speed row of ``model``: ``mode`` at ``batch``, eager, in ``precision``."""
-    store.put("speed", model, {"batch_size": batch, "mode": mode, "precision": precision},
-              full_row("speed", model=model, image_size=side, batch_size=batch, mode=mode,
-                       precision=precision, channels_last=False, compiled=False, **values))  # fmt: skip
+    store.put(
+        "speed",
+        model,
+        {"batch_size": batch, "mode": mode, "precision": precision},
+        full_row(
+            "speed",
+            model=model,
+            image_size=side,
+            batch_size=batch,
+            mode=mode,
+            precision=precision,
+            channels_last=False,
+            compiled=False,
+            **values,
+        ),
+    )
 
 
 def test_a_point_timed_by_two_runs_is_read_once_from_the_run_with_more_steps(tmp_path, full_row):
@@ -194,17 +281,36 @@ def test_a_point_timed_by_two_runs_is_read_once_from_the_run_with_more_steps(tmp
     30 s one (5 steps): 8.1.5.1.3 reads the point once, from the run with 5 steps."""
     store = Store(tmp_path / "results.sqlite")
     _profiled(store, full_row, "alexnet")
-    for mode, limit, n, mib in (("infer", 1.0, 2, 70), ("infer", 30.0, 5, 80),
-                                ("train", 30.0, 1, 300)):  # fmt: skip
-        store.put("speed", "alexnet", {"batch_size": 16, "mode": mode, "max_step_s": limit},
-                  full_row("speed", model="alexnet", image_size=224, batch_size=16, mode=mode,
-                           precision="fp32", channels_last=False, compiled=False, n=n,
-                           max_step_s=limit, images_per_s=1.0, peak_bytes=mib * MIB))  # fmt: skip
+    for mode, limit, n, mib in (
+        ("infer", 1.0, 2, 70),
+        ("infer", 30.0, 5, 80),
+        ("train", 30.0, 1, 300),
+    ):
+        store.put(
+            "speed",
+            "alexnet",
+            {"batch_size": 16, "mode": mode, "max_step_s": limit},
+            full_row(
+                "speed",
+                model="alexnet",
+                image_size=224,
+                batch_size=16,
+                mode=mode,
+                precision="fp32",
+                channels_last=False,
+                compiled=False,
+                n=n,
+                max_step_s=limit,
+                images_per_s=1.0,
+                peak_bytes=mib * MIB,
+            ),
+        )
     answer = next(e for e in EXERCISES if e.id == "8.1.5.1.3").answer
     frame, _, reasoning = answer(store)
     assert list(zip(frame["mode"], frame["n"], strict=True)) == [("infer", 5), ("train", 1)]
-    assert reasoning.startswith("At batch 16, training peaks at 300 MiB against 80 MiB for "
-                                "inference (measured)")  # fmt: skip
+    assert reasoning.startswith(
+        "At batch 16, training peaks at 300 MiB against 80 MiB for inference (measured)"
+    )
 
 
 def test_resnet_answer_reads_each_networks_fastest_fp32_inference(tmp_path, full_row):
@@ -213,20 +319,39 @@ def test_resnet_answer_reads_each_networks_fastest_fp32_inference(tmp_path, full
         _profiled(store, full_row, model, 224)  # ResNet-18 too, beside Table 1's networks
     _profiled(store, full_row, "resnet18", 96)  # at the book's side: not read
     for model, side, batch, precision, speed, n in [
-        ("resnet18", 224, 1, "fp32", 50.0, 9), ("resnet18", 224, 16, "fp32", 120.0, 5),
+        ("resnet18", 224, 1, "fp32", 50.0, 9),
+        ("resnet18", 224, 16, "fp32", 120.0, 5),
         ("resnet18", 224, 16, "bf16", 900.0, 9),  # not the book's setup: not read
-        ("resnet50", 224, 1, "fp32", 20.0, 1), ("resnet50", 224, 16, "fp32", 10.0, 1),
-    ]:  # fmt: skip
-        _timed(store, full_row, model, side, batch, "infer", precision, images_per_s=speed, n=n,
-               cv=0.04)  # fmt: skip
+        ("resnet50", 224, 1, "fp32", 20.0, 1),
+        ("resnet50", 224, 16, "fp32", 10.0, 1),
+    ]:
+        _timed(
+            store,
+            full_row,
+            model,
+            side,
+            batch,
+            "infer",
+            precision,
+            images_per_s=speed,
+            n=n,
+            cv=0.04,
+        )
     answer = next(e for e in EXERCISES if e.id == "8.6.7.2").answer
     frame, columns, reasoning = answer(store)
-    assert list(frame["infer_best"]) == ["120 (batch 16, CV 4%)", "-", "20 (batch 1, 1 timed step)",
-                                         "-", "-"]  # fmt: skip
+    assert list(frame["infer_best"]) == [
+        "120 (batch 16, CV 4%)",
+        "-",
+        "20 (batch 1, 1 timed step)",
+        "-",
+        "-",
+    ]
     assert columns[-1][0] == "infer_best"
-    assert reasoning.endswith("*Throughput not measured yet* for resnet34, resnet101, resnet152: "
-                              "`python -m bench speed --models resnet34,resnet101,resnet152` "
-                              "measures it.")  # fmt: skip
+    assert reasoning.endswith(
+        "*Throughput not measured yet* for resnet34, resnet101, resnet152: "
+        "`python -m bench speed --models resnet34,resnet101,resnet152` "
+        "measures it."
+    )
     assert frame["source"][0].startswith("profile, ") and "; speed, " in frame["source"][0]
 
 
@@ -237,27 +362,47 @@ def test_densenet_answer_reads_the_measured_training_memory_at_a_common_batch(tm
     answer = next(e for e in EXERCISES if e.id == "8.7.7.3").answer
 
     def measured(model, batch, mib, precision="fp32"):
-        _timed(store, full_row, model, 224, batch, "train", precision, images_per_s=1.0,
-               peak_bytes=mib * MIB, memory_kind="resident")  # fmt: skip
+        _timed(
+            store,
+            full_row,
+            model,
+            224,
+            batch,
+            "train",
+            precision,
+            images_per_s=1.0,
+            peak_bytes=mib * MIB,
+            memory_kind="resident",
+        )
 
     measured("densenet121", 16, 300)  # no batch timed for both yet
     frame, _, reasoning = answer(store)
     assert list(frame["train_peak"]) == ["-", "-"]
-    assert reasoning.endswith("`python -m bench speed --models densenet121,resnet50 --mode train` "
-                              "measures it.")  # fmt: skip
+    assert reasoning.endswith(
+        "`python -m bench speed --models densenet121,resnet50 --mode train` measures it."
+    )
     measured("resnet50", 16, 200)
     measured("densenet121", 64, 900)  # not timed for resnet50: not compared
     measured("resnet50", 64, 500, "bf16")  # not the book's setup
     frame, _, reasoning = answer(store)
     assert list(frame["train_peak"]) == ["300.0 (batch 16)", "200.0 (batch 16)"]
-    assert reasoning.endswith("Measured at batch 16 (resident), densenet121's training step grew "
-                              "memory 1.50x as much as resnet50's.")  # fmt: skip
+    assert reasoning.endswith(
+        "Measured at batch 16 (resident), densenet121's training step grew "
+        "memory 1.50x as much as resnet50's."
+    )
     # beside it, the same ratio counted: each step's tracked peak less its weights
-    for model, weights, batch1, batch128 in (("densenet121", 30, 130, 16_000),
-                                             ("resnet50", 90, 240, 10_000)):  # fmt: skip
-        _profiled(store, full_row, model, weight_bytes=weights * MIB,
-                  train_bytes_tracked_sgd_batch1=batch1 * MIB,
-                  train_bytes_tracked_sgd=batch128 * MIB)  # fmt: skip
+    for model, weights, batch1, batch128 in (
+        ("densenet121", 30, 130, 16_000),
+        ("resnet50", 90, 240, 10_000),
+    ):
+        _profiled(
+            store,
+            full_row,
+            model,
+            weight_bytes=weights * MIB,
+            train_bytes_tracked_sgd_batch1=batch1 * MIB,
+            train_bytes_tracked_sgd=batch128 * MIB,
+        )
     assert answer(store)[2].endswith(
         "memory 1.50x as much as resnet50's; counted (the tensors a "
         "step holds at its fullest, tracked on the meta device, less "
@@ -285,8 +430,9 @@ def test_grouped_convs_say_whether_latency_fell_less_than_the_macs():
 
 def test_the_fastest_way_is_named_a_winner_only_beyond_the_timings_spread():
     def ways(iqr_ms: float) -> str:
-        frame = pd.DataFrame({"method": ["conv2d", "matmul"], "median_ms": [0.37, 0.33],
-                              "iqr_ms": [iqr_ms, 0.02]})  # fmt: skip
+        frame = pd.DataFrame(
+            {"method": ["conv2d", "matmul"], "median_ms": [0.37, 0.33], "iqr_ms": [iqr_ms, 0.02]}
+        )
         return ex.say_fastest("method")(frame)
 
     assert ways(0.01).endswith(
@@ -304,8 +450,14 @@ def test_the_googlenet_variant_costs_more_because_of_its_stem(tmp_path, full_row
             {"layer": "0.0", "type": "Conv2d", "output_shape": f"64x{side}x{side}"},
             {"layer": "2.0", "type": "Inception", "output_shape": f"256x{maps}x{maps}"},
         ]
-        row = full_row("profile", model=model, image_size=side, batch_size=128, params=10**6,
-                       fwd_macs_per_image=macs)  # fmt: skip
+        row = full_row(
+            "profile",
+            model=model,
+            image_size=side,
+            batch_size=128,
+            params=10**6,
+            fwd_macs_per_image=macs,
+        )
         store.put("profile", model, {"image_size": side}, row, details={"layers": layers})
     answer = next(e for e in EXERCISES if e.id == "8.4.5.3").answer
     _, _, text = answer(store)
@@ -318,19 +470,34 @@ def test_the_batch_size_answer_is_alexnets_and_needs_two_batch_sizes(tmp_path, f
     answer = next(e for e in EXERCISES if e.id == "8.1.5.6").answer
 
     def trained(batch, accuracy, rate, mib):
-        store.put("train", "alexnet", {"batch_size": batch}, full_row(
-            "train", model="alexnet", lr=0.01, batch_size=batch, resize=224, techniques="-",
-            test_acc=accuracy, images_per_s=rate, peak_bytes=mib * MIB,
-            fwd_macs_per_image=700_000_000) | describe(
-            Run("alexnet", batch_size=batch), PRESETS["book"], "ours"),
-            details={"history": [{"images_per_s": rate}]})  # fmt: skip
+        store.put(
+            "train",
+            "alexnet",
+            {"batch_size": batch},
+            full_row(
+                "train",
+                model="alexnet",
+                lr=0.01,
+                batch_size=batch,
+                resize=224,
+                techniques="-",
+                test_acc=accuracy,
+                images_per_s=rate,
+                peak_bytes=mib * MIB,
+                fwd_macs_per_image=700_000_000,
+            )
+            | describe(Run("alexnet", batch_size=batch), PRESETS["book"], "ours"),
+            details={"history": [{"images_per_s": rate}]},
+        )
 
     trained(128, 0.85, 200.0, 900)  # the preset's run alone: no sweep yet
     assert answer(store) is None
     trained(512, 0.80, 300.0, 3000)
     _, _, text = answer(store)
-    assert text.startswith("From batch 128 to 512, training throughput goes from 200 to 300 "
-                           "images/s (1.5x) and test accuracy from 85.0% to 80.0%")  # fmt: skip
+    assert text.startswith(
+        "From batch 128 to 512, training throughput goes from 200 to 300 "
+        "images/s (1.5x) and test accuracy from 85.0% to 80.0%"
+    )
 
 
 def test_accuracies_compare_at_equal_work_and_what_is_left_says_its_cost(tmp_path, full_row):
@@ -343,11 +510,24 @@ def test_accuracies_compare_at_equal_work_and_what_is_left_says_its_cost(tmp_pat
 
     def put(model, preset, macs, images_per_s):
         run = Run(model)
-        row = full_row("train", model=model, batch_size=128, resize=32, techniques="-",
-                       test_acc=0.8, images_per_s=images_per_s, fwd_macs_per_image=macs,
-                       lr=config(run, PRESETS[preset], "ours")["lr"])  # fmt: skip
-        store.put("train", model, config(run, PRESETS[preset], "ours"),
-                  row | describe(run, PRESETS[preset], "ours"), details={"history": []})  # fmt: skip
+        row = full_row(
+            "train",
+            model=model,
+            batch_size=128,
+            resize=32,
+            techniques="-",
+            test_acc=0.8,
+            images_per_s=images_per_s,
+            fwd_macs_per_image=macs,
+            lr=config(run, PRESETS[preset], "ours")["lr"],
+        )
+        store.put(
+            "train",
+            model,
+            config(run, PRESETS[preset], "ours"),
+            row | describe(run, PRESETS[preset], "ours"),
+            details={"history": []},
+        )
 
     put("googlenet", "cpu", 10**8, 500.0)
     put("googlenet_bn", "cpu", 2 * 10**8, 400.0)

@@ -54,10 +54,23 @@ def test_out_of_memory_as_cuda_raises_it_is_recognised_and_ends_a_sweep():
     [("fp32", False, False), ("bf16", True, False), ("fp32", False, True)],
 )
 def test_a_speed_sweep_in_each_setup_of_the_book_plan(precision, channels_last, compile):
-    rows = list(sp.iter_speed("lenet", batch_sizes=(1, 8), device="cuda", precision=precision,
-                              channels_last=channels_last, compile=compile, time_cap_s=0.05))  # fmt: skip
+    rows = list(
+        sp.iter_speed(
+            "lenet",
+            batch_sizes=(1, 8),
+            device="cuda",
+            precision=precision,
+            channels_last=channels_last,
+            compile=compile,
+            time_cap_s=0.05,
+        )
+    )
     assert [(r["mode"], r["batch_size"]) for r in rows] == [
-        ("infer", 1), ("infer", 8), ("train", 1), ("train", 8)]  # fmt: skip
+        ("infer", 1),
+        ("infer", 8),
+        ("train", 1),
+        ("train", 8),
+    ]
     for r in rows:
         assert (r["status"], r["device"], r["memory_kind"]) == (Status.OK, "cuda", ALLOCATED)
         assert r["peak_bytes"] > 0 and r["cudnn_benchmark"] and r["n"] >= 1
@@ -122,7 +135,6 @@ def test_onnxruntime_on_a_gpu_machine_runs_where_its_provider_is(tmp_path):
     from bench.onnx_runtime import iter_onnx, placement
 
     device, provider = placement(GPU)
-    (row,) = iter_onnx("lenet", onnx_dir=tmp_path, batch_sizes=(1,), device="cuda",
-                       time_cap_s=0.05)  # fmt: skip
+    (row,) = iter_onnx("lenet", onnx_dir=tmp_path, batch_sizes=(1,), device="cuda", time_cap_s=0.05)
     assert row["status"] == Status.OK and row["provider"] == provider
     assert device.type == ("cuda" if provider == "CUDAExecutionProvider" else "cpu")

@@ -56,12 +56,14 @@ def test_a_headless_browser_draws_the_table_and_the_plot(tmp_path):
     source.write_text(TEXT)
     url = write_twin(source).as_uri()
     flags = [BROWSER, "--headless", "--no-sandbox", "--disable-gpu", "--window-size=800,600"]
-    dom = subprocess.run([*flags, "--dump-dom", url], capture_output=True, text=True,
-                         timeout=120, check=True).stdout  # fmt: skip
+    dom = subprocess.run(
+        [*flags, "--dump-dom", url], capture_output=True, text=True, timeout=120, check=True
+    ).stdout
     assert "<table>" in dom and "lenet" in dom and 'src="plots/headline.png"' in dom
     shot = tmp_path / "shot.png"
-    subprocess.run([*flags, f"--screenshot={shot}", url], capture_output=True, timeout=120,
-                   check=True)  # fmt: skip
+    subprocess.run(
+        [*flags, f"--screenshot={shot}", url], capture_output=True, timeout=120, check=True
+    )
     pixels = matplotlib.image.imread(shot)[..., :3]
     red = (pixels[..., 0] > 0.8) & (pixels[..., 1] < 0.3) & (pixels[..., 2] < 0.3)
     assert red.sum() > 100  # the plot's red line was loaded and drawn

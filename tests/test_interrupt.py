@@ -18,22 +18,31 @@ from bench.store import Store
 
 # stage -> (its options, the stage rows a whole run stores, the rows to wait for before the kill)
 STAGES = {
-    "profile": (["--models", "lenet,bn_lenet,alexnet", "--batch-size", "2", "--workers", "1"], 3, 1),
+    "profile": (
+        ["--models", "lenet,bn_lenet,alexnet", "--batch-size", "2", "--workers", "1"],
+        3,
+        1,
+    ),
     "blocks": (["--time-cap", "0.05"], len(cases(0.05)), 1),
     "speed": (["--models", "lenet", "--batch-sizes", "2,4,8", "--time-cap", "0.3"], 6, 1),
     "onnx": (["--models", "lenet,bn_lenet", "--batch-sizes", "1,2", "--time-cap", "0.2"], 4, 1),
     # the pipeline stores a network's three feeds together (they take turns): killed before
     "pipeline": (["--models", "lenet", "--seconds", "1"], 3, 0),
-}  # fmt: skip
+}
 
 
 def start(argv, sigint=signal.SIG_DFL):
     """The command in a process group of its own, started with SIGINT's action ``sigint``
     whatever the suite runs with (SIG_IGN: a non-interactive shell's background job, as in
     ``nohup nox -s tests &``)."""
-    return subprocess.Popen([sys.executable, "-m", "bench", *argv], start_new_session=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, sigint))  # fmt: skip
+    return subprocess.Popen(
+        [sys.executable, "-m", "bench", *argv],
+        start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, sigint),
+    )
 
 
 def wait_for_rows(child, store_path, stage, count=1, deadline_s=300):
@@ -62,8 +71,10 @@ def test_killed_mid_stage_then_resumed_stores_each_measurement_once(stage, tmp_p
     assert all(r["status"] in ("ok", "n/a") for r in rows)
     # what was stored before the kill is kept as it was, not measured again
     dates = {str((r["model"], sorted(r["config"].items()))): r["provenance"]["date"] for r in rows}
-    assert all(dates[str((r["model"], sorted(r["config"].items())))] == r["provenance"]["date"]
-               for r in first)  # fmt: skip
+    assert all(
+        dates[str((r["model"], sorted(r["config"].items())))] == r["provenance"]["date"]
+        for r in first
+    )
     assert not list(tmp_path.rglob("*.partial")) and not list(tmp_path.glob("*.lock"))
 
 
@@ -72,8 +83,19 @@ def test_ctrl_c_ends_the_run_and_its_children_and_says_what_was_kept(tmp_path, s
     """Started from a terminal, or as a background job that inherits SIGINT ignored (where
     `timeout -s INT` still ends it), the run stops: it does not go on to the next item."""
     store_path = tmp_path / "results.sqlite"
-    argv = ["train", "--preset", "smoke", "--models", "lenet", "--experiment", "lr_grid",
-            "--store", str(store_path), "--out", str(tmp_path)]  # fmt: skip
+    argv = [
+        "train",
+        "--preset",
+        "smoke",
+        "--models",
+        "lenet",
+        "--experiment",
+        "lr_grid",
+        "--store",
+        str(store_path),
+        "--out",
+        str(tmp_path),
+    ]
     child = start(argv, sigint)
     wait_for_rows(child, store_path, "train")
     os.killpg(child.pid, signal.SIGINT)  # what Ctrl-C in a terminal does: the whole group
@@ -110,11 +132,15 @@ def test_a_child_interrupted_before_our_code_runs_there_goes_on_quietly(tmp_path
     """A SIGINT that reaches a child while it unpickles its job, before end_with says how it
     ends, is ignored there: it does not end the child with exit code 1 (an error)."""
     pid_file, go = tmp_path / "child.pid", tmp_path / "go"
-    run = run_jobs("from killing_jobs import SlowToArrive, take_nothing\n"
-                   f"arrival = SlowToArrive({str(pid_file)!r}, {str(go)!r})\n"
-                   "print([type(m).__name__ for _, m in "
-                   "Local().run([Job(take_nothing, {'argument': arrival}, 300)])])\n",
-                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    run = run_jobs(
+        "from killing_jobs import SlowToArrive, take_nothing\n"
+        f"arrival = SlowToArrive({str(pid_file)!r}, {str(go)!r})\n"
+        "print([type(m).__name__ for _, m in "
+        "Local().run([Job(take_nothing, {'argument': arrival}, 300)])])\n",
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     os.kill(written_pid(pid_file, run), signal.SIGINT)  # the child alone, as it unpickles
     go.touch()
     out, err = run.communicate(timeout=300)
@@ -125,9 +151,11 @@ def test_a_job_ends_when_the_process_that_started_it_is_killed(tmp_path):
     """Children fork from a fork server that outlives the run while they live: each watches the
     run itself, so that a run killed alone (not its group) leaves nothing measuring."""
     pid_file = tmp_path / "child.pid"
-    run = run_jobs("from killing_jobs import sleep_after_saying_who\n"
-                   "list(Local().run([Job(sleep_after_saying_who, "
-                   f"{{'pid_file': {str(pid_file)!r}}}, 900)]))\n")  # fmt: skip
+    run = run_jobs(
+        "from killing_jobs import sleep_after_saying_who\n"
+        "list(Local().run([Job(sleep_after_saying_who, "
+        f"{{'pid_file': {str(pid_file)!r}}}, 900)]))\n"
+    )
     job = written_pid(pid_file, run)
     run.kill()  # the run alone, as a lost Ray worker is
     run.wait()

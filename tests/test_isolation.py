@@ -58,7 +58,9 @@ def test_every_ending_becomes_a_status_and_a_note():
     assert ending(TimedOut(30.0)) == ("timeout", "no result within 30 s")
     assert ending(Exited(-9)) == ("error", "the child process exited with code -9")
     assert ending(Lost(3, "WorkerCrashedError")) == (
-        "error", "its worker was lost on each of 3 tries: WorkerCrashedError")  # fmt: skip
+        "error",
+        "its worker was lost on each of 3 tries: WorkerCrashedError",
+    )
 
 
 def _one_row(value):
@@ -88,6 +90,9 @@ def test_a_job_for_ray_names_its_paths_from_the_root(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     job = Job(_one_row, {"out": Path("runs") / "checkpoints", "value": 3, "data": None}, 60)
     sent = absolute(job)
-    assert sent.kwargs == {"out": tmp_path.resolve() / "runs" / "checkpoints", "value": 3,
-                           "data": None}  # fmt: skip
+    assert sent.kwargs == {
+        "out": tmp_path.resolve() / "runs" / "checkpoints",
+        "value": 3,
+        "data": None,
+    }
     assert (sent.produce, sent.timeout, sent.exclusive) == (_one_row, 60, True)

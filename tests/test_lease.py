@@ -15,8 +15,17 @@ from bench.store import Store
 
 ROOT = Path(__file__).parents[1]
 DEBIAN = Path("/usr/share/datasets/fashion-mnist")
-LEFT_BEHIND = (".git", ".nox", "runs", "reports", ".device", "__pycache__", ".pytest_cache",
-               ".ruff_cache", "*.egg-info")  # fmt: skip
+LEFT_BEHIND = (
+    ".git",
+    ".nox",
+    "runs",
+    "reports",
+    ".device",
+    "__pycache__",
+    ".pytest_cache",
+    ".ruff_cache",
+    "*.egg-info",
+)
 
 
 @pytest.fixture(scope="module")
@@ -31,12 +40,22 @@ def tree(tmp_path_factory):
 
 
 def _lease(tree: Path, out: Path, **settings: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OUT": str(out), "DEVICE": "cpu", "PRESET": "smoke", "BUDGET": "240",
-           "MODELS": "lenet", "PIP_NO_INDEX": "1", "PYTHON": sys.executable,
-           "FASHION_MNIST_DIR": str(DEBIAN), **settings}  # fmt: skip
+    env = {
+        **os.environ,
+        "OUT": str(out),
+        "DEVICE": "cpu",
+        "PRESET": "smoke",
+        "BUDGET": "240",
+        "MODELS": "lenet",
+        "PIP_NO_INDEX": "1",
+        "PYTHON": sys.executable,
+        "FASHION_MNIST_DIR": str(DEBIAN),
+        **settings,
+    }
     env.pop("PYTHONPATH", None)
-    return subprocess.run(["bash", "tools/gpu-check"], cwd=tree, env=env, capture_output=True,
-                          text=True, timeout=600)  # fmt: skip
+    return subprocess.run(
+        ["bash", "tools/gpu-check"], cwd=tree, env=env, capture_output=True, text=True, timeout=600
+    )
 
 
 @pytest.mark.skipif(not DEBIAN.is_dir(), reason="Debian's dataset-fashion-mnist is not installed")
@@ -45,8 +64,13 @@ def test_a_lease_rehearsed_on_the_cpu_returns_its_run_and_the_next_continues_it(
     done = _lease(tree, out)
     assert done.returncode == 0, done.stderr + (out / "gpu-check.log").read_text()
     files = sorted(p.name for p in out.iterdir())
-    assert files == ["environment.txt", "gpu-check.log", "gpu-tests.xml", "pages.tar.gz",
-                     "results.sqlite"]  # fmt: skip  # at most 8 files come back
+    assert files == [
+        "environment.txt",
+        "gpu-check.log",
+        "gpu-tests.xml",
+        "pages.tar.gz",
+        "results.sqlite",
+    ]  # at most 8 files come back
     assert "tests=" in (out / "gpu-tests.xml").read_text()  # the GPU tests' verdict, skipped here
     store = Store(out / "results.sqlite", create=False)
     trained = store.rows("train")

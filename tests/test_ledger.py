@@ -38,8 +38,9 @@ def test_an_interrupted_command_is_recorded_with_what_it_wrote(tmp_path, monkeyp
         store.close()
         raise KeyboardInterrupt
 
-    monkeypatch.setitem(COMMANDS, "profile", dataclasses.replace(COMMANDS["profile"],
-                                                                 run=interrupted))  # fmt: skip
+    monkeypatch.setitem(
+        COMMANDS, "profile", dataclasses.replace(COMMANDS["profile"], run=interrupted)
+    )
     assert main(["profile", "--out", str(tmp_path)]) == 130
     (command,) = _commands(tmp_path)
     assert (command["exit"], command["rows_written"]) == (130, 1)
@@ -63,8 +64,10 @@ def test_prune_deletes_only_what_it_is_asked_and_is_recorded(tmp_path, capsys):
     assert main(["prune", str(tmp_path), "--stage", "blocks", "--status", "ok"]) == 0
     assert left() == set()
     assert [(c["rows_deleted"], c["rows_written"]) for c in _commands(tmp_path)] == [
-        (1, 0), (1, 0), (1, 0)
-    ]  # fmt: skip
+        (1, 0),
+        (1, 0),
+        (1, 0),
+    ]
     assert main(["prune", str(tmp_path)]) == 2  # which stage: one line, not a guess
 
 

@@ -12,8 +12,11 @@ from bench.store import Store
 @pytest.fixture(scope="module")
 def lenet_rows(tmp_path_factory):
     out = tmp_path_factory.mktemp("onnx")
-    rows = list(onnx_runtime.iter_onnx("lenet", batch_sizes=(1, 4), device="cpu", time_cap_s=0.05,
-                                       onnx_dir=out))  # fmt: skip
+    rows = list(
+        onnx_runtime.iter_onnx(
+            "lenet", batch_sizes=(1, 4), device="cpu", time_cap_s=0.05, onnx_dir=out
+        )
+    )
     return rows, out
 
 
@@ -66,11 +69,15 @@ def test_a_provider_that_falls_back_is_an_error(lenet_rows):
 @pytest.mark.parametrize(
     ("device", "available", "expected"),
     [
-        ("cuda", ["CUDAExecutionProvider", "CPUExecutionProvider"], ("cuda", "CUDAExecutionProvider")),
+        (
+            "cuda",
+            ["CUDAExecutionProvider", "CPUExecutionProvider"],
+            ("cuda", "CUDAExecutionProvider"),
+        ),
         ("cuda", ["CPUExecutionProvider"], ("cpu", "CPUExecutionProvider")),  # a CPU-only build
         ("cpu", ["CUDAExecutionProvider", "CPUExecutionProvider"], ("cpu", "CPUExecutionProvider")),
     ],
-)  # fmt: skip
+)
 def test_onnxruntime_runs_where_its_provider_is(monkeypatch, device, available, expected):
     import onnxruntime
 
@@ -111,12 +118,29 @@ def _rows_failing_all_but_lenet(model_or_name, **job):
 
 def test_a_failed_export_is_recorded_and_the_others_go_on(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(onnx_runtime, "iter_onnx", _rows_failing_all_but_lenet)
-    argv = ["onnx", "--models", "[al]*net", "--batch-sizes", "1,2", "--time-cap", "0.05",
-            "--store", str(tmp_path / "r.sqlite"), "--out", str(tmp_path)]  # fmt: skip
+    argv = [
+        "onnx",
+        "--models",
+        "[al]*net",
+        "--batch-sizes",
+        "1,2",
+        "--time-cap",
+        "0.05",
+        "--store",
+        str(tmp_path / "r.sqlite"),
+        "--out",
+        str(tmp_path),
+    ]
     assert main(argv) == 1  # some networks failed
     rows = {(r["model"], r["batch_size"]): r for r in Store(tmp_path / "r.sqlite").rows("onnx")}
-    assert sorted(rows) == [("alexnet", 1), ("alexnet", 2), ("anynet", 1), ("anynet", 2),
-                            ("lenet", 1), ("lenet", 2)]  # fmt: skip
+    assert sorted(rows) == [
+        ("alexnet", 1),
+        ("alexnet", 2),
+        ("anynet", 1),
+        ("anynet", 2),
+        ("lenet", 1),
+        ("lenet", 2),
+    ]
     assert rows[("alexnet", 2)]["status"] == "error"
     assert rows[("alexnet", 2)]["note"] == "RuntimeError: exporter cannot handle this network"
     assert rows[("lenet", 1)]["status"] == "ok" and rows[("lenet", 1)]["parity_ok"]
@@ -135,8 +159,21 @@ def test_without_cudas_provider_a_cuda_request_runs_both_runtimes_on_the_cpu(
     cpu = bench.device.resolve_device("cpu")
     monkeypatch.setattr(bench.device, "resolve_device", lambda name="auto": torch.device("cuda"))
     monkeypatch.setattr(onnxruntime, "get_available_providers", lambda: ["CPUExecutionProvider"])
-    argv = ["onnx", "--models", "lenet", "--device", "cuda", "--batch-sizes", "1",
-            "--time-cap", "0.05", "--store", str(tmp_path / "r.sqlite"), "--out", str(tmp_path)]  # fmt: skip
+    argv = [
+        "onnx",
+        "--models",
+        "lenet",
+        "--device",
+        "cuda",
+        "--batch-sizes",
+        "1",
+        "--time-cap",
+        "0.05",
+        "--store",
+        str(tmp_path / "r.sqlite"),
+        "--out",
+        str(tmp_path),
+    ]
     assert main(argv) == 0
     assert "this onnxruntime has no CUDA provider (a CPU-only build)" in capsys.readouterr().out
     (row,) = Store(tmp_path / "r.sqlite").rows("onnx")

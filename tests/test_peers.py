@@ -7,24 +7,33 @@ from bench.flops import profile
 from bench.render.peers import cause
 from bench.schema import OP_KINDS
 
-OURS = dict.fromkeys(OP_KINDS, 0.0) | {"conv": 100.0, "linear": 10.0, "batch norm": 4.0,
-                                        "activation": 2.0}  # fmt: skip
+OURS = dict.fromkeys(OP_KINDS, 0.0) | {
+    "conv": 100.0,
+    "linear": 10.0,
+    "batch norm": 4.0,
+    "activation": 2.0,
+}
 
 
 def entry(macs, by_kind=None, note=""):
     return {"counter": "peer", "macs": macs, "by_kind": by_kind, "note": note}
 
 
-@pytest.mark.parametrize(("counted", "expected"), [
-    (entry(116.0, dict(OURS)), "equal to ours, kind by kind"),
-    (entry(110.0, OURS | {"batch norm": 0.0, "activation": 0.0}),
-     "skips batch norm; skips activation"),
-    (entry(118.0, OURS | {"batch norm": 8.0}), "batch norm x2"),
-    (entry(117.0, OURS | {"addition": 1.0}), "counts addition (0.00 M), free in ours"),
-    (entry(110.0), "counts conv and linear only (a total only)"),
-    (entry(116.0), "equal to ours (a total only)"),
-    (entry(None, note="not installed"), "not installed"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("counted", "expected"),
+    [
+        (entry(116.0, dict(OURS)), "equal to ours, kind by kind"),
+        (
+            entry(110.0, OURS | {"batch norm": 0.0, "activation": 0.0}),
+            "skips batch norm; skips activation",
+        ),
+        (entry(118.0, OURS | {"batch norm": 8.0}), "batch norm x2"),
+        (entry(117.0, OURS | {"addition": 1.0}), "counts addition (0.00 M), free in ours"),
+        (entry(110.0), "counts conv and linear only (a total only)"),
+        (entry(116.0), "equal to ours (a total only)"),
+        (entry(None, note="not installed"), "not installed"),
+    ],
+)
 def test_each_difference_gets_its_cause(counted, expected):
     assert cause(OURS, counted) == expected
 

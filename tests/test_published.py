@@ -21,8 +21,13 @@ GIT = ["git", "-c", "user.name=cnnbench", "-c", "user.email=cnnbench@localhost"]
 
 
 def _status(folder: Path) -> str:
-    return subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"], cwd=folder,
-                          capture_output=True, text=True, check=True).stdout  # fmt: skip
+    return subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=all"],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
 
 
 @pytest.fixture
@@ -44,8 +49,22 @@ def test_commands_measure_into_runs_and_leave_a_published_run_alone(published_he
     checkout = published_here.parents[1]
     before = (published_here / runs.STORE_NAME).read_bytes()
     assert main(["profile", "--models", "tv:mobilenet_v3_small"]) == 0
-    assert main(["speed", "--device", "cpu", "--models", "lenet", "--batch-sizes", "1,8",
-                 "--time-cap", "0.05"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "speed",
+                "--device",
+                "cpu",
+                "--models",
+                "lenet",
+                "--batch-sizes",
+                "1,8",
+                "--time-cap",
+                "0.05",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "1 network to measure, 0 already in runs/" in out  # measured, not found published
     assert (published_here / runs.STORE_NAME).read_bytes() == before
@@ -84,8 +103,9 @@ def test_every_page_and_its_twin_agree_with_the_store_after_a_stage(checkout, ca
     assert "| bn_lenet |" in (own / "index.md").read_text()
 
 
-def test_all_sets_its_figures_beside_the_published_run_of_its_kind(smoke_run, tmp_path, capsys,
-                                                                   monkeypatch):  # fmt: skip
+def test_all_sets_its_figures_beside_the_published_run_of_its_kind(
+    smoke_run, tmp_path, capsys, monkeypatch
+):
     """A published smoke run of this machine (copied from the session's), then ``all`` again
     in a folder of its own: the summary of the comparison and the full one on disk."""
     checkout = tmp_path

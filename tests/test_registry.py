@@ -86,38 +86,87 @@ S, F_, L = "Sequential", "Flatten", "Linear"
 # The layer summaries printed in the seeds (chapter 7 notebook for LeNet, chapter 8 for the rest).
 BOOK_SUMMARIES = {
     ("lenet", 28): [
-        ("Conv2d", (6, 28, 28)), ("Sigmoid", (6, 28, 28)), ("AvgPool2d", (6, 14, 14)),
-        ("Conv2d", (16, 10, 10)), ("Sigmoid", (16, 10, 10)), ("AvgPool2d", (16, 5, 5)),
-        (F_, (400,)), (L, (120,)), ("Sigmoid", (120,)), (L, (84,)), ("Sigmoid", (84,)), (L, (10,)),
+        ("Conv2d", (6, 28, 28)),
+        ("Sigmoid", (6, 28, 28)),
+        ("AvgPool2d", (6, 14, 14)),
+        ("Conv2d", (16, 10, 10)),
+        ("Sigmoid", (16, 10, 10)),
+        ("AvgPool2d", (16, 5, 5)),
+        (F_, (400,)),
+        (L, (120,)),
+        ("Sigmoid", (120,)),
+        (L, (84,)),
+        ("Sigmoid", (84,)),
+        (L, (10,)),
     ],
     ("alexnet", 224): [
-        ("Conv2d", (96, 54, 54)), ("ReLU", (96, 54, 54)), ("MaxPool2d", (96, 26, 26)),
-        ("Conv2d", (256, 26, 26)), ("ReLU", (256, 26, 26)), ("MaxPool2d", (256, 12, 12)),
-        ("Conv2d", (384, 12, 12)), ("ReLU", (384, 12, 12)), ("Conv2d", (384, 12, 12)),
-        ("ReLU", (384, 12, 12)), ("Conv2d", (256, 12, 12)), ("ReLU", (256, 12, 12)),
-        ("MaxPool2d", (256, 5, 5)), (F_, (6400,)), (L, (4096,)), ("ReLU", (4096,)),
-        ("Dropout", (4096,)), (L, (4096,)), ("ReLU", (4096,)), ("Dropout", (4096,)), (L, (10,)),
+        ("Conv2d", (96, 54, 54)),
+        ("ReLU", (96, 54, 54)),
+        ("MaxPool2d", (96, 26, 26)),
+        ("Conv2d", (256, 26, 26)),
+        ("ReLU", (256, 26, 26)),
+        ("MaxPool2d", (256, 12, 12)),
+        ("Conv2d", (384, 12, 12)),
+        ("ReLU", (384, 12, 12)),
+        ("Conv2d", (384, 12, 12)),
+        ("ReLU", (384, 12, 12)),
+        ("Conv2d", (256, 12, 12)),
+        ("ReLU", (256, 12, 12)),
+        ("MaxPool2d", (256, 5, 5)),
+        (F_, (6400,)),
+        (L, (4096,)),
+        ("ReLU", (4096,)),
+        ("Dropout", (4096,)),
+        (L, (4096,)),
+        ("ReLU", (4096,)),
+        ("Dropout", (4096,)),
+        (L, (10,)),
     ],
     ("vgg11", 224): [
-        (S, (64, 112, 112)), (S, (128, 56, 56)), (S, (256, 28, 28)), (S, (512, 14, 14)),
-        (S, (512, 7, 7)), (F_, (25088,)), (L, (4096,)), ("ReLU", (4096,)), ("Dropout", (4096,)),
-        (L, (4096,)), ("ReLU", (4096,)), ("Dropout", (4096,)), (L, (10,)),
+        (S, (64, 112, 112)),
+        (S, (128, 56, 56)),
+        (S, (256, 28, 28)),
+        (S, (512, 14, 14)),
+        (S, (512, 7, 7)),
+        (F_, (25088,)),
+        (L, (4096,)),
+        ("ReLU", (4096,)),
+        ("Dropout", (4096,)),
+        (L, (4096,)),
+        ("ReLU", (4096,)),
+        ("Dropout", (4096,)),
+        (L, (10,)),
     ],
     ("nin", 224): [
-        (S, (96, 54, 54)), ("MaxPool2d", (96, 26, 26)), (S, (256, 26, 26)),
-        ("MaxPool2d", (256, 12, 12)), (S, (384, 12, 12)), ("MaxPool2d", (384, 5, 5)),
-        ("Dropout", (384, 5, 5)), (S, (10, 5, 5)), ("AdaptiveAvgPool2d", (10, 1, 1)), (F_, (10,)),
+        (S, (96, 54, 54)),
+        ("MaxPool2d", (96, 26, 26)),
+        (S, (256, 26, 26)),
+        ("MaxPool2d", (256, 12, 12)),
+        (S, (384, 12, 12)),
+        ("MaxPool2d", (384, 5, 5)),
+        ("Dropout", (384, 5, 5)),
+        (S, (10, 5, 5)),
+        ("AdaptiveAvgPool2d", (10, 1, 1)),
+        (F_, (10,)),
     ],
     ("googlenet", 96): [
-        (S, (64, 24, 24)), (S, (192, 12, 12)), (S, (480, 6, 6)), (S, (832, 3, 3)), (S, (1024,)),
+        (S, (64, 24, 24)),
+        (S, (192, 12, 12)),
+        (S, (480, 6, 6)),
+        (S, (832, 3, 3)),
+        (S, (1024,)),
         (L, (10,)),
     ],
     ("resnet18", 96): [
-        (S, (64, 24, 24)), (S, (64, 24, 24)), (S, (128, 12, 12)), (S, (256, 6, 6)),
-        (S, (512, 3, 3)), (S, (10,)),
+        (S, (64, 24, 24)),
+        (S, (64, 24, 24)),
+        (S, (128, 12, 12)),
+        (S, (256, 6, 6)),
+        (S, (512, 3, 3)),
+        (S, (10,)),
     ],
     ("regnetx32", 96): [(S, (32, 48, 48)), (S, (32, 24, 24)), (S, (80, 12, 12)), (S, (10,))],
-}  # fmt: skip
+}
 
 
 @pytest.mark.parametrize(("name", "size"), list(BOOK_SUMMARIES))
@@ -133,8 +182,21 @@ REFERENCED = [name for name in ALL if archs.spec(name).reference]
 
 
 def test_the_paper_tables_are_all_referenced():
-    expected = {"vgg11", "vgg13", "vgg16", "vgg19", "resnet34", "resnet50", "resnet101", "resnet152",
-                "resnext50_32x4d", "densenet121", "densenet169", "densenet201", "regnetx_400mf"}  # fmt: skip
+    expected = {
+        "vgg11",
+        "vgg13",
+        "vgg16",
+        "vgg19",
+        "resnet34",
+        "resnet50",
+        "resnet101",
+        "resnet152",
+        "resnext50_32x4d",
+        "densenet121",
+        "densenet169",
+        "densenet201",
+        "regnetx_400mf",
+    }
     assert set(REFERENCED) == expected
 
 
@@ -149,8 +211,17 @@ def test_parameter_count_equals_torchvision(name):
         ), kind.__name__
 
 
-BATCH_NORM_FAMILIES = ["bn_lenet", "bn_lenet_scratch", "googlenet_bn", "resnet18", "resnext18",
-                       "densenet", "regnetx32", "resnet50", "vgg_28"]  # fmt: skip
+BATCH_NORM_FAMILIES = [
+    "bn_lenet",
+    "bn_lenet_scratch",
+    "googlenet_bn",
+    "resnet18",
+    "resnext18",
+    "densenet",
+    "regnetx32",
+    "resnet50",
+    "vgg_28",
+]
 
 
 @pytest.mark.parametrize("name", BATCH_NORM_FAMILIES)
@@ -246,9 +317,11 @@ def test_the_command_line_lists_the_networks_a_pattern_matches(capsys):
 
 @pytest.mark.parametrize(
     ("argv", "message"),
-    [(["transformer*"], "no network matches 'transformer*'"),
-     (["lenet", "vgg"], "unrecognized arguments: vgg")],
-)  # fmt: skip
+    [
+        (["transformer*"], "no network matches 'transformer*'"),
+        (["lenet", "vgg"], "unrecognized arguments: vgg"),
+    ],
+)
 def test_the_command_line_rejects_bad_input_in_one_line(argv, message, capsys):
     with pytest.raises(SystemExit) as exit:
         archs_main(argv)

@@ -34,8 +34,10 @@ from bench.schema import ALLOCATED, RESIDENT
 from bench.store import Store
 
 
-@pytest.mark.parametrize(("c_i", "c_o", "k", "side", "padding", "stride"),
-                         [(3, 8, 3, 12, 1, 1), (4, 6, 5, 11, 0, 2), (2, 4, 1, 9, 2, 3)])  # fmt: skip
+@pytest.mark.parametrize(
+    ("c_i", "c_o", "k", "side", "padding", "stride"),
+    [(3, 8, 3, 12, 1, 1), (4, 6, 5, 11, 0, 2), (2, 4, 1, 9, 2, 3)],
+)
 def test_conv_costs_counted_equal_the_formulas(c_i, c_o, k, side, padding, stride):
     row = conv_row(c_i, c_o, k, side, padding, stride, seconds=0.01)
     out = torch.nn.Conv2d(c_i, c_o, k, stride, padding)(torch.zeros(1, c_i, side, side)).shape[-1]
@@ -91,8 +93,9 @@ def test_chapter_7_primitives_agree_and_grouped_macs_fall_by_the_groups():
 
 
 def _speed_row(full_row, images_per_s: float, cv: float, model: str = "lenet") -> dict:
-    return full_row("speed", model=model, images_per_s=images_per_s, median_ms=1000 / images_per_s,
-                    cv=cv)  # fmt: skip
+    return full_row(
+        "speed", model=model, images_per_s=images_per_s, median_ms=1000 / images_per_s, cv=cv
+    )
 
 
 def _flagged(table: str) -> set[tuple[str, str, str]]:
@@ -103,8 +106,10 @@ def _flagged(table: str) -> set[tuple[str, str, str]]:
 
 def test_compare_flags_only_changes_beyond_the_noise(tmp_path, full_row):
     a, b = Store(tmp_path / "a.sqlite"), Store(tmp_path / "b.sqlite")
-    for store, steady, moved, params in ((a, 100.0, 100.0, 46_764_746),
-                                         (b, 104.0, 160.0, 46_764_747)):  # fmt: skip
+    for store, steady, moved, params in (
+        (a, 100.0, 100.0, 46_764_746),
+        (b, 104.0, 160.0, 46_764_747),
+    ):
         store.put("speed", "lenet", {"batch_size": 1}, _speed_row(full_row, steady, 0.05))
         store.put("speed", "lenet", {"batch_size": 8}, _speed_row(full_row, moved, 0.05))
         store.put("profile", "lenet", {"image_size": 28}, full_row("profile", params=params))
@@ -113,8 +118,11 @@ def test_compare_flags_only_changes_beyond_the_noise(tmp_path, full_row):
     table, flagged = compare(a, b)
     # 60% is beyond 3 x the 5% step spread; 4% is not; a counted figure changes by any amount,
     # and shows in full
-    assert _flagged(table) == {("speed", "images_per_s", "160"), ("speed", "median_ms", "6.25"),
-                               ("profile", "params", "46,764,747")}  # fmt: skip
+    assert _flagged(table) == {
+        ("speed", "images_per_s", "160"),
+        ("speed", "median_ms", "6.25"),
+        ("profile", "params", "46,764,747"),
+    }
     assert flagged == 3 and "+4.0%" in table and "alexnet" not in table
     changed, count = compare(a, b, changed=True)  # the flagged rows alone
     assert (
@@ -128,9 +136,19 @@ def test_compare_weighs_a_cuda_peak_exactly_and_never_flags_a_resident_one(tmp_p
     a, b = Store(tmp_path / "a.sqlite"), Store(tmp_path / "b.sqlite")
     for store, allocated, resident in ((a, 100, 100), (b, 101, 200)):  # MiB
         for batch, kind, mib in ((1, ALLOCATED, allocated), (8, RESIDENT, resident)):
-            store.put("speed", "lenet", {"batch_size": batch}, full_row(
-                "speed", images_per_s=10.0, median_ms=100.0, cv=0.05, peak_bytes=mib * 2**20,
-                memory_kind=kind))  # fmt: skip
+            store.put(
+                "speed",
+                "lenet",
+                {"batch_size": batch},
+                full_row(
+                    "speed",
+                    images_per_s=10.0,
+                    median_ms=100.0,
+                    cv=0.05,
+                    peak_bytes=mib * 2**20,
+                    memory_kind=kind,
+                ),
+            )
     table, flagged = compare(a, b)
     # 1% more from the allocator is a change; twice the resident peak has no noise to judge by
     assert _flagged(table) == {("speed", "peak_bytes", "105,906,176")} and flagged == 1
@@ -183,10 +201,25 @@ def test_compare_summarises_per_stage_and_names_the_largest_changes(tmp_path, fu
 
 def test_a_run_killed_mid_stage_resumes_without_measuring_again(tmp_path, capsys):
     store_path = tmp_path / "results.sqlite"
-    argv = ["train", "--preset", "smoke", "--models", "lenet", "--experiment", "lr_grid",
-            "--store", str(store_path), "--out", str(tmp_path)]  # fmt: skip
-    child = subprocess.Popen([sys.executable, "-m", "bench", *argv], start_new_session=True,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    argv = [
+        "train",
+        "--preset",
+        "smoke",
+        "--models",
+        "lenet",
+        "--experiment",
+        "lr_grid",
+        "--store",
+        str(store_path),
+        "--out",
+        str(tmp_path),
+    ]
+    child = subprocess.Popen(
+        [sys.executable, "-m", "bench", *argv],
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 300
     while not (store_path.exists() and Store(store_path).rows("train")):
         assert time.monotonic() < deadline and child.poll() is None, "no row before the kill"
@@ -207,18 +240,36 @@ def test_a_run_killed_mid_stage_resumes_without_measuring_again(tmp_path, capsys
     assert not list(tmp_path.rglob("*.partial"))
 
 
-@pytest.mark.parametrize(("memory_kind", "goal", "clock"), [
-    (RESIDENT, "goal: 94% within 300 s", "wall clock (s, measured: training and evaluation; log)"),
-    (ALLOCATED, "goal: 94% within 5 s", "training time (s, measured: without evaluation"),
-])  # fmt: skip
-def test_the_fast_recipes_goal_is_read_on_its_devices_clock(tmp_path, full_row, memory_kind,
-                                                            goal, clock):  # fmt: skip
+@pytest.mark.parametrize(
+    ("memory_kind", "goal", "clock"),
+    [
+        (
+            RESIDENT,
+            "goal: 94% within 300 s",
+            "wall clock (s, measured: training and evaluation; log)",
+        ),
+        (ALLOCATED, "goal: 94% within 5 s", "training time (s, measured: without evaluation"),
+    ],
+)
+def test_the_fast_recipes_goal_is_read_on_its_devices_clock(
+    tmp_path, full_row, memory_kind, goal, clock
+):
     from bench.render.plots import fast_recipe
 
     store = Store(tmp_path / "r.sqlite")
-    row = full_row("train", model="resnet9_28", epochs=2, fast_recipe=True, techniques="augment",
-                   seed=0, lr=0.4, batch_size=500, preset="book", memory_kind=memory_kind,
-                   device_name="a device")  # fmt: skip
+    row = full_row(
+        "train",
+        model="resnet9_28",
+        epochs=2,
+        fast_recipe=True,
+        techniques="augment",
+        seed=0,
+        lr=0.4,
+        batch_size=500,
+        preset="book",
+        memory_kind=memory_kind,
+        device_name="a device",
+    )
     history = [{"train_s": 2.0 * e, "wall_s": 3.0 * e, "test_acc": 0.9 + 0.02 * e} for e in (1, 2)]
     store.put("train", "resnet9_28", {"epochs": 2}, row, details={"history": history})
     svg = fast_recipe(store, tmp_path)[1].read_text()
@@ -242,9 +293,20 @@ def test_a_run_with_a_network_from_timm_renders_without_timm(tmp_path, full_row)
     from bench.render.headline import headline
 
     store = Store(tmp_path / "r.sqlite")
-    store.put("profile", "timm:tiny", {"batch_size": 128}, full_row(
-        "profile", model="timm:tiny", image_size=160, batch_size=128, params=5,
-        fwd_macs_per_image=7.0, train_bytes_est_sgd=2**20))  # fmt: skip
+    store.put(
+        "profile",
+        "timm:tiny",
+        {"batch_size": 128},
+        full_row(
+            "profile",
+            model="timm:tiny",
+            image_size=160,
+            batch_size=128,
+            params=5,
+            fwd_macs_per_image=7.0,
+            train_bytes_est_sgd=2**20,
+        ),
+    )
     (row,) = headline(store).to_dict("records")
     assert (row["model"], row["input"], row["family"], row["params"]) == (
         "timm:tiny",
@@ -264,16 +326,34 @@ def test_each_fast_recipe_gets_its_own_median_and_curves(tmp_path, full_row):
     runs += [(4, 0.1, True, "augment+early_sides", 0, 0.915)]  # a recipe of one seed
     runs += [(5, 0.1, False, "-", 0, 0.80)]  # the book's loop on the same schedule
     for epochs, lr, fast, techniques, seed, accuracy in runs:
-        row = full_row("train", model="resnet9_28", epochs=epochs, lr=lr, batch_size=128,
-                       fast_recipe=fast, techniques=techniques, seed=seed, test_acc=accuracy,
-                       preset="book", work=f"{epochs} epochs over all 60,000 images",
-                       test_set="all 10,000", device_name="cpu", images_per_s=900.0,
-                       autocast="off")  # fmt: skip
-        history = [{"wall_s": 60.0 * e, "test_acc": accuracy - 0.01 * (epochs - e),
-                    "images_per_s": 900.0} for e in range(1, epochs + 1)]  # fmt: skip
-        store.put("train", "resnet9_28", {"epochs": epochs, "seed": seed, "fast": fast,
-                                            "test_per_class": None, "resize": None}, row,
-                  details={"history": history})  # fmt: skip
+        row = full_row(
+            "train",
+            model="resnet9_28",
+            epochs=epochs,
+            lr=lr,
+            batch_size=128,
+            fast_recipe=fast,
+            techniques=techniques,
+            seed=seed,
+            test_acc=accuracy,
+            preset="book",
+            work=f"{epochs} epochs over all 60,000 images",
+            test_set="all 10,000",
+            device_name="cpu",
+            images_per_s=900.0,
+            autocast="off",
+        )
+        history = [
+            {"wall_s": 60.0 * e, "test_acc": accuracy - 0.01 * (epochs - e), "images_per_s": 900.0}
+            for e in range(1, epochs + 1)
+        ]
+        store.put(
+            "train",
+            "resnet9_28",
+            {"epochs": epochs, "seed": seed, "fast": fast, "test_per_class": None, "resize": None},
+            row,
+            details={"history": history},
+        )
     table = headline(store)
     fast_rows = table[table["kind"] == "fast"]
     # a recipe that asks for bf16 says whether autocast ran (off in these rows)
@@ -309,14 +389,33 @@ def test_the_speed_page_lists_a_batch_skipped_under_a_low_step_limit_only_until_
     from bench.render.stages import write_speed
 
     store = Store(tmp_path / "r.sqlite")
-    for limit, batch, status in ((1.0, 1, "ok"), (1.0, 16, "skipped"), (1.0, 128, "skipped"),
-                                 (10.0, 16, "ok")):  # fmt: skip
-        store.put("speed", "lenet", {"mode": "train", "batch_size": batch, "max_step_s": limit},
-                  full_row("speed", mode="train", batch_size=batch, image_size=28,
-                           device_name="CPU X", precision="fp32", channels_last=False,
-                           compiled=False, time_cap_s=0.5, max_step_s=limit,
-                           memory_kind=RESIDENT, peak_source="x", status=status),
-                  status=status)  # fmt: skip
+    for limit, batch, status in (
+        (1.0, 1, "ok"),
+        (1.0, 16, "skipped"),
+        (1.0, 128, "skipped"),
+        (10.0, 16, "ok"),
+    ):
+        store.put(
+            "speed",
+            "lenet",
+            {"mode": "train", "batch_size": batch, "max_step_s": limit},
+            full_row(
+                "speed",
+                mode="train",
+                batch_size=batch,
+                image_size=28,
+                device_name="CPU X",
+                precision="fp32",
+                channels_last=False,
+                compiled=False,
+                time_cap_s=0.5,
+                max_step_s=limit,
+                memory_kind=RESIDENT,
+                peak_source="x",
+                status=status,
+            ),
+            status=status,
+        )
     write_speed(store, tmp_path)
     page = (tmp_path / "speed.md").read_text()
     lines = [line.split(" | ") for line in page.splitlines() if line.startswith("| lenet")]
@@ -329,7 +428,12 @@ def test_a_percentage_that_rounds_to_zero_has_no_sign():
     from bench.render.format import fmt_percent
 
     assert [fmt_percent(v) for v in (-4e-4, -5e-4, 0.0, 0.123, None)] == [
-        "0.0%", "-0.1%", "0.0%", "12.3%", "-"]  # fmt: skip
+        "0.0%",
+        "-0.1%",
+        "0.0%",
+        "12.3%",
+        "-",
+    ]
 
 
 def test_the_speed_page_gives_the_peak_each_run_divided_by(tmp_path, full_row):
@@ -339,13 +443,30 @@ def test_the_speed_page_gives_the_peak_each_run_divided_by(tmp_path, full_row):
     from bench.render.stages import write_speed
 
     store = Store(tmp_path / "r.sqlite")
-    for batch, peak, source in ((1, 157e9, "2 cores x 8 lanes"), (16, 178.4e9, "the matmul"),
-                                (128, 185.2e9, "the matmul")):  # fmt: skip
-        store.put("speed", "lenet", {"mode": "infer", "batch_size": batch},
-                  full_row("speed", mode="infer", batch_size=batch, image_size=28,
-                           device_name="CPU X", precision="fp32", channels_last=False,
-                           compiled=False, time_cap_s=0.5, memory_kind=RESIDENT,
-                           peak_flops_per_s=peak, peak_source=source))  # fmt: skip
+    for batch, peak, source in (
+        (1, 157e9, "2 cores x 8 lanes"),
+        (16, 178.4e9, "the matmul"),
+        (128, 185.2e9, "the matmul"),
+    ):
+        store.put(
+            "speed",
+            "lenet",
+            {"mode": "infer", "batch_size": batch},
+            full_row(
+                "speed",
+                mode="infer",
+                batch_size=batch,
+                image_size=28,
+                device_name="CPU X",
+                precision="fp32",
+                channels_last=False,
+                compiled=False,
+                time_cap_s=0.5,
+                memory_kind=RESIDENT,
+                peak_flops_per_s=peak,
+                peak_source=source,
+            ),
+        )
     write_speed(store, tmp_path)
     assert (
         "over the peak of the run that timed the row (2 cores x 8 lanes: 157 GFLOP/s; "
@@ -362,12 +483,34 @@ def test_a_training_runs_own_throughput_carries_its_spread_over_epochs(tmp_path,
     epochs = [800.0, 1000.0, 1100.0]
     cv = statistics.stdev(epochs) / statistics.mean(epochs)
     store = Store(tmp_path / "r.sqlite")
-    store.put("train", "lenet", {"test_per_class": None, "resize": None}, full_row(
-        "train", preset="book", batch_size=128, resize=None, techniques="-",
-        technique_settings={}, device_name="CPU X", lr=0.1, images_per_s=950.0, test_acc=0.9,
-        changes=[], fast_recipe=False, epochs=None, seed=0, work="3 epochs"),
-        details={"history": [{"images_per_s": v, "train_s": i + 1.0, "wall_s": i + 1.5,
-                              "test_acc": 0.9} for i, v in enumerate(epochs)]})  # fmt: skip
+    store.put(
+        "train",
+        "lenet",
+        {"test_per_class": None, "resize": None},
+        full_row(
+            "train",
+            preset="book",
+            batch_size=128,
+            resize=None,
+            techniques="-",
+            technique_settings={},
+            device_name="CPU X",
+            lr=0.1,
+            images_per_s=950.0,
+            test_acc=0.9,
+            changes=[],
+            fast_recipe=False,
+            epochs=None,
+            seed=0,
+            work="3 epochs",
+        ),
+        details={
+            "history": [
+                {"images_per_s": v, "train_s": i + 1.0, "wall_s": i + 1.5, "test_acc": 0.9}
+                for i, v in enumerate(epochs)
+            ]
+        },
+    )
     table = headline(store).set_index("model")
     assert table.loc["lenet", "train_speed"] == f"950 (training run, CV {cv:.0%} over 3 epochs)"
     write_train(store, tmp_path)
@@ -383,15 +526,41 @@ def test_a_run_tested_at_its_end_alone_shows_its_times_to_accuracy_as_bounds(tmp
 
     store = Store(tmp_path / "r.sqlite")
     for model, at_end, time_to_80 in (("lenet", False, 12.5), ("bn_lenet", True, 48.25)):
-        row = full_row("train", model=model, preset="book", batch_size=128, resize=None, lr=0.1,
-                       techniques="eval_at_end" if at_end else "-", test_acc=0.85,
-                       technique_settings={"eval_at_end": True} if at_end else None,
-                       changes=["eval_at_end"] if at_end else [], fast_recipe=at_end,
-                       epochs=4 if at_end else None, time_to_80_s=time_to_80,
-                       time_to_85_s=time_to_80, work="4 epochs", seed=0, images_per_s=900.0)  # fmt: skip
-        store.put("train", model, {"test_per_class": None, "resize": None}, row,
-                  details={"history": [{"images_per_s": 900.0, "train_s": time_to_80,
-                                        "wall_s": time_to_80, "test_acc": 0.85}]})  # fmt: skip
+        row = full_row(
+            "train",
+            model=model,
+            preset="book",
+            batch_size=128,
+            resize=None,
+            lr=0.1,
+            techniques="eval_at_end" if at_end else "-",
+            test_acc=0.85,
+            technique_settings={"eval_at_end": True} if at_end else None,
+            changes=["eval_at_end"] if at_end else [],
+            fast_recipe=at_end,
+            epochs=4 if at_end else None,
+            time_to_80_s=time_to_80,
+            time_to_85_s=time_to_80,
+            work="4 epochs",
+            seed=0,
+            images_per_s=900.0,
+        )
+        store.put(
+            "train",
+            model,
+            {"test_per_class": None, "resize": None},
+            row,
+            details={
+                "history": [
+                    {
+                        "images_per_s": 900.0,
+                        "train_s": time_to_80,
+                        "wall_s": time_to_80,
+                        "test_acc": 0.85,
+                    }
+                ]
+            },
+        )
     write_train(store, tmp_path)
     write_index(store, tmp_path, "book")
 
@@ -423,11 +592,15 @@ def test_the_index_says_which_heap_policy_each_measured_row_ran_under(tmp_path):
     for case in ("a", "b", "c"):
         store.put("blocks", "7.4.5", {"case": case}, {"median_ms": 1.0, "iqr_ms": 0.1})
     with store._db:  # one row as an earlier version stored it: no heap in its provenance
-        store._db.execute("UPDATE results SET provenance = json_remove(provenance, '$.heap') "
-                          "WHERE config = ?", ('{"case": "a"}',))  # fmt: skip
+        store._db.execute(
+            "UPDATE results SET provenance = json_remove(provenance, '$.heap') WHERE config = ?",
+            ('{"case": "a"}',),
+        )
     write_index(store, tmp_path, None)
-    assert (f"Heap of the timings and memory readings: {keep_freed_memory()}: 2 rows; "
-            f"{UNRECORDED_HEAP}: 1 row.") in (tmp_path / "index.md").read_text()  # fmt: skip
+    assert (
+        f"Heap of the timings and memory readings: {keep_freed_memory()}: 2 rows; "
+        f"{UNRECORDED_HEAP}: 1 row."
+    ) in (tmp_path / "index.md").read_text()
 
 
 def test_the_memory_page_counts_the_input_batch_the_measured_step_makes(tmp_path):
@@ -438,18 +611,29 @@ def test_the_memory_page_counts_the_input_batch_the_measured_step_makes(tmp_path
     from bench.render.memory import write_memory
     from bench.timing import speed
 
-    model = torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(),
-                                torch.nn.Linear(3, 10))  # fmt: skip
+    model = torch.nn.Sequential(
+        torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(3, 10)
+    )
     batch, shape = 64, {"image_size": 512, "in_channels": 3}
     store = Store(tmp_path / "r.sqlite")
     counted = profile(model, batch_size=batch, **shape).summary.iloc[0].to_dict()
     store.put("profile", "Sequential", {"batch_size": batch}, counted)
-    (timed,) = speed(model, batch_sizes=(batch,), modes=("train",), device="cpu", time_cap_s=0,
-                     peak=(1.0, "none"), **shape).to_dict("records")  # fmt: skip
+    (timed,) = speed(
+        model,
+        batch_sizes=(batch,),
+        modes=("train",),
+        device="cpu",
+        time_cap_s=0,
+        peak=(1.0, "none"),
+        **shape,
+    ).to_dict("records")
     store.put("speed", "Sequential", {"mode": "train", "batch_size": batch}, timed)
     write_memory(store, tmp_path)
-    (line,) = [cells.split(" | ") for cells in (tmp_path / "memory.md").read_text().splitlines()
-               if cells.startswith(f"| Sequential | {batch} |")]  # fmt: skip
+    (line,) = [
+        cells.split(" | ")
+        for cells in (tmp_path / "memory.md").read_text().splitlines()
+        if cells.startswith(f"| Sequential | {batch} |")
+    ]
     tracked_growth, overhead = (float(c.replace(",", "")) for c in line[8:10])
     assert tracked_growth >= 192  # counted: the input and the few small tensors a step makes
     assert abs(overhead) < 192 / 10  # measured less counted: a process's noise, not the input
@@ -480,10 +664,24 @@ def test_the_headlines_best_throughput_reads_each_point_once_and_gives_its_sprea
     store = Store(tmp_path / "r.sqlite")
 
     def timed(batch, limit, n, images_per_s, cv):
-        store.put("speed", "lenet", {"mode": "infer", "batch_size": batch, "max_step_s": limit},
-                  full_row("speed", mode="infer", batch_size=batch, image_size=28,
-                           device_name="CPU X", precision="fp32", channels_last=False,
-                           compiled=False, n=n, images_per_s=images_per_s, cv=cv))  # fmt: skip
+        store.put(
+            "speed",
+            "lenet",
+            {"mode": "infer", "batch_size": batch, "max_step_s": limit},
+            full_row(
+                "speed",
+                mode="infer",
+                batch_size=batch,
+                image_size=28,
+                device_name="CPU X",
+                precision="fp32",
+                channels_last=False,
+                compiled=False,
+                n=n,
+                images_per_s=images_per_s,
+                cv=cv,
+            ),
+        )
 
     timed(128, 1.0, 20, 1_000.0, 0.05)
     timed(128, 30.0, 1, 1_200.0, float("nan"))  # one step, luckier
@@ -504,34 +702,95 @@ def test_pages_keep_apart_the_setups_a_gpu_run_times(tmp_path, full_row):
     from bench.render.plots import roofline, write_plots
 
     store = Store(tmp_path / "r.sqlite")
-    setups = [("fp32", False, False, 1_000.0), ("fp32", False, True, 2_000.0),
-              ("bf16", True, True, 3_000.0)]  # fmt: skip
+    setups = [
+        ("fp32", False, False, 1_000.0),
+        ("fp32", False, True, 2_000.0),
+        ("bf16", True, True, 3_000.0),
+    ]
     for precision, channels_last, compiled, speed in setups:
         for mode, factor in (("train", 1), ("infer", 5)):
             key = {"mode": mode, "precision": precision, "compile": compiled}
-            store.put("speed", "lenet", key, full_row(
-                "speed", mode=mode, batch_size=128, image_size=28, device_name="GPU X",
-                precision=precision, channels_last=channels_last, compiled=compiled,
-                images_per_s=factor * speed, cv=0.05, n=10, peak_bytes=2**30,
-                achieved_flops_per_s=factor * speed * 1e6, memory_kind=ALLOCATED))  # fmt: skip
+            store.put(
+                "speed",
+                "lenet",
+                key,
+                full_row(
+                    "speed",
+                    mode=mode,
+                    batch_size=128,
+                    image_size=28,
+                    device_name="GPU X",
+                    precision=precision,
+                    channels_last=channels_last,
+                    compiled=compiled,
+                    images_per_s=factor * speed,
+                    cv=0.05,
+                    n=10,
+                    peak_bytes=2**30,
+                    achieved_flops_per_s=factor * speed * 1e6,
+                    memory_kind=ALLOCATED,
+                ),
+            )
     for precision in ("fp32", "bf16"):  # bf16's roof stored last
-        store.put("machine", "GPU X", {"precision": precision}, {
-            "peak_flops_per_s": 1e14, "peak_source": f"datasheet: X {precision}",
-            "achievable_flops_per_s": 5e13, "achievable_source": "measured",
-            "bandwidth_bytes_per_s": 1e12, "bandwidth_source": "measured"})  # fmt: skip
-    store.put("profile", "lenet", {"batch_size": 128}, full_row(
-        "profile", image_size=28, batch_size=128, params=5, fwd_macs_per_image=7.0,
-        train_bytes_est_sgd=2**20, fwd_flops_per_byte=10.0))  # fmt: skip
-    for techniques, on, autocast in (("-", {}, "off"),
-                                     ("bf16+channels_last+compile", {"bf16": True,
-                                      "channels_last": True, "compile": "reduce-overhead"},
-                                      "bf16")):  # fmt: skip
-        store.put("train", "lenet", {"techniques": techniques, "test_per_class": None}, full_row(
-            "train", preset="book", batch_size=128, resize=None, techniques=techniques,
-            technique_settings=on, autocast=autocast, device_name="GPU X", lr=0.1,
-            images_per_s=900.0, test_acc=0.9, changes=[] if on == {} else ["techniques"],
-            fast_recipe=bool(on), epochs=10, seed=0, work="10 epochs"),
-            details={"history": [{"train_s": 9.0, "wall_s": 10.0, "test_acc": 0.9}]})  # fmt: skip
+        store.put(
+            "machine",
+            "GPU X",
+            {"precision": precision},
+            {
+                "peak_flops_per_s": 1e14,
+                "peak_source": f"datasheet: X {precision}",
+                "achievable_flops_per_s": 5e13,
+                "achievable_source": "measured",
+                "bandwidth_bytes_per_s": 1e12,
+                "bandwidth_source": "measured",
+            },
+        )
+    store.put(
+        "profile",
+        "lenet",
+        {"batch_size": 128},
+        full_row(
+            "profile",
+            image_size=28,
+            batch_size=128,
+            params=5,
+            fwd_macs_per_image=7.0,
+            train_bytes_est_sgd=2**20,
+            fwd_flops_per_byte=10.0,
+        ),
+    )
+    for techniques, on, autocast in (
+        ("-", {}, "off"),
+        (
+            "bf16+channels_last+compile",
+            {"bf16": True, "channels_last": True, "compile": "reduce-overhead"},
+            "bf16",
+        ),
+    ):
+        store.put(
+            "train",
+            "lenet",
+            {"techniques": techniques, "test_per_class": None},
+            full_row(
+                "train",
+                preset="book",
+                batch_size=128,
+                resize=None,
+                techniques=techniques,
+                technique_settings=on,
+                autocast=autocast,
+                device_name="GPU X",
+                lr=0.1,
+                images_per_s=900.0,
+                test_acc=0.9,
+                changes=[] if on == {} else ["techniques"],
+                fast_recipe=bool(on),
+                epochs=10,
+                seed=0,
+                work="10 epochs",
+            ),
+            details={"history": [{"train_s": 9.0, "wall_s": 10.0, "test_acc": 0.9}]},
+        )
     table = headline(store).set_index("model")
     assert table.loc["lenet", "infer_best"] == (
         "15,000 (128, bf16, channels_last, torch.compile, CV 5%)"
@@ -571,10 +830,22 @@ def test_a_book_recipe_stuck_at_chance_gets_its_probes_and_smallest_lr_fix(tmp_p
     ]
 
     def put(model, preset, lr, changes, loss, accuracy, resize):
-        row = full_row("train", model=model, preset=preset, lr=lr, batch_size=128,
-                       resize=resize, train_loss=loss, test_acc=accuracy, changes=changes,
-                       fast_recipe=False, seed=0, techniques="-", images_per_s=500.0,
-                       work=f"{2 if preset == 'probe' else 10} epochs")  # fmt: skip
+        row = full_row(
+            "train",
+            model=model,
+            preset=preset,
+            lr=lr,
+            batch_size=128,
+            resize=resize,
+            train_loss=loss,
+            test_acc=accuracy,
+            changes=changes,
+            fast_recipe=False,
+            seed=0,
+            techniques="-",
+            images_per_s=500.0,
+            work=f"{2 if preset == 'probe' else 10} epochs",
+        )
         key = {"name": preset, "lr": lr, "resize": resize, "test_per_class": None}
         store.put("train", model, key, row, details={"history": []})
 

@@ -20,22 +20,28 @@ ROOT = Path(__file__).parents[1]
 PUBLISHED = sorted(p.parent for p in (ROOT / "reports").glob(f"*/{runs.STORE_NAME}"))
 
 
-@pytest.mark.parametrize(("name", "slug"), [
-    ("AMD EPYC", "amd-epyc"),
-    ("AMD EPYC 7B13 64-Core Processor", "amd-epyc-7b13"),
-    ("Intel(R) Xeon(R) Platinum 8375C CPU @ 2.90GHz", "intel-xeon-platinum"),
-    ("NVIDIA H100 80GB HBM3", "nvidia-h100-80gb"),
-    ("", "unknown"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("name", "slug"),
+    [
+        ("AMD EPYC", "amd-epyc"),
+        ("AMD EPYC 7B13 64-Core Processor", "amd-epyc-7b13"),
+        ("Intel(R) Xeon(R) Platinum 8375C CPU @ 2.90GHz", "intel-xeon-platinum"),
+        ("NVIDIA H100 80GB HBM3", "nvidia-h100-80gb"),
+        ("", "unknown"),
+    ],
+)
 def test_device_slug(name, slug):
     assert runs.device_slug(name) == slug
 
 
-@pytest.mark.parametrize(("flags", "folder"), [
-    ("fpu sse sse2 avx avx2 fma", "cpu-amd-epyc-avx2"),
-    ("fpu sse avx2 avx512f avx512_bf16", "cpu-amd-epyc-avx512-bf16"),
-    ("fp asimd", "cpu-amd-epyc"),  # Arm's Features: no x86 vector set to name
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("flags", "folder"),
+    [
+        ("fpu sse sse2 avx avx2 fma", "cpu-amd-epyc-avx2"),
+        ("fpu sse avx2 avx512f avx512_bf16", "cpu-amd-epyc-avx512-bf16"),
+        ("fp asimd", "cpu-amd-epyc"),  # Arm's Features: no x86 vector set to name
+    ],
+)
 def test_a_cpus_run_folder_names_its_vector_instructions(flags, folder, tmp_path, monkeypatch):
     """Two virtual machines that report one CPU name but differ in vector instructions get
     a run folder each, unless told otherwise."""
@@ -64,8 +70,19 @@ def test_the_index_of_runs_lists_published_runs_only(tmp_path):
     root = tmp_path / "reports"
     for name in ("cpu-x", "smoke-x"):
         store = Store(root / name / runs.STORE_NAME)
-        store.put("run", name.split("-")[0], {"started": "t"}, {"preset": name.split("-")[0],
-                  "models": None, "wall_s": 120.0, "stages": {}, "stage_s": {}, "not_trained": []})  # fmt: skip
+        store.put(
+            "run",
+            name.split("-")[0],
+            {"started": "t"},
+            {
+                "preset": name.split("-")[0],
+                "models": None,
+                "wall_s": 120.0,
+                "stages": {},
+                "stage_s": {},
+                "not_trained": [],
+            },
+        )
         store.close()
     readme = tmp_path / "README.md"
     readme.write_text("intro\n<!-- results:start -->\nold\n<!-- results:end -->\nrest\n")
@@ -91,8 +108,9 @@ def rendered(request, tmp_path_factory):
     copy.mkdir()
     shutil.copy(folder / runs.STORE_NAME, copy / runs.STORE_NAME)
     assert main(["render", str(copy)]) == 0
-    listed = subprocess.run(["git", "ls-files", folder.relative_to(ROOT)], cwd=ROOT,
-                            capture_output=True, text=True)  # fmt: skip
+    listed = subprocess.run(
+        ["git", "ls-files", folder.relative_to(ROOT)], cwd=ROOT, capture_output=True, text=True
+    )
     if listed.returncode != 0:  # e.g. a copy of the tree without .git, as a GPU machine gets
         pytest.skip("not a git checkout: which of the folder's files are committed is unknown")
     committed = listed.stdout.split()
@@ -127,8 +145,10 @@ def test_a_published_runs_plots_draw_again(rendered):
     svg = next(p for p in plots if p.suffix == ".svg")
     drawn_with = re.findall(r"Matplotlib v([\w.]+)", (folder / svg).read_text())
     if drawn_with != [matplotlib.__version__]:
-        pytest.skip(f"the plots were drawn by matplotlib {drawn_with}, this is "
-                    f"{matplotlib.__version__}: their bytes may differ")  # fmt: skip
+        pytest.skip(
+            f"the plots were drawn by matplotlib {drawn_with}, this is "
+            f"{matplotlib.__version__}: their bytes may differ"
+        )
     assert _same(folder, copy, [p for p in plots if p.suffix == ".svg"]) == []
     apart = {str(p): _pixels_apart(folder / p, copy / p) for p in plots if p.suffix == ".png"}
     assert {p: n for p, n in apart.items() if n > 10} == {}
@@ -148,9 +168,19 @@ def test_the_index_lists_each_run_of_all_with_its_steps_outcomes_and_times(tmp_p
     from bench.render.headline import runs_of_all
 
     store = Store(tmp_path / runs.STORE_NAME)
-    store.put("run", "cpu", {"started": "2026-01-01T00:00:00+00:00"}, {
-        "preset": "cpu", "models": "lenet", "wall_s": 95.0, "stages": {"profile": "ok"},
-        "stage_s": {"profile": 4.6, "speed": 80.0}, "not_trained": []})  # fmt: skip
+    store.put(
+        "run",
+        "cpu",
+        {"started": "2026-01-01T00:00:00+00:00"},
+        {
+            "preset": "cpu",
+            "models": "lenet",
+            "wall_s": 95.0,
+            "stages": {"profile": "ok"},
+            "stage_s": {"profile": 4.6, "speed": 80.0},
+            "not_trained": [],
+        },
+    )
     (run,) = runs_of_all(store).to_dict("records")
     assert (run["networks"], run["wall"]) == ("lenet", "1.6 min")
     assert run["steps"] == "profile: ok, 5 s; speed: did not finish, 1.3 min"  # stopped in speed

@@ -13,8 +13,13 @@ def test_config_hash_ignores_key_order():
 def test_round_trip_with_details_and_provenance(tmp_path, full_row):
     store = Store(tmp_path / "r.sqlite")
     config = {"image_size": 28, "batch_size": 4}
-    store.put("profile", "lenet", config, full_row("profile", params=61706),
-              details={"layers": [{"layer": "0"}]})  # fmt: skip
+    store.put(
+        "profile",
+        "lenet",
+        config,
+        full_row("profile", params=61706),
+        details={"layers": [{"layer": "0"}]},
+    )
     assert store.has("profile", "lenet", config)
     assert not store.has("profile", "lenet", {**config, "batch_size": 8})
     (row,) = store.rows("profile")
@@ -35,8 +40,13 @@ def test_a_newer_row_replaces_the_older_one(tmp_path, full_row):
 def test_a_failed_write_leaves_nothing_behind(tmp_path, full_row):
     store = Store(tmp_path / "r.sqlite")
     with pytest.raises(TypeError):
-        store.put("profile", "lenet", {}, full_row("profile", params=1),
-                  details={"layers": [{"x": object()}]})  # fmt: skip
+        store.put(
+            "profile",
+            "lenet",
+            {},
+            full_row("profile", params=1),
+            details={"layers": [{"x": object()}]},
+        )
     assert store.rows("profile") == []
     store.close()
     assert Store(tmp_path / "r.sqlite").rows("profile") == []
@@ -45,8 +55,12 @@ def test_a_failed_write_leaves_nothing_behind(tmp_path, full_row):
 def test_rows_are_checked_against_their_stages_schema(tmp_path, full_row):
     store = Store(tmp_path / "r.sqlite")
     with pytest.raises(ValueError, match="a profile row \\(ok\\) has no: fwd_macs_per_image"):
-        store.put("profile", "lenet", {}, {k: v for k, v in full_row("profile").items()
-                                           if k != "fwd_macs_per_image"})  # fmt: skip
+        store.put(
+            "profile",
+            "lenet",
+            {},
+            {k: v for k, v in full_row("profile").items() if k != "fwd_macs_per_image"},
+        )
     with pytest.raises(ValueError, match="fields its schema lacks: tricks"):
         store.put("train", "lenet", {}, {**full_row("train"), "tricks": "-"})
     with pytest.raises(ValueError, match="no schema for rows of stage 'speeds'"):

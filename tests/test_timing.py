@@ -61,8 +61,12 @@ def test_out_of_memory_at_64_skips_the_larger_batch_sizes():
     )
     points = list(sp.sweep(make_step, [128, 8, 64, 32, 256], backend, cap_s=10))
     assert [(p.batch_size, p.status) for p in points] == [
-        (8, "ok"), (32, "ok"), (64, "oom"), (128, "skipped"), (256, "skipped")
-    ]  # fmt: skip
+        (8, "ok"),
+        (32, "ok"),
+        (64, "oom"),
+        (128, "skipped"),
+        (256, "skipped"),
+    ]
     assert made == [8, 8, 32, 64]  # once to warm the runtime up; nothing larger was built
     assert points[2].note == "CUDA out of memory. Tried to allocate 2 GiB"
     assert points[3].note == "larger than batch 64, which ran out of memory"
@@ -140,10 +144,13 @@ def test_a_backend_keeps_freed_memory_for_the_next_step():
     again; under the heap policy that making a backend sets, they stay for the next (where
     the heap places a block may still make it grow once or twice more)."""
     faults = {
-        how: int(subprocess.run([sys.executable, "-c", HEAP_PROBE, how], capture_output=True,
-                                text=True, check=True).stdout)
+        how: int(
+            subprocess.run(
+                [sys.executable, "-c", HEAP_PROBE, how], capture_output=True, text=True, check=True
+            ).stdout
+        )
         for how in ("as glibc does", "with a backend")
-    }  # fmt: skip
+    }
     assert faults["with a backend"] < faults["as glibc does"] / 4
     assert faults["as glibc does"] >= 10 * 2**24 * 4 / 2**21  # at least one fault per 2 MiB page
     assert dev.keep_freed_memory().startswith("glibc malloc, freed memory kept")
@@ -269,27 +276,38 @@ def test_gpu_peak_comes_from_the_datasheet_table(monkeypatch):
 
 @pytest.mark.parametrize(
     ("name", "label"),
-    [("NVIDIA H100 80GB HBM3", "H100 SXM"), ("NVIDIA H100 NVL", "H100 NVL"),
-     ("NVIDIA H100 PCIe", "H100 PCIe"), ("NVIDIA H200", "H200 SXM"),
-     ("NVIDIA H200 NVL", "H200 NVL"), ("NVIDIA GH200 480GB", "GH200")],
-)  # fmt: skip
+    [
+        ("NVIDIA H100 80GB HBM3", "H100 SXM"),
+        ("NVIDIA H100 NVL", "H100 NVL"),
+        ("NVIDIA H100 PCIe", "H100 PCIe"),
+        ("NVIDIA H200", "H200 SXM"),
+        ("NVIDIA H200 NVL", "H200 NVL"),
+        ("NVIDIA GH200 480GB", "GH200"),
+    ],
+)
 def test_each_hopper_gpu_finds_its_own_datasheet_row(name, label):
     assert dev.gpu_peak_flops("bf16", name)[1] == f"datasheet: {label} bf16"
 
 
 @pytest.mark.parametrize(
     ("cudnn_tf32", "matmul_precision", "peak"),
-    [(False, "highest", "fp32"), (True, "highest", "tf32"), (False, "high", "tf32"),
-     (True, "medium", "bf16")],
-)  # fmt: skip
+    [
+        (False, "highest", "fp32"),
+        (True, "highest", "tf32"),
+        (False, "high", "tf32"),
+        (True, "medium", "bf16"),
+    ],
+)
 def test_an_fp32_peak_follows_the_fastest_math_torch_allows(
     monkeypatch, cudnn_tf32, matmul_precision, peak
 ):
     monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", cudnn_tf32)
     monkeypatch.setattr(torch, "get_float32_matmul_precision", lambda: matmul_precision)
     assert dev.gpu_peak_flops("fp32", "NVIDIA H100 80GB HBM3")[1] == f"datasheet: H100 SXM {peak}"
-    assert dev.fp32_math() == {"cudnn_allow_tf32": cudnn_tf32,
-                               "float32_matmul_precision": matmul_precision}  # fmt: skip
+    assert dev.fp32_math() == {
+        "cudnn_allow_tf32": cudnn_tf32,
+        "float32_matmul_precision": matmul_precision,
+    }
 
 
 def test_speed_times_a_live_module_and_restores_its_state():
@@ -298,11 +316,15 @@ def test_speed_times_a_live_module_and_restores_its_state():
         nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.Flatten(), nn.Linear(4 * 6 * 6, 10)
     )
     before = {k: v.clone() for k, v in net.state_dict().items()}
-    df = sp.speed(net, image_size=8, batch_sizes=(2, 4), device="cpu", time_cap_s=0.05,
-                  peak=(1e9, "given"))  # fmt: skip
+    df = sp.speed(
+        net, image_size=8, batch_sizes=(2, 4), device="cpu", time_cap_s=0.05, peak=(1e9, "given")
+    )
     assert list(zip(df["mode"], df["batch_size"], df["status"], strict=True)) == [
-        ("infer", 2, "ok"), ("infer", 4, "ok"), ("train", 2, "ok"), ("train", 4, "ok")
-    ]  # fmt: skip
+        ("infer", 2, "ok"),
+        ("infer", 4, "ok"),
+        ("train", 2, "ok"),
+        ("train", 4, "ok"),
+    ]
     assert (df["n"] >= 1).all() and (df["images_per_s"] > 0).all()
     assert (df["median_ms"] <= df["p90_ms"]).all() and (df["p90_ms"] <= df["p99_ms"]).all()
     assert (df["mfu"] == df["achieved_flops_per_s"] / 1e9).all()
@@ -327,23 +349,29 @@ def test_a_gpu_sweep_turns_cudnn_benchmark_on_and_back_off(monkeypatch):
     assert seen == [True] and not torch.backends.cudnn.benchmark
 
 
-@pytest.mark.parametrize(("options", "message"), [
-    (dict(precision="fp8"), "precision must be one of fp32, bf16, fp16"),
-    (dict(batch_sizes=(0, 4)), "batch sizes must be positive"),
-    (dict(modes=("eval",)), "modes must be among infer, train"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (dict(precision="fp8"), "precision must be one of fp32, bf16, fp16"),
+        (dict(batch_sizes=(0, 4)), "batch sizes must be positive"),
+        (dict(modes=("eval",)), "modes must be among infer, train"),
+    ],
+)
 def test_bad_options_are_value_errors(options, message):
     with pytest.raises(ValueError, match=message):
         sp.speed("lenet", **options)
 
 
-@pytest.mark.parametrize(("flags", "cores", "mhz", "precision", "peak"), [
-    ({"fma", "avx2"}, 2, 2445.0, "fp32", 2 * 2.445e9 * 2 * 8 * 2),  # AVX2: 8 fp32 lanes, 2 FMAs
-    ({"fma", "avx2", "avx512f"}, 4, 3000.0, "fp32", 4 * 3e9 * 2 * 16 * 2),  # AVX-512: 16 lanes
-    ({"fma", "avx2", "avx512f", "avx512_bf16"}, 1, 2000.0, "bf16", 2e9 * 2 * 32 * 2),
-    ({"fma", "avx2", "avx512f"}, 1, 2000.0, "bf16", 2e9 * 2 * 16 * 2),  # no bf16 units
-    ({"sse2"}, 1, 1000.0, "fp32", 1e9 * 1 * 4 * 2),  # no FMA: one multiply and one add a cycle
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("flags", "cores", "mhz", "precision", "peak"),
+    [
+        ({"fma", "avx2"}, 2, 2445.0, "fp32", 2 * 2.445e9 * 2 * 8 * 2),  # AVX2: 8 fp32 lanes, 2 FMAs
+        ({"fma", "avx2", "avx512f"}, 4, 3000.0, "fp32", 4 * 3e9 * 2 * 16 * 2),  # AVX-512: 16 lanes
+        ({"fma", "avx2", "avx512f", "avx512_bf16"}, 1, 2000.0, "bf16", 2e9 * 2 * 32 * 2),
+        ({"fma", "avx2", "avx512f"}, 1, 2000.0, "bf16", 2e9 * 2 * 16 * 2),  # no bf16 units
+        ({"sse2"}, 1, 1000.0, "fp32", 1e9 * 1 * 4 * 2),  # no FMA: one multiply and one add a cycle
+    ],
+)
 def test_the_cpu_peak_follows_from_its_description(flags, cores, mhz, precision, peak):
     intel = dev.CpuDescription(cores, mhz, frozenset(flags), "GenuineIntel", 6)
     value, words = dev.cpu_peak_flops(intel, precision)
@@ -363,13 +391,16 @@ def test_zen_4_runs_avx_512_on_256_bit_pipes(precision, per_cycle):
     assert dev.cpu_peak_flops(zen5, precision)[0] == pytest.approx(2 * value)
 
 
-@pytest.mark.parametrize(("flags", "isa"), [
-    ({"fma", "avx2"}, "AVX2"),
-    ({"fma", "avx2", "avx512f"}, "AVX-512"),
-    ({"fma", "avx2", "avx512f", "avx512_bf16"}, "AVX-512 BF16"),
-    ({"sse", "sse2"}, "SSE"),
-    ({"fp", "asimd", "sve"}, None),  # Arm: its own vector instructions, not named here
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("flags", "isa"),
+    [
+        ({"fma", "avx2"}, "AVX2"),
+        ({"fma", "avx2", "avx512f"}, "AVX-512"),
+        ({"fma", "avx2", "avx512f", "avx512_bf16"}, "AVX-512 BF16"),
+        ({"sse", "sse2"}, "SSE"),
+        ({"fp", "asimd", "sve"}, None),  # Arm: its own vector instructions, not named here
+    ],
+)
 def test_a_rows_cpu_names_its_vector_instructions_where_recorded(flags, isa):
     """Two virtual machines may both call their CPU "AMD EPYC", one with AVX2 and one with
     AVX-512: each row's provenance records which it had, and the pages name it."""
@@ -417,8 +448,22 @@ def test_a_compile_failure_is_an_error_that_the_next_run_measures_again(monkeypa
     from bench.store import Store
 
     monkeypatch.setattr(sp, "iter_speed", _compiler_failing)
-    argv = ["speed", "--models", "lenet", "--mode", "infer", "--batch-sizes", "1", "--compile",
-            "--time-cap", "0.01", "--store", str(tmp_path / "r.sqlite"), "--out", str(tmp_path)]  # fmt: skip
+    argv = [
+        "speed",
+        "--models",
+        "lenet",
+        "--mode",
+        "infer",
+        "--batch-sizes",
+        "1",
+        "--compile",
+        "--time-cap",
+        "0.01",
+        "--store",
+        str(tmp_path / "r.sqlite"),
+        "--out",
+        str(tmp_path),
+    ]
     assert main(argv) == 1
     (row,) = Store(tmp_path / "r.sqlite").rows("speed")
     assert row["note"] == "RuntimeError: InvalidCxxCompiler: No working C++ compiler found"
@@ -454,8 +499,21 @@ def test_the_roof_is_measured_in_a_child_so_the_stage_holds_no_device_memory(mon
 
     monkeypatch.setattr(dev, "measured_bandwidth", here)
     monkeypatch.setattr(dev, "measured_matmul_flops", here)
-    argv = ["speed", "--models", "lenet", "--mode", "infer", "--batch-sizes", "1",
-            "--time-cap", "0.01", "--store", str(tmp_path / "r.sqlite"), "--out", str(tmp_path)]  # fmt: skip
+    argv = [
+        "speed",
+        "--models",
+        "lenet",
+        "--mode",
+        "infer",
+        "--batch-sizes",
+        "1",
+        "--time-cap",
+        "0.01",
+        "--store",
+        str(tmp_path / "r.sqlite"),
+        "--out",
+        str(tmp_path),
+    ]
     assert main(argv) == 0
     (roof,) = Store(tmp_path / "r.sqlite").rows("machine")
     assert roof["bandwidth_bytes_per_s"] > 0 and roof["achievable_flops_per_s"] > 0
@@ -468,8 +526,21 @@ def test_a_speed_run_with_nothing_left_to_time_measures_no_roof(monkeypatch, tmp
 
     measured, real = [], stage.measure_roof
     monkeypatch.setattr(stage, "measure_roof", lambda *args: measured.append(1) or real(*args))
-    argv = ["speed", "--models", "lenet", "--mode", "infer", "--batch-sizes", "1",
-            "--time-cap", "0.01", "--store", str(tmp_path / "r.sqlite"), "--out", str(tmp_path)]  # fmt: skip
+    argv = [
+        "speed",
+        "--models",
+        "lenet",
+        "--mode",
+        "infer",
+        "--batch-sizes",
+        "1",
+        "--time-cap",
+        "0.01",
+        "--store",
+        str(tmp_path / "r.sqlite"),
+        "--out",
+        str(tmp_path),
+    ]
     assert main(argv) == 0 and main(argv) == 0
     assert measured == [1]  # by the first run only, which timed the point
     assert "speed: every point is in" in capsys.readouterr().out

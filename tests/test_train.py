@@ -104,8 +104,10 @@ def test_time_to_accuracy_is_the_first_point_reaching_it():
     from bench.training.loop import _summary
 
     points = [(1.0, 0.70), (2.0, 0.86), (3.0, 0.84), (4.0, 0.91), (5.0, 0.9401)]  # (s, accuracy)
-    history = [{"train_s": s, "test_acc": a, "train_loss": 0.5, "wall_s": s + 1, "step": 10 * i}
-               for i, (s, a) in enumerate(points, 1)]  # fmt: skip
+    history = [
+        {"train_s": s, "test_acc": a, "train_loss": 0.5, "wall_s": s + 1, "step": 10 * i}
+        for i, (s, a) in enumerate(points, 1)
+    ]
     summary = _summary({"batch_size": 8}, history, "ok", 0, backend_for(CPU))
     assert [summary[f"time_to_{t}_s"] for t in (80, 85, 90, 92, 94)] == [2.0, 2.0, 4.0, 5.0, 5.0]
     shorter = _summary({"batch_size": 8}, history[:4], "ok", 0, backend_for(CPU))
@@ -155,13 +157,18 @@ def test_experiments_and_configs_are_data():
     ablated = [r.techniques for r in lines]
     switched_on = [f for f in dataclasses.fields(Techniques) if getattr(FAST, f.name) != f.default]
     assert len(ablated) == len(switched_on) + 1 and ablated[-1] == PLAIN
-    assert all(sum(getattr(t, f.name) != getattr(FAST, f.name) for f in dataclasses.fields(Techniques))
-               == 1 for t in ablated[:-1])  # fmt: skip
+    assert all(
+        sum(getattr(t, f.name) != getattr(FAST, f.name) for f in dataclasses.fields(Techniques))
+        == 1
+        for t in ablated[:-1]
+    )
     # the weight average off on the other fast recipes, everything else as they are
     without = [r for r in EXPERIMENTS["fast_without_ema"] if r.seed == 0]
     assert all(r.techniques.ema == PLAIN.ema for r in without)
-    assert [dataclasses.replace(r, techniques=dataclasses.replace(r.techniques, ema=FAST.ema))
-            for r in without] == [FAST_3_MIN, FAST_10_MIN, FAST_GPU_RUN]  # fmt: skip
+    assert [
+        dataclasses.replace(r, techniques=dataclasses.replace(r.techniques, ema=FAST.ema))
+        for r in without
+    ] == [FAST_3_MIN, FAST_10_MIN, FAST_GPU_RUN]
     settings = Run("alexnet").settings()
     assert (settings["lr"], settings["batch_size"], settings["resize"]) == (0.01, 128, 224)
     key = config(Run("alexnet"), PRESETS["book"], "ours")
@@ -214,12 +221,22 @@ def test_augment_crops_a_padded_copy_and_flips_it_and_repeats_by_seed(fashion):
     assert not torch.equal(out, augment(x, seed=8))
     padded = F.pad(x, (2, 2, 2, 2))
     for image, original in zip(out, padded, strict=True):
-        views = [v for dy in range(5) for dx in range(5)
-                 for v in (original[:, dy:dy + 28, dx:dx + 28],
-                           original[:, dy:dy + 28, dx:dx + 28].flip(2))]  # fmt: skip
+        views = [
+            v
+            for dy in range(5)
+            for dx in range(5)
+            for v in (
+                original[:, dy : dy + 28, dx : dx + 28],
+                original[:, dy : dy + 28, dx : dx + 28].flip(2),
+            )
+        ]
         assert any(torch.equal(image, v) for v in views)
-    flipped = sum(not any(torch.equal(i, p[:, dy:dy + 28, dx:dx + 28]) for dy in range(5)
-                          for dx in range(5)) for i, p in zip(out, padded, strict=True))  # fmt: skip
+    flipped = sum(
+        not any(
+            torch.equal(i, p[:, dy : dy + 28, dx : dx + 28]) for dy in range(5) for dx in range(5)
+        )
+        for i, p in zip(out, padded, strict=True)
+    )
     assert 0 < flipped < len(x)  # some images are mirrored, some not
 
 
@@ -268,8 +285,9 @@ def test_each_switch_changes_what_it_says(fashion):
     assert not torch.equal(average.module[0][0].weight, model[0][0].weight)
     with _autocast(FAST, CPU):
         dtype = model(torch.rand(2, 1, 28, 28)).dtype
-    assert dtype == (torch.bfloat16 if torch.ops.mkldnn._is_mkldnn_bf16_supported() else
-                     torch.float32)  # fmt: skip
+    assert dtype == (
+        torch.bfloat16 if torch.ops.mkldnn._is_mkldnn_bf16_supported() else torch.float32
+    )
     with _autocast(PLAIN, CPU):
         assert model(torch.rand(2, 1, 28, 28)).dtype == torch.float32
     # a training step with label smoothing charges a confident, correct prediction more
@@ -391,8 +409,12 @@ def test_eval_at_end_trains_the_same_and_evaluates_the_last_epoch_only(fashion):
     budget = Preset("test", epochs=2, train_per_class=40, test_per_class=10)
     sgd = Techniques(momentum=0.9)
     run = Run("resnet9_28", lr=0.05, batch_size=256, techniques=sgd)
-    summary, at_end = train(dataclasses.replace(run, techniques=dataclasses.replace(
-        sgd, eval_at_end=True)), budget, fashion, CPU)  # fmt: skip
+    summary, at_end = train(
+        dataclasses.replace(run, techniques=dataclasses.replace(sgd, eval_at_end=True)),
+        budget,
+        fashion,
+        CPU,
+    )
     _, every = train(run, budget, fashion, CPU)
     assert len(every) == 2 and len(at_end) == 1 and summary["evaluations"] == 1
     (last,) = at_end
@@ -435,10 +457,20 @@ def test_compiling_warms_up_on_every_shape_the_run_trains_on_then_restores_the_s
     weights = {k: v.clone() for k, v in model.state_dict().items()}
     rng = torch.get_rng_state()
     recorder = Recorder(model)
-    seconds = _warm_up(recorder, model, optimizer, batches, Techniques(
-        augment=True, early_sides=(14, 14)), epochs=3)  # fmt: skip
-    assert sorted(set(recorder.shapes)) == [(14, 1, 14, 14), (14, 1, 28, 28), (16, 1, 14, 14),
-                                            (16, 1, 28, 28)]  # fmt: skip
+    seconds = _warm_up(
+        recorder,
+        model,
+        optimizer,
+        batches,
+        Techniques(augment=True, early_sides=(14, 14)),
+        epochs=3,
+    )
+    assert sorted(set(recorder.shapes)) == [
+        (14, 1, 14, 14),
+        (14, 1, 28, 28),
+        (16, 1, 14, 14),
+        (16, 1, 28, 28),
+    ]
     assert len(recorder.shapes) == 3 * 4 and seconds > 0
     assert all(torch.equal(v, weights[k]) for k, v in model.state_dict().items())
     assert optimizer.state_dict()["state"] == {}  # no momentum from the warm-up steps
@@ -458,14 +490,19 @@ def test_a_compiled_run_trains_as_the_eager_one_with_its_compile_time_apart(fash
     sgd = Techniques(momentum=0.9)
     run = Run("bn_lenet", lr=0.1, batch_size=32, techniques=sgd)
     eager, eager_history = train(run, budget, fashion, CPU)
-    summary, history = train(dataclasses.replace(run, techniques=dataclasses.replace(
-        sgd, compile="reduce-overhead")), budget, fashion, CPU)  # fmt: skip
+    summary, history = train(
+        dataclasses.replace(run, techniques=dataclasses.replace(sgd, compile="reduce-overhead")),
+        budget,
+        fashion,
+        CPU,
+    )
     assert modes == ["reduce-overhead"]
     assert eager["compile_s"] is None and summary["compile_s"] > 0
     assert summary["technique_settings"]["compile"] == "reduce-overhead"
     for key in ("train_loss", "test_loss"):
-        assert [h[key] for h in history] == pytest.approx([h[key] for h in eager_history],
-                                                          rel=1e-5), key  # fmt: skip
+        assert [h[key] for h in history] == pytest.approx(
+            [h[key] for h in eager_history], rel=1e-5
+        ), key
 
 
 def test_each_run_stores_how_the_pages_describe_it():

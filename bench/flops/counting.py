@@ -227,8 +227,11 @@ def layer_bytes(model: nn.Module, x: torch.Tensor) -> list[LayerBytes]:
         return hook
 
     leaves = [(n, m) for n, m in model.named_modules() if not list(m.children())]
-    hooks = [h for n, m in leaves for h in (m.register_forward_pre_hook(enter(n)),
-                                            m.register_forward_hook(leave(n)))]  # fmt: skip
+    hooks = [
+        h
+        for n, m in leaves
+        for h in (m.register_forward_pre_hook(enter(n)), m.register_forward_hook(leave(n)))
+    ]
     try:
         with saved_tensors_hooks(pack, lambda t: t):
             model.train()(x)

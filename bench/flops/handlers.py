@@ -144,14 +144,45 @@ CATEGORY = {
     aten.bmm: "linear",
     aten.addmm: "linear",
 }
-FREE = frozenset({
-    aten.detach, aten.view, aten._unsafe_view, aten.reshape, aten.t, aten.transpose,
-    aten.permute, aten.expand, aten.slice, aten.select, aten.squeeze, aten.unsqueeze,
-    aten.as_strided, aten.alias, aten.split, aten.split_with_sizes, aten.empty, aten.empty_like,
-    aten.empty_strided, aten.zeros, aten.zeros_like, aten.ones, aten.ones_like, aten.full,
-    aten.full_like, aten.new_empty, aten.new_zeros, aten.new_ones, aten.fill_, aten.zero_,
-    aten.copy_, aten.clone, aten._to_copy, aten.lift_fresh, aten.scalar_tensor,
-})  # fmt: skip
+FREE = frozenset(
+    {
+        aten.detach,
+        aten.view,
+        aten._unsafe_view,
+        aten.reshape,
+        aten.t,
+        aten.transpose,
+        aten.permute,
+        aten.expand,
+        aten.slice,
+        aten.select,
+        aten.squeeze,
+        aten.unsqueeze,
+        aten.as_strided,
+        aten.alias,
+        aten.split,
+        aten.split_with_sizes,
+        aten.empty,
+        aten.empty_like,
+        aten.empty_strided,
+        aten.zeros,
+        aten.zeros_like,
+        aten.ones,
+        aten.ones_like,
+        aten.full,
+        aten.full_like,
+        aten.new_empty,
+        aten.new_zeros,
+        aten.new_ones,
+        aten.fill_,
+        aten.zero_,
+        aten.copy_,
+        aten.clone,
+        aten._to_copy,
+        aten.lift_fresh,
+        aten.scalar_tensor,
+    }
+)
 
 
 def category(op: Any) -> str:

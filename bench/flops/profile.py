@@ -41,9 +41,20 @@ aten = torch.ops.aten
 
 
 def corrected_conv_backward(
-    grad_out, x, w, _bias, _stride, _padding, _dilation, transposed, _output_padding, _groups,
-    output_mask, out_shape=None, **kwargs,
-) -> int:  # fmt: skip
+    grad_out,
+    x,
+    w,
+    _bias,
+    _stride,
+    _padding,
+    _dilation,
+    transposed,
+    _output_padding,
+    _groups,
+    output_mask,
+    out_shape=None,
+    **kwargs,
+) -> int:
     """FlopCounterMode's rule with the weight gradient charged once, not ``groups`` times."""
     forward = conv_flop_count(x, w, grad_out, transposed)
     return forward * (int(output_mask[0]) + int(output_mask[1]))
@@ -85,24 +96,33 @@ class _Target:
     min_image_size: int | None
 
 
-def _target(model_or_name: str | nn.Module, image_size: int | None,
-            in_channels: int | None) -> _Target:  # fmt: skip
+def _target(
+    model_or_name: str | nn.Module, image_size: int | None, in_channels: int | None
+) -> _Target:
     if isinstance(model_or_name, str):
         spec = archs.spec(model_or_name)
         size = image_size or spec.image_size
         in_channels = in_channels or spec.in_channels
         meta = archs.build(model_or_name, in_channels=in_channels, image_size=size, device="meta")
         return _Target(
-            spec.name, meta, lambda: copy.deepcopy(meta).to_empty(device="cpu"), in_channels,
-            size, spec.min_image_size,
-        )  # fmt: skip
+            spec.name,
+            meta,
+            lambda: copy.deepcopy(meta).to_empty(device="cpu"),
+            in_channels,
+            size,
+            spec.min_image_size,
+        )
     if image_size is None:
         raise ValueError("image_size is required when profiling a module")
     model = model_or_name
     return _Target(
-        type(model).__name__, copy.deepcopy(model).to("meta"), lambda: copy.deepcopy(model),
-        in_channels or 1, image_size, None,
-    )  # fmt: skip
+        type(model).__name__,
+        copy.deepcopy(model).to("meta"),
+        lambda: copy.deepcopy(model),
+        in_channels or 1,
+        image_size,
+        None,
+    )
 
 
 def profile(

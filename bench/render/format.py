@@ -60,8 +60,9 @@ def markdown(frame: pd.DataFrame, columns: list[Column]) -> str:
         raise KeyError(f"no column {', '.join(unknown)} in the table or in any stored row")
     lines = ["| " + " | ".join(header for _, header, _ in columns) + " |"]
     # text left, numbers right
-    lines.append("|" + "|".join(" :--- " if fmt is fmt_text else " ---: " for *_, fmt in columns)
-                 + "|")  # fmt: skip
+    lines.append(
+        "|" + "|".join(" :--- " if fmt is fmt_text else " ---: " for *_, fmt in columns) + "|"
+    )
     for _, row in frame.iterrows():
         lines.append("| " + " | ".join(fmt(row.get(src)) for src, _, fmt in columns) + " |")
     return "\n".join(lines)

@@ -46,16 +46,15 @@ STAGE_PAGES = {
 }
 PLOTS = {
     "accuracy_vs_macs": "accuracy against forward MACs as trained, one colour per family, "
-                        "Pareto frontier",
+    "Pareto frontier",
     "accuracy_vs_params": "accuracy against parameters, Pareto frontier",
     "throughput_vs_batch": "throughput against batch size (PyTorch and onnxruntime)",
     "memory_vs_batch": "peak memory against batch size",
     "training_curves": "test accuracy against training time and against wall clock",
-    "fast_recipe": "time to accuracy: the fast recipes against the book's loop on their "
-                   "schedule",
+    "fast_recipe": "time to accuracy: the fast recipes against the book's loop on their schedule",
     "conv_vs_fc": "parameters and MACs: conv against fully connected",
     "roofline": "achieved FLOP/s against arithmetic intensity, under the roof",
-}  # fmt: skip
+}
 COST_COLUMNS: list[Column] = [
     ("params", "params", fmt_int),
     ("fwd_macs_per_image", "fwd MACs / image at the book's input (M, counted)", fmt_mega),
@@ -93,8 +92,9 @@ def _best(rows: list[dict], mode: str, size: int) -> str:
     if not timed:
         return "-"
     best = max(timed, key=lambda r: r["images_per_s"])
-    return (f"{best['images_per_s']:,.0f} ({best['batch_size']}, {speed_setup(best)}, "
-            f"{spread(best)})")  # fmt: skip
+    return (
+        f"{best['images_per_s']:,.0f} ({best['batch_size']}, {speed_setup(best)}, {spread(best)})"
+    )
 
 
 def run_text(run: dict[str, Any]) -> str:
@@ -105,8 +105,10 @@ def run_text(run: dict[str, Any]) -> str:
         techniques += f" (autocast {run.get('autocast', 'off')})"
     tested = run["config"]["test_per_class"]
     tested = "all 10,000" if tested is None else f"{10 * tested:,}"
-    return (f"{run['preset']}: {'' if techniques == '-' else techniques + ', '}lr {run['lr']:g}, "
-            f"batch {run['batch_size']}, {run['work']}; tested on {tested}")  # fmt: skip
+    return (
+        f"{run['preset']}: {'' if techniques == '-' else techniques + ', '}lr {run['lr']:g}, "
+        f"batch {run['batch_size']}, {run['work']}; tested on {tested}"
+    )
 
 
 def preset_run(runs: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -123,13 +125,16 @@ def swept_speed(run: dict[str, Any], speeds: list[dict[str, Any]]) -> str | None
     techniques = run["technique_settings"] or {}
     if techniques.get("compile"):
         return None
-    setup = speed_setup({"precision": "bf16" if run.get("autocast") == "bf16" else "fp32",
-                         "channels_last": techniques.get("channels_last", False),
-                         "compiled": False})  # fmt: skip
+    setup = speed_setup(
+        {
+            "precision": "bf16" if run.get("autocast") == "bf16" else "fp32",
+            "channels_last": techniques.get("channels_last", False),
+            "compiled": False,
+        }
+    )
     point = ("train", run["batch_size"], run["resize"] or 28, run["device_name"], setup)
     for r in speeds:
-        if (r["mode"], r["batch_size"], r["image_size"], r["device_name"],
-                speed_setup(r)) == point:  # fmt: skip
+        if (r["mode"], r["batch_size"], r["image_size"], r["device_name"], speed_setup(r)) == point:
             return f"{r['images_per_s']:,.0f} (speed sweep, {setup}, {spread(r)})"
     return None
 
@@ -182,8 +187,11 @@ def headline(store: Store) -> pd.DataFrame:
         costs = {"input": f"{size} px", "family": family}
         if cost:
             c = cost[0]
-            costs.update(params=c["params"], fwd_macs_per_image=c["fwd_macs_per_image"],
-                         train_mib=c["train_bytes_est_sgd"] / MIB)  # fmt: skip
+            costs.update(
+                params=c["params"],
+                fwd_macs_per_image=c["fwd_macs_per_image"],
+                train_mib=c["train_bytes_est_sgd"] / MIB,
+            )
         costs.setdefault("train_mib", None)  # a column of every table, counted or not
         costs["infer_best"] = _best(timed, "infer", size)
         trained = []  # (row label, kind, run)
@@ -200,20 +208,36 @@ def headline(store: Store) -> pd.DataFrame:
             seeds = plural(len(fast), "seed") + (", median" if len(fast) > 1 else "")
             trained.append((f"{name}, {recipe} ({seeds})", "fast", median))
         if not trained:
-            rows.append({"model": name, **costs, "accuracy": (
-                f"not trained under the {preset} preset: the book preset trains it"
-                if name in not_trained else "-")})  # fmt: skip
+            rows.append(
+                {
+                    "model": name,
+                    **costs,
+                    "accuracy": (
+                        f"not trained under the {preset} preset: the book preset trains it"
+                        if name in not_trained
+                        else "-"
+                    ),
+                }
+            )
         for label, kind, run in trained:
-            rows.append({
-                "model": label, **costs, "kind": kind, "test_acc": run["test_acc"],
-                "preset": run["preset"], "trained_input": f"{run['resize'] or 28} px",
-                "trained_macs": run.get("fwd_macs_per_image"),
-                "train_speed": swept_speed(run, timed) or own_speed(run, store.details(
-                    "train", run["model"], run["config"], "history")),
-                "accuracy": run_text(run),
-                "to_80": run.get("time_to_80_s"),
-                "evaluated_at_end": evaluated_at_end(run),
-            })  # fmt: skip
+            rows.append(
+                {
+                    "model": label,
+                    **costs,
+                    "kind": kind,
+                    "test_acc": run["test_acc"],
+                    "preset": run["preset"],
+                    "trained_input": f"{run['resize'] or 28} px",
+                    "trained_macs": run.get("fwd_macs_per_image"),
+                    "train_speed": swept_speed(run, timed)
+                    or own_speed(
+                        run, store.details("train", run["model"], run["config"], "history")
+                    ),
+                    "accuracy": run_text(run),
+                    "to_80": run.get("time_to_80_s"),
+                    "evaluated_at_end": evaluated_at_end(run),
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -245,11 +269,15 @@ def write_tradeoffs(store: Store, out_dir: Path) -> list[Path]:
 
 
 RUN_COLUMNS = [
-    (column, header, fmt_text) for column, header in [
-        ("started", "started"), ("preset", "preset"), ("networks", "networks"),
-        ("wall", "wall time"), ("steps", "each step: outcome, time (measured)"),
+    (column, header, fmt_text)
+    for column, header in [
+        ("started", "started"),
+        ("preset", "preset"),
+        ("networks", "networks"),
+        ("wall", "wall time"),
+        ("steps", "each step: outcome, time (measured)"),
     ]
-]  # fmt: skip
+]
 
 
 def runs_of_all(store: Store) -> pd.DataFrame:
@@ -268,9 +296,15 @@ def runs_of_all(store: Store) -> pd.DataFrame:
             + (f", {took(times[name])}" if name in times else "")
             for name in dict.fromkeys([*run["stages"], *times])
         ]
-        rows.append({"started": run["config"]["started"], "preset": run["preset"],
-                     "networks": run["models"] or "the preset's", "wall": took(run["wall_s"]),
-                     "steps": "; ".join(steps)})  # fmt: skip
+        rows.append(
+            {
+                "started": run["config"]["started"],
+                "preset": run["preset"],
+                "networks": run["models"] or "the preset's",
+                "wall": took(run["wall_s"]),
+                "steps": "; ".join(steps),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -285,8 +319,11 @@ def write_index(store: Store, out_dir: Path, preset: str | None) -> list[Path]:
         at_end = table["evaluated_at_end"].eq(True)  # untrained networks: NaN
         table["to_80"] = [bounded(*pair) for pair in zip(table["to_80"], at_end, strict=True)]
     pages = [(page, text) for page, text in STAGE_PAGES.items() if (out_dir / page).exists()]
-    plots = [(f"plots/{stem}.png", text) for stem, text in PLOTS.items()
-             if (out_dir / "plots" / f"{stem}.png").exists()]  # fmt: skip
+    plots = [
+        (f"plots/{stem}.png", text)
+        for stem, text in PLOTS.items()
+        if (out_dir / "plots" / f"{stem}.png").exists()
+    ]
     rows = [r for stage in ("profile", "speed", "train") for r in store.rows(stage)]
     dates = sorted(r["provenance"]["date"] for r in rows) or ["-"]
     machines = sorted({f"{r['provenance']['device']} / {cpu_of(r['provenance'])}" for r in rows})
@@ -305,10 +342,14 @@ def write_index(store: Store, out_dir: Path, preset: str | None) -> list[Path]:
         "that run trained at: from the speed sweep where it timed that point, else from the "
         "training run itself (its images over its training time, evaluation excluded, with how "
         "much that varied from epoch to epoch)."
-        + (" Heap of the timings and memory readings: " + "; ".join(
-            f"{heap}: {plural(n, 'row')}" for heap, n in heaps.most_common()) + "."
-           if heaps else "")
-    )  # fmt: skip
+        + (
+            " Heap of the timings and memory readings: "
+            + "; ".join(f"{heap}: {plural(n, 'row')}" for heap, n in heaps.most_common())
+            + "."
+            if heaps
+            else ""
+        )
+    )
     roofs = [r for r in store.rows("machine") if r["status"] == Status.OK]
     yardsticks = "".join(
         f"\n- {r['model']}, {r['config']['precision']}: peak {r['peak_flops_per_s'] / 1e9:,.0f} "
@@ -321,19 +362,34 @@ def write_index(store: Store, out_dir: Path, preset: str | None) -> list[Path]:
     runs = runs_of_all(store)
     headline_plot = "".join(f"![{text}]({path})\n\n" for path, text in plots[:1])
     links = "\n".join(f"- [{page}]({page}): {text}" for page, text in pages)
-    links += "".join(f"\n- [{path}]({path}) ([svg]({path[:-4]}.svg)): {text}"
-                     for path, text in plots)  # fmt: skip
+    links += "".join(
+        f"\n- [{path}]({path}) ([svg]({path[:-4]}.svg)): {text}" for path, text in plots
+    )
     text = (
-        "# cnnbench: what each network costs and what it buys\n\n" + intro + "\n\n"
+        "# cnnbench: what each network costs and what it buys\n\n"
+        + intro
+        + "\n\n"
         + headline_plot
-        + (markdown(table.reindex(columns=[c for c, _, _ in HEADLINE_COLUMNS]),
-                    HEADLINE_COLUMNS) if len(table) else "No results yet.")
-        + ("\n\n## Yardsticks\n\nWhat the device does at its best, measured by the speed "
-           "stage beside its datasheet or instruction-set peak:\n" + yardsticks if roofs else "")
-        + ("\n\n## Runs of `python -m bench all`\n\n" + markdown(runs, RUN_COLUMNS)
-           if len(runs) else "")
-        + "\n\n## Everything else\n\n" + links + "\n"
-    )  # fmt: skip
+        + (
+            markdown(table.reindex(columns=[c for c, _, _ in HEADLINE_COLUMNS]), HEADLINE_COLUMNS)
+            if len(table)
+            else "No results yet."
+        )
+        + (
+            "\n\n## Yardsticks\n\nWhat the device does at its best, measured by the speed "
+            "stage beside its datasheet or instruction-set peak:\n" + yardsticks
+            if roofs
+            else ""
+        )
+        + (
+            "\n\n## Runs of `python -m bench all`\n\n" + markdown(runs, RUN_COLUMNS)
+            if len(runs)
+            else ""
+        )
+        + "\n\n## Everything else\n\n"
+        + links
+        + "\n"
+    )
     written = out_dir / "index.md"
     atomic_write(written, text)
     return [written]

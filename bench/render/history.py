@@ -15,16 +15,22 @@ from bench.render.format import atomic_write, fmt_int, fmt_text, markdown
 from bench.store import Store, cpu_of
 
 COMMAND_COLUMNS = [
-    ("started", "started (UTC)", fmt_text), ("took", "took", fmt_text),
-    ("command", "command", fmt_text), ("commit", "commit", fmt_text),
-    ("machine", "machine", fmt_text), ("exit", "exit", fmt_int),
-    ("rows_written", "rows written", fmt_int), ("rows_deleted", "rows deleted", fmt_int),
-]  # fmt: skip
+    ("started", "started (UTC)", fmt_text),
+    ("took", "took", fmt_text),
+    ("command", "command", fmt_text),
+    ("commit", "commit", fmt_text),
+    ("machine", "machine", fmt_text),
+    ("exit", "exit", fmt_int),
+    ("rows_written", "rows written", fmt_int),
+    ("rows_deleted", "rows deleted", fmt_int),
+]
 EARLIER_COLUMNS = [
-    ("day", "day (UTC)", fmt_text), ("stage", "stage", fmt_text),
-    ("commit", "commit", fmt_text), ("machine", "machine", fmt_text),
+    ("day", "day (UTC)", fmt_text),
+    ("stage", "stage", fmt_text),
+    ("commit", "commit", fmt_text),
+    ("machine", "machine", fmt_text),
     ("rows", "rows", fmt_int),
-]  # fmt: skip
+]
 
 
 def _commit(provenance: dict[str, Any]) -> str:
@@ -38,8 +44,9 @@ def _machine(provenance: dict[str, Any]) -> str:
 
 
 def _took(started: str, ended: str) -> str:
-    seconds = (datetime.datetime.fromisoformat(ended)
-               - datetime.datetime.fromisoformat(started)).total_seconds()  # fmt: skip
+    seconds = (
+        datetime.datetime.fromisoformat(ended) - datetime.datetime.fromisoformat(started)
+    ).total_seconds()
     return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min"
 
 
@@ -47,18 +54,39 @@ def write_history(store: Store, out_dir: Path) -> list[Path]:
     """``history.md``: the commands that made the run's store, and the rows no recorded
     command accounts for."""
     commands = store.commands()
-    recorded = pd.DataFrame([{
-        "started": c["started"][:19].replace("T", " "), "took": _took(c["started"], c["ended"]),
-        "command": f"`{shlex.join(c['argv'])}`", "commit": _commit(c["provenance"]),
-        "machine": _machine(c["provenance"]), "exit": c["exit"],
-        "rows_written": c["rows_written"], "rows_deleted": c["rows_deleted"],
-    } for c in commands], columns=[c for c, _, _ in COMMAND_COLUMNS])  # fmt: skip
-    unaccounted = [r for r in store.rows() if not any(
-        c["started"] <= r["provenance"]["date"] <= c["ended"] for c in commands)]  # fmt: skip
-    earlier = pd.DataFrame([{
-        "day": r["provenance"]["date"][:10], "stage": r["stage"],
-        "commit": _commit(r["provenance"]), "machine": _machine(r["provenance"]),
-    } for r in unaccounted], columns=["day", "stage", "commit", "machine"])  # fmt: skip
+    recorded = pd.DataFrame(
+        [
+            {
+                "started": c["started"][:19].replace("T", " "),
+                "took": _took(c["started"], c["ended"]),
+                "command": f"`{shlex.join(c['argv'])}`",
+                "commit": _commit(c["provenance"]),
+                "machine": _machine(c["provenance"]),
+                "exit": c["exit"],
+                "rows_written": c["rows_written"],
+                "rows_deleted": c["rows_deleted"],
+            }
+            for c in commands
+        ],
+        columns=[c for c, _, _ in COMMAND_COLUMNS],
+    )
+    unaccounted = [
+        r
+        for r in store.rows()
+        if not any(c["started"] <= r["provenance"]["date"] <= c["ended"] for c in commands)
+    ]
+    earlier = pd.DataFrame(
+        [
+            {
+                "day": r["provenance"]["date"][:10],
+                "stage": r["stage"],
+                "commit": _commit(r["provenance"]),
+                "machine": _machine(r["provenance"]),
+            }
+            for r in unaccounted
+        ],
+        columns=["day", "stage", "commit", "machine"],
+    )
     earlier = earlier.groupby(["day", "stage", "commit", "machine"], as_index=False).size()
     earlier = earlier.rename(columns={"size": "rows"})
     text = (

@@ -17,7 +17,7 @@ from bench.render.format import (
     fmt_percent,
     fmt_text,
     markdown,
-)  # fmt: skip
+)
 from bench.render.setups import book_speed
 from bench.schema import Status
 from bench.store import Store
@@ -55,32 +55,53 @@ def _row(profile: dict[str, Any], batch: int, suffix: str, speeds: dict) -> dict
         profile[f"train_bytes_tracked_sgd{suffix}"],
     )
     gap = None if train is None or tracked is None else train / tracked - 1
-    line = {"model": profile["model"], "batch": batch, "train_est": train,
-            "train_tracked": tracked, "train_gap": gap,
-            "infer_est": profile[f"infer_bytes_est{suffix}"],
-            "infer_tracked": profile[f"infer_bytes_tracked{suffix}"]}  # fmt: skip
+    line = {
+        "model": profile["model"],
+        "batch": batch,
+        "train_est": train,
+        "train_tracked": tracked,
+        "train_gap": gap,
+        "infer_est": profile[f"infer_bytes_est{suffix}"],
+        "infer_tracked": profile[f"infer_bytes_tracked{suffix}"],
+    }
     if gap is not None and abs(gap) > TOLERANCE:
-        line["note"] = (f"estimate {'above' if gap > 0 else 'below'} the tracked peak by more "
-                        f"than {TOLERANCE:.0%}")  # fmt: skip
+        line["note"] = (
+            f"estimate {'above' if gap > 0 else 'below'} the tracked peak by more "
+            f"than {TOLERANCE:.0%}"
+        )
     speed = speeds.get((profile["model"], profile["image_size"], batch))
     growth = tracked_growth(profile, suffix)
     if speed is not None and growth is not None:
-        line.update(process=speed["peak_bytes"], tracked_growth=growth,
-                    overhead=speed["peak_bytes"] - growth)  # fmt: skip
+        line.update(
+            process=speed["peak_bytes"],
+            tracked_growth=growth,
+            overhead=speed["peak_bytes"] - growth,
+        )
     return line
 
 
 def write_memory(store: Store, out_dir: Path) -> list[Path]:
     """memory.md: every profiled network at batch 1 and at its profile's batch."""
-    profiles = sorted((r for r in store.rows("profile") if r["status"] == Status.OK
-                       and "train_bytes_tracked_sgd" in r),
-                      key=lambda r: (book_rank(r["model"]), r["image_size"]))  # fmt: skip
+    profiles = sorted(
+        (
+            r
+            for r in store.rows("profile")
+            if r["status"] == Status.OK and "train_bytes_tracked_sgd" in r
+        ),
+        key=lambda r: (book_rank(r["model"]), r["image_size"]),
+    )
     if not profiles:
         return []
-    speeds = {(r["model"], r["image_size"], r["batch_size"]): r
-              for r in book_speed(store.rows("speed")) if r["mode"] == "train"}  # fmt: skip
-    lines = [_row(p, batch, suffix, speeds) for p in profiles
-             for batch, suffix in ((1, "_batch1"), (p["batch_size"], ""))]  # fmt: skip
+    speeds = {
+        (r["model"], r["image_size"], r["batch_size"]): r
+        for r in book_speed(store.rows("speed"))
+        if r["mode"] == "train"
+    }
+    lines = [
+        _row(p, batch, suffix, speeds)
+        for p in profiles
+        for batch, suffix in ((1, "_batch1"), (p["batch_size"], ""))
+    ]
     frame = pd.DataFrame(lines, columns=[column for column, _, _ in COLUMNS])
     gaps = frame["train_gap"].dropna().abs()
     worst = frame.loc[gaps.idxmax()]

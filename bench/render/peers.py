@@ -15,7 +15,7 @@ from bench.render.format import (
     fmt_mib,
     fmt_text,
     markdown,
-)  # fmt: skip
+)
 from bench.schema import OP_KINDS, Status
 from bench.store import Store
 
@@ -38,8 +38,10 @@ def cause(ours: dict[str, float], entry: dict[str, Any]) -> str:
         if _close(entry["macs"], matrix):
             return "counts conv and linear only (a total only)"
         beyond, rest = (entry["macs"] - matrix) / 1e6, (total - matrix) / 1e6
-        return (f"a total only: {beyond:+,.4g} M beyond our conv and linear, where ours count "
-                f"{rest:,.4g} M for the other kinds")  # fmt: skip
+        return (
+            f"a total only: {beyond:+,.4g} M beyond our conv and linear, where ours count "
+            f"{rest:,.4g} M for the other kinds"
+        )
     parts = []
     for kind in OP_KINDS:
         mine, theirs = ours[kind], entry["by_kind"][kind]
@@ -77,24 +79,42 @@ MEMORY: list[Column] = [
 
 def write_peers(store: Store, out_dir: Path) -> list[Path]:
     """peers.md in ``out_dir``: every network the peers stage counted."""
-    rows = sorted((r for r in store.rows("peers") if r["status"] == Status.OK),
-                  key=lambda r: book_rank(r["model"]))  # fmt: skip
+    rows = sorted(
+        (r for r in store.rows("peers") if r["status"] == Status.OK),
+        key=lambda r: book_rank(r["model"]),
+    )
     if not rows:
         return []
-    tracked = {(r["model"], r["image_size"]): r["train_bytes_tracked_sgd_batch1"]
-               for r in store.rows("profile") if "train_bytes_tracked_sgd_batch1" in r}  # fmt: skip
+    tracked = {
+        (r["model"], r["image_size"]): r["train_bytes_tracked_sgd_batch1"]
+        for r in store.rows("profile")
+        if "train_bytes_tracked_sgd_batch1" in r
+    }
     lines, backward, memory = [], [], []
     for row in rows:
         ours = next(c for c in row["counters"] if c["counter"] == "cnnbench")
         for entry in row["counters"]:
             ratio = None if entry["macs"] is None else f"{entry['macs'] / ours['macs']:.4f}"
             why = "" if entry is ours else cause(ours["by_kind"], entry)
-            lines.append({"model": row["model"], "counter": entry["counter"],
-                          "macs": entry["macs"], "ratio": ratio, "cause": why})  # fmt: skip
+            lines.append(
+                {
+                    "model": row["model"],
+                    "counter": entry["counter"],
+                    "macs": entry["macs"],
+                    "ratio": ratio,
+                    "cause": why,
+                }
+            )
         backward.append({"model": row["model"], **row["backward_macs"]})
         peak, theirs = tracked.get((row["model"], row["image_size"])), row["torchinfo_memory_bytes"]
-        memory.append({"model": row["model"], "torchinfo": theirs, "tracked": peak,
-                       "ratio": f"{theirs / peak:.2f}" if theirs and peak else None})  # fmt: skip
+        memory.append(
+            {
+                "model": row["model"],
+                "torchinfo": theirs,
+                "tracked": peak,
+                "ratio": f"{theirs / peak:.2f}" if theirs and peak else None,
+            }
+        )
     text = (
         "# Other FLOP counters beside ours (`python -m bench peers`)\n\n"
         "Each network at its book input, batch 1, in inference. Every figure is in MACs "

@@ -36,8 +36,13 @@ def _save(figure: plt.Figure, out_dir: Path, stem: str) -> list[Path]:
     for suffix in (".png", ".svg"):
         path = out_dir / (stem + suffix)
         partial = path.with_name(path.name + ".partial")
-        figure.savefig(partial, format=suffix[1:], dpi=120, bbox_inches="tight",
-                       metadata={"Date": None} if suffix == ".svg" else None)  # fmt: skip
+        figure.savefig(
+            partial,
+            format=suffix[1:],
+            dpi=120,
+            bbox_inches="tight",
+            metadata={"Date": None} if suffix == ".svg" else None,
+        )
         partial.replace(path)
         written.append(path)
     plt.close(figure)
@@ -55,9 +60,11 @@ def pareto(points: pd.DataFrame, cost: str, value: str) -> pd.DataFrame:
 
 
 CHANCE = 10.0  # test accuracy (%) of a guess among ten balanced classes
-KINDS = {"book": ("s", "the book's recipe, in full"),
-         "fixed work": ("o", "the book's recipe on a preset's fixed work"),
-         "fast": ("*", "the fast recipe (median over seeds)")}  # fmt: skip
+KINDS = {
+    "book": ("s", "the book's recipe, in full"),
+    "fixed work": ("o", "the book's recipe on a preset's fixed work"),
+    "fast": ("*", "the fast recipe (median over seeds)"),
+}
 
 
 def colour(model: str) -> tuple[float, ...]:
@@ -80,8 +87,9 @@ def family_colour(family: str) -> tuple[float, ...]:
     return plt.cm.tab10.colors[place % 10]
 
 
-def label_heights(xs: list[float], ys: list[float], gap: float = 3.0,
-                  near: float = 0.12) -> list[float]:  # fmt: skip
+def label_heights(
+    xs: list[float], ys: list[float], gap: float = 3.0, near: float = 0.12
+) -> list[float]:
     """Heights for labels placed right of points on a log x axis: points within ``near``
     decades of each other form a cluster, whose labels keep their points' order and mean height
     but stand at least ``gap`` apart."""
@@ -104,8 +112,9 @@ def label_heights(xs: list[float], ys: list[float], gap: float = 3.0,
     return heights
 
 
-def _accuracy_against(table: pd.DataFrame, cost: str, label: str, title: str, out_dir: Path,
-                      stem: str) -> list[Path]:  # fmt: skip
+def _accuracy_against(
+    table: pd.DataFrame, cost: str, label: str, title: str, out_dir: Path, stem: str
+) -> list[Path]:
     """Accuracy against ``cost``: one colour per family, one marker per kind of run, a number
     beside each point keyed at the right, the Pareto frontier and the chance line."""
     if cost not in table:  # nothing counted yet
@@ -116,32 +125,63 @@ def _accuracy_against(table: pd.DataFrame, cost: str, label: str, title: str, ou
     figure, (axes, side) = plt.subplots(1, 2, figsize=(11, 5.5), width_ratios=(3, 1))
     side.axis("off")  # holds the key of the numbered points
     front = pareto(points, cost, "test_acc")
-    axes.step(front[cost], 100 * front["test_acc"], where="post", color="0.6", linewidth=1,
-              zorder=1, label="Pareto frontier")  # fmt: skip
+    axes.step(
+        front[cost],
+        100 * front["test_acc"],
+        where="post",
+        color="0.6",
+        linewidth=1,
+        zorder=1,
+        label="Pareto frontier",
+    )
     axes.axhline(CHANCE, color="0.3", linestyle="--", linewidth=1, label="chance (10%)")
     for family, group in points.groupby("family", sort=False):
         for kind, (marker, _) in KINDS.items():
             mine = group[group["kind"] == kind]
             size = 80 if kind == "fast" else 30
-            axes.scatter(mine[cost], 100 * mine["test_acc"], marker=marker, s=size,
-                         color=family_colour(family), zorder=3)  # fmt: skip
+            axes.scatter(
+                mine[cost],
+                100 * mine["test_acc"],
+                marker=marker,
+                s=size,
+                color=family_colour(family),
+                zorder=3,
+            )
     heights = label_heights(points[cost].tolist(), (100 * points["test_acc"]).tolist())
     for (number, row), height in zip(points.iterrows(), heights, strict=True):
-        axes.annotate(str(number + 1), (row[cost], 100 * row["test_acc"]), fontsize=7,
-                      xytext=(row[cost] * 1.06, height), textcoords="data", va="center",
-                      arrowprops={"arrowstyle": "-", "color": "0.7", "linewidth": 0.5})  # fmt: skip
-    handles = [plt.Line2D([], [], marker="o", linestyle="", color=family_colour(f), label=f)
-               for f in dict.fromkeys(points["family"])]  # fmt: skip
-    handles += [plt.Line2D([], [], marker=m, linestyle="", color="0.4", label=text)
-                for kind, (m, text) in KINDS.items() if kind in set(points["kind"])]  # fmt: skip
+        axes.annotate(
+            str(number + 1),
+            (row[cost], 100 * row["test_acc"]),
+            fontsize=7,
+            xytext=(row[cost] * 1.06, height),
+            textcoords="data",
+            va="center",
+            arrowprops={"arrowstyle": "-", "color": "0.7", "linewidth": 0.5},
+        )
+    handles = [
+        plt.Line2D([], [], marker="o", linestyle="", color=family_colour(f), label=f)
+        for f in dict.fromkeys(points["family"])
+    ]
+    handles += [
+        plt.Line2D([], [], marker=m, linestyle="", color="0.4", label=text)
+        for kind, (m, text) in KINDS.items()
+        if kind in set(points["kind"])
+    ]
     handles += axes.get_legend_handles_labels()[0]
     # the legend sits in the empty band between chance and the lowest accuracies
-    axes.legend(handles=handles, fontsize=7, loc="lower right", bbox_to_anchor=(1.0, 0.12),
-                title="colour: family; marker: run", title_fontsize=7, ncol=2)  # fmt: skip
-    key = "\n".join(f"{i + 1:>2}  {row['model']} @ {row['trained_input']}"
-                     for i, row in points.iterrows())  # fmt: skip
-    side.text(0.0, 1.0, key, transform=side.transAxes, fontsize=7, va="top",
-              family="monospace")  # fmt: skip
+    axes.legend(
+        handles=handles,
+        fontsize=7,
+        loc="lower right",
+        bbox_to_anchor=(1.0, 0.12),
+        title="colour: family; marker: run",
+        title_fontsize=7,
+        ncol=2,
+    )
+    key = "\n".join(
+        f"{i + 1:>2}  {row['model']} @ {row['trained_input']}" for i, row in points.iterrows()
+    )
+    side.text(0.0, 1.0, key, transform=side.transAxes, fontsize=7, va="top", family="monospace")
     axes.set_xscale("log")
     axes.set_ylim(0, 100)
     axes.set_xlabel(label)
@@ -151,17 +191,30 @@ def _accuracy_against(table: pd.DataFrame, cost: str, label: str, title: str, ou
     return _save(figure, out_dir, stem)
 
 
-def _per_model_lines(frame: pd.DataFrame, x: str, y: str, xlabel: str, ylabel: str, title: str,
-                     out_dir: Path, stem: str,
-                     scale: Callable[[Any], Any] = lambda v: v) -> list[Path]:  # fmt: skip
+def _per_model_lines(
+    frame: pd.DataFrame,
+    x: str,
+    y: str,
+    xlabel: str,
+    ylabel: str,
+    title: str,
+    out_dir: Path,
+    stem: str,
+    scale: Callable[[Any], Any] = lambda v: v,
+) -> list[Path]:
     """One panel per (device and setup, mode): a row of panels per device and setup, in the
     order stored, inference left and training right; one line per (model, line label)."""
     if frame.empty:
         return []
     rows = list(dict.fromkeys(frame["setting"]))
     columns = [m for m in ("inference", "training") if m in set(frame["mode_words"])]
-    figure, axes = plt.subplots(len(rows), len(columns), figsize=(5 * len(columns) + 2.5,
-                                4.5 * len(rows)), squeeze=False, layout="constrained")  # fmt: skip
+    figure, axes = plt.subplots(
+        len(rows),
+        len(columns),
+        figsize=(5 * len(columns) + 2.5, 4.5 * len(rows)),
+        squeeze=False,
+        layout="constrained",
+    )
     for (setting, mode), ax in zip(itertools.product(rows, columns), axes.flat, strict=True):
         panel = frame[(frame["setting"] == setting) & (frame["mode_words"] == mode)]
         if panel.empty:
@@ -170,8 +223,15 @@ def _per_model_lines(frame: pd.DataFrame, x: str, y: str, xlabel: str, ylabel: s
         for (model, line), group in panel.groupby(["model", "line"], sort=False):
             group = group.sort_values(x)
             style = "--" if line != "PyTorch" else "-"
-            ax.plot(group[x], scale(group[y]), style, marker="o", markersize=3,
-                    color=colour(model), label=f"{model} ({line})")  # fmt: skip
+            ax.plot(
+                group[x],
+                scale(group[y]),
+                style,
+                marker="o",
+                markersize=3,
+                color=colour(model),
+                label=f"{model} ({line})",
+            )
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")
         ax.set_xlabel(xlabel)
@@ -181,8 +241,9 @@ def _per_model_lines(frame: pd.DataFrame, x: str, y: str, xlabel: str, ylabel: s
     handles = {}
     for ax in axes.flat:
         handles.update(zip(*reversed(ax.get_legend_handles_labels()), strict=True))
-    axes[0][-1].legend(handles.values(), handles.keys(), fontsize=6, loc="upper left",
-                       bbox_to_anchor=(1.02, 1.0))  # fmt: skip
+    axes[0][-1].legend(
+        handles.values(), handles.keys(), fontsize=6, loc="upper left", bbox_to_anchor=(1.02, 1.0)
+    )
     figure.suptitle(title, fontsize=11)
     return _save(figure, out_dir, stem)
 
@@ -191,8 +252,11 @@ def _speed_frame(store: Store) -> pd.DataFrame:
     """The timed rows of PyTorch (one line label, one row per point) and onnxruntime (one per
     provider, beside PyTorch's eager fp32), each with its device and setup."""
     rows = [{**r, "setup": speed_setup(r)} for r in per_point(store.rows("speed"))]
-    rows += [{**r, "mode": "infer", "setup": BOOK_SETUP, "line": f"onnxruntime, {r['provider']}"}
-             for r in store.rows("onnx") if r["status"] == Status.OK]  # fmt: skip
+    rows += [
+        {**r, "mode": "infer", "setup": BOOK_SETUP, "line": f"onnxruntime, {r['provider']}"}
+        for r in store.rows("onnx")
+        if r["status"] == Status.OK
+    ]
     frame = pd.DataFrame(rows)
     if frame.empty:
         return frame
@@ -223,8 +287,10 @@ def _curves(store: Store) -> pd.DataFrame:
     return pd.DataFrame(points)
 
 
-CURVE_AXES = (("train_s", "training time (s, measured; evaluation excluded; log)"),
-              ("wall_s", "wall clock (s, measured: training and evaluation; log)"))  # fmt: skip
+CURVE_AXES = (
+    ("train_s", "training time (s, measured; evaluation excluded; log)"),
+    ("wall_s", "wall clock (s, measured: training and evaluation; log)"),
+)
 
 
 def _log_seconds(axes: plt.Axes) -> None:
@@ -245,13 +311,27 @@ def training_curves(store: Store, out_dir: Path) -> list[Path]:
     for axes, (x, xlabel) in zip(panels, CURVE_AXES, strict=True):
         for label, group in curves.groupby("label", sort=False):
             fast = bool(group["fast"].iloc[0])
-            axes.plot(group[x], 100 * group["test_acc"], "-" if fast else "--", marker="o",
-                      markersize=3, linewidth=2 if fast else 1, label=label,
-                      color=colour(group["model"].iloc[0]))  # fmt: skip
+            axes.plot(
+                group[x],
+                100 * group["test_acc"],
+                "-" if fast else "--",
+                marker="o",
+                markersize=3,
+                linewidth=2 if fast else 1,
+                label=label,
+                color=colour(group["model"].iloc[0]),
+            )
         for level, text in ((CHANCE, "chance"), (90, "90%")):
             axes.axhline(level, color="0.5", linestyle=":", linewidth=0.8)
-            axes.annotate(text, (0, level), xycoords=("axes fraction", "data"), fontsize=7,
-                          xytext=(2, 2), textcoords="offset points", color="0.3")  # fmt: skip
+            axes.annotate(
+                text,
+                (0, level),
+                xycoords=("axes fraction", "data"),
+                fontsize=7,
+                xytext=(2, 2),
+                textcoords="offset points",
+                color="0.3",
+            )
         _log_seconds(axes)
         axes.set_xlabel(xlabel)
         axes.set_ylim(0, 100)
@@ -273,22 +353,32 @@ def _recipe(run: dict) -> str:
 # and evaluation), on a GPU of training alone; each with the clock it is read on.
 GOALS = {
     "cpu": (94.0, 300.0, "wall_s", "wall clock (s, measured: training and evaluation; log)"),
-    "gpu": (94.0, 5.0, "train_s", "training time (s, measured: without evaluation or "
-            "compilation; log)"),
-}  # fmt: skip
+    "gpu": (
+        94.0,
+        5.0,
+        "train_s",
+        "training time (s, measured: without evaluation or compilation; log)",
+    ),
+}
 
 
 def fast_recipe(store: Store, out_dir: Path) -> list[Path]:
     """Time to accuracy of runs on a schedule of their own: each seed of each fast recipe, and
     the book's loop on such a schedule, test accuracy at each evaluation against the clock its
     device's goal is read on (GOALS)."""
-    runs = [r for r in store.rows("train") if r["status"] in MEASURED and r["epochs"] is not None
-            and (r["fast_recipe"] or r["techniques"] == "-")]  # fmt: skip
+    runs = [
+        r
+        for r in store.rows("train")
+        if r["status"] in MEASURED
+        and r["epochs"] is not None
+        and (r["fast_recipe"] or r["techniques"] == "-")
+    ]
     if not runs:
         return []
     # a GPU's run measures the memory of CUDA's allocator
     accuracy, seconds, clock, label = GOALS[
-        "gpu" if all(r["memory_kind"] == ALLOCATED for r in runs) else "cpu"]  # fmt: skip
+        "gpu" if all(r["memory_kind"] == ALLOCATED for r in runs) else "cpu"
+    ]
     figure, axes = plt.subplots(figsize=(9, 5))
     names = list(dict.fromkeys(_recipe(r) for r in runs))
     for run in runs:
@@ -305,16 +395,24 @@ def fast_recipe(store: Store, out_dir: Path) -> list[Path]:
         )
     axes.axhline(accuracy, color="0.4", linestyle=":", linewidth=1)
     axes.axvline(seconds, color="0.4", linestyle=":", linewidth=1)
-    axes.annotate(f"goal: {accuracy:g}% within {seconds:g} s", (seconds, accuracy), fontsize=8,
-                  xytext=(4, 4), textcoords="offset points", color="0.3")  # fmt: skip
+    axes.annotate(
+        f"goal: {accuracy:g}% within {seconds:g} s",
+        (seconds, accuracy),
+        fontsize=8,
+        xytext=(4, 4),
+        textcoords="offset points",
+        color="0.3",
+    )
     _log_seconds(axes)
     axes.set_xlabel(label)
     axes.set_ylabel("test accuracy (%, measured)")
     axes.set_ylim(max(CHANCE, min(80.0, axes.get_ylim()[0])), 100)
     axes.grid(alpha=0.3)
     devices = sorted({r["device_name"] for r in runs})
-    axes.set_title(f"Time to accuracy on Fashion-MNIST ({', '.join(devices)}): a point per "
-                   "evaluation", fontsize=10)  # fmt: skip
+    axes.set_title(
+        f"Time to accuracy on Fashion-MNIST ({', '.join(devices)}): a point per evaluation",
+        fontsize=10,
+    )
     axes.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.02, 1.0))
     return _save(figure, out_dir, "fast_recipe")
 
@@ -330,13 +428,29 @@ def conv_vs_fc(store: Store, out_dir: Path) -> list[Path]:
     labels = frame["model"] + " @" + frame["image_size"].astype(str)
     figure, panels = plt.subplots(1, 2, figsize=(12, 0.28 * len(frame) + 1.5), sharey=True)
     splits = (
-        ("parameters", "params", 1e6, "M",
-         {"conv": "params_conv", "fully connected": "params_linear",
-          "norm and other": ("params_norm", "params_other")}),
-        ("forward MACs per image", "fwd_macs_per_image", 1e9, "G",
-         {"conv": "fwd_conv_macs_per_image", "fully connected": "fwd_linear_macs_per_image",
-          "norm and other": ("fwd_other_macs_per_image",)}),
-    )  # fmt: skip
+        (
+            "parameters",
+            "params",
+            1e6,
+            "M",
+            {
+                "conv": "params_conv",
+                "fully connected": "params_linear",
+                "norm and other": ("params_norm", "params_other"),
+            },
+        ),
+        (
+            "forward MACs per image",
+            "fwd_macs_per_image",
+            1e9,
+            "G",
+            {
+                "conv": "fwd_conv_macs_per_image",
+                "fully connected": "fwd_linear_macs_per_image",
+                "norm and other": ("fwd_other_macs_per_image",),
+            },
+        ),
+    )
     for axes, (title, total, unit, suffix, parts) in zip(panels, splits, strict=True):
         left = pd.Series(0.0, index=frame.index)
         for name, columns in parts.items():
@@ -345,13 +459,19 @@ def conv_vs_fc(store: Store, out_dir: Path) -> list[Path]:
             axes.barh(labels, share, left=left, label=name)
             left += share
         for y, value in enumerate(frame[total]):
-            axes.annotate(f"{value / unit:.3g} {suffix}", (101, y), va="center", fontsize=6,
-                          annotation_clip=False)  # fmt: skip
+            axes.annotate(
+                f"{value / unit:.3g} {suffix}",
+                (101, y),
+                va="center",
+                fontsize=6,
+                annotation_clip=False,
+            )
         axes.set_xlim(0, 100)
         axes.set_xlabel("share of the total (%)")
         axes.set_title(f"{title} (counted; total at the right)", fontsize=10, pad=22)
-        axes.legend(fontsize=7, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=3,
-                    frameon=False)  # fmt: skip
+        axes.legend(
+            fontsize=7, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=3, frameon=False
+        )
         axes.tick_params(axis="y", labelsize=7)
     panels[0].invert_yaxis()
     return _save(figure, out_dir, "conv_vs_fc")
@@ -367,30 +487,46 @@ def roofline(store: Store, out_dir: Path) -> list[Path]:
     machine = fp32_roof(store)
     if machine is None:
         return []
-    intensity = {(r["model"], r["image_size"]): r["fwd_flops_per_byte"]
-                 for r in store.rows("profile")
-                 if r["status"] == Status.OK and r["batch_size"] == ROOFLINE_BATCH}  # fmt: skip
-    timed = [r for r in book_speed(store.rows("speed"))
-             if r["mode"] == "infer" and r["batch_size"] == ROOFLINE_BATCH
-             and r["device_name"] == machine["model"]
-             and (r["model"], r["image_size"]) in intensity]  # fmt: skip
+    intensity = {
+        (r["model"], r["image_size"]): r["fwd_flops_per_byte"]
+        for r in store.rows("profile")
+        if r["status"] == Status.OK and r["batch_size"] == ROOFLINE_BATCH
+    }
+    timed = [
+        r
+        for r in book_speed(store.rows("speed"))
+        if r["mode"] == "infer"
+        and r["batch_size"] == ROOFLINE_BATCH
+        and r["device_name"] == machine["model"]
+        and (r["model"], r["image_size"]) in intensity
+    ]
     if not timed:
         return []
     peak, bandwidth = machine["peak_flops_per_s"], machine["bandwidth_bytes_per_s"]
     figure, axes = plt.subplots(figsize=(7, 4.5))
     x = [0.1, peak / bandwidth, 1e4]
-    axes.plot(x, [min(peak, bandwidth * i) for i in x], color="black",
-              label=f"roof: {peak / 1e9:,.0f} GFLOP/s ({machine['peak_source']}), "
-                    f"{bandwidth / 1e9:,.1f} GB/s ({machine['bandwidth_source']})")  # fmt: skip
+    axes.plot(
+        x,
+        [min(peak, bandwidth * i) for i in x],
+        color="black",
+        label=f"roof: {peak / 1e9:,.0f} GFLOP/s ({machine['peak_source']}), "
+        f"{bandwidth / 1e9:,.1f} GB/s ({machine['bandwidth_source']})",
+    )
     for row in timed:
         x = intensity[(row["model"], row["image_size"])]
         axes.scatter(x, row["achieved_flops_per_s"], s=15, color=colour(row["model"]))
-        axes.annotate(f"{row['model']} ({row['image_size']} px)", (x, row["achieved_flops_per_s"]),
-                      fontsize=7, xytext=(3, 3), textcoords="offset points")  # fmt: skip
+        axes.annotate(
+            f"{row['model']} ({row['image_size']} px)",
+            (x, row["achieved_flops_per_s"]),
+            fontsize=7,
+            xytext=(3, 3),
+            textcoords="offset points",
+        )
     axes.set_xscale("log")
     axes.set_yscale("log")
-    axes.set_xlabel(f"forward FLOPs per byte moved (counted FLOPs / estimated bytes, batch "
-                    f"{ROOFLINE_BATCH})")  # fmt: skip
+    axes.set_xlabel(
+        f"forward FLOPs per byte moved (counted FLOPs / estimated bytes, batch {ROOFLINE_BATCH})"
+    )
     axes.set_ylabel(f"achieved FLOP/s (measured inference, batch {ROOFLINE_BATCH})")
     axes.set_title(f"Roofline: {machine['model']}, eager fp32", fontsize=10)
     axes.legend(fontsize=7)
@@ -405,24 +541,47 @@ def write_plots(store: Store, out_dir: Path, preset: str | None) -> list[Path]:
     if "test_acc" in table:
         where = f"{preset} preset" if preset else "stage commands"
         written += _accuracy_against(
-            table, "trained_macs", "forward MACs per image at the input trained at (counted; "
-            "log)", f"What a network buys for its compute ({where}; test accuracy, measured)",
-            out_dir, "accuracy_vs_macs")  # fmt: skip
-        written += _accuracy_against(table, "params", "parameters (counted; log)",
-                                     f"Accuracy against parameters ({where})", out_dir,
-                                     "accuracy_vs_params")  # fmt: skip
+            table,
+            "trained_macs",
+            "forward MACs per image at the input trained at (counted; log)",
+            f"What a network buys for its compute ({where}; test accuracy, measured)",
+            out_dir,
+            "accuracy_vs_macs",
+        )
+        written += _accuracy_against(
+            table,
+            "params",
+            "parameters (counted; log)",
+            f"Accuracy against parameters ({where})",
+            out_dir,
+            "accuracy_vs_params",
+        )
     speed = _speed_frame(store)
     if not speed.empty:
         title = "Throughput against batch size (solid: PyTorch, dashed: onnxruntime)"
-        written += _per_model_lines(speed, "batch_size", "images_per_s", "batch size",
-                                    "images/s (measured, median step)", title, out_dir,
-                                    "throughput_vs_batch")  # fmt: skip
+        written += _per_model_lines(
+            speed,
+            "batch_size",
+            "images_per_s",
+            "batch size",
+            "images/s (measured, median step)",
+            title,
+            out_dir,
+            "throughput_vs_batch",
+        )
     if "peak_bytes" in speed:  # the speed stage's: onnx rows have none
         memory = speed[(speed["line"] == "PyTorch") & (speed["peak_bytes"] > 0)]  # log axis
-        written += _per_model_lines(memory, "batch_size", "peak_bytes", "batch size",
-                                    "peak memory (MiB, measured)",
-                                    "Peak memory of a step, over the weights in memory", out_dir,
-                                    "memory_vs_batch", scale=lambda v: v / MIB)  # fmt: skip
+        written += _per_model_lines(
+            memory,
+            "batch_size",
+            "peak_bytes",
+            "batch size",
+            "peak memory (MiB, measured)",
+            "Peak memory of a step, over the weights in memory",
+            out_dir,
+            "memory_vs_batch",
+            scale=lambda v: v / MIB,
+        )
     written += training_curves(store, out_dir)
     written += fast_recipe(store, out_dir)
     written += conv_vs_fc(store, out_dir)

@@ -51,6 +51,9 @@ def book_speed(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def fp32_roof(store: Store) -> dict[str, Any] | None:
     """The roof (peak FLOP/s, bandwidth) measured for fp32, the latest stored; None if none."""
-    roofs = [r for r in store.rows("machine")
-             if r["status"] == Status.OK and r["config"]["precision"] == "fp32"]  # fmt: skip
+    roofs = [
+        r
+        for r in store.rows("machine")
+        if r["status"] == Status.OK and r["config"]["precision"] == "fp32"
+    ]
     return roofs[-1] if roofs else None

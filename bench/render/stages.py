@@ -95,10 +95,13 @@ def write_profile(store: Store, out_dir: Path) -> list[Path]:
     summary["input"] = [f"{r['in_channels']} x {r['image_size']} x {r['image_size']}" for r in rows]
     summary["agreement"] = [
         ("yes" if r["counters_agree"] else "NO")
-        + (" (FlopCounterMode only: fvcore not installed)" if r["fvcore_fwd_macs_per_image"]
-           is None else "")
+        + (
+            " (FlopCounterMode only: fvcore not installed)"
+            if r["fvcore_fwd_macs_per_image"] is None
+            else ""
+        )
         for r in rows
-    ]  # fmt: skip
+    ]
     cpus = sorted({cpu_of(r["provenance"]) for r in rows})
     dates = sorted(r["provenance"]["date"] for r in rows)
     header = (
@@ -200,13 +203,19 @@ def write_speed(store: Store, out_dir: Path) -> list[Path]:
     for key, group in measured.groupby(settings, sort=False) if len(measured) else ():
         device, precision, _, _, cap = key
         kinds = sorted(set(group["memory_kind"].dropna()))
-        peaks = [_peak(source, values) for source, values
-                 in group.groupby("peak_source")["peak_flops_per_s"]]  # fmt: skip
+        peaks = [
+            _peak(source, values)
+            for source, values in group.groupby("peak_source")["peak_flops_per_s"]
+        ]
         roof = roofs.get((device, precision), {})
-        achievable = (f" A {roof['achievable_source'].removeprefix('measured: ')} achieves "
-                      f"{roof['achievable_flops_per_s'] / 1e9:,.0f} GFLOP/s (measured), "
-                      f"{roof['achievable_flops_per_s'] / roof['peak_flops_per_s']:.0%} of "
-                      "the peak." if "achievable_flops_per_s" in roof else "")  # fmt: skip
+        achievable = (
+            f" A {roof['achievable_source'].removeprefix('measured: ')} achieves "
+            f"{roof['achievable_flops_per_s'] / 1e9:,.0f} GFLOP/s (measured), "
+            f"{roof['achievable_flops_per_s'] / roof['peak_flops_per_s']:.0%} of "
+            "the peak."
+            if "achievable_flops_per_s" in roof
+            else ""
+        )
         sections.append(
             f"## {device}, {speed_setup(group.iloc[0])}"
             + f"\n\nProtocol: untimed warm-up steps, then single steps timed until {cap:g} s "
@@ -229,10 +238,18 @@ def write_speed(store: Store, out_dir: Path) -> list[Path]:
         )
     failed = frame[frame["device_name"].isna()]
     if len(failed):
-        sections.append("## Runs without a result\n\n" + markdown(failed, [
-            ("model", "model", fmt_text), ("config", "settings", fmt_text),
-            ("status", "status", fmt_text), ("note", "note", fmt_text),
-        ]))  # fmt: skip
+        sections.append(
+            "## Runs without a result\n\n"
+            + markdown(
+                failed,
+                [
+                    ("model", "model", fmt_text),
+                    ("config", "settings", fmt_text),
+                    ("status", "status", fmt_text),
+                    ("note", "note", fmt_text),
+                ],
+            )
+        )
     dates = sorted(r["provenance"]["date"] for r in rows)
     text = (
         "# Throughput, latency and memory (`python -m bench speed`)\n\n"
@@ -276,13 +293,20 @@ def write_onnx(store: Store, out_dir: Path) -> list[Path]:
     nothing = pd.Series(index=frame.index, dtype=object)  # failures alone carry no parity
     frame["parity"] = [
         "-" if pd.isna(d) else f"{d:.1e} ({'ok' if ok else 'over 1e-4'})"
-        for d, ok in zip(frame.get("max_abs_diff", nothing), frame.get("parity_ok", nothing),
-                         strict=True)
-    ]  # fmt: skip
+        for d, ok in zip(
+            frame.get("max_abs_diff", nothing), frame.get("parity_ok", nothing), strict=True
+        )
+    ]
     devices = sorted(set(frame.get("device_name", pd.Series(dtype=str)).dropna()))
     dates = sorted(r["provenance"]["date"] for r in rows)
-    versions = sorted({f"onnxruntime {r.get('onnxruntime') or '(not recorded)'} beside torch "
-                       f"{r['provenance']['torch']}" for r in rows if "provider" in r})  # fmt: skip
+    versions = sorted(
+        {
+            f"onnxruntime {r.get('onnxruntime') or '(not recorded)'} beside torch "
+            f"{r['provenance']['torch']}"
+            for r in rows
+            if "provider" in r
+        }
+    )
     text = (
         "# ONNX export and onnxruntime (`python -m bench onnx`)\n\n"
         "Exported with torch.onnx (dynamo exporter, dynamic batch axis), checked with "
@@ -311,8 +335,9 @@ def write_pipeline(store: Store, out_dir: Path) -> list[Path]:
     frame["seconds"] = [r["config"]["seconds"] for r in rows]
 
     def by_feed(values: str) -> pd.DataFrame:
-        return frame.pivot_table(index=["model", "input", "seconds"], columns="feed",
-                                 values=values, sort=False)  # fmt: skip
+        return frame.pivot_table(
+            index=["model", "input", "seconds"], columns="feed", values=values, sort=False
+        )
 
     table = by_feed("images_per_s")
     spread = by_feed("cv")

@@ -35,51 +35,101 @@ def _rate(row: dict[str, Any]) -> str:
 
 # stage -> (its page, the columns it prints); rate, case and by_counter are computed from a row
 ANSWERS: dict[str, tuple[str, list[Column]]] = {
-    "profile": ("profile/summary.md", [
-        ("model", "model", fmt_text), ("image_size", "side", fmt_int),
-        ("params", "params", fmt_int), ("fwd_macs_per_image", "fwd MACs/image (M)", fmt_mega),
-        ("bwd_macs_per_image", "bwd MACs/image (M)", fmt_mega),
-        ("infer_bytes_est", "inference (MiB, est.)", fmt_mib),
-        ("train_bytes_est_sgd", "SGD step (MiB, est.)", fmt_mib),
-    ]),
-    "speed": ("speed/speed.md", [
-        ("model", "model", fmt_text), ("mode", "mode", fmt_text),
-        ("precision", "precision", fmt_text), ("batch_size", "batch", fmt_int),
-        ("rate", "images/s ± cv", fmt_text), ("median_ms", "median ms", fmt_ms),
-        ("peak_bytes", "peak growth (MiB)", fmt_mib),
-    ]),
-    "onnx": ("onnx/onnx.md", [
-        ("model", "model", fmt_text), ("batch_size", "batch", fmt_int),
-        ("provider", "provider", fmt_text), ("rate", "onnxruntime images/s ± cv", fmt_text),
-        ("torch_images_per_s", "PyTorch images/s", fmt_ratio),
-        ("parity_ok", "parity", fmt_text),
-    ]),
-    "train": ("train/train.md", [
-        ("model", "model", fmt_text), ("work", "work", fmt_text), ("lr", "lr", fmt_text),
-        ("seed", "seed", fmt_int), ("test_acc", "test accuracy", fmt_percent),
-        ("wall_s", "wall (s)", fmt_ratio),
-    ]),
-    "pipeline": ("pipeline/pipeline.md", [
-        ("model", "model", fmt_text), ("feed", "feed", fmt_text),
-        ("rate", "images/s ± cv", fmt_text),
-    ]),
-    "blocks": ("exercises.md", [
-        ("model", "exercise", fmt_text), ("case", "case", fmt_text),
-        ("fwd_macs_counted", "fwd MACs (M, counted)", fmt_mega),
-        ("median_ms", "median ms", fmt_ms),
-    ]),
-    "peers": ("peers.md", [
-        ("model", "model", fmt_text), ("image_size", "side", fmt_int),
-        ("params", "params", fmt_int), ("by_counter", "fwd MACs, batch 1 (M)", fmt_text),
-    ]),
-}  # fmt: skip
+    "profile": (
+        "profile/summary.md",
+        [
+            ("model", "model", fmt_text),
+            ("image_size", "side", fmt_int),
+            ("params", "params", fmt_int),
+            ("fwd_macs_per_image", "fwd MACs/image (M)", fmt_mega),
+            ("bwd_macs_per_image", "bwd MACs/image (M)", fmt_mega),
+            ("infer_bytes_est", "inference (MiB, est.)", fmt_mib),
+            ("train_bytes_est_sgd", "SGD step (MiB, est.)", fmt_mib),
+        ],
+    ),
+    "speed": (
+        "speed/speed.md",
+        [
+            ("model", "model", fmt_text),
+            ("mode", "mode", fmt_text),
+            ("precision", "precision", fmt_text),
+            ("batch_size", "batch", fmt_int),
+            ("rate", "images/s ± cv", fmt_text),
+            ("median_ms", "median ms", fmt_ms),
+            ("peak_bytes", "peak growth (MiB)", fmt_mib),
+        ],
+    ),
+    "onnx": (
+        "onnx/onnx.md",
+        [
+            ("model", "model", fmt_text),
+            ("batch_size", "batch", fmt_int),
+            ("provider", "provider", fmt_text),
+            ("rate", "onnxruntime images/s ± cv", fmt_text),
+            ("torch_images_per_s", "PyTorch images/s", fmt_ratio),
+            ("parity_ok", "parity", fmt_text),
+        ],
+    ),
+    "train": (
+        "train/train.md",
+        [
+            ("model", "model", fmt_text),
+            ("work", "work", fmt_text),
+            ("lr", "lr", fmt_text),
+            ("seed", "seed", fmt_int),
+            ("test_acc", "test accuracy", fmt_percent),
+            ("wall_s", "wall (s)", fmt_ratio),
+        ],
+    ),
+    "pipeline": (
+        "pipeline/pipeline.md",
+        [
+            ("model", "model", fmt_text),
+            ("feed", "feed", fmt_text),
+            ("rate", "images/s ± cv", fmt_text),
+        ],
+    ),
+    "blocks": (
+        "exercises.md",
+        [
+            ("model", "exercise", fmt_text),
+            ("case", "case", fmt_text),
+            ("fwd_macs_counted", "fwd MACs (M, counted)", fmt_mega),
+            ("median_ms", "median ms", fmt_ms),
+        ],
+    ),
+    "peers": (
+        "peers.md",
+        [
+            ("model", "model", fmt_text),
+            ("image_size", "side", fmt_int),
+            ("params", "params", fmt_int),
+            ("by_counter", "fwd MACs, batch 1 (M)", fmt_text),
+        ],
+    ),
+}
 
 # a stage option and the row field it sets, where their names differ
-_FIELD = {"batch_sizes": "batch_size", "time_cap": "time_cap_s", "max_step": "max_step_s",
-          "compile": "compiled"}  # fmt: skip
+_FIELD = {
+    "batch_sizes": "batch_size",
+    "time_cap": "time_cap_s",
+    "max_step": "max_step_s",
+    "compile": "compiled",
+}
 # options that say where or how to run, not what a row measured
-_WHERE = {"store", "out", "executor", "address", "models", "device", "data_dir", "timeout",
-          "workers", "force", "experiment"}  # fmt: skip
+_WHERE = {
+    "store",
+    "out",
+    "executor",
+    "address",
+    "models",
+    "device",
+    "data_dir",
+    "timeout",
+    "workers",
+    "force",
+    "experiment",
+}
 
 
 def describes(settings: Any, row: dict[str, Any]) -> bool:
@@ -102,8 +152,11 @@ def answer(stage: str, store: Store, settings: Any, models: list[str] | None, ou
     """The rows of ``stage`` that ``settings`` ask for, of ``models`` (None: any), as a compact
     table, then the path of the page that holds every figure."""
     page, columns = ANSWERS[stage]
-    rows = [r for r in store.rows(stage)
-            if (models is None or r["model"] in models) and describes(settings, r)]  # fmt: skip
+    rows = [
+        r
+        for r in store.rows(stage)
+        if (models is None or r["model"] in models) and describes(settings, r)
+    ]
     if not rows:
         return f"{stage}: nothing stored for what was asked; see {out / page}"
     rows.sort(key=lambda r: (book_rank(r["model"]), r["model"], str(sorted(r["config"].items()))))
@@ -115,6 +168,7 @@ def answer(stage: str, store: Store, settings: Any, models: list[str] | None, ou
         for r in rows
     ]
     # a failed row says so in its first column
-    frame["model"] = [r["model"] if r["status"] == "ok" else f"{r['model']} ({r['status']})"
-                      for r in rows]  # fmt: skip
+    frame["model"] = [
+        r["model"] if r["status"] == "ok" else f"{r['model']} ({r['status']})" for r in rows
+    ]
     return f"{markdown(frame, columns)}\n\nevery figure: {out / page}"

@@ -185,10 +185,14 @@ def machine_time(frame: pd.DataFrame) -> str:
     if done.empty:
         return ""
     hours = done.groupby("preset")["wall_s"].agg(["sum", "count"]).sort_values("sum")
-    parts = [f"{preset} {row['sum'] / 3600:.1f} h ({plural(int(row['count']), 'run')})"
-             for preset, row in hours.iterrows()]  # fmt: skip
-    return (f"Machine time of the finished runs (wall clock, training and evaluation): "
-            f"{'; '.join(parts)}; {hours['sum'].sum() / 3600:.1f} h in all.\n\n")  # fmt: skip
+    parts = [
+        f"{preset} {row['sum'] / 3600:.1f} h ({plural(int(row['count']), 'run')})"
+        for preset, row in hours.iterrows()
+    ]
+    return (
+        f"Machine time of the finished runs (wall clock, training and evaluation): "
+        f"{'; '.join(parts)}; {hours['sum'].sum() / 3600:.1f} h in all.\n\n"
+    )
 
 
 def write_train(store: Store, out_dir: Path) -> list[Path]:
@@ -204,8 +208,9 @@ def write_train(store: Store, out_dir: Path) -> list[Path]:
     ablation = _ablation(frame)  # by the techniques' names, before they are shown with autocast
     frame["techniques"] = [f"{r['techniques']} ({r.get('autocast', 'off')})" for r in rows]
     devices = sorted({f"{r['provenance']['device']} / {cpu_of(r['provenance'])}" for r in rows})
-    shown_times = {column: [bounded(r.get(column), evaluated_at_end(r)) for r in rows]
-                   for column in TIMES_TO}  # fmt: skip
+    shown_times = {
+        column: [bounded(r.get(column), evaluated_at_end(r)) for r in rows] for column in TIMES_TO
+    }
     text = (
         "# Training on Fashion-MNIST (`python -m bench train`)\n\n"
         "The book's loop: cross-entropy, the book's Xavier-uniform initialization, SGD "
@@ -241,11 +246,17 @@ def write_train(store: Store, out_dir: Path) -> list[Path]:
         + "\n"
     )
     curves = [
-        {"model": r["model"], "lr": r["lr"], "batch_size": r["batch_size"],
-         "resize": r["config"]["resize"], "preset": r["preset"], **point}
+        {
+            "model": r["model"],
+            "lr": r["lr"],
+            "batch_size": r["batch_size"],
+            "resize": r["config"]["resize"],
+            "preset": r["preset"],
+            **point,
+        }
         for r, history in zip(rows, histories, strict=True)
         for point in history
-    ]  # fmt: skip
+    ]
     text += not_learning(rows)
     if len(ablation):
         text += (
@@ -289,9 +300,13 @@ def _ablation(frame: pd.DataFrame) -> pd.DataFrame:
         full = max(group["techniques"], key=lambda t: len(t.split("+")))
         everything = "all (the fast recipe)" if group["fast_recipe"].any() else "all"
         medians = group.groupby("techniques").agg(
-            test_acc=("test_acc", "median"), low=("test_acc", "min"), high=("test_acc", "max"),
-            seeds=("seed", "nunique"), wall_s=("wall_s", "median"),
-            images_per_s=("images_per_s", "median"))  # fmt: skip
+            test_acc=("test_acc", "median"),
+            low=("test_acc", "min"),
+            high=("test_acc", "max"),
+            seeds=("seed", "nunique"),
+            wall_s=("wall_s", "median"),
+            images_per_s=("images_per_s", "median"),
+        )
         base = medians["test_acc"].get(full)
         for techniques, row in medians.iterrows():
             off = [name for name in full.split("+") if name not in techniques.split("+")]
@@ -303,10 +318,17 @@ def _ablation(frame: pd.DataFrame) -> pd.DataFrame:
                 )
             )
             name = f"{model} ({preset}, {int(epochs)} epochs, batch {batch}, lr {lr:g})"
-            rows.append({"model": name, "change": change,
-                         "seeds": row["seeds"], "test_acc": row["test_acc"],
-                         "spread": f"{row['low']:.2%} - {row['high']:.2%}",
-                         "delta": row["test_acc"] - base if base is not None else None,
-                         "wall_s": row["wall_s"], "images_per_s": row["images_per_s"],
-                         "order": len(off) if techniques != "-" else 99})  # fmt: skip
+            rows.append(
+                {
+                    "model": name,
+                    "change": change,
+                    "seeds": row["seeds"],
+                    "test_acc": row["test_acc"],
+                    "spread": f"{row['low']:.2%} - {row['high']:.2%}",
+                    "delta": row["test_acc"] - base if base is not None else None,
+                    "wall_s": row["wall_s"],
+                    "images_per_s": row["images_per_s"],
+                    "order": len(off) if techniques != "-" else 99,
+                }
+            )
     return pd.DataFrame(rows).sort_values(["model", "order"])

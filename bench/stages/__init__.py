@@ -22,7 +22,16 @@ from bench.stages.common import Command
 COMMANDS: dict[str, Command] = {
     command.name: command
     for command in (
-        profile.COMMAND, peers.COMMAND, blocks.COMMAND, speed.COMMAND, onnx.COMMAND, train.COMMAND,
-        pipeline.COMMAND, reading.RENDER, reading.COMPARE, prune.COMMAND, run_all.COMMAND,
+        profile.COMMAND,
+        peers.COMMAND,
+        blocks.COMMAND,
+        speed.COMMAND,
+        onnx.COMMAND,
+        train.COMMAND,
+        pipeline.COMMAND,
+        reading.RENDER,
+        reading.COMPARE,
+        prune.COMMAND,
+        run_all.COMMAND,
     )
-}  # fmt: skip
+}

@@ -35,12 +35,14 @@ def run(s: Settings) -> int:
 
     store, device = Store(s.store), device_of(s)
     every = cases(s.time_cap, device)
-    todo = [i for i, (exercise, config, _) in enumerate(every)
-            if not store.has("blocks", exercise, config)]  # fmt: skip
+    todo = [
+        i
+        for i, (exercise, config, _) in enumerate(every)
+        if not store.has("blocks", exercise, config)
+    ]
     if not todo:
         all_stored("blocks", "case", store)
-    job = Job(measure, {"seconds": s.time_cap, "indices": todo, "device": device.type},
-              s.timeout)  # fmt: skip
+    job = Job(measure, {"seconds": s.time_cap, "indices": todo, "device": device.type}, s.timeout)
     failed = False
     with Progress("blocks", len(todo)) as progress:
         for _, message in s.runner(device).run([job] if todo else []):

@@ -32,14 +32,22 @@ class Command:
     locks: bool = True
 
 
-def option(default: Any, help: str, *, parse: Callable[[str], Any] | None = None,
-           choices: Any = None, many: bool = False, positional: bool = False,
-           old_name: str | None = None) -> Any:  # fmt: skip
+def option(
+    default: Any,
+    help: str,
+    *,
+    parse: Callable[[str], Any] | None = None,
+    choices: Any = None,
+    many: bool = False,
+    positional: bool = False,
+    old_name: str | None = None,
+) -> Any:
     """A settings field and the command-line option that sets it: ``--field-name``, or a
     positional argument; ``parse`` reads its text, ``many`` takes several values, a False
     default makes a switch, ``old_name`` is a deprecated second spelling."""
-    metadata = dict(help=help, parse=parse, choices=choices, many=many, positional=positional,
-                    old_name=old_name)  # fmt: skip
+    metadata = dict(
+        help=help, parse=parse, choices=choices, many=many, positional=positional, old_name=old_name
+    )
     return field(default=default, metadata=metadata)
 
 
@@ -91,8 +99,9 @@ def image_size_option() -> Any:
 
 
 def in_channels_option() -> Any:
-    return option(None, "input channels; None: the network's own (1; 3 for tv:/timm:)",
-                  parse=positive)  # fmt: skip
+    return option(
+        None, "input channels; None: the network's own (1; 3 for tv:/timm:)", parse=positive
+    )
 
 
 def time_cap_option(default: float = 2.0, steps: int = 1) -> Any:
@@ -102,8 +111,11 @@ def time_cap_option(default: float = 2.0, steps: int = 1) -> Any:
 
 
 def max_step_option() -> Any:
-    return option(60.0, "batch sizes whose one step would take longer (extrapolated) are "
-                  "skipped", parse=seconds)  # fmt: skip
+    return option(
+        60.0,
+        "batch sizes whose one step would take longer (extrapolated) are skipped",
+        parse=seconds,
+    )
 
 
 def data_dir_option() -> Any:
@@ -119,17 +131,21 @@ class RunFolder:
     """Where a command reads and writes: a results store and a pages folder."""
 
     store: Path | None = option(None, "results store; None: results.sqlite in --out", parse=Path)
-    out: Path | None = option(None, "run folder; None: beside --store, else "
-                              "runs/<preset>-<device>/ (a published run: reports/<run>)",
-                              parse=Path)  # fmt: skip
+    out: Path | None = option(
+        None,
+        "run folder; None: beside --store, else "
+        "runs/<preset>-<device>/ (a published run: reports/<run>)",
+        parse=Path,
+    )
 
 
 @dataclass(frozen=True)
 class AtRunFolder:
     """A command on a run folder that exists (its results store is there), named first."""
 
-    out: Path = option(None, "run folder, e.g. reports/cpu-amd-epyc-avx2", parse=Path,
-                       positional=True)  # fmt: skip
+    out: Path = option(
+        None, "run folder, e.g. reports/cpu-amd-epyc-avx2", parse=Path, positional=True
+    )
 
     @property
     def store(self) -> Path:
@@ -148,10 +164,16 @@ class Staged(RunFolder):
     ``max_step=1``) is kept as the float the command line reads, so that the store keys a
     point alike however its settings were given (a key's JSON tells 1 from 1.0)."""
 
-    executor: str = option("local", "local: child processes on this machine; ray: Ray tasks "
-                           "(pip install -e '.[ray]')", choices=("local", "ray"))  # fmt: skip
-    address: str | None = option(None, "the Ray cluster of --executor ray; None: start Ray "
-                                 "here; auto or ray://host:port: a running one")  # fmt: skip
+    executor: str = option(
+        "local",
+        "local: child processes on this machine; ray: Ray tasks (pip install -e '.[ray]')",
+        choices=("local", "ray"),
+    )
+    address: str | None = option(
+        None,
+        "the Ray cluster of --executor ray; None: start Ray "
+        "here; auto or ray://host:port: a running one",
+    )
 
     def __post_init__(self) -> None:
         for name, kind in typing.get_type_hints(type(self)).items():
@@ -231,12 +253,23 @@ def add_options(parser: argparse.ArgumentParser, settings: type) -> None:
             default = ",".join(map(str, default))
         elif isinstance(default, tuple):
             default = list(default)
-        parser.add_argument(flag, type=meta["parse"], default=default, choices=meta["choices"],
-                            nargs="+" if meta["many"] else None, help=meta["help"])  # fmt: skip
+        parser.add_argument(
+            flag,
+            type=meta["parse"],
+            default=default,
+            choices=meta["choices"],
+            nargs="+" if meta["many"] else None,
+            help=meta["help"],
+        )
         if meta["old_name"]:
-            parser.add_argument(meta["old_name"], type=meta["parse"], dest=f.name,
-                                choices=meta["choices"], action=_Renamed, help=f"deprecated: "
-                                f"{flag}")  # fmt: skip
+            parser.add_argument(
+                meta["old_name"],
+                type=meta["parse"],
+                dest=f.name,
+                choices=meta["choices"],
+                action=_Renamed,
+                help=f"deprecated: {flag}",
+            )
 
 
 def settings_from(args: argparse.Namespace, settings: type) -> Any:

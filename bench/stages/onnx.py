@@ -25,12 +25,19 @@ class Settings(Sweep):
     timeout: float = timeout_option(600, "model")
 
 
-def config(s: Settings, device: str, provider: str, name: str, batch: int,
-           size: int) -> dict[str, Any]:  # fmt: skip
+def config(
+    s: Settings, device: str, provider: str, name: str, batch: int, size: int
+) -> dict[str, Any]:
     """A point's key in the store."""
-    return {"batch_size": batch, "image_size": size,
-            "in_channels": s.in_channels or archs.spec(name).in_channels, "device": device,
-            "provider": provider, "time_cap_s": s.time_cap, "max_step_s": s.max_step}  # fmt: skip
+    return {
+        "batch_size": batch,
+        "image_size": size,
+        "in_channels": s.in_channels or archs.spec(name).in_channels,
+        "device": device,
+        "provider": provider,
+        "time_cap_s": s.time_cap,
+        "max_step_s": s.max_step,
+    }
 
 
 def run(s: Settings) -> int:
@@ -43,8 +50,10 @@ def run(s: Settings) -> int:
     asked = device_of(s)
     device, provider = placement(asked)
     if device != asked:
-        print("onnx: CUDA was asked for, and this onnxruntime has no CUDA provider (a CPU-only "
-              "build): onnxruntime runs on the CPU, and PyTorch beside it too")  # fmt: skip
+        print(
+            "onnx: CUDA was asked for, and this onnxruntime has no CUDA provider (a CPU-only "
+            "build): onnxruntime runs on the CPU, and PyTorch beside it too"
+        )
     key = functools.partial(config, s, backend_for(device).name, provider)
     executor = s.runner(device)
     store = Store(s.store)
@@ -56,9 +65,14 @@ def run(s: Settings) -> int:
         if not todo:
             continue
         job = dict(
-            model_or_name=name, batch_sizes=tuple(todo), device=device.type, image_size=size,
-            in_channels=s.in_channels, time_cap_s=s.time_cap, max_step_s=s.max_step,
-        )  # fmt: skip
+            model_or_name=name,
+            batch_sizes=tuple(todo),
+            device=device.type,
+            image_size=size,
+            in_channels=s.in_channels,
+            time_cap_s=s.time_cap,
+            max_step_s=s.max_step,
+        )
         jobs.append((Job(iter_onnx, job, s.timeout), point, f"{name} onnxruntime"))
     failures = run_sweeps(store, "onnx", executor, jobs)
     store.close()

@@ -34,8 +34,12 @@ def run(s: Settings) -> int:
     names = select_models(s.models)
 
     def key(name: str) -> dict:
-        return {"batch_size": 1, "in_channels": archs.spec(name).in_channels, "mode": "eval",
-                "image_size": archs.spec(name).image_size}  # fmt: skip
+        return {
+            "batch_size": 1,
+            "in_channels": archs.spec(name).in_channels,
+            "mode": "eval",
+            "image_size": archs.spec(name).image_size,
+        }
 
     todo = [n for n in names if not store.has("peers", n, key(n))]
     if not todo:

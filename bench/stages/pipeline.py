@@ -40,23 +40,34 @@ def run(s: Settings) -> int:
     if not cases:
         raise UsageError(f"the pipeline cases are {', '.join(m for m, _ in PIPELINE_CASES)}")
     keys = [(m, r, {"resize": r, "device": device_name, "seconds": s.seconds}) for m, r in cases]
-    todo = [(m, r, key) for m, r, key in keys
-            if not all(store.has("pipeline", m, {**key, "feed": f}) for f in FEEDS)]  # fmt: skip
+    todo = [
+        (m, r, key)
+        for m, r, key in keys
+        if not all(store.has("pipeline", m, {**key, "feed": f}) for f in FEEDS)
+    ]
     if not todo:
         all_stored("pipeline", "feed", store)
-    jobs = [Job(feed_throughputs, dict(model_name=m, resize=r, data_dir=s.data_dir,
-                                       device=s.device, seconds=s.seconds), s.timeout)
-            for m, r, _ in todo]  # fmt: skip
+    jobs = [
+        Job(
+            feed_throughputs,
+            dict(model_name=m, resize=r, data_dir=s.data_dir, device=s.device, seconds=s.seconds),
+            s.timeout,
+        )
+        for m, r, _ in todo
+    ]
     failures = 0
     with Progress("pipeline", len(todo) * len(FEEDS)) as progress:
         for index, message in s.runner(device).run(jobs):
             model, resize, key = todo[index]
             if isinstance(message, Row):
                 for row in message.value:  # a network's feeds take turns: stored together
-                    store.put("pipeline", model, {**key, "feed": row["feed"]}, row,
-                              origin=message.origin)  # fmt: skip
-                    progress.item(f"{model} at {resize or 28} px, {row['feed']}: "
-                                  f"{row['images_per_s']:,.0f} images/s")  # fmt: skip
+                    store.put(
+                        "pipeline", model, {**key, "feed": row["feed"]}, row, origin=message.origin
+                    )
+                    progress.item(
+                        f"{model} at {resize or 28} px, {row['feed']}: "
+                        f"{row['images_per_s']:,.0f} images/s"
+                    )
             elif not isinstance(message, Done):
                 failures += 1
                 progress.item(f"{model} at {resize or 28} px: {ending(message)[1]}")

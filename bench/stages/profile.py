@@ -29,8 +29,9 @@ class Settings(Networks):
     image_size: int | None = image_size_option()
     in_channels: int | None = in_channels_option()
     batch_size: int = option(128, "images per batch", parse=positive)
-    workers: int = option(os.cpu_count() or 1, "networks counted at once (--executor local)",
-                          parse=positive)  # fmt: skip
+    workers: int = option(
+        os.cpu_count() or 1, "networks counted at once (--executor local)", parse=positive
+    )
     timeout: float = timeout_option(1800, "network")
     force: bool = option(False, "measure again what is stored")
 
@@ -43,35 +44,55 @@ def run(s: Settings) -> int:
 
     names = select_models(s.models)
     if s.image_size is not None:
-        too_small = [f"{n} ({archs.spec(n).min_image_size})" for n in names
-                     if archs.spec(n).min_image_size > s.image_size]  # fmt: skip
+        too_small = [
+            f"{n} ({archs.spec(n).min_image_size})"
+            for n in names
+            if archs.spec(n).min_image_size > s.image_size
+        ]
         if too_small:
-            raise UsageError(f"image size {s.image_size} is below the smallest input of "
-                             + ", ".join(too_small))  # fmt: skip
-    keys = [(name, {"image_size": s.image_size or archs.spec(name).image_size,
-                    "in_channels": s.in_channels or archs.spec(name).in_channels,
-                    "batch_size": s.batch_size})
-            for name in names]  # fmt: skip
+            raise UsageError(
+                f"image size {s.image_size} is below the smallest input of " + ", ".join(too_small)
+            )
+    keys = [
+        (
+            name,
+            {
+                "image_size": s.image_size or archs.spec(name).image_size,
+                "in_channels": s.in_channels or archs.spec(name).in_channels,
+                "batch_size": s.batch_size,
+            },
+        )
+        for name in names
+    ]
     store = Store(s.store)
     todo = [(n, c) for n, c in keys if s.force or not store.has("profile", n, c)]
-    print(f"profile: {plural(len(todo), 'network')} to measure, {len(keys) - len(todo)} already "
-          f"in {s.store}")  # fmt: skip
+    print(
+        f"profile: {plural(len(todo), 'network')} to measure, {len(keys) - len(todo)} already "
+        f"in {s.store}"
+    )
     start, failures = time.perf_counter(), 0
     workers = min(s.workers, max(len(todo), 1))
-    jobs = [Job(profile_job, {"name": n, "config": c}, s.timeout, exclusive=False)
-            for n, c in todo]  # fmt: skip
+    jobs = [Job(profile_job, {"name": n, "config": c}, s.timeout, exclusive=False) for n, c in todo]
     with Progress("profile", len(todo)) as progress:
         for index, message in s.runner(workers=workers).run(jobs):
             name, config = todo[index]
             if isinstance(message, Row):
                 summary, layers, ops = message.value
-                store.put("profile", name, config, summary, details={"layers": layers, "ops": ops},
-                          origin=message.origin)  # fmt: skip
+                store.put(
+                    "profile",
+                    name,
+                    config,
+                    summary,
+                    details={"layers": layers, "ops": ops},
+                    origin=message.origin,
+                )
                 agree = "counters agree" if summary["counters_agree"] else "COUNTERS DISAGREE"
                 if summary["fvcore_fwd_macs_per_image"] is None:
                     agree += " (fvcore not installed)"
-                progress.item(f"{name}: {summary['fwd_macs_per_image'] / 1e6:,.1f} M MACs/image "
-                              f"forward, {agree}")  # fmt: skip
+                progress.item(
+                    f"{name}: {summary['fwd_macs_per_image'] / 1e6:,.1f} M MACs/image "
+                    f"forward, {agree}"
+                )
             elif not isinstance(message, Done):  # recorded, and the other networks go on
                 failures += 1
                 _, note = ending(message)

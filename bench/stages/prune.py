@@ -16,8 +16,9 @@ from bench.store import Store
 class Settings(AtRunFolder):
     stage: str = option(None, "the stage whose rows go", choices=tuple(ROWS))
     models: str = option("*", "shell-style patterns of stored names, comma-separated")
-    status: tuple[str, ...] = option(tuple(sorted(FAILED)), "the statuses of the rows that go",
-                                     choices=tuple(Status), many=True)  # fmt: skip
+    status: tuple[str, ...] = option(
+        tuple(sorted(FAILED)), "the statuses of the rows that go", choices=tuple(Status), many=True
+    )
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -26,10 +26,12 @@ def render(s: AtRunFolder) -> int:
 
 @dataclass(frozen=True)
 class CompareSettings:
-    a: Path = option(None, "run folder or results store (the baseline)", parse=Path,
-                     positional=True)  # fmt: skip
-    b: Path = option(None, "run folder or results store compared with it", parse=Path,
-                     positional=True)  # fmt: skip
+    a: Path = option(
+        None, "run folder or results store (the baseline)", parse=Path, positional=True
+    )
+    b: Path = option(
+        None, "run folder or results store compared with it", parse=Path, positional=True
+    )
     stage: str | None = option(None, "only this stage's rows", choices=tuple(METRICS))
     threshold: float = option(3.0, "flag changes beyond this many times their noise", parse=float)
     table: bool = option(False, "print every compared metric as a table after the summary")
@@ -50,7 +52,9 @@ def compare(s: CompareSettings) -> int:
     return 0
 
 
-RENDER = Command("render", "every page of a run folder, again, from its store alone",
-                 AtRunFolder, render)  # fmt: skip
-COMPARE = Command("compare", "per-metric differences between two runs", CompareSettings, compare,
-                  locks=False)  # fmt: skip
+RENDER = Command(
+    "render", "every page of a run folder, again, from its store alone", AtRunFolder, render
+)
+COMPARE = Command(
+    "compare", "per-metric differences between two runs", CompareSettings, compare, locks=False
+)

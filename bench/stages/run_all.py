@@ -67,23 +67,54 @@ PLANS: dict[str, tuple[Step, ...]] = {
         AT_224,
         Step("peers", peers.Settings()),
         Step("blocks", blocks.Settings()),
-        Step("speed", speed.Settings(models=f"{BOOK},{EXERCISE_SPEED}", batch_sizes=(1, 16, 128),
-                                     time_cap=0.5, max_step=1)),
+        Step(
+            "speed",
+            speed.Settings(
+                models=f"{BOOK},{EXERCISE_SPEED}",
+                batch_sizes=(1, 16, 128),
+                time_cap=0.5,
+                max_step=1,
+            ),
+        ),
         # the memory exercises compare batch sizes that the 1 s step limit skips at 224 pixels:
         # AlexNet's training against its inference (8.1.5.1.3), DenseNet-121's training step
         # against ResNet-50's (8.7.7.3)
-        Step("speed", speed.Settings(models="alexnet", batch_sizes=(16, 128), time_cap=0.5,
-                                     max_step=30), "speed: AlexNet at batch 16 and 128",
-             for_its_networks=True),
-        Step("speed", speed.Settings(models="densenet121,resnet50", batch_sizes=(16,),
-                                     mode=("train",), time_cap=0.5, max_step=10),
-             "speed: DenseNet-121 and ResNet-50 training at batch 16", for_its_networks=True),
+        Step(
+            "speed",
+            speed.Settings(models="alexnet", batch_sizes=(16, 128), time_cap=0.5, max_step=30),
+            "speed: AlexNet at batch 16 and 128",
+            for_its_networks=True,
+        ),
+        Step(
+            "speed",
+            speed.Settings(
+                models="densenet121,resnet50",
+                batch_sizes=(16,),
+                mode=("train",),
+                time_cap=0.5,
+                max_step=10,
+            ),
+            "speed: DenseNet-121 and ResNet-50 training at batch 16",
+            for_its_networks=True,
+        ),
         Step("onnx", onnx.Settings(models=BOOK, batch_sizes=(1, 32), time_cap=0.5, max_step=1)),
         Step("pipeline", pipeline.Settings(seconds=2)),
         # AlexNet's batch sweep (8.1.5.6) would take the preset past its budget: python -m
         # bench train --experiment batch_sweep measures it
-        Step("train", train.Settings(preset="cpu", experiment=(
-            "book", "lr_grid", "vgg_sizes", "lenet_variants", "networks_28", "variants"))),
+        Step(
+            "train",
+            train.Settings(
+                preset="cpu",
+                experiment=(
+                    "book",
+                    "lr_grid",
+                    "vgg_sizes",
+                    "lenet_variants",
+                    "networks_28",
+                    "variants",
+                ),
+            ),
+        ),
     ),
     # A CPU, for hours: what the book's nine networks buy under the book's recipe at the
     # smallest side of at least 32 pixels each accepts, cheapest first
@@ -101,32 +132,46 @@ PLANS: dict[str, tuple[Step, ...]] = {
         Step("profile", profile.Settings()),
         AT_224,
         Step("train", train.Settings(preset="book"), "train: the book's networks"),
-        Step("speed", speed.Settings(models=BOOK, time_cap=0.5),
-             "speed: fp32, the book's networks"),
-        Step("speed", speed.Settings(models=BOOK, time_cap=0.5, **BF16),
-             "speed: bf16, channels_last, the book's networks"),
+        Step(
+            "speed", speed.Settings(models=BOOK, time_cap=0.5), "speed: fp32, the book's networks"
+        ),
+        Step(
+            "speed",
+            speed.Settings(models=BOOK, time_cap=0.5, **BF16),
+            "speed: bf16, channels_last, the book's networks",
+        ),
         Step("speed", speed.Settings(time_cap=0.5), "speed: fp32"),
         Step("speed", speed.Settings(time_cap=0.5, **BF16), "speed: bf16, channels_last"),
         # on a GPU machine whose onnxruntime lacks CUDA's provider, both runtimes run on its
         # CPU: the step cap keeps the largest networks' large batches from taking minutes each
         Step("onnx", onnx.Settings(time_cap=0.5, max_step=2)),
-        Step("train", train.Settings(preset="book", experiment=tuple(
-            e for e in EXPERIMENTS if e != "book")), "train: the exercises and fast recipes"),
+        Step(
+            "train",
+            train.Settings(preset="book", experiment=tuple(e for e in EXPERIMENTS if e != "book")),
+            "train: the exercises and fast recipes",
+        ),
         Step("pipeline", pipeline.Settings()),
         Step("blocks", blocks.Settings()),
         Step("peers", peers.Settings()),
-        Step("speed", speed.Settings(models=BOOK, time_cap=0.5, compile=True),
-             "speed: fp32, torch.compile, the book's networks"),
-        Step("speed", speed.Settings(models=BOOK, time_cap=0.5, compile=True, **BF16),
-             "speed: bf16, channels_last, torch.compile, the book's networks"),
+        Step(
+            "speed",
+            speed.Settings(models=BOOK, time_cap=0.5, compile=True),
+            "speed: fp32, torch.compile, the book's networks",
+        ),
+        Step(
+            "speed",
+            speed.Settings(models=BOOK, time_cap=0.5, compile=True, **BF16),
+            "speed: bf16, channels_last, torch.compile, the book's networks",
+        ),
     ),
-}  # fmt: skip
+}
 
 
 @dataclass(frozen=True)
 class Settings(OnData):
-    models: str | None = option(None, "shell-style patterns, comma-separated; None: the "
-                                "preset's choice for each stage")  # fmt: skip
+    models: str | None = option(
+        None, "shell-style patterns, comma-separated; None: the preset's choice for each stage"
+    )
     preset: str | None = train.preset_option("None: book with a GPU, cpu without")
 
 
@@ -134,14 +179,21 @@ def stage_settings(s: Settings, preset: str) -> list[Step]:
     """The steps of ``preset``'s plan, each stage's settings with this run's folder, device,
     data and networks where the stage takes them; None for the settings of a step for its
     networks of which ``--models`` selects none."""
-    given = {"store": s.store, "out": s.out, "device": s.device, "data_dir": s.data_dir,
-             "executor": s.executor, "address": s.address}  # fmt: skip
+    given = {
+        "store": s.store,
+        "out": s.out,
+        "device": s.device,
+        "data_dir": s.data_dir,
+        "executor": s.executor,
+        "address": s.address,
+    }
     asked = None if s.models is None else select_models(s.models)
     staged = []
     for step in PLANS[preset]:
         fields = {f.name for f in dataclasses.fields(step.settings)}
-        settings = dataclasses.replace(step.settings, **{
-            k: v for k, v in given.items() if k in fields})  # fmt: skip
+        settings = dataclasses.replace(
+            step.settings, **{k: v for k, v in given.items() if k in fields}
+        )
         if asked is not None and "models" in fields:
             chosen = asked
             if step.for_its_networks:
@@ -190,9 +242,19 @@ def run(s: Settings) -> int:
         stored = any(r["provenance"]["date"] >= began for r in store.rows() if r["stage"] != "run")
         if stored or any(outcomes.get(name) != "ok" for name in seconds):  # or one stopped
             left = [m for m in archs.list_models() if not PRESETS[preset].trains(m)]
-            store.put("run", preset, {"started": began}, {
-                "preset": preset, "models": s.models, "wall_s": time.perf_counter() - started,
-                "stages": outcomes, "stage_s": seconds, "not_trained": left})  # fmt: skip
+            store.put(
+                "run",
+                preset,
+                {"started": began},
+                {
+                    "preset": preset,
+                    "models": s.models,
+                    "wall_s": time.perf_counter() - started,
+                    "stages": outcomes,
+                    "stage_s": seconds,
+                    "not_trained": left,
+                },
+            )
     store.close()
     each = ", ".join(f"{name} {took:.0f} s" for name, took in seconds.items())
     print(f"all stages in {time.perf_counter() - started:.0f} s ({each})")

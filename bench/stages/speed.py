@@ -39,13 +39,20 @@ class Settings(Sweep):
     timeout: float = timeout_option(600, "(model, mode)")
 
 
-def config(s: Settings, device: str, name: str, batch: int, mode: str,
-           size: int) -> dict[str, Any]:  # fmt: skip
+def config(s: Settings, device: str, name: str, batch: int, mode: str, size: int) -> dict[str, Any]:
     """A point's key in the store."""
-    return {"mode": mode, "batch_size": batch, "device": device, "precision": s.precision,
-            "channels_last": s.channels_last, "compile": s.compile, "image_size": size,
-            "in_channels": s.in_channels or archs.spec(name).in_channels,
-            "time_cap_s": s.time_cap, "max_step_s": s.max_step}  # fmt: skip
+    return {
+        "mode": mode,
+        "batch_size": batch,
+        "device": device,
+        "precision": s.precision,
+        "channels_last": s.channels_last,
+        "compile": s.compile,
+        "image_size": size,
+        "in_channels": s.in_channels or archs.spec(name).in_channels,
+        "time_cap_s": s.time_cap,
+        "max_step_s": s.max_step,
+    }
 
 
 def run(s: Settings) -> int:
@@ -71,19 +78,28 @@ def run(s: Settings) -> int:
     jobs = []
     for name, mode, size, point, todo in sweeps:
         job = dict(
-            model_or_name=name, batch_sizes=tuple(todo), modes=(mode,), device=s.device,
-            precision=s.precision, channels_last=s.channels_last, compile=s.compile,
-            image_size=size, in_channels=s.in_channels, time_cap_s=s.time_cap,
-            max_step_s=s.max_step, peak=peak,
-        )  # fmt: skip
+            model_or_name=name,
+            batch_sizes=tuple(todo),
+            modes=(mode,),
+            device=s.device,
+            precision=s.precision,
+            channels_last=s.channels_last,
+            compile=s.compile,
+            image_size=size,
+            in_channels=s.in_channels,
+            time_cap_s=s.time_cap,
+            max_step_s=s.max_step,
+            peak=peak,
+        )
         jobs.append((Job(iter_speed, job, s.timeout), point, f"{name} {mode}"))
     failures = run_sweeps(store, "speed", executor, jobs)
     store.close()
     return 1 if failures else 0
 
 
-def measure_roof(s: Settings, device: Any, name: str, executor: Any,
-                 store: Store) -> tuple[float, str]:  # fmt: skip
+def measure_roof(
+    s: Settings, device: Any, name: str, executor: Any, store: Store
+) -> tuple[float, str]:
     """The roofline's roof of the device in the run's precision (peak FLOP/s, a matmul, a
     copy), measured in a child like the networks, so that this process holds no GPU memory,
     by a run that times something, before it; the store keeps one row per device and

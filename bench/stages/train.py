@@ -31,13 +31,20 @@ def preset_option(help: str) -> Any:
 
 @dataclass(frozen=True)
 class Settings(OnData):
-    experiment: tuple[str, ...] = option(("book",), "named groups of runs "
-                                         "(bench/training/recipes.py)", choices=tuple(EXPERIMENTS),
-                                         many=True)  # fmt: skip
-    preset: str | None = preset_option("what each run trains on; None: book with a GPU, cpu "
-                                       "without")  # fmt: skip
-    pipeline: str = option("ours", "ours: batches on the device; torchvision: the book's "
-                           "DataLoader", choices=("ours", "torchvision"))  # fmt: skip
+    experiment: tuple[str, ...] = option(
+        ("book",),
+        "named groups of runs (bench/training/recipes.py)",
+        choices=tuple(EXPERIMENTS),
+        many=True,
+    )
+    preset: str | None = preset_option(
+        "what each run trains on; None: book with a GPU, cpu without"
+    )
+    pipeline: str = option(
+        "ours",
+        "ours: batches on the device; torchvision: the book's DataLoader",
+        choices=("ours", "torchvision"),
+    )
     timeout: float = timeout_option(4 * 3600, "run")
 
 
@@ -63,8 +70,9 @@ def run(s: Settings) -> int:
         raise UsageError(f"no run of {', '.join(s.experiment)} trains {s.models!r}")
     skipped = sorted({r.model for r in runs if not preset.trains(r.model)})
     if skipped:
-        print(f"train: the {name} preset does not train {', '.join(skipped)} (the book "
-              "preset does)")  # fmt: skip
+        print(
+            f"train: the {name} preset does not train {', '.join(skipped)} (the book preset does)"
+        )
     runs = [r for r in runs if preset.trains(r.model)]
     s.data()  # fail fast, in one line, if the data is missing
     device_name = backend_for(device).name
@@ -72,18 +80,36 @@ def run(s: Settings) -> int:
     keys = [(run, {**config(run, preset, s.pipeline), "device": device_name}) for run in runs]
     keys = list({config_hash(k): (r, k) for r, k in keys}.values())  # experiments may share runs
     runner = s.runner(device)
-    todo = by_work(store, [(r, k) for r, k in keys if not store.has("train", r.model, k, MEASURED)],
-                   longest_first=runner.side_by_side)  # fmt: skip
-    print(f"train: {plural(len(todo), 'run')} to train ({len(keys) - len(todo)} already in "
-          f"{s.store}), preset {name}, on {device_name}")  # fmt: skip
+    todo = by_work(
+        store,
+        [(r, k) for r, k in keys if not store.has("train", r.model, k, MEASURED)],
+        longest_first=runner.side_by_side,
+    )
+    print(
+        f"train: {plural(len(todo), 'run')} to train ({len(keys) - len(todo)} already in "
+        f"{s.store}), preset {name}, on {device_name}"
+    )
     if name == "smoke":
-        print("train: the smoke preset checks that training runs end to end, on far too little "
-              "work to learn: its accuracies mean nothing")  # fmt: skip
+        print(
+            "train: the smoke preset checks that training runs end to end, on far too little "
+            "work to learn: its accuracies mean nothing"
+        )
     checkpoints = s.out / "checkpoints"  # one a run, while it trains
-    jobs = [Job(train_rows, dict(run=run, preset=preset, data_dir=s.data_dir, device=str(device),
-                                 checkpoint=checkpoints / f"{config_hash(key)}.pt",
-                                 pipeline=s.pipeline), s.timeout)
-            for run, key in todo]  # fmt: skip
+    jobs = [
+        Job(
+            train_rows,
+            dict(
+                run=run,
+                preset=preset,
+                data_dir=s.data_dir,
+                device=str(device),
+                checkpoint=checkpoints / f"{config_hash(key)}.pt",
+                pipeline=s.pipeline,
+            ),
+            s.timeout,
+        )
+        for run, key in todo
+    ]
     outcomes = {}  # a job's index -> (status, note), from the row it sent
     with Progress("train", len(todo)) as progress:
         for index, message in runner.run(jobs):
@@ -92,13 +118,20 @@ def run(s: Settings) -> int:
             if isinstance(message, Row):
                 result = message.value
                 summary = {**result["summary"], **described}
-                store.put("train", run.model, key, summary, status=summary["status"],
-                          details={"history": result["history"]},
-                          origin=message.origin)  # fmt: skip
+                store.put(
+                    "train",
+                    run.model,
+                    key,
+                    summary,
+                    status=summary["status"],
+                    details={"history": result["history"]},
+                    origin=message.origin,
+                )
                 outcomes[index] = summary["status"], f"test accuracy {summary['test_acc']:.3f}"
                 continue
-            status, note = outcomes.get(index, (Status.ERROR, "the child process ended without "
-                                                "a result"))  # fmt: skip
+            status, note = outcomes.get(
+                index, (Status.ERROR, "the child process ended without a result")
+            )
             if not isinstance(message, Done):
                 status, note = ending(message)
             if status in FAILED:
@@ -106,10 +139,12 @@ def run(s: Settings) -> int:
                 row = {**run.settings(), **described, "note": note}
                 store.put("train", run.model, key, row, status=status)
             settings = preset.adapt(run)[0].settings()
-            progress.item(f"{run.model}, lr {settings['lr']}, batch {settings['batch_size']}, "
-                          f"{settings['resize'] or 28} px, {described['work']}, techniques "
-                          f"{settings['techniques']}, seed {run.seed}: {status}, "
-                          f"{note}")  # fmt: skip
+            progress.item(
+                f"{run.model}, lr {settings['lr']}, batch {settings['batch_size']}, "
+                f"{settings['resize'] or 28} px, {described['work']}, techniques "
+                f"{settings['techniques']}, seed {run.seed}: {status}, "
+                f"{note}"
+            )
     with contextlib.suppress(OSError):  # the folder is left where a checkpoint is left to resume
         checkpoints.rmdir()
     for line in seed_medians(store, [r for r, _ in keys], preset, s.pipeline, device_name):
@@ -118,8 +153,9 @@ def run(s: Settings) -> int:
     return 1 if failures else 0
 
 
-def by_work(store: Store, todo: list[tuple[Run, dict]],
-            longest_first: bool) -> list[tuple[Run, dict]]:  # fmt: skip
+def by_work(
+    store: Store, todo: list[tuple[Run, dict]], longest_first: bool
+) -> list[tuple[Run, dict]]:
     """The runs by counted training FLOPs (epochs x images x forward and backward FLOPs per
     image, from the store's profile of the network at the run's input side): on one device
     the shortest first, so that a run of ``all`` stopped part way (a time limit) holds the most
@@ -144,13 +180,16 @@ def by_work(store: Store, todo: list[tuple[Run, dict]],
         return key["epochs"] * images * (row["fwd_flops_per_image"] + row["bwd_flops_per_image"])
 
     costs = [flops(item) for item in todo]
-    known = sorted((i for i, c in enumerate(costs) if c is not None),
-                   key=lambda i: -costs[i] if longest_first else costs[i])  # fmt: skip
+    known = sorted(
+        (i for i, c in enumerate(costs) if c is not None),
+        key=lambda i: -costs[i] if longest_first else costs[i],
+    )
     return [todo[i] for i in known + [i for i, c in enumerate(costs) if c is None]]
 
 
-def seed_medians(store: Store, runs: list[Run], preset: Preset, pipeline: str,
-                 device: str) -> list[str]:  # fmt: skip
+def seed_medians(
+    store: Store, runs: list[Run], preset: Preset, pipeline: str, device: str
+) -> list[str]:
     """For runs that differ only by seed: the median test accuracy and wall clock over seeds."""
     seeds: dict[Run, list[dict]] = {}
     for run in runs:
@@ -159,8 +198,10 @@ def seed_medians(store: Store, runs: list[Run], preset: Preset, pipeline: str,
             seeds.setdefault(dataclasses.replace(run, seed=0), []).append(row)
 
     def spread(values: list[float], unit: str) -> str:
-        return (f"{statistics.median(values):{unit}} (range {min(values):{unit}} to "
-                f"{max(values):{unit}})")  # fmt: skip
+        return (
+            f"{statistics.median(values):{unit}} (range {min(values):{unit}} to "
+            f"{max(values):{unit}})"
+        )
 
     return [
         f"{run.model}, techniques {run.techniques.names()}: median of {len(rows)} seeds: test "
@@ -171,5 +212,6 @@ def seed_medians(store: Store, runs: list[Run], preset: Preset, pipeline: str,
     ]
 
 
-COMMAND = Command("train", "Fashion-MNIST training: the book's recipes under a preset", Settings,
-                  run)  # fmt: skip
+COMMAND = Command(
+    "train", "Fashion-MNIST training: the book's recipes under a preset", Settings, run
+)

@@ -26,8 +26,15 @@ FEEDS = ("ours", "torchvision", "compute_only")
 class _Feed:
     """One network, its optimizer and one input pipeline, warmed up and ready to be timed."""
 
-    def __init__(self, model_name: str, resize: int | None, feed: str, data: FashionMNIST,
-                 device: torch.device, warmup_steps: int = 3):  # fmt: skip
+    def __init__(
+        self,
+        model_name: str,
+        resize: int | None,
+        feed: str,
+        data: FashionMNIST,
+        device: torch.device,
+        warmup_steps: int = 3,
+    ):
         torch.manual_seed(0)
         self.name, self.device = feed, device
         self.model = archs.build(model_name, image_size=resize or 28, device=device)
@@ -51,9 +58,13 @@ class _Feed:
 
 
 def feed_throughputs(
-    model_name: str, resize: int | None, data_dir: Path | None, device: str,
-    seconds: float = 5.0, rounds: int = 3,
-) -> list[dict[str, Any]]:  # fmt: skip
+    model_name: str,
+    resize: int | None,
+    data_dir: Path | None,
+    device: str,
+    seconds: float = 5.0,
+    rounds: int = 3,
+) -> list[dict[str, Any]]:
     """Training images/s of one network fed by each pipeline, batch 128, on Fashion-MNIST from
     ``data_dir`` (``bench.data.load``).
 
@@ -74,10 +85,15 @@ def feed_throughputs(
     ours = next(feed for feed in feeds if feed.name == "ours")
     making = time_steps(lambda: next(ours.batches), backend_for(device), 1.0, warmup=1)
     return [
-        {"model": model_name, "resize": resize, "feed": name, **summarize(steps, 128),
-         "batch_ms": 1000 * statistics.median(making) if name == "ours" else None}
+        {
+            "model": model_name,
+            "resize": resize,
+            "feed": name,
+            **summarize(steps, 128),
+            "batch_ms": 1000 * statistics.median(making) if name == "ours" else None,
+        }
         for name, steps in times.items()
-    ]  # fmt: skip
+    ]
 
 
 def _forever(batches: Batches) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:

@@ -98,8 +98,13 @@ def train(
     batches = Batches(pipeline, subset(data.train, work.train_per_class), settings, device)
     schedule = _schedule(optimizer, techniques, work, len(batches))
     average = _average(model, techniques)
-    test = DeviceBatches(subset(data.test, work.test_per_class), EVAL_BATCH_SIZE, device,
-                         settings["resize"], shuffle=False)  # fmt: skip
+    test = DeviceBatches(
+        subset(data.test, work.test_per_class),
+        EVAL_BATCH_SIZE,
+        device,
+        settings["resize"],
+        shuffle=False,
+    )
     state = {"epoch": 0, "batch": 0, "step": 0, "train_s": 0.0, "wall_s": 0.0, "history": []}
     window = _Window()
     if checkpoint is not None and checkpoint.exists():
@@ -163,8 +168,14 @@ def train(
     return summary, state["history"]
 
 
-def _warm_up(compiled: torch.nn.Module, model: torch.nn.Module, optimizer, batches: Batches,
-             techniques: Techniques, epochs: int) -> float:  # fmt: skip
+def _warm_up(
+    compiled: torch.nn.Module,
+    model: torch.nn.Module,
+    optimizer,
+    batches: Batches,
+    techniques: Techniques,
+    epochs: int,
+) -> float:
     """Compile ``compiled`` for every input shape the run trains on (each side the epochs
     train at, the full batch and the last, smaller one) by taking three training steps on each;
     then put the weights, optimizer state and random generators back as they were. Returns the
@@ -178,8 +189,13 @@ def _warm_up(compiled: torch.nn.Module, model: torch.nn.Module, optimizer, batch
     for epoch in first_epoch_at.values():
         for n in (len(y), last) if last else (len(y),):
             for _ in range(3):  # CUDA graphs are recorded on a step after the first
-                train_step(compiled, optimizer, transform(x[:n], techniques, 0, epoch, 0), y[:n],
-                           techniques)  # fmt: skip
+                train_step(
+                    compiled,
+                    optimizer,
+                    transform(x[:n], techniques, 0, epoch, 0),
+                    y[:n],
+                    techniques,
+                )
     elapsed = _clock(x.device) - started
     model.load_state_dict(saved[0])
     optimizer.load_state_dict(saved[1])
@@ -187,8 +203,9 @@ def _warm_up(compiled: torch.nn.Module, model: torch.nn.Module, optimizer, batch
     return elapsed
 
 
-def transform(x: torch.Tensor, techniques: Techniques, seed: int, epoch: int,
-              step: int) -> torch.Tensor:  # fmt: skip
+def transform(
+    x: torch.Tensor, techniques: Techniques, seed: int, epoch: int, step: int
+) -> torch.Tensor:
     """A training batch as the techniques give it to the network: augmented (seeded by the
     run's seed and the step), downscaled in the early epochs, in its memory layout."""
     if techniques.augment:
@@ -249,9 +266,15 @@ def _schedule(optimizer, techniques: Techniques, work: Preset, steps_per_epoch: 
         return None
     lr = optimizer.param_groups[0]["lr"]
     return torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, lr, total_steps=work.epochs * steps_per_epoch, pct_start=0.2,
-        anneal_strategy="linear", cycle_momentum=False, div_factor=10, final_div_factor=1e3,
-    )  # fmt: skip
+        optimizer,
+        lr,
+        total_steps=work.epochs * steps_per_epoch,
+        pct_start=0.2,
+        anneal_strategy="linear",
+        cycle_momentum=False,
+        div_factor=10,
+        final_div_factor=1e3,
+    )
 
 
 def _average(model: torch.nn.Module, techniques: Techniques) -> Average | None:
@@ -269,8 +292,13 @@ class Average:
 
     @torch.no_grad()
     def update_parameters(self, model: torch.nn.Module) -> None:
-        pairs = list(zip([*self.module.parameters(), *self.module.buffers()],
-                         [*model.parameters(), *model.buffers()], strict=True))  # fmt: skip
+        pairs = list(
+            zip(
+                [*self.module.parameters(), *self.module.buffers()],
+                [*model.parameters(), *model.buffers()],
+                strict=True,
+            )
+        )
         averages = [a for a, _ in pairs if a.is_floating_point()]
         currents = [c for a, c in pairs if a.is_floating_point()]
         for average, current in pairs:
@@ -326,8 +354,13 @@ class Batches:
             yield from self.ours.epoch(epoch, start)
             return
         generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
-        loader = torchvision_batches(self.split, self.size, self.resize, generator=generator,
-                                     pin_memory=self.device.type == "cuda")  # fmt: skip
+        loader = torchvision_batches(
+            self.split,
+            self.size,
+            self.resize,
+            generator=generator,
+            pin_memory=self.device.type == "cuda",
+        )
         for x, y in itertools.islice(loader, start, None):
             yield x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
 
@@ -361,8 +394,9 @@ class _Window:
         return bool(torch.isfinite(self.loss))
 
 
-def _point(state: dict, window: _Window, model, test: DeviceBatches, batches: int,
-           techniques: Techniques) -> dict:  # fmt: skip
+def _point(
+    state: dict, window: _Window, model, test: DeviceBatches, batches: int, techniques: Techniques
+) -> dict:
     started = time.perf_counter()
     test_loss, test_acc = evaluate(model, test, techniques)
     state["wall_s"] += time.perf_counter() - started
@@ -436,8 +470,14 @@ def _summary(settings, history, status, peak, backend) -> dict[str, Any]:
 PROGRESS_EVERY_S = 30.0  # a running training run prints a line this often
 
 
-def train_rows(run: Run, preset: Preset, data_dir: Path | None, device: str,
-               checkpoint: Path | None, pipeline: str) -> Iterator[dict[str, Any]]:  # fmt: skip
+def train_rows(
+    run: Run,
+    preset: Preset,
+    data_dir: Path | None,
+    device: str,
+    checkpoint: Path | None,
+    pipeline: str,
+) -> Iterator[dict[str, Any]]:
     """One run as a row stream (for a child process): load the data, train, yield the result."""
     from bench.data import load
 
@@ -448,12 +488,14 @@ def train_rows(run: Run, preset: Preset, data_dir: Path | None, device: str,
         now = time.perf_counter()
         if now - last >= PROGRESS_EVERY_S:
             last = now
-            print(f"    {run.model}, seed {run.seed}: step {step}, {now - started:.0f} s",
-                  flush=True)  # fmt: skip
+            print(
+                f"    {run.model}, seed {run.seed}: step {step}, {now - started:.0f} s", flush=True
+            )
 
     # a GPU run lets cuDNN time its convolution algorithms for each shape and keep the
     # fastest (recorded with the run); this is the run's own process
     torch.backends.cudnn.benchmark = torch.device(device).type == "cuda"
-    summary, history = train(run, preset, load(data_dir), torch.device(device), checkpoint,
-                             pipeline, on_step=progress)  # fmt: skip
+    summary, history = train(
+        run, preset, load(data_dir), torch.device(device), checkpoint, pipeline, on_step=progress
+    )
     yield {"summary": summary, "history": history}

@@ -46,8 +46,11 @@ class Techniques:
     def on(self) -> dict[str, Any]:
         """The techniques switched on, with their settings: what a run's key holds (a switch
         added later leaves the keys of runs stored before it as they were)."""
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
-                if getattr(self, f.name) != f.default}  # fmt: skip
+        return {
+            f.name: getattr(self, f.name)
+            for f in dataclasses.fields(self)
+            if getattr(self, f.name) != f.default
+        }
 
     def names(self) -> str:
         """The techniques switched on, joined by '+' ('-' for none)."""
@@ -57,9 +60,17 @@ class Techniques:
 PLAIN = Techniques()  # the book's loop
 EVAL_BATCH_SIZE = 512  # the test images are evaluated in batches of this size
 ACCURACY_TARGETS = (0.80, 0.85, 0.90, 0.92, 0.94)  # a run's time to each is stored
-FIRST_FAST = Techniques(augment=True, momentum=0.9, weight_decay=5e-4, label_smoothing=0.1,
-                        one_cycle=True, channels_last=True, bf16=True, ema=0.995,
-                        flip_tta=True)  # fmt: skip
+FIRST_FAST = Techniques(
+    augment=True,
+    momentum=0.9,
+    weight_decay=5e-4,
+    label_smoothing=0.1,
+    one_cycle=True,
+    channels_last=True,
+    bf16=True,
+    ema=0.995,
+    flip_tta=True,
+)
 FAST = dataclasses.replace(FIRST_FAST, early_sides=(14, 14, 20), eval_at_end=True)
 
 
@@ -128,13 +139,26 @@ PRESETS = {
     # 57 % after 2 epochs, 45 to 68 % after 4, 40 to 90 s a run), so its accuracy would rank
     # nothing, and its five runs would take the preset past 25 minutes; googlenet_28 keeps
     # full resolution throughout (30 images/s here).
-    "cpu": Preset("cpu", epochs=2, train_per_class=600, test_per_class=200,
-                  epochs_by_family={"lenet": 10, "googlenet": 4}, max_side=32, lr=1e-3,
-                  techniques=Techniques(adam=True), skip=("nin*", "googlenet_28")),
+    "cpu": Preset(
+        "cpu",
+        epochs=2,
+        train_per_class=600,
+        test_per_class=200,
+        epochs_by_family={"lenet": 10, "googlenet": 4},
+        max_side=32,
+        lr=1e-3,
+        techniques=Techniques(adam=True),
+        skip=("nin*", "googlenet_28"),
+    ),
     # tests and CI: four epochs over 200 images per class (one for a scheduled run)
-    "smoke": Preset("smoke", epochs=4, train_per_class=200, test_per_class=50,
-                    scheduled=Preset("smoke", epochs=1, train_per_class=200, test_per_class=50)),
-}  # fmt: skip
+    "smoke": Preset(
+        "smoke",
+        epochs=4,
+        train_per_class=200,
+        test_per_class=50,
+        scheduled=Preset("smoke", epochs=1, train_per_class=200, test_per_class=50),
+    ),
+}
 
 
 @dataclass(frozen=True)
@@ -215,10 +239,14 @@ FAST_RUN = Run("resnet9_28", lr=0.1, batch_size=128, epochs=4, techniques=FAST)
 #   93.03 % in 546 s; seed 0 each. (The first was measured on 2026-11-22, the others on
 #   2026-11-23, when this kind of machine trained 1.7 times slower at 28 px: 500 images/s,
 #   against 770-890.)
-FAST_3_MIN = dataclasses.replace(FAST_RUN, epochs=2, techniques=dataclasses.replace(
-    FAST, early_sides=(14,)))  # fmt: skip
-FAST_10_MIN = dataclasses.replace(FAST_RUN, epochs=7, techniques=dataclasses.replace(
-    FAST, early_sides=(14, 14, 20, 20, 20), shift_tta=True))  # fmt: skip
+FAST_3_MIN = dataclasses.replace(
+    FAST_RUN, epochs=2, techniques=dataclasses.replace(FAST, early_sides=(14,))
+)
+FAST_10_MIN = dataclasses.replace(
+    FAST_RUN,
+    epochs=7,
+    techniques=dataclasses.replace(FAST, early_sides=(14, 14, 20, 20, 20), shift_tta=True),
+)
 # The fast recipe for a GPU, whose goal is 94 % within 5 s of training: the first recipe's
 # techniques, compiled with CUDA graphs, bf16 autocast and channels_last running there, on a
 # network twice resnet9_28's width, evaluated after every epoch so that its time to 94 % is read
@@ -251,25 +279,37 @@ EXPERIMENTS["fast_gpu"] = seeded(FAST_GPU_RUN)
 # What each technique buys: the fast recipe with one switched off, then with none (the book's
 # loop on the same schedule).
 EXPERIMENTS["fast_ablation"] = seeded(
-    *(dataclasses.replace(FAST_RUN, techniques=dataclasses.replace(FAST, **{n: getattr(PLAIN, n)}))
-      for n in FAST.on()),
+    *(
+        dataclasses.replace(
+            FAST_RUN, techniques=dataclasses.replace(FAST, **{n: getattr(PLAIN, n)})
+        )
+        for n in FAST.on()
+    ),
     dataclasses.replace(FAST_RUN, techniques=PLAIN),
-)  # fmt: skip
+)
 # The weight average on the other schedules: the ablation finds the 4-epoch recipe better
 # without it; these are the 2- and 7-epoch budgets and the GPU's recipe without it (on the
 # AVX-512 BF16 CPU, the 2- and 7-epoch ones gained 0.21 and 0.15 points, within their seeds'
 # spread).
-EXPERIMENTS["fast_without_ema"] = seeded(*(
-    dataclasses.replace(run, techniques=dataclasses.replace(run.techniques, ema=PLAIN.ema))
-    for run in (FAST_3_MIN, FAST_10_MIN, FAST_GPU_RUN)))  # fmt: skip
+EXPERIMENTS["fast_without_ema"] = seeded(
+    *(
+        dataclasses.replace(run, techniques=dataclasses.replace(run.techniques, ema=PLAIN.ema))
+        for run in (FAST_3_MIN, FAST_10_MIN, FAST_GPU_RUN)
+    )
+)
 
 
 def config(run: Run, preset: Preset, pipeline: str) -> dict[str, Any]:
     """Everything that determines a run's result: its key in the results store."""
     run, work = preset.adapt(run)
-    return {**run.settings(), "name": work.name, "epochs": work.epochs,
-            "train_per_class": work.train_per_class, "test_per_class": work.test_per_class,
-            "pipeline": pipeline}  # fmt: skip
+    return {
+        **run.settings(),
+        "name": work.name,
+        "epochs": work.epochs,
+        "train_per_class": work.train_per_class,
+        "test_per_class": work.test_per_class,
+        "pipeline": pipeline,
+    }
 
 
 def describe(run: Run, preset: Preset, pipeline: str) -> dict[str, Any]:

@@ -32,20 +32,27 @@ from bench.store import Store
 def speed_answer(model: str) -> Callable[[Store], Answer | None]:
     def answer(store: Store) -> Answer | None:
         side = archs.spec(model).image_size
-        rows = [r for r in book_speed(store.rows("speed"))
-                if (r["model"], r["image_size"]) == (model, side)]  # fmt: skip
+        rows = [
+            r
+            for r in book_speed(store.rows("speed"))
+            if (r["model"], r["image_size"]) == (model, side)
+        ]
         cost = profile_rows(store, [model])
         if not rows or cost.empty:
             return None
         frame = pd.DataFrame(rows)
         frame["source"] = [f"{source_of(r, 'speed')}, {speed_setup(r)}" for r in rows]
         frame = frame.sort_values(["mode", "batch_size"])
-        columns = [MODEL, ("image_size", "input side", fmt_int), ("mode", "mode", fmt_text),
-                   ("batch_size", "batch", fmt_int),
-                   ("images_per_s", "images/s (measured)", fmt_ratio),
-                   ("median_ms", "ms/step median", fmt_ms), ("cv", "CV", fmt_percent),
-                   ("peak_bytes", "growth above the resident weights (MiB, measured)",
-                    fmt_mib)]  # fmt: skip
+        columns = [
+            MODEL,
+            ("image_size", "input side", fmt_int),
+            ("mode", "mode", fmt_text),
+            ("batch_size", "batch", fmt_int),
+            ("images_per_s", "images/s (measured)", fmt_ratio),
+            ("median_ms", "ms/step median", fmt_ms),
+            ("cv", "CV", fmt_percent),
+            ("peak_bytes", "growth above the resident weights (MiB, measured)", fmt_mib),
+        ]
         return frame, columns, say_memory_modes(frame, cost.iloc[0])
 
     return answer
@@ -81,10 +88,14 @@ def layer_bytes(store: Store, model: str) -> Answer | None:
         f"parameters ({ratio['param_bytes']:,.1f}x), the {outputs} layers the memory for "
         f"activations ({ratio['output_bytes']:,.1f}x, growing with the batch)."
     )
-    columns = [MODEL, ("kind", "layers", fmt_text), ("layers", "count", fmt_int), PARAMS,
-               ("param_bytes", "weights (MiB, fp32)", fmt_mib),
-               ("output_bytes", "outputs for one image (KiB, fp32)",
-                lambda v: f"{v / 1024:,.1f}")]  # fmt: skip
+    columns = [
+        MODEL,
+        ("kind", "layers", fmt_text),
+        ("layers", "count", fmt_int),
+        PARAMS,
+        ("param_bytes", "weights (MiB, fp32)", fmt_mib),
+        ("output_bytes", "outputs for one image (KiB, fp32)", lambda v: f"{v / 1024:,.1f}"),
+    ]
     return frame, columns, text
 
 
@@ -95,8 +106,10 @@ def epochs_answer(models: tuple[str, ...]) -> Callable[[Store], Answer | None]:
         frame = train_rows(store, models)
         if frame.empty or set(frame["model"]) != set(models):
             return None
-        history = {r["model"]: store.details("train", r["model"], r["config"], "history")
-                   for _, r in frame.iterrows()}  # fmt: skip
+        history = {
+            r["model"]: store.details("train", r["model"], r["config"], "history")
+            for _, r in frame.iterrows()
+        }
         return frame, [*RUN, *TRAINED], say_epochs(frame, history)
 
     return answer
@@ -119,8 +132,10 @@ def pooling(store: Store) -> Answer | None:
         "kernels', a property of the library on this device, not of pooling."
     )
     if (timed["device"] == "cpu").all() and times["conv2d"] < times["avg_pool2d"]:
-        text += (" On a CPU the conv goes to oneDNN's vectorized depthwise kernel, while "
-                 "avg_pool2d on an NCHW tensor runs PyTorch's generic pooling loop.")  # fmt: skip
+        text += (
+            " On a CPU the conv goes to oneDNN's vectorized depthwise kernel, while "
+            "avg_pool2d on an NCHW tensor runs PyTorch's generic pooling loop."
+        )
     return (
         timed.assign(source=f"{timed['source'].iloc[0]}; {row['source']}"),
         [("method", "method", fmt_text), *TIMES],
@@ -132,13 +147,16 @@ def say_ridge(store: Store, frame: pd.DataFrame) -> str:
     roof = fp32_roof(store)
     text = "At 224 pixels, forward FLOPs per byte moved at batch 128 (batch 1): " + "; ".join(
         f"{m}: {frame.loc[m, 'fwd_flops_per_byte']:.1f} "
-        f"({frame.loc[m, 'flops_per_byte_batch1']:.1f})" for m in frame.index
-    )  # fmt: skip
+        f"({frame.loc[m, 'flops_per_byte_batch1']:.1f})"
+        for m in frame.index
+    )
     if roof:
         ridge = roof["peak_flops_per_s"] / roof["bandwidth_bytes_per_s"]
-        text += (f". This machine's fp32 ridge point (peak over measured bandwidth) is "
-                 f"{ridge:.1f} FLOPs/byte: a network below it is limited by memory bandwidth, "
-                 "above it by arithmetic")  # fmt: skip
+        text += (
+            f". This machine's fp32 ridge point (peak over measured bandwidth) is "
+            f"{ridge:.1f} FLOPs/byte: a network below it is limited by memory bandwidth, "
+            "above it by arithmetic"
+        )
     return text + "."
 
 
@@ -161,7 +179,7 @@ def intensity(store: Store) -> Answer | None:
         INTENSITY,
         ("flops_per_byte_batch1", "fwd FLOPs / byte at batch 1 (estimated)", fmt_ratio),
     ]
-    return frame, columns, say_ridge(store, frame.set_index("model"))  # fmt: skip
+    return frame, columns, say_ridge(store, frame.set_index("model"))
 
 
 def min_size(store: Store) -> Answer | None:
@@ -190,8 +208,14 @@ def per_stage(models: list[str]) -> Callable[[Store], Answer | None]:
             layers = pd.DataFrame(store.details("profile", row["model"], row["config"], "layers"))
             stage = layers["layer"].astype(str).str.split(".").str[0]
             for name, params in layers.groupby(stage, sort=False)["params"].sum().items():
-                rows.append({"model": row["model"], "stage": name, "params": params,
-                             "source": row["source"]})  # fmt: skip
+                rows.append(
+                    {
+                        "model": row["model"],
+                        "stage": name,
+                        "params": params,
+                        "source": row["source"],
+                    }
+                )
         stages = pd.DataFrame(rows)
         totals = frame.set_index("model")["params"]
         return (

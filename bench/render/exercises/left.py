@@ -44,16 +44,24 @@ def minutes(run: Run, preset: Preset, done: list[dict[str, Any]]) -> tuple[float
     rate comes from; None where its family has no such run. Its forward MACs per image are a
     stored run's at the same side, else counted."""
     family = archs.spec(run.model).family
-    peers = [r for r in done if r["preset"] in BOOK_PRESETS and r["changes"] == []
-             and archs.spec(r["model"]).family == family]  # fmt: skip
+    peers = [
+        r
+        for r in done
+        if r["preset"] in BOOK_PRESETS
+        and r["changes"] == []
+        and archs.spec(r["model"]).family == family
+    ]
     if not peers:
         return None
     rate = statistics.median(r["fwd_macs_per_image"] * r["images_per_s"] for r in peers)
     adapted, work = preset.adapt(run)
     side = adapted.resize or 28
     images = 10 * (work.train_per_class or 6000) * work.epochs
-    stored = [r["fwd_macs_per_image"] for r in done
-              if r["model"] == run.model and (r["resize"] or 28) == side]  # fmt: skip
+    stored = [
+        r["fwd_macs_per_image"]
+        for r in done
+        if r["model"] == run.model and (r["resize"] or 28) == side
+    ]
     macs = stored[0] if stored else forward_macs(run.model, side)
     return images * macs / rate / 60, ", ".join(sorted({r["model"] for r in peers}))
 
@@ -68,8 +76,9 @@ def left_to_train(store: Store, experiments: tuple[str, ...], models: tuple[str,
     stored = [_work(r["config"]) for r in done if r["preset"] in BOOK_PRESETS]
     runs = dict.fromkeys(r for e in experiments for r in EXPERIMENTS[e] if r.model in models)
     presets = {name, "book"}  # a run trained with the book's own recipe counts too
-    left = [r for r in runs if all(_work(config(r, PRESETS[p], "ours")) not in stored
-                                   for p in presets)]  # fmt: skip
+    left = [
+        r for r in runs if all(_work(config(r, PRESETS[p], "ours")) not in stored for p in presets)
+    ]
     if not left:
         return ""
     costs = []
@@ -77,8 +86,11 @@ def left_to_train(store: Store, experiments: tuple[str, ...], models: tuple[str,
         settings = config(run, preset, "ours")
         what = f"{run.model} at {settings['resize'] or 28} px"
         changed = describe(run, preset, "ours")["changes"] or []
-        what += "".join(f", {label} {settings[key]:g}" for key, label in
-                        (("lr", "lr"), ("batch_size", "batch")) if key in changed)  # fmt: skip
+        what += "".join(
+            f", {label} {settings[key]:g}"
+            for key, label in (("lr", "lr"), ("batch_size", "batch"))
+            if key in changed
+        )
         estimate = minutes(run, preset, done)
         costs.append(
             f"{what}: about {estimate[0]:,.0f} min (from {estimate[1]})"

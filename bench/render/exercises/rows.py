@@ -37,8 +37,12 @@ def profile_rows(store: Store, models: Sequence[str], side: int | None = None) -
     found = {}
     for row in store.rows("profile"):
         wanted = side or archs.spec(row["model"]).image_size
-        if (row["status"] == Status.OK and row["batch_size"] == 128 and row["model"] in models
-                and row["image_size"] == wanted):  # fmt: skip
+        if (
+            row["status"] == Status.OK
+            and row["batch_size"] == 128
+            and row["model"] in models
+            and row["image_size"] == wanted
+        ):
             found[row["model"]] = row
     if set(found) != set(models):
         return pd.DataFrame()
@@ -57,8 +61,9 @@ def source_of(row: dict[str, Any], stage: str) -> str:
     return f"{stage}{preset}, {machine}"
 
 
-def train_rows(store: Store, models: tuple[str, ...], keep: Callable[[dict], bool] | None = None
-          ) -> pd.DataFrame:  # fmt: skip
+def train_rows(
+    store: Store, models: tuple[str, ...], keep: Callable[[dict], bool] | None = None
+) -> pd.DataFrame:
     """Finished training runs of ``models``: each one's preset run, or those ``keep`` picks,
     under the preset closest to the book's, in book order. Preset runs compare at equal work:
     all from the book's recipe (book, book_cpu), else all from one other preset where every
@@ -91,9 +96,11 @@ def train_rows(store: Store, models: tuple[str, ...], keep: Callable[[dict], boo
 def block_rows(store: Store, exercises: tuple[str, ...], timed: bool = False) -> pd.DataFrame:
     """Chapter 7's rows of ``exercises``: the ways of a primitive timed against each other
     (``timed``), or the single layers."""
-    rows = [r for r in store.rows("blocks")
-            if r["model"] in exercises and r["status"] in MEASURED
-            and ("median_ms" in r) == timed]  # fmt: skip
+    rows = [
+        r
+        for r in store.rows("blocks")
+        if r["model"] in exercises and r["status"] in MEASURED and ("median_ms" in r) == timed
+    ]
     frame = pd.DataFrame(rows)
     if len(frame):
         frame["case"] = [r["config"]["case"] for r in rows]
@@ -108,10 +115,16 @@ FC_PARAMS: Column = ("params_linear", "fully connected params", fmt_int)
 MACS: Column = ("fwd_macs_per_image", "fwd MACs / image (M, counted)", fmt_mega)
 CONV_MACS: Column = ("fwd_conv_macs_per_image", "conv MACs (M, counted)", fmt_mega)
 FC_MACS: Column = ("fwd_linear_macs_per_image", "fully connected MACs (M, counted)", fmt_mega)
-TRAIN_MEM: Column = ("train_bytes_est_sgd", "training step, SGD, batch 128: its fullest moment "
-                     "(MiB, estimated)", fmt_mib)  # fmt: skip
-INFER_MEM: Column = ("infer_bytes_est", "inference, batch 128: weights + input + activation "
-                     "peak (MiB, estimated)", fmt_mib)  # fmt: skip
+TRAIN_MEM: Column = (
+    "train_bytes_est_sgd",
+    "training step, SGD, batch 128: its fullest moment (MiB, estimated)",
+    fmt_mib,
+)
+INFER_MEM: Column = (
+    "infer_bytes_est",
+    "inference, batch 128: weights + input + activation peak (MiB, estimated)",
+    fmt_mib,
+)
 SAVED: Column = ("saved_activation_bytes", "saved for backward, batch 128 (MiB, counted)", fmt_mib)
 INPUT: Column = ("image_size", "input side", fmt_int)
 INTENSITY: Column = ("fwd_flops_per_byte", "fwd FLOPs / byte at batch 128 (estimated)", fmt_ratio)
@@ -141,8 +154,13 @@ TRAINED: list[Column] = [
 Measured = Callable[[pd.DataFrame, Store], tuple[Column, str]]  # adds a measured column
 
 
-def costs(models: Sequence[str], columns: list[Column], say: Callable[[pd.DataFrame], str],
-          *measured: Measured, side: int | None = None):  # fmt: skip
+def costs(
+    models: Sequence[str],
+    columns: list[Column],
+    say: Callable[[pd.DataFrame], str],
+    *measured: Measured,
+    side: int | None = None,
+):
     """An answer from profile rows: cost columns of ``models`` (at ``side``, None: each at its
     book input) and a sentence about them; each of ``measured`` adds a column of the speed
     sweep's numbers and says what they show, or what is not measured yet."""
@@ -165,53 +183,74 @@ def _timed(frame: pd.DataFrame, store: Store, mode: str) -> list[list[dict[str, 
     """For each profile row in ``frame``, the speed sweep's ``mode`` rows at its input side in
     the book's setup."""
     rows = [r for r in book_speed(store.rows("speed")) if r["mode"] == mode]
-    return [[r for r in rows if (r["model"], r["image_size"]) == (row.model, row.image_size)]
-            for row in frame.itertuples()]  # fmt: skip
+    return [
+        [r for r in rows if (r["model"], r["image_size"]) == (row.model, row.image_size)]
+        for row in frame.itertuples()
+    ]
 
 
 def _cite(frame: pd.DataFrame, used: list[dict[str, Any] | None]) -> None:
     """Add the speed rows ``used`` (one per profile row, or None) to the rows' sources."""
-    frame["source"] = [source if row is None else f"{source}; {source_of(row, 'speed')}"
-                       for source, row in zip(frame["source"], used, strict=True)]  # fmt: skip
+    frame["source"] = [
+        source if row is None else f"{source}; {source_of(row, 'speed')}"
+        for source, row in zip(frame["source"], used, strict=True)
+    ]
 
 
-THROUGHPUT: Column = ("infer_best", "inference images/s, eager fp32, at the best batch timed "
-                      "(measured)", fmt_text)  # fmt: skip
+THROUGHPUT: Column = (
+    "infer_best",
+    "inference images/s, eager fp32, at the best batch timed (measured)",
+    fmt_text,
+)
 
 
 def throughput(frame: pd.DataFrame, store: Store) -> tuple[Column, str]:
     """Each network's highest inference throughput at its input side, with its batch and
     spread; which networks are not timed yet."""
-    best = [max(rows, key=lambda r: r["images_per_s"], default=None)
-            for rows in _timed(frame, store, "infer")]  # fmt: skip
-    frame["infer_best"] = ["-" if r is None else f"{r['images_per_s']:,.0f} (batch "
-                           f"{r['batch_size']}, {spread(r)})" for r in best]  # fmt: skip
+    best = [
+        max(rows, key=lambda r: r["images_per_s"], default=None)
+        for rows in _timed(frame, store, "infer")
+    ]
+    frame["infer_best"] = [
+        "-" if r is None else f"{r['images_per_s']:,.0f} (batch {r['batch_size']}, {spread(r)})"
+        for r in best
+    ]
     _cite(frame, best)
     missing = frame.loc[frame["infer_best"] == "-"]
     untimed = missing["model"].tolist()
     sides, book = set(missing["image_size"]), {archs.spec(m).image_size for m in untimed}
     at = f" --image-size {sides.pop()}" if len(sides) == 1 and sides != book else ""
-    return THROUGHPUT, (f"*Throughput not measured yet* for {', '.join(untimed)}: `python -m "
-                        f"bench speed --models {','.join(untimed)}{at}` measures it." if untimed
-                        else "")  # fmt: skip
+    return THROUGHPUT, (
+        f"*Throughput not measured yet* for {', '.join(untimed)}: `python -m "
+        f"bench speed --models {','.join(untimed)}{at}` measures it."
+        if untimed
+        else ""
+    )
 
 
-PEAK: Column = ("train_peak", "training step, SGD: memory growth at the largest batch timed "
-                "for all (MiB, measured)", fmt_text)  # fmt: skip
+PEAK: Column = (
+    "train_peak",
+    "training step, SGD: memory growth at the largest batch timed for all (MiB, measured)",
+    fmt_text,
+)
 
 
 def training_peak(frame: pd.DataFrame, store: Store) -> tuple[Column, str]:
     """What a training step grew memory by in the speed sweep, at the largest batch timed for
     every network in ``frame``; for two networks, their ratio, and the ratio counted (tracked
     growth, see bench.render.memory) at batch 1 and at the profile's batch."""
-    timed = [{r["batch_size"]: r for r in rows if r.get("peak_bytes")}
-             for rows in _timed(frame, store, "train")]  # fmt: skip
+    timed = [
+        {r["batch_size"]: r for r in rows if r.get("peak_bytes")}
+        for rows in _timed(frame, store, "train")
+    ]
     common = set.intersection(*(set(batches) for batches in timed))
     if not common:
         frame["train_peak"] = "-"
         models = ",".join(frame["model"])
-        return PEAK, (f"*Training memory not measured yet at a batch common to all*: `python -m "
-                      f"bench speed --models {models} --mode train` measures it.")  # fmt: skip
+        return PEAK, (
+            f"*Training memory not measured yet at a batch common to all*: `python -m "
+            f"bench speed --models {models} --mode train` measures it."
+        )
     batch = max(common)
     used = [batches[batch] for batches in timed]
     frame["train_peak"] = [f"{r['peak_bytes'] / MIB:,.1f} (batch {batch})" for r in used]
@@ -226,8 +265,10 @@ def training_peak(frame: pd.DataFrame, store: Store) -> tuple[Column, str]:
             if p is not None and q is not None:
                 counted.append(f"{p / q:.2f}x at batch {n}")
         if counted:
-            said += (f"; counted (the tensors a step holds at its fullest, tracked on the meta "
-                     f"device, less the weights), {' and '.join(counted)}")  # fmt: skip
+            said += (
+                f"; counted (the tensors a step holds at its fullest, tracked on the meta "
+                f"device, less the weights), {' and '.join(counted)}"
+            )
     return PEAK, said + "."
 
 
@@ -236,8 +277,12 @@ def varies(row: dict[str, Any], key: str) -> bool:
     return row["changes"] is not None and set(row["changes"]) <= {key}
 
 
-def trained(models: tuple[str, ...], say: Callable[[pd.DataFrame], str],
-            keep: Callable[[dict], bool] | None = None, at_least: int = 1):  # fmt: skip
+def trained(
+    models: tuple[str, ...],
+    say: Callable[[pd.DataFrame], str],
+    keep: Callable[[dict], bool] | None = None,
+    at_least: int = 1,
+):
     """An answer from training runs: each network's preset run (or those ``keep`` picks, at
     least ``at_least`` of them), with its cost as trained, and a sentence computed from them."""
 
@@ -260,8 +305,9 @@ def fuller(full: Callable[[Store], Answer | None], partial: Callable[[Store], An
     return answer
 
 
-def block_answer(exercises: tuple[str, ...], columns: list[Column],
-                  say: Callable[[pd.DataFrame], str]):  # fmt: skip
+def block_answer(
+    exercises: tuple[str, ...], columns: list[Column], say: Callable[[pd.DataFrame], str]
+):
     def answer(store: Store) -> Answer | None:
         frame = block_rows(store, exercises)
         return None if frame.empty else (frame, columns, say(frame))
@@ -269,8 +315,11 @@ def block_answer(exercises: tuple[str, ...], columns: list[Column],
     return answer
 
 
-TIMES: list[Column] = [("median_ms", "median (ms, measured)", fmt_ms),
-                       ("iqr_ms", "IQR (ms)", fmt_ms), ("n", "timed calls", fmt_int)]  # fmt: skip
+TIMES: list[Column] = [
+    ("median_ms", "median (ms, measured)", fmt_ms),
+    ("iqr_ms", "IQR (ms)", fmt_ms),
+    ("n", "timed calls", fmt_int),
+]
 
 
 def timed_answer(exercise: str, label: Column, say: Callable[[pd.DataFrame], str]):
@@ -281,8 +330,9 @@ def timed_answer(exercise: str, label: Column, say: Callable[[pd.DataFrame], str
     return answer
 
 
-SHAPES: list[Column] = [(f"{way}_{side}", f"{way} {side}", fmt_int)
-                        for way in ("formula", "built") for side in "hw"]  # fmt: skip
+SHAPES: list[Column] = [
+    (f"{way}_{side}", f"{way} {side}", fmt_int) for way in ("formula", "built") for side in "hw"
+]
 
 
 CONV_CASE: list[Column] = [

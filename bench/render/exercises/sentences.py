@@ -28,13 +28,15 @@ def say_conv_cost(frame: pd.DataFrame) -> str:
         f"gradients); the counter {verdict}. "
         f"Backward keeps the layer's input, not its output. Measured, forward plus backward "
         f"takes {ratio:.1f}x the forward time (median over the rows), against 3x in MACs."
-    )  # fmt: skip
+    )
 
 
 def say_grid(frame: pd.DataFrame) -> str:
     base = frame["fwd_macs_counted"].iloc[0]
-    parts = [f"{case}: {m / base:.2f}x" for case, m in zip(frame["case"][1:],
-             frame["fwd_macs_counted"][1:], strict=True)]  # fmt: skip
+    parts = [
+        f"{case}: {m / base:.2f}x"
+        for case, m in zip(frame["case"][1:], frame["fwd_macs_counted"][1:], strict=True)
+    ]
     return (
         "MACs relative to the first row: " + "; ".join(parts) + ". Doubling either channel count "
         "doubles the cost, doubling both quadruples it; padding only enlarges the output."
@@ -70,11 +72,15 @@ def say_groups(frame: pd.DataFrame) -> str:
     dense = frame.loc[frame["groups"] == 1].iloc[0]
     grouped = frame[frame["groups"] != 1]
     fewer, faster = dense["macs"] / grouped["macs"], dense["median_ms"] / grouped["median_ms"]
-    parts = [f"{int(g)} groups: {m:.0f}x fewer MACs, {t:.1f}x faster"
-             for g, m, t in zip(grouped["groups"], fewer, faster, strict=True)]  # fmt: skip
+    parts = [
+        f"{int(g)} groups: {m:.0f}x fewer MACs, {t:.1f}x faster"
+        for g, m, t in zip(grouped["groups"], fewer, faster, strict=True)
+    ]
     if (faster < fewer).all():
-        parts[-1] += (". Latency falls less than the MACs: small groups use the hardware "
-                      "poorly, and the memory traffic does not shrink with the groups")  # fmt: skip
+        parts[-1] += (
+            ". Latency falls less than the MACs: small groups use the hardware "
+            "poorly, and the memory traffic does not shrink with the groups"
+        )
     return "; ".join(parts) + "."
 
 
@@ -86,7 +92,7 @@ def say_corr2d(frame: pd.DataFrame) -> str:
         f"{largest['loop']:.3f} ms, unfold+matmul {largest['unfold']:.3f} ms, conv2d "
         f"{largest['conv2d']:.3f} ms ({ratio_text(largest['loop'], largest['conv2d'])} between "
         "the loop and conv2d); the loop's time grows with the output's area."
-    )  # fmt: skip
+    )
 
 
 def _share(frame: pd.DataFrame, part: str, whole: str, model: str) -> str:
@@ -159,9 +165,11 @@ def say_memory_totals(frame: pd.DataFrame) -> str:
         f", {saved[m] / train[m]:.1%})"
         for m in frame.index
     ]
-    text = (f"{say_totals(frame)} At batch 128 a training step needs (estimated; in brackets: "
-            f"how many times inference's memory, and the share taken by the activations saved "
-            f"for backward) {', '.join(parts)}.")  # fmt: skip
+    text = (
+        f"{say_totals(frame)} At batch 128 a training step needs (estimated; in brackets: "
+        f"how many times inference's memory, and the share taken by the activations saved "
+        f"for backward) {', '.join(parts)}."
+    )
     if len(frame) == 2:
         text += _pair(frame, "train_bytes_est_sgd", "training memory", (saved / train).min() > 0.5)
     return text
@@ -170,19 +178,23 @@ def say_memory_totals(frame: pd.DataFrame) -> str:
 def say_activations(frame: pd.DataFrame) -> str:
     """The totals, and for two networks whether the activations they save for backward follow
     their parameters and MACs."""
-    return say_totals(frame) + _pair(frame, "saved_activation_bytes", "activations saved for "
-                                     "backward")  # fmt: skip
+    return say_totals(frame) + _pair(
+        frame, "saved_activation_bytes", "activations saved for backward"
+    )
 
 
 def _pair(frame: pd.DataFrame, column: str, what: str, activations: bool = True) -> str:
     """The first network's parameters, MACs and ``column`` as multiples of the second's; where
     ``column`` outgrows both by half again and is mostly ``activations``, why."""
     a, b = frame.index
-    params, macs, other = (frame.loc[a, c] / frame.loc[b, c]
-                           for c in ("params", "fwd_macs_per_image", column))  # fmt: skip
+    params, macs, other = (
+        frame.loc[a, c] / frame.loc[b, c] for c in ("params", "fwd_macs_per_image", column)
+    )
     outgrows = other > 1.5 * max(params, macs)
-    text = (f" {a} has {params:.2f}x {b}'s parameters and {macs:.2f}x its MACs, "
-            f"{'yet' if outgrows else 'and'} {other:.2f}x its {what}")  # fmt: skip
+    text = (
+        f" {a} has {params:.2f}x {b}'s parameters and {macs:.2f}x its MACs, "
+        f"{'yet' if outgrows else 'and'} {other:.2f}x its {what}"
+    )
     return text + (
         ": what backward keeps grows with the feature maps the layers write, not with the "
         "weights or the arithmetic."
@@ -231,9 +243,13 @@ def say_compare(frame: pd.DataFrame) -> str:
             f"The most accurate, {_label(best)}, is {shown:.1f} points above "
             f"{_label(worst)} for {macs:,.2f}x its MACs per image and "
             f"{best['images_per_s'] / worst['images_per_s']:,.2f}x its training throughput"
-            + (f"; the gap is within the test sets' noise (two standard errors: "
-               f"{100 * noise:.1f} points). " if gap < noise else ". ")
-        )  # fmt: skip
+            + (
+                f"; the gap is within the test sets' noise (two standard errors: "
+                f"{100 * noise:.1f} points). "
+                if gap < noise
+                else ". "
+            )
+        )
     return text + say_work(frame)
 
 
@@ -258,9 +274,11 @@ def say_epochs(frame: pd.DataFrame, history: dict[str, list[dict]]) -> str:
     parts = []
     for _, r in frame.iterrows():
         points = history[r["model"]]
-        parts.append(f"{_label(r)} went from {points[0]['test_acc']:.1%} after epoch 1 to "
-                     f"{points[-1]['test_acc']:.1%} after epoch {len(points)} "
-                     f"({r['train_s']:.0f} s of training)")  # fmt: skip
+        parts.append(
+            f"{_label(r)} went from {points[0]['test_acc']:.1%} after epoch 1 to "
+            f"{points[-1]['test_acc']:.1%} after epoch {len(points)} "
+            f"({r['train_s']:.0f} s of training)"
+        )
     return "; ".join(parts) + ". " + say_work(frame)
 
 
@@ -288,22 +306,26 @@ def say_lr_grid(frame: pd.DataFrame) -> str:
             continue
         over = failed[failed["lr"] > max(learned)]["lr"].tolist()
         under = failed[failed["lr"] < min(learned)]["lr"].tolist()
-        parts.append(f"{model} reaches 50% at lr {', '.join(f'{v:g}' for v in learned)}"
-                     + (f", not at the smaller {', '.join(f'{v:g}' for v in under)}"
-                        if under else "")
-                     + (f", and fails from lr {min(over):g}" if over else
-                        ", the largest tried included"))  # fmt: skip
-    counts = {m: int(((g["status"] == Status.OK) & (g["test_acc"] >= 0.5)).sum())
-              for m, g in frame.groupby("model", sort=False)}  # fmt: skip
+        parts.append(
+            f"{model} reaches 50% at lr {', '.join(f'{v:g}' for v in learned)}"
+            + (f", not at the smaller {', '.join(f'{v:g}' for v in under)}" if under else "")
+            + (f", and fails from lr {min(over):g}" if over else ", the largest tried included")
+        )
+    counts = {
+        m: int(((g["status"] == Status.OK) & (g["test_acc"] >= 0.5)).sum())
+        for m, g in frame.groupby("model", sort=False)
+    }
     wider = max(counts, key=counts.get)
     works = ", ".join(
         sorted(
             {f"{b}, {_loop(t)}" for b, t in zip(frame["budget"], frame["techniques"], strict=True)}
         )
     )
-    return ("; ".join(parts) + f". {wider} trains at {counts[wider]} of the "
-            f"{frame.groupby('model').size().max()} learning rates tried, the most. Work: "
-            f"{works}.")  # fmt: skip
+    return (
+        "; ".join(parts) + f". {wider} trains at {counts[wider]} of the "
+        f"{frame.groupby('model').size().max()} learning rates tried, the most. Work: "
+        f"{works}."
+    )
 
 
 def say_memory_modes(frame: pd.DataFrame, cost: pd.Series) -> str:
@@ -320,13 +342,19 @@ def say_memory_modes(frame: pd.DataFrame, cost: pd.Series) -> str:
             f"{infer / MIB:,.0f} MiB for inference (measured); of what training adds, the weight "
             f"gradients are {grads / MIB:,.0f} MiB and the activations saved for backward "
             f"{saved / MIB:,.0f} MiB (counted): {'gradients' if grads > saved else 'activations'}"
-            " dominate")  # fmt: skip
+            " dominate"
+        )
     text = "; ".join(parts)
-    text = text[0].upper() + text[1:] + (". Inference frees each activation once used and keeps "
-                                         "no gradients.")  # fmt: skip
+    text = (
+        text[0].upper()
+        + text[1:]
+        + (". Inference frees each activation once used and keeps no gradients.")
+    )
     if len(peaks) < frame["batch_size"].nunique():
-        text += (" A batch size the table shows in one mode only was not timed in the other "
-                 "(the speed page's note says why).")  # fmt: skip
+        text += (
+            " A batch size the table shows in one mode only was not timed in the other "
+            "(the speed page's note says why)."
+        )
     return text
 
 

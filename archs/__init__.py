@@ -6,7 +6,17 @@
 >>> model = archs.build("resnet18")  # 1 channel, 10 classes, the book's 96x96 input
 """
 
-from archs import alexnet, densenet, googlenet, lenet, nin, regnet, resnet, vgg  # noqa: F401  (registers)
+from archs import (  # noqa: F401  (each registers its networks)
+    alexnet,
+    densenet,
+    external,
+    googlenet,
+    lenet,
+    nin,
+    regnet,
+    resnet,
+    vgg,
+)
 from archs.registry import BOOK_MODELS, ModelSpec, Recipe, build, list_models, register, spec
 
 __all__ = ["BOOK_MODELS", "ModelSpec", "Recipe", "build", "list_models", "register", "spec"]

@@ -11,9 +11,7 @@ from typing import Any
 
 from torch import nn
 
-from archs.registry import ModelSpec
-
-PREFIXES = ("tv:", "timm:")
+from archs.registry import ModelSpec, register_source
 
 
 def _known(name: str, names: list[str], source: str) -> None:
@@ -66,10 +64,6 @@ def _timm(name: str) -> tuple[Any, int]:
 def external_spec(name: str) -> ModelSpec:
     """The spec of a ``tv:`` or ``timm:`` name; an unknown one raises KeyError with close
     matches."""
-    if not name.startswith(PREFIXES):
-        raise KeyError(
-            f"unknown model {name!r}: a name with a colon starts with {' or '.join(PREFIXES)}"
-        )
     source, _, model = name.partition(":")
     builder, side = _torchvision(model) if source == "tv" else _timm(model)
     return ModelSpec(
@@ -84,3 +78,7 @@ def external_spec(name: str) -> ModelSpec:
         external=True,
         summary=f"{source}'s {model}, random weights",
     )
+
+
+for _source in ("tv", "timm"):
+    register_source(_source, external_spec)

@@ -84,6 +84,13 @@ class ModelSpec:
 
 
 _REGISTRY: dict[str, ModelSpec] = {}
+# networks from outside the chapters, by prefix ("tv", "timm"): the spec of a prefixed name
+_SOURCES: dict[str, Callable[[str], ModelSpec]] = {}
+
+
+def register_source(prefix: str, resolve: Callable[[str], ModelSpec]) -> None:
+    """Serve every ``<prefix>:<name>`` from ``resolve`` (it raises KeyError for unknown names)."""
+    _SOURCES[prefix] = resolve
 
 
 def register(
@@ -130,9 +137,13 @@ def spec(name: str) -> ModelSpec:
     """The registry entry for ``name`` (or a ``tv:``/``timm:`` network's); an unknown name
     raises KeyError listing close matches."""
     if ":" in name:
-        from archs.external import external_spec
-
-        return external_spec(name)
+        prefix = name.partition(":")[0]
+        if prefix not in _SOURCES:
+            raise KeyError(
+                f"unknown model {name!r}: a name with a colon starts with "
+                + " or ".join(f"{p}:" for p in _SOURCES)
+            )
+        return _SOURCES[prefix](name)
     try:
         return _REGISTRY[name]
     except KeyError:

@@ -123,10 +123,11 @@ def default_store(preset: str, device: str) -> Path:
 
     from bench import runs
     from bench.device import backend_for, cpu_flags, vector_isa
+    from bench.store import STORE_NAME
 
     backend = backend_for(torch.device(device))
     isa = vector_isa(cpu_flags()) if device == "cpu" else None
-    return runs.folder(preset, backend.name, isa, root=runs.REPORTS) / runs.STORE_NAME
+    return runs.folder(preset, backend.name, isa, root=runs.REPORTS) / STORE_NAME
 
 
 def main() -> int:

@@ -17,14 +17,14 @@ import pandas as pd
 
 from bench.console import plural
 from bench.render.format import atomic_write, fmt_int, fmt_text, markdown
+from bench.render.headline import preset_of
 from bench.render.html import write_twin
 from bench.render.terminal import ANSWERS, answer
 from bench.stages.common import select_models
-from bench.store import Store, cpu_of, environment
+from bench.store import STORE_NAME, Store, cpu_of, environment
 
 REPORTS = Path("reports")  # the published runs
 RUNS = Path("runs")  # this machine's own runs, ignored by git
-STORE_NAME = "results.sqlite"
 UNLISTED = "smoke"  # the preset whose runs stay out of git and out of the index of runs
 
 
@@ -81,12 +81,6 @@ def locate(store: Path | None, out: Path | None, default: Path) -> tuple[Path, P
         return store, out if out is not None else store.parent
     out = out if out is not None else default
     return out / STORE_NAME, out
-
-
-def preset_of(store: Store) -> str | None:
-    """The preset of the store's latest ``python -m bench all`` (None if it never had one)."""
-    runs = store.rows("run")
-    return runs[-1]["preset"] if runs else None
 
 
 def finish(command: str, settings: Any, render_pages: bool) -> None:

@@ -28,6 +28,8 @@ import torch
 from bench.device import cpu_flags, cpu_model, keep_freed_memory, vector_isa
 from bench.schema import Status, check
 
+STORE_NAME = "results.sqlite"  # a run folder's store
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS results (
     stage TEXT NOT NULL,

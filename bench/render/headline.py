@@ -111,6 +111,12 @@ def run_text(run: dict[str, Any]) -> str:
     )
 
 
+def preset_of(store: Store) -> str | None:
+    """The preset of the store's latest ``python -m bench all`` (None if it never had one)."""
+    runs = store.rows("run")
+    return runs[-1]["preset"] if runs else None
+
+
 def preset_run(runs: list[dict[str, Any]]) -> dict[str, Any] | None:
     """Of one network's runs, its book recipe as its preset adapts it (the book's own under the
     book preset: a run that changes nothing of it), under the preset closest to the book's."""
@@ -161,8 +167,6 @@ def fast_recipes(runs: list[dict]) -> dict[str, list[dict]]:
 def headline(store: Store) -> pd.DataFrame:
     """One row per network with a result in the store (and one per fast recipe that trained
     it): what it costs and what it buys, at the input it was trained at."""
-    from bench.runs import preset_of
-
     profiles = [
         r for r in store.rows("profile") if r["status"] == Status.OK and r["batch_size"] == 128
     ]

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import archs
+from bench.store import STORE_NAME
 from bench.timing import MIN_TIMED_STEPS
 
 
@@ -149,8 +150,6 @@ class AtRunFolder:
 
     @property
     def store(self) -> Path:
-        from bench.runs import STORE_NAME
-
         return self.out / STORE_NAME
 
     def __post_init__(self) -> None:

@@ -8,13 +8,11 @@ from pathlib import Path
 
 from bench.compare import METRICS
 from bench.stages.common import AtRunFolder, Command, option
-from bench.store import Store
+from bench.store import STORE_NAME, Store
 
 
 def open_store(path: Path) -> Store:
     """The store of a run folder (its results.sqlite) or a store file, opened to read."""
-    from bench.runs import STORE_NAME
-
     return Store(path / STORE_NAME if path.is_dir() else path, create=False)
 
 

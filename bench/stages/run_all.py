@@ -23,6 +23,8 @@ from bench.store import Store, StoreError, provenance
 from bench.training.recipes import EXPERIMENTS, PRESETS
 
 BOOK = ",".join(archs.BOOK_MODELS)
+# the stages a plan's steps run, by name
+STAGES = {m.COMMAND.name: m.COMMAND for m in (profile, peers, blocks, speed, onnx, pipeline, train)}
 # The networks beside the book's nine whose speed the exercises read: NiN's variants (8.3.5),
 # ResNet-34 to 152 (8.6.7.2), DenseNet-121 against ResNet-50 (8.7.7.3).
 EXERCISE_SPEED = "nin_*,resnet34,resnet50,resnet101,resnet152,densenet121"
@@ -208,8 +210,6 @@ def run(s: Settings) -> int:
     writes a run folder); a step that fails is recorded and the next one runs. The run itself
     (each step's outcome and seconds, the wall time) is stored where it measured something or
     a step did not end ok: a run that finds every point in the store leaves it as it was."""
-    from bench.stages import COMMANDS
-
     preset = train.preset_name(s)
     s.data()  # before anything runs: the data is there, or one line says how
     s.runner(device_of(s))  # and so is Ray, where it is asked for
@@ -223,7 +223,7 @@ def run(s: Settings) -> int:
             try:
                 if settings is None:
                     raise UsageError(f"none of its networks is among --models {s.models}")
-                code = COMMANDS[stage].run(settings)
+                code = STAGES[stage].run(settings)
                 outcomes[name] = "ok" if code == 0 else "some items failed (recorded)"
                 worst = max(worst, code)
             except UsageError as error:  # e.g. no network of this stage matches --models

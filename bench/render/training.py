@@ -14,6 +14,7 @@ from bench.console import plural
 from bench.render.format import (
     Column,
     atomic_write,
+    book_rank,
     fmt_bound,
     fmt_int,
     fmt_mib,
@@ -40,9 +41,14 @@ def evaluated_at_end(run: dict[str, Any]) -> bool:
     return bool((run.get("technique_settings") or {}).get("eval_at_end"))
 
 
+def at_chance(loss: float) -> bool:
+    """Whether a training loss is within 10 % of chance's (ln 10)."""
+    return loss >= 0.9 * CHANCE_LOSS
+
+
 def learned(run: dict[str, Any]) -> bool:
     """Whether a run left chance: its final training loss at least 10 % below ln 10."""
-    return run["train_loss"] < 0.9 * CHANCE_LOSS
+    return not at_chance(run["train_loss"])
 
 
 def lr_fix(run: dict[str, Any], runs: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -67,28 +73,35 @@ PROBE_COLUMNS: list[Column] = [
     ("input", "input", fmt_text),
     ("lr", "lr", fmt_text),
     ("factor", "times the book's lr", fmt_text),
+    ("chance_epochs", "epochs at chance", fmt_text),
     ("train_loss", "training loss (final; chance: ln 10 = 2.303)", lambda v: f"{v:.3f}"),
     ("test_acc", "test accuracy (final)", fmt_percent),
 ]
 
 
-def not_learning(rows: list[dict[str, Any]]) -> str:
-    """A section on each book recipe that did not leave chance under the book's presets: the
-    run, the probes of its network (the probe preset: its first epochs at learning rates around
-    the book's) and the smallest change that makes it learn."""
-    done = [r for r in rows if r["status"] in MEASURED]
-    stuck = [
-        r
-        for r in done
-        if r["changes"] == []
-        and r["preset"] in BOOK_PRESETS
-        and not r["fast_recipe"]
-        and not learned(r)
-    ]
+def at_chance_for(rows: list[dict[str, Any]], histories: list[list[dict]]) -> str:
+    """A section on each book recipe whose training loss sat at chance for at least half of its
+    epochs under the book's presets: the run, the probes of its network (the probe preset: its
+    first epochs at learning rates around the book's) and, for a run that never left chance,
+    the smallest change that makes it learn."""
+    done, stuck = [], []
+    for run, history in zip(rows, histories, strict=True):
+        if run["status"] not in MEASURED:
+            continue
+        chance = sum(at_chance(point["train_loss"]) for point in history)
+        done.append({**run, "chance_epochs": f"{chance} of {len(history)}"})
+        if (
+            run["changes"] == []
+            and run["preset"] in BOOK_PRESETS
+            and not run["fast_recipe"]
+            and history
+            and 2 * chance >= len(history)
+        ):
+            stuck.append(done[-1])
     if not stuck:
         return ""
     parts = []
-    for run in stuck:
+    for run in sorted(stuck, key=lambda r: book_rank(r["model"])):
         spec = archs.spec(run["model"])
         book_side, side = spec.recipe.resize or 28, run["resize"] or 28
         probes = [
@@ -97,7 +110,7 @@ def not_learning(rows: list[dict[str, Any]]) -> str:
             if r["model"] == run["model"]
             and r["resize"] == run["resize"]
             and (
-                r is run
+                r["config"] == run["config"]
                 or r["preset"] == "probe"
                 or (r["preset"] == run["preset"] and r["changes"] == ["lr"])
             )
@@ -108,8 +121,10 @@ def not_learning(rows: list[dict[str, Any]]) -> str:
             input=f"{side} px",
             factor=[f"{r['lr'] / spec.recipe.lr:g}" for r in probes],
         )
-        fix = lr_fix(run, done)
-        if fix:
+        fix = None if learned(run) else lr_fix(run, done)
+        if learned(run):
+            verdict = "It learned late, and the probes show whether a larger rate learns sooner."
+        elif fix:
             verdict = (
                 f"The smallest change that makes it learn, among those stored: lr {fix['lr']:g} "
                 f"({fix['lr'] / spec.recipe.lr:g} times the book's), {fix['test_acc']:.1%} "
@@ -117,26 +132,27 @@ def not_learning(rows: list[dict[str, Any]]) -> str:
             )
         else:
             verdict = (
-                f"No run under {run['preset']} that changes its learning rate alone is stored "
-                f"yet: `python -m bench train --preset probe --experiment lr_probes --models "
-                f"{run['model']}` probes rates ({PRESETS['probe'].epochs} epochs each)."
+                f"It never left chance, and no run under {run['preset']} that changes its "
+                "learning rate alone is stored yet."
             )
         parts.append(
             f"### {run['model']} under {run['preset']}\n\n"
-            f"At the book's lr {run['lr']:g}, {run['work']} at {side} px left its training loss "
-            f"at {run['train_loss']:.3f} (test accuracy {run['test_acc']:.1%}): it did not "
-            f"learn. The book sets this rate for {book_side} px; the probes below (the probe "
-            "preset: the same recipe for its first epochs, at rates around the book's) ask "
-            "whether the rate is what holds it at chance at this side (docs/training.md: why "
-            "a side changes the rate a network needs). "
-            + verdict
-            + "\n\n"
-            + markdown(table, PROBE_COLUMNS)
+            f"At the book's lr {run['lr']:g} and {side} px, its training loss sat at chance for "
+            f"{run['chance_epochs']} epochs ({run['work']}; final training loss "
+            f"{run['train_loss']:.3f}, test accuracy {run['test_acc']:.1%}). The book sets this "
+            f"rate for {book_side} px; the probes below (the probe preset: the same recipe for "
+            "its first epochs, at rates around the book's) ask whether the rate is what holds "
+            "it at chance at this side (docs/training.md: why a side changes the rate a "
+            f"network needs). {verdict} `python -m bench train --preset probe --experiment "
+            f"lr_probes --models {run['model']}` trains the probes "
+            f"({PRESETS['probe'].epochs} epochs a rate).\n\n" + markdown(table, PROBE_COLUMNS)
         )
     return (
-        "\n## Book recipes that do not learn at CPU scale\n\n"
-        "A run did not learn when its final training loss is within 10 % of chance's "
-        "(ln 10, a uniform guess over the 10 classes).\n\n" + "\n\n".join(parts) + "\n"
+        "\n## Book recipes that sit at chance at CPU scale\n\n"
+        "Runs of the book's recipe whose training loss stayed within 10 % of chance's (ln 10, a "
+        "uniform guess over the 10 classes) for at least half of their epochs.\n\n"
+        + "\n\n".join(parts)
+        + "\n"
     )
 
 
@@ -257,7 +273,7 @@ def write_train(store: Store, out_dir: Path) -> list[Path]:
         for r, history in zip(rows, histories, strict=True)
         for point in history
     ]
-    text += not_learning(rows)
+    text += at_chance_for(rows, histories)
     if len(ablation):
         text += (
             "\n## What each technique of the fast recipe buys\n\n"

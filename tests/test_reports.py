@@ -254,7 +254,7 @@ def test_a_run_killed_mid_stage_resumes_without_measuring_again(tmp_path, capsys
 def test_the_fast_recipes_goal_is_read_on_its_devices_clock(
     tmp_path, full_row, memory_kind, goal, clock
 ):
-    from bench.render.plots import fast_recipe
+    from bench.render.curves import fast_recipe
 
     store = Store(tmp_path / "r.sqlite")
     row = full_row(
@@ -318,7 +318,7 @@ def test_a_run_with_a_network_from_timm_renders_without_timm(tmp_path, full_row)
 
 def test_each_fast_recipe_gets_its_own_median_and_curves(tmp_path, full_row):
     from bench.render.headline import headline
-    from bench.render.plots import fast_recipe
+    from bench.render.curves import fast_recipe
 
     store = Store(tmp_path / "r.sqlite")
     runs = [(7, 0.2, True, "augment", s, a) for s, a in ((0, 0.931), (1, 0.936), (2, 0.934))]

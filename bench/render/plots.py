@@ -7,109 +7,29 @@ tables of the other report pages.
 from __future__ import annotations
 
 import itertools
-import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt
 import pandas as pd
-from matplotlib.ticker import FuncFormatter, NullFormatter
 
+from bench.render.curves import fast_recipe, training_curves
+from bench.render.figure import (
+    CHANCE,
+    KINDS,
+    MIB,
+    colour,
+    family_colour,
+    label_heights,
+    pareto,
+    save,
+)
 from bench.render.format import book_rank
-from bench.render.headline import fast_recipes, headline
+from bench.render.headline import headline
 from bench.render.setups import BOOK_SETUP, book_speed, fp32_roof, per_point, speed_setup
-from bench.schema import ALLOCATED, MEASURED, Status
+from bench.schema import Status
 from bench.store import Store
-
-MIB = 2**20
-matplotlib.rcParams["svg.hashsalt"] = "cnnbench"  # the same store renders the same SVG bytes
-
-
-def _save(figure: plt.Figure, out_dir: Path, stem: str) -> list[Path]:
-    """Write ``stem``.png and ``stem``.svg atomically."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    written = []
-    for suffix in (".png", ".svg"):
-        path = out_dir / (stem + suffix)
-        partial = path.with_name(path.name + ".partial")
-        figure.savefig(
-            partial,
-            format=suffix[1:],
-            dpi=120,
-            bbox_inches="tight",
-            metadata={"Date": None} if suffix == ".svg" else None,
-        )
-        partial.replace(path)
-        written.append(path)
-    plt.close(figure)
-    return written
-
-
-def pareto(points: pd.DataFrame, cost: str, value: str) -> pd.DataFrame:
-    """The rows no other row beats: lower ``cost`` and higher ``value`` (ties keep the first)."""
-    best, keep = -float("inf"), []
-    for index, row in points.sort_values([cost, value], ascending=[True, False]).iterrows():
-        if row[value] > best:
-            best = row[value]
-            keep.append(index)
-    return points.loc[keep]
-
-
-CHANCE = 10.0  # test accuracy (%) of a guess among ten balanced classes
-KINDS = {
-    "book": ("s", "the book's recipe, in full"),
-    "fixed work": ("o", "the book's recipe on a preset's fixed work"),
-    "fast": ("*", "the fast recipe (median over seeds)"),
-}
-
-
-def colour(model: str) -> tuple[float, ...]:
-    """A network's colour, the same in every figure: the book's nine networks get distinct
-    colours, the others colours of a second palette."""
-    import archs
-
-    if model in archs.BOOK_MODELS:
-        return plt.cm.tab10.colors[archs.BOOK_MODELS.index(model)]
-    names = archs.list_models()
-    return plt.cm.tab20b.colors[names.index(model) % 20 if model in names else 0]
-
-
-def family_colour(family: str) -> tuple[float, ...]:
-    """A family's colour, the same in every figure (tv/timm: the colour after the chapters')."""
-    import archs
-
-    families = list(dict.fromkeys(archs.spec(n).family for n in archs.list_models()))
-    place = families.index(family) if family in families else len(families)
-    return plt.cm.tab10.colors[place % 10]
-
-
-def label_heights(
-    xs: list[float], ys: list[float], gap: float = 3.0, near: float = 0.12
-) -> list[float]:
-    """Heights for labels placed right of points on a log x axis: points within ``near``
-    decades of each other form a cluster, whose labels keep their points' order and mean height
-    but stand at least ``gap`` apart."""
-    order = sorted(range(len(xs)), key=lambda i: xs[i])
-    clusters: list[list[int]] = []
-    for i in order:
-        if clusters and math.log10(xs[i] / xs[clusters[-1][-1]]) <= near:
-            clusters[-1].append(i)
-        else:
-            clusters.append([i])
-    heights = list(ys)
-    for cluster in clusters:
-        ranked = sorted(cluster, key=lambda i: (ys[i], i))
-        placed: list[float] = []
-        for i in ranked:
-            placed.append(max(ys[i], placed[-1] + gap) if placed else ys[i])
-        shift = (sum(placed) - sum(ys[i] for i in ranked)) / len(ranked)
-        for i, height in zip(ranked, placed, strict=True):
-            heights[i] = height - shift
-    return heights
 
 
 def _accuracy_against(
@@ -188,7 +108,7 @@ def _accuracy_against(
     axes.set_ylabel("test accuracy (%)")
     axes.set_title(title, fontsize=10)
     axes.grid(alpha=0.3)
-    return _save(figure, out_dir, stem)
+    return save(figure, out_dir, stem)
 
 
 def _per_model_lines(
@@ -245,7 +165,7 @@ def _per_model_lines(
         handles.values(), handles.keys(), fontsize=6, loc="upper left", bbox_to_anchor=(1.02, 1.0)
     )
     figure.suptitle(title, fontsize=11)
-    return _save(figure, out_dir, stem)
+    return save(figure, out_dir, stem)
 
 
 def _speed_frame(store: Store) -> pd.DataFrame:
@@ -264,157 +184,6 @@ def _speed_frame(store: Store) -> pd.DataFrame:
     frame["mode_words"] = frame["mode"].map({"infer": "inference", "train": "training"})
     frame["setting"] = frame["device_name"].astype(str) + ", " + frame["setup"]
     return frame
-
-
-def _curves(store: Store) -> pd.DataFrame:
-    """Evaluation points of each network's preset run and of the fast recipe's runs."""
-    from bench.render.headline import preset_run
-
-    runs = [r for r in store.rows("train") if r["status"] in MEASURED]
-    chosen = [
-        r
-        for name in dict.fromkeys(r["model"] for r in runs)
-        if (r := preset_run([x for x in runs if x["model"] == name]))
-    ]
-    chosen += [r for r in runs if r["fast_recipe"]]
-    points = []
-    for run in chosen:
-        fast = run["fast_recipe"]
-        recipe = f"{_recipe(run)}, seed {run['seed']}" if fast else run["techniques"]
-        label = f"{run['model']} @ {run['resize'] or 28} px, {recipe} ({run['work']})"
-        for point in store.details("train", run["model"], run["config"], "history"):
-            points.append({**point, "label": label, "fast": fast, "model": run["model"]})
-    return pd.DataFrame(points)
-
-
-CURVE_AXES = (
-    ("train_s", "training time (s, measured; evaluation excluded; log)"),
-    ("wall_s", "wall clock (s, measured: training and evaluation; log)"),
-)
-
-
-def _log_seconds(axes: plt.Axes) -> None:
-    """A time axis on a log scale (runs that differ a hundredfold share it), ticks in plain
-    seconds."""
-    axes.set_xscale("log")
-    axes.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-    axes.xaxis.set_minor_formatter(NullFormatter())
-
-
-def training_curves(store: Store, out_dir: Path) -> list[Path]:
-    """Test accuracy after each epoch against training time and against wall clock (training
-    and evaluation), one line per run: the fast recipe solid, the others dashed."""
-    curves = _curves(store)
-    if curves.empty:
-        return []
-    figure, panels = plt.subplots(1, 2, figsize=(14, 5), sharey=True)
-    for axes, (x, xlabel) in zip(panels, CURVE_AXES, strict=True):
-        for label, group in curves.groupby("label", sort=False):
-            fast = bool(group["fast"].iloc[0])
-            axes.plot(
-                group[x],
-                100 * group["test_acc"],
-                "-" if fast else "--",
-                marker="o",
-                markersize=3,
-                linewidth=2 if fast else 1,
-                label=label,
-                color=colour(group["model"].iloc[0]),
-            )
-        for level, text in ((CHANCE, "chance"), (90, "90%")):
-            axes.axhline(level, color="0.5", linestyle=":", linewidth=0.8)
-            axes.annotate(
-                text,
-                (0, level),
-                xycoords=("axes fraction", "data"),
-                fontsize=7,
-                xytext=(2, 2),
-                textcoords="offset points",
-                color="0.3",
-            )
-        _log_seconds(axes)
-        axes.set_xlabel(xlabel)
-        axes.set_ylim(0, 100)
-        axes.grid(alpha=0.3)
-    panels[0].set_ylabel("test accuracy (%) after each epoch")
-    panels[0].set_title("Against training time", fontsize=10)
-    panels[1].set_title("Against wall clock: time to accuracy", fontsize=10)
-    panels[1].legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.02, 1.0))
-    return _save(figure, out_dir, "training_curves")
-
-
-def _recipe(run: dict) -> str:
-    """The name of a scheduled run's recipe: a fast recipe's, or the book's loop."""
-    (name,) = fast_recipes([run]) or ["the book's loop"]
-    return name
-
-
-# The fast recipe's goals, test accuracy (%) within seconds: on a CPU of wall clock (training
-# and evaluation), on a GPU of training alone; each with the clock it is read on.
-GOALS = {
-    "cpu": (94.0, 300.0, "wall_s", "wall clock (s, measured: training and evaluation; log)"),
-    "gpu": (
-        94.0,
-        5.0,
-        "train_s",
-        "training time (s, measured: without evaluation or compilation; log)",
-    ),
-}
-
-
-def fast_recipe(store: Store, out_dir: Path) -> list[Path]:
-    """Time to accuracy of runs on a schedule of their own: each seed of each fast recipe, and
-    the book's loop on such a schedule, test accuracy at each evaluation against the clock its
-    device's goal is read on (GOALS)."""
-    runs = [
-        r
-        for r in store.rows("train")
-        if r["status"] in MEASURED
-        and r["epochs"] is not None
-        and (r["fast_recipe"] or r["techniques"] == "-")
-    ]
-    if not runs:
-        return []
-    # a GPU's run measures the memory of CUDA's allocator
-    accuracy, seconds, clock, label = GOALS[
-        "gpu" if all(r["memory_kind"] == ALLOCATED for r in runs) else "cpu"
-    ]
-    figure, axes = plt.subplots(figsize=(9, 5))
-    names = list(dict.fromkeys(_recipe(r) for r in runs))
-    for run in runs:
-        name = _recipe(run)
-        points = pd.DataFrame(store.details("train", run["model"], run["config"], "history"))
-        axes.plot(
-            points[clock],
-            100 * points["test_acc"],
-            "-" if run["fast_recipe"] else "--",
-            marker="o",
-            markersize=4,
-            color=plt.cm.tab10.colors[names.index(name) % 10],
-            label=f"{run['model']}, {name}, {run['preset']} preset, seed {run['seed']}",
-        )
-    axes.axhline(accuracy, color="0.4", linestyle=":", linewidth=1)
-    axes.axvline(seconds, color="0.4", linestyle=":", linewidth=1)
-    axes.annotate(
-        f"goal: {accuracy:g}% within {seconds:g} s",
-        (seconds, accuracy),
-        fontsize=8,
-        xytext=(4, 4),
-        textcoords="offset points",
-        color="0.3",
-    )
-    _log_seconds(axes)
-    axes.set_xlabel(label)
-    axes.set_ylabel("test accuracy (%, measured)")
-    axes.set_ylim(max(CHANCE, min(80.0, axes.get_ylim()[0])), 100)
-    axes.grid(alpha=0.3)
-    devices = sorted({r["device_name"] for r in runs})
-    axes.set_title(
-        f"Time to accuracy on Fashion-MNIST ({', '.join(devices)}): a point per evaluation",
-        fontsize=10,
-    )
-    axes.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.02, 1.0))
-    return _save(figure, out_dir, "fast_recipe")
 
 
 def conv_vs_fc(store: Store, out_dir: Path) -> list[Path]:
@@ -474,7 +243,7 @@ def conv_vs_fc(store: Store, out_dir: Path) -> list[Path]:
         )
         axes.tick_params(axis="y", labelsize=7)
     panels[0].invert_yaxis()
-    return _save(figure, out_dir, "conv_vs_fc")
+    return save(figure, out_dir, "conv_vs_fc")
 
 
 ROOFLINE_BATCH = 128  # the batch of the profile's intensities and of the timed points
@@ -531,7 +300,7 @@ def roofline(store: Store, out_dir: Path) -> list[Path]:
     axes.set_title(f"Roofline: {machine['model']}, eager fp32", fontsize=10)
     axes.legend(fontsize=7)
     axes.grid(alpha=0.3)
-    return _save(figure, out_dir, "roofline")
+    return save(figure, out_dir, "roofline")
 
 
 def write_plots(store: Store, out_dir: Path, preset: str | None) -> list[Path]:

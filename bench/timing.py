@@ -29,10 +29,10 @@ from bench.device import (
     backend_for,
     fp32_math,
     is_out_of_memory,
-    peak_flops,
     resolve_device,
 )
 from bench.flops import step_flops_per_image
+from bench.peaks import peak_flops
 from bench.schema import Status
 
 MODES = ("infer", "train")

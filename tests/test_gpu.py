@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from bench import device as dev
+from bench import peaks
 from bench import timing as sp
 from bench.schema import ALLOCATED, Status
 
@@ -82,7 +83,7 @@ def test_a_speed_sweep_in_each_setup_of_the_book_plan(precision, channels_last, 
 
 
 def test_the_measured_matmul_stays_under_the_datasheet_peak():
-    roof = dev.machine_roof("cuda", "bf16")
+    roof = peaks.machine_roof("cuda", "bf16")
     assert roof["achievable_source"] == "measured: 8192x8192 bf16 matmul, best of runs"
     assert roof["bandwidth_bytes_per_s"] > 0
     if math.isfinite(roof["peak_flops_per_s"]):

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from bench import device as dev
+from bench import peaks
 from bench import timing as sp
 
 
@@ -266,12 +267,12 @@ def test_missing_gpu_and_unknown_device_are_errors(monkeypatch, tmp_path):
 
 def test_gpu_peak_comes_from_the_datasheet_table(monkeypatch):
     monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
-    value, source = dev.gpu_peak_flops("bf16", "NVIDIA H100 80GB HBM3")
+    value, source = peaks.gpu_peak_flops("bf16", "NVIDIA H100 80GB HBM3")
     assert value == 989.4e12 and source == "datasheet: H100 SXM bf16"
-    assert dev.gpu_peak_flops("fp32", "NVIDIA H100 PCIe")[0] == 51.2e12
+    assert peaks.gpu_peak_flops("fp32", "NVIDIA H100 PCIe")[0] == 51.2e12
     monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", True)  # fp32 convs run as TF32
-    assert dev.gpu_peak_flops("fp32", "NVIDIA A100-SXM4-40GB")[0] == 156e12
-    assert math.isnan(dev.gpu_peak_flops("fp32", "NVIDIA L40S")[0])  # not an L4
+    assert peaks.gpu_peak_flops("fp32", "NVIDIA A100-SXM4-40GB")[0] == 156e12
+    assert math.isnan(peaks.gpu_peak_flops("fp32", "NVIDIA L40S")[0])  # not an L4
 
 
 @pytest.mark.parametrize(
@@ -286,7 +287,7 @@ def test_gpu_peak_comes_from_the_datasheet_table(monkeypatch):
     ],
 )
 def test_each_hopper_gpu_finds_its_own_datasheet_row(name, label):
-    assert dev.gpu_peak_flops("bf16", name)[1] == f"datasheet: {label} bf16"
+    assert peaks.gpu_peak_flops("bf16", name)[1] == f"datasheet: {label} bf16"
 
 
 @pytest.mark.parametrize(
@@ -303,7 +304,7 @@ def test_an_fp32_peak_follows_the_fastest_math_torch_allows(
 ):
     monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", cudnn_tf32)
     monkeypatch.setattr(torch, "get_float32_matmul_precision", lambda: matmul_precision)
-    assert dev.gpu_peak_flops("fp32", "NVIDIA H100 80GB HBM3")[1] == f"datasheet: H100 SXM {peak}"
+    assert peaks.gpu_peak_flops("fp32", "NVIDIA H100 80GB HBM3")[1] == f"datasheet: H100 SXM {peak}"
     assert dev.fp32_math() == {
         "cudnn_allow_tf32": cudnn_tf32,
         "float32_matmul_precision": matmul_precision,
@@ -373,8 +374,8 @@ def test_bad_options_are_value_errors(options, message):
     ],
 )
 def test_the_cpu_peak_follows_from_its_description(flags, cores, mhz, precision, peak):
-    intel = dev.CpuDescription(cores, mhz, frozenset(flags), "GenuineIntel", 6)
-    value, words = dev.cpu_peak_flops(intel, precision)
+    intel = peaks.CpuDescription(cores, mhz, frozenset(flags), "GenuineIntel", 6)
+    value, words = peaks.cpu_peak_flops(intel, precision)
     assert value == pytest.approx(peak)
     assert words.startswith(f"{cores} cores x {mhz / 1000:.2f} GHz")
 
@@ -384,11 +385,11 @@ def test_zen_4_runs_avx_512_on_256_bit_pipes(precision, per_cycle):
     """AMD family 25 with AVX-512 (Zen 4): two 256-bit FMA pipes, half what 512-bit pipes
     would do; family 26 (Zen 5) has 512-bit pipes."""
     flags = frozenset({"fma", "avx2", "avx512f", "avx512_bf16"})
-    zen4 = dev.CpuDescription(2, 2600.0, flags, "AuthenticAMD", 25)
-    value, words = dev.cpu_peak_flops(zen4, precision)
+    zen4 = peaks.CpuDescription(2, 2600.0, flags, "AuthenticAMD", 25)
+    value, words = peaks.cpu_peak_flops(zen4, precision)
     assert value == pytest.approx(2 * 2.6e9 * per_cycle) and "on 256-bit pipes" in words
-    zen5 = dev.CpuDescription(2, 2600.0, flags, "AuthenticAMD", 26)
-    assert dev.cpu_peak_flops(zen5, precision)[0] == pytest.approx(2 * value)
+    zen5 = peaks.CpuDescription(2, 2600.0, flags, "AuthenticAMD", 26)
+    assert peaks.cpu_peak_flops(zen5, precision)[0] == pytest.approx(2 * value)
 
 
 @pytest.mark.parametrize(
@@ -419,10 +420,22 @@ def test_a_machine_without_proc_cpuinfo_has_no_flags(monkeypatch, tmp_path):
     assert dev.cpu_flags() == {"fp", "asimd", "sve"}
 
 
-def test_no_measured_matmul_exceeds_the_cpu_peak():
-    roof = dev.peak_flops(torch.device("cpu"), "fp32", "this CPU")
-    assert 0 < roof["achievable_flops_per_s"] <= roof["peak_flops_per_s"]
-    assert "cores x" in roof["peak_source"] and roof["achievable_source"].startswith("measured")
+@pytest.mark.parametrize("above", [False, True])
+def test_a_matmul_above_the_cpus_instruction_set_peak_becomes_the_peak(monkeypatch, above):
+    """The peak is the instruction-set figure unless the measured matmul beats it (the cores
+    run above the clock the system reports): then the matmul, saying why."""
+    formula, words = peaks.cpu_peak_flops(peaks.describe_cpu(), "fp32")
+    achieved = formula * (1.5 if above else 0.5)
+    monkeypatch.setattr(peaks, "measured_matmul_flops", lambda *args: (achieved, 64))
+    roof = peaks.peak_flops(torch.device("cpu"), "fp32", "this CPU")
+    assert roof["achievable_flops_per_s"] == achieved
+    assert roof["achievable_source"] == "measured: 64x64 fp32 matmul, best of runs"
+    if above:
+        assert roof["peak_flops_per_s"] == achieved
+        assert roof["peak_source"].startswith("the measured matmul, above")
+        assert words in roof["peak_source"]
+    else:
+        assert (roof["peak_flops_per_s"], roof["peak_source"]) == (formula, words)
 
 
 @pytest.mark.parametrize(("product_s", "side"), [(1e-4, 2048), (1e-3, 1024), (1.0, 256)])
@@ -431,10 +444,10 @@ def test_a_matmul_too_slow_at_full_side_is_measured_at_a_smaller_one(monkeypatch
         def time(self, step):
             return product_s
 
-    monkeypatch.setattr(dev, "backend_for", lambda device: EveryProductTakes(device, "cpu"))
+    monkeypatch.setattr(peaks, "backend_for", lambda device: EveryProductTakes(device, "cpu"))
     # a product at 256 (an eighth of 2048) takes product_s; the side is halved while the n³
     # extrapolation exceeds 10 x 0.01 s, down to the probe's side at the least
-    flops, n = dev.measured_matmul_flops(torch.device("cpu"), "fp32", seconds=0.01)
+    flops, n = peaks.measured_matmul_flops(torch.device("cpu"), "fp32", seconds=0.01)
     assert n == side and flops == 2 * side**3 / product_s
 
 
@@ -497,8 +510,8 @@ def test_the_roof_is_measured_in_a_child_so_the_stage_holds_no_device_memory(mon
     def here(*args):
         raise AssertionError("measured in the stage's own process")
 
-    monkeypatch.setattr(dev, "measured_bandwidth", here)
-    monkeypatch.setattr(dev, "measured_matmul_flops", here)
+    monkeypatch.setattr(peaks, "measured_bandwidth", here)
+    monkeypatch.setattr(peaks, "measured_matmul_flops", here)
     argv = [
         "speed",
         "--models",

@@ -104,9 +104,9 @@ def measure_roof(
     copy), measured in a child like the networks, so that this process holds no GPU memory,
     by a run that times something, before it; the store keeps one row per device and
     precision, the latest measured. Returns the peak and its source."""
-    from bench.device import machine_roof
     from bench.executors import Job
     from bench.isolation import Done, Row, ending
+    from bench.peaks import machine_roof
 
     measured = Job(machine_roof, {"device": device.type, "precision": s.precision}, s.timeout)
     for _, message in executor.run([measured]):

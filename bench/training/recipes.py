@@ -227,6 +227,9 @@ EXPERIMENTS: dict[str, tuple[Run, ...]] = {
         for m, factors in (("vgg11_small", (1, 3, 10, 30)), ("googlenet", (3, 10)))
         for f in factors
     ),
+    # the smallest learning rate of the probes that leaves chance, trained under book_cpu
+    # (the training page shows the probes that chose it)
+    "lr_fixes": (Run("vgg11_small", lr_factor=10),),
 }
 # The fast recipes: a small ResNet at 28x28 on a one-cycle schedule of its own, every technique
 # on; what each reached on all 10,000 test images (median of seeds 0-2, and their range, or

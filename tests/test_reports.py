@@ -317,8 +317,8 @@ def test_a_run_with_a_network_from_timm_renders_without_timm(tmp_path, full_row)
 
 
 def test_each_fast_recipe_gets_its_own_median_and_curves(tmp_path, full_row):
-    from bench.render.headline import headline
     from bench.render.curves import fast_recipe
+    from bench.render.headline import headline
 
     store = Store(tmp_path / "r.sqlite")
     runs = [(7, 0.2, True, "augment", s, a) for s, a in ((0, 0.931), (1, 0.936), (2, 0.934))]

@@ -9,7 +9,7 @@ from torch import nn
 
 import archs
 from bench import data as D
-from bench.training.loop import Batches, _warm_up, augment, evaluate, train, transform
+from bench.training.loop import Batches, _warm_up, evaluate, train
 from bench.training.recipes import (
     EXPERIMENTS,
     FAST,
@@ -25,6 +25,7 @@ from bench.training.recipes import (
     config,
     describe,
 )
+from bench.training.techniques import augment, transform
 
 CPU = torch.device("cpu")
 SMOKE = PRESETS["smoke"]
@@ -242,18 +243,19 @@ def test_augment_crops_a_padded_copy_and_flips_it_and_repeats_by_seed(fashion):
 
 def _one_step(techniques: Techniques, fashion, steps: int):
     """The model, optimizer, schedule and average after ``steps`` steps on the first images."""
-    from bench.training.loop import _average, _layout, _optimizer, _schedule, train_step
+    from bench.training.loop import train_step
+    from bench.training.techniques import average_for, layout, optimizer_for, schedule_for
 
     torch.manual_seed(0)
     model = archs.build("resnet9_28")
     if techniques.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    optimizer = _optimizer(model, 0.1, techniques)
-    schedule = _schedule(optimizer, techniques, Preset("t", epochs=1), 10)
-    average = _average(model, techniques)
+    optimizer = optimizer_for(model, 0.1, techniques)
+    schedule = schedule_for(optimizer, techniques, Preset("t", epochs=1), 10)
+    average = average_for(model, techniques)
     x, y = D.prepare(fashion.test.images[:32], None), fashion.test.labels[:32]
     for _ in range(steps):
-        loss, _ = train_step(model, optimizer, _layout(x, techniques), y, techniques)
+        loss, _ = train_step(model, optimizer, layout(x, techniques), y, techniques)
         if schedule:
             schedule.step()
         if average:
@@ -262,17 +264,17 @@ def _one_step(techniques: Techniques, fashion, steps: int):
 
 
 def test_each_switch_changes_what_it_says(fashion):
-    from bench.training.loop import _autocast
+    from bench.training.techniques import autocast
 
     model, optimizer, _, average, _ = _one_step(FAST, fashion, steps=3)
     group = optimizer.param_groups[0]
     assert group["momentum"] == 0.9 and group["nesterov"] and group["weight_decay"] == 5e-4
     assert model[0][0].weight.is_contiguous(memory_format=torch.channels_last)
     # one-cycle: warm-up from lr/10 to lr over 20% of the steps, then down towards 0
-    from bench.training.loop import _schedule
+    from bench.training.techniques import schedule_for
 
     sgd = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
-    cycle = _schedule(sgd, FAST, Preset("t", epochs=1), 10)
+    cycle = schedule_for(sgd, FAST, Preset("t", epochs=1), 10)
     lrs = [cycle.get_last_lr()[0]]
     for _ in range(9):
         sgd.step()
@@ -280,15 +282,15 @@ def test_each_switch_changes_what_it_says(fashion):
         lrs.append(cycle.get_last_lr()[0])
     assert lrs[0] == pytest.approx(0.01) and max(lrs) == pytest.approx(0.1)
     assert lrs.index(max(lrs)) <= 2 and lrs[-1] < 0.02
-    assert _schedule(sgd, PLAIN, Preset("t", epochs=1), 10) is None
+    assert schedule_for(sgd, PLAIN, Preset("t", epochs=1), 10) is None
     # the average lags the model: its weights lie between the first and the current
     assert not torch.equal(average.module[0][0].weight, model[0][0].weight)
-    with _autocast(FAST, CPU):
+    with autocast(FAST, CPU):
         dtype = model(torch.rand(2, 1, 28, 28)).dtype
     assert dtype == (
         torch.bfloat16 if torch.ops.mkldnn._is_mkldnn_bf16_supported() else torch.float32
     )
-    with _autocast(PLAIN, CPU):
+    with autocast(PLAIN, CPU):
         assert model(torch.rand(2, 1, 28, 28)).dtype == torch.float32
     # a training step with label smoothing charges a confident, correct prediction more
     from bench.training.loop import train_step
@@ -310,7 +312,7 @@ def test_each_switch_changes_what_it_says(fashion):
 def test_the_weight_average_is_torchs_averaged_model_with_the_ramped_decay():
     from torch.optim.swa_utils import AveragedModel
 
-    from bench.training.loop import Average
+    from bench.training.techniques import Average
 
     def ramped(average, current, n):  # the reference: one tensor at a time, n on the host
         decay = min(0.99, (1 + int(n)) / (10 + int(n)))
@@ -523,13 +525,13 @@ def test_each_run_stores_how_the_pages_describe_it():
 
 
 def test_adam_replaces_sgd_with_the_rate_and_decay_asked_for():
-    from bench.training.loop import _optimizer
+    from bench.training.techniques import optimizer_for
 
     model = nn.Linear(2, 2)
-    adam = _optimizer(model, 1e-3, Techniques(adam=True, weight_decay=1e-4))
+    adam = optimizer_for(model, 1e-3, Techniques(adam=True, weight_decay=1e-4))
     assert isinstance(adam, torch.optim.Adam)
     assert adam.param_groups[0]["lr"] == 1e-3 and adam.param_groups[0]["weight_decay"] == 1e-4
-    sgd = _optimizer(model, 0.1, PLAIN)
+    sgd = optimizer_for(model, 0.1, PLAIN)
     assert type(sgd) is torch.optim.SGD and sgd.param_groups[0]["momentum"] == 0
     assert not sgd.param_groups[0]["nesterov"]
 

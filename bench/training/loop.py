@@ -30,6 +30,15 @@ from bench.training.recipes import (
     Run,
     Techniques,
 )
+from bench.training.techniques import (
+    autocast,
+    average_for,
+    optimizer_for,
+    schedule_for,
+    transform,
+    tta_logits,
+    uses_bf16,
+)
 
 
 def evaluate(
@@ -39,32 +48,14 @@ def evaluate(
     averaged logits)."""
     model.eval()
     loss, correct, seen = 0.0, 0, 0
-    with torch.inference_mode(), _autocast(techniques, batches.images.device):
+    with torch.inference_mode(), autocast(techniques, batches.images.device):
         for x, y in batches.epoch(0):
-            logits = _views(model, x, techniques)
+            logits = tta_logits(model, x, techniques)
             loss += F.cross_entropy(logits, y, reduction="sum").item()
             correct += int((logits.argmax(1) == y).sum())
             seen += len(y)
     model.train()
     return loss / seen, correct / seen
-
-
-def _views(model: torch.nn.Module, x: torch.Tensor, techniques: Techniques) -> torch.Tensor:
-    """The logits evaluation takes for a batch: of the images, averaged with their mirrors
-    (flip_tta) and with the images shifted one pixel up-left and down-right (shift_tta)."""
-
-    def mirrored(x: torch.Tensor) -> torch.Tensor:
-        x = _layout(x, techniques)
-        logits = model(x).float()
-        return (logits + model(x.flip(3)).float()) / 2 if techniques.flip_tta else logits
-
-    logits = mirrored(x)
-    if techniques.shift_tta:
-        h, w = x.shape[2:]
-        padded = F.pad(x, (1, 1, 1, 1))
-        up_left, down_right = padded[:, :, 2:, 2:], padded[:, :, :h, :w]
-        logits = logits / 2 + (mirrored(up_left) + mirrored(down_right)) / 4
-    return logits
 
 
 class Diverged(Exception):
@@ -94,10 +85,10 @@ def train(
     model = archs.build(settings["model"], image_size=settings["resize"] or 28, device=device)
     if techniques.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    optimizer = _optimizer(model, settings["lr"], techniques)
+    optimizer = optimizer_for(model, settings["lr"], techniques)
     batches = Batches(pipeline, subset(data.train, work.train_per_class), settings, device)
-    schedule = _schedule(optimizer, techniques, work, len(batches))
-    average = _average(model, techniques)
+    schedule = schedule_for(optimizer, techniques, work, len(batches))
+    average = average_for(model, techniques)
     test = DeviceBatches(
         subset(data.test, work.test_per_class),
         EVAL_BATCH_SIZE,
@@ -159,7 +150,7 @@ def train(
     if checkpoint is not None and checkpoint.exists():
         checkpoint.unlink()  # the run is over: its result goes to the store
     summary = _summary(settings, state["history"], status, peak, backend)
-    summary["autocast"] = "bf16" if _bf16(techniques, device) else "off"
+    summary["autocast"] = "bf16" if uses_bf16(techniques, device) else "off"
     summary["compile_s"] = compile_s
     summary["params"] = sum(p.numel() for p in model.parameters())
     side = settings["resize"] or 28  # the cost of the network as trained, counted
@@ -201,123 +192,6 @@ def _warm_up(
     optimizer.load_state_dict(saved[1])
     _restore_rng(saved[2])
     return elapsed
-
-
-def transform(
-    x: torch.Tensor, techniques: Techniques, seed: int, epoch: int, step: int
-) -> torch.Tensor:
-    """A training batch as the techniques give it to the network: augmented (seeded by the
-    run's seed and the step), downscaled in the early epochs, in its memory layout."""
-    if techniques.augment:
-        x = augment(x, seed * 1_000_003 + step)
-    if epoch < len(techniques.early_sides):
-        x = F.interpolate(x, size=techniques.early_sides[epoch], mode="bilinear", antialias=True)
-    return _layout(x, techniques)
-
-
-def augment(x: torch.Tensor, seed: int) -> torch.Tensor:
-    """Per image, on its device: a random crop of the image zero-padded by 2 on each side, at
-    the original size, mirrored left-right with probability 1/2. Seeded: the same seed gives the
-    same batch (exact resume)."""
-    generator = torch.Generator(x.device).manual_seed(seed)
-    n, _, h, w = x.shape
-    dy, dx = (torch.randint(0, 5, (n,), generator=generator, device=x.device) for _ in "yx")
-    flip = torch.rand(n, generator=generator, device=x.device) < 0.5
-    padded = F.pad(x, (2, 2, 2, 2))
-    rows = (dy[:, None] + torch.arange(h, device=x.device))[:, :, None]  # (n, h, 1)
-    cols = (dx[:, None] + torch.arange(w, device=x.device))[:, None, :]  # (n, 1, w)
-    cols = torch.where(flip[:, None, None], cols.flip(2), cols)
-    images = torch.arange(n, device=x.device)[:, None, None]
-    return padded[images, :, rows, cols].permute(0, 3, 1, 2)  # (n, h, w, c) -> (n, c, h, w)
-
-
-def _bf16(techniques: Techniques, device: torch.device) -> bool:
-    if not techniques.bf16:
-        return False
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    return torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
-
-
-def _autocast(techniques: Techniques, device: torch.device) -> Any:
-    return torch.autocast(device.type, torch.bfloat16, enabled=_bf16(techniques, device))
-
-
-def _layout(x: torch.Tensor, techniques: Techniques) -> torch.Tensor:
-    return x.contiguous(memory_format=torch.channels_last) if techniques.channels_last else x
-
-
-def _optimizer(model: torch.nn.Module, lr: float, techniques: Techniques) -> torch.optim.Optimizer:
-    """SGD, with Nesterov momentum and weight decay where the techniques ask for them; or
-    Adam (its default betas)."""
-    if techniques.adam:
-        return torch.optim.Adam(model.parameters(), lr=lr, weight_decay=techniques.weight_decay)
-    return torch.optim.SGD(
-        model.parameters(),
-        lr=lr,
-        momentum=techniques.momentum,
-        nesterov=techniques.momentum > 0,
-        weight_decay=techniques.weight_decay,
-    )
-
-
-def _schedule(optimizer, techniques: Techniques, work: Preset, steps_per_epoch: int) -> Any:
-    if not techniques.one_cycle:
-        return None
-    lr = optimizer.param_groups[0]["lr"]
-    return torch.optim.lr_scheduler.OneCycleLR(
-        optimizer,
-        lr,
-        total_steps=work.epochs * steps_per_epoch,
-        pct_start=0.2,
-        anneal_strategy="linear",
-        cycle_momentum=False,
-        div_factor=10,
-        final_div_factor=1e3,
-    )
-
-
-def _average(model: torch.nn.Module, techniques: Techniques) -> Average | None:
-    return Average(model, techniques.ema) if techniques.ema else None
-
-
-class Average:
-    """An exponential moving average of a model's weights and batch-norm statistics (its
-    counters copied), its decay ramped up from 0.1 as (1 + n) / (10 + n) over the first steps
-    so that the initial weights fade. The step count lives on the host and an update is a few
-    foreach kernels: no step waits for the device."""
-
-    def __init__(self, model: torch.nn.Module, decay: float):
-        self.module, self.decay, self.n = copy.deepcopy(model), decay, 0
-
-    @torch.no_grad()
-    def update_parameters(self, model: torch.nn.Module) -> None:
-        pairs = list(
-            zip(
-                [*self.module.parameters(), *self.module.buffers()],
-                [*model.parameters(), *model.buffers()],
-                strict=True,
-            )
-        )
-        averages = [a for a, _ in pairs if a.is_floating_point()]
-        currents = [c for a, c in pairs if a.is_floating_point()]
-        for average, current in pairs:
-            if not average.is_floating_point():  # batch norm's counters
-                average.copy_(current)
-        if self.n == 0:
-            torch._foreach_copy_(averages, currents)
-        else:
-            decay = min(self.decay, (1 + self.n) / (10 + self.n))
-            torch._foreach_mul_(averages, decay)
-            torch._foreach_add_(averages, torch._foreach_mul(currents, 1 - decay))
-        self.n += 1
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"module": self.module.state_dict(), "n": self.n}
-
-    def load_state_dict(self, saved: dict[str, Any]) -> None:
-        self.module.load_state_dict(saved["module"])
-        self.n = saved["n"]
 
 
 def _parts(model, optimizer, schedule, average) -> dict[str, Any]:
@@ -368,7 +242,7 @@ class Batches:
 def train_step(
     model, optimizer, x, y, techniques: Techniques = PLAIN
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    with _autocast(techniques, x.device):
+    with autocast(techniques, x.device):
         logits = model(x)
         loss = F.cross_entropy(logits.float(), y, label_smoothing=techniques.label_smoothing)
     optimizer.zero_grad(set_to_none=True)

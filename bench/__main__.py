@@ -27,9 +27,10 @@ from typing import Any
 from bench import runs
 from bench.console import plural
 from bench.ledger import recorded
+from bench.provenance import cpu_of, environment
 from bench.stages import COMMANDS
 from bench.stages.common import RunFolder, UsageError, add_options, device_of, settings_from
-from bench.store import Store, StoreError, cpu_of, environment, one_run_at_a_time
+from bench.store import Store, StoreError, one_run_at_a_time
 
 
 class _Parser(argparse.ArgumentParser):

@@ -28,7 +28,7 @@ from bench.schema import Status
 @dataclass(frozen=True)
 class Row:
     """One result the child measured, and where: ``origin`` is the measuring machine's host,
-    device and code version (``bench.store.environment``)."""
+    device and code version (``bench.provenance.environment``)."""
 
     value: Any
     origin: dict[str, Any] | None = None
@@ -183,7 +183,7 @@ def _child(parent: int, target: Callable[..., Any], *args: Any) -> None:
 def rows_of(produce: Callable[..., Any], job: dict[str, Any]) -> Iterator[Row]:
     """A ``Row`` for each row ``produce(**job)`` yields (or the one it returns, where it is not
     a generator), with where it was measured."""
-    from bench.store import environment
+    from bench.provenance import environment
 
     produced = produce(**job)
     for row in produced if isinstance(produced, Iterator) else [produced]:

@@ -9,8 +9,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bench.provenance import provenance
 from bench.stages.common import UsageError
-from bench.store import Store, StoreError, provenance
+from bench.store import Store, StoreError
 
 
 def _versions(path: Path) -> dict:

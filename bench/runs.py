@@ -16,12 +16,13 @@ from typing import Any
 import pandas as pd
 
 from bench.console import plural
+from bench.provenance import cpu_of, environment
 from bench.render.format import atomic_write, fmt_int, fmt_text, markdown
 from bench.render.headline import preset_of
 from bench.render.html import write_twin
 from bench.render.terminal import ANSWERS, answer
 from bench.stages.common import select_models
-from bench.store import STORE_NAME, Store, cpu_of, environment
+from bench.store import STORE_NAME, Store
 
 REPORTS = Path("reports")  # the published runs
 RUNS = Path("runs")  # this machine's own runs, ignored by git

@@ -116,7 +116,7 @@ def test_a_stage_notes_rows_from_a_cpu_of_the_same_name_with_other_instructions(
     """A run folder's rows from another virtual machine that reports this CPU's name, or from
     one that did not record its vector instructions: the stage says so before it measures (it
     will not measure what they stored again)."""
-    from bench.store import cpu_of, environment
+    from bench.provenance import cpu_of, environment
 
     here = environment()
     other = "SSE" if here["cpu_isa"] != "SSE" else "AVX2"

@@ -14,7 +14,7 @@ from bench.isolation import (
     run_isolated,
     stream_rows,
 )
-from bench.store import environment
+from bench.provenance import environment
 
 
 def _sleepy_child(send, seconds):

@@ -405,7 +405,7 @@ def test_zen_4_runs_avx_512_on_256_bit_pipes(precision, per_cycle):
 def test_a_rows_cpu_names_its_vector_instructions_where_recorded(flags, isa):
     """Two virtual machines may both call their CPU "AMD EPYC", one with AVX2 and one with
     AVX-512: each row's provenance records which it had, and the pages name it."""
-    from bench.store import cpu_of
+    from bench.provenance import cpu_of
 
     assert dev.vector_isa(frozenset(flags)) == isa
     named = f"AMD EPYC ({isa})" if isa else "AMD EPYC"

@@ -12,6 +12,7 @@ import pandas as pd
 
 import archs
 from bench.console import plural
+from bench.provenance import cpu_of
 from bench.render.format import (
     CONVENTIONS,
     MIB,
@@ -28,7 +29,7 @@ from bench.render.format import (
 from bench.render.setups import per_point, speed_setup, spread
 from bench.render.training import bounded, evaluated_at_end, learned, lr_fix, throughput_cv
 from bench.schema import MEASURED, Status
-from bench.store import Store, cpu_of
+from bench.store import Store
 
 # which training run speaks for a network: the book's recipe, then the same at CPU scale
 PRESET_RANK = {"book": 0, "book_cpu": 1, "cpu": 2, "smoke": 3}

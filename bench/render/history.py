@@ -11,8 +11,9 @@ from typing import Any
 
 import pandas as pd
 
+from bench.provenance import cpu_of
 from bench.render.format import atomic_write, fmt_int, fmt_text, markdown
-from bench.store import Store, cpu_of
+from bench.store import Store
 
 COMMAND_COLUMNS = [
     ("started", "started (UTC)", fmt_text),

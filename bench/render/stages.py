@@ -8,6 +8,7 @@ from typing import Any
 
 import pandas as pd
 
+from bench.provenance import cpu_of
 from bench.render.format import (
     CONVENTIONS,
     Column,
@@ -24,7 +25,7 @@ from bench.render.format import (
 )
 from bench.render.setups import POINT, speed_setup
 from bench.schema import Status
-from bench.store import Store, cpu_of
+from bench.store import Store
 from bench.timing import MIN_TIMED_STEPS
 
 SUMMARY_COLUMNS: list[Column] = [

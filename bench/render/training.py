@@ -11,6 +11,7 @@ import pandas as pd
 
 import archs
 from bench.console import plural
+from bench.provenance import cpu_of
 from bench.render.format import (
     Column,
     atomic_write,
@@ -24,7 +25,7 @@ from bench.render.format import (
     markdown,
 )
 from bench.schema import MEASURED, Status
-from bench.store import Store, cpu_of
+from bench.store import Store
 from bench.training.recipes import ACCURACY_TARGETS, EVAL_BATCH_SIZE, PRESETS
 
 # the cross-entropy of a uniform guess over Fashion-MNIST's 10 classes: a network whose training

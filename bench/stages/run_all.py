@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import archs
+from bench.provenance import provenance
 from bench.stages import blocks, onnx, peers, pipeline, profile, speed, train
 from bench.stages.common import (
     Command,
@@ -19,7 +20,7 @@ from bench.stages.common import (
     option,
     select_models,
 )
-from bench.store import Store, StoreError, provenance
+from bench.store import Store, StoreError
 from bench.training.recipes import EXPERIMENTS, PRESETS
 
 BOOK = ",".join(archs.BOOK_MODELS)

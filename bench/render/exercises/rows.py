@@ -10,6 +10,7 @@ from typing import Any
 import pandas as pd
 
 import archs
+from bench.provenance import cpu_of
 from bench.render.format import (
     MIB,
     Column,
@@ -26,7 +27,7 @@ from bench.render.memory import tracked_growth
 from bench.render.setups import book_speed, spread
 from bench.render.training import BOOK_PRESETS, throughput_cv
 from bench.schema import MEASURED, Status
-from bench.store import Store, cpu_of
+from bench.store import Store
 
 Answer = tuple[pd.DataFrame, list[Column], str]  # rows, columns shown, the reasoning
 

@@ -1,5 +1,5 @@
 """The shape of the code: the packages' import graph, function-local imports included, has no
-circle, and the formatter owns the layout."""
+circle, no module runs past 400 lines, and the formatter owns the layout."""
 
 import ast
 from pathlib import Path
@@ -81,3 +81,8 @@ def test_the_formatter_owns_the_layout():
     sources = [p for d in (*PACKAGES, "tests", "tools") for p in (ROOT / d).rglob("*.py")]
     skipped = sum(p.read_text().count("fmt: " + "skip") for p in sources)
     assert skipped < 20
+
+
+def test_no_module_is_longer_than_a_reader_takes_in_at_once():
+    longest = max(modules().values(), key=lambda p: len(p.read_text().splitlines()))
+    assert len(longest.read_text().splitlines()) <= 400, longest

@@ -135,6 +135,7 @@ def render(store: Store, out: Path) -> list[Path]:
     """Every page and plot of the run whose store is ``store``, into ``out``; the index of runs
     too when ``out`` is a published run folder of reports/."""
     from bench.render.exercises import write_exercises
+    from bench.render.findings import write_findings
     from bench.render.headline import write_index, write_tradeoffs
     from bench.render.history import write_history
     from bench.render.memory import write_memory
@@ -149,6 +150,7 @@ def render(store: Store, out: Path) -> list[Path]:
     written += write_train(store, out / "train") + write_tradeoffs(store, out)
     written += write_exercises(store, out) + write_plots(store, out / "plots", preset)
     written += write_memory(store, out) + write_peers(store, out) + write_history(store, out)
+    written += write_findings(store, out)
     written += write_index(store, out, preset)
     if out.resolve().parent == REPORTS.resolve() and not out.name.startswith(UNLISTED + "-"):
         written += write_runs_index(REPORTS)

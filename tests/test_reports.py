@@ -881,3 +881,34 @@ def test_book_recipes_at_chance_get_their_probes_and_smallest_lr_fix(tmp_path, f
     label = f"vgg11_small, lr {book_lr * 3:g} (at 32 px the book's lr does not learn)"
     assert table.loc[label, "test_acc"] == 0.88
     assert not any(name.startswith(("lenet,", "googlenet,")) for name in table.index)
+
+
+def test_findings_set_the_books_claims_beside_the_counts_and_open_the_index(tmp_path):
+    """AlexNet's two hidden layers (6400x4096 and 4096x4096 weights with their biases) and
+    VGG-11's first fully connected layer (25088x4096), by formula, in MiB of fp32; the claims
+    whose networks are not profiled yet are counted, and the index links the page first."""
+    from bench.flops.profile import profile_job
+    from bench.render.findings import write_findings
+    from bench.render.headline import write_index
+
+    store = Store(tmp_path / "r.sqlite")
+    for name in ("alexnet", "vgg11"):
+        config = {"image_size": 224, "batch_size": 128, "in_channels": 1}
+        summary, layers, ops = profile_job(name, config)
+        store.put("profile", name, config, summary, details={"layers": layers, "ops": ops})
+    write_findings(store, tmp_path)
+    page = (tmp_path / "findings.md").read_text()
+    alexnet = 6400 * 4096 + 4096 + 4096 * 4096 + 4096
+    assert f"{alexnet / 1e6:,.1f} M parameters: {4 * alexnet / 2**20:,.1f} MiB" in page
+    assert f"= {2 * (6400 + 4096) * 4096 / 1e6:,.1f} MFLOPs per image" in page
+    vgg = 512 * 7 * 7 * 4096 + 4096
+    assert (
+        f"{vgg / 1e6:,.1f} M parameters: {4 * vgg / 2**20:,.1f} MiB ({4 * vgg / 1e6:,.1f} MB)"
+        in page
+    )
+    assert "3 more claims wait for `python -m bench profile`" in page
+    write_index(store, tmp_path, None)
+    links = [
+        line for line in (tmp_path / "index.md").read_text().splitlines() if line.startswith("- [")
+    ]
+    assert links[0].startswith("- [findings.md](findings.md)")

@@ -10,7 +10,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from bench.render.figure import CHANCE, colour, log_seconds, save
-from bench.render.headline import fast_recipes, preset_run
+from bench.render.training import fast_recipes, preset_run
 from bench.schema import ALLOCATED, MEASURED
 from bench.store import Store
 

@@ -27,13 +27,20 @@ from bench.render.format import (
     markdown,
 )
 from bench.render.setups import per_point, speed_setup, spread
-from bench.render.training import bounded, evaluated_at_end, learned, lr_fix, throughput_cv
+from bench.render.training import (
+    bounded,
+    evaluated_at_end,
+    fast_recipes,
+    learned,
+    lr_fix,
+    preset_run,
+    throughput_cv,
+)
 from bench.schema import MEASURED, Status
 from bench.store import Store
 
-# which training run speaks for a network: the book's recipe, then the same at CPU scale
-PRESET_RANK = {"book": 0, "book_cpu": 1, "cpu": 2, "smoke": 3}
 STAGE_PAGES = {
+    "findings.md": "the book's claims beside what was counted here: one screen",
     "profile/summary.md": "cost of each network: parameters, MACs/FLOPs, memory (counted)",
     "speed/speed.md": "throughput, latency and peak memory across batch sizes (measured)",
     "onnx/onnx.md": "ONNX export, parity and onnxruntime against PyTorch (measured)",
@@ -118,13 +125,6 @@ def preset_of(store: Store) -> str | None:
     return runs[-1]["preset"] if runs else None
 
 
-def preset_run(runs: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """Of one network's runs, its book recipe as its preset adapts it (the book's own under the
-    book preset: a run that changes nothing of it), under the preset closest to the book's."""
-    matching = [r for r in runs if r["changes"] == [] and r["preset"] in PRESET_RANK]
-    return min(matching, key=lambda r: PRESET_RANK[r["preset"]], default=None)
-
-
 def swept_speed(run: dict[str, Any], speeds: list[dict[str, Any]]) -> str | None:
     """Training images/s at the run's batch and input from the speed sweep (``speeds``, one row
     per point), if it timed that point on the run's device in the run's setup; None for a
@@ -152,17 +152,6 @@ def own_speed(run: dict[str, Any], history: list[dict[str, Any]]) -> str:
     cv = throughput_cv(history)
     epochs = f"CV {cv:.0%} over {len(history)} epochs" if cv == cv else "timed as a whole"
     return f"{run['images_per_s']:,.0f} (training run, {epochs})"
-
-
-def fast_recipes(runs: list[dict]) -> dict[str, list[dict]]:
-    """The fast recipe's runs among ``runs``, by recipe (a run's settings but its seed: the
-    recipe has changed over time), each named by its schedule."""
-    recipes: dict[str, list[dict]] = {}
-    for r in runs:
-        if r["fast_recipe"]:
-            name = f"fast recipe, {r['epochs']} epochs of batch {r['batch_size']} at lr {r['lr']}"
-            recipes.setdefault(name, []).append(r)
-    return recipes
 
 
 def headline(store: Store) -> pd.DataFrame:

@@ -33,6 +33,28 @@ from bench.training.recipes import ACCURACY_TARGETS, EVAL_BATCH_SIZE, PRESETS
 CHANCE_LOSS = math.log(10)
 BOOK_PRESETS = ("book", "book_cpu")  # the presets that train the book's recipe as it is
 
+# which training run speaks for a network: the book's recipe, then the same at CPU scale
+PRESET_RANK = {"book": 0, "book_cpu": 1, "cpu": 2, "smoke": 3}
+
+
+def preset_run(runs: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Of one network's runs, its book recipe as its preset adapts it (the book's own under the
+    book preset: a run that changes nothing of it), under the preset closest to the book's."""
+    matching = [r for r in runs if r["changes"] == [] and r["preset"] in PRESET_RANK]
+    return min(matching, key=lambda r: PRESET_RANK[r["preset"]], default=None)
+
+
+def fast_recipes(runs: list[dict]) -> dict[str, list[dict]]:
+    """The fast recipe's runs among ``runs``, by recipe (a run's settings but its seed: the
+    recipe has changed over time), each named by its schedule."""
+    recipes: dict[str, list[dict]] = {}
+    for r in runs:
+        if r["fast_recipe"]:
+            name = f"fast recipe, {r['epochs']} epochs of batch {r['batch_size']} at lr {r['lr']}"
+            recipes.setdefault(name, []).append(r)
+    return recipes
+
+
 TIMES_TO = {f"time_to_{round(100 * t)}_s": f"to {round(100 * t)}% (s)" for t in ACCURACY_TARGETS}
 
 

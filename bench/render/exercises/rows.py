@@ -69,7 +69,7 @@ def train_rows(
     under the preset closest to the book's, in book order. Preset runs compare at equal work:
     all from the book's recipe (book, book_cpu), else all from one other preset where every
     network has one, else each network's own."""
-    from bench.render.headline import PRESET_RANK, preset_run
+    from bench.render.training import PRESET_RANK, preset_run
 
     done = [r for r in store.rows("train") if r["status"] in MEASURED]
     if keep is None:

@@ -358,9 +358,9 @@ def test_each_fast_recipe_gets_its_own_median_and_curves(tmp_path, full_row):
     fast_rows = table[table["kind"] == "fast"]
     # a recipe that asks for bf16 says whether autocast ran (off in these rows)
     (one_seed,) = fast_rows[fast_rows["model"].str.contains("4 epochs")]["accuracy"]
-    assert one_seed.startswith("book: augment+early_sides, lr 0.1")
+    assert one_seed.startswith("fast recipe: augment+early_sides, lr 0.1")
     (with_bf16,) = fast_rows[fast_rows["model"].str.contains("5 epochs")]["accuracy"]
-    assert with_bf16.startswith("book: augment+bf16 (autocast off), lr 0.1")
+    assert with_bf16.startswith("fast recipe: augment+bf16 (autocast off), lr 0.1")
     assert sorted(zip(fast_rows["model"], fast_rows["test_acc"], strict=True)) == [
         ("resnet9_28, fast recipe, 4 epochs of batch 128 at lr 0.1 (1 seed)", 0.915),
         ("resnet9_28, fast recipe, 5 epochs of batch 128 at lr 0.1 (2 seeds, median)", 0.938),
@@ -912,3 +912,18 @@ def test_findings_set_the_books_claims_beside_the_counts_and_open_the_index(tmp_
         line for line in (tmp_path / "index.md").read_text().splitlines() if line.startswith("- [")
     ]
     assert links[0].startswith("- [findings.md](findings.md)")
+
+
+def test_a_network_without_accuracy_says_why():
+    """The command that trains it under the folder's book preset, from the first experiment
+    with its book recipe; or, for a network no experiment trains, that it is counted only."""
+    from bench.render.headline import untrained
+    from bench.training.recipes import EXPERIMENTS, Run
+
+    assert Run("nin") in EXPERIMENTS["book"] and Run("googlenet_bn") in EXPERIMENTS["variants"]
+    assert untrained("nin", "book_cpu") == (
+        "not trained yet: `python -m bench train --preset book_cpu --experiment book --models nin`"
+    )
+    assert "--experiment variants --models googlenet_bn" in untrained("googlenet_bn", "book")
+    assert not any(r.model == "vgg16" for runs in EXPERIMENTS.values() for r in runs)
+    assert untrained("vgg16", "book") == "counted only: no experiment trains it"

@@ -13,6 +13,7 @@ import pandas as pd
 import archs
 from bench.console import plural
 from bench.provenance import cpu_of
+from bench.render.exercises.left import book_preset
 from bench.render.format import (
     CONVENTIONS,
     MIB,
@@ -38,6 +39,7 @@ from bench.render.training import (
 )
 from bench.schema import MEASURED, Status
 from bench.store import Store
+from bench.training.recipes import EXPERIMENTS, Run
 
 STAGE_PAGES = {
     "findings.md": "the book's claims beside what was counted here: one screen",
@@ -105,16 +107,31 @@ def _best(rows: list[dict], mode: str, size: int) -> str:
     )
 
 
+def untrained(name: str, preset: str) -> str:
+    """Why a network has no accuracy: the command that trains it with the book's recipe, or
+    that no experiment trains it (a paper's network, counted only)."""
+    experiment = next((e for e, runs in EXPERIMENTS.items() if Run(name) in runs), None)
+    if experiment is None:
+        return "counted only: no experiment trains it"
+    return (
+        f"not trained yet: `python -m bench train --preset {preset} --experiment {experiment} "
+        f"--models {name}`"
+    )
+
+
 def run_text(run: dict[str, Any]) -> str:
-    """How a run trained, in words: preset, techniques (with whether bf16 autocast ran, where
-    they ask for it), optimizer settings, work, test set."""
+    """How a run trained, in words: its preset (the fast recipe keeps its own schedule under
+    any), techniques (with whether bf16 autocast ran, where they ask for it), optimizer
+    settings, work, test set."""
     techniques = run["techniques"]
     if "bf16" in techniques.split("+"):
         techniques += f" (autocast {run.get('autocast', 'off')})"
     tested = run["config"]["test_per_class"]
     tested = "all 10,000" if tested is None else f"{10 * tested:,}"
     return (
-        f"{run['preset']}: {'' if techniques == '-' else techniques + ', '}lr {run['lr']:g}, "
+        f"{'fast recipe' if run['fast_recipe'] else run['preset'] + ' preset'}: "
+        f"{'' if techniques == '-' else techniques + ', '}"
+        f"lr {run['lr']:g}, "
         f"batch {run['batch_size']}, {run['work']}; tested on {tested}"
     )
 
@@ -163,8 +180,6 @@ def headline(store: Store) -> pd.DataFrame:
     speeds, trains = store.rows("speed"), store.rows("train")
     points = per_point(speeds)
     runs = [r for r in trains if r["status"] in MEASURED]
-    preset = preset_of(store)
-    not_trained = store.rows("run")[-1]["not_trained"] if preset else []
     rows = []
     # the chapters' networks at their book input, then tv:/timm: networks at the input they were
     # measured at (read from the rows: rendering needs neither torchvision's list nor timm)
@@ -206,11 +221,7 @@ def headline(store: Store) -> pd.DataFrame:
                 {
                     "model": name,
                     **costs,
-                    "accuracy": (
-                        f"not trained under the {preset} preset: the book preset trains it"
-                        if name in not_trained
-                        else "-"
-                    ),
+                    "accuracy": untrained(name, book_preset(store)),
                 }
             )
         for label, kind, run in trained:

@@ -64,9 +64,9 @@ def evaluated_at_end(run: dict[str, Any]) -> bool:
     return bool((run.get("technique_settings") or {}).get("eval_at_end"))
 
 
-def at_chance(loss: float) -> bool:
-    """Whether a training loss is within 10 % of chance's (ln 10)."""
-    return loss >= 0.9 * CHANCE_LOSS
+def at_chance(loss: float | None) -> bool:
+    """Whether a training loss is within 10 % of chance's (ln 10); None (not recorded) is not."""
+    return loss is not None and loss >= 0.9 * CHANCE_LOSS
 
 
 def learned(run: dict[str, Any]) -> bool:
@@ -111,7 +111,7 @@ def at_chance_for(rows: list[dict[str, Any]], histories: list[list[dict]]) -> st
     for run, history in zip(rows, histories, strict=True):
         if run["status"] not in MEASURED:
             continue
-        chance = sum(at_chance(point["train_loss"]) for point in history)
+        chance = sum(at_chance(point.get("train_loss")) for point in history)
         done.append({**run, "chance_epochs": f"{chance} of {len(history)}"})
         if (
             run["changes"] == []

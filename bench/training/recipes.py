@@ -134,11 +134,10 @@ PRESETS = {
     # epochs over 600 images a class (10 for the LeNets, whose steps cost little; 4 for
     # GoogLeNet, slow to leave chance without batch norm); inputs larger than 32 pixels at 32,
     # or at the smallest side the network accepts; evaluated on 200 test images a class. NiN
-    # and googlenet_28 are left to the book preset: NiN, without batch norm, learns on this
-    # work at the mercy of its seed (seeds 0-2 at 67 px on this project's 2-core CPU: 26 to
-    # 57 % after 2 epochs, 45 to 68 % after 4, 40 to 90 s a run), so its accuracy would rank
-    # nothing, and its five runs would take the preset past 25 minutes; googlenet_28 keeps
-    # full resolution throughout (30 images/s here).
+    # and googlenet_28 are left to the book presets: NiN, without batch norm, learns on this
+    # work at the mercy of its seed, so its accuracy would rank nothing, and its five runs
+    # would double the preset's time; googlenet_28 keeps full resolution throughout, the
+    # slowest training step of the registry on a CPU.
     "cpu": Preset(
         "cpu",
         epochs=2,
@@ -232,21 +231,16 @@ EXPERIMENTS: dict[str, tuple[Run, ...]] = {
     "lr_fixes": (Run("vgg11_small", lr_factor=10),),
 }
 # The fast recipes: a small ResNet at 28x28 on a one-cycle schedule of its own, every technique
-# on; what each reached on all 10,000 test images (median of seeds 0-2, and their range, or
-# the one seed trained), in wall clock of training and evaluation on this project's 2-core AMD
-# EPYC with AVX2 (no bf16 instructions: autocast off), measured by `nox -s fast` (on one with
-# AVX-512 BF16, where autocast runs, the 3-, 5- and 10-minute recipes took 37, 56 and 127 s:
-# README, "The fast recipe"):
-# - the first: 7 epochs at 28 px, evaluated after each: 93.39 % (93.19-93.60 %) in 544 s.
+# on, each sized for a wall-clock budget on a 2-core CPU (what each reached, and in how long, is
+# in the training pages of the published runs: `nox -s fast`):
+# - the first: 7 epochs at 28 px, evaluated after each.
 FIRST_FAST_RUN = Run("resnet9_28", lr=0.2, batch_size=256, epochs=7, techniques=FIRST_FAST)
-# - this one, for 5 minutes: 4 epochs, the first three at 14, 14 and 20 px, evaluated at the
-#   end only: 91.43 % (91.43-91.53 %) in 272 s (267-275 s).
+# - this one, for 5 minutes: 4 epochs, the first three at 14, 14 and 20 px (smaller images
+#   cost less a step early on, when the network learns coarse features), evaluated at the end
+#   only (evaluation is not training).
 FAST_RUN = Run("resnet9_28", lr=0.1, batch_size=128, epochs=4, techniques=FAST)
-# - the same for 3 minutes (2 epochs, the first at 14 px): 90.75 % in 168 s; and for 10 (7
-#   epochs, the first five at 14, 14, 20, 20 and 20 px, with shift test-time augmentation):
-#   93.03 % in 546 s; seed 0 each. (The first was measured on 2026-11-22, the others on
-#   2026-11-23, when this kind of machine trained 1.7 times slower at 28 px: 500 images/s,
-#   against 770-890.)
+# - the same for 3 minutes (2 epochs, the first at 14 px), and for 10 (7 epochs, the first
+#   five at 14, 14, 20, 20 and 20 px, with shift test-time augmentation).
 FAST_3_MIN = dataclasses.replace(
     FAST_RUN, epochs=2, techniques=dataclasses.replace(FAST, early_sides=(14,))
 )
@@ -258,12 +252,9 @@ FAST_10_MIN = dataclasses.replace(
 # The fast recipe for a GPU, whose goal is 94 % within 5 s of training: the first recipe's
 # techniques, compiled with CUDA graphs, bf16 autocast and channels_last running there, on a
 # network twice resnet9_28's width, evaluated after every epoch so that its time to 94 % is read
-# off its curve. Accuracy, not speed, bounds the small network: on this project's CPU (fp32,
-# eager, seed 0) resnet9_28 at batch 500 and lr 0.4 for 16 epochs reached 93.61 % (94.6 % on
-# its augmented training batches), and resnet9_28_wide at batch 256 and this lr for 8 epochs
-# 93.68 % (94.2 %), still rising by 0.4 points an epoch; hence 16 epochs (this recipe, seed 0,
-# on that CPU: 94.65 %, first above 94 % at epoch 12; seeds 0-2 on the AVX-512 BF16 CPU, in
-# bf16: 94.86 % (94.65-94.92 %), first above 94 % at epochs 11-13). Batch 250 divides the
+# off its curve. Accuracy, not speed, bounds the small network: resnet9_28 stops short of 94 %
+# even at 16 epochs, and the wide one is still rising after 8, hence 16 epochs (the CPU runs
+# that chose them are in the published AVX2 and AVX-512 BF16 stores). Batch 250 divides the
 # 60,000 training images: every step has the same shape, compiled and graphed once.
 FAST_GPU_RUN = Run(
     "resnet9_28_wide",
@@ -295,10 +286,9 @@ EXPERIMENTS["fast_ablation"] = seeded(
     ),
     dataclasses.replace(FAST_RUN, techniques=PLAIN),
 )
-# The weight average on the other schedules: the ablation finds the 4-epoch recipe better
-# without it; these are the 2- and 7-epoch budgets and the GPU's recipe without it (on the
-# AVX-512 BF16 CPU, the 2- and 7-epoch ones gained 0.21 and 0.15 points, within their seeds'
-# spread).
+# The weight average on the other schedules: the ablation judges it on the 4-epoch recipe
+# alone; these are the 2- and 7-epoch budgets and the GPU's recipe without it, so that each
+# schedule's pages show what it buys there.
 EXPERIMENTS["fast_without_ema"] = seeded(
     *(
         dataclasses.replace(run, techniques=dataclasses.replace(run.techniques, ema=PLAIN.ema))

@@ -511,13 +511,13 @@ def test_training_on_the_books_pipeline_starts_its_loader_workers_in_the_child(t
     assert row["status"] == "ok" and row["pipeline"] == "torchvision" and row["evaluations"] == 4
 
 
-def test_profile_is_the_old_name_of_preset(capsys):
+def test_a_preset_has_one_name():
+    """--preset names what a run trains on; --profile is the profile stage's word alone."""
     from bench.__main__ import build_parser
 
     assert build_parser().parse_args(["all", "--preset", "cpu"]).preset == "cpu"
-    assert capsys.readouterr().err == ""
-    assert build_parser().parse_args(["train", "--profile", "smoke"]).preset == "smoke"
-    assert capsys.readouterr().err == "python -m bench: --profile is deprecated, use --preset\n"
+    with pytest.raises(UsageError, match="unrecognized arguments: --profile"):
+        build_parser().parse_args(["train", "--profile", "smoke"])
 
 
 def test_a_torchvision_network_is_profiled_with_its_three_channels(tmp_path):

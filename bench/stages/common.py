@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import sys
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -41,14 +40,11 @@ def option(
     choices: Any = None,
     many: bool = False,
     positional: bool = False,
-    old_name: str | None = None,
 ) -> Any:
     """A settings field and the command-line option that sets it: ``--field-name``, or a
     positional argument; ``parse`` reads its text, ``many`` takes several values, a False
-    default makes a switch, ``old_name`` is a deprecated second spelling."""
-    metadata = dict(
-        help=help, parse=parse, choices=choices, many=many, positional=positional, old_name=old_name
-    )
+    default makes a switch."""
+    metadata = dict(help=help, parse=parse, choices=choices, many=many, positional=positional)
     return field(default=default, metadata=metadata)
 
 
@@ -260,29 +256,11 @@ def add_options(parser: argparse.ArgumentParser, settings: type) -> None:
             nargs="+" if meta["many"] else None,
             help=meta["help"],
         )
-        if meta["old_name"]:
-            parser.add_argument(
-                meta["old_name"],
-                type=meta["parse"],
-                dest=f.name,
-                choices=meta["choices"],
-                action=_Renamed,
-                help=f"deprecated: {flag}",
-            )
 
 
 def settings_from(args: argparse.Namespace, settings: type) -> Any:
     values = {f.name: getattr(args, f.name) for f in dataclasses.fields(settings)}
     return settings(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
-
-
-class _Renamed(argparse.Action):
-    """An option's old name: still accepted, with a one-line warning naming the new one."""
-
-    def __call__(self, parser, namespace, values, option_string=None):
-        new = "--" + self.dest.replace("_", "-")
-        print(f"python -m bench: {option_string} is deprecated, use {new}", file=sys.stderr)
-        setattr(namespace, self.dest, values)
 
 
 def device_of(settings: Any) -> Any:

@@ -26,7 +26,7 @@ from bench.training.recipes import EXPERIMENTS, PRESETS, Preset, Run, config, de
 
 
 def preset_option(help: str) -> Any:
-    return option(None, help, choices=tuple(PRESETS), old_name="--profile")
+    return option(None, help, choices=tuple(PRESETS))
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,8 @@ import torchvision
 import archs
 from bench.__main__ import main
 from bench.render.format import fmt_percent
-from bench.stages import COMMANDS
 from bench.stages.common import UsageError
+from bench.stages.run_all import STAGES
 from bench.store import Store
 
 
@@ -353,7 +353,7 @@ def test_a_stage_that_fails_or_has_nothing_to_do_is_recorded_and_the_rest_run(
     def broken(args):
         raise RuntimeError("a bug in the blocks stage")
 
-    monkeypatch.setitem(COMMANDS, "blocks", dataclasses.replace(COMMANDS["blocks"], run=broken))
+    monkeypatch.setitem(STAGES, "blocks", dataclasses.replace(STAGES["blocks"], run=broken))
     # a plan may run a stage again, under the step's name
     again = speed.Settings(batch_sizes=(2,), mode=("infer",), time_cap=0.01)
     monkeypatch.setitem(PLANS, "smoke", (*PLANS["smoke"], Step("speed", again, "speed: batch 2")))
@@ -407,7 +407,7 @@ def test_a_run_stopped_before_it_stored_anything_is_recorded_with_where_it_stopp
     def stopped(args):
         raise KeyboardInterrupt  # Ctrl-C in the first step
 
-    monkeypatch.setitem(COMMANDS, "profile", dataclasses.replace(COMMANDS["profile"], run=stopped))
+    monkeypatch.setitem(STAGES, "profile", dataclasses.replace(STAGES["profile"], run=stopped))
     store_path = tmp_path / "results.sqlite"
     argv = ["all", "--preset", "smoke", "--store", str(store_path), "--out", str(tmp_path)]
     assert main(argv) == 130

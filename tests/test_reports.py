@@ -917,7 +917,7 @@ def test_findings_set_the_books_claims_beside_the_counts_and_open_the_index(tmp_
 def test_a_network_without_accuracy_says_why():
     """The command that trains it under the folder's book preset, from the first experiment
     with its book recipe; or, for a network no experiment trains, that it is counted only."""
-    from bench.render.headline import untrained
+    from bench.render.exercises.left import untrained
     from bench.training.recipes import EXPERIMENTS, Run
 
     assert Run("nin") in EXPERIMENTS["book"] and Run("googlenet_bn") in EXPERIMENTS["variants"]

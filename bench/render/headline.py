@@ -13,7 +13,7 @@ import pandas as pd
 import archs
 from bench.console import plural
 from bench.provenance import cpu_of
-from bench.render.exercises.left import book_preset
+from bench.render.exercises.left import book_preset, untrained
 from bench.render.format import (
     CONVENTIONS,
     MIB,
@@ -39,7 +39,6 @@ from bench.render.training import (
 )
 from bench.schema import MEASURED, Status
 from bench.store import Store
-from bench.training.recipes import EXPERIMENTS, Run
 
 STAGE_PAGES = {
     "findings.md": "the book's claims beside what was counted here: one screen",
@@ -107,18 +106,6 @@ def _best(rows: list[dict], mode: str, size: int) -> str:
     )
 
 
-def untrained(name: str, preset: str) -> str:
-    """Why a network has no accuracy: the command that trains it with the book's recipe, or
-    that no experiment trains it (a paper's network, counted only)."""
-    experiment = next((e for e, runs in EXPERIMENTS.items() if Run(name) in runs), None)
-    if experiment is None:
-        return "counted only: no experiment trains it"
-    return (
-        f"not trained yet: `python -m bench train --preset {preset} --experiment {experiment} "
-        f"--models {name}`"
-    )
-
-
 def run_text(run: dict[str, Any]) -> str:
     """How a run trained, in words: its preset (the fast recipe keeps its own schedule under
     any), techniques (with whether bf16 autocast ran, where they ask for it), optimizer
@@ -180,6 +167,7 @@ def headline(store: Store) -> pd.DataFrame:
     speeds, trains = store.rows("speed"), store.rows("train")
     points = per_point(speeds)
     runs = [r for r in trains if r["status"] in MEASURED]
+    book = book_preset(store)  # the preset that would train what is missing
     rows = []
     # the chapters' networks at their book input, then tv:/timm: networks at the input they were
     # measured at (read from the rows: rendering needs neither torchvision's list nor timm)
@@ -221,7 +209,7 @@ def headline(store: Store) -> pd.DataFrame:
                 {
                     "model": name,
                     **costs,
-                    "accuracy": untrained(name, book_preset(store)),
+                    "accuracy": untrained(name, book),
                 }
             )
         for label, kind, run in trained:

@@ -106,3 +106,15 @@ def left_to_train(store: Store, experiments: tuple[str, ...], models: tuple[str,
         f"time estimated from this folder's own runs): {'; '.join(costs)}. `{command}` trains "
         + ("it." if len(left) == 1 else "them.")
     )
+
+
+def untrained(name: str, preset: str) -> str:
+    """Why a network has no accuracy: the command that trains it with the book's recipe, or
+    that no experiment trains it (a paper's network, counted only)."""
+    experiment = next((e for e, runs in EXPERIMENTS.items() if Run(name) in runs), None)
+    if experiment is None:
+        return "counted only: no experiment trains it"
+    return (
+        f"not trained yet: `python -m bench train --preset {preset} --experiment {experiment} "
+        f"--models {name}`"
+    )

@@ -26,6 +26,11 @@ def _known(name: str, names: list[str], source: str) -> None:
         raise KeyError(f"unknown {source} model {name!r}{hint}")
 
 
+# Where torchvision's class builds more than the model its weights describe: GoogLeNet's
+# auxiliary classifiers, which loading the weights removes.
+_AS_PUBLISHED = {"googlenet": {"aux_logits": False}}
+
+
 def _torchvision(name: str) -> tuple[Any, int]:
     import torchvision
 
@@ -37,7 +42,9 @@ def _torchvision(name: str) -> tuple[Any, int]:
         side = 224
 
     def builder(*, in_channels: int, num_classes: int) -> nn.Module:
-        return torchvision.models.get_model(name, weights=None, num_classes=num_classes)
+        return torchvision.models.get_model(
+            name, weights=None, num_classes=num_classes, **_AS_PUBLISHED.get(name, {})
+        )
 
     return builder, side
 

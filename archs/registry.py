@@ -8,11 +8,12 @@ cost), then allocates the weights on the requested device and initializes them a
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import fnmatch
 import functools
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
@@ -25,6 +26,9 @@ Builder = Callable[..., nn.Module]
 
 # The search for the smallest accepted input stops here: nothing in the chapters needs more.
 _MAX_MIN_INPUT = 512
+# How a network refuses an input's size: torch's ops raise RuntimeError, models check it with
+# assertions (torchvision's ViT) or ValueError.
+_REFUSALS = (RuntimeError, ValueError, AssertionError)
 # The chapter's nine networks, in the book's order: the ones each of its sections trains.
 BOOK_MODELS = (
     "lenet",
@@ -70,17 +74,40 @@ class ModelSpec:
 
     @functools.cached_property
     def min_image_size(self) -> int:
-        """The smallest square input side the network accepts, found by trying."""
-        return _min_image_size(self.builder, dict(self.options), self.in_channels)
+        """The smallest square input side the network accepts, found by trying; for a network
+        from outside the chapters that takes no side the search tries (a fixed input size, a
+        ViT's), its own."""
+        try:
+            return _min_image_size(self, dict(self.options))
+        except ValueError:
+            if self.external:
+                return self.image_size
+            raise
 
     def accepts(self, size: int) -> bool:
         """Whether the network takes a ``size`` x ``size`` input: one try on the meta device
         (cheaper than finding the smallest side)."""
         if "min_image_size" in self.__dict__:  # already found
             return size >= self.min_image_size
-        with torch.device("meta"), torch.no_grad():
-            model = self.builder(in_channels=self.in_channels, num_classes=2, **self.options)
+        with torch.no_grad():
+            model = self.meta_model(num_classes=2, **self.options)
             return _fits(model, self.in_channels, size)
+
+    def meta_model(self, **kwargs: Any) -> nn.Module:
+        """The builder's module on the meta device (shapes, no values). A network from outside
+        the chapters keeps its integer buffers real: its constructor may compute with tensors
+        (torchvision's RegNet widths) or keep data in them (Swin's relative-position indices)."""
+        kwargs.setdefault("in_channels", self.in_channels)
+        if not self.external:
+            with torch.device("meta"):
+                return self.builder(**kwargs)
+        with _parameters_on_meta():
+            model = self.builder(**kwargs)
+        for module in model.modules():
+            for key, buffer in module._buffers.items():
+                if buffer is not None and buffer.is_floating_point():
+                    module._buffers[key] = buffer.to("meta")
+        return model
 
 
 _REGISTRY: dict[str, ModelSpec] = {}
@@ -179,24 +206,39 @@ def build(
         raise ValueError("image_size, num_classes and in_channels must be positive")
     _check_options(name, entry.builder, overrides)
     options = {**entry.options, **overrides}
-    with torch.device("meta"), torch.no_grad():
-        model = entry.builder(in_channels=in_channels, num_classes=num_classes, **options)
-        try:
-            model.eval()(torch.empty(1, in_channels, size, size))  # sizes the lazy layers
-        except RuntimeError:
-            smallest = _min_image_size(entry.builder, options, in_channels)
-            if size >= smallest:
-                raise  # not a size problem
-            raise ValueError(
-                f"{name} needs inputs of at least {smallest}x{smallest} pixels, got {size}x{size}"
-            ) from None
-    if entry.external:  # its source's own initialization, on the device
+    with torch.no_grad():
+        model = entry.meta_model(in_channels=in_channels, num_classes=num_classes, **options)
+        if not _fits(model, in_channels, size):  # sizes the lazy layers, or raises
+            _refuse(entry, options, in_channels, size)
+    on_meta = torch.device(device).type == "meta"
+    if entry.external and not on_meta:  # its source's own initialization, on the device
         with torch.device(device):
             return entry.builder(in_channels=in_channels, num_classes=num_classes).train()
-    if torch.device(device).type != "meta":
+    if not on_meta:
         model.to_empty(device=device)
         init_weights(model)
     return model.train()
+
+
+def _refuse(entry: ModelSpec, options: dict, in_channels: int, size: int) -> None:
+    """Raise ValueError naming the smallest side when ``size`` is below it; otherwise run the
+    input through once more for the network's own error (a chapter network's is a bug; an
+    outside network's is the input size it insists on)."""
+    try:
+        smallest = _min_image_size(entry, options, in_channels)
+    except ValueError:  # no side fits: a fixed input size
+        smallest = entry.image_size
+    if size < smallest:
+        raise ValueError(
+            f"{entry.name} needs inputs of at least {smallest}x{smallest} pixels, got {size}x{size}"
+        )
+    model = entry.meta_model(in_channels=in_channels, num_classes=2, **options).eval()
+    try:
+        model(torch.empty(1, in_channels, size, size, device="meta"))
+    except _REFUSALS as refusal:
+        if not entry.external:
+            raise
+        raise ValueError(f"{entry.name} does not take {size}x{size} inputs: {refusal}") from None
 
 
 def init_weights(model: nn.Module) -> None:
@@ -220,17 +262,22 @@ def _check_options(name: str, builder: Builder, options: dict) -> None:
         )
 
 
-def _min_image_size(builder: Builder, options: dict, in_channels: int) -> int:
+def _min_image_size(entry: ModelSpec, options: dict, in_channels: int | None = None) -> int:
     # Bisection on the meta device. Every conv and pool maps a larger input to an output at least
     # as large, and fails only when an output would be empty, so the sizes a network accepts are
     # all those from some minimum up. Lazy layers fix their size on first use: a model that has
     # any is rebuilt for every try.
-    with torch.device("meta"), torch.no_grad():
-        probe = builder(in_channels=in_channels, num_classes=2, **options).eval()
+    in_channels = in_channels or entry.in_channels
+    with torch.no_grad():
+        probe = entry.meta_model(in_channels=in_channels, num_classes=2, **options).eval()
         lazy = any(isinstance(m, LazyModuleMixin) for m in probe.modules())
 
         def fits(size: int) -> bool:
-            model = builder(in_channels=in_channels, num_classes=2, **options) if lazy else probe
+            model = (
+                entry.meta_model(in_channels=in_channels, num_classes=2, **options)
+                if lazy
+                else probe
+            )
             return _fits(model, in_channels, size)
 
         high = 1  # double until a size fits, then bisect between the last two
@@ -249,6 +296,23 @@ def _fits(model: nn.Module, in_channels: int, size: int) -> bool:
     """Whether ``model`` (on the meta device) runs on a ``size`` x ``size`` input."""
     try:
         model.eval()(torch.empty(1, in_channels, size, size, device="meta"))
-    except RuntimeError:
+    except _REFUSALS:
         return False
     return True
+
+
+@contextlib.contextmanager
+def _parameters_on_meta() -> Iterator[None]:
+    """While active, every parameter a module registers moves to the meta device."""
+    register = nn.Module.register_parameter
+
+    def on_meta(module: nn.Module, name: str, param: nn.Parameter | None) -> None:
+        if param is not None:
+            param = nn.Parameter(param.to("meta"), requires_grad=param.requires_grad)
+        register(module, name, param)
+
+    nn.Module.register_parameter = on_meta
+    try:
+        yield
+    finally:
+        nn.Module.register_parameter = register

@@ -1,5 +1,6 @@
 """Shared fixtures; ``--under-load N`` runs the suite while N busy processes compete for the CPU,
-as on a shared CI machine (``nox -s tests -- --under-load 2``)."""
+as on a shared CI machine (``nox -s tests -- --under-load 2``); ``--all-torchvision`` counts
+every torchvision classification model (tests/test_torchvision.py)."""
 
 import fcntl
 import os
@@ -20,6 +21,11 @@ def pytest_addoption(parser):
         default=0,
         metavar="N",
         help="run the suite with N busy processes beside it",
+    )
+    parser.addoption(
+        "--all-torchvision",
+        action="store_true",
+        help="count every torchvision classification model, not one of each kind",
     )
 
 

@@ -157,10 +157,17 @@ class SavedBytes(saved_tensors_hooks):
         return sum(self.storages.values())
 
 
+def output_tensors(out: Any) -> list[torch.Tensor]:
+    """Every tensor a forward pass returned: the logits alone, or, for a network with auxiliary
+    classifiers in training mode (torchvision's GoogLeNet and Inception v3 return named
+    tuples), the logits first and each auxiliary head after; a training loss takes them all."""
+    return [t for t in tree_flatten(out)[0] if isinstance(t, torch.Tensor)]
+
+
 def tracked_step_bytes(model: nn.Module, x: torch.Tensor, train: bool) -> int:
     """Peak bytes of every tensor alive at once through one step, the weights, buffers, input
-    and (training) labels included: with ``train``, forward, cross-entropy (a sum for a module
-    whose output is not a batch of logits), backward and a plain SGD step; else one inference
+    and (training) labels included: with ``train``, forward, cross-entropy on each output (a
+    sum for one that is not a batch of logits), backward and a plain SGD step; else one inference
     pass. Run on the meta device, storages are tracked as ops make and free them, as a real
     step on a CPU allocates them (library workspaces aside)."""
     labels = torch.zeros(len(x), dtype=torch.long, device=x.device)
@@ -169,9 +176,12 @@ def tracked_step_bytes(model: nn.Module, x: torch.Tensor, train: bool) -> int:
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     with LiveBytes(set(existing)) as live:
         if train:
-            out = model.train()(x)  # a classifier's logits get cross-entropy, other outputs a sum
-            loss = torch.nn.functional.cross_entropy(out, labels) if out.dim() == 2 else out.sum()
-            loss.backward()
+            outs = output_tensors(model.train()(x))  # logits get cross-entropy, others a sum
+            losses = [
+                torch.nn.functional.cross_entropy(out, labels) if out.dim() == 2 else out.sum()
+                for out in outs
+            ]
+            sum(losses).backward()
             optimizer.step()
         else:
             with torch.no_grad():

@@ -32,6 +32,7 @@ from bench.flops.counting import (
     OpCounter,
     SavedBytes,
     layer_bytes,
+    output_tensors,
     peak_inference_bytes,
     tracked_step_bytes,
 )
@@ -107,7 +108,10 @@ def _target(
         return _Target(
             spec.name,
             meta,
-            lambda: copy.deepcopy(meta).to_empty(device="cpu"),
+            # an outside network's integer buffers hold data that to_empty would not keep
+            (lambda: archs.build(model_or_name, in_channels=in_channels, image_size=size))
+            if spec.external
+            else (lambda: copy.deepcopy(meta).to_empty(device="cpu")),
             in_channels,
             size,
             spec.min_image_size,
@@ -132,6 +136,7 @@ def profile(
     batch_size: int = 128,
     in_channels: int | None = None,
     handlers: Mapping[Any, Handler] | None = None,
+    fvcore: bool = True,
 ) -> Profile:
     """Count parameters, MACs/FLOPs (forward and backward) and activation memory of a network.
 
@@ -139,7 +144,8 @@ def profile(
     nn.Module (``image_size`` required). Counting runs on a meta-device copy, so the cost does
     not depend on the network's size or ``batch_size``; only fvcore's cross-check runs one real
     forward pass at batch 1 on the CPU. ``handlers`` (op -> FLOPs of a call, see
-    ``bench.flops.handlers``) add rules to the table or replace its rules.
+    ``bench.flops.handlers``) add rules to the table or replace its rules. ``fvcore=False``
+    leaves fvcore's cross-check out (its column None); FlopCounterMode's always runs.
     """
     if batch_size < 1:
         raise ValueError(f"batch size must be positive, got {batch_size}")
@@ -156,9 +162,9 @@ def profile(
             display=False, custom_mapping={aten.convolution_backward: corrected_conv_backward}
         ) as theirs,
     ):
-        out = model(batch)
+        outs = output_tensors(model(batch))
         theirs_forward = theirs.get_total_flops()
-        out.backward(torch.ones_like(out))
+        torch.autograd.backward(outs, [torch.ones_like(out) for out in outs])
         theirs_total = theirs.get_total_flops()
     model.zero_grad(set_to_none=True)
 
@@ -167,9 +173,12 @@ def profile(
     per_image = ops.groupby("phase")["flops"].sum() / batch_size
     matmul = ops[ops["category"] != "other"].groupby("phase")["flops"].sum()
     counted_macs = int(matmul.get("forward", 0)) // 2 // batch_size
-    real = target.real().eval()
-    device = next(real.parameters(), torch.empty(0)).device
-    fvcore = fvcore_macs(real, torch.zeros(1, *shape, device=device))
+    if fvcore:
+        real = target.real().eval()
+        device = next(real.parameters(), torch.empty(0)).device
+        fvcore = fvcore_macs(real, torch.zeros(1, *shape, device=device))
+    else:
+        fvcore = None
     agree = (
         fvcore in (None, counted_macs)  # a cross-check that cannot run is said so, not failed
         and theirs_forward == matmul.get("forward", 0)
@@ -227,8 +236,8 @@ def step_flops_per_image(model: nn.Module, input_shape: tuple[int, ...]) -> dict
     with OpCounter(model.eval()) as infer, torch.no_grad():
         model(batch)
     with OpCounter(model.train()) as train:
-        out = model(batch)
-        out.backward(torch.ones_like(out))
+        outs = output_tensors(model(batch))
+        torch.autograd.backward(outs, [torch.ones_like(out) for out in outs])
     model.zero_grad(set_to_none=True)
     return {
         "infer": sum(flops for _, flops, _ in infer.counts.values()) // 2,

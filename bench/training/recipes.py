@@ -205,8 +205,8 @@ EXPERIMENTS: dict[str, tuple[Run, ...]] = {
     ),
     # 8.1.5.6: AlexNet's batch size against throughput, accuracy and peak memory
     "batch_sweep": tuple(Run("alexnet", batch_size=b) for b in (32, 128, 512)),
-    # 8.2.5.4: the book's small VGG-11 at 56 pixels instead of 224
-    "vgg_sizes": (Run("vgg11_small", resize=56),),
+    # 8.2.5.4: the book's small VGG-11 at 56 and 84 pixels instead of 224
+    "vgg_sizes": tuple(Run("vgg11_small", resize=side) for side in (56, 84)),
     # 8.3.5.1-3: NiN with one or three 1x1 convs, 3x3 convs, a fully connected head
     "nin_variants": tuple(Run(m) for m in ("nin_one_1x1", "nin_three_1x1", "nin_3x3", "nin_fc")),
     # 8.1.5.7: LeNet-5 with ReLU and dropout; 8.5.7.1: a bias before batch norm, and none;

@@ -812,9 +812,11 @@ def test_pages_keep_apart_the_setups_a_gpu_run_times(tmp_path, full_row):
 def test_book_recipes_at_chance_get_their_probes_and_smallest_lr_fix(tmp_path, full_row):
     """A book_cpu run whose training loss sits near ln 10 for at least half of its epochs is
     listed on the training page with the probes of its network. One that never left chance
-    keeps its headline row, and the headline adds, labelled, the book_cpu run that changes the
-    learning rate alone and learns, the one closest to the book's rate; one that learned late
-    gets no such row, and a run that learned early no section."""
+    keeps its headline row, and the headline and the findings add, labelled, the book_cpu run
+    that changes the learning rate alone and learns, the one closest to the book's rate; one
+    that learned late gets no such row, and a run that learned early no section. The findings
+    read book-recipe runs alone, never a toy preset's."""
+    from bench.render.findings import write_findings
     from bench.render.headline import headline
     from bench.render.training import write_train
 
@@ -864,7 +866,8 @@ def test_book_recipes_at_chance_get_their_probes_and_smallest_lr_fix(tmp_path, f
         "### googlenet under book_cpu",
     ]
     vgg, googlenet = section.split("### googlenet")
-    assert "sat at chance for 2 of 4 epochs" in googlenet and "It learned late" in googlenet
+    assert "sat at chance for 2 of 4 epochs" in googlenet
+    assert "It learned late: its loss left chance in epoch 3, and no probe" in googlenet
     rows = [line for line in vgg.splitlines() if line.startswith("| vgg11_small |")]
     assert len(rows) == len(runs)  # the stuck run, its three probes and both fixes
     assert [row.split(" | ")[4:6] for row in rows] == [
@@ -881,6 +884,15 @@ def test_book_recipes_at_chance_get_their_probes_and_smallest_lr_fix(tmp_path, f
     label = f"vgg11_small, lr {book_lr * 3:g} (at 32 px the book's lr does not learn)"
     assert table.loc[label, "test_acc"] == 0.88
     assert not any(name.startswith(("lenet,", "googlenet,")) for name in table.index)
+    put("alexnet", "cpu", 0.001, [], [1.0, 0.8], 0.6, 65)  # toy work: not what it buys
+    write_findings(store, tmp_path)
+    page = (tmp_path / "findings.md").read_text().splitlines()
+    bought = next(line for line in page if "buy on Fashion-MNIST" in line)
+    assert "book_cpu preset: lenet 80.0% (28 px); bn_lenet not trained yet;" in bought
+    assert "alexnet not trained yet" in bought
+    fix = f"vgg11_small 21.0% (32 px), at chance; at lr {book_lr * 3:g} instead of {book_lr:g}"
+    assert f"{fix}: 88.0%;" in bought
+    assert "googlenet 76.0% (32 px);" in bought  # it learned, late: no fix
 
 
 def test_findings_set_the_books_claims_beside_the_counts_and_open_the_index(tmp_path):

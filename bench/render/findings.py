@@ -1,17 +1,20 @@
 """findings.md: one screen a teacher can put on a slide. Each line is a claim chapter 8 makes
-about what its networks cost, the figure measured or counted here beside it, and the page it
-comes from; every figure is read from the results store."""
+about what its networks cost, or its question of what they buy, the figure measured or counted
+here beside it, and the page it comes from; every figure is read from the results store."""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import archs
+from bench.render.exercises.left import book_preset
 from bench.render.format import MIB, atomic_write
 from bench.render.stages import profile_name
-from bench.schema import Status
+from bench.render.training import BOOK_PRESETS, learned, lr_fix, preset_run
+from bench.schema import MEASURED, Status
 from bench.store import Store
 
 Finding = tuple[str, str, str]  # the book's claim, what was measured, where it comes from
@@ -128,36 +131,65 @@ def densenet_memory(store: Store) -> Finding | None:
     )
 
 
-FINDINGS: tuple[Callable[[Store], Finding | None], ...] = (
-    alexnet_head,
-    vgg_matrix,
-    nin_savings,
-    googlenet_savings,
-    densenet_memory,
+def book_accuracies(store: Store) -> Finding | None:
+    """Each of the chapter's nine networks trained with its book recipe (under book_cpu: at
+    the smallest side of at least 32 it accepts), and for one that never left chance the
+    smallest learning-rate change that makes it learn."""
+    runs = [r for r in store.rows("train") if r["status"] in MEASURED]
+    preset, said = book_preset(store), []
+    for name in archs.BOOK_MODELS:
+        mine = [r for r in runs if r["model"] == name and r["preset"] in BOOK_PRESETS]
+        run = preset_run(mine)
+        if run is None:
+            said.append(f"{name} not trained yet")
+            continue
+        other = f", {run['preset']} preset" if run["preset"] != preset else ""
+        text = f"{name} {run['test_acc']:.1%} ({run['resize'] or 28} px{other})"
+        fix = None if learned(run) else lr_fix(run, mine)
+        if fix is not None:
+            text += (
+                f", at chance; at lr {fix['lr']:g} instead of {run['lr']:g}: {fix['test_acc']:.1%}"
+            )
+        said.append(text)
+    if len(said) == sum(s.endswith("not trained yet") for s in said):
+        return None
+    return (
+        "What does each of chapter 8's networks buy on Fashion-MNIST, trained as the book "
+        "trains it (SGD at its learning rate, batch 128, 10 epochs over all 60,000 images)?",
+        f"test accuracy on all 10,000 test images, {preset} preset: " + "; ".join(said),
+        "[training](train/train.md)",
+    )
+
+
+# each finding, and the command that measures what it needs
+FINDINGS: tuple[tuple[Callable[[Store], Finding | None], str], ...] = (
+    (alexnet_head, "python -m bench profile"),
+    (vgg_matrix, "python -m bench profile"),
+    (nin_savings, "python -m bench profile"),
+    (googlenet_savings, "python -m bench profile"),
+    (densenet_memory, "python -m bench profile"),
+    (book_accuracies, "python -m bench train --experiment book --preset book_cpu (on a GPU: book)"),
 )
 
 
 def render(store: Store) -> str:
     """The Markdown page: a table of the book's claims beside what was measured."""
-    found = [finding(store) for finding in FINDINGS]
-    rows = [
-        f"| {claim} | {measured} | {source} |" for claim, measured, source in filter(None, found)
-    ]
-    missing = sum(f is None for f in found)
+    found = [(finding(store), command) for finding, command in FINDINGS]
+    rows = [f"| {' | '.join(said)} |" for said, _ in found if said is not None]
+    missing = Counter(command for said, command in found if said is None)
+    waiting = "; ".join(
+        f"{n} more {'claim waits' if n == 1 else 'claims wait'} for `{command}`"
+        for command, n in missing.items()
+    )
     return (
-        "# Findings: the book's claims beside what was counted here\n\n"
+        "# Findings: the book's claims beside what was measured here\n\n"
         "Parameters and MACs are counted exactly on the meta device, for the networks as the "
         "book builds them (one input channel, 10 classes, the book's input side); memory is "
-        "estimated from counted parts. MACs = multiply-accumulates, FLOPs = 2 x MACs; MiB = "
-        "2^20 bytes, MB = 10^6.\n\n"
-        "| the book says | counted here | from |\n| :--- | :--- | :--- |\n"
+        "estimated from counted parts; accuracy is measured. MACs = multiply-accumulates, "
+        "FLOPs = 2 x MACs; MiB = 2^20 bytes, MB = 10^6.\n\n"
+        "| the book says or asks | measured here | from |\n| :--- | :--- | :--- |\n"
         + "\n".join(rows)
-        + (
-            f"\n\n{missing} more {'claim waits' if missing == 1 else 'claims wait'} for "
-            "`python -m bench profile` of the networks it names."
-            if missing
-            else ""
-        )
+        + (f"\n\n{waiting}." if waiting else "")
         + "\n"
     )
 

@@ -111,8 +111,10 @@ def at_chance_for(rows: list[dict[str, Any]], histories: list[list[dict]]) -> st
     for run, history in zip(rows, histories, strict=True):
         if run["status"] not in MEASURED:
             continue
-        chance = sum(at_chance(point.get("train_loss")) for point in history)
-        done.append({**run, "chance_epochs": f"{chance} of {len(history)}"})
+        losses = [point.get("train_loss") for point in history]
+        chance = sum(map(at_chance, losses))
+        left = next((i for i, loss in enumerate(losses, 1) if not at_chance(loss)), None)
+        done.append({**run, "chance_epochs": f"{chance} of {len(history)}", "left_at": left})
         if (
             run["changes"] == []
             and run["preset"] in BOOK_PRESETS
@@ -146,7 +148,7 @@ def at_chance_for(rows: list[dict[str, Any]], histories: list[list[dict]]) -> st
         )
         fix = None if learned(run) else lr_fix(run, done)
         if learned(run):
-            verdict = "It learned late, and the probes show whether a larger rate learns sooner."
+            verdict = _sooner(run, probes, spec.recipe.lr)
         elif fix:
             verdict = (
                 f"The smallest change that makes it learn, among those stored: lr {fix['lr']:g} "
@@ -176,6 +178,23 @@ def at_chance_for(rows: list[dict[str, Any]], histories: list[list[dict]]) -> st
         "uniform guess over the 10 classes) for at least half of their epochs.\n\n"
         + "\n\n".join(parts)
         + "\n"
+    )
+
+
+def _sooner(run: dict[str, Any], probes: list[dict[str, Any]], book_lr: float) -> str:
+    """For a book run that left chance late: the smallest probed rate that left it sooner."""
+    sooner = [
+        p
+        for p in probes
+        if p["preset"] == "probe" and p["left_at"] is not None and p["left_at"] < run["left_at"]
+    ]
+    late = f"It learned late: its loss left chance in epoch {run['left_at']}"
+    if not sooner:
+        return f"{late}, and no probe stored left it sooner."
+    probe = min(sooner, key=lambda p: p["lr"])
+    return (
+        f"{late}; at lr {probe['lr']:g} ({probe['lr'] / book_lr:g} times the book's) a probe "
+        f"left it in epoch {probe['left_at']} ({probe['test_acc']:.1%} after {probe['work']})."
     )
 
 

@@ -376,7 +376,7 @@ def test_each_fast_recipe_gets_its_own_median_and_curves(tmp_path, full_row):
     write_train(store, tmp_path)
     table = (tmp_path / "train.md").read_text().split("What each technique")[1]
     assert (
-        "| resnet9_28 (book, 5 epochs, batch 128, lr 0.1) | none (the book's loop) | 1 | 80.0% |"
+        "| resnet9_28 (book preset, 5 epochs, batch 128, lr 0.1) | none (the book's loop) | 1 | 80.0% |"
         in table
     )
 

@@ -142,7 +142,7 @@ def at_chance_for(rows: list[dict[str, Any]], histories: list[list[dict]]) -> st
         ]
         probes.sort(key=lambda r: (r["preset"] != "probe", r["lr"]))
         table = pd.DataFrame(probes).assign(
-            run=[f"{r['preset']}: {r['work']}" for r in probes],
+            run=[f"{r['preset']} preset: {r['work']}" for r in probes],
             input=f"{side} px",
             factor=[f"{r['lr'] / spec.recipe.lr:g}" for r in probes],
         )
@@ -262,7 +262,7 @@ def write_train(store: Store, out_dir: Path) -> list[Path]:
     histories = [store.details("train", r["model"], r["config"], "history") for r in rows]
     frame["images_per_s_cv"] = [throughput_cv(history) for history in histories]
     frame["input"] = [f"{r['config']['resize'] or 28} px" for r in rows]
-    frame["run"] = [f"{r['preset']}: {r['work']}" for r in rows]
+    frame["run"] = [f"{r['preset']} preset: {r['work']}" for r in rows]
     ablation = _ablation(frame)  # by the techniques' names, before they are shown with autocast
     frame["techniques"] = [f"{r['techniques']} ({r.get('autocast', 'off')})" for r in rows]
     devices = sorted({f"{r['provenance']['device']} / {cpu_of(r['provenance'])}" for r in rows})
@@ -375,7 +375,7 @@ def _ablation(frame: pd.DataFrame) -> pd.DataFrame:
                     "none (the book's loop)" if techniques == "-" else "without " + ", ".join(off)
                 )
             )
-            name = f"{model} ({preset}, {int(epochs)} epochs, batch {batch}, lr {lr:g})"
+            name = f"{model} ({preset} preset, {int(epochs)} epochs, batch {batch}, lr {lr:g})"
             rows.append(
                 {
                     "model": name,

@@ -327,8 +327,11 @@ def test_speed_times_a_live_module_and_restores_its_state():
         ("train", 4, "ok"),
     ]
     assert (df["n"] >= 1).all() and (df["images_per_s"] > 0).all()
-    assert (df["median_ms"] <= df["p90_ms"]).all() and (df["p90_ms"] <= df["p99_ms"]).all()
-    assert (df["mfu"] == df["achieved_flops_per_s"] / 1e9).all()
+    assert (df["peak_flops_per_s"] == 1e9).all() and (df["peak_source"] == "given").all()
+    # a training step counts its backward too: the last layer's two gradients and the first
+    # layer's weight gradient (its input needs none) come to more than the forward again
+    infer, train = (df.loc[df["mode"] == m, "flops_per_image"].iloc[0] for m in ("infer", "train"))
+    assert train > 2 * infer
     assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
     # cuDNN's algorithm search is a GPU's: off here, recorded, and the switch left as it was
     assert not df["cudnn_benchmark"].any() and not torch.backends.cudnn.benchmark

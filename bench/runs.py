@@ -136,8 +136,9 @@ def render(store: Store, out: Path) -> list[Path]:
     too when ``out`` is a published run folder of reports/."""
     from bench.render.exercises import write_exercises
     from bench.render.findings import write_findings
-    from bench.render.headline import write_index, write_tradeoffs
+    from bench.render.headline import write_tradeoffs
     from bench.render.history import write_history
+    from bench.render.index import write_index
     from bench.render.memory import write_memory
     from bench.render.peers import write_peers
     from bench.render.plots import write_plots

@@ -204,7 +204,9 @@ def test_train_smoke_runs_in_a_child_stores_curves_and_resumes(tmp_path, capsys)
     assert row["status"] == "ok" and row["preset"] == "smoke" and row["evaluations"] == 4
     history = Store(tmp_path / "r.sqlite").details("train", "bn_lenet", row["config"], "history")
     assert [round(h["epoch"]) for h in history] == [1, 2, 3, 4]
-    assert "smoke: 4 epochs over 2,000 images" in (tmp_path / "train" / "train.md").read_text()
+    assert (
+        "smoke preset: 4 epochs over 2,000 images" in (tmp_path / "train" / "train.md").read_text()
+    )
     assert (tmp_path / "train" / "curves.csv").read_text().count("\n") == 5
     assert not (tmp_path / "checkpoints").exists()  # each run's checkpoint went with its end
     assert main(argv) == 0  # stored: not trained again
@@ -279,7 +281,7 @@ def test_all_stages_on_the_smoke_profile_write_every_page(smoke_run, monkeypatch
     index = (out / "index.md").read_text()
     store = Store(out / "results.sqlite")
     lenet = next(r for r in store.rows("profile") if r["model"] == "lenet")
-    assert f"| lenet | 28 px | {lenet['params']:,} |" in index  # the numbers come from the store
+    assert f"| lenet | 28 | {lenet['params']:,} |" in index  # the numbers come from the store
     assert "plots/roofline.png" in index and "exercises.md" in index
     (roof,) = store.rows("machine")  # the yardsticks measured by the speed stage
     assert (

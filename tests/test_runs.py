@@ -165,7 +165,7 @@ def test_the_committed_index_of_runs_is_the_stores(tmp_path):
 
 
 def test_the_index_lists_each_run_of_all_with_its_steps_outcomes_and_times(tmp_path):
-    from bench.render.headline import runs_of_all
+    from bench.render.index import runs_of_all
 
     store = Store(tmp_path / runs.STORE_NAME)
     store.put(

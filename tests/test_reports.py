@@ -996,3 +996,55 @@ def test_the_index_tables_hold_one_number_a_cell_under_short_headers(tmp_path, f
                 marks.add(cell)
     assert marks == {"²", "⁴"}  # never timed at its input; never reached 80 %
     assert all(f"\n{mark} " in page for mark in marks)
+
+
+def test_the_accuracy_figures_label_every_point_legibly(tmp_path, full_row):
+    """Ten runs of nearly one cost and accuracy: each point gets its name beside it, inside
+    the axes, no two names overlapping, and a legend of at most eight entries (the kinds of
+    run and the reference lines), in both accuracy figures; parameters are the trained
+    build's."""
+    from itertools import combinations
+
+    from matplotlib.text import Text
+
+    from bench.render.headline import headline
+    from bench.render.plots import ACCURACY_FIGURES, accuracy_figure
+
+    store = Store(tmp_path / "r.sqlite")
+    names = ["lenet", "lenet_modern", "lenet_dropout", "lenet_28", "bn_lenet"]
+    names += ["bn_lenet_nobias", "bn_lenet_convs", "vgg_28", "resnet9_28", "densenet"]
+    for i, name in enumerate(names):
+        row = full_row(
+            "train",
+            model=name,
+            preset="book",
+            lr=0.1,
+            batch_size=128,
+            resize=None,
+            test_acc=0.85 + i / 1000,
+            techniques="-",
+            changes=[],
+            fast_recipe=False,
+            work="10 epochs over all 60,000 images",
+            images_per_s=1000.0,
+            train_loss=0.5,
+            fwd_macs_per_image=4e5 * (1 + i / 100),
+            params=60_000 + 100 * i,
+        )
+        key = {"name": "book", "test_per_class": None}
+        store.put("train", name, key, row, details={"history": []})
+    table = headline(store)
+    for cost, label, what, _ in ACCURACY_FIGURES:
+        figure = accuracy_figure(table, cost, label, what)
+        axes = figure.axes[0]
+        figure.canvas.draw()
+        renderer = figure.canvas.get_renderer()
+        assert len(axes.get_legend().get_texts()) <= 8
+        assert sorted(t.get_text() for t in axes.texts) == sorted(names)
+        xs = sorted(point[0] for t in axes.texts for point in [t.xy])
+        assert xs[-1] == (60_000 + 900 if cost == "trained_params" else 4e5 * 1.09)
+        boxes = [Text.get_window_extent(t, renderer) for t in axes.texts]
+        inside = axes.get_window_extent(renderer)
+        assert all(inside.x0 <= b.x0 and b.x1 <= inside.x1 for b in boxes)
+        assert all(inside.y0 <= b.y0 and b.y1 <= inside.y1 for b in boxes)
+        assert not [(a, b) for a, b in combinations(boxes, 2) if a.overlaps(b)]

@@ -1,9 +1,9 @@
 """What every figure shares: matplotlib without a display, atomic PNG and SVG files, each
-network's and family's colour, the Pareto frontier, label placement, a log time axis."""
+network's and family's colour, the Pareto frontier, labels placed beside their points, a log
+time axis."""
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import matplotlib
@@ -11,7 +11,9 @@ import matplotlib
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt
 import pandas as pd
+from matplotlib.text import Text
 from matplotlib.ticker import FuncFormatter, NullFormatter
+from matplotlib.transforms import Bbox
 
 import archs
 
@@ -50,9 +52,9 @@ def pareto(points: pd.DataFrame, cost: str, value: str) -> pd.DataFrame:
 
 
 CHANCE = 10.0  # test accuracy (%) of a guess among ten balanced classes
-KINDS = {
-    "book": ("s", "the book's recipe, in full"),
-    "fixed work": ("o", "the book's recipe on a preset's fixed work"),
+KINDS = {  # a run's marker, and what it means
+    "book": ("s", "the book's recipe"),
+    "lr fix": ("D", "the book's recipe, its learning rate changed"),
     "fast": ("*", "the fast recipe (median over seeds)"),
 }
 
@@ -73,29 +75,56 @@ def family_colour(family: str) -> tuple[float, ...]:
     return plt.cm.tab10.colors[place % 10]
 
 
-def label_heights(
-    xs: list[float], ys: list[float], gap: float = 3.0, near: float = 0.12
-) -> list[float]:
-    """Heights for labels placed right of points on a log x axis: points within ``near``
-    decades of each other form a cluster, whose labels keep their points' order and mean height
-    but stand at least ``gap`` apart."""
-    order = sorted(range(len(xs)), key=lambda i: xs[i])
-    clusters: list[list[int]] = []
-    for i in order:
-        if clusters and math.log10(xs[i] / xs[clusters[-1][-1]]) <= near:
-            clusters[-1].append(i)
-        else:
-            clusters.append([i])
-    heights = list(ys)
-    for cluster in clusters:
-        ranked = sorted(cluster, key=lambda i: (ys[i], i))
-        placed: list[float] = []
-        for i in ranked:
-            placed.append(max(ys[i], placed[-1] + gap) if placed else ys[i])
-        shift = (sum(placed) - sum(ys[i] for i in ranked)) / len(ranked)
-        for i, height in zip(ranked, placed, strict=True):
-            heights[i] = height - shift
-    return heights
+# where a label may stand beside its point, in points, tried nearest first: right, then left
+OFFSETS = tuple((dx, dy) for dy in (0, 9, -9, 18, -18, 27, -27, 36, -36, 45, -45) for dx in (6, -6))
+
+
+def place_labels(axes: plt.Axes, xs: list[float], ys: list[float], texts: list[str]) -> None:
+    """Each text beside its point, at the first place (``OFFSETS``) where it stays inside the
+    axes and covers neither a label placed before, nor a point, nor the legend; a label moved
+    more than a line away is joined to its point by a line. Where no place is free, the first
+    inside the axes. Set the axes' scales, limits and legend first."""
+    renderer = axes.figure.canvas.get_renderer()
+    inside = axes.get_window_extent(renderer)
+    taken = [  # the points' own markers, a few pixels wide, and the legend
+        Bbox.from_bounds(*(axes.transData.transform((x, y)) - 4), 8, 8)
+        for x, y in zip(xs, ys, strict=True)
+    ]
+    if axes.get_legend() is not None:
+        taken.append(axes.get_legend().get_window_extent(renderer))
+
+    def label(x: float, y: float, text: str, dx: int, dy: int) -> plt.Annotation:
+        return axes.annotate(
+            text,
+            (x, y),
+            xytext=(dx, dy),
+            textcoords="offset points",
+            fontsize=8,
+            va="center",
+            ha="left" if dx > 0 else "right",
+            arrowprops=(
+                {"arrowstyle": "-", "color": "0.6", "linewidth": 0.5} if abs(dy) > 9 else None
+            ),
+        )
+
+    for x, y, text in sorted(zip(xs, ys, texts, strict=True)):
+        free = None
+        for dx, dy in OFFSETS:
+            tried = label(x, y, text, dx, dy)
+            tried.update_positions(renderer)  # the text alone, with a margin (its leader
+            box = Text.get_window_extent(tried, renderer).expanded(1.04, 1.25)  # may cross)
+            tried.remove()
+            if not (inside.x0 <= box.x0 and box.x1 <= inside.x1):
+                continue
+            if not (inside.y0 <= box.y0 and box.y1 <= inside.y1):
+                continue
+            free = free or (dx, dy)
+            if not any(box.overlaps(other) for other in taken):
+                free = (dx, dy)
+                break
+        placed = label(x, y, text, *(free or OFFSETS[0]))
+        placed.update_positions(renderer)
+        taken.append(Text.get_window_extent(placed, renderer))
 
 
 def log_seconds(axes: plt.Axes) -> None:

@@ -204,6 +204,7 @@ def headline(store: Store) -> pd.DataFrame:
                     "preset": run["preset"],
                     "trained_input": f"{run['resize'] or 28} px",
                     "trained_macs": run.get("fwd_macs_per_image"),
+                    "trained_params": run.get("params"),
                     "train_speed": train_speed(run, swept, history),
                     "train_swept": swept,
                     "train_cv": throughput_cv(history),

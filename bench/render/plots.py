@@ -21,29 +21,50 @@ from bench.render.figure import (
     MIB,
     colour,
     family_colour,
-    label_heights,
     pareto,
+    place_labels,
     save,
 )
 from bench.render.format import book_rank
 from bench.render.headline import headline
 from bench.render.setups import BOOK_SETUP, book_speed, fp32_roof, per_point, speed_setup
+from bench.render.training import BOOK_PRESETS
 from bench.schema import Status
 from bench.store import Store
 
 
-def _accuracy_against(
-    table: pd.DataFrame, cost: str, label: str, title: str, out_dir: Path, stem: str
-) -> list[Path]:
-    """Accuracy against ``cost``: one colour per family, one marker per kind of run, a number
-    beside each point keyed at the right, the Pareto frontier and the chance line."""
-    if cost not in table:  # nothing counted yet
-        return []
-    points = table.dropna(subset=[cost, "test_acc"]).sort_values(cost).reset_index(drop=True)
+def _bought(table: pd.DataFrame, cost: str) -> pd.DataFrame:
+    """The runs an accuracy figure shows, each with its marker's kind and its label: every
+    network's book recipe (and, labelled, the learning rate that makes a stuck one learn) and
+    its most accurate fast recipe; never a budget's fixed work, which buys less by design."""
+    if cost not in table or "test_acc" not in table:
+        return pd.DataFrame()
+    runs = table.dropna(subset=[cost, "test_acc"])
+    book = runs[(runs["kind"] != "fast") & runs["preset"].isin(BOOK_PRESETS)]
+    fast = runs[runs["kind"] == "fast"].sort_values("test_acc").groupby("network").tail(1)
+    fixed = book["model"] != book["network"]
+    lrs = [run["lr"] for run in book["run"]]
+    return pd.concat(
+        [
+            book.assign(
+                mark=["lr fix" if f else "book" for f in fixed],
+                label=[
+                    f"{n}, lr {lr:g}" if f else n
+                    for n, lr, f in zip(book["network"], lrs, fixed, strict=True)
+                ],
+            ),
+            fast.assign(mark="fast", label=[f"{n}, fast recipe" for n in fast["network"]]),
+        ]
+    )
+
+
+def accuracy_figure(table: pd.DataFrame, cost: str, label: str, what: str) -> plt.Figure | None:
+    """Accuracy against ``cost`` for the runs ``_bought`` picks: one colour per family, one
+    marker per kind of run, each point labelled beside it, the Pareto frontier and chance."""
+    points = _bought(table, cost)
     if points.empty:
-        return []
-    figure, (axes, side) = plt.subplots(1, 2, figsize=(11, 5.5), width_ratios=(3, 1))
-    side.axis("off")  # holds the key of the numbered points
+        return None
+    figure, axes = plt.subplots(figsize=(9, 5.5))
     front = pareto(points, cost, "test_acc")
     axes.step(
         front[cost],
@@ -55,60 +76,36 @@ def _accuracy_against(
         label="Pareto frontier",
     )
     axes.axhline(CHANCE, color="0.3", linestyle="--", linewidth=1, label="chance (10%)")
-    for family, group in points.groupby("family", sort=False):
-        for kind, (marker, _) in KINDS.items():
-            mine = group[group["kind"] == kind]
-            size = 80 if kind == "fast" else 30
-            axes.scatter(
-                mine[cost],
-                100 * mine["test_acc"],
-                marker=marker,
-                s=size,
-                color=family_colour(family),
-                zorder=3,
-            )
-    heights = label_heights(points[cost].tolist(), (100 * points["test_acc"]).tolist())
-    for (number, row), height in zip(points.iterrows(), heights, strict=True):
-        axes.annotate(
-            str(number + 1),
-            (row[cost], 100 * row["test_acc"]),
-            fontsize=7,
-            xytext=(row[cost] * 1.06, height),
-            textcoords="data",
-            va="center",
-            arrowprops={"arrowstyle": "-", "color": "0.7", "linewidth": 0.5},
+    for (family, mark), group in points.groupby(["family", "mark"], sort=False):
+        axes.scatter(
+            group[cost],
+            100 * group["test_acc"],
+            marker=KINDS[mark][0],
+            s=70 if mark == "fast" else 30,
+            color=family_colour(family),
+            zorder=3,
         )
-    handles = [
-        plt.Line2D([], [], marker="o", linestyle="", color=family_colour(f), label=f)
-        for f in dict.fromkeys(points["family"])
-    ]
-    handles += [
+    marks = [
         plt.Line2D([], [], marker=m, linestyle="", color="0.4", label=text)
-        for kind, (m, text) in KINDS.items()
-        if kind in set(points["kind"])
+        for mark, (m, text) in KINDS.items()
+        if mark in set(points["mark"])
     ]
-    handles += axes.get_legend_handles_labels()[0]
-    # the legend sits in the empty band between chance and the lowest accuracies
-    axes.legend(
-        handles=handles,
-        fontsize=7,
-        loc="lower right",
-        bbox_to_anchor=(1.0, 0.12),
-        title="colour: family; marker: run",
-        title_fontsize=7,
-        ncol=2,
-    )
-    key = "\n".join(
-        f"{i + 1:>2}  {row['model']} @ {row['trained_input']}" for i, row in points.iterrows()
-    )
-    side.text(0.0, 1.0, key, transform=side.transAxes, fontsize=7, va="top", family="monospace")
+    axes.legend(handles=marks + axes.get_legend_handles_labels()[0], fontsize=8, loc="best")
     axes.set_xscale("log")
+    axes.set_xlim(points[cost].min() / 2, points[cost].max() * 4)  # room for the labels
     axes.set_ylim(0, 100)
     axes.set_xlabel(label)
-    axes.set_ylabel("test accuracy (%)")
-    axes.set_title(title, fontsize=10)
+    axes.set_ylabel("test accuracy (%, measured)")
+    presets = " and ".join(sorted(set(points.loc[points["mark"] != "fast", "preset"])))
+    axes.set_title(
+        f"{what}: the book's recipe ({presets or 'none yet'} preset) and the fast recipe",
+        fontsize=10,
+    )
     axes.grid(alpha=0.3)
-    return save(figure, out_dir, stem)
+    place_labels(
+        axes, points[cost].tolist(), (100 * points["test_acc"]).tolist(), list(points["label"])
+    )
+    return figure
 
 
 def _per_model_lines(
@@ -303,28 +300,30 @@ def roofline(store: Store, out_dir: Path) -> list[Path]:
     return save(figure, out_dir, "roofline")
 
 
+ACCURACY_FIGURES = (  # cost, its axis, what the figure asks, file stem
+    (
+        "trained_macs",
+        "forward MACs per image at the input trained at (counted; log)",
+        "What a network buys for its compute",
+        "accuracy_vs_macs",
+    ),
+    (
+        "trained_params",
+        "parameters of the network as trained (counted; log)",
+        "What a network buys for its parameters",
+        "accuracy_vs_params",
+    ),
+)
+
+
 def write_plots(store: Store, out_dir: Path, preset: str | None) -> list[Path]:
     """Every figure the store has data for, into ``out_dir``."""
     table = headline(store)
     written: list[Path] = []
-    if "test_acc" in table:
-        where = f"{preset} preset" if preset else "stage commands"
-        written += _accuracy_against(
-            table,
-            "trained_macs",
-            "forward MACs per image at the input trained at (counted; log)",
-            f"What a network buys for its compute ({where}; test accuracy, measured)",
-            out_dir,
-            "accuracy_vs_macs",
-        )
-        written += _accuracy_against(
-            table,
-            "params",
-            "parameters (counted; log)",
-            f"Accuracy against parameters ({where})",
-            out_dir,
-            "accuracy_vs_params",
-        )
+    for cost, label, what, stem in ACCURACY_FIGURES:
+        figure = accuracy_figure(table, cost, label, what)
+        if figure is not None:
+            written += save(figure, out_dir, stem)
     speed = _speed_frame(store)
     if not speed.empty:
         title = "Throughput against batch size (solid: PyTorch, dashed: onnxruntime)"

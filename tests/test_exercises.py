@@ -60,6 +60,18 @@ def test_a_gap_within_the_test_sets_noise_is_said():
     assert "noise" not in ex.say_compare(_runs(bn_lenet=0.80, bn_lenet_nobias=0.75))
 
 
+def test_a_second_seed_of_each_gives_their_spread_beside_the_gap():
+    frame = _runs(bn_lenet=0.880, bn_lenet_nobias=0.878)
+    frame["seeds"] = [{0: 0.880, 1: 0.875}, {0: 0.878, 1: 0.886}]
+    text = ex.say_compare(frame)
+    each = "bn_lenet 88.0%, 87.5% (mean 87.8%); bn_lenet_nobias 87.8%, 88.6% (mean 88.2%)"
+    assert f"Over seeds 0, 1: {each}" in text
+    # the seeds move bn_lenet_nobias 0.8 points; the means printed differ by 0.4
+    assert "the seeds move a network by up to 0.8 points, the means differ by 0.4." in text
+    frame["seeds"] = [{0: 0.880, 1: 0.875}, {0: 0.878}]  # one seed of the other: no spread
+    assert "Over seeds" not in ex.say_compare(frame)
+
+
 def test_unequal_work_is_said():
     frame = _runs(googlenet=0.6, resnet18=0.8)
     frame.loc[0, "budget"] = "4 epochs over 6,000 images"

@@ -303,7 +303,7 @@ EXERCISES: tuple[Exercise, ...] = (
         "8.5.7.1",
         "Bias before batch norm: parameters saved, accuracy.",
         ("bn_lenet", "bn_lenet_nobias"),
-        ("book", "lenet_variants"),
+        ("book", "lenet_variants", "seeds"),
         say_bias,
     ),
     accuracy(

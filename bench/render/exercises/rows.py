@@ -91,7 +91,19 @@ def train_rows(
         frame["images_per_s_cv"] = [
             throughput_cv(store.details("train", r["model"], r["config"], "history")) for r in rows
         ]
+        frame["seeds"] = [_seeds(r, done) for r in rows]
     return frame
+
+
+def _seeds(run: dict, done: list[dict]) -> dict[int, float]:
+    """The test accuracy of each seed of ``run``'s settings among ``done``, by seed."""
+
+    def settings(r: dict) -> tuple:
+        return r["model"], sorted((k, str(v)) for k, v in r["config"].items() if k != "seed")
+
+    same = [r for r in done if settings(r) == settings(run)]
+    seeds = {r["config"].get("seed", 0): r["test_acc"] for r in same}
+    return dict(sorted(seeds.items()))
 
 
 def block_rows(store: Store, exercises: tuple[str, ...], timed: bool = False) -> pd.DataFrame:

@@ -249,8 +249,27 @@ def say_compare(frame: pd.DataFrame) -> str:
                 if gap < noise
                 else ". "
             )
+            + _say_seeds(ranked)
         )
     return text + say_work(frame)
+
+
+def _say_seeds(ranked: pd.DataFrame) -> str:
+    """Where every run compared has several seeds: each one's accuracy over them, and how far
+    the seeds move one network against the gap between the networks' means."""
+    if "seeds" not in ranked or any(len(seeds) < 2 for seeds in ranked["seeds"]):
+        return ""
+    means = [sum(s.values()) / len(s) for s in ranked["seeds"]]
+    moved = max(max(s.values()) - min(s.values()) for s in ranked["seeds"])
+    each = "; ".join(
+        f"{r['model']} " + ", ".join(f"{a:.1%}" for a in r["seeds"].values()) + f" (mean {m:.1%})"
+        for (_, r), m in zip(ranked.iterrows(), means, strict=True)
+    )
+    gap = _percent_points(max(means)) - _percent_points(min(means))
+    return (
+        f"Over seeds {', '.join(map(str, ranked['seeds'].iloc[0]))}: {each}; the seeds move a "
+        f"network by up to {100 * moved:.1f} points, the means differ by {gap:.1f}. "
+    )
 
 
 def _percent_points(accuracy: float) -> float:

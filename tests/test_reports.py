@@ -706,8 +706,9 @@ def test_pages_keep_apart_the_setups_a_gpu_run_times(tmp_path, full_row):
     """A GPU run times each network eager in fp32 and in bf16, eager and compiled, and measures
     a roof per precision: every page says which setup a number comes from, and the pages that
     compare with the book read its own (eager fp32)."""
+    from bench.render.figure import save
     from bench.render.headline import headline
-    from bench.render.plots import roofline, write_plots
+    from bench.render.plots import roofline_figure, write_plots
 
     store = Store(tmp_path / "r.sqlite")
     setups = [
@@ -808,7 +809,9 @@ def test_pages_keep_apart_the_setups_a_gpu_run_times(tmp_path, full_row):
     (fast,) = table[table["kind"] == "fast"]["train_speed"]
     # compiled in a mode of its own: its own figure, from one evaluation point
     assert fast == "900 (training run, timed as a whole)"
-    svg = roofline(store, tmp_path)[1].read_text()
+    roof = roofline_figure(store)
+    assert_legible(roof)
+    svg = save(roof, tmp_path, "roofline")[1].read_text()
     assert "datasheet: X fp32" in svg and "X bf16" not in svg
     assert svg.count("lenet (28 px)") == 1  # the eager fp32 point alone
     write_plots(store, tmp_path, "book")
@@ -1003,10 +1006,6 @@ def test_the_accuracy_figures_label_every_point_legibly(tmp_path, full_row):
     the axes, no two names overlapping, and a legend of at most eight entries (the kinds of
     run and the reference lines), in both accuracy figures; parameters are the trained
     build's."""
-    from itertools import combinations
-
-    from matplotlib.text import Text
-
     from bench.render.headline import headline
     from bench.render.plots import ACCURACY_FIGURES, accuracy_figure
 
@@ -1037,14 +1036,26 @@ def test_the_accuracy_figures_label_every_point_legibly(tmp_path, full_row):
     for cost, label, what, _ in ACCURACY_FIGURES:
         figure = accuracy_figure(table, cost, label, what)
         axes = figure.axes[0]
-        figure.canvas.draw()
-        renderer = figure.canvas.get_renderer()
-        assert len(axes.get_legend().get_texts()) <= 8
         assert sorted(t.get_text() for t in axes.texts) == sorted(names)
-        xs = sorted(point[0] for t in axes.texts for point in [t.xy])
+        xs = sorted(t.xy[0] for t in axes.texts)
         assert xs[-1] == (60_000 + 900 if cost == "trained_params" else 4e5 * 1.09)
-        boxes = [Text.get_window_extent(t, renderer) for t in axes.texts]
-        inside = axes.get_window_extent(renderer)
-        assert all(inside.x0 <= b.x0 and b.x1 <= inside.x1 for b in boxes)
-        assert all(inside.y0 <= b.y0 and b.y1 <= inside.y1 for b in boxes)
-        assert not [(a, b) for a, b in combinations(boxes, 2) if a.overlaps(b)]
+        assert_legible(figure)
+
+
+def assert_legible(figure) -> None:
+    """Every text drawn on the axes lies inside them and overlaps no other; a legend, if any,
+    has at most eight entries."""
+    from itertools import combinations
+
+    from bench.render.figure import text_box
+
+    (axes,) = figure.axes
+    figure.canvas.draw()
+    renderer = figure.canvas.get_renderer()
+    legend = axes.get_legend()
+    assert legend is None or len(legend.get_texts()) <= 8
+    boxes = [text_box(t, renderer) for t in axes.texts]
+    inside = axes.get_window_extent(renderer)
+    assert all(inside.x0 <= b.x0 and b.x1 <= inside.x1 for b in boxes)
+    assert all(inside.y0 <= b.y0 and b.y1 <= inside.y1 for b in boxes)
+    assert not [(a, b) for a, b in combinations(boxes, 2) if a.overlaps(b)]

@@ -5,13 +5,14 @@ time axis."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt
 import pandas as pd
-from matplotlib.text import Text
+from matplotlib.text import Annotation, Text
 from matplotlib.ticker import FuncFormatter, NullFormatter
 from matplotlib.transforms import Bbox
 
@@ -81,9 +82,9 @@ OFFSETS = tuple((dx, dy) for dy in (0, 9, -9, 18, -18, 27, -27, 36, -36, 45, -45
 
 def place_labels(axes: plt.Axes, xs: list[float], ys: list[float], texts: list[str]) -> None:
     """Each text beside its point, at the first place (``OFFSETS``) where it stays inside the
-    axes and covers neither a label placed before, nor a point, nor the legend; a label moved
-    more than a line away is joined to its point by a line. Where no place is free, the first
-    inside the axes. Set the axes' scales, limits and legend first."""
+    axes and covers no text already there, no point and not the legend; a label moved more
+    than a line away is joined to its point by a line. Where no place is free, the first
+    inside the axes. Set the axes' scales, limits, legend and other texts first."""
     renderer = axes.figure.canvas.get_renderer()
     inside = axes.get_window_extent(renderer)
     taken = [  # the points' own markers, a few pixels wide, and the legend
@@ -92,6 +93,7 @@ def place_labels(axes: plt.Axes, xs: list[float], ys: list[float], texts: list[s
     ]
     if axes.get_legend() is not None:
         taken.append(axes.get_legend().get_window_extent(renderer))
+    taken += [text_box(text, renderer) for text in axes.texts]  # what is written there already
 
     def label(x: float, y: float, text: str, dx: int, dy: int) -> plt.Annotation:
         return axes.annotate(
@@ -111,8 +113,7 @@ def place_labels(axes: plt.Axes, xs: list[float], ys: list[float], texts: list[s
         free = None
         for dx, dy in OFFSETS:
             tried = label(x, y, text, dx, dy)
-            tried.update_positions(renderer)  # the text alone, with a margin (its leader
-            box = Text.get_window_extent(tried, renderer).expanded(1.04, 1.25)  # may cross)
+            box = text_box(tried, renderer).expanded(1.04, 1.25)  # with a margin
             tried.remove()
             if not (inside.x0 <= box.x0 and box.x1 <= inside.x1):
                 continue
@@ -122,9 +123,15 @@ def place_labels(axes: plt.Axes, xs: list[float], ys: list[float], texts: list[s
             if not any(box.overlaps(other) for other in taken):
                 free = (dx, dy)
                 break
-        placed = label(x, y, text, *(free or OFFSETS[0]))
-        placed.update_positions(renderer)
-        taken.append(Text.get_window_extent(placed, renderer))
+        taken.append(text_box(label(x, y, text, *(free or OFFSETS[0])), renderer))
+
+
+def text_box(text: Text, renderer: Any) -> Bbox:
+    """Where a text lies on the canvas: an annotation's text alone, without its leader line
+    (which may cross what it points past)."""
+    if isinstance(text, Annotation):
+        text.update_positions(renderer)
+    return Text.get_window_extent(text, renderer)
 
 
 def log_seconds(axes: plt.Axes) -> None:

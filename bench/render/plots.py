@@ -13,6 +13,7 @@ from typing import Any
 
 import matplotlib.pyplot as plt
 import pandas as pd
+from matplotlib.ticker import FuncFormatter
 
 from bench.render.curves import fast_recipe, training_curves
 from bench.render.figure import (
@@ -246,13 +247,14 @@ def conv_vs_fc(store: Store, out_dir: Path) -> list[Path]:
 ROOFLINE_BATCH = 128  # the batch of the profile's intensities and of the timed points
 
 
-def roofline(store: Store, out_dir: Path) -> list[Path]:
+def roofline_figure(store: Store) -> plt.Figure | None:
     """Achieved forward FLOP/s (measured inference, eager fp32) against arithmetic intensity
     (counted FLOPs over estimated bytes moved), both at batch 128 and the same input side, under
-    the device's fp32 roof; networks not timed at batch 128 are left out."""
+    the device's fp32 roof, each roof and point named on the plot; networks not timed at batch
+    128 are left out."""
     machine = fp32_roof(store)
     if machine is None:
-        return []
+        return None
     intensity = {
         (r["model"], r["image_size"]): r["fwd_flops_per_byte"]
         for r in store.rows("profile")
@@ -267,37 +269,43 @@ def roofline(store: Store, out_dir: Path) -> list[Path]:
         and (r["model"], r["image_size"]) in intensity
     ]
     if not timed:
-        return []
-    peak, bandwidth = machine["peak_flops_per_s"], machine["bandwidth_bytes_per_s"]
+        return None
+    peak, bandwidth = machine["peak_flops_per_s"] / 1e9, machine["bandwidth_bytes_per_s"] / 1e9
+    ridge = peak / bandwidth
+    xs = [intensity[(r["model"], r["image_size"])] for r in timed]
+    ys = [r["achieved_flops_per_s"] / 1e9 for r in timed]
+    low, high = min(*xs, ridge) / 4, max(*xs, ridge) * 4  # the data and the ridge, no more
     figure, axes = plt.subplots(figsize=(7, 4.5))
-    x = [0.1, peak / bandwidth, 1e4]
-    axes.plot(
-        x,
-        [min(peak, bandwidth * i) for i in x],
-        color="black",
-        label=f"roof: {peak / 1e9:,.0f} GFLOP/s ({machine['peak_source']}), "
-        f"{bandwidth / 1e9:,.1f} GB/s ({machine['bandwidth_source']})",
-    )
-    for row in timed:
-        x = intensity[(row["model"], row["image_size"])]
-        axes.scatter(x, row["achieved_flops_per_s"], s=15, color=colour(row["model"]))
-        axes.annotate(
-            f"{row['model']} ({row['image_size']} px)",
-            (x, row["achieved_flops_per_s"]),
-            fontsize=7,
-            xytext=(3, 3),
-            textcoords="offset points",
-        )
+    axes.plot([low, ridge, high], [bandwidth * low, peak, peak], color="black", linewidth=1.2)
     axes.set_xscale("log")
     axes.set_yscale("log")
-    axes.set_xlabel(
-        f"forward FLOPs per byte moved (counted FLOPs / estimated bytes, batch {ROOFLINE_BATCH})"
+    plain = FuncFormatter(lambda v, _: f"{v:g}")
+    axes.xaxis.set_major_formatter(plain)
+    axes.yaxis.set_major_formatter(plain)
+    axes.yaxis.set_minor_formatter(plain)
+    axes.set_xlim(low, high)
+    axes.set_ylim(min(*ys, bandwidth * low) / 1.5, peak * 2)
+    roofs = (  # each roof named on it: the flat one at its right end, the slope below the ridge
+        (f"compute roof: {peak:,.0f} GFLOP/s", (high, peak), (-4, 4), "bottom"),
+        (f"memory roof: {bandwidth:,.1f} GB/s", (ridge, peak), (-6, 0), "top"),
     )
-    axes.set_ylabel(f"achieved FLOP/s (measured inference, batch {ROOFLINE_BATCH})")
-    axes.set_title(f"Roofline: {machine['model']}, eager fp32", fontsize=10)
-    axes.legend(fontsize=7)
+    for text, at, offset, va in roofs:
+        axes.annotate(
+            text, at, xytext=offset, textcoords="offset points", ha="right", va=va, fontsize=8
+        )
+    for row, x, y in zip(timed, xs, ys, strict=True):
+        axes.scatter(x, y, s=18, color=colour(row["model"]), zorder=3)
+    place_labels(axes, xs, ys, [f"{r['model']} ({r['image_size']} px)" for r in timed])
+    axes.set_xlabel(f"forward FLOPs per byte moved (counted / estimated, batch {ROOFLINE_BATCH})")
+    axes.set_ylabel(f"achieved GFLOP/s (measured inference, batch {ROOFLINE_BATCH})")
+    axes.set_title(
+        f"Roofline: {machine['model']}, eager fp32; roofs: {machine['peak_source']}; "
+        f"{machine['bandwidth_source']}",
+        fontsize=8,
+        wrap=True,
+    )
     axes.grid(alpha=0.3)
-    return save(figure, out_dir, "roofline")
+    return figure
 
 
 ACCURACY_FIGURES = (  # cost, its axis, what the figure asks, file stem
@@ -353,5 +361,6 @@ def write_plots(store: Store, out_dir: Path, preset: str | None) -> list[Path]:
     written += training_curves(store, out_dir)
     written += fast_recipe(store, out_dir)
     written += conv_vs_fc(store, out_dir)
-    written += roofline(store, out_dir)
+    roof = roofline_figure(store)
+    written += save(roof, out_dir, "roofline") if roof is not None else []
     return written

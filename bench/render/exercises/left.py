@@ -88,7 +88,7 @@ def left_to_train(store: Store, experiments: tuple[str, ...], models: tuple[str,
         changed = describe(run, preset, "ours")["changes"] or []
         what += "".join(
             f", {label} {settings[key]:g}"
-            for key, label in (("lr", "lr"), ("batch_size", "batch"))
+            for key, label in (("lr", "lr"), ("batch_size", "batch"), ("seed", "seed"))
             if key in changed
         )
         estimate = minutes(run, preset, done)

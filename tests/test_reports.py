@@ -708,7 +708,7 @@ def test_pages_keep_apart_the_setups_a_gpu_run_times(tmp_path, full_row):
     compare with the book read its own (eager fp32)."""
     from bench.render.figure import save
     from bench.render.headline import headline
-    from bench.render.plots import roofline_figure, write_plots
+    from bench.render.plots import _speed_frame, per_model_lines, roofline_figure, write_plots
 
     store = Store(tmp_path / "r.sqlite")
     setups = [
@@ -815,6 +815,7 @@ def test_pages_keep_apart_the_setups_a_gpu_run_times(tmp_path, full_row):
     assert "datasheet: X fp32" in svg and "X bf16" not in svg
     assert svg.count("lenet (28 px)") == 1  # the eager fp32 point alone
     write_plots(store, tmp_path, "book")
+    assert_legible(per_model_lines(_speed_frame(store), "batch_size", "images_per_s", "", "", ""))
     svg = (tmp_path / "throughput_vs_batch.svg").read_text()
     for setup in ("fp32", "fp32, torch.compile", "bf16, channels_last, torch.compile"):
         assert f"inference, GPU X, {setup}" in svg and f"training, GPU X, {setup}" in svg
@@ -1043,19 +1044,19 @@ def test_the_accuracy_figures_label_every_point_legibly(tmp_path, full_row):
 
 
 def assert_legible(figure) -> None:
-    """Every text drawn on the axes lies inside them and overlaps no other; a legend, if any,
-    has at most eight entries."""
+    """In every panel, each text drawn on the axes lies inside them and overlaps no other; each
+    legend, the panels' or the figure's, has at most eight entries."""
     from itertools import combinations
 
     from bench.render.figure import text_box
 
-    (axes,) = figure.axes
     figure.canvas.draw()
     renderer = figure.canvas.get_renderer()
-    legend = axes.get_legend()
-    assert legend is None or len(legend.get_texts()) <= 8
-    boxes = [text_box(t, renderer) for t in axes.texts]
-    inside = axes.get_window_extent(renderer)
-    assert all(inside.x0 <= b.x0 and b.x1 <= inside.x1 for b in boxes)
-    assert all(inside.y0 <= b.y0 and b.y1 <= inside.y1 for b in boxes)
-    assert not [(a, b) for a, b in combinations(boxes, 2) if a.overlaps(b)]
+    legends = [*figure.legends, *(a.get_legend() for a in figure.axes if a.get_legend())]
+    assert all(len(legend.get_texts()) <= 8 for legend in legends)
+    for axes in [a for a in figure.axes if a.get_visible()]:
+        boxes = [text_box(t, renderer) for t in axes.texts]
+        inside = axes.get_window_extent(renderer)
+        assert all(inside.x0 <= b.x0 and b.x1 <= inside.x1 for b in boxes)
+        assert all(inside.y0 <= b.y0 and b.y1 <= inside.y1 for b in boxes)
+        assert not [(a, b) for a, b in combinations(boxes, 2) if a.overlaps(b)]

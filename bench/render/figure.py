@@ -56,6 +56,7 @@ CHANCE = 10.0  # test accuracy (%) of a guess among ten balanced classes
 KINDS = {  # a run's marker, and what it means
     "book": ("s", "the book's recipe"),
     "lr fix": ("D", "the book's recipe, its learning rate changed"),
+    "budget": ("o", "the book's recipe on a CPU budget's fixed work"),
     "fast": ("*", "the fast recipe (median over seeds)"),
 }
 

@@ -7,14 +7,13 @@ tables of the other report pages.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import matplotlib.pyplot as plt
 import pandas as pd
 from matplotlib.ticker import FuncFormatter
 
+import archs
 from bench.render.curves import fast_recipe, training_curves
 from bench.render.figure import (
     CHANCE,
@@ -29,7 +28,7 @@ from bench.render.figure import (
 from bench.render.format import book_rank
 from bench.render.headline import headline
 from bench.render.setups import BOOK_SETUP, book_speed, fp32_roof, per_point, speed_setup
-from bench.render.training import BOOK_PRESETS
+from bench.render.training import BOOK_PRESETS, PRESET_RANK
 from bench.schema import Status
 from bench.store import Store
 
@@ -37,18 +36,24 @@ from bench.store import Store
 def _bought(table: pd.DataFrame, cost: str) -> pd.DataFrame:
     """The runs an accuracy figure shows, each with its marker's kind and its label: every
     network's book recipe (and, labelled, the learning rate that makes a stuck one learn) and
-    its most accurate fast recipe; never a budget's fixed work, which buys less by design."""
+    its most accurate fast recipe. A budget's fixed work, which buys less by design, only where
+    no network has a book-recipe run."""
     if cost not in table or "test_acc" not in table:
         return pd.DataFrame()
     runs = table.dropna(subset=[cost, "test_acc"])
-    book = runs[(runs["kind"] != "fast") & runs["preset"].isin(BOOK_PRESETS)]
+    plain = runs[runs["kind"] != "fast"]
+    for presets in (BOOK_PRESETS, *((p,) for p in PRESET_RANK if p not in BOOK_PRESETS)):
+        book = plain[plain["preset"].isin(presets)]  # the presets closest to the book's
+        if len(book):
+            break
     fast = runs[runs["kind"] == "fast"].sort_values("test_acc").groupby("network").tail(1)
     fixed = book["model"] != book["network"]
     lrs = [run["lr"] for run in book["run"]]
+    budget = presets[0] not in BOOK_PRESETS
     return pd.concat(
         [
             book.assign(
-                mark=["lr fix" if f else "book" for f in fixed],
+                mark=["budget" if budget else "lr fix" if f else "book" for f in fixed],
                 label=[
                     f"{n}, lr {lr:g}" if f else n
                     for n, lr, f in zip(book["network"], lrs, fixed, strict=True)
@@ -98,10 +103,9 @@ def accuracy_figure(table: pd.DataFrame, cost: str, label: str, what: str) -> pl
     axes.set_xlabel(label)
     axes.set_ylabel("test accuracy (%, measured)")
     presets = " and ".join(sorted(set(points.loc[points["mark"] != "fast", "preset"])))
-    axes.set_title(
-        f"{what}: the book's recipe ({presets or 'none yet'} preset) and the fast recipe",
-        fontsize=10,
-    )
+    shown = [f"the book's recipe ({presets} preset)"] if presets else []
+    shown += ["the fast recipe"] if "fast" in set(points["mark"]) else []
+    axes.set_title(f"{what}: {' and '.join(shown)}", fontsize=10)
     axes.grid(alpha=0.3)
     place_labels(
         axes, points[cost].tolist(), (100 * points["test_acc"]).tolist(), list(points["label"])
@@ -109,61 +113,50 @@ def accuracy_figure(table: pd.DataFrame, cost: str, label: str, what: str) -> pl
     return figure
 
 
-def _per_model_lines(
-    frame: pd.DataFrame,
-    x: str,
-    y: str,
-    xlabel: str,
-    ylabel: str,
-    title: str,
-    out_dir: Path,
-    stem: str,
-    scale: Callable[[Any], Any] = lambda v: v,
-) -> list[Path]:
-    """One panel per (device and setup, mode): a row of panels per device and setup, in the
-    order stored, inference left and training right; one line per (model, line label)."""
+def per_model_lines(
+    frame: pd.DataFrame, x: str, y: str, xlabel: str, ylabel: str, title: str
+) -> plt.Figure | None:
+    """The book's nine networks, one panel per (device and setup, mode): a row of panels per
+    device and setup, in the order stored, inference left and training right; one line per
+    (network, line label), PyTorch's solid and named at its last point, others dashed."""
+    frame = frame[frame["model"].isin(archs.BOOK_MODELS)]
     if frame.empty:
-        return []
+        return None
     rows = list(dict.fromkeys(frame["setting"]))
     columns = [m for m in ("inference", "training") if m in set(frame["mode_words"])]
     figure, axes = plt.subplots(
-        len(rows),
-        len(columns),
-        figsize=(5 * len(columns) + 2.5, 4.5 * len(rows)),
-        squeeze=False,
-        layout="constrained",
+        len(rows), len(columns), figsize=(6 * len(columns), 4.5 * len(rows)), squeeze=False
     )
+    styles = {}
     for (setting, mode), ax in zip(itertools.product(rows, columns), axes.flat, strict=True):
         panel = frame[(frame["setting"] == setting) & (frame["mode_words"] == mode)]
         if panel.empty:
             ax.set_visible(False)
             continue
+        ends = []
         for (model, line), group in panel.groupby(["model", "line"], sort=False):
             group = group.sort_values(x)
-            style = "--" if line != "PyTorch" else "-"
-            ax.plot(
-                group[x],
-                scale(group[y]),
-                style,
-                marker="o",
-                markersize=3,
-                color=colour(model),
-                label=f"{model} ({line})",
-            )
+            style = "-" if line == "PyTorch" else "--"
+            styles[style] = "PyTorch" if style == "-" else "onnxruntime (CPU provider)"
+            ax.plot(group[x], group[y], style, marker="o", markersize=3, color=colour(model))
+            if line == "PyTorch":
+                ends.append((group[x].iloc[-1], group[y].iloc[-1], model))
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.set_xlim(panel[x].min() / 1.5, panel[x].max() * 5)  # room for the names
+        ax.set_ylim(panel[y].min() / 2, panel[y].max() * 2)
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel)
         ax.set_title(f"{mode}, {setting}", fontsize=10)
         ax.grid(alpha=0.3)
-    handles = {}
-    for ax in axes.flat:
-        handles.update(zip(*reversed(ax.get_legend_handles_labels()), strict=True))
-    axes[0][-1].legend(
-        handles.values(), handles.keys(), fontsize=6, loc="upper left", bbox_to_anchor=(1.02, 1.0)
-    )
+        if ends:
+            place_labels(ax, *map(list, zip(*ends, strict=True)))
+    handles = [plt.Line2D([], [], linestyle=s, color="0.3", label=t) for s, t in styles.items()]
+    figure.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=8)
     figure.suptitle(title, fontsize=11)
-    return save(figure, out_dir, stem)
+    figure.tight_layout(rect=(0, 0.05, 1, 1))
+    return figure
 
 
 def _speed_frame(store: Store) -> pd.DataFrame:
@@ -324,6 +317,24 @@ ACCURACY_FIGURES = (  # cost, its axis, what the figure asks, file stem
 )
 
 
+SPEED_FIGURES = (  # file stem, column, its axis, the title, its scale
+    (
+        "throughput_vs_batch",
+        "images_per_s",
+        "images/s (measured, median step)",
+        "Throughput against batch size: the book's nine networks (the others: speed.md)",
+        lambda v: v,
+    ),
+    (
+        "memory_vs_batch",
+        "peak_bytes",
+        "peak memory over the weights (MiB, measured)",
+        "Peak memory of a step against batch size: the book's nine networks (the others: speed.md)",
+        lambda v: v / MIB,
+    ),
+)
+
+
 def write_plots(store: Store, out_dir: Path, preset: str | None) -> list[Path]:
     """Every figure the store has data for, into ``out_dir``."""
     table = headline(store)
@@ -333,31 +344,14 @@ def write_plots(store: Store, out_dir: Path, preset: str | None) -> list[Path]:
         if figure is not None:
             written += save(figure, out_dir, stem)
     speed = _speed_frame(store)
-    if not speed.empty:
-        title = "Throughput against batch size (solid: PyTorch, dashed: onnxruntime)"
-        written += _per_model_lines(
-            speed,
-            "batch_size",
-            "images_per_s",
-            "batch size",
-            "images/s (measured, median step)",
-            title,
-            out_dir,
-            "throughput_vs_batch",
-        )
-    if "peak_bytes" in speed:  # the speed stage's: onnx rows have none
-        memory = speed[(speed["line"] == "PyTorch") & (speed["peak_bytes"] > 0)]  # log axis
-        written += _per_model_lines(
-            memory,
-            "batch_size",
-            "peak_bytes",
-            "batch size",
-            "peak memory (MiB, measured)",
-            "Peak memory of a step, over the weights in memory",
-            out_dir,
-            "memory_vs_batch",
-            scale=lambda v: v / MIB,
-        )
+    for stem, y, ylabel, title, scale in SPEED_FIGURES:
+        if y not in speed:  # the onnx stage's rows alone have no memory
+            continue
+        lines = speed.dropna(subset=[y])
+        lines = lines.assign(**{y: scale(lines[y])})
+        lines = lines[lines[y] > 0]  # a log axis
+        figure = per_model_lines(lines, "batch_size", y, "batch size", ylabel, title)
+        written += save(figure, out_dir, stem) if figure is not None else []
     written += training_curves(store, out_dir)
     written += fast_recipe(store, out_dir)
     written += conv_vs_fc(store, out_dir)

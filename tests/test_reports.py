@@ -1060,3 +1060,39 @@ def assert_legible(figure) -> None:
         assert all(inside.x0 <= b.x0 and b.x1 <= inside.x1 for b in boxes)
         assert all(inside.y0 <= b.y0 and b.y1 <= inside.y1 for b in boxes)
         assert not [(a, b) for a, b in combinations(boxes, 2) if a.overlaps(b)]
+
+
+def test_the_training_curves_name_each_book_network_on_its_line(tmp_path, full_row):
+    """One line per network of the book's nine, named at its end, the preset said where it is
+    a budget's fixed work; networks outside the nine stay on the training page."""
+    from bench.render.curves import curves_figure
+
+    store = Store(tmp_path / "r.sqlite")
+    for name, preset in (("lenet", "book"), ("bn_lenet", "book"), ("alexnet", "cpu")):
+        for model in (name, f"{name}_28" if name == "lenet" else name):
+            row = full_row(
+                "train",
+                model=model,
+                preset=preset,
+                lr=0.1,
+                batch_size=128,
+                resize=None,
+                test_acc=0.8,
+                techniques="-",
+                changes=[],
+                fast_recipe=False,
+                seed=0,
+                work="3 epochs",
+            )
+            history = [{"train_s": 10.0 * e, "test_acc": 0.6 + e / 10} for e in (1, 2, 3)]
+            key = {"name": preset, "test_per_class": None}
+            store.put("train", model, key, row, details={"history": history})
+    figure = curves_figure(store)
+    assert sorted(t.get_text() for t in figure.axes[0].texts if "%" not in t.get_text()) == [
+        "alexnet (cpu preset)",
+        "bn_lenet",
+        "chance",
+        "lenet",
+    ]
+    assert "book, cpu presets" in figure.axes[0].get_title()
+    assert_legible(figure)

@@ -1,6 +1,6 @@
 """Training figures rendered from the results store only: test accuracy after each epoch of
-each network's preset run and of the fast recipe's runs, and the fast recipes' time to
-accuracy against their goal."""
+the book's nine networks' preset runs, and the fast recipes' time to accuracy against their
+goal."""
 
 from __future__ import annotations
 
@@ -9,77 +9,76 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from bench.render.figure import CHANCE, colour, log_seconds, save
-from bench.render.training import fast_recipes, preset_run
+import archs
+from bench.render.figure import CHANCE, colour, log_seconds, place_labels, preset_words, save
+from bench.render.training import BOOK_PRESETS, fast_recipes, preset_run
 from bench.schema import ALLOCATED, MEASURED
 from bench.store import Store
 
 
 def _curves(store: Store) -> pd.DataFrame:
-    """Evaluation points of each network's preset run and of the fast recipe's runs."""
+    """Evaluation points of each of the book's nine networks' preset run (its book recipe
+    under the preset closest to the book's), labelled by network, and by preset where that is
+    a budget's fixed work."""
     runs = [r for r in store.rows("train") if r["status"] in MEASURED]
-    chosen = [
-        r
-        for name in dict.fromkeys(r["model"] for r in runs)
-        if (r := preset_run([x for x in runs if x["model"] == name]))
-    ]
-    chosen += [r for r in runs if r["fast_recipe"]]
     points = []
-    for run in chosen:
-        fast = run["fast_recipe"]
-        recipe = f"{_recipe(run)}, seed {run['seed']}" if fast else run["techniques"]
-        label = f"{run['model']} @ {run['resize'] or 28} px, {recipe} ({run['work']})"
+    for name in archs.BOOK_MODELS:
+        run = preset_run([r for r in runs if r["model"] == name])
+        if run is None:
+            continue
+        budget = "" if run["preset"] in BOOK_PRESETS else f" ({run['preset']} preset)"
         for point in store.details("train", run["model"], run["config"], "history"):
-            points.append({**point, "label": label, "fast": fast, "model": run["model"]})
+            points.append({**point, "label": name + budget, "model": name, "preset": run["preset"]})
     return pd.DataFrame(points)
 
 
-CURVE_AXES = (
-    ("train_s", "training time (s, measured; evaluation excluded; log)"),
-    ("wall_s", "wall clock (s, measured: training and evaluation; log)"),
-)
+def curves_figure(store: Store) -> plt.Figure | None:
+    """Test accuracy after each epoch against training time, one line per network of the
+    book's nine, each named at its last point."""
+    curves = _curves(store)
+    if curves.empty:
+        return None
+    figure, axes = plt.subplots(figsize=(9, 5.5))
+    for level, text in ((CHANCE, "chance"), (90, "90%")):
+        axes.axhline(level, color="0.5", linestyle=":", linewidth=0.8)
+        axes.annotate(
+            text,
+            (0, level),
+            xycoords=("axes fraction", "data"),
+            fontsize=7,
+            xytext=(2, 2),
+            textcoords="offset points",
+            color="0.3",
+        )
+    ends = []
+    for label, group in curves.groupby("label", sort=False):
+        axes.plot(
+            group["train_s"],
+            100 * group["test_acc"],
+            marker="o",
+            markersize=3,
+            linewidth=1.2,
+            color=colour(group["model"].iloc[0]),
+        )
+        ends.append((group["train_s"].iloc[-1], 100 * group["test_acc"].iloc[-1], label))
+    log_seconds(axes)
+    axes.set_xlim(curves["train_s"].min() / 1.5, curves["train_s"].max() * 6)  # room for names
+    axes.set_ylim(0, 100)
+    axes.set_xlabel("training time (s, measured; evaluation excluded; log)")
+    axes.set_ylabel("test accuracy (%) after each epoch")
+    axes.set_title(
+        "Test accuracy after each epoch: the book's nine networks "
+        f"({preset_words(curves['preset'])})",
+        fontsize=10,
+    )
+    axes.grid(alpha=0.3)
+    place_labels(axes, *map(list, zip(*ends, strict=True)))
+    return figure
 
 
 def training_curves(store: Store, out_dir: Path) -> list[Path]:
-    """Test accuracy after each epoch against training time and against wall clock (training
-    and evaluation), one line per run: the fast recipe solid, the others dashed."""
-    curves = _curves(store)
-    if curves.empty:
-        return []
-    figure, panels = plt.subplots(1, 2, figsize=(14, 5), sharey=True)
-    for axes, (x, xlabel) in zip(panels, CURVE_AXES, strict=True):
-        for label, group in curves.groupby("label", sort=False):
-            fast = bool(group["fast"].iloc[0])
-            axes.plot(
-                group[x],
-                100 * group["test_acc"],
-                "-" if fast else "--",
-                marker="o",
-                markersize=3,
-                linewidth=2 if fast else 1,
-                label=label,
-                color=colour(group["model"].iloc[0]),
-            )
-        for level, text in ((CHANCE, "chance"), (90, "90%")):
-            axes.axhline(level, color="0.5", linestyle=":", linewidth=0.8)
-            axes.annotate(
-                text,
-                (0, level),
-                xycoords=("axes fraction", "data"),
-                fontsize=7,
-                xytext=(2, 2),
-                textcoords="offset points",
-                color="0.3",
-            )
-        log_seconds(axes)
-        axes.set_xlabel(xlabel)
-        axes.set_ylim(0, 100)
-        axes.grid(alpha=0.3)
-    panels[0].set_ylabel("test accuracy (%) after each epoch")
-    panels[0].set_title("Against training time", fontsize=10)
-    panels[1].set_title("Against wall clock: time to accuracy", fontsize=10)
-    panels[1].legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.02, 1.0))
-    return save(figure, out_dir, "training_curves")
+    figure = curves_figure(store)
+    return save(figure, out_dir, "training_curves") if figure is not None else []
 
 
 def _recipe(run: dict) -> str:

@@ -61,6 +61,12 @@ KINDS = {  # a run's marker, and what it means
 }
 
 
+def preset_words(presets: list[str]) -> str:
+    """Presets named in a title: "book preset", "book, book_cpu presets"."""
+    names = sorted(set(presets))
+    return f"{', '.join(names)} preset{'s' if len(names) > 1 else ''}"
+
+
 def colour(model: str) -> tuple[float, ...]:
     """A network's colour, the same in every figure: the book's nine networks get distinct
     colours, the others colours of a second palette."""

@@ -23,6 +23,7 @@ from bench.render.figure import (
     family_colour,
     pareto,
     place_labels,
+    preset_words,
     save,
 )
 from bench.render.format import book_rank
@@ -102,8 +103,8 @@ def accuracy_figure(table: pd.DataFrame, cost: str, label: str, what: str) -> pl
     axes.set_ylim(0, 100)
     axes.set_xlabel(label)
     axes.set_ylabel("test accuracy (%, measured)")
-    presets = " and ".join(sorted(set(points.loc[points["mark"] != "fast", "preset"])))
-    shown = [f"the book's recipe ({presets} preset)"] if presets else []
+    presets = list(points.loc[points["mark"] != "fast", "preset"])
+    shown = [f"the book's recipe ({preset_words(presets)})"] if presets else []
     shown += ["the fast recipe"] if "fast" in set(points["mark"]) else []
     axes.set_title(f"{what}: {' and '.join(shown)}", fontsize=10)
     axes.grid(alpha=0.3)

@@ -317,7 +317,7 @@ def test_a_run_with_a_network_from_timm_renders_without_timm(tmp_path, full_row)
 
 
 def test_each_fast_recipe_gets_its_own_median_and_curves(tmp_path, full_row):
-    from bench.render.curves import fast_recipe
+    from bench.render.curves import fast_recipe, fast_recipe_figure
     from bench.render.headline import headline
 
     store = Store(tmp_path / "r.sqlite")
@@ -368,8 +368,10 @@ def test_each_fast_recipe_gets_its_own_median_and_curves(tmp_path, full_row):
     ]
     written = fast_recipe(store, tmp_path / "plots")
     assert [p.name for p in written] == ["fast_recipe.png", "fast_recipe.svg"]
-    svg = written[1].read_text()
-    assert svg.count("fast recipe, 5 epochs") == 2 and svg.count("the book's loop") == 1
+    svg = written[1].read_text()  # a legend entry per recipe, its seeds counted
+    assert svg.count("resnet9_28, 5 epochs of batch 128 at lr 0.1 (2 seeds)") == 1
+    assert svg.count("resnet9_28, the book's loop (1 seed)") == 1
+    assert_legible(fast_recipe_figure(store))
     # the ablation compares the book's loop with the recipe of its schedule, batch and rate
     from bench.render.training import write_train
 

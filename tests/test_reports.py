@@ -1098,3 +1098,20 @@ def test_the_training_curves_name_each_book_network_on_its_line(tmp_path, full_r
     ]
     assert "book, cpu presets" in figure.axes[0].get_title()
     assert_legible(figure)
+
+
+def test_the_conv_and_fc_figure_draws_the_books_nine_in_one_unit_a_panel(tmp_path):
+    """A bar per network of the book's nine at its book input; a network outside them stays in
+    the profile's tables; totals in millions, never a mix of units."""
+    from bench.flops.profile import profile_job
+    from bench.render.plots import conv_vs_fc
+
+    store = Store(tmp_path / "r.sqlite")
+    for name, side in (("lenet", 28), ("lenet_modern", 28)):
+        config = {"image_size": side, "batch_size": 128, "in_channels": 1}
+        summary, layers, ops = profile_job(name, config)
+        store.put("profile", name, config, summary, details={"layers": layers, "ops": ops})
+    svg = conv_vs_fc(store, tmp_path)[1].read_text()
+    assert "lenet (28 px)" in svg and "lenet_modern" not in svg
+    params = 6 * 25 + 6 + 16 * 6 * 25 + 16 + 400 * 120 + 120 + 120 * 84 + 84 + 84 * 10 + 10
+    assert f"{params / 1e6:,.2f} M" in svg and " G<" not in svg

@@ -180,14 +180,22 @@ def _speed_frame(store: Store) -> pd.DataFrame:
 
 def conv_vs_fc(store: Store, out_dir: Path) -> list[Path]:
     """Shares of parameters and forward MACs in conv, fully connected and other layers
-    (counted), one bar per network, its total at the end."""
-    rows = [r for r in store.rows("profile") if r["status"] == Status.OK and r["batch_size"] == 128]
+    (counted), one bar per network of the book's nine at its book input, its total at the
+    end, in one unit per panel."""
+    rows = [
+        r
+        for r in store.rows("profile")
+        if r["status"] == Status.OK
+        and r["batch_size"] == 128
+        and r["model"] in archs.BOOK_MODELS
+        and r["image_size"] == archs.spec(r["model"]).image_size
+    ]
     if not rows:
         return []
     frame = pd.DataFrame(rows).drop_duplicates("model")
     frame = frame.sort_values("model", key=lambda m: m.map(book_rank))
-    labels = frame["model"] + " @" + frame["image_size"].astype(str)
-    figure, panels = plt.subplots(1, 2, figsize=(12, 0.28 * len(frame) + 1.5), sharey=True)
+    labels = frame["model"] + " (" + frame["image_size"].astype(str) + " px)"
+    figure, panels = plt.subplots(1, 2, figsize=(12, 0.4 * len(frame) + 1.8), sharey=True)
     splits = (
         (
             "parameters",
@@ -203,8 +211,8 @@ def conv_vs_fc(store: Store, out_dir: Path) -> list[Path]:
         (
             "forward MACs per image",
             "fwd_macs_per_image",
-            1e9,
-            "G",
+            1e6,
+            "M",
             {
                 "conv": "fwd_conv_macs_per_image",
                 "fully connected": "fwd_linear_macs_per_image",
@@ -221,10 +229,10 @@ def conv_vs_fc(store: Store, out_dir: Path) -> list[Path]:
             left += share
         for y, value in enumerate(frame[total]):
             axes.annotate(
-                f"{value / unit:.3g} {suffix}",
+                f"{value / unit:,.2f} {suffix}",
                 (101, y),
                 va="center",
-                fontsize=6,
+                fontsize=8,
                 annotation_clip=False,
             )
         axes.set_xlim(0, 100)
@@ -233,7 +241,7 @@ def conv_vs_fc(store: Store, out_dir: Path) -> list[Path]:
         axes.legend(
             fontsize=7, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=3, frameon=False
         )
-        axes.tick_params(axis="y", labelsize=7)
+        axes.tick_params(axis="y", labelsize=8)
     panels[0].invert_yaxis()
     return save(figure, out_dir, "conv_vs_fc")
 

@@ -45,14 +45,16 @@ STAGE_PAGES = {
     "history.md": "how this run was made: every command that wrote to its store",
 }
 PLOTS = {
-    "accuracy_vs_macs": "accuracy against forward MACs as trained, one colour per family, "
-    "Pareto frontier",
-    "accuracy_vs_params": "accuracy against parameters, Pareto frontier",
-    "throughput_vs_batch": "throughput against batch size (PyTorch and onnxruntime)",
-    "memory_vs_batch": "peak memory against batch size",
-    "training_curves": "test accuracy against training time and against wall clock",
+    "accuracy_vs_macs": "accuracy against forward MACs as trained: each network's book recipe "
+    "and best fast recipe, Pareto frontier",
+    "accuracy_vs_params": "accuracy against the trained build's parameters, Pareto frontier",
+    "throughput_vs_batch": "throughput against batch size, the book's nine networks (PyTorch "
+    "and onnxruntime)",
+    "memory_vs_batch": "peak memory against batch size, the book's nine networks",
+    "training_curves": "test accuracy after each epoch against training time, the book's nine "
+    "networks",
     "fast_recipe": "time to accuracy: the fast recipes against the book's loop on their schedule",
-    "conv_vs_fc": "parameters and MACs: conv against fully connected",
+    "conv_vs_fc": "parameters and MACs of the book's nine networks: conv against fully connected",
     "roofline": "achieved FLOP/s against arithmetic intensity, under the roof",
 }
 RUN_COLUMNS = [

@@ -218,12 +218,12 @@ EXPERIMENTS: dict[str, tuple[Run, ...]] = {
     "networks_28": tuple(Run(m) for m in ("lenet_28", "vgg_28", "googlenet_28", "resnet9_28")),
     # 8.4.5.1, 8.6.7.1, 8.6.7.4, 8.8.6.1-2: the variants whose accuracy an exercise asks for
     "variants": tuple(Run(m) for m in ("googlenet_bn", "resnet18_preact", "resnext18", "anynet")),
-    # probes of the book networks that sit at chance under book_cpu: their learning rates
-    # around the book's (train them under the probe preset; GoogLeNet's own book_cpu run shows
-    # the book's rate)
+    # probes of the book networks that sit at chance or fall short under book_cpu: their
+    # learning rates around the book's (train them under the probe preset; GoogLeNet's and
+    # NiN's own book_cpu runs show the book's rate)
     "lr_probes": tuple(
         Run(m, lr_factor=f)
-        for m, factors in (("vgg11_small", (1, 3, 10, 30)), ("googlenet", (3, 10)))
+        for m, factors in (("vgg11_small", (1, 3, 10, 30)), ("googlenet", (3, 10)), ("nin", (3,)))
         for f in factors
     ),
     # the smallest learning rate of the probes that leaves chance, trained under book_cpu

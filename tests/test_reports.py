@@ -824,7 +824,7 @@ def test_pages_keep_apart_the_setups_a_gpu_run_times(tmp_path, full_row):
 
 
 def test_book_recipes_at_chance_get_their_probes_and_smallest_lr_fix(tmp_path, full_row):
-    """A book_cpu run whose training loss sits near ln 10 for at least half of its epochs is
+    """A book_cpu run whose training loss sits near ln 10 for two epochs or more is
     listed on the training page with the probes of its network. One that never left chance
     keeps its headline row, and the headline and the findings add, labelled, the book_cpu run
     that changes the learning rate alone and learns, the one closest to the book's rate; one
@@ -874,14 +874,14 @@ def test_book_recipes_at_chance_get_their_probes_and_smallest_lr_fix(tmp_path, f
     put("lenet", "book_cpu", 0.1, [], [chance, learning, 0.5, 0.4], 0.8, None)
     write_train(store, tmp_path)
     page = (tmp_path / "train.md").read_text()
-    section = page.split("## Book recipes that sit at chance at CPU scale")[1]
+    section = page.split("## Book recipes slow to leave chance")[1]
     assert [line for line in section.splitlines() if line.startswith("### ")] == [
         "### vgg11_small under book_cpu",  # in the book's order
         "### googlenet under book_cpu",
     ]
     vgg, googlenet = section.split("### googlenet")
     assert "sat at chance for 2 of 4 epochs" in googlenet
-    assert "It learned late: its loss left chance in epoch 3, and no probe" in googlenet
+    assert "It learned late: its loss left chance in epoch 3, and no run stored" in googlenet
     rows = [line for line in vgg.splitlines() if line.startswith("| vgg11_small |")]
     assert len(rows) == len(runs)  # the stuck run, its three probes and both fixes
     assert [row.split(" | ")[4:6] for row in rows] == [

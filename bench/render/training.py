@@ -26,12 +26,13 @@ from bench.render.format import (
 )
 from bench.schema import MEASURED, Status
 from bench.store import Store
-from bench.training.recipes import ACCURACY_TARGETS, EVAL_BATCH_SIZE, PRESETS
+from bench.training.recipes import ACCURACY_TARGETS, EVAL_BATCH_SIZE, EXPERIMENTS, PRESETS
 
 # the cross-entropy of a uniform guess over Fashion-MNIST's 10 classes: a network whose training
 # loss ends near it has not learned
 CHANCE_LOSS = math.log(10)
 BOOK_PRESETS = ("book", "book_cpu")  # the presets that train the book's recipe as it is
+SLOW = 2  # epochs at chance from which a book-recipe run has its section on the training page
 
 # which training run speaks for a network: the book's recipe, then the same at CPU scale
 PRESET_RANK = {"book": 0, "book_cpu": 1, "cpu": 2, "smoke": 3}
@@ -103,10 +104,11 @@ PROBE_COLUMNS: list[Column] = [
 
 
 def at_chance_for(rows: list[dict[str, Any]], histories: list[list[dict]]) -> str:
-    """A section on each book recipe whose training loss sat at chance for at least half of its
-    epochs under the book's presets: the run, the probes of its network (the probe preset: its
-    first epochs at learning rates around the book's) and, for a run that never left chance,
-    the smallest change that makes it learn."""
+    """A section on each book recipe whose training loss sat at chance for ``SLOW`` epochs or
+    more under the book's presets: the run, the probes of its network (the probe preset: its
+    first epochs at learning rates around the book's, and runs of its preset that change the
+    rate alone) and, for a run that never left chance, the smallest change that makes it
+    learn."""
     done, stuck = [], []
     for run, history in zip(rows, histories, strict=True):
         if run["status"] not in MEASURED:
@@ -119,8 +121,7 @@ def at_chance_for(rows: list[dict[str, Any]], histories: list[list[dict]]) -> st
             run["changes"] == []
             and run["preset"] in BOOK_PRESETS
             and not run["fast_recipe"]
-            and history
-            and 2 * chance >= len(history)
+            and chance >= SLOW
         ):
             stuck.append(done[-1])
     if not stuck:
@@ -165,36 +166,45 @@ def at_chance_for(rows: list[dict[str, Any]], histories: list[list[dict]]) -> st
             f"At the book's lr {run['lr']:g} and {side} px, its training loss sat at chance for "
             f"{run['chance_epochs']} epochs ({run['work']}; final training loss "
             f"{run['train_loss']:.3f}, test accuracy {run['test_acc']:.1%}). The book sets this "
-            f"rate for {book_side} px; the probes below (the probe preset: the same recipe for "
-            "its first epochs, at rates around the book's) ask whether the rate is what holds "
-            "it at chance at this side (docs/training.md: why a side changes the rate a "
-            f"network needs). {verdict} `python -m bench train --preset probe --experiment "
-            f"lr_probes --models {run['model']}` trains the probes "
-            f"({PRESETS['probe'].epochs} epochs a rate).\n\n" + markdown(table, PROBE_COLUMNS)
+            f"rate for {book_side} px; the runs below at other rates (the probe preset: the same "
+            "recipe for its first epochs) ask whether the rate is what holds it at chance at "
+            "this side (docs/training.md: why a side changes the rate a network needs). "
+            f"{verdict}"
+            + (
+                f" `python -m bench train --preset probe --experiment lr_probes --models "
+                f"{run['model']}` trains the probes ({PRESETS['probe'].epochs} epochs a rate)."
+                if any(r.model == run["model"] for r in EXPERIMENTS["lr_probes"])
+                else ""
+            )
+            + "\n\n"
+            + markdown(table, PROBE_COLUMNS)
         )
     return (
-        "\n## Book recipes that sit at chance at CPU scale\n\n"
+        "\n## Book recipes slow to leave chance\n\n"
         "Runs of the book's recipe whose training loss stayed within 10 % of chance's (ln 10, a "
-        "uniform guess over the 10 classes) for at least half of their epochs.\n\n"
+        f"uniform guess over the 10 classes) for {SLOW} epochs or more.\n\n"
         + "\n\n".join(parts)
         + "\n"
     )
 
 
 def _sooner(run: dict[str, Any], probes: list[dict[str, Any]], book_lr: float) -> str:
-    """For a book run that left chance late: the smallest probed rate that left it sooner."""
+    """For a book run that left chance late: the smallest rate among its probes (and its
+    preset's runs that change the rate alone) that left it sooner."""
     sooner = [
         p
         for p in probes
-        if p["preset"] == "probe" and p["left_at"] is not None and p["left_at"] < run["left_at"]
+        if p["config"] != run["config"]
+        and p["left_at"] is not None
+        and p["left_at"] < run["left_at"]
     ]
     late = f"It learned late: its loss left chance in epoch {run['left_at']}"
     if not sooner:
-        return f"{late}, and no probe stored left it sooner."
+        return f"{late}, and no run stored at another rate left it sooner."
     probe = min(sooner, key=lambda p: p["lr"])
     return (
-        f"{late}; at lr {probe['lr']:g} ({probe['lr'] / book_lr:g} times the book's) a probe "
-        f"left it in epoch {probe['left_at']} ({probe['test_acc']:.1%} after {probe['work']})."
+        f"{late}; at lr {probe['lr']:g} ({probe['lr'] / book_lr:g} times the book's) it left "
+        f"chance in epoch {probe['left_at']} ({probe['test_acc']:.1%} after {probe['work']})."
     )
 
 

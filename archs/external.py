@@ -26,9 +26,10 @@ def _known(name: str, names: list[str], source: str) -> None:
         raise KeyError(f"unknown {source} model {name!r}{hint}")
 
 
-# Where torchvision's class builds more than the model its weights describe: GoogLeNet's
-# auxiliary classifiers, which loading the weights removes.
-_AS_PUBLISHED = {"googlenet": {"aux_logits": False}}
+# Where torchvision's class builds another model than its weights describe: GoogLeNet's
+# auxiliary classifiers, which loading the weights removes; ViT-H/14's weights, for 518-pixel
+# inputs, whose position table the 224-pixel default lacks.
+_AS_PUBLISHED = {"googlenet": {"aux_logits": False}, "vit_h_14": {"image_size": 518}}
 
 
 def _torchvision(name: str) -> tuple[Any, int]:

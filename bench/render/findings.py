@@ -10,10 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import archs
+from bench.render.chance import learned, lr_fix
 from bench.render.exercises.left import book_preset
 from bench.render.format import MIB, atomic_write
 from bench.render.stages import profile_name
-from bench.render.training import BOOK_PRESETS, learned, lr_fix, preset_run
+from bench.render.training import BOOK_PRESETS, preset_run
 from bench.schema import MEASURED, Status
 from bench.store import Store
 

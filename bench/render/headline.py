@@ -11,6 +11,7 @@ import pandas as pd
 
 import archs
 from bench.console import plural
+from bench.render.chance import learned, lr_fix
 from bench.render.exercises.left import book_preset, untrained
 from bench.render.format import (
     CONVENTIONS,
@@ -26,14 +27,7 @@ from bench.render.format import (
     markdown,
 )
 from bench.render.setups import per_point, speed_setup, spread
-from bench.render.training import (
-    evaluated_at_end,
-    fast_recipes,
-    learned,
-    lr_fix,
-    preset_run,
-    throughput_cv,
-)
+from bench.render.training import evaluated_at_end, fast_recipes, preset_run, throughput_cv
 from bench.schema import MEASURED, Status
 from bench.store import Store
 

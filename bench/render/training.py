@@ -3,7 +3,6 @@ technique of the fast recipe buys; rendered from the results store only."""
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +11,7 @@ import pandas as pd
 import archs
 from bench.console import plural
 from bench.provenance import cpu_of
+from bench.render.chance import PROBE_COLUMNS, at_chance, learned, lr_fix, sooner
 from bench.render.format import (
     Column,
     atomic_write,
@@ -28,9 +28,6 @@ from bench.schema import MEASURED, Status
 from bench.store import Store
 from bench.training.recipes import ACCURACY_TARGETS, EVAL_BATCH_SIZE, EXPERIMENTS, PRESETS
 
-# the cross-entropy of a uniform guess over Fashion-MNIST's 10 classes: a network whose training
-# loss ends near it has not learned
-CHANCE_LOSS = math.log(10)
 BOOK_PRESETS = ("book", "book_cpu")  # the presets that train the book's recipe as it is
 SLOW = 2  # epochs at chance from which a book-recipe run has its section on the training page
 
@@ -63,44 +60,6 @@ def evaluated_at_end(run: dict[str, Any]) -> bool:
     """Whether a run was tested after its last epoch alone: it may have reached an accuracy
     anywhere in its training, so its times to accuracy are upper bounds."""
     return bool((run.get("technique_settings") or {}).get("eval_at_end"))
-
-
-def at_chance(loss: float | None) -> bool:
-    """Whether a training loss is within 10 % of chance's (ln 10); None (not recorded) is not."""
-    return loss is not None and loss >= 0.9 * CHANCE_LOSS
-
-
-def learned(run: dict[str, Any]) -> bool:
-    """Whether a run left chance: its final training loss at least 10 % below ln 10."""
-    return not at_chance(run["train_loss"])
-
-
-def lr_fix(run: dict[str, Any], runs: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """For a preset run that did not learn, the run of the same network and preset that
-    changes its learning rate alone, learns, and stays closest to the book's rate: the smallest
-    change that makes it learn (None: none stored)."""
-    fixes = [
-        r
-        for r in runs
-        if r["model"] == run["model"]
-        and r["preset"] == run["preset"]
-        and r["changes"] == ["lr"]
-        and r["status"] in MEASURED
-        and learned(r)
-    ]
-    return min(fixes, key=lambda r: abs(math.log(r["lr"] / run["lr"])), default=None)
-
-
-PROBE_COLUMNS: list[Column] = [
-    ("model", "model", fmt_text),
-    ("run", "preset: run", fmt_text),
-    ("input", "input", fmt_text),
-    ("lr", "lr", fmt_text),
-    ("factor", "times the book's lr", fmt_text),
-    ("chance_epochs", "epochs at chance", fmt_text),
-    ("train_loss", "training loss (final; chance: ln 10 = 2.303)", lambda v: f"{v:.3f}"),
-    ("test_acc", "test accuracy (final)", fmt_percent),
-]
 
 
 def at_chance_for(rows: list[dict[str, Any]], histories: list[list[dict]]) -> str:
@@ -149,7 +108,7 @@ def at_chance_for(rows: list[dict[str, Any]], histories: list[list[dict]]) -> st
         )
         fix = None if learned(run) else lr_fix(run, done)
         if learned(run):
-            verdict = _sooner(run, probes, spec.recipe.lr)
+            verdict = sooner(run, probes, spec.recipe.lr)
         elif fix:
             verdict = (
                 f"The smallest change that makes it learn, among those stored: lr {fix['lr']:g} "
@@ -185,26 +144,6 @@ def at_chance_for(rows: list[dict[str, Any]], histories: list[list[dict]]) -> st
         f"uniform guess over the 10 classes) for {SLOW} epochs or more.\n\n"
         + "\n\n".join(parts)
         + "\n"
-    )
-
-
-def _sooner(run: dict[str, Any], probes: list[dict[str, Any]], book_lr: float) -> str:
-    """For a book run that left chance late: the smallest rate among its probes (and its
-    preset's runs that change the rate alone) that left it sooner."""
-    sooner = [
-        p
-        for p in probes
-        if p["config"] != run["config"]
-        and p["left_at"] is not None
-        and p["left_at"] < run["left_at"]
-    ]
-    late = f"It learned late: its loss left chance in epoch {run['left_at']}"
-    if not sooner:
-        return f"{late}, and no run stored at another rate left it sooner."
-    probe = min(sooner, key=lambda p: p["lr"])
-    return (
-        f"{late}; at lr {probe['lr']:g} ({probe['lr'] / book_lr:g} times the book's) it left "
-        f"chance in epoch {probe['left_at']} ({probe['test_acc']:.1%} after {probe['work']})."
     )
 
 

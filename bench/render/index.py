@@ -101,9 +101,6 @@ TIMED_STAGES = ("speed", "onnx", "pipeline", "blocks", "train")
 UNRECORDED_HEAP = "not recorded, so malloc's own adaptive thresholds"
 
 
-fmt_rate = fmt_int  # images/s, whole
-
-
 def _noted(show: Callable[[Any], str]) -> Callable[[Any], str]:
     """A formatter that passes an empty cell's footnote mark through."""
     return lambda v: v if isinstance(v, str) else show(v)
@@ -115,7 +112,7 @@ COST_COLUMNS: list[Column] = [
     ("params", "parameters", _noted(fmt_int)),
     ("fwd_macs_per_image", "fwd MACs (M)", _noted(fmt_mega)),
     ("train_mib", "training step (MiB, estimated)", _noted(fmt_ratio)),
-    ("infer_images_per_s", "inference images/s", _noted(fmt_rate)),
+    ("infer_images_per_s", "inference images/s", _noted(fmt_int)),
     ("infer_batch", "at batch", _noted(fmt_int)),
     ("infer_setup", "setup", fmt_text),
     ("infer_cv", "CV", _noted(fmt_percent)),
@@ -131,7 +128,7 @@ BUY_COLUMNS: list[Column] = [
     ("epochs", "epochs", fmt_int),
     ("train_images", "images per epoch", fmt_int),
     ("test_images", "test images", fmt_int),
-    ("train_images_per_s", "training images/s", fmt_rate),
+    ("train_images_per_s", "training images/s", fmt_int),
     ("train_cv", "CV", _noted(fmt_percent)),
     ("timed_by", "timed by", fmt_text),
     ("to_80", "to 80% (s)", _noted(fmt_bound)),
@@ -183,11 +180,12 @@ def _bought(table: pd.DataFrame) -> pd.DataFrame:
     """One row per trained run of the headline, its settings and timing one number a cell."""
     rows = []
     for _, r in table.dropna(subset=["test_acc"]).iterrows():
-        run, swept = r["run"], r["train_swept"]
+        run = r["run"]
+        swept = r["train_swept"] if isinstance(r["train_swept"], dict) else None  # NaN: none
         config = run["config"]
         at_end = evaluated_at_end(run)
         to_80 = bounded(run.get("time_to_80_s"), at_end)
-        cv = swept["cv"] if isinstance(swept, dict) else r["train_cv"]
+        cv = r["train_cv"] if swept is None else swept["cv"]
         rows.append(
             {
                 "model": r["model"],
@@ -205,9 +203,9 @@ def _bought(table: pd.DataFrame) -> pd.DataFrame:
                 "epochs": config.get("epochs"),
                 "train_images": 10 * (config.get("train_per_class") or 6000),
                 "test_images": 10 * (config.get("test_per_class") or 1000),
-                "train_images_per_s": (swept if isinstance(swept, dict) else run)["images_per_s"],
+                "train_images_per_s": (swept or run)["images_per_s"],
                 "train_cv": WHOLE[0] if pd.isna(cv) else cv,
-                "timed_by": "speed sweep" if isinstance(swept, dict) else "training run",
+                "timed_by": "training run" if swept is None else "speed sweep",
                 "to_80": NEVER_80[0] if to_80 is None else to_80,
             }
         )

@@ -828,8 +828,9 @@ def test_book_recipes_at_chance_get_their_probes_and_smallest_lr_fix(tmp_path, f
     listed on the training page with the probes of its network. One that never left chance
     keeps its headline row, and the headline and the findings add, labelled, the book_cpu run
     that changes the learning rate alone and learns, the one closest to the book's rate; one
-    that learned late gets no such row, and a run that learned early no section. The findings
-    read book-recipe runs alone, never a toy preset's."""
+    that learned late gets no such row, and a run that learned early no section. A probe with He
+    initialization at the book's rate is listed with the rate probes and said apart from them.
+    The findings read book-recipe runs alone, never a toy preset's."""
     from bench.render.findings import write_findings
     from bench.render.headline import headline
     from bench.render.training import write_train
@@ -846,7 +847,7 @@ def test_book_recipes_at_chance_get_their_probes_and_smallest_lr_fix(tmp_path, f
         ("book_cpu", 3, [chance, 0.6, 0.4, 0.3], 0.88),
     ]
 
-    def put(model, preset, lr, changes, losses, accuracy, resize):
+    def put(model, preset, lr, changes, losses, accuracy, resize, he=False):
         row = full_row(
             "train",
             model=model,
@@ -859,11 +860,12 @@ def test_book_recipes_at_chance_get_their_probes_and_smallest_lr_fix(tmp_path, f
             changes=changes,
             fast_recipe=False,
             seed=0,
-            techniques="-",
+            techniques="he_init" if he else "-",
+            technique_settings={"he_init": True} if he else {},
             images_per_s=500.0,
             work=f"{len(losses)} epochs",
         )
-        key = {"name": preset, "lr": lr, "resize": resize, "test_per_class": None}
+        key = {"name": preset, "lr": lr, "resize": resize, "test_per_class": None, "he": he}
         history = [{"train_loss": loss, "images_per_s": 500.0} for loss in losses]
         store.put("train", model, key, row, details={"history": history})
 
@@ -871,6 +873,8 @@ def test_book_recipes_at_chance_get_their_probes_and_smallest_lr_fix(tmp_path, f
         changes = [] if factor == 1 else ["lr"]
         put("vgg11_small", preset, book_lr * factor, changes, losses, accuracy, 32)
     put("googlenet", "book_cpu", 0.01, [], [chance, chance, learning, 0.7], 0.76, 32)
+    put("googlenet", "probe", 0.01, ["techniques"], [learning, 0.8], 0.71, 32, he=True)
+    put("googlenet", "probe", 0.03, ["lr"], [chance, chance], 0.27, 32)
     put("lenet", "book_cpu", 0.1, [], [chance, learning, 0.5, 0.4], 0.8, None)
     write_train(store, tmp_path)
     page = (tmp_path / "train.md").read_text()
@@ -882,6 +886,14 @@ def test_book_recipes_at_chance_get_their_probes_and_smallest_lr_fix(tmp_path, f
     vgg, googlenet = section.split("### googlenet")
     assert "sat at chance for 2 of 4 epochs" in googlenet
     assert "It learned late: its loss left chance in epoch 3, and no run stored" in googlenet
+    assert (
+        "With He initialization in place of the book's Xavier, at the same rate, its loss left "
+        "chance in epoch 1 (71.0% after 2 epochs, the probe preset)."
+    ) in googlenet
+    assert "those with He initialization whether" in googlenet
+    assert "He initialization" not in vgg
+    inits = [line.split(" | ")[3] for line in googlenet.splitlines() if line.startswith("| goo")]
+    assert inits == ["Xavier (book)", "He", "Xavier (book)"]  # probes first, the rates, then He
     rows = [line for line in vgg.splitlines() if line.startswith("| vgg11_small |")]
     assert len(rows) == len(runs)  # the stuck run, its three probes and both fixes
     assert [row.split(" | ")[4:6] for row in rows] == [

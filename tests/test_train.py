@@ -540,6 +540,29 @@ def test_adam_replaces_sgd_with_the_rate_and_decay_asked_for():
     assert not sgd.param_groups[0]["nesterov"]
 
 
+def test_he_init_redraws_conv_and_linear_weights_at_the_std_he_et_al_derive():
+    """He et al. (2015): a ReLU layer keeps its input's variance when its weights have variance
+    2 / fan_in; Xavier-uniform's is 2 / (fan_in + fan_out). Biases stay as built."""
+    from bench.training.techniques import initialize
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(64, 32, 3), nn.ReLU(), nn.Linear(2000, 1000))
+    for layer in (model[0], model[2]):
+        nn.init.xavier_uniform_(layer.weight)
+    built = {name: p.clone() for name, p in model.named_parameters()}
+    initialize(model, PLAIN)
+    assert all(torch.equal(p, built[name]) for name, p in model.named_parameters())
+    initialize(model, Techniques(he_init=True))
+    for layer, fan_in in ((model[0], 64 * 9), (model[2], 2000)):
+        assert layer.weight.std().item() == pytest.approx((2 / fan_in) ** 0.5, rel=0.03)
+        assert layer.weight.mean().abs().item() < 0.1 * (2 / fan_in) ** 0.5
+    assert torch.equal(model[0].bias, built["0.bias"]) and torch.equal(
+        model[2].bias, built["2.bias"]
+    )
+    he_run = EXPERIMENTS["init_probes"][0]
+    assert he_run.settings()["techniques"] == "he_init" and he_run.lr is None  # the book's rate
+
+
 def test_runs_that_differ_by_seed_print_their_median_and_range():
     from bench.stages.train import seed_medians
 

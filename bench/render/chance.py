@@ -1,5 +1,6 @@
 """Whether a training run left chance: the loss of a uniform guess, the runs that learned, the
-smallest learning-rate change that makes a stuck run learn, and which rate left chance sooner."""
+smallest learning-rate change that makes a stuck run learn, and which rate or initialization
+left chance sooner."""
 
 from __future__ import annotations
 
@@ -44,12 +45,18 @@ PROBE_COLUMNS: list[Column] = [
     ("model", "model", fmt_text),
     ("run", "preset: run", fmt_text),
     ("input", "input", fmt_text),
+    ("init", "init", fmt_text),
     ("lr", "lr", fmt_text),
     ("factor", "times the book's lr", fmt_text),
     ("chance_epochs", "epochs at chance", fmt_text),
     ("train_loss", "training loss (final; chance: ln 10 = 2.303)", lambda v: f"{v:.3f}"),
     ("test_acc", "test accuracy (final)", fmt_percent),
 ]
+
+
+def he_init(run: dict[str, Any]) -> bool:
+    """Whether a run drew its weights He-normal in place of the book's Xavier-uniform."""
+    return bool((run.get("technique_settings") or {}).get("he_init"))
 
 
 def sooner(run: dict[str, Any], probes: list[dict[str, Any]], book_lr: float) -> str:
@@ -59,6 +66,7 @@ def sooner(run: dict[str, Any], probes: list[dict[str, Any]], book_lr: float) ->
         p
         for p in probes
         if p["config"] != run["config"]
+        and not he_init(p)
         and p["left_at"] is not None
         and p["left_at"] < run["left_at"]
     ]
@@ -70,3 +78,20 @@ def sooner(run: dict[str, Any], probes: list[dict[str, Any]], book_lr: float) ->
         f"{late}; at lr {probe['lr']:g} ({probe['lr'] / book_lr:g} times the book's) it left "
         f"chance in epoch {probe['left_at']} ({probe['test_acc']:.1%} after {probe['work']})."
     )
+
+
+def with_he_init(run: dict[str, Any], probes: list[dict[str, Any]]) -> str:
+    """What the probes with He initialization at the run's rate say: when their loss left
+    chance, against the run's own epochs at chance ("" where none is stored)."""
+    said = []
+    for probe in (p for p in probes if he_init(p) and p["lr"] == run["lr"]):
+        left = (
+            f"its loss left chance in epoch {probe['left_at']}"
+            if probe["left_at"] is not None
+            else "its loss stayed at chance"
+        )
+        said.append(
+            f"With He initialization in place of the book's Xavier, at the same rate, {left} "
+            f"({probe['test_acc']:.1%} after {probe['work']}, the {probe['preset']} preset)."
+        )
+    return " ".join(said)

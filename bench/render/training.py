@@ -11,7 +11,15 @@ import pandas as pd
 import archs
 from bench.console import plural
 from bench.provenance import cpu_of
-from bench.render.chance import PROBE_COLUMNS, at_chance, learned, lr_fix, sooner
+from bench.render.chance import (
+    PROBE_COLUMNS,
+    at_chance,
+    he_init,
+    learned,
+    lr_fix,
+    sooner,
+    with_he_init,
+)
 from bench.render.format import (
     Column,
     atomic_write,
@@ -100,10 +108,11 @@ def at_chance_for(rows: list[dict[str, Any]], histories: list[list[dict]]) -> st
                 or (r["preset"] == run["preset"] and r["changes"] == ["lr"])
             )
         ]
-        probes.sort(key=lambda r: (r["preset"] != "probe", r["lr"]))
+        probes.sort(key=lambda r: (r["preset"] != "probe", he_init(r), r["lr"]))
         table = pd.DataFrame(probes).assign(
             run=[f"{r['preset']} preset: {r['work']}" for r in probes],
             input=f"{side} px",
+            init=["He" if he_init(r) else "Xavier (book)" for r in probes],
             factor=[f"{r['lr'] / spec.recipe.lr:g}" for r in probes],
         )
         fix = None if learned(run) else lr_fix(run, done)
@@ -120,23 +129,40 @@ def at_chance_for(rows: list[dict[str, Any]], histories: list[list[dict]]) -> st
                 f"It never left chance, and no run under {run['preset']} that changes its "
                 "learning rate alone is stored yet."
             )
-        parts.append(
-            f"### {run['model']} under {run['preset']}\n\n"
+        experiments = [
+            name
+            for name in ("lr_probes", "init_probes")
+            if any(r.model == run["model"] for r in EXPERIMENTS[name])
+        ]
+        inits = any(map(he_init, probes))
+        init_asked = (
+            ", and those with He initialization whether the book's Xavier init does "
+            "(docs/training.md: why a side changes the rate a network needs, and why depth "
+            "without normalization starts near chance)"
+            if inits
+            else " (docs/training.md: why a side changes the rate a network needs)"
+        )
+        said = [
             f"At the book's lr {run['lr']:g} and {side} px, its training loss sat at chance for "
             f"{run['chance_epochs']} epochs ({run['work']}; final training loss "
-            f"{run['train_loss']:.3f}, test accuracy {run['test_acc']:.1%}). The book sets this "
-            f"rate for {book_side} px; the runs below at other rates (the probe preset: the same "
-            "recipe for its first epochs) ask whether the rate is what holds it at chance at "
-            "this side (docs/training.md: why a side changes the rate a network needs). "
-            f"{verdict}"
-            + (
-                f" `python -m bench train --preset probe --experiment lr_probes --models "
-                f"{run['model']}` trains the probes ({PRESETS['probe'].epochs} epochs a rate)."
-                if any(r.model == run["model"] for r in EXPERIMENTS["lr_probes"])
-                else ""
+            f"{run['train_loss']:.3f}, test accuracy {run['test_acc']:.1%}).",
+            f"The book sets this rate for {book_side} px; the runs below (the probe preset: the "
+            "same recipe for its first epochs) at other rates ask whether the rate is what holds "
+            f"it at chance at this side{init_asked}.",
+            verdict,
+            with_he_init(run, probes),
+        ]
+        if experiments:
+            said.append(
+                f"`python -m bench train --preset probe --experiment {' '.join(experiments)} "
+                f"--models {run['model']}` trains the probes ({PRESETS['probe'].epochs} epochs "
+                "each)."
             )
+        parts.append(
+            f"### {run['model']} under {run['preset']}\n\n"
+            + " ".join(filter(None, said))
             + "\n\n"
-            + markdown(table, PROBE_COLUMNS)
+            + markdown(table, [c for c in PROBE_COLUMNS if inits or c[0] != "init"])
         )
     return (
         "\n## Book recipes slow to leave chance\n\n"

@@ -33,6 +33,7 @@ from bench.training.recipes import (
 from bench.training.techniques import (
     autocast,
     average_for,
+    initialize,
     optimizer_for,
     schedule_for,
     transform,
@@ -83,6 +84,7 @@ def train(
     settings, techniques = run.settings(), run.techniques
     torch.manual_seed(settings["seed"])
     model = archs.build(settings["model"], image_size=settings["resize"] or 28, device=device)
+    initialize(model, techniques)
     if techniques.channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = optimizer_for(model, settings["lr"], techniques)

@@ -42,6 +42,10 @@ class Techniques:
     # torch.compile's mode for the training steps ("": eager; "default"; "reduce-overhead":
     # with CUDA graphs), compiled before the clock starts (the run records how long it took)
     compile: str = ""
+    # He (Kaiming-normal, fan-in, for ReLU) conv and linear weights in place of the book's
+    # Xavier-uniform: Xavier keeps a layer's output variance for a linear layer, so each ReLU
+    # layer halves it and a deep stack without normalization starts with logits near zero
+    he_init: bool = False
 
     def on(self) -> dict[str, Any]:
         """The techniques switched on, with their settings: what a run's key holds (a switch
@@ -225,6 +229,11 @@ EXPERIMENTS: dict[str, tuple[Run, ...]] = {
         Run(m, lr_factor=f)
         for m, factors in (("vgg11_small", (1, 3, 10, 30)), ("googlenet", (3, 10)), ("nin", (3,)))
         for f in factors
+    ),
+    # the same networks at the book's rate with He initialization in place of Xavier: whether
+    # the init, not the rate, holds them at chance (under the probe preset)
+    "init_probes": tuple(
+        Run(m, techniques=Techniques(he_init=True)) for m in ("nin", "vgg11_small", "googlenet")
     ),
     # the smallest learning rate of the probes that leaves chance, trained under book_cpu
     # (the training page shows the probes that chose it)

@@ -1,6 +1,6 @@
-"""What each technique of the fast recipe does to the book's loop (``Techniques`` in
-``recipes``): the training batch it gives the network (augmented, downscaled early, in its memory
-layout), the optimizer and schedule, bf16 autocast, the weight average, and test-time
+"""What each technique does to the book's loop (``Techniques`` in ``recipes``): the training
+batch it gives the network (augmented, downscaled early, in its memory layout), the initial
+weights, the optimizer and schedule, bf16 autocast, the weight average, and test-time
 augmentation."""
 
 from __future__ import annotations
@@ -74,6 +74,15 @@ def autocast(techniques: Techniques, device: torch.device) -> Any:
 
 def layout(x: torch.Tensor, techniques: Techniques) -> torch.Tensor:
     return x.contiguous(memory_format=torch.channels_last) if techniques.channels_last else x
+
+
+def initialize(model: torch.nn.Module, techniques: Techniques) -> None:
+    """With he_init, redraw every conv and linear weight He-normal (fan-in, for ReLU); the
+    build's Xavier-uniform weights (the book's) stay otherwise."""
+    if techniques.he_init:
+        for module in model.modules():
+            if isinstance(module, (torch.nn.Conv2d, torch.nn.Linear)):
+                torch.nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
 
 
 def optimizer_for(

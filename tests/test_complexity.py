@@ -210,6 +210,19 @@ def test_tracked_training_holds_at_least_weights_gradients_input_and_labels():
     assert tracked_step_bytes(net, torch.empty(5, 4, device="meta"), train=True) >= floor
 
 
+def test_the_training_estimate_charges_the_images_no_gradient():
+    """A network that is nearly all input (a pooling and a 3x10 linear layer over 512-pixel
+    images): backward through its first module makes no gradient of the 192 MiB of images, so
+    the estimate holds them once, as the step tracked on the meta device does."""
+    from bench.flops import profile
+
+    model = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(3, 10))
+    row = profile(model, batch_size=64, image_size=512, in_channels=3).summary.iloc[0]
+    images = 64 * 3 * 512 * 512 * 4
+    assert images < row.train_bytes_est_sgd < 1.01 * images
+    assert row.train_bytes_est_sgd == pytest.approx(row.train_bytes_tracked_sgd, rel=0.001)
+
+
 @pytest.mark.parametrize(
     "name", ["lenet", "bn_lenet_scratch", "alexnet", "resnet18", "vgg11_small", "densenet"]
 )

@@ -372,8 +372,9 @@ def _train_estimate(layers: list[LayerBytes], weights: int, images: int, batch: 
     labels, and at the fullest moment either the end of the forward pass (every saved
     activation and the logits) or, going backward through module i, the activations modules
     0..i still hold, the weight gradients of modules i and after, and the gradients module i
-    makes: of its output and its input, and, for a module that saved more than its input (one
-    built of several ops), of everything it saved."""
+    makes: of its output and its input (the first module's input, the images, gets none), and,
+    for a module that saved more than its input (one built of several ops), of everything it
+    saved."""
     fixed = weights + images + 8 * batch
     saved = [layer.saved for layer in layers]
     grads = [layer.grads for layer in layers]
@@ -382,6 +383,6 @@ def _train_estimate(layers: list[LayerBytes], weights: int, images: int, batch: 
     peak = sum(saved) + outputs[-1]
     for i in range(len(layers)):
         inner = saved[i] if saved[i] > inputs[i] else 0
-        gradients = outputs[i] + inputs[i] + inner
+        gradients = outputs[i] + (inputs[i] if i else 0) + inner  # the images get none
         peak = max(peak, sum(saved[: i + 1]) + sum(grads[i:]) + gradients)
     return fixed + peak

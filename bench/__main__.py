@@ -2,8 +2,9 @@
 
 Stages: profile (parameters, MACs/FLOPs, activation memory); peers (other FLOP counters
 beside ours); blocks (chapter 7's single layers); speed (throughput, latency and peak memory
-across batch sizes); onnx (export, parity, onnxruntime against PyTorch); pipeline (input
-pipelines against compute alone); train (Fashion-MNIST). all runs every stage, in the order
+across batch sizes); memory (the CPU allocator's peak through a real step); onnx (export,
+parity, onnxruntime against PyTorch); pipeline (input pipelines against compute alone); train
+(Fashion-MNIST). all runs every stage, in the order
 its preset's plan gives; render re-renders a run folder from its store; compare summarises
 the differences of two runs; prune deletes rows from a store.
 

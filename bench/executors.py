@@ -182,16 +182,23 @@ def absolute(job: Job) -> Job:
     return dataclasses.replace(job, kwargs=kwargs)
 
 
+def images_per_s(row: dict[str, Any]) -> str:
+    """What a timed sweep prints of a point it measured."""
+    return f"{row['images_per_s']:,.1f} images/s"
+
+
 def sweep_into(
     store: Any,
     stage: str,
     executor: Executor,
     sweeps: Sequence[tuple[Job, Callable[[int], dict], str]],
+    show: Callable[[dict[str, Any]], str] = images_per_s,
 ) -> Iterator[tuple[str, int, Status, str]]:
     """Run each network's batch-size sweep (a job whose kwargs name ``model_or_name`` and
     ``batch_sizes``); store each row as it arrives, keyed by the sweep's ``config(batch
     size)``; give every batch size a job did not report a row saying why. Yields (the sweep's
-    label, batch size, status, what to print)."""
+    label, batch size, status, what to print: ``show(row)`` of a point measured, else its
+    note)."""
     pending = [list(job.kwargs["batch_sizes"]) for job, *_ in sweeps]
     for index, message in executor.run([job for job, *_ in sweeps]):
         job, config, label = sweeps[index]
@@ -203,7 +210,7 @@ def sweep_into(
             store.put(
                 stage, name, config(row["batch_size"]), row, status=status, origin=message.origin
             )
-            shown = f"{row['images_per_s']:,.1f} images/s" if status == Status.OK else row["note"]
+            shown = show(row) if status == Status.OK else row["note"]
             yield label, row["batch_size"], status, shown
         elif not isinstance(message, Done):
             status, note = ending(message)

@@ -102,8 +102,8 @@ class Timing(TypedDict):
     images_per_s: float
 
 
-class Point(Timing):
-    """One (network, batch size) point of a sweep, and how it was timed."""
+class At(TypedDict):
+    """One (network, batch size) point of a sweep: where it was measured, and its outcome."""
 
     model: str
     image_size: int
@@ -112,6 +112,11 @@ class Point(Timing):
     status: str
     note: str
     device_name: str
+
+
+class Point(Timing, At):
+    """A timed point, and how it was timed."""
+
     time_cap_s: float
     max_step_s: float
 
@@ -134,6 +139,20 @@ class SpeedRow(Point):
     peak_flops_per_s: float
     peak_source: str
     mfu: float
+
+
+class MemoryRow(At):
+    """``memory``: the CPU allocator's peak through one real training step and one inference
+    pass of a network at one batch size (bench/allocator.py); bytes include what the step
+    finds resident (weights, buffers, input, labels). A training step that batch norm cannot
+    take (a batch of one) has None in its training fields and says so in its note."""
+
+    train_bytes: int | None
+    train_peak_op: str | None  # the op running at the peak (bench.allocator.Peak)
+    train_peak_op_bytes: int | None  # what it had allocated and not yet freed then
+    infer_bytes: int
+    infer_peak_op: str
+    infer_peak_op_bytes: int
 
 
 class OnnxRow(Point):
@@ -295,6 +314,7 @@ class RunRow(TypedDict):
 ROWS: dict[str, Any] = {
     "profile": ProfileRow,
     "speed": SpeedRow,
+    "memory": MemoryRow,
     "onnx": OnnxRow,
     "train": TrainRow,
     "pipeline": PipelineRow,

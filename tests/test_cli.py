@@ -385,6 +385,7 @@ def test_a_stage_that_fails_or_has_nothing_to_do_is_recorded_and_the_rest_run(
         "peers": "ok",
         "blocks": "failed: RuntimeError: a bug in the blocks stage",
         "speed": "ok",
+        "memory": "ok",
         "onnx": "ok",
         "train": "ok",
         "speed: batch 2": "ok",

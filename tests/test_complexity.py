@@ -223,6 +223,45 @@ def test_the_training_estimate_charges_the_images_no_gradient():
     assert row.train_bytes_est_sgd == pytest.approx(row.train_bytes_tracked_sgd, rel=0.001)
 
 
+def test_the_allocator_reads_inference_as_weights_input_and_output_by_hand():
+    from bench.allocator import step_peak
+
+    torch.manual_seed(0)
+    net = nn.Linear(1000, 500)  # 500,000 weights + 500 biases; a batch of 64 makes 64 x 500
+    peak = step_peak(net, torch.rand(64, 1000), train=False)
+    assert peak.bytes == 4 * (500_500 + 64 * 1000 + 64 * 500)
+    assert (peak.op, peak.op_bytes) == ("aten::linear", 4 * 64 * 500)
+
+
+def test_the_allocator_sees_what_an_op_frees_before_the_step_ends_at_its_moment():
+    """A 4 MiB temporary alive while its sum is made sets the peak (at the sum, which holds a
+    few bytes of its own); the 1 MiB made after the temporary is freed does not add to it."""
+    from bench.allocator import allocator_peak
+
+    def step():
+        temporary = torch.ones(2**20)  # 4 MiB
+        total = temporary.sum()
+        del temporary
+        torch.zeros(2**18) + total  # 1 MiB, once the temporary is gone
+
+    peak = allocator_peak(step, resident=1000)
+    assert 1000 + 4 * 2**20 <= peak.bytes <= 1000 + 4 * 2**20 + 64  # and the 4-byte sum
+    assert peak.op == "aten::sum" and 4 <= peak.op_bytes <= 64
+
+
+def test_allocator_rows_say_why_a_point_has_no_reading(monkeypatch):
+    import bench.allocator
+    from bench.allocator import iter_allocator
+    from bench.schema import Status
+
+    (one,) = iter_allocator("bn_lenet", batch_sizes=(1,))
+    assert one["status"] == Status.OK and one["train_bytes"] is None and one["infer_bytes"] > 0
+    assert "batch norm" in one["note"]
+    monkeypatch.setattr(bench.allocator, "MEMORY_SHARE", 1e-9)
+    (skipped,) = iter_allocator("lenet", batch_sizes=(2,))
+    assert skipped["status"] == Status.SKIPPED and "(counted), over" in skipped["note"]
+
+
 @pytest.mark.parametrize(
     "name", ["lenet", "bn_lenet_scratch", "alexnet", "resnet18", "vgg11_small", "densenet"]
 )

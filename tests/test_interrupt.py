@@ -25,6 +25,7 @@ STAGES = {
     ),
     "blocks": (["--time-cap", "0.05"], len(cases(0.05)), 1),
     "speed": (["--models", "lenet", "--batch-sizes", "2,4,8", "--time-cap", "0.3"], 6, 1),
+    "memory": (["--models", "lenet,bn_lenet", "--batch-sizes", "1,2"], 4, 1),
     "onnx": (["--models", "lenet,bn_lenet", "--batch-sizes", "1,2", "--time-cap", "0.2"], 4, 1),
     # the pipeline stores a network's three feeds together (they take turns): killed before
     "pipeline": (["--models", "lenet", "--seconds", "1"], 3, 0),

@@ -613,10 +613,13 @@ def test_the_index_says_which_heap_policy_each_measured_row_ran_under(tmp_path):
     ) in (tmp_path / "index.md").read_text()
 
 
-def test_the_memory_page_counts_the_input_batch_the_measured_step_makes(tmp_path):
+def test_the_memory_page_sets_the_allocator_beside_the_estimate_and_the_process(tmp_path):
     """The speed sweep's memory growth includes the input batch its step makes: for a network
     that is nearly all input (a pooling and a 3x10 linear layer over 512-pixel images), the
-    memory page's overhead is a sliver of the 192 MiB input, not the input itself."""
+    allocator reads the 192 MiB input and the estimate within a percent of it, and the
+    process's growth lies above the allocator's growth by a sliver of the input, not the input
+    itself. The page names the op at the allocator's peak."""
+    from bench.allocator import step_peak
     from bench.flops import profile
     from bench.render.memory import write_memory
     from bench.timing import speed
@@ -638,15 +641,38 @@ def test_the_memory_page_counts_the_input_batch_the_measured_step_makes(tmp_path
         **shape,
     ).to_dict("records")
     store.put("speed", "Sequential", {"mode": "train", "batch_size": batch}, timed)
+    x = torch.rand(batch, 3, 512, 512)
+    train, infer = (step_peak(model, x, mode) for mode in (True, False))
+    allocator = {
+        "model": "Sequential",
+        "image_size": 512,
+        "in_channels": 3,
+        "batch_size": batch,
+        "status": "ok",
+        "note": "",
+        "device_name": "CPU X",
+        **{
+            f"{mode}_{field}": value
+            for mode, peak in (("train", train), ("infer", infer))
+            for field, value in (("bytes", peak.bytes), ("peak_op", peak.op))
+        },
+        "train_peak_op_bytes": train.op_bytes,
+        "infer_peak_op_bytes": infer.op_bytes,
+    }
+    store.put("memory", "Sequential", {"batch_size": batch}, allocator)
     write_memory(store, tmp_path)
+    page = (tmp_path / "memory.md").read_text()
     (line,) = [
         cells.split(" | ")
-        for cells in (tmp_path / "memory.md").read_text().splitlines()
-        if cells.startswith(f"| Sequential | {batch} |")
+        for cells in page.splitlines()
+        if cells.startswith("| Sequential | 512 | 64 |")
     ]
-    tracked_growth, overhead = (float(c.replace(",", "")) for c in line[8:10])
-    assert tracked_growth >= 192  # counted: the input and the few small tensors a step makes
-    assert abs(overhead) < 192 / 10  # measured less counted: a process's noise, not the input
+    allocated, gap, overhead = line[4], line[5], line[10]
+    assert float(allocated.replace(",", "")) >= 192  # the input, and the few small tensors
+    assert abs(float(gap.rstrip("%"))) < 1
+    assert abs(float(overhead.replace(",", ""))) < 192 / 10  # a process's noise, not the input
+    assert line[11].startswith(f"{train.op} holding ")
+    assert "(`python -m bench memory`, CPU X)" in page
 
 
 def test_a_store_of_failures_alone_renders_every_page_and_lists_them(tmp_path):

@@ -164,30 +164,40 @@ def output_tensors(out: Any) -> list[torch.Tensor]:
     return [t for t in tree_flatten(out)[0] if isinstance(t, torch.Tensor)]
 
 
-def tracked_step_bytes(model: nn.Module, x: torch.Tensor, train: bool) -> int:
-    """Peak bytes of every tensor alive at once through one step, the weights, buffers, input
-    and (training) labels included: with ``train``, forward, cross-entropy on each output (a
-    sum for one that is not a batch of logits), backward and a plain SGD step; else one inference
-    pass. Run on the meta device, storages are tracked as ops make and free them, as a real
-    step on a CPU allocates them (library workspaces aside)."""
-    labels = torch.zeros(len(x), dtype=torch.long, device=x.device)
-    tensors = [x, *([labels] if train else []), *model.parameters(), *model.buffers()]
-    existing = {t.untyped_storage()._cdata: t.untyped_storage().nbytes() for t in tensors}
+def one_step(model: nn.Module, x: torch.Tensor, labels: torch.Tensor | None) -> None:
+    """One step as every memory reading takes it: with ``labels``, a training step (forward in
+    training mode, cross-entropy on each output, a sum for one that is not a batch of logits,
+    backward, a plain SGD step; the gradients are then dropped); without, one inference pass."""
+    if labels is None:
+        with torch.no_grad():
+            model.eval()(x)
+        return
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
-    with LiveBytes(set(existing)) as live:
-        if train:
-            outs = output_tensors(model.train()(x))  # logits get cross-entropy, others a sum
-            losses = [
-                torch.nn.functional.cross_entropy(out, labels) if out.dim() == 2 else out.sum()
-                for out in outs
-            ]
-            sum(losses).backward()
-            optimizer.step()
-        else:
-            with torch.no_grad():
-                model.eval()(x)
+    outs = output_tensors(model.train()(x))
+    losses = [
+        torch.nn.functional.cross_entropy(out, labels) if out.dim() == 2 else out.sum()
+        for out in outs
+    ]
+    sum(losses).backward()
+    optimizer.step()
     model.zero_grad(set_to_none=True)
-    return live.peak + sum(existing.values())
+
+
+def resident_bytes(model: nn.Module, x: torch.Tensor, labels: torch.Tensor | None) -> int:
+    """The bytes a step finds allocated: weights, buffers, the input and its labels."""
+    tensors = [x, *([] if labels is None else [labels]), *model.parameters(), *model.buffers()]
+    return sum({t.untyped_storage()._cdata: t.untyped_storage().nbytes() for t in tensors}.values())
+
+
+def tracked_step_bytes(model: nn.Module, x: torch.Tensor, train: bool) -> int:
+    """Peak bytes of every tensor alive at once through ``one_step``, the weights, buffers,
+    input and (training) labels included. Run on the meta device, storages are tracked as ops
+    make and free them, as a real step on a CPU allocates them (library workspaces aside)."""
+    labels = torch.zeros(len(x), dtype=torch.long, device=x.device) if train else None
+    tensors = [x, *([] if labels is None else [labels]), *model.parameters(), *model.buffers()]
+    with LiveBytes({t.untyped_storage()._cdata for t in tensors}) as live:
+        one_step(model, x, labels)
+    return live.peak + resident_bytes(model, x, labels)
 
 
 def peak_inference_bytes(model: nn.Module, x: torch.Tensor) -> int:

@@ -40,7 +40,7 @@ STAGE_PAGES = {
     "train/train.md": "Fashion-MNIST training runs and their curves (measured)",
     "tradeoffs.md": "accuracy against parameters, MACs, memory and throughput",
     "exercises.md": "the chapters' compute and memory exercises, answered from the store",
-    "memory.md": "memory of a step: estimated, tracked through the step, measured",
+    "memory.md": "memory of a step: estimated, read from the CPU allocator, measured",
     "peers.md": "other FLOP counters beside ours, and why each differs",
     "history.md": "how this run was made: every command that wrote to its store",
 }

@@ -110,8 +110,8 @@ def write_profile(store: Store, out_dir: Path) -> list[Path]:
         f"{CONVENTIONS} Per-image figures are the batch's divided by its size. Training memory "
         "(estimated) = weights, input and labels, and the fullest moment of the step from the "
         "activations saved for backward and the gradients made (memory.md says how, and sets "
-        "it beside the tracked peak) + optimizer state; activation peak of inference = tensors "
-        "alive at once in one forward pass (input and weights excluded). "
+        "it beside the CPU allocator's peak) + optimizer state; activation peak of inference = "
+        "tensors alive at once in one forward pass (input and weights excluded). "
         f"fvcore's cross-check ran one forward pass on: {', '.join(cpus)}. "
         f"Counted {dates[0]} to {dates[-1]}.\n\n"
     )

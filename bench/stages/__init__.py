@@ -1,12 +1,12 @@
-"""The commands of ``python -m bench``: one module per measuring stage (``profile``, ``peers``,
-``blocks``,
-``speed``, ``onnx``, ``pipeline``, ``train``), each with its typed settings and a ``run``; ``all``
-runs them in order under a preset (``run_all``); ``render`` and ``compare`` read stores
-(``reading``); ``prune`` deletes rows. Stages write rows to a run's store; pages are rendered
-from the store alone."""
+"""The commands of ``python -m bench``: one module per measuring stage (``profile``,
+``peers``, ``blocks``, ``speed``, ``memory``, ``onnx``, ``pipeline``, ``train``), each with its
+typed settings and a ``run``; ``all`` runs them in order under a preset (``run_all``);
+``render`` and ``compare`` read stores (``reading``); ``prune`` deletes rows. Stages write rows
+to a run's store; pages are rendered from the store alone."""
 
 from bench.stages import (
     blocks,
+    memory,
     onnx,
     peers,
     pipeline,
@@ -26,6 +26,7 @@ COMMANDS: dict[str, Command] = {
         peers.COMMAND,
         blocks.COMMAND,
         speed.COMMAND,
+        memory.COMMAND,
         onnx.COMMAND,
         train.COMMAND,
         pipeline.COMMAND,

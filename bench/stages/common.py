@@ -299,18 +299,20 @@ def select_models(patterns: str) -> list[str]:
     return [name for name in archs.list_models() if name in chosen] + external
 
 
-def run_sweeps(store: Any, stage: str, executor: Any, jobs: list) -> int:
-    """Each network's batch-size sweep (``bench.executors.sweep_into``), with a progress bar
-    over its points; how many points failed."""
+def run_sweeps(store: Any, stage: str, executor: Any, jobs: list, show: Any = None) -> int:
+    """Each network's batch-size sweep (``bench.executors.sweep_into``; ``show``: what to
+    print of a point measured, its images/s by default), with a progress bar over its points;
+    how many points failed."""
     from bench.console import Progress
-    from bench.executors import sweep_into
+    from bench.executors import images_per_s, sweep_into
     from bench.schema import FAILED
 
     if not jobs:
         all_stored(stage, "point", store)
     failures = 0
     with Progress(stage, sum(len(job.kwargs["batch_sizes"]) for job, *_ in jobs)) as progress:
-        for label, batch, status, text in sweep_into(store, stage, executor, jobs):
+        points = sweep_into(store, stage, executor, jobs, show or images_per_s)
+        for label, batch, status, text in points:
             failures += status in FAILED
             progress.item(f"{label} batch {batch}: {status} {text}")
     return failures

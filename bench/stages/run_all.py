@@ -11,7 +11,7 @@ from typing import Any, NamedTuple
 
 import archs
 from bench.provenance import provenance
-from bench.stages import blocks, onnx, peers, pipeline, profile, speed, train
+from bench.stages import blocks, memory, onnx, peers, pipeline, profile, speed, train
 from bench.stages.common import (
     Command,
     OnData,
@@ -25,7 +25,10 @@ from bench.training.recipes import EXPERIMENTS, PRESETS
 
 BOOK = ",".join(archs.BOOK_MODELS)
 # the stages a plan's steps run, by name
-STAGES = {m.COMMAND.name: m.COMMAND for m in (profile, peers, blocks, speed, onnx, pipeline, train)}
+STAGES = {
+    m.COMMAND.name: m.COMMAND
+    for m in (profile, peers, blocks, speed, memory, onnx, pipeline, train)
+}
 # The networks beside the book's nine whose speed the exercises read: NiN's variants (8.3.5),
 # ResNet-34 to 152 (8.6.7.2), DenseNet-121 against ResNet-50 (8.7.7.3).
 EXERCISE_SPEED = "nin_*,resnet34,resnet50,resnet101,resnet152,densenet121"
@@ -61,6 +64,7 @@ PLANS: dict[str, tuple[Step, ...]] = {
         Step("peers", peers.Settings(models="lenet")),
         Step("blocks", blocks.Settings(time_cap=0.02)),
         Step("speed", speed.Settings(models="lenet", batch_sizes=(1, 8, 128), time_cap=0.05)),
+        Step("memory", memory.Settings(models="lenet")),
         Step("onnx", onnx.Settings(models="lenet", batch_sizes=(1, 8), time_cap=0.05)),
         Step("pipeline", pipeline.Settings(models="lenet", seconds=0.3)),
         Step("train", train.Settings(models="lenet,bn_lenet", preset="smoke")),
@@ -100,6 +104,7 @@ PLANS: dict[str, tuple[Step, ...]] = {
             "speed: DenseNet-121 and ResNet-50 training at batch 16",
             for_its_networks=True,
         ),
+        Step("memory", memory.Settings(models=f"{BOOK},{EXERCISE_SPEED}")),
         Step("onnx", onnx.Settings(models=BOOK, batch_sizes=(1, 32), time_cap=0.5, max_step=1)),
         Step("pipeline", pipeline.Settings(seconds=2)),
         # AlexNet's batch sweep (8.1.5.6) would take the preset past its budget: python -m
@@ -156,6 +161,7 @@ PLANS: dict[str, tuple[Step, ...]] = {
         Step("pipeline", pipeline.Settings()),
         Step("blocks", blocks.Settings()),
         Step("peers", peers.Settings()),
+        Step("memory", memory.Settings()),
         Step(
             "speed",
             speed.Settings(models=BOOK, time_cap=0.5, compile=True),

@@ -42,8 +42,9 @@ def tests(session: nox.Session) -> None:
     """Run the test suite on the CPU, one pytest-xdist worker per CPU, each test file in one
     worker (its module fixtures, a Ray instance among them, made once; ``-- -n 0``: in one
     process; ``-- --under-load 2``: with two busy processes beside it), Ray installed so that
-    ``--executor ray`` is tested on a local Ray instance."""
-    _environment(session, "test,ray")
+    ``--executor ray`` is tested on a local Ray instance, and timm so that ``timm:`` names are
+    counted."""
+    _environment(session, "test,ray,timm")
     session.run(
         PYTHON,
         "-m",
@@ -70,9 +71,9 @@ def bench(session: nox.Session) -> None:
     """Every stage in order, measuring this machine into runs/<preset>-<device>/ (git-ignored;
     ``-- --out reports/<run>`` to add to a published run), then the run's pages; the preset
     follows the device unless given: ``nox -s bench -- --preset smoke|cpu|book --models P``.
-    The peer FLOP counters (thop, ptflops, torchinfo) are installed for its peers stage, and
-    Ray for ``-- --executor ray``."""
-    _environment(session, "test,peers,ray")
+    The peer FLOP counters (thop, ptflops, torchinfo) are installed for its peers stage, Ray
+    for ``-- --executor ray``, and timm for ``--models timm:<name>``."""
+    _environment(session, "test,peers,ray,timm")
     session.run(PYTHON, "-m", "bench", "all", *session.posargs, external=True)
 
 

@@ -1,6 +1,7 @@
 """Shared fixtures; ``--under-load N`` runs the suite while N busy processes compete for the CPU,
 as on a shared CI machine (``nox -s tests -- --under-load 2``); ``--all-torchvision`` counts
-every torchvision classification model (tests/test_torchvision.py)."""
+every torchvision classification model (tests/test_torchvision.py), ``--all-timm`` timm models
+of every family listed in tests/test_timm.py."""
 
 import fcntl
 import os
@@ -26,6 +27,11 @@ def pytest_addoption(parser):
         "--all-torchvision",
         action="store_true",
         help="count every torchvision classification model, not one of each kind",
+    )
+    parser.addoption(
+        "--all-timm",
+        action="store_true",
+        help="count a timm model of every family tests/test_timm.py lists, not one of each kind",
     )
 
 

@@ -26,7 +26,13 @@ from bench.render.format import (
 from bench.render.setups import POINT, speed_setup
 from bench.schema import Status
 from bench.store import Store
-from bench.timing import MIN_TIMED_STEPS
+
+
+def _fewest(frame: pd.DataFrame) -> str:
+    """The fewest steps any measured point of ``frame`` timed ("-" where none was)."""
+    fewest = frame["n"].min() if "n" in frame else None
+    return "-" if fewest is None or pd.isna(fewest) else f"{int(fewest)}"
+
 
 SUMMARY_COLUMNS: list[Column] = [
     ("model", "model", fmt_text),
@@ -220,7 +226,8 @@ def write_speed(store: Store, out_dir: Path) -> list[Path]:
         sections.append(
             f"## {device}, {speed_setup(group.iloc[0])}"
             + f"\n\nProtocol: untimed warm-up steps, then single steps timed until {cap:g} s "
-            f"are spent and at least {MIN_TIMED_STEPS} were timed (n: how many); throughput is "
+            f"are spent and at least a minimum were timed (n: how many; the fewest here: "
+            f"{_fewest(group)}); throughput is "
             "the batch over the median step. A training step is forward, cross-entropy, "
             "backward and an SGD step. A batch size whose step would exceed the run's step "
             "limit, extrapolated from the previous size, is skipped "
@@ -315,7 +322,8 @@ def write_onnx(store: Store, out_dir: Path) -> list[Path]:
         "PyTorch and onnxruntime in eval mode on a batch of 2, TF32 off on both sides "
         "(tolerance 1e-4). Both runtimes "
         "are timed in the same child process with the protocol of `bench speed` (warm-up, then "
-        f"single steps until the time cap is spent and at least {MIN_TIMED_STEPS} were timed), "
+        "single steps until the time cap is spent and at least a minimum were timed; the "
+        f"fewest here: {_fewest(frame)}), "
         "with as many threads each. Device: "
         f"{', '.join(devices) or '-'}; {'; '.join(versions) or '-'}; measured {dates[0]} to "
         f"{dates[-1]}.\n\n" + markdown(frame, ONNX_COLUMNS) + "\n"

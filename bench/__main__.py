@@ -27,10 +27,12 @@ from typing import Any
 
 from bench import runs
 from bench.console import plural
+from bench.device import backend_for, cpu_flags, vector_isa
 from bench.ledger import recorded
 from bench.provenance import cpu_of, environment
 from bench.stages import COMMANDS
 from bench.stages.common import RunFolder, UsageError, add_options, device_of, settings_from
+from bench.stages.train import preset_name
 from bench.store import Store, StoreError, one_run_at_a_time
 
 
@@ -71,9 +73,6 @@ def _located(settings: Any) -> Any:
         return settings
     default = None
     if settings.store is None and settings.out is None:
-        from bench.device import backend_for, cpu_flags, vector_isa
-        from bench.stages.train import preset_name
-
         device = device_of(settings)
         isa = vector_isa(cpu_flags()) if device.type == "cpu" else None
         default = runs.folder(preset_name(settings), backend_for(device).name, isa)

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench.provenance import environment
 from bench.schema import Status
 
 
@@ -183,8 +184,6 @@ def _child(parent: int, target: Callable[..., Any], *args: Any) -> None:
 def rows_of(produce: Callable[..., Any], job: dict[str, Any]) -> Iterator[Row]:
     """A ``Row`` for each row ``produce(**job)`` yields (or the one it returns, where it is not
     a generator), with where it was measured."""
-    from bench.provenance import environment
-
     produced = produce(**job)
     for row in produced if isinstance(produced, Iterator) else [produced]:
         yield Row(row, environment())

@@ -24,6 +24,10 @@ import time
 from pathlib import Path
 from typing import IO
 
+from bench import runs
+from bench.device import backend_for, cpu_flags, vector_isa
+from bench.store import STORE_NAME
+
 # shares of the budget: the GPU tests, then measuring; what is left renders and archives
 TESTS_SHARE, MEASURE_SHARE = 0.15, 0.75
 GRACE_S = 60  # how long a stage has to stop after SIGINT before it is killed
@@ -120,10 +124,6 @@ def describe_machine(device: str, env: dict[str, str]) -> str:
 def default_store(preset: str, device: str) -> Path:
     """The published run of ``preset`` on this device, which each lease continues."""
     import torch
-
-    from bench import runs
-    from bench.device import backend_for, cpu_flags, vector_isa
-    from bench.store import STORE_NAME
 
     backend = backend_for(torch.device(device))
     isa = vector_isa(cpu_flags()) if device == "cpu" else None

@@ -20,6 +20,8 @@ from torch import nn
 
 import archs
 from bench.flops.counting import OpCounter
+from bench.flops.handlers import category
+from bench.flops.profile import corrected_conv_backward
 from bench.schema import OP_KINDS
 
 # Words in an op or module name -> its kind, first match wins.
@@ -132,9 +134,6 @@ def backward_macs(model: nn.Module, x: torch.Tensor) -> dict[str, float]:
     FlopCounterMode with its own rule (which charges a grouped conv's weight gradient once per
     group) and with that rule corrected."""
     from torch.utils.flop_counter import FlopCounterMode
-
-    from bench.flops.handlers import category
-    from bench.flops.profile import corrected_conv_backward
 
     meta, batch = copy.deepcopy(model).to("meta").train(), x.to("meta").expand(2, *x.shape[1:])
     macs = {}

@@ -15,12 +15,22 @@ from typing import Any
 
 import pandas as pd
 
+from bench.compare import differences, summary, table
 from bench.console import plural
 from bench.provenance import cpu_of, environment
+from bench.render.exercises import write_exercises
+from bench.render.findings import write_findings
 from bench.render.format import atomic_write, fmt_int, fmt_text, markdown
-from bench.render.headline import preset_of
+from bench.render.headline import preset_of, write_tradeoffs
+from bench.render.history import write_history
 from bench.render.html import write_twin
+from bench.render.index import write_index
+from bench.render.memory import write_memory
+from bench.render.peers import write_peers
+from bench.render.plots import write_plots
+from bench.render.stages import write_onnx, write_pipeline, write_profile, write_speed
 from bench.render.terminal import ANSWERS, answer
+from bench.render.training import write_train
 from bench.stages.common import select_models
 from bench.store import STORE_NAME, Store
 
@@ -55,11 +65,6 @@ def device_slug(device_name: str) -> str:
     name = re.sub(r"\((r|tm)\)", " ", device_name.lower()).split("@")[0]
     words = [w for w in re.findall(r"[a-z0-9]+", name) if w not in ("cpu", "processor")]
     return "-".join(words[:3]) or "unknown"
-
-
-def default_preset(device: Any) -> str:
-    """The preset a run takes unless told: the book's recipes on a GPU, the cpu preset without."""
-    return "book" if device.type == "cuda" else "cpu"
 
 
 def isa_slug(isa: str | None) -> str:
@@ -109,8 +114,6 @@ def against_published(store: Store, out: Path) -> str | None:
     """This run beside the published run of its preset and machine (``reports/`` holds a folder
     of its name), if there is one and it is another folder: a summary of the changes beyond
     the noise, and the path of the full comparison, written into ``out``."""
-    from bench.compare import differences, summary, table
-
     published = REPORTS / out.name
     if not (published / STORE_NAME).is_file() or published.resolve() == out.resolve():
         return None
@@ -134,17 +137,6 @@ def against_published(store: Store, out: Path) -> str | None:
 def render(store: Store, out: Path) -> list[Path]:
     """Every page and plot of the run whose store is ``store``, into ``out``; the index of runs
     too when ``out`` is a published run folder of reports/."""
-    from bench.render.exercises import write_exercises
-    from bench.render.findings import write_findings
-    from bench.render.headline import write_tradeoffs
-    from bench.render.history import write_history
-    from bench.render.index import write_index
-    from bench.render.memory import write_memory
-    from bench.render.peers import write_peers
-    from bench.render.plots import write_plots
-    from bench.render.stages import write_onnx, write_pipeline, write_profile, write_speed
-    from bench.render.training import write_train
-
     preset = preset_of(store)
     written = write_profile(store, out / "profile") + write_speed(store, out / "speed")
     written += write_onnx(store, out / "onnx") + write_pipeline(store, out / "pipeline")

@@ -20,7 +20,8 @@ def modules() -> dict[str, Path]:
 
 def imports(name: str, path: Path, known: dict[str, Path]) -> set[str]:
     """The modules of the packages that ``name`` imports anywhere in its body: ``from a import
-    b`` is ``a.b`` where that is a module, else ``a``."""
+    b`` is ``a.b`` where that is a module, else ``a``; importing ``a.b.c`` runs the packages
+    ``a`` and ``a.b`` first, unless ``name`` lies inside them (they are running already)."""
 
     def module(dotted: str) -> str | None:
         while dotted and dotted not in known:
@@ -38,6 +39,12 @@ def imports(name: str, path: Path, known: dict[str, Path]) -> set[str]:
                 parent = package.split(".")[: len(package.split(".")) - node.level + 1]
                 base = ".".join([*parent, base] if base else parent)
             found |= {module(f"{base}.{alias.name}") for alias in node.names}
+    packages = {
+        ".".join(parts[:end])
+        for parts in (dotted.split(".") for dotted in found - {None})
+        for end in range(1, len(parts))
+    }
+    found |= {p for p in packages if p in known and not f"{name}.".startswith(f"{p}.")}
     return found - {None, name}
 
 
@@ -74,6 +81,8 @@ def test_the_import_graph_has_no_circle():
     graph = {name: imports(name, path, known) for name, path in known.items()}
     assert {"archs.registry", "bench.runs", "bench.render.headline"} <= set(graph)
     assert "bench.store" in graph["bench.runs"]  # the reading of imports works
+    assert "bench.render" in graph["bench.runs"]  # a submodule's package runs first
+    assert "bench.stages" not in graph["bench.stages.train"]  # its own package is running
     assert cycle(graph) == []
 
 

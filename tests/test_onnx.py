@@ -4,8 +4,10 @@ import onnxruntime as ort
 import pytest
 import torch
 
+import bench.stages.onnx
 from bench import onnx_runtime
 from bench.__main__ import main
+from bench.stages import common
 from bench.store import Store
 
 
@@ -117,7 +119,7 @@ def _rows_failing_all_but_lenet(model_or_name, **job):
 
 
 def test_a_failed_export_is_recorded_and_the_others_go_on(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(onnx_runtime, "iter_onnx", _rows_failing_all_but_lenet)
+    monkeypatch.setattr(bench.stages.onnx, "iter_onnx", _rows_failing_all_but_lenet)
     argv = [
         "onnx",
         "--models",
@@ -157,7 +159,7 @@ def test_without_cudas_provider_a_cuda_request_runs_both_runtimes_on_the_cpu(
     import bench.device
 
     cpu = bench.device.resolve_device("cpu")
-    monkeypatch.setattr(bench.device, "resolve_device", lambda name="auto": torch.device("cuda"))
+    monkeypatch.setattr(common, "resolve_device", lambda name="auto": torch.device("cuda"))
     monkeypatch.setattr(onnxruntime, "get_available_providers", lambda: ["CPUExecutionProvider"])
     argv = [
         "onnx",

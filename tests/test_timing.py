@@ -10,6 +10,7 @@ import pytest
 import torch
 from torch import nn
 
+import bench.stages.speed
 from bench import device as dev
 from bench import peaks
 from bench import timing as sp
@@ -463,7 +464,7 @@ def test_a_compile_failure_is_an_error_that_the_next_run_measures_again(monkeypa
     from bench.schema import FINAL
     from bench.store import Store
 
-    monkeypatch.setattr(sp, "iter_speed", _compiler_failing)
+    monkeypatch.setattr(bench.stages.speed, "iter_speed", _compiler_failing)
     argv = [
         "speed",
         "--models",

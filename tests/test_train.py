@@ -357,7 +357,6 @@ def test_a_checkpoint_keeps_each_gpus_random_state_where_cuda_is_in_use(monkeypa
 
 @pytest.mark.parametrize(("device", "chooses"), [("cuda", True), ("cpu", False)])
 def test_a_gpu_run_lets_cudnn_pick_its_fastest_convolutions(monkeypatch, device, chooses):
-    from bench import data
     from bench.training import loop
 
     seen = []
@@ -367,7 +366,7 @@ def test_a_gpu_run_lets_cudnn_pick_its_fastest_convolutions(monkeypatch, device,
         return {"status": "ok"}, []
 
     monkeypatch.setattr(torch.backends.cudnn, "benchmark", not chooses)  # put back afterwards
-    monkeypatch.setattr(data, "load", lambda data_dir: None)
+    monkeypatch.setattr(loop, "load", lambda data_dir: None)
     monkeypatch.setattr(loop, "train", training)
     (result,) = loop.train_rows(Run("lenet"), SMOKE, None, device, None, "ours")
     assert seen == [chooses] and result == {"summary": {"status": "ok"}, "history": []}

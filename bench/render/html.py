@@ -10,6 +10,8 @@ from pathlib import Path
 
 import markdown
 
+from bench.render.format import atomic_write
+
 STYLE = (
     "body{font-family:system-ui,sans-serif;margin:2em auto;max-width:90em;padding:0 1em;"
     "line-height:1.45;color:#222}table{border-collapse:collapse;margin:1em 0;font-size:.9em}"
@@ -34,8 +36,6 @@ def page(text: str) -> str:
 
 def write_twin(markdown_path: Path) -> Path:
     """Write the HTML page of ``markdown_path`` beside it (same stem, .html), atomically."""
-    from bench.render.format import atomic_write
-
     path = markdown_path.with_suffix(".html")
     atomic_write(path, page(markdown_path.read_text()))
     return path

@@ -7,7 +7,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bench.blocks import cases, measure
 from bench.console import Progress
+from bench.executors import Job
+from bench.isolation import Done, Row, ending
 from bench.stages.common import (
     Command,
     Staged,
@@ -29,10 +32,6 @@ class Settings(Staged):
 
 def run(s: Settings) -> int:
     """Every case not yet in the store, measured (in one child process) and stored."""
-    from bench.blocks import cases, measure
-    from bench.executors import Job
-    from bench.isolation import Done, Row, ending
-
     store, device = Store(s.store), device_of(s)
     every = cases(s.time_cap, device)
     todo = [

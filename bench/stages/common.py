@@ -12,6 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import archs
+from bench.console import Progress
+from bench.data import DataNotFoundError, load
+from bench.device import resolve_device
+from bench.executors import Local, Ray, images_per_s, sweep_into
+from bench.schema import FAILED
 from bench.store import STORE_NAME
 from bench.timing import MIN_TIMED_STEPS
 
@@ -179,8 +184,6 @@ class Staged(RunFolder):
     def runner(self, device: Any = None, workers: int = 1) -> Any:
         """The executor that runs this stage's jobs on ``device`` (``workers``: how many jobs
         that time nothing run at once here)."""
-        from bench.executors import Local, Ray
-
         if self.executor == "local":
             return Local(workers)
         try:
@@ -225,8 +228,6 @@ class OnData(OnDevice):
 
     def data(self) -> Any:
         """Fashion-MNIST, or a usage error saying how to get it."""
-        from bench.data import DataNotFoundError, load
-
         try:
             return load(self.data_dir)
         except DataNotFoundError as error:
@@ -265,8 +266,6 @@ def settings_from(args: argparse.Namespace, settings: type) -> Any:
 
 def device_of(settings: Any) -> Any:
     """The torch device ``--device`` names; one that is not there is a usage error."""
-    from bench.device import resolve_device
-
     try:
         return resolve_device(getattr(settings, "device", "auto"))
     except ValueError as error:
@@ -303,10 +302,6 @@ def run_sweeps(store: Any, stage: str, executor: Any, jobs: list, show: Any = No
     """Each network's batch-size sweep (``bench.executors.sweep_into``; ``show``: what to
     print of a point measured, its images/s by default), with a progress bar over its points;
     how many points failed."""
-    from bench.console import Progress
-    from bench.executors import images_per_s, sweep_into
-    from bench.schema import FAILED
-
     if not jobs:
         all_stored(stage, "point", store)
     failures = 0

@@ -9,6 +9,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import archs
+from bench.allocator import iter_allocator
+from bench.device import cpu_model
+from bench.executors import Job
 from bench.schema import FINAL
 from bench.stages.common import (
     Command,
@@ -54,10 +57,6 @@ def shown(row: dict[str, Any]) -> str:
 
 def run(s: Settings) -> int:
     """Read the allocator's peaks of every selected network not yet in the store."""
-    from bench.allocator import iter_allocator
-    from bench.device import cpu_model
-    from bench.executors import Job
-
     cpu = cpu_model()
     store = Store(s.store)
     jobs = []

@@ -8,6 +8,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import archs
+from bench.device import backend_for
+from bench.executors import Job
+from bench.onnx_runtime import iter_onnx, placement
 from bench.schema import FINAL
 from bench.stages.common import (
     Command,
@@ -42,10 +45,6 @@ def config(
 
 def run(s: Settings) -> int:
     """Export, check and time every selected network under onnxruntime, one child each."""
-    from bench.device import backend_for
-    from bench.executors import Job
-    from bench.onnx_runtime import iter_onnx, placement
-
     names = select_models(s.models)
     asked = device_of(s)
     device, provider = placement(asked)

@@ -6,7 +6,11 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+import archs
 from bench.console import Progress
+from bench.executors import Job
+from bench.isolation import Done, Row, ending
+from bench.peers import peer_row
 from bench.stages.common import (
     Command,
     Networks,
@@ -25,11 +29,6 @@ class Settings(Networks):
 def run(s: Settings) -> int:
     """Every selected network not yet in the store, counted by each peer (in worker
     processes, a network each), stored, rendered."""
-    import archs
-    from bench.executors import Job
-    from bench.isolation import Done, Row, ending
-    from bench.peers import peer_row
-
     store, failures = Store(s.store), 0
     names = select_models(s.models)
 

@@ -6,6 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bench.console import Progress
+from bench.device import backend_for
+from bench.executors import Job
+from bench.isolation import Done, Row, ending
 from bench.stages.common import (
     Command,
     OnData,
@@ -18,6 +21,7 @@ from bench.stages.common import (
     timeout_option,
 )
 from bench.store import Store
+from bench.training.feeds import FEEDS, PIPELINE_CASES, feed_throughputs
 
 
 @dataclass(frozen=True)
@@ -28,11 +32,6 @@ class Settings(OnData):
 
 def run(s: Settings) -> int:
     """Each case's feeds not yet in the store, timed and stored."""
-    from bench.device import backend_for
-    from bench.executors import Job
-    from bench.isolation import Done, Row, ending
-    from bench.training.feeds import FEEDS, PIPELINE_CASES, feed_throughputs
-
     device = device_of(s)
     s.data()  # fail fast, in one line, if the data is missing
     device_name, store = backend_for(device).name, Store(s.store)

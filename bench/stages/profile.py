@@ -9,6 +9,9 @@ from dataclasses import dataclass
 
 import archs
 from bench.console import Progress, plural
+from bench.executors import Job
+from bench.flops import profile_job
+from bench.isolation import Done, Row, ending
 from bench.schema import Status
 from bench.stages.common import (
     Command,
@@ -38,10 +41,6 @@ class Settings(Networks):
 
 def run(s: Settings) -> int:
     """Profile every selected network not yet in the store, then write the tables."""
-    from bench.executors import Job
-    from bench.flops import profile_job
-    from bench.isolation import Done, Row, ending
-
     names = select_models(s.models)
     if s.image_size is not None:
         too_small = [

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.compare import METRICS
+from bench.compare import METRICS, differences, summary, table
 from bench.stages.common import AtRunFolder, Command, option
 from bench.store import STORE_NAME, Store
 
@@ -39,8 +39,6 @@ class CompareSettings:
 def compare(s: CompareSettings) -> int:
     """A summary of the differences between two stores (changes beyond the measured noise,
     per stage, and the largest); every metric's with --table."""
-    from bench.compare import differences, summary, table
-
     frame = differences(open_store(s.a), open_store(s.b), s.stage, s.threshold)
     print(summary(frame))
     if s.table:

@@ -9,6 +9,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import archs
+from bench.device import backend_for
+from bench.executors import Job
+from bench.isolation import Done, Row, ending
+from bench.peaks import machine_roof
 from bench.schema import FINAL
 from bench.stages.common import (
     Command,
@@ -20,7 +24,7 @@ from bench.stages.common import (
     timeout_option,
 )
 from bench.store import Store
-from bench.timing import MIN_TIMED_STEPS, MODES
+from bench.timing import MIN_TIMED_STEPS, MODES, iter_speed
 
 
 def modes(text: str) -> tuple[str, ...]:
@@ -57,10 +61,6 @@ def config(s: Settings, device: str, name: str, batch: int, mode: str, size: int
 
 def run(s: Settings) -> int:
     """Time every selected network across batch sizes, one child process per (model, mode)."""
-    from bench.device import backend_for
-    from bench.executors import Job
-    from bench.timing import iter_speed
-
     names = select_models(s.models)
     device = device_of(s)
     backend, executor = backend_for(device), s.runner(device)
@@ -104,10 +104,6 @@ def measure_roof(
     copy), measured in a child like the networks, so that this process holds no GPU memory,
     by a run that times something, before it; the store keeps one row per device and
     precision, the latest measured. Returns the peak and its source."""
-    from bench.executors import Job
-    from bench.isolation import Done, Row, ending
-    from bench.peaks import machine_roof
-
     measured = Job(machine_roof, {"device": device.type, "precision": s.precision}, s.timeout)
     for _, message in executor.run([measured]):
         if isinstance(message, Row):

@@ -11,6 +11,9 @@ from typing import Any
 
 import archs
 from bench.console import Progress, plural
+from bench.device import backend_for
+from bench.executors import Job
+from bench.isolation import Done, Row, ending
 from bench.schema import FAILED, MEASURED, Status
 from bench.stages.common import (
     Command,
@@ -22,6 +25,7 @@ from bench.stages.common import (
     timeout_option,
 )
 from bench.store import Store, config_hash
+from bench.training.loop import train_rows
 from bench.training.recipes import EXPERIMENTS, PRESETS, Preset, Run, config, describe
 
 
@@ -49,19 +53,13 @@ class Settings(OnData):
 
 
 def preset_name(s: Any) -> str:
-    """The preset asked for, else the device's: book with a GPU, cpu without."""
-    from bench.runs import default_preset
-
-    return getattr(s, "preset", None) or default_preset(device_of(s))
+    """The preset asked for, else the device's: the book's recipes on a GPU, the cpu preset
+    without."""
+    return getattr(s, "preset", None) or ("book" if device_of(s).type == "cuda" else "cpu")
 
 
 def run(s: Settings) -> int:
     """Train the runs of the chosen experiments, each in a child process, into the store."""
-    from bench.device import backend_for
-    from bench.executors import Job
-    from bench.isolation import Done, Row, ending
-    from bench.training.loop import train_rows
-
     device, name = device_of(s), preset_name(s)
     preset = PRESETS[name]
     selected = set(select_models(s.models))

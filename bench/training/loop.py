@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 import archs
-from bench.data import DeviceBatches, FashionMNIST, subset, torchvision_batches
+from bench.data import DeviceBatches, FashionMNIST, load, subset, torchvision_batches
 from bench.device import backend_for, fp32_math
 from bench.flops import step_flops_per_image
 from bench.schema import Status
@@ -355,8 +355,6 @@ def train_rows(
     pipeline: str,
 ) -> Iterator[dict[str, Any]]:
     """One run as a row stream (for a child process): load the data, train, yield the result."""
-    from bench.data import load
-
     started = last = time.perf_counter()
 
     def progress(step: int) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 
 import archs
 from bench.console import plural
+from bench.flops.profile import step_flops_per_image
 from bench.render.training import BOOK_PRESETS
 from bench.schema import MEASURED
 from bench.store import Store
@@ -32,8 +33,6 @@ def _work(key: dict[str, Any]) -> dict[str, Any]:
 @functools.cache
 def forward_macs(model: str, side: int) -> int:
     """Forward MACs per image of ``model`` at ``side`` pixels, counted on the meta device."""
-    from bench.flops.profile import step_flops_per_image
-
     built = archs.build(model, image_size=side, device="meta")
     return step_flops_per_image(built, (1, side, side))["infer"] // 2
 

@@ -25,7 +25,7 @@ from bench.render.format import (
 )
 from bench.render.memory import tracked_growth
 from bench.render.setups import book_speed, spread
-from bench.render.training import BOOK_PRESETS, throughput_cv
+from bench.render.training import BOOK_PRESETS, PRESET_RANK, preset_run, throughput_cv
 from bench.schema import MEASURED, Status
 from bench.store import Store
 
@@ -69,8 +69,6 @@ def train_rows(
     under the preset closest to the book's, in book order. Preset runs compare at equal work:
     all from the book's recipe (book, book_cpu), else all from one other preset where every
     network has one, else each network's own."""
-    from bench.render.training import PRESET_RANK, preset_run
-
     done = [r for r in store.rows("train") if r["status"] in MEASURED]
     if keep is None:
         for presets in (BOOK_PRESETS, *((p,) for p in PRESET_RANK if p not in BOOK_PRESETS), None):

@@ -660,6 +660,8 @@ def test_the_memory_page_sets_the_allocator_beside_the_estimate_and_the_process(
         "infer_peak_op_bytes": infer.op_bytes,
     }
     store.put("memory", "Sequential", {"batch_size": batch}, allocator)
+    too_big = {**allocator, "batch_size": 4096, "status": "skipped", "note": "over half"}
+    store.put("memory", "Sequential", {"batch_size": 4096}, too_big, status="skipped")
     write_memory(store, tmp_path)
     page = (tmp_path / "memory.md").read_text()
     (line,) = [
@@ -673,6 +675,7 @@ def test_the_memory_page_sets_the_allocator_beside_the_estimate_and_the_process(
     assert abs(float(overhead.replace(",", ""))) < 192 / 10  # a process's noise, not the input
     assert line[11].startswith(f"{train.op} holding ")
     assert "(`python -m bench memory`, CPU X)" in page
+    assert "Not read from the allocator:\n\n- Sequential at 512 px, batch 4096: over half\n" in page
 
 
 def test_a_store_of_failures_alone_renders_every_page_and_lists_them(tmp_path):

@@ -133,7 +133,11 @@ def write_memory(store: Store, out_dir: Path) -> list[Path]:
             if r["status"] == Status.OK
         },
     }
-    skipped = sorted({r["note"] for r in store.rows("memory") if r["status"] == Status.SKIPPED})
+    skipped = [
+        f"- {r['model']} at {r['image_size']} px, batch {r['batch_size']}: {r['note']}\n"
+        for r in store.rows("memory")
+        if r["status"] == Status.SKIPPED
+    ]
     lines = [
         _row(p, batch, suffix, readings)
         for p in profiles
@@ -169,7 +173,7 @@ def write_memory(store: Store, out_dir: Path) -> list[Path]:
         "memory). A batch norm network cannot train on a batch of one (dashes).\n\n"
         f"Training: the estimate is {_outside(frame, 'train')}.\n\n"
         f"Inference: the estimate is {_outside(frame, 'infer')}.\n\n"
-        + ("Not read from the allocator: " + "; ".join(skipped) + ".\n\n" if skipped else "")
+        + ("Not read from the allocator:\n\n" + "".join(skipped) + "\n" if skipped else "")
         + markdown(frame, [c for c in COLUMNS if readings["memory"] or c[0] not in ALLOCATOR])
         + "\n"
     )

@@ -936,7 +936,7 @@ def test_book_recipes_at_chance_get_their_probes_and_smallest_lr_fix(tmp_path, f
     assert f"lr {book_lr * 3:g} (3 times the book's), 88.0% under book_cpu" in vgg
     table = headline(store).set_index("model")
     assert table.loc["vgg11_small", "test_acc"] == 0.21
-    label = f"vgg11_small, lr {book_lr * 3:g} (at 32 px the book's lr does not learn)"
+    label = f"vgg11_small, lr {book_lr * 3:g} (the book's lr stays at chance at 32 px)"
     assert table.loc[label, "test_acc"] == 0.88
     assert not any(name.startswith(("lenet,", "googlenet,")) for name in table.index)
     put("alexnet", "cpu", 0.001, [], [1.0, 0.8], 0.6, 65)  # toy work: not what it buys

@@ -170,9 +170,9 @@ def headline(store: Store) -> pd.DataFrame:
         if run is not None:
             trained.append((name, "book" if run["preset"] == "book" else "fixed work", run))
             fix = None if learned(run) else lr_fix(run, mine)
-            if fix is not None:  # labelled: the smallest change that makes it learn
+            if fix is not None:  # labelled: the smallest change of the rate that makes it learn
                 side = f"{run['resize'] or 28} px"
-                label = f"{name}, lr {fix['lr']:g} (at {side} the book's lr does not learn)"
+                label = f"{name}, lr {fix['lr']:g} (the book's lr stays at chance at {side})"
                 trained.append((label, "fixed work", fix))
         for recipe, fast in fast_recipes(mine).items():  # the median over seeds
             median = sorted(fast, key=lambda r: r["test_acc"])[(len(fast) - 1) // 2]

@@ -74,8 +74,8 @@ def at_chance_for(rows: list[dict[str, Any]], histories: list[list[dict]]) -> st
     """A section on each book recipe whose training loss sat at chance for ``SLOW`` epochs or
     more under the book's presets: the run, the probes of its network (the probe preset: its
     first epochs at learning rates around the book's, and runs of its preset that change the
-    rate alone) and, for a run that never left chance, the smallest change that makes it
-    learn."""
+    rate alone) and, for a run that never left chance, the smallest change of its rate that
+    makes it learn."""
     done, stuck = [], []
     for run, history in zip(rows, histories, strict=True):
         if run["status"] not in MEASURED:
@@ -120,8 +120,9 @@ def at_chance_for(rows: list[dict[str, Any]], histories: list[list[dict]]) -> st
             verdict = sooner(run, probes, spec.recipe.lr)
         elif fix:
             verdict = (
-                f"The smallest change that makes it learn, among those stored: lr {fix['lr']:g} "
-                f"({fix['lr'] / spec.recipe.lr:g} times the book's), {fix['test_acc']:.1%} "
+                "The smallest change of the rate that makes it learn, among those stored: "
+                f"lr {fix['lr']:g} ({fix['lr'] / spec.recipe.lr:g} times the book's), "
+                f"{fix['test_acc']:.1%} "
                 f"under {fix['preset']}; the headline names it beside the book's row."
             )
         else:

@@ -981,6 +981,41 @@ def test_findings_set_the_books_claims_beside_the_counts_and_open_the_index(tmp_
     assert links[0].startswith("- [findings.md](findings.md)")
 
 
+def test_findings_set_the_init_probes_beside_the_book_recipe(tmp_path, full_row):
+    """A probe with He initialization at the book recipe's rate and side stands beside the
+    book's run; one at another rate is not read as that comparison."""
+    from bench.render.findings import render
+
+    store = Store(tmp_path / "r.sqlite")
+
+    def put(preset, acc, lr=0.05, he=False, epochs=10):
+        row = full_row(
+            "train",
+            model="nin",
+            preset=preset,
+            lr=lr,
+            resize=67,
+            test_acc=acc,
+            changes=["techniques"] if he else [],
+            technique_settings={"he_init": True} if he else {},
+            work=f"{epochs} epochs over all 60,000 images",
+        )
+        store.put("train", "nin", {"name": preset, "lr": lr, "he": he}, row)
+
+    put("book_cpu", 0.695)
+    put("probe", 0.27, lr=0.15, epochs=2)
+    assert "He initialization" not in render(store)
+    assert "1 more claim waits for `python -m bench train --experiment init_probes" in render(store)
+    put("probe", 0.718, he=True, epochs=2)
+    put("probe", 0.5, lr=0.15, he=True, epochs=2)
+    (line,) = [line for line in render(store).splitlines() if "He initialization" in line]
+    assert (
+        "nin 71.8% after 2 epochs over all 60,000 images (probe preset); with Xavier, 69.5% "
+        "after 10 epochs over all 60,000 images |" in line
+    )
+    assert "50.0%" not in line
+
+
 def test_a_network_without_accuracy_says_why():
     """The command that trains it under the folder's book preset, from the first experiment
     with its book recipe; or, for a network no experiment trains, that it is counted only."""

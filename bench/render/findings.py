@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import archs
-from bench.render.chance import learned, lr_fix
+from bench.render.chance import he_init, learned, lr_fix
 from bench.render.exercises.left import book_preset
 from bench.render.format import MIB, atomic_write
 from bench.render.stages import profile_name
@@ -162,6 +162,33 @@ def book_accuracies(store: Store) -> Finding | None:
     )
 
 
+def init_probes(store: Store) -> Finding | None:
+    """The book networks probed with He initialization in place of Xavier at their book rate,
+    beside what their book recipe reached in all its epochs."""
+    runs = [r for r in store.rows("train") if r["status"] in MEASURED]
+    said = []
+    for name in archs.BOOK_MODELS:
+        mine = [r for r in runs if r["model"] == name]
+        book = preset_run([r for r in mine if r["preset"] in BOOK_PRESETS])
+        if book is None:
+            continue
+        said += [
+            f"{name} {probe['test_acc']:.1%} after {probe['work']} ({probe['preset']} preset); "
+            f"with Xavier, {book['test_acc']:.1%} after {book['work']}"
+            for probe in mine
+            if he_init(probe) and probe["lr"] == book["lr"] and probe["resize"] == book["resize"]
+        ]
+    if not said:
+        return None
+    return (
+        "The book draws every weight Xavier-uniform: does that hold its deep networks without "
+        "normalization near chance at CPU scale?",
+        "test accuracy with He initialization instead, at the book's rate and side: "
+        + ". ".join(said),
+        "[training](train/train.md)",
+    )
+
+
 # each finding, and the command that measures what it needs
 FINDINGS: tuple[tuple[Callable[[Store], Finding | None], str], ...] = (
     (alexnet_head, "python -m bench profile"),
@@ -170,6 +197,7 @@ FINDINGS: tuple[tuple[Callable[[Store], Finding | None], str], ...] = (
     (googlenet_savings, "python -m bench profile"),
     (densenet_memory, "python -m bench profile"),
     (book_accuracies, "python -m bench train --experiment book --preset book_cpu (on a GPU: book)"),
+    (init_probes, "python -m bench train --experiment init_probes --preset probe"),
 )
 
 

@@ -982,8 +982,8 @@ def test_findings_set_the_books_claims_beside_the_counts_and_open_the_index(tmp_
 
 
 def test_findings_set_the_init_probes_beside_the_book_recipe(tmp_path, full_row):
-    """A probe with He initialization at the book recipe's rate and side stands beside the
-    book's run; one at another rate is not read as that comparison."""
+    """The runs with He initialization at the book recipe's rate and side stand beside the
+    book's run, one phrase a network; one at another rate is not read as that comparison."""
     from bench.render.findings import render
 
     store = Store(tmp_path / "r.sqlite")
@@ -1008,10 +1008,12 @@ def test_findings_set_the_init_probes_beside_the_book_recipe(tmp_path, full_row)
     assert "1 more claim waits for `python -m bench train --experiment init_probes" in render(store)
     put("probe", 0.718, he=True, epochs=2)
     put("probe", 0.5, lr=0.15, he=True, epochs=2)
+    put("book_cpu", 0.885, he=True)
     (line,) = [line for line in render(store).splitlines() if "He initialization" in line]
     assert (
-        "nin 71.8% after 2 epochs over all 60,000 images (probe preset); with Xavier, 69.5% "
-        "after 10 epochs over all 60,000 images |" in line
+        "nin 71.8% after 2 epochs over all 60,000 images (probe preset), 88.5% after 10 epochs "
+        "over all 60,000 images (book_cpu preset); with Xavier, 69.5% after 10 epochs over all "
+        "60,000 images |" in line
     )
     assert "50.0%" not in line
 

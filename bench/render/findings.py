@@ -172,12 +172,14 @@ def init_probes(store: Store) -> Finding | None:
         book = preset_run([r for r in mine if r["preset"] in BOOK_PRESETS])
         if book is None:
             continue
-        said += [
-            f"{name} {probe['test_acc']:.1%} after {probe['work']} ({probe['preset']} preset); "
-            f"with Xavier, {book['test_acc']:.1%} after {book['work']}"
+        he = [
+            f"{probe['test_acc']:.1%} after {probe['work']} ({probe['preset']} preset)"
             for probe in mine
             if he_init(probe) and probe["lr"] == book["lr"] and probe["resize"] == book["resize"]
         ]
+        if he:
+            xavier = f"with Xavier, {book['test_acc']:.1%} after {book['work']}"
+            said.append(f"{name} {', '.join(he)}; {xavier}")
     if not said:
         return None
     return (

@@ -22,6 +22,8 @@ import torch
 from torch import nn
 from torch.nn.modules.lazy import LazyModuleMixin
 
+from archs.meta import ShapeCache
+
 Builder = Callable[..., nn.Module]
 
 # The search for the smallest accepted input stops here: nothing in the chapters needs more.
@@ -295,7 +297,8 @@ def _min_image_size(entry: ModelSpec, options: dict, in_channels: int | None = N
 def _fits(model: nn.Module, in_channels: int, size: int) -> bool:
     """Whether ``model`` (on the meta device) runs on a ``size`` x ``size`` input."""
     try:
-        model.eval()(torch.empty(1, in_channels, size, size, device="meta"))
+        with ShapeCache():
+            model.eval()(torch.empty(1, in_channels, size, size, device="meta"))
     except _REFUSALS:
         return False
     return True

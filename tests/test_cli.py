@@ -88,6 +88,7 @@ def test_profile_stores_rows_writes_tables_and_resumes(tmp_path, capsys):
         "4",
         "--workers",
         "1",
+        "--check",
         "--store",
         str(store_path),
         "--out",
@@ -95,7 +96,7 @@ def test_profile_stores_rows_writes_tables_and_resumes(tmp_path, capsys):
     ]
     assert main(argv) == 0
     first = capsys.readouterr().out
-    assert "1 network to measure, 0 already in" in first and "counters agree" in first
+    assert "1 network to measure, 0 already in" in first and "counters agree: yes" in first
     store = Store(store_path)
     rows = store.rows("profile")
     assert sorted(r["model"] for r in rows) == ["bn_lenet"]

@@ -8,7 +8,8 @@ from torch import nn
 
 import archs
 from bench import profile
-from bench.flops.counting import SavedBytes
+from bench.flops.counting import read_step
+from bench.flops.profile import CHECKS
 
 
 def golden_macs(name: str) -> dict[str, int]:
@@ -38,7 +39,7 @@ def golden_macs(name: str) -> dict[str, int]:
 def test_conv_and_linear_macs_equal_the_formula_for_every_counter(name):
     batch = 4
     golden = golden_macs(name)
-    s = profile(name, batch_size=batch).summary.iloc[0]
+    s = profile(name, batch_size=batch, checks=CHECKS).summary.iloc[0]
     assert s.fwd_conv_macs_per_image == golden["conv"]
     assert s.fwd_linear_macs_per_image == golden["linear"]
     assert s.fvcore_fwd_macs_per_image == golden["conv"] + golden["linear"]
@@ -65,24 +66,28 @@ def test_grouped_conv_backward_costs_twice_its_forward(groups):
 
 @pytest.mark.parametrize("groups", [1, 32])
 def test_flop_counter_mode_backward_is_corrected_for_groups(groups):
-    s = profile(two_convs(groups), image_size=10, in_channels=8, batch_size=2).summary.iloc[0]
+    s = profile(
+        two_convs(groups), image_size=10, in_channels=8, batch_size=2, checks=["flop_counter"]
+    ).summary.iloc[0]
     assert s.flopcounter_bwd_flops == 2 * (s.bwd_conv_macs_per_image * 2)
     assert s.counters_agree
 
 
 def test_resnext50_backward_is_about_twice_forward():
-    s = profile("resnext50_32x4d", in_channels=3, batch_size=1).summary.iloc[0]
+    s = profile("resnext50_32x4d", in_channels=3, batch_size=1, checks=CHECKS).summary.iloc[0]
     assert 1.9 < s.bwd_conv_macs_per_image / s.fwd_conv_macs_per_image < 2.0
     assert s.counters_agree
 
 
 def test_saved_activation_bytes_by_hand_for_a_two_layer_net():
     mlp = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
-    with SavedBytes(mlp) as saved:
-        mlp(torch.randn(3, 4))
+    step = read_step(mlp, torch.randn(3, 4))
     # the input (3 x 4 floats) for the first weight gradient, and the ReLU output (3 x 8),
-    # which both the ReLU and the second layer save; weights are not activations
-    assert saved.total == 3 * 4 * 4 + 3 * 8 * 4
+    # which both the ReLU and the second layer save; weights are not activations, nor is what
+    # the loss saves after the forward pass
+    assert step.saved == 3 * 4 * 4 + 3 * 8 * 4
+    # per leaf the input is not counted: the ReLU's output is the ReLU's
+    assert [layer.saved for layer in step.layers] == [0, 3 * 8 * 4, 0]
 
 
 def test_activation_memory_of_a_tiny_conv_net_by_hand():
@@ -165,9 +170,17 @@ def test_profiling_a_module_leaves_it_untouched():
 def test_without_fvcore_its_column_says_not_installed(monkeypatch):
     for module in ("fvcore", "fvcore.nn"):  # as if never installed: importing raises ImportError
         monkeypatch.setitem(sys.modules, module, None)
-    s = profile("lenet", batch_size=2)[0].iloc[0]
+    s = profile("lenet", batch_size=2, checks=CHECKS)[0].iloc[0]
     assert s.fvcore_fwd_macs_per_image is None
     assert s.counters_agree  # FlopCounterMode, the check that ran, agrees
+
+
+def test_without_checks_their_columns_say_none_ran():
+    s = profile("lenet", batch_size=2).summary.iloc[0]
+    assert s.counters_agree is None and s.flopcounter_fwd_flops is None
+    assert s.fvcore_fwd_macs_per_image is None
+    with pytest.raises(ValueError, match="unknown checks"):
+        profile("lenet", checks=["ptflops"])
 
 
 def test_handlers_add_a_rule_and_replace_one():
@@ -193,21 +206,17 @@ def test_handlers_add_a_rule_and_replace_one():
 
 
 def test_tracked_inference_is_weights_input_and_output_by_hand():
-    from bench.flops.counting import tracked_step_bytes
-
     net = nn.Linear(4, 3).to("meta")  # 12 weights + 3 biases; a batch of 2 makes 2 x 3 logits
-    assert tracked_step_bytes(net, torch.empty(2, 4, device="meta"), train=False) == 4 * (
-        15 + 2 * 4 + 2 * 3
-    )
+    step = read_step(net, torch.empty(2, 4, device="meta"))
+    assert step.infer == 4 * (15 + 2 * 4 + 2 * 3)
+    assert step.infer_activations == 4 * 2 * 3
 
 
 def test_tracked_training_holds_at_least_weights_gradients_input_and_labels():
-    from bench.flops.counting import tracked_step_bytes
-
     net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3)).to("meta")
     weights = 4 * sum(p.numel() for p in net.parameters())
     floor = 2 * weights + 4 * 5 * 4 + 8 * 5  # weights, their gradients, a batch of 5, int64 labels
-    assert tracked_step_bytes(net, torch.empty(5, 4, device="meta"), train=True) >= floor
+    assert read_step(net, torch.empty(5, 4, device="meta")).train >= floor
 
 
 def test_the_training_estimate_charges_the_images_no_gradient():

@@ -133,30 +133,6 @@ class LiveBytes(TorchDispatchMode):
             del self.storages[key]
 
 
-class SavedBytes(saved_tensors_hooks):
-    """Bytes autograd saves for backward while active: unique storages, not ``model``'s weights."""
-
-    def __init__(self, model: nn.Module):
-        weights = {t.untyped_storage()._cdata for t in [*model.parameters(), *model.buffers()]}
-        self.storages: dict[int, int] = {}
-
-        def pack(t: torch.Tensor) -> torch.Tensor:
-            key = t.untyped_storage()._cdata
-            if key not in weights:
-                self.storages[key] = t.untyped_storage().nbytes()
-            return t
-
-        super().__init__(pack, lambda t: t)
-
-    def __enter__(self) -> SavedBytes:
-        super().__enter__()
-        return self
-
-    @property
-    def total(self) -> int:
-        return sum(self.storages.values())
-
-
 def output_tensors(out: Any) -> list[torch.Tensor]:
     """Every tensor a forward pass returned: the logits alone, or, for a network with auxiliary
     classifiers in training mode (torchvision's GoogLeNet and Inception v3 return named
@@ -189,25 +165,6 @@ def resident_bytes(model: nn.Module, x: torch.Tensor, labels: torch.Tensor | Non
     return sum({t.untyped_storage()._cdata: t.untyped_storage().nbytes() for t in tensors}.values())
 
 
-def tracked_step_bytes(model: nn.Module, x: torch.Tensor, train: bool) -> int:
-    """Peak bytes of every tensor alive at once through ``one_step``, the weights, buffers,
-    input and (training) labels included. Run on the meta device, storages are tracked as ops
-    make and free them, as a real step on a CPU allocates them (library workspaces aside)."""
-    labels = torch.zeros(len(x), dtype=torch.long, device=x.device) if train else None
-    tensors = [x, *([] if labels is None else [labels]), *model.parameters(), *model.buffers()]
-    with LiveBytes({t.untyped_storage()._cdata for t in tensors}) as live:
-        one_step(model, x, labels)
-    return live.peak + resident_bytes(model, x, labels)
-
-
-def peak_inference_bytes(model: nn.Module, x: torch.Tensor) -> int:
-    """Peak bytes of tensors alive during one inference pass (the input and weights excluded)."""
-    existing = {t.untyped_storage()._cdata for t in [x, *model.parameters(), *model.buffers()]}
-    with torch.no_grad(), LiveBytes(existing) as live:
-        model(x)
-    return live.peak
-
-
 @dataclass(frozen=True)
 class LayerBytes:
     """One leaf module's part in a training step: what autograd saves in its forward (storages
@@ -219,43 +176,106 @@ class LayerBytes:
     grads: int
 
 
-def layer_bytes(model: nn.Module, x: torch.Tensor) -> list[LayerBytes]:
-    """Per leaf module, in the order of the forward pass (a module that runs twice counts once),
-    from one training forward of ``model`` on ``x``."""
-    existing = {t.untyped_storage()._cdata for t in [x, *model.parameters(), *model.buffers()]}
-    last: list[str] = []  # the leaf module entered last: ops after it (a functional ReLU, an
-    # addition in a container's forward) are charged to it
-    saved: dict[str, int] = {}
-    seen: set[int] = set()
-    layers: dict[str, LayerBytes] = {}
+@dataclass(frozen=True)
+class StepBytes:
+    """What one training step and one inference pass on a batch hold, tracked as ops make and
+    free storages (on the meta device as a real step on a CPU allocates them, library
+    workspaces aside). ``train``, ``infer``: the most bytes alive at once, the weights, buffers,
+    input and (training) labels included; ``infer_activations``: inference's without them;
+    ``saved``: the bytes autograd saves in the training forward, weights aside; ``layers``: per
+    leaf module in the order of the forward pass (one that runs twice counts once). The
+    training fields are None where the batch cannot train (batch norm on one image)."""
 
-    def pack(t: torch.Tensor) -> torch.Tensor:
-        key = t.untyped_storage()._cdata
-        if key not in existing and key not in seen and last:
-            seen.add(key)
-            saved[last[-1]] = saved.get(last[-1], 0) + t.untyped_storage().nbytes()
-        return t
+    infer: int
+    infer_activations: int
+    train: int | None
+    saved: int | None
+    layers: list[LayerBytes] | None
 
-    def enter(name: str) -> Callable[..., None]:
-        return lambda module, inputs: last.append(name)
 
-    def leave(name: str) -> Callable[..., None]:
-        def hook(module: nn.Module, inputs: Any, output: torch.Tensor) -> None:
-            grads = sum(p.numel() * p.element_size() for p in module.parameters(recurse=False))
-            layers.setdefault(name, LayerBytes(0, output.numel() * output.element_size(), grads))
-
-        return hook
-
-    leaves = [(n, m) for n, m in model.named_modules() if not list(m.children())]
-    hooks = [
-        h
-        for n, m in leaves
-        for h in (m.register_forward_pre_hook(enter(n)), m.register_forward_hook(leave(n)))
-    ]
+def read_step(model: nn.Module, x: torch.Tensor) -> StepBytes:
+    """One inference pass and one training step (``one_step``) on ``x``, read at once."""
+    infer = _tracked(model, x, None)
+    labels = torch.zeros(len(x), dtype=torch.long, device=x.device)
     try:
-        with saved_tensors_hooks(pack, lambda t: t):
-            model.train()(x)
-    finally:
-        for hook in hooks:
+        with ForwardSaves(model, x) as saves:
+            train = _tracked(model, x, labels)
+    except ValueError:  # batch norm needs two examples per channel to train
+        return StepBytes(infer, infer - resident_bytes(model, x, None), None, None, None)
+    return StepBytes(
+        infer, infer - resident_bytes(model, x, None), train, saves.total, saves.layers()
+    )
+
+
+def _tracked(model: nn.Module, x: torch.Tensor, labels: torch.Tensor | None) -> int:
+    tensors = [x, *([] if labels is None else [labels]), *model.parameters(), *model.buffers()]
+    with LiveBytes({t.untyped_storage()._cdata for t in tensors}) as live:
+        one_step(model, x, labels)
+    return live.peak + resident_bytes(model, x, labels)
+
+
+class ForwardSaves(saved_tensors_hooks):
+    """What autograd saves during ``model``'s forward (not the loss's after it): unique storages
+    other than the weights in all (``total``), and per leaf module (``layers()``), where the
+    input is not counted either and ops after a leaf (a functional ReLU, an addition in a
+    container's forward) are charged to the leaf entered last."""
+
+    def __init__(self, model: nn.Module, x: torch.Tensor):
+        weights = {t.untyped_storage()._cdata for t in [*model.parameters(), *model.buffers()]}
+        existing = weights | {x.untyped_storage()._cdata}
+        self.model, self.running = model, False
+        self.storages: dict[int, int] = {}  # every storage saved, weights aside
+        self.last: list[str] = []  # the leaf module entered last
+        self.by_leaf: dict[str, int] = {}
+        self.seen: set[int] = set()
+        self.outputs: dict[str, LayerBytes] = {}
+
+        def pack(t: torch.Tensor) -> torch.Tensor:
+            key = t.untyped_storage()._cdata
+            if not self.running:
+                return t
+            if key not in weights:
+                self.storages[key] = t.untyped_storage().nbytes()
+            if key not in existing and key not in self.seen and self.last:
+                self.seen.add(key)
+                leaf = self.last[-1]
+                self.by_leaf[leaf] = self.by_leaf.get(leaf, 0) + t.untyped_storage().nbytes()
+            return t
+
+        super().__init__(pack, lambda t: t)
+
+    def __enter__(self) -> ForwardSaves:
+        leaves = [(n, m) for n, m in self.model.named_modules() if not list(m.children())]
+        self.hooks = [
+            self.model.register_forward_pre_hook(lambda *_: setattr(self, "running", True)),
+            *(h for n, m in leaves for h in self._leaf_hooks(n, m)),
+            self.model.register_forward_hook(lambda *_: setattr(self, "running", False)),
+        ]
+        super().__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        super().__exit__(*exc)
+        for hook in self.hooks:
             hook.remove()
-    return [LayerBytes(saved.get(n, 0), b.output, b.grads) for n, b in layers.items()]
+
+    def _leaf_hooks(self, name: str, module: nn.Module) -> list[Any]:
+        def leave(module: nn.Module, inputs: Any, output: torch.Tensor) -> None:
+            grads = sum(p.numel() * p.element_size() for p in module.parameters(recurse=False))
+            self.outputs.setdefault(
+                name, LayerBytes(0, output.numel() * output.element_size(), grads)
+            )
+
+        return [
+            module.register_forward_pre_hook(lambda *_: self.last.append(name)),
+            module.register_forward_hook(leave),
+        ]
+
+    @property
+    def total(self) -> int:
+        return sum(self.storages.values())
+
+    def layers(self) -> list[LayerBytes]:
+        return [
+            LayerBytes(self.by_leaf.get(n, 0), b.output, b.grads) for n, b in self.outputs.items()
+        ]

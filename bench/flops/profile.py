@@ -14,9 +14,11 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import math
 import warnings
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -26,19 +28,19 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode, conv_flop_count
 
 import archs
+from archs.meta import ShapeCache
 from bench.flops.counting import (
     OUTSIDE,
     LayerBytes,
     OpCounter,
-    SavedBytes,
-    layer_bytes,
     output_tensors,
-    peak_inference_bytes,
-    tracked_step_bytes,
+    read_step,
 )
 from bench.flops.handlers import FLOPS, Handler, category
 
 aten = torch.ops.aten
+
+CHECKS = ("flop_counter", "fvcore")  # the counters ``profile`` can run beside its own
 
 
 def corrected_conv_backward(
@@ -136,53 +138,66 @@ def profile(
     batch_size: int = 128,
     in_channels: int | None = None,
     handlers: Mapping[Any, Handler] | None = None,
-    fvcore: bool = True,
+    checks: Collection[str] = (),
 ) -> Profile:
     """Count parameters, MACs/FLOPs (forward and backward) and activation memory of a network.
 
     ``model_or_name`` is a registry name (built at ``image_size``, default its book size) or any
     nn.Module (``image_size`` required). Counting runs on a meta-device copy, so the cost does
-    not depend on the network's size or ``batch_size``; only fvcore's cross-check runs one real
-    forward pass at batch 1 on the CPU. ``handlers`` (op -> FLOPs of a call, see
-    ``bench.flops.handlers``) add rules to the table or replace its rules. ``fvcore=False``
-    leaves fvcore's cross-check out (its column None); FlopCounterMode's always runs.
+    not depend on the network's size or ``batch_size``. ``handlers`` (op -> FLOPs of a call,
+    see ``bench.flops.handlers``) add rules to the table or replace its rules. ``checks``
+    (of ``CHECKS``) run independent counters beside ours: FlopCounterMode in the same pass,
+    fvcore on one real forward pass at batch 1 on the CPU (its column None where it is not
+    installed); ``counters_agree`` says whether those that ran agree, None where none ran.
     """
     if batch_size < 1:
         raise ValueError(f"batch size must be positive, got {batch_size}")
+    unknown = set(checks) - set(CHECKS)
+    if unknown:
+        raise ValueError(f"unknown checks {sorted(unknown)}; there are {', '.join(CHECKS)}")
     target = _target(model_or_name, image_size, in_channels or None)
     in_channels = target.in_channels
     model, shape = target.meta, (in_channels, target.size, target.size)
     batch = torch.empty(batch_size, *shape, device="meta")
 
-    model.train()
-    with (
-        SavedBytes(model) as saved,
-        OpCounter(model, {**FLOPS, **(handlers or {})}) as ours,
-        FlopCounterMode(
-            display=False, custom_mapping={aten.convolution_backward: corrected_conv_backward}
-        ) as theirs,
-    ):
-        outs = output_tensors(model(batch))
-        theirs_forward = theirs.get_total_flops()
-        torch.autograd.backward(outs, [torch.ones_like(out) for out in outs])
-        theirs_total = theirs.get_total_flops()
-    model.zero_grad(set_to_none=True)
+    counted = "flop_counter" in checks
+    theirs = FlopCounterMode(
+        display=False, custom_mapping={aten.convolution_backward: corrected_conv_backward}
+    )
+    with ShapeCache():
+        model.train()
+        with (
+            OpCounter(model, {**FLOPS, **(handlers or {})}) as ours,
+            theirs if counted else nullcontext(),
+        ):
+            outs = output_tensors(model(batch))
+            theirs_forward = theirs.get_total_flops()
+            torch.autograd.backward(outs, [torch.ones_like(out) for out in outs])
+            theirs_total = theirs.get_total_flops()
+        model.zero_grad(set_to_none=True)
+        memory = _memory(model, shape, batch_size)
 
     ops = _op_table(ours)
     layers = _layer_table(ops, model, ours.output_shapes)
     per_image = ops.groupby("phase")["flops"].sum() / batch_size
     matmul = ops[ops["category"] != "other"].groupby("phase")["flops"].sum()
     counted_macs = int(matmul.get("forward", 0)) // 2 // batch_size
-    cross_checked = None  # fvcore's count, where asked for
-    if fvcore:
+    fvcore = None
+    if "fvcore" in checks:
         real = target.real().eval()
         device = next(real.parameters(), torch.empty(0)).device
-        cross_checked = fvcore_macs(real, torch.zeros(1, *shape, device=device))
-    agree = (
-        cross_checked in (None, counted_macs)  # a check that did not run is said so, not failed
-        and theirs_forward == matmul.get("forward", 0)
-        and theirs_total - theirs_forward == matmul.get("backward", 0)
-    )
+        fvcore = fvcore_macs(real, torch.zeros(1, *shape, device=device))
+    agreements = [
+        *([fvcore == counted_macs] if fvcore is not None else []),
+        *(
+            [
+                theirs_forward == matmul.get("forward", 0),
+                theirs_total - theirs_forward == matmul.get("backward", 0),
+            ]
+            if counted
+            else []
+        ),
+    ]
     summary = {
         "model": target.name,
         "image_size": target.size,
@@ -192,15 +207,15 @@ def profile(
         "fwd_flops_per_image": int(per_image.get("forward", 0)),
         "bwd_flops_per_image": int(per_image.get("backward", 0)),
         **_split_by_category(ops, batch_size),
-        "fvcore_fwd_macs_per_image": cross_checked,
-        "flopcounter_fwd_flops": theirs_forward,
-        "flopcounter_bwd_flops": theirs_total - theirs_forward,
-        "counters_agree": bool(agree),
+        "fvcore_fwd_macs_per_image": fvcore,
+        "flopcounter_fwd_flops": theirs_forward if counted else None,
+        "flopcounter_bwd_flops": theirs_total - theirs_forward if counted else None,
+        "counters_agree": all(agreements) if agreements else None,
         "uncounted_ops": ", ".join(
             f"{op} ({phase}, {n}x)" for (op, phase), n in sorted(ours.uncounted.items())
         ),
         "fwd_bytes_moved": int(ops.loc[ops["phase"] == "forward", "bytes"].sum()),
-        **_memory(model, shape, batch_size, saved.total),
+        **memory,
         "min_image_size": target.min_image_size,
     }
     summary["fwd_macs_per_image"] = summary["fwd_flops_per_image"] / 2
@@ -211,7 +226,9 @@ def profile(
     return Profile(pd.DataFrame([summary]), layers, ops)
 
 
-def profile_job(name: str, config: dict[str, Any]) -> tuple[dict, list[dict], list[dict]]:
+def profile_job(
+    name: str, config: dict[str, Any], checks: Collection[str] = ()
+) -> tuple[dict, list[dict], list[dict]]:
     """One registry network's profile as plain values: the summary row, layer rows and op rows.
 
     Self-contained (it takes a name and a config, returns JSON-ready data), so it can run in
@@ -223,6 +240,7 @@ def profile_job(name: str, config: dict[str, Any]) -> tuple[dict, list[dict], li
         image_size=config["image_size"],
         batch_size=config["batch_size"],
         in_channels=config["in_channels"],
+        checks=checks,
     )
     summary, layers, ops = (json.loads(frame.to_json(orient="records")) for frame in result)
     return summary[0], layers, ops
@@ -232,11 +250,12 @@ def step_flops_per_image(model: nn.Module, input_shape: tuple[int, ...]) -> dict
     """FLOPs per image of an inference step (forward in eval mode) and of a training step
     (forward and backward in training mode), counted on ``model``, a meta-device module."""
     batch = torch.empty(2, *input_shape, device="meta")  # training batch norm needs two
-    with OpCounter(model.eval()) as infer, torch.no_grad():
-        model(batch)
-    with OpCounter(model.train()) as train:
-        outs = output_tensors(model(batch))
-        torch.autograd.backward(outs, [torch.ones_like(out) for out in outs])
+    with ShapeCache():
+        with OpCounter(model.eval()) as infer, torch.no_grad():
+            model(batch)
+        with OpCounter(model.train()) as train:
+            outs = output_tensors(model(batch))
+            torch.autograd.backward(outs, [torch.ones_like(out) for out in outs])
     model.zero_grad(set_to_none=True)
     return {
         "infer": sum(flops for _, flops, _ in infer.counts.values()) // 2,
@@ -326,44 +345,35 @@ def _split_by_category(ops: pd.DataFrame, batch_size: int) -> dict[str, float]:
 OPTIMIZER_STATE = {"sgd": 0, "sgd_momentum": 1, "adam": 2}
 
 
-def _memory(model: nn.Module, shape: tuple[int, ...], batch_size: int, saved: int) -> dict:
+def _memory(model: nn.Module, shape: tuple[int, ...], batch_size: int) -> dict:
     """Memory of a training step and an inference pass, estimated as a sum of counted parts and
     tracked through the step on the meta device, at batch 1 and at ``batch_size``."""
     weights = sum(p.numel() * p.element_size() for p in model.parameters())
     weights += sum(b.numel() * b.element_size() for b in model.buffers())
     grads = sum(p.numel() * p.element_size() for p in model.parameters() if p.requires_grad)
-    one, batch = (torch.empty(n, *shape, device="meta") for n in (1, batch_size))
-    image = one.numel() * one.element_size()
-    try:
-        with SavedBytes(model) as saved_one:
-            model.train()(one)
-        saved_batch1 = saved_one.total
-        tracked_batch1 = tracked_step_bytes(model, one, train=True)
-    except ValueError:  # batch norm needs two examples per channel to train
-        saved_batch1 = tracked_batch1 = None
+    one, batch = (read_step(model, torch.empty(n, *shape, device="meta")) for n in (1, batch_size))
+    image = 4 * math.prod(shape)  # float32
     memory: dict[str, Any] = {
         "weight_bytes": weights,
         "grad_bytes": grads,
         "input_bytes": batch_size * image,
-        "saved_activation_bytes_batch1": saved_batch1,
-        "saved_activation_bytes": saved,
-        "infer_peak_bytes_batch1": peak_inference_bytes(model.eval(), one),
-        "infer_peak_bytes": peak_inference_bytes(model, batch),
+        "saved_activation_bytes_batch1": one.saved,
+        "saved_activation_bytes": batch.saved,
+        "infer_peak_bytes_batch1": one.infer_activations,
+        "infer_peak_bytes": batch.infer_activations,
     }
-    sgd = _train_estimate(layer_bytes(model, batch), weights, batch_size * image, batch_size)
+    sgd = _train_estimate(batch.layers, weights, batch_size * image, batch_size)
     for optimizer, copies in OPTIMIZER_STATE.items():
         memory[f"train_bytes_est_{optimizer}"] = sgd + copies * grads
     memory["train_bytes_est_sgd_batch1"] = (
-        None
-        if saved_batch1 is None
-        else _train_estimate(layer_bytes(model, one), weights, image, 1)
+        None if one.layers is None else _train_estimate(one.layers, weights, image, 1)
     )
-    memory["train_bytes_tracked_sgd"] = tracked_step_bytes(model, batch, train=True)
-    memory["train_bytes_tracked_sgd_batch1"] = tracked_batch1
-    memory["infer_bytes_est"] = weights + memory["infer_peak_bytes"] + batch_size * image
-    memory["infer_bytes_est_batch1"] = weights + memory["infer_peak_bytes_batch1"] + image
-    memory["infer_bytes_tracked"] = tracked_step_bytes(model, batch, train=False)
-    memory["infer_bytes_tracked_batch1"] = tracked_step_bytes(model, one, train=False)
+    memory["train_bytes_tracked_sgd"] = batch.train
+    memory["train_bytes_tracked_sgd_batch1"] = one.train
+    memory["infer_bytes_est"] = weights + batch.infer_activations + batch_size * image
+    memory["infer_bytes_est_batch1"] = weights + one.infer_activations + image
+    memory["infer_bytes_tracked"] = batch.infer
+    memory["infer_bytes_tracked_batch1"] = one.infer
     return memory
 
 

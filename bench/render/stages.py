@@ -90,6 +90,16 @@ def profile_name(row: dict[str, Any]) -> str:
     return f"{row['model'].replace(':', '-')}_{size}px_c{channels}_b{batch}"
 
 
+def agreement(row: dict[str, Any]) -> str:
+    """Whether the independent counters agreed with ours, where they ran."""
+    if row["counters_agree"] is None:
+        return "not checked (`--check` runs them)"
+    said = "yes" if row["counters_agree"] else "NO"
+    if row["fvcore_fwd_macs_per_image"] is None:
+        said += " (FlopCounterMode only: fvcore not installed)"
+    return said
+
+
 def write_profile(store: Store, out_dir: Path) -> list[Path]:
     """Summary and per-model tables (CSV and Markdown) of every profile in the store."""
     rows = sorted(
@@ -100,15 +110,7 @@ def write_profile(store: Store, out_dir: Path) -> list[Path]:
         return []
     summary = pd.DataFrame(rows)
     summary["input"] = [f"{r['in_channels']} x {r['image_size']} x {r['image_size']}" for r in rows]
-    summary["agreement"] = [
-        ("yes" if r["counters_agree"] else "NO")
-        + (
-            " (FlopCounterMode only: fvcore not installed)"
-            if r["fvcore_fwd_macs_per_image"] is None
-            else ""
-        )
-        for r in rows
-    ]
+    summary["agreement"] = [agreement(r) for r in rows]
     cpus = sorted({cpu_of(r["provenance"]) for r in rows})
     dates = sorted(r["provenance"]["date"] for r in rows)
     header = (

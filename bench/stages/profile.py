@@ -11,7 +11,9 @@ import archs
 from bench.console import Progress, plural
 from bench.executors import Job
 from bench.flops import profile_job
+from bench.flops.profile import CHECKS
 from bench.isolation import Done, Row, ending
+from bench.render.stages import agreement
 from bench.schema import Status
 from bench.stages.common import (
     Command,
@@ -37,6 +39,11 @@ class Settings(Networks):
     )
     timeout: float = timeout_option(1800, "network")
     force: bool = option(False, "measure again what is stored")
+    check: bool = option(
+        False,
+        "count beside ours with FlopCounterMode and fvcore, and say whether they agree "
+        "(with --force: also what is stored)",
+    )
 
 
 def run(s: Settings) -> int:
@@ -71,7 +78,11 @@ def run(s: Settings) -> int:
     )
     start, failures = time.perf_counter(), 0
     workers = min(s.workers, max(len(todo), 1))
-    jobs = [Job(profile_job, {"name": n, "config": c}, s.timeout, exclusive=False) for n, c in todo]
+    checks = CHECKS if s.check else ()
+    jobs = [
+        Job(profile_job, {"name": n, "config": c, "checks": checks}, s.timeout, exclusive=False)
+        for n, c in todo
+    ]
     with Progress("profile", len(todo)) as progress:
         for index, message in s.runner(workers=workers).run(jobs):
             name, config = todo[index]
@@ -85,12 +96,9 @@ def run(s: Settings) -> int:
                     details={"layers": layers, "ops": ops},
                     origin=message.origin,
                 )
-                agree = "counters agree" if summary["counters_agree"] else "COUNTERS DISAGREE"
-                if summary["fvcore_fwd_macs_per_image"] is None:
-                    agree += " (fvcore not installed)"
                 progress.item(
                     f"{name}: {summary['fwd_macs_per_image'] / 1e6:,.1f} M MACs/image "
-                    f"forward, {agree}"
+                    f"forward, counters agree: {agreement(summary)}"
                 )
             elif not isinstance(message, Done):  # recorded, and the other networks go on
                 failures += 1

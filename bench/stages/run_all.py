@@ -51,7 +51,7 @@ class Step(NamedTuple):
 # of the papers' tables (8.4.5.5, 8.6.7.2)
 AT_224 = Step(
     "profile",
-    profile.Settings(models="resnet18,googlenet", image_size=224),
+    profile.Settings(models="resnet18,googlenet", image_size=224, check=True),
     "profile: ResNet-18 and GoogLeNet at 224 pixels",
     for_its_networks=True,
 )
@@ -70,7 +70,7 @@ PLANS: dict[str, tuple[Step, ...]] = {
         Step("train", train.Settings(models="lenet,bn_lenet", preset="smoke")),
     ),
     "cpu": (  # the book's networks on a CPU, on fixed work
-        Step("profile", profile.Settings()),
+        Step("profile", profile.Settings(check=True)),
         AT_224,
         Step("peers", peers.Settings()),
         Step("blocks", blocks.Settings()),
@@ -127,7 +127,7 @@ PLANS: dict[str, tuple[Step, ...]] = {
     # A CPU, for hours: what the book's nine networks buy under the book's recipe at the
     # smallest side of at least 32 pixels each accepts, cheapest first
     "book_cpu": (
-        Step("profile", profile.Settings()),
+        Step("profile", profile.Settings(check=True)),
         Step("train", train.Settings(preset="book_cpu"), "train: the book's networks"),
     ),
     # A GPU: the chapter's recipes, the most valuable rows first, so that a run stopped part
@@ -137,7 +137,7 @@ PLANS: dict[str, tuple[Step, ...]] = {
     # in bf16 with channels_last, then every network's, onnxruntime, the exercises' runs, the
     # rest, and torch.compile last, on the book's networks (it compiles for minutes each).
     "book": (
-        Step("profile", profile.Settings()),
+        Step("profile", profile.Settings(check=True)),
         AT_224,
         Step("train", train.Settings(preset="book"), "train: the book's networks"),
         Step(

@@ -85,6 +85,9 @@ def _kind(func: Any) -> str:
     return "in place" if elementwise and writes_first else "other"
 
 
+_NESTED = (torch.Tensor, list, tuple, dict)  # what _layout looks into
+
+
 def _layout(value: Any, tensors: list[torch.Tensor]) -> Any:
     """``value`` with each tensor in it replaced by its layout, the tensors added to
     ``tensors``."""
@@ -92,7 +95,7 @@ def _layout(value: Any, tensors: list[torch.Tensor]) -> Any:
         tensors.append(value)
         return (value.dtype, tuple(value.shape), value.stride())
     if isinstance(value, (list, tuple)):
-        return tuple(_layout(v, tensors) for v in value)
+        return tuple(_layout(v, tensors) if isinstance(v, _NESTED) else v for v in value)
     if isinstance(value, dict):
         return tuple((k, _layout(v, tensors)) for k, v in value.items())
     return value

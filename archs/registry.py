@@ -88,12 +88,15 @@ class ModelSpec:
 
     def accepts(self, size: int) -> bool:
         """Whether the network takes a ``size`` x ``size`` input: one try on the meta device
-        (cheaper than finding the smallest side)."""
+        (cheaper than finding the smallest side), once per size."""
         if "min_image_size" in self.__dict__:  # already found
             return size >= self.min_image_size
-        with torch.no_grad():
-            model = self.meta_model(num_classes=2, **self.options)
-            return _fits(model, self.in_channels, size)
+        tried = self.__dict__.setdefault("_tried", {})  # size -> whether it fits
+        if size not in tried:
+            with torch.no_grad():
+                model = self.meta_model(num_classes=2, **self.options)
+                tried[size] = _fits(model, self.in_channels, size)
+        return tried[size]
 
     def meta_model(self, **kwargs: Any) -> nn.Module:
         """The builder's module on the meta device (shapes, no values). A network from outside

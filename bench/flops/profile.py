@@ -178,7 +178,7 @@ def profile(
         memory = _memory(model, shape, batch_size)
 
     ops = _op_table(ours)
-    layers = _layer_table(ops, model, ours.output_shapes)
+    layers = _layer_table(ours, model)
     per_image = ops.groupby("phase")["flops"].sum() / batch_size
     matmul = ops[ops["category"] != "other"].groupby("phase")["flops"].sum()
     counted_macs = int(matmul.get("forward", 0)) // 2 // batch_size
@@ -280,21 +280,21 @@ def _op_table(counter: OpCounter) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _layer_table(ops: pd.DataFrame, model: nn.Module, shapes: dict) -> pd.DataFrame:
+def _layer_table(counter: OpCounter, model: nn.Module) -> pd.DataFrame:
     modules = dict(model.named_modules())
-    table = ops.pivot_table(
-        index="layer", columns="phase", values=["flops", "bytes"], aggfunc="sum", fill_value=0
-    )
+    totals: dict[str, list[int]] = {}  # layer -> forward FLOPs, backward FLOPs, bytes forward
+    for (layer, _, phase), (_, flops, moved) in counter.counts.items():
+        total = totals.setdefault(layer, [0, 0, 0])
+        total[phase == "backward"] += flops
+        total[2] += moved if phase == "forward" else 0
     rows = []
-    for name in [n for n in [*modules, OUTSIDE] if n in table.index]:
-        fwd = int(table.loc[name].get(("flops", "forward"), 0))
-        bwd = int(table.loc[name].get(("flops", "backward"), 0))
-        moved = int(table.loc[name].get(("bytes", "forward"), 0))
+    for name in [n for n in [*modules, OUTSIDE] if n in totals]:
+        fwd, bwd, moved = totals[name]
         rows.append(
             {
                 "layer": name or "(model)",
                 "type": type(modules[name]).__name__ if name in modules else "",
-                "output_shape": "x".join(map(str, shapes.get(name, ())[1:])),
+                "output_shape": "x".join(map(str, counter.output_shapes.get(name, ())[1:])),
                 "params": sum(p.numel() for p in modules[name].parameters(recurse=False))
                 if name in modules
                 else 0,

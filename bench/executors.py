@@ -37,7 +37,7 @@ from bench.isolation import (
     run_isolated,
     stream_rows,
 )
-from bench.schema import Status
+from bench.schema import FAILED, Status
 
 RETRIES = 2  # a job whose Ray worker dies runs at most this many more times
 # Ray starts its workers at niceness 15, below every other process of their node: a job that
@@ -187,34 +187,55 @@ def images_per_s(row: dict[str, Any]) -> str:
     return f"{row['images_per_s']:,.1f} images/s"
 
 
+def dispatch(
+    executor: Executor,
+    jobs: Sequence[Job],
+    on_row: Callable[[int, Row], None],
+    on_end: Callable[[int, Status, str], None] = lambda index, status, note: None,
+) -> int:
+    """Run ``jobs`` and hand on what they send: ``on_row(index, row)`` for each row as it
+    arrives, and ``on_end(index, status, note)`` once each job is over, with ``Status.OK``
+    and "" where it finished, else how it ended (``bench.isolation.ending``). Returns how many
+    jobs ended in failure. Every stage reads its jobs through this one loop."""
+    failures = 0
+    for index, message in executor.run(jobs):
+        if isinstance(message, Row):
+            on_row(index, message)
+            continue
+        status, note = (Status.OK, "") if isinstance(message, Done) else ending(message)
+        failures += status in FAILED
+        on_end(index, status, note)
+    return failures
+
+
 def sweep_into(
     store: Any,
     stage: str,
     executor: Executor,
     sweeps: Sequence[tuple[Job, Callable[[int], dict], str]],
-    show: Callable[[dict[str, Any]], str] = images_per_s,
-) -> Iterator[tuple[str, int, Status, str]]:
+    say: Callable[[str, int, Status, dict[str, Any]], None],
+) -> None:
     """Run each network's batch-size sweep (a job whose kwargs name ``model_or_name`` and
     ``batch_sizes``); store each row as it arrives, keyed by the sweep's ``config(batch
-    size)``; give every batch size a job did not report a row saying why. Yields (the sweep's
-    label, batch size, status, what to print: ``show(row)`` of a point measured, else its
-    note)."""
+    size)``; give every batch size a job did not report a row saying why. Each point is then
+    said: ``say(the sweep's label, batch size, status, its row)``."""
     pending = [list(job.kwargs["batch_sizes"]) for job, *_ in sweeps]
-    for index, message in executor.run([job for job, *_ in sweeps]):
+
+    def stored(index: int, message: Row) -> None:
+        job, config, label = sweeps[index]
+        row = message.value
+        pending[index].remove(row["batch_size"])
+        status = Status(row["status"])
+        name = job.kwargs["model_or_name"]
+        store.put(stage, name, config(row["batch_size"]), row, status=status, origin=message.origin)
+        say(label, row["batch_size"], status, row)
+
+    def ended(index: int, status: Status, note: str) -> None:
         job, config, label = sweeps[index]
         name = job.kwargs["model_or_name"]
-        if isinstance(message, Row):
-            row = message.value
-            pending[index].remove(row["batch_size"])
-            status = Status(row["status"])
-            store.put(
-                stage, name, config(row["batch_size"]), row, status=status, origin=message.origin
-            )
-            shown = show(row) if status == Status.OK else row["note"]
-            yield label, row["batch_size"], status, shown
-        elif not isinstance(message, Done):
-            status, note = ending(message)
-            for batch in pending[index]:
-                row = {"model": name, "batch_size": batch, "note": note}
-                store.put(stage, name, config(batch), row, status=status)
-                yield label, batch, status, note
+        for batch in pending[index] if status in FAILED else ():
+            row = {"model": name, "batch_size": batch, "note": note}
+            store.put(stage, name, config(batch), row, status=status)
+            say(label, batch, status, row)
+
+    dispatch(executor, [job for job, *_ in sweeps], stored, ended)

@@ -52,7 +52,8 @@ def test_a_killed_worker_costs_a_retry_and_every_row_is_stored_once(local_ray, t
         )  # a bound for a loaded machine
         for name, every in (("once", False), ("always", True))
     ]
-    seen = list(sweep_into(store, "onnx", Ray(None, gpu=False), sweeps))
+    seen = []
+    sweep_into(store, "onnx", Ray(None, gpu=False), sweeps, lambda *point: seen.append(point))
     # the job killed once: each of its rows once, from the try that got it first
     assert sorted(
         (label, batch, status) for label, batch, status, _ in seen if label == "once"

@@ -9,8 +9,9 @@ from dataclasses import dataclass
 
 from bench.blocks import cases, measure
 from bench.console import Progress
-from bench.executors import Job
-from bench.isolation import Done, Row, ending
+from bench.executors import Job, dispatch
+from bench.isolation import Row
+from bench.schema import FAILED, Status
 from bench.stages.common import (
     Command,
     Staged,
@@ -42,17 +43,19 @@ def run(s: Settings) -> int:
     if not todo:
         all_stored("blocks", "case", store)
     job = Job(measure, {"seconds": s.time_cap, "indices": todo, "device": device.type}, s.timeout)
-    failed = False
     with Progress("blocks", len(todo)) as progress:
-        for _, message in s.runner(device).run([job] if todo else []):
-            if isinstance(message, Row):
-                index, row = message.value
-                exercise, config, _ = every[index]
-                store.put("blocks", exercise, config, row, origin=message.origin)
-                progress.item(f"{exercise} {config['case']}: stored")
-            elif not isinstance(message, Done):
-                failed = True
-                progress.item(f"blocks: {ending(message)[1]}")
+
+        def stored(_job: int, message: Row) -> None:
+            index, row = message.value
+            exercise, config, _ = every[index]
+            store.put("blocks", exercise, config, row, origin=message.origin)
+            progress.item(f"{exercise} {config['case']}: stored")
+
+        def ended(_job: int, status: Status, note: str) -> None:
+            if status in FAILED:
+                progress.item(f"blocks: {note}")
+
+        failed = dispatch(s.runner(device), [job] if todo else [], stored, ended)
     store.close()
     return 1 if failed else 0
 

@@ -16,7 +16,7 @@ from bench.console import Progress
 from bench.data import DataNotFoundError, load
 from bench.device import resolve_device
 from bench.executors import Local, Ray, images_per_s, sweep_into
-from bench.schema import FAILED
+from bench.schema import FAILED, Status
 from bench.store import STORE_NAME
 from bench.timing import MIN_TIMED_STEPS
 
@@ -304,13 +304,17 @@ def run_sweeps(store: Any, stage: str, executor: Any, jobs: list, show: Any = No
     how many points failed."""
     if not jobs:
         all_stored(stage, "point", store)
-    failures = 0
+    show = show or images_per_s
+    failed = []
     with Progress(stage, sum(len(job.kwargs["batch_sizes"]) for job, *_ in jobs)) as progress:
-        points = sweep_into(store, stage, executor, jobs, show or images_per_s)
-        for label, batch, status, text in points:
-            failures += status in FAILED
+
+        def say(label: str, batch: int, status: Status, row: dict) -> None:
+            failed.append(status in FAILED)
+            text = show(row) if status == Status.OK else row["note"]
             progress.item(f"{label} batch {batch}: {status} {text}")
-    return failures
+
+        sweep_into(store, stage, executor, jobs, say)
+    return sum(failed)
 
 
 def all_stored(stage: str, item: str, store: Any) -> None:

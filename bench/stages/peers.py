@@ -8,9 +8,10 @@ from dataclasses import dataclass
 
 import archs
 from bench.console import Progress
-from bench.executors import Job
-from bench.isolation import Done, Row, ending
+from bench.executors import Job, dispatch
+from bench.isolation import Row
 from bench.peers import peer_row
+from bench.schema import FAILED, Status
 from bench.stages.common import (
     Command,
     Networks,
@@ -29,7 +30,7 @@ class Settings(Networks):
 def run(s: Settings) -> int:
     """Every selected network not yet in the store, counted by each peer (in worker
     processes, a network each), stored, rendered."""
-    store, failures = Store(s.store), 0
+    store = Store(s.store)
     names = select_models(s.models)
 
     def key(name: str) -> dict:
@@ -45,17 +46,19 @@ def run(s: Settings) -> int:
         all_stored("peers", "network", store)
     jobs = [Job(peer_row, {"name": n}, s.timeout, exclusive=False) for n in todo]
     with Progress("peers", len(todo)) as progress:
-        for index, message in s.runner(workers=os.cpu_count() or 1).run(jobs):
-            name = todo[index]
-            if isinstance(message, Row):
-                row = message.value
-                store.put("peers", name, key(name), row, origin=message.origin)
-                missing = [c["counter"] for c in row["counters"] if c["macs"] is None]
-                absent = f" ({', '.join(missing)}: no figure)" if missing else ""
-                progress.item(f"{name}: {len(row['counters']) - len(missing)} counters{absent}")
-            elif not isinstance(message, Done):  # no row: the page shows the network without
-                failures += 1
-                progress.item(f"{name}: {ending(message)[1]}")
+
+        def stored(index: int, message: Row) -> None:
+            name, row = todo[index], message.value
+            store.put("peers", name, key(name), row, origin=message.origin)
+            missing = [c["counter"] for c in row["counters"] if c["macs"] is None]
+            absent = f" ({', '.join(missing)}: no figure)" if missing else ""
+            progress.item(f"{name}: {len(row['counters']) - len(missing)} counters{absent}")
+
+        def ended(index: int, status: Status, note: str) -> None:
+            if status in FAILED:  # no row: the page shows the network without
+                progress.item(f"{todo[index]}: {note}")
+
+        failures = dispatch(s.runner(workers=os.cpu_count() or 1), jobs, stored, ended)
     store.close()
     return 1 if failures else 0
 

@@ -7,8 +7,9 @@ from dataclasses import dataclass
 
 from bench.console import Progress
 from bench.device import backend_for
-from bench.executors import Job
-from bench.isolation import Done, Row, ending
+from bench.executors import Job, dispatch
+from bench.isolation import Row
+from bench.schema import FAILED, Status
 from bench.stages.common import (
     Command,
     OnData,
@@ -54,22 +55,24 @@ def run(s: Settings) -> int:
         )
         for m, r, _ in todo
     ]
-    failures = 0
     with Progress("pipeline", len(todo) * len(FEEDS)) as progress:
-        for index, message in s.runner(device).run(jobs):
+
+        def stored(index: int, message: Row) -> None:
             model, resize, key = todo[index]
-            if isinstance(message, Row):
-                for row in message.value:  # a network's feeds take turns: stored together
-                    store.put(
-                        "pipeline", model, {**key, "feed": row["feed"]}, row, origin=message.origin
-                    )
-                    progress.item(
-                        f"{model} at {resize or 28} px, {row['feed']}: "
-                        f"{row['images_per_s']:,.0f} images/s"
-                    )
-            elif not isinstance(message, Done):
-                failures += 1
-                progress.item(f"{model} at {resize or 28} px: {ending(message)[1]}")
+            for row in message.value:  # a network's feeds take turns: stored together
+                feed = {**key, "feed": row["feed"]}
+                store.put("pipeline", model, feed, row, origin=message.origin)
+                progress.item(
+                    f"{model} at {resize or 28} px, {row['feed']}: "
+                    f"{row['images_per_s']:,.0f} images/s"
+                )
+
+        def ended(index: int, status: Status, note: str) -> None:
+            model, resize, _ = todo[index]
+            if status in FAILED:
+                progress.item(f"{model} at {resize or 28} px: {note}")
+
+        failures = dispatch(s.runner(device), jobs, stored, ended)
     store.close()
     return 1 if failures else 0
 

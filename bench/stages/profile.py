@@ -9,12 +9,12 @@ from dataclasses import dataclass
 
 import archs
 from bench.console import Progress, plural
-from bench.executors import Job
+from bench.executors import Job, dispatch
 from bench.flops import profile_job
 from bench.flops.profile import CHECKS
-from bench.isolation import Done, Row, ending
+from bench.isolation import Row
 from bench.render.stages import agreement
-from bench.schema import Status
+from bench.schema import FAILED, Status
 from bench.stages.common import (
     Command,
     Networks,
@@ -76,7 +76,7 @@ def run(s: Settings) -> int:
         f"profile: {plural(len(todo), 'network')} to measure, {len(keys) - len(todo)} already "
         f"in {s.store}"
     )
-    start, failures = time.perf_counter(), 0
+    start = time.perf_counter()
     workers = min(s.workers, max(len(todo), 1))
     checks = CHECKS if s.check else ()
     jobs = [
@@ -84,27 +84,24 @@ def run(s: Settings) -> int:
         for n, c in todo
     ]
     with Progress("profile", len(todo)) as progress:
-        for index, message in s.runner(workers=workers).run(jobs):
+
+        def stored(index: int, message: Row) -> None:
             name, config = todo[index]
-            if isinstance(message, Row):
-                summary, layers, ops = message.value
-                store.put(
-                    "profile",
-                    name,
-                    config,
-                    summary,
-                    details={"layers": layers, "ops": ops},
-                    origin=message.origin,
-                )
-                progress.item(
-                    f"{name}: {summary['fwd_macs_per_image'] / 1e6:,.1f} M MACs/image "
-                    f"forward, counters agree: {agreement(summary)}"
-                )
-            elif not isinstance(message, Done):  # recorded, and the other networks go on
-                failures += 1
-                _, note = ending(message)
+            summary, layers, ops = message.value
+            details = {"layers": layers, "ops": ops}
+            store.put("profile", name, config, summary, details=details, origin=message.origin)
+            progress.item(
+                f"{name}: {summary['fwd_macs_per_image'] / 1e6:,.1f} M MACs/image forward, "
+                f"counters agree: {agreement(summary)}"
+            )
+
+        def ended(index: int, status: Status, note: str) -> None:
+            name, config = todo[index]
+            if status in FAILED:  # recorded, and the other networks go on
                 store.put("profile", name, config, {"error": note}, status=Status.ERROR)
                 progress.item(f"{name}: error: {note}")
+
+        failures = dispatch(s.runner(workers=workers), jobs, stored, ended)
     elapsed = time.perf_counter() - start
     store.close()
     where = plural(workers, "worker") if s.executor == "local" else "Ray"

@@ -10,10 +10,9 @@ from typing import Any
 
 import archs
 from bench.device import backend_for
-from bench.executors import Job
-from bench.isolation import Done, Row, ending
+from bench.executors import Job, dispatch
 from bench.peaks import machine_roof
-from bench.schema import FINAL
+from bench.schema import FAILED, FINAL, Status
 from bench.stages.common import (
     Command,
     Sweep,
@@ -105,11 +104,14 @@ def measure_roof(
     by a run that times something, before it; the store keeps one row per device and
     precision, the latest measured. Returns the peak and its source."""
     measured = Job(machine_roof, {"device": device.type, "precision": s.precision}, s.timeout)
-    for _, message in executor.run([measured]):
-        if isinstance(message, Row):
-            roof = message.value
-        elif not isinstance(message, Done):
-            raise RuntimeError(f"the roof of {name} was not measured: {ending(message)[1]}")
+    sent = []
+
+    def ended(_job: int, status: Status, note: str) -> None:
+        if status in FAILED:
+            raise RuntimeError(f"the roof of {name} was not measured: {note}")
+
+    dispatch(executor, [measured], lambda _job, message: sent.append(message.value), ended)
+    roof = sent[0]
     print(
         f"speed: {name}; peak {roof['peak_flops_per_s'] / 1e9:,.0f} GFLOP/s "
         f"({roof['peak_source']}), a matmul achieves {roof['achievable_flops_per_s'] / 1e9:,.0f}; "

@@ -12,8 +12,8 @@ from typing import Any
 import archs
 from bench.console import Progress, plural
 from bench.device import backend_for
-from bench.executors import Job
-from bench.isolation import Done, Row, ending
+from bench.executors import Job, dispatch
+from bench.isolation import Row
 from bench.schema import FAILED, MEASURED, Status
 from bench.stages.common import (
     Command,
@@ -74,7 +74,7 @@ def run(s: Settings) -> int:
     runs = [r for r in runs if preset.trains(r.model)]
     s.data()  # fail fast, in one line, if the data is missing
     device_name = backend_for(device).name
-    store, failures = Store(s.store), 0
+    store = Store(s.store)
     keys = [(run, {**config(run, preset, s.pipeline), "device": device_name}) for run in runs]
     keys = list({config_hash(k): (r, k) for r, k in keys}.values())  # experiments may share runs
     runner = s.runner(device)
@@ -108,41 +108,46 @@ def run(s: Settings) -> int:
         )
         for run, key in todo
     ]
-    outcomes = {}  # a job's index -> (status, note), from the row it sent
+    outcomes = {}  # a job's index -> (status, note): from the row it sent, then as it ended
     with Progress("train", len(todo)) as progress:
-        for index, message in runner.run(jobs):
+
+        def stored(index: int, message: Row) -> None:
             run, key = todo[index]
-            described = describe(run, preset, s.pipeline)
-            if isinstance(message, Row):
-                result = message.value
-                summary = {**result["summary"], **described}
-                store.put(
-                    "train",
-                    run.model,
-                    key,
-                    summary,
-                    status=summary["status"],
-                    details={"history": result["history"]},
-                    origin=message.origin,
-                )
-                outcomes[index] = summary["status"], f"test accuracy {summary['test_acc']:.3f}"
-                continue
-            status, note = outcomes.get(
-                index, (Status.ERROR, "the child process ended without a result")
+            result = message.value
+            summary = {**result["summary"], **describe(run, preset, s.pipeline)}
+            history = {"history": result["history"]}
+            status = summary["status"]
+            store.put(
+                "train",
+                run.model,
+                key,
+                summary,
+                status=status,
+                details=history,
+                origin=message.origin,
             )
-            if not isinstance(message, Done):
-                status, note = ending(message)
+            outcomes[index] = status, f"test accuracy {summary['test_acc']:.3f}"
+
+        def ended(index: int, status: Status, note: str) -> None:
+            run, key = todo[index]
+            if status == Status.OK:  # finished: as its row says, if it sent one
+                status, note = outcomes.get(
+                    index, (Status.ERROR, "the child process ended without a result")
+                )
+            outcomes[index] = status, note
+            described = describe(run, preset, s.pipeline)
             if status in FAILED:
-                failures += 1
                 row = {**run.settings(), **described, "note": note}
                 store.put("train", run.model, key, row, status=status)
             settings = preset.adapt(run)[0].settings()
             progress.item(
                 f"{run.model}, lr {settings['lr']}, batch {settings['batch_size']}, "
                 f"{settings['resize'] or 28} px, {described['work']}, techniques "
-                f"{settings['techniques']}, seed {run.seed}: {status}, "
-                f"{note}"
+                f"{settings['techniques']}, seed {run.seed}: {status}, {note}"
             )
+
+        dispatch(runner, jobs, stored, ended)
+    failures = sum(status in FAILED for status, _ in outcomes.values())
     with contextlib.suppress(OSError):  # the folder is left where a checkpoint is left to resume
         checkpoints.rmdir()
     for line in seed_medians(store, [r for r, _ in keys], preset, s.pipeline, device_name):

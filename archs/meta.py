@@ -67,8 +67,9 @@ _KINDS: dict[Any, str] = {}  # op -> "pure", "in place" or "other"
 
 
 def _kind(func: Any) -> str:
-    """ "pure": it neither mutates nor returns a view; "in place": elementwise, it writes its
-    result into its first argument and returns it; "other"."""
+    """What ``func`` is to the cache: "pure" (it neither mutates nor returns a view), "in
+    place" (elementwise, it writes its result into its first argument and returns it) or
+    "other"."""
     schema = func._schema
     aliases = [a.alias_info for a in [*schema.arguments, *schema.returns]]
     if not schema.is_mutable and not any(aliases):

@@ -2,11 +2,11 @@
 memory and arithmetic intensity, all counted on the meta device (shapes, no arithmetic).
 
 Conventions. A MAC is one multiply-accumulate; FLOPs = 2 x MACs, always (the rules:
-``bench.flops.handlers``). Two independent counters check the conv and matmul part: fvcore
-(forward; one fused multiply-add = one flop, i.e. it counts MACs) and
-torch.utils.flop_counter.FlopCounterMode (forward and backward; 2 FLOPs per MAC), the latter with
-its grouped-convolution backward corrected (torch's formula charges the weight gradient
-``groups`` times).
+``bench.flops.handlers``). Two independent counters check the conv and matmul part, where
+asked (``checks``): fvcore (forward; one fused multiply-add = one flop, i.e. it counts MACs)
+and torch.utils.flop_counter.FlopCounterMode (forward and backward; 2 FLOPs per MAC), the
+latter with its grouped-convolution backward corrected (torch's formula charges the weight
+gradient ``groups`` times).
 """
 
 from __future__ import annotations
@@ -160,7 +160,7 @@ def profile(
     model, shape = target.meta, (in_channels, target.size, target.size)
     batch = torch.empty(batch_size, *shape, device="meta")
 
-    counted = "flop_counter" in checks
+    flop_counter = "flop_counter" in checks
     theirs = FlopCounterMode(
         display=False, custom_mapping={aten.convolution_backward: corrected_conv_backward}
     )
@@ -168,7 +168,7 @@ def profile(
         model.train()
         with (
             OpCounter(model, {**FLOPS, **(handlers or {})}) as ours,
-            theirs if counted else nullcontext(),
+            theirs if flop_counter else nullcontext(),
         ):
             outs = output_tensors(model(batch))
             theirs_forward = theirs.get_total_flops()
@@ -187,17 +187,12 @@ def profile(
         real = target.real().eval()
         device = next(real.parameters(), torch.empty(0)).device
         fvcore = fvcore_macs(real, torch.zeros(1, *shape, device=device))
-    agreements = [
-        *([fvcore == counted_macs] if fvcore is not None else []),
-        *(
-            [
-                theirs_forward == matmul.get("forward", 0),
-                theirs_total - theirs_forward == matmul.get("backward", 0),
-            ]
-            if counted
-            else []
-        ),
-    ]
+    agreements = []  # of the checks that ran
+    if fvcore is not None:
+        agreements.append(fvcore == counted_macs)
+    if flop_counter:
+        agreements.append(theirs_forward == matmul.get("forward", 0))
+        agreements.append(theirs_total - theirs_forward == matmul.get("backward", 0))
     summary = {
         "model": target.name,
         "image_size": target.size,
@@ -208,8 +203,8 @@ def profile(
         "bwd_flops_per_image": int(per_image.get("backward", 0)),
         **_split_by_category(ops, batch_size),
         "fvcore_fwd_macs_per_image": fvcore,
-        "flopcounter_fwd_flops": theirs_forward if counted else None,
-        "flopcounter_bwd_flops": theirs_total - theirs_forward if counted else None,
+        "flopcounter_fwd_flops": theirs_forward if flop_counter else None,
+        "flopcounter_bwd_flops": theirs_total - theirs_forward if flop_counter else None,
         "counters_agree": all(agreements) if agreements else None,
         "uncounted_ops": ", ".join(
             f"{op} ({phase}, {n}x)" for (op, phase), n in sorted(ours.uncounted.items())

@@ -113,6 +113,17 @@ def test_profile_stores_rows_writes_tables_and_resumes(tmp_path, capsys):
     ]
 
 
+def test_a_profile_without_check_says_its_counters_were_not_checked(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["profile", "--models", "lenet", "--workers", "1", "--out", str(out)]) == 0
+    assert "counters agree: not checked" in capsys.readouterr().out
+    (row,) = Store(out / "results.sqlite").rows("profile")
+    assert row["counters_agree"] is None and row["fvcore_fwd_macs_per_image"] is None
+    summary = (out / "profile" / "summary.md").read_text()
+    assert "not checked (`--check` runs them)" in summary
+    assert "fvcore's cross-check ran" not in summary  # it did not run
+
+
 def test_a_stage_notes_rows_from_a_cpu_of_the_same_name_with_other_instructions(tmp_path, capsys):
     """A run folder's rows from another virtual machine that reports this CPU's name, or from
     one that did not record its vector instructions: the stage says so before it measures (it

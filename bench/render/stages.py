@@ -111,8 +111,11 @@ def write_profile(store: Store, out_dir: Path) -> list[Path]:
     summary = pd.DataFrame(rows)
     summary["input"] = [f"{r['in_channels']} x {r['image_size']} x {r['image_size']}" for r in rows]
     summary["agreement"] = [agreement(r) for r in rows]
-    cpus = sorted({cpu_of(r["provenance"]) for r in rows})
+    checked = sorted(
+        {cpu_of(r["provenance"]) for r in rows if r["fvcore_fwd_macs_per_image"] is not None}
+    )
     dates = sorted(r["provenance"]["date"] for r in rows)
+    fvcore = f"fvcore's cross-check ran one forward pass on: {', '.join(checked)}. "
     header = (
         "# Cost of each network (`python -m bench profile`)\n\n"
         f"{CONVENTIONS} Per-image figures are the batch's divided by its size. Training memory "
@@ -120,8 +123,7 @@ def write_profile(store: Store, out_dir: Path) -> list[Path]:
         "activations saved for backward and the gradients made (memory.md says how, and sets "
         "it beside the CPU allocator's peak) + optimizer state; activation peak of inference = "
         "tensors alive at once in one forward pass (input and weights excluded). "
-        f"fvcore's cross-check ran one forward pass on: {', '.join(cpus)}. "
-        f"Counted {dates[0]} to {dates[-1]}.\n\n"
+        f"{fvcore if checked else ''}Counted {dates[0]} to {dates[-1]}.\n\n"
     )
     written = [out_dir / "summary.md", out_dir / "summary.csv"]
     atomic_write(written[0], header + markdown(summary, SUMMARY_COLUMNS) + "\n")

@@ -159,10 +159,15 @@ def one_step(model: nn.Module, x: torch.Tensor, labels: torch.Tensor | None) -> 
     model.zero_grad(set_to_none=True)
 
 
+def _resident(model: nn.Module, x: torch.Tensor, labels: torch.Tensor | None) -> dict[int, int]:
+    """What a step finds allocated, storage -> bytes: weights, buffers, the input and labels."""
+    tensors = [x, *([] if labels is None else [labels]), *model.parameters(), *model.buffers()]
+    return {t.untyped_storage()._cdata: t.untyped_storage().nbytes() for t in tensors}
+
+
 def resident_bytes(model: nn.Module, x: torch.Tensor, labels: torch.Tensor | None) -> int:
     """The bytes a step finds allocated: weights, buffers, the input and its labels."""
-    tensors = [x, *([] if labels is None else [labels]), *model.parameters(), *model.buffers()]
-    return sum({t.untyped_storage()._cdata: t.untyped_storage().nbytes() for t in tensors}.values())
+    return sum(_resident(model, x, labels).values())
 
 
 @dataclass(frozen=True)
@@ -195,23 +200,22 @@ class StepBytes:
 
 def read_step(model: nn.Module, x: torch.Tensor) -> StepBytes:
     """One inference pass and one training step (``one_step``) on ``x``, read at once."""
-    infer = _tracked(model, x, None)
+    activations = _peak(model, x, None)
+    infer = activations + resident_bytes(model, x, None)
     labels = torch.zeros(len(x), dtype=torch.long, device=x.device)
     try:
         with ForwardSaves(model, x) as saves:
-            train = _tracked(model, x, labels)
+            train = _peak(model, x, labels) + resident_bytes(model, x, labels)
     except ValueError:  # batch norm needs two examples per channel to train
-        return StepBytes(infer, infer - resident_bytes(model, x, None), None, None, None)
-    return StepBytes(
-        infer, infer - resident_bytes(model, x, None), train, saves.total, saves.layers()
-    )
+        return StepBytes(infer, activations, None, None, None)
+    return StepBytes(infer, activations, train, saves.total, saves.layers())
 
 
-def _tracked(model: nn.Module, x: torch.Tensor, labels: torch.Tensor | None) -> int:
-    tensors = [x, *([] if labels is None else [labels]), *model.parameters(), *model.buffers()]
-    with LiveBytes({t.untyped_storage()._cdata for t in tensors}) as live:
+def _peak(model: nn.Module, x: torch.Tensor, labels: torch.Tensor | None) -> int:
+    """The most bytes alive at once through ``one_step`` beyond what it found allocated."""
+    with LiveBytes(set(_resident(model, x, labels))) as live:
         one_step(model, x, labels)
-    return live.peak + resident_bytes(model, x, labels)
+    return live.peak
 
 
 class ForwardSaves(saved_tensors_hooks):
@@ -231,9 +235,9 @@ class ForwardSaves(saved_tensors_hooks):
         self.outputs: dict[str, LayerBytes] = {}
 
         def pack(t: torch.Tensor) -> torch.Tensor:
-            key = t.untyped_storage()._cdata
             if not self.running:
                 return t
+            key = t.untyped_storage()._cdata
             if key not in weights:
                 self.storages[key] = t.untyped_storage().nbytes()
             if key not in existing and key not in self.seen and self.last:

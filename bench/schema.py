@@ -84,6 +84,7 @@ class ProfileRow(TypedDict):
     train_bytes_est_sgd_batch1: int | None
     train_bytes_tracked_sgd: int
     train_bytes_tracked_sgd_batch1: int | None
+    conv_work_block: int | None  # oneDNN's channel block the working memory assumed; None: none
     input_bytes: int
     min_image_size: int
     fwd_macs_per_image: float

@@ -1,5 +1,6 @@
 """bench.flops against MACs worked by formula in the tests, and memory counted by hand."""
 
+import copy
 import sys
 
 import pytest
@@ -8,6 +9,7 @@ from torch import nn
 
 import archs
 from bench import profile
+from bench.flops import workspace
 from bench.flops.counting import read_step
 from bench.flops.profile import CHECKS
 
@@ -90,7 +92,8 @@ def test_saved_activation_bytes_by_hand_for_a_two_layer_net():
     assert [layer.saved for layer in step.layers] == [0, 3 * 8 * 4, 0]
 
 
-def test_activation_memory_of_a_tiny_conv_net_by_hand():
+def test_activation_memory_of_a_tiny_conv_net_by_hand(monkeypatch):
+    monkeypatch.setattr(workspace, "block", lambda: None)  # tensors alone: no working memory
     net = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Flatten(), nn.Linear(8, 3))
     s = profile(net, image_size=4, batch_size=2).summary.iloc[0]
     image, feature_map = 4 * 4 * 4, 2 * 2 * 2 * 4  # bytes per example
@@ -256,6 +259,35 @@ def test_the_allocator_sees_what_an_op_frees_before_the_step_ends_at_its_moment(
     peak = allocator_peak(step, resident=1000)
     assert 1000 + 4 * 2**20 <= peak.bytes <= 1000 + 4 * 2**20 + 64  # and the 4-byte sum
     assert peak.op == "aten::sum" and 4 <= peak.op_bytes <= 64
+
+
+def test_a_blocked_copy_pads_channels_to_a_whole_block():
+    assert workspace._blocked((2, 6, 4, 4), 4, 8) == 4 * 2 * 8 * 16
+    assert workspace._blocked((2, 17, 4, 4), 2, 16) == 2 * 2 * 32 * 16
+
+
+@pytest.mark.parametrize(
+    ("conv", "shape"),
+    [
+        (nn.Conv2d(16, 64, 3, padding=1), (8, 16, 32, 32)),  # oneDNN, its output the larger
+        (nn.Conv2d(64, 16, 3), (8, 64, 32, 32)),  # oneDNN, its input the larger
+        (nn.Conv2d(3, 32, 5, stride=2), (8, 3, 64, 64)),  # oneDNN, an input of few channels
+        (nn.Conv2d(512, 512, 1), (2, 512, 4, 4)),  # oneDNN, its weight the larger
+        (nn.Conv2d(64, 64, 3, padding=1), (1, 64, 16, 16)),  # the native kernel: columns
+    ],
+)
+def test_a_convolutions_working_memory_is_what_the_allocator_reads(conv, shape):
+    """The step tracked on the meta device, working memory included, against torch.profiler's
+    record of every allocation through the real step, within the memory page's 5% (channels
+    in multiples of 16: one count for blocks of 8 and of 16)."""
+    from bench.allocator import step_peak
+
+    torch.manual_seed(0)
+    net = nn.Sequential(conv, nn.Flatten())
+    tracked = read_step(copy.deepcopy(net).to("meta"), torch.empty(shape, device="meta"))
+    for train, counted in ((False, tracked.infer), (True, tracked.train)):
+        reading = step_peak(net, torch.rand(shape), train=train).bytes
+        assert counted == pytest.approx(reading, rel=0.05), (train, counted, reading)
 
 
 def test_allocator_rows_say_why_a_point_has_no_reading(monkeypatch):

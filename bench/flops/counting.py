@@ -20,8 +20,11 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
 from bench.flops.handlers import FLOPS, FREE, Handler, bind
+from bench.flops.workspace import NO_WORK, Work, conv_work
 
 OUTSIDE = "(outside any module)"
+
+aten = torch.ops.aten
 
 
 class OpCounter(TorchDispatchMode):
@@ -101,12 +104,14 @@ class OpCounter(TorchDispatchMode):
 
 
 class LiveBytes(TorchDispatchMode):
-    """Bytes of the storages that ops create, while any tensor on them is alive; keeps the peak.
-    Storages in ``existing`` (weights, the input) are not counted, nor are views of them."""
+    """Bytes of the storages that ops create, while any tensor on them is alive, and the
+    working memory each convolution holds while it runs (``bench.flops.workspace``); keeps the
+    peak. Storages in ``existing`` (weights, the input) are not counted, nor are views of them.
+    ``on_conv`` is told each forward convolution's working bytes, forward and backward."""
 
-    def __init__(self, existing: set[int]):
+    def __init__(self, existing: set[int], on_conv: Callable[[Work], None] = lambda work: None):
         super().__init__()
-        self.existing = existing
+        self.existing, self.on_conv = existing, on_conv
         self.live = self.peak = 0
         self.storages: dict[int, list[int]] = {}  # storage -> [bytes, tensors alive]
 
@@ -123,6 +128,13 @@ class LiveBytes(TorchDispatchMode):
                     self.peak = max(self.peak, self.live)
                 self.storages[key][1] += 1
                 weakref.finalize(t, self._release, key)
+        if func is aten.convolution.default:
+            work = conv_work(bind(func, args, kwargs or {}), out.shape)
+            self.on_conv(work)
+            self.peak = max(self.peak, self.live + work.forward)
+        elif func is aten.convolution_backward.default:
+            a = bind(func, args, kwargs or {})
+            self.peak = max(self.peak, self.live + conv_work(a, a["grad_output"].shape).backward)
         return out
 
     def _release(self, key: int) -> None:
@@ -173,23 +185,25 @@ def resident_bytes(model: nn.Module, x: torch.Tensor, labels: torch.Tensor | Non
 @dataclass(frozen=True)
 class LayerBytes:
     """One leaf module's part in a training step: what autograd saves in its forward (storages
-    that no earlier module saved and that are not the weights or the input), its output, and its
-    parameters' gradients."""
+    that no earlier module saved and that are not the weights or the input), its output, its
+    parameters' gradients, and the working memory its convolutions hold, forward and backward
+    (``bench.flops.workspace``)."""
 
     saved: int
     output: int
     grads: int
+    work: Work = NO_WORK
 
 
 @dataclass(frozen=True)
 class StepBytes:
     """What one training step and one inference pass on a batch hold, tracked as ops make and
-    free storages (on the meta device as a real step on a CPU allocates them, library
-    workspaces aside). ``train``, ``infer``: the most bytes alive at once, the weights, buffers,
-    input and (training) labels included; ``infer_activations``: inference's without them;
-    ``saved``: the bytes autograd saves in the training forward, weights aside; ``layers``: per
-    leaf module in the order of the forward pass (one that runs twice counts once). The
-    training fields are None where the batch cannot train (batch norm on one image)."""
+    free storages (on the meta device as a real step on this CPU allocates them, the working
+    memory of convolutions included). ``train``, ``infer``: the most bytes alive at once, the
+    weights, buffers, input and (training) labels included; ``infer_activations``: inference's
+    without them; ``saved``: the bytes autograd saves in the training forward, weights aside;
+    ``layers``: per leaf module in the order of the forward pass (one that runs twice counts
+    once). The training fields are None where the batch cannot train (batch norm on one image)."""
 
     infer: int
     infer_activations: int
@@ -205,15 +219,21 @@ def read_step(model: nn.Module, x: torch.Tensor) -> StepBytes:
     labels = torch.zeros(len(x), dtype=torch.long, device=x.device)
     try:
         with ForwardSaves(model, x) as saves:
-            train = _peak(model, x, labels) + resident_bytes(model, x, labels)
+            train = _peak(model, x, labels, saves.charge) + resident_bytes(model, x, labels)
     except ValueError:  # batch norm needs two examples per channel to train
         return StepBytes(infer, activations, None, None, None)
     return StepBytes(infer, activations, train, saves.total, saves.layers())
 
 
-def _peak(model: nn.Module, x: torch.Tensor, labels: torch.Tensor | None) -> int:
-    """The most bytes alive at once through ``one_step`` beyond what it found allocated."""
-    with LiveBytes(set(_resident(model, x, labels))) as live:
+def _peak(
+    model: nn.Module,
+    x: torch.Tensor,
+    labels: torch.Tensor | None,
+    on_conv: Callable[[Work], None] = lambda work: None,
+) -> int:
+    """The most bytes alive (or held by a convolution at work) at once through ``one_step``
+    beyond what it found allocated."""
+    with LiveBytes(set(_resident(model, x, labels)), on_conv) as live:
         one_step(model, x, labels)
     return live.peak
 
@@ -233,6 +253,7 @@ class ForwardSaves(saved_tensors_hooks):
         self.by_leaf: dict[str, int] = {}
         self.seen: set[int] = set()
         self.outputs: dict[str, LayerBytes] = {}
+        self.work: dict[str, Work] = {}
 
         def pack(t: torch.Tensor) -> torch.Tensor:
             if not self.running:
@@ -275,11 +296,18 @@ class ForwardSaves(saved_tensors_hooks):
             module.register_forward_hook(leave),
         ]
 
+    def charge(self, work: Work) -> None:
+        """Charge a convolution's working memory to the leaf running it (the most of each)."""
+        if self.running and self.last:
+            held = self.work.get(self.last[-1], NO_WORK)
+            self.work[self.last[-1]] = Work(*map(max, held, work))
+
     @property
     def total(self) -> int:
         return sum(self.storages.values())
 
     def layers(self) -> list[LayerBytes]:
         return [
-            LayerBytes(self.by_leaf.get(n, 0), b.output, b.grads) for n, b in self.outputs.items()
+            LayerBytes(self.by_leaf.get(n, 0), b.output, b.grads, self.work.get(n, NO_WORK))
+            for n, b in self.outputs.items()
         ]

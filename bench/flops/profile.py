@@ -37,6 +37,7 @@ from bench.flops.counting import (
     read_step,
 )
 from bench.flops.handlers import FLOPS, Handler, category
+from bench.flops.workspace import block
 
 aten = torch.ops.aten
 
@@ -342,13 +343,15 @@ OPTIMIZER_STATE = {"sgd": 0, "sgd_momentum": 1, "adam": 2}
 
 def _memory(model: nn.Module, shape: tuple[int, ...], batch_size: int) -> dict:
     """Memory of a training step and an inference pass, estimated as a sum of counted parts and
-    tracked through the step on the meta device, at batch 1 and at ``batch_size``."""
+    tracked through the step on the meta device, at batch 1 and at ``batch_size``, with the
+    working memory of convolutions on this CPU (``bench.flops.workspace``)."""
     weights = sum(p.numel() * p.element_size() for p in model.parameters())
     weights += sum(b.numel() * b.element_size() for b in model.buffers())
     grads = sum(p.numel() * p.element_size() for p in model.parameters() if p.requires_grad)
     one, batch = (read_step(model, torch.empty(n, *shape, device="meta")) for n in (1, batch_size))
     image = 4 * math.prod(shape)  # float32
     memory: dict[str, Any] = {
+        "conv_work_block": block(),
         "weight_bytes": weights,
         "grad_bytes": grads,
         "input_bytes": batch_size * image,
@@ -375,19 +378,22 @@ def _memory(model: nn.Module, shape: tuple[int, ...], batch_size: int) -> dict:
 def _train_estimate(layers: list[LayerBytes], weights: int, images: int, batch: int) -> int:
     """Peak bytes of a plain SGD step, from counted parts: the weights, the input and its int64
     labels, and at the fullest moment either the end of the forward pass (every saved
-    activation and the logits) or, going backward through module i, the activations modules
-    0..i still hold, the weight gradients of modules i and after, and the gradients module i
-    makes: of its output and its input (the first module's input, the images, gets none), and,
-    for a module that saved more than its input (one built of several ops), of everything it
-    saved."""
+    activation and the logits), or module i at work in the forward pass (the activations saved
+    so far, its output and its working memory), or, going backward through module i, the
+    activations modules 0..i still hold, the weight gradients of modules i and after, the
+    gradients module i makes (of its output and its input, the first module's input, the
+    images, getting none, and, for a module that saved more than its input, one built of several
+    ops, of everything it saved) and its working memory."""
     fixed = weights + images + 8 * batch
     saved = [layer.saved for layer in layers]
     grads = [layer.grads for layer in layers]
     outputs = [layer.output for layer in layers]
     inputs = [images, *outputs[:-1]]
     peak = sum(saved) + outputs[-1]
-    for i in range(len(layers)):
+    for i, layer in enumerate(layers):
+        held = sum(saved[: i + 1])
+        peak = max(peak, held + outputs[i] + layer.work.forward)
         inner = saved[i] if saved[i] > inputs[i] else 0
         gradients = outputs[i] + (inputs[i] if i else 0) + inner  # the images get none
-        peak = max(peak, sum(saved[: i + 1]) + sum(grads[i:]) + gradients)
+        peak = max(peak, held + sum(grads[i:]) + gradients + layer.work.backward)
     return fixed + peak

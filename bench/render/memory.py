@@ -109,6 +109,24 @@ def _outside(frame: pd.DataFrame, mode: str) -> str:
     return f"{within}; outside it, largest first: {', '.join(worst)}"
 
 
+def _working_memory(profiles: list[dict[str, Any]]) -> str:
+    """What the estimates count of convolutions' working memory, in words."""
+    blocks = [p.get("conv_work_block") for p in profiles]
+    counted = sorted({int(b) for b in blocks if b is not None and not pd.isna(b)})
+    missing = len(blocks) - sum(b is not None and not pd.isna(b) for b in blocks)
+    said = (
+        "A convolution's working memory is what its CPU kernel holds beyond its arguments and "
+        "result, by the rules in bench/flops/workspace.py: oneDNN's copies in its blocked "
+        f"layout, channels padded to blocks of {' or '.join(map(str, counted))} floats (the "
+        "counting CPU's vector width), or the native kernel's unfolded input."
+        if counted
+        else ""
+    )
+    if missing:
+        said += f" The estimates of {missing} of {len(blocks)} profiles count no working memory."
+    return said.strip()
+
+
 def write_memory(store: Store, out_dir: Path) -> list[Path]:
     """memory.md: every profiled network at batch 1 and at its profile's batch."""
     profiles = sorted(
@@ -149,22 +167,22 @@ def write_memory(store: Store, out_dir: Path) -> list[Path]:
     text = (
         "# Memory of a step: estimated, read from the allocator, measured\n\n"
         "*Estimate*: a sum of counted parts. Inference: weights + the input batch + the peak of "
-        "activations alive at once. Training (plain SGD): weights, input and int64 labels, and "
-        "at the fullest moment either the end of the forward pass (every activation autograd "
-        "saved, the logits) or, going backward through module i, the activations modules "
-        "0..i still hold, the weight gradients of modules i and after, and the gradients module "
-        "i makes: of its output and input (the images get none) and, for a module built of "
-        "several ops (it saved "
-        "more than its input), of everything it saved. *Allocator*: the most the CPU's "
+        "activations alive at once, or of what a convolution holds while it works. Training "
+        "(plain SGD): weights, input and int64 labels, and at the fullest moment the end of the "
+        "forward pass (every activation autograd saved, the logits), or module i at work in it "
+        "(what was saved so far, its output and its working memory), or, going backward through "
+        "module i, the activations modules 0..i still hold, the weight gradients of modules i "
+        "and after, the gradients module i makes (of its output and input, the images getting "
+        "none, and, for a module built of several ops, one that saved more than its input, of "
+        "everything it saved) and its working memory. "
+        f"{_working_memory(profiles)} *Allocator*: the most the CPU's "
         "allocator held at once through one real step (forward, cross-entropy, backward, SGD "
         "step; inference: one forward pass) in fp32, weights and input included, from "
         "torch.profiler's record of every allocation and free (`python -m bench memory`, "
         f"{', '.join(cpus) or 'not run for this folder'}): it counts nothing, so it also sees "
         "what ops allocate inside themselves and free before they return. The last column "
-        "names the op running at that peak and what it held then, its output included; the "
-        "estimate charges an op its output and, going backward, its gradients alone, so the "
-        "rest of what it holds is its own working memory (oneDNN's convolutions copy their "
-        "input, output and gradients into blocked layouts). *Process growth* (measured): the "
+        "names the op running at that peak and what it held then, its output and working "
+        "memory included. *Process growth* (measured): the "
         f"speed sweep's training step at the same batch and input ({'; '.join(kinds) or '-'}),"
         " which starts with the weights resident and the runtime's one-time allocations made; "
         "the column beside it is how far it lies above the allocator's peak less the weights "

@@ -203,4 +203,29 @@ def peer_row(
         "counters": counters,
         "backward_macs": backward_macs(model, x),
         "torchinfo_memory_bytes": torchinfo_memory(model, x),
+        "torchvision": as_torchvision_publishes(name),
+    }
+
+
+def as_torchvision_publishes(name: str) -> dict[str, Any] | None:
+    """For a network torchvision also builds (its spec's ``reference``): ours built as
+    torchvision builds it (3 input channels, 1,000 classes, its weights' input side), its
+    parameters and conv and linear forward MACs counted, beside the parameters and G MACs
+    ("GFLOPS", to three decimals) torchvision publishes with its weights; None for any other."""
+    reference = archs.spec(name).reference
+    if reference is None:
+        return None
+    import torchvision
+
+    published = torchvision.models.get_model_weights(reference).DEFAULT.meta
+    side = archs.spec(f"tv:{reference}").image_size
+    model = archs.build(name, in_channels=3, num_classes=1000, image_size=side, device="meta")
+    _, by_kind = _ours(model, torch.empty(1, 3, side, side, device="meta"))
+    return {
+        "model": f"tv:{reference}",
+        "image_size": side,
+        "params": sum(p.numel() for p in model.parameters()),
+        "macs": by_kind["conv"] + by_kind["linear"],
+        "published_params": published["num_params"],
+        "published_gmacs": published["_ops"],
     }

@@ -279,7 +279,9 @@ OP_KINDS = ("conv", "linear", "batch norm", "activation", "pooling", "addition",
 class PeersRow(TypedDict):
     """``peers``: other FLOP counters' forward MACs of one network at batch 1 in inference, each
     split by kind of op where it reports one (``counters``); conv and matrix-product backward
-    MACs per image, ours and FlopCounterMode's raw and corrected; torchinfo's memory estimate."""
+    MACs per image, ours and FlopCounterMode's raw and corrected; torchinfo's memory estimate;
+    for a network torchvision also builds, our count of it built as torchvision builds it beside
+    torchvision's published parameters and MACs."""
 
     model: str
     image_size: int
@@ -287,6 +289,7 @@ class PeersRow(TypedDict):
     counters: list[dict[str, Any]]
     backward_macs: dict[str, float]
     torchinfo_memory_bytes: int | None
+    torchvision: dict[str, Any] | None  # ours as torchvision builds it, beside what it publishes
 
 
 class MachineRow(TypedDict):

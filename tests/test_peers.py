@@ -1,6 +1,7 @@
 """Other FLOP counters beside ours: every counter gets a row, and each difference a cause."""
 
 import pytest
+import torchvision
 
 from bench import peers
 from bench.flops import profile
@@ -60,3 +61,15 @@ def test_peer_row_counts_lenet_like_the_profile_and_says_what_is_missing(monkeyp
     flop_counter = by_counter["FlopCounterMode"]["by_kind"]
     assert flop_counter["conv"] == ours["by_kind"]["conv"] and flop_counter["activation"] == 0
     assert row["backward_macs"]["FlopCounterMode"] == row["backward_macs"]["cnnbench"]
+
+
+def test_a_network_torchvision_builds_is_counted_beside_what_torchvision_publishes():
+    """ResNet-50 built as torchvision builds it: parameters and conv and linear MACs equal to
+    the figures torchvision's weights publish; a network of the book alone has no reference."""
+    published = torchvision.models.ResNet50_Weights.DEFAULT.meta
+    reference = peers.as_torchvision_publishes("resnet50")
+    assert reference["model"] == "tv:resnet50" and reference["image_size"] == 224
+    assert reference["params"] == reference["published_params"] == published["num_params"]
+    assert reference["published_gmacs"] == published["_ops"]
+    assert round(reference["macs"] / 1e9, 3) == published["_ops"]
+    assert peers.as_torchvision_publishes("alexnet") is None  # the book's AlexNet is its own

@@ -14,6 +14,7 @@ from functools import partial
 import pandas as pd
 import pytest
 import torch
+import torchvision
 
 import archs
 from bench.__main__ import main
@@ -979,6 +980,33 @@ def test_findings_set_the_books_claims_beside_the_counts_and_open_the_index(tmp_
         line for line in (tmp_path / "index.md").read_text().splitlines() if line.startswith("- [")
     ]
     assert links[0].startswith("- [findings.md](findings.md)")
+
+
+def test_findings_say_whether_our_counts_are_torchvisions(tmp_path):
+    """The first finding: the networks torchvision also builds, counted as it builds them,
+    equal to what it publishes or named where they differ."""
+    from bench.peers import as_torchvision_publishes
+    from bench.render.findings import write_findings
+
+    store = Store(tmp_path / "r.sqlite")
+    for name, extra in (("vgg11", 0), ("regnetx_400mf", 1)):
+        reference = as_torchvision_publishes(name)
+        reference["params"] += extra  # one that differs by a parameter
+        row = {"model": name, "image_size": 224, "params": 0, "counters": [], "backward_macs": {}}
+        row |= {"torchinfo_memory_bytes": None, "torchvision": reference}
+        store.put("peers", name, {"image_size": 224}, row)
+    write_findings(store, tmp_path)
+    line = next(
+        line
+        for line in (tmp_path / "findings.md").read_text().splitlines()
+        if "torchvision" in line
+    )
+    published = torchvision.models.VGG11_Weights.DEFAULT.meta
+    assert "1 of 2 equal to torchvision's published parameters and forward MACs" in line
+    assert "regnetx_400mf differ" in line
+    assert (
+        f"vgg11: {published['num_params']:,} parameters and {published['_ops']:.3f} G MACs" in line
+    )
 
 
 def test_findings_set_the_init_probes_beside_the_book_recipe(tmp_path, full_row):

@@ -13,6 +13,7 @@ import archs
 from bench.render.chance import he_init, learned, lr_fix
 from bench.render.exercises.left import book_preset
 from bench.render.format import MIB, atomic_write
+from bench.render.peers import agrees
 from bench.render.stages import profile_name
 from bench.render.training import BOOK_PRESETS, preset_run
 from bench.schema import MEASURED, Status
@@ -46,6 +47,29 @@ def _link(row: dict[str, Any]) -> str:
 def _size(params: float) -> str:
     """fp32 bytes of ``params`` in MiB and MB (the book's "MB" are often MiB)."""
     return f"{4 * params / MIB:,.1f} MiB ({4 * params / 1e6:,.1f} MB)"
+
+
+def torchvision_agrees(store: Store) -> Finding | None:
+    """Our counts of the networks torchvision also builds against what it publishes."""
+    references = [
+        (r["model"], r["torchvision"])
+        for r in store.rows("peers")
+        if r["status"] == Status.OK and r.get("torchvision")
+    ]
+    if not references:
+        return None
+    same = [model for model, reference in references if agrees(reference)]
+    differ = [model for model, reference in references if not agrees(reference)]
+    model, reference = max(references, key=lambda pair: pair[1]["macs"])
+    return (
+        "Are these counts right? (the networks torchvision also builds, built as it builds them: "
+        "3 x 224 input, 1,000 classes)",
+        f"{len(same)} of {len(references)} equal to torchvision's published parameters and "
+        f"forward MACs{'; ' + ', '.join(differ) + ' differ' if differ else ''}, e.g. {model}: "
+        f"{reference['params']:,} parameters and {reference['macs'] / 1e9:.3f} G MACs, "
+        f"published {reference['published_params']:,} and {reference['published_gmacs']:.3f}",
+        "[peers](peers.md#against-torchvision)",
+    )
 
 
 def alexnet_head(store: Store) -> Finding | None:
@@ -193,6 +217,7 @@ def init_probes(store: Store) -> Finding | None:
 
 # each finding, and the command that measures what it needs
 FINDINGS: tuple[tuple[Callable[[Store], Finding | None], str], ...] = (
+    (torchvision_agrees, "python -m bench peers"),
     (alexnet_head, "python -m bench profile"),
     (vgg_matrix, "python -m bench profile"),
     (nin_savings, "python -m bench profile"),
@@ -215,7 +240,8 @@ def render(store: Store) -> str:
     return (
         "# Findings: the book's claims beside what was measured here\n\n"
         "Parameters and MACs are counted exactly on the meta device, for the networks as the "
-        "book builds them (one input channel, 10 classes, the book's input side); memory is "
+        "book builds them (one input channel, 10 classes, the book's input side) unless a line "
+        "says otherwise; memory is "
         "estimated from counted parts; accuracy is measured. MACs = multiply-accumulates, "
         "FLOPs = 2 x MACs; MiB = 2^20 bytes, MB = 10^6.\n\n"
         "| the book says or asks | measured here | from |\n| :--- | :--- | :--- |\n"

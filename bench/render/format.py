@@ -21,10 +21,11 @@ CONVENTIONS = (
     "MACs = multiply-accumulates; FLOPs = 2 x MACs (an op doing one arithmetic operation per "
     "element counts 1 FLOP = 0.5 MAC). *Counted*: exact, from the op handler table in "
     "bench/flops/handlers.py, run on the meta device (shapes, no arithmetic). *Estimated*: a "
-    "sum of counted parts, allocator overhead aside (memory.md says which parts). A profile's forward MACs "
-    "are the forward half of a training step (batch norm's batch statistics and dropout "
-    "counted); forward MACs *as trained*, and the peer counters', are an inference pass: a "
-    "network with batch norm or dropout has two forward figures, the training one larger."
+    "sum of counted parts, allocator overhead aside (memory.md says which parts). A "
+    "profile's forward MACs are the forward half of a training step (batch norm's batch "
+    "statistics and dropout counted); forward MACs *as trained*, and the peer counters', are "
+    "an inference pass: a network with batch norm or dropout has two forward figures, the "
+    "training one larger."
 )
 
 Column = tuple[str, str, Callable[[Any], str]]  # (source column, header, formatter)

@@ -11,6 +11,7 @@ from bench.render.format import (
     Column,
     atomic_write,
     book_rank,
+    fmt_int,
     fmt_mega,
     fmt_mib,
     fmt_text,
@@ -77,6 +78,34 @@ MEMORY: list[Column] = [
 ]
 
 
+REFERENCE: list[Column] = [
+    ("model", "model", fmt_text),
+    ("reference", "torchvision's", fmt_text),
+    ("params", "parameters, ours", fmt_int),
+    ("published_params", "parameters, published", fmt_int),
+    ("macs", "G MACs, ours", fmt_text),
+    ("published_gmacs", "G MACs, published", fmt_text),
+]
+
+
+def agrees(reference: dict[str, Any]) -> bool:
+    """Our count of a network built as torchvision builds it equals what torchvision publishes:
+    parameters exactly, conv and linear MACs to its three decimals."""
+    same_macs = abs(reference["macs"] / 1e9 - reference["published_gmacs"]) <= 5e-4
+    return reference["params"] == reference["published_params"] and same_macs
+
+
+def _reference_line(row: dict[str, Any]) -> dict[str, Any]:
+    reference = row["torchvision"]
+    return {
+        "model": row["model"],
+        **reference,
+        "reference": reference["model"],
+        "macs": f"{reference['macs'] / 1e9:.3f}",
+        "published_gmacs": f"{reference['published_gmacs']:.3f}",
+    }
+
+
 def write_peers(store: Store, out_dir: Path) -> list[Path]:
     """peers.md in ``out_dir``: every network the peers stage counted."""
     rows = sorted(
@@ -140,6 +169,16 @@ def write_peers(store: Store, out_dir: Path) -> list[Path]:
         + markdown(pd.DataFrame(memory), MEMORY)
         + "\n"
     )
+    references = [_reference_line(r) for r in rows if r.get("torchvision")]
+    if references:
+        text += (
+            "\n## Against torchvision\n\nEach network torchvision also builds, built as it "
+            "builds it (3 input channels, 1,000 classes, 224 x 224), counted by us, beside the "
+            'parameters and the conv and linear forward MACs (its "GFLOPS", given to three '
+            "decimals) torchvision publishes with its weights.\n\n"
+            + markdown(pd.DataFrame(references), REFERENCE)
+            + "\n"
+        )
     written = out_dir / "peers.md"
     atomic_write(written, text)
     return [written]

@@ -99,16 +99,19 @@ def fast(session: nox.Session) -> None:
 
 @nox.session(venv_backend="none")
 def screenshot(session: nox.Session) -> None:
-    """A run's index.html as a reader sees it: headless Chromium (Debian's ``chromium``
-    package) renders it to screenshot.png in the run folder (git-ignored):
-    ``nox -s screenshot -- reports/cpu-amd-epyc-avx2``."""
+    """A run's index.html as a reader sees it: headless Chromium (Debian's
+    ``chromium-headless-shell`` or ``chromium`` package) renders it to screenshot.png in the run
+    folder (git-ignored): ``nox -s screenshot -- reports/cpu-amd-epyc-avx2``."""
     folder = Path(session.posargs[0] if session.posargs else "reports")
     page = (folder / "index.html").resolve()
     if not page.is_file():
         session.error(f"no {page}: render the run first (python -m bench render {folder})")
-    browser = next((b for b in ("chromium", "chromium-browser") if shutil.which(b)), None)
+    browser = next(
+        (b for b in ("chromium-headless-shell", "chromium", "chromium-browser") if shutil.which(b)),
+        None,
+    )
     if browser is None:
-        session.error("no chromium on this machine: apt-get install -y chromium")
+        session.error("no chromium on this machine: apt-get install -y chromium-headless-shell")
     shot = folder / "screenshot.png"
     session.run(
         browser,

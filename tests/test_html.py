@@ -40,7 +40,10 @@ def test_a_twin_is_written_beside_its_page(tmp_path):
     assert (tmp_path / "index.html").read_text() == page(TEXT)
 
 
-BROWSER = next((b for b in ("chromium", "chromium-browser") if shutil.which(b)), None)
+BROWSER = next(
+    (b for b in ("chromium-headless-shell", "chromium", "chromium-browser") if shutil.which(b)),
+    None,
+)
 
 
 @pytest.mark.skipif(BROWSER is None, reason="no chromium on this machine (nox -s screenshot)")

@@ -984,17 +984,21 @@ def test_findings_set_the_books_claims_beside_the_counts_and_open_the_index(tmp_
 
 def test_findings_say_whether_our_counts_are_torchvisions(tmp_path):
     """The first finding: the networks torchvision also builds, counted as it builds them,
-    equal to what it publishes or named where they differ."""
+    equal to what it publishes or named where they differ; peers.md tables them."""
     from bench.peers import as_torchvision_publishes
     from bench.render.findings import write_findings
+    from bench.render.peers import write_peers
+    from bench.schema import OP_KINDS
 
     store = Store(tmp_path / "r.sqlite")
+    ours = {"counter": "cnnbench", "macs": 1.0, "by_kind": dict.fromkeys(OP_KINDS, 0.0)}
     for name, extra in (("vgg11", 0), ("regnetx_400mf", 1)):
         reference = as_torchvision_publishes(name)
         reference["params"] += extra  # one that differs by a parameter
-        row = {"model": name, "image_size": 224, "params": 0, "counters": [], "backward_macs": {}}
-        row |= {"torchinfo_memory_bytes": None, "torchvision": reference}
-        store.put("peers", name, {"image_size": 224}, row)
+        backward = dict.fromkeys(("cnnbench", "FlopCounterMode", "FlopCounterMode, corrected"), 0)
+        row = {"model": name, "image_size": 224, "params": 0, "backward_macs": backward}
+        row |= {"counters": [ours | {"note": ""}], "torchinfo_memory_bytes": None}
+        store.put("peers", name, {"image_size": 224}, row | {"torchvision": reference})
     write_findings(store, tmp_path)
     line = next(
         line
@@ -1006,6 +1010,12 @@ def test_findings_say_whether_our_counts_are_torchvisions(tmp_path):
     assert "regnetx_400mf differ" in line
     assert (
         f"vgg11: {published['num_params']:,} parameters and {published['_ops']:.3f} G MACs" in line
+    )
+    write_peers(store, tmp_path)
+    size = f"{published['num_params']:,}"
+    assert (
+        f"| vgg11 | tv:vgg11 | {size} | {size} | {published['_ops']:.3f} |"
+        in (tmp_path / "peers.md").read_text()
     )
 
 

@@ -217,7 +217,7 @@ def init_probes(store: Store) -> Finding | None:
 
 # each finding, and the command that measures what it needs
 FINDINGS: tuple[tuple[Callable[[Store], Finding | None], str], ...] = (
-    (torchvision_agrees, "python -m bench peers"),
+    (torchvision_agrees, "python -m bench peers --force"),
     (alexnet_head, "python -m bench profile"),
     (vgg_matrix, "python -m bench profile"),
     (nin_savings, "python -m bench profile"),

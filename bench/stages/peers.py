@@ -16,6 +16,7 @@ from bench.stages.common import (
     Command,
     Networks,
     all_stored,
+    option,
     select_models,
     timeout_option,
 )
@@ -25,6 +26,7 @@ from bench.store import Store
 @dataclass(frozen=True)
 class Settings(Networks):
     timeout: float = timeout_option(600, "network")
+    force: bool = option(False, "measure again what is stored")
 
 
 def run(s: Settings) -> int:
@@ -41,7 +43,7 @@ def run(s: Settings) -> int:
             "image_size": archs.spec(name).image_size,
         }
 
-    todo = [n for n in names if not store.has("peers", n, key(n))]
+    todo = [n for n in names if s.force or not store.has("peers", n, key(n))]
     if not todo:
         all_stored("peers", "network", store)
     jobs = [Job(peer_row, {"name": n}, s.timeout, exclusive=False) for n in todo]

@@ -10,9 +10,6 @@ exception in the child), ``TimedOut`` (the child outlived its time and was kille
 
 from __future__ import annotations
 
-import functools
-import multiprocessing
-import multiprocessing.forkserver
 import os
 import signal
 import threading
@@ -22,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench.children import children
 from bench.provenance import environment
 from bench.schema import Status
 
@@ -81,29 +79,6 @@ def ending(message: Failed | TimedOut | Exited | Lost) -> tuple[Status, str]:
     if isinstance(message, Exited):
         return Status.ERROR, f"the child process exited with code {message.code}"
     return Status.ERROR, f"its worker was lost on each of {message.tries} tries: {message.reason}"
-
-
-@functools.cache
-def children() -> multiprocessing.context.BaseContext:
-    """How children start: forked from a server process that imported torch and this package
-    once and ran nothing (no OpenMP or CUDA state to inherit), so that a child starts in
-    milliseconds instead of importing torch again; torch._dynamo too, which many of torch's
-    functions import on their first call, for seconds.
-
-    The server starts with SIGINT ignored, so that a child forked from it ignores SIGINT until
-    ``end_with`` says how it ends (else a SIGINT while it unpickles its job ends it with exit
-    code 1, an error, instead). This process ignores SIGINT while it starts the server, for
-    milliseconds once."""
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(
-        ["bench", "bench.training.loop", "bench.onnx_runtime", "torch._dynamo"]
-    )
-    handler = signal.signal(signal.SIGINT, signal.SIG_IGN)  # inherited through exec
-    try:
-        multiprocessing.forkserver.ensure_running()
-    finally:
-        signal.signal(signal.SIGINT, handler)
-    return context
 
 
 def run_isolated(target: Callable[..., Any], args: tuple, timeout_s: float) -> Iterator[Message]:

@@ -93,7 +93,7 @@ def smoke_run(tmp_path_factory):
 
 
 def _smoke_run(tmp_path_factory) -> Path:
-    from bench.__main__ import main
+    from bench.cli import main
 
     folder, before = _clone_like(tmp_path_factory.mktemp("checkout")), Path.cwd()
     os.chdir(folder)

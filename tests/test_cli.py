@@ -11,7 +11,7 @@ import torch
 import torchvision
 
 import archs
-from bench.__main__ import main
+from bench.cli import main
 from bench.render.format import fmt_percent
 from bench.stages.common import UsageError
 from bench.stages.run_all import STAGES
@@ -463,7 +463,7 @@ def test_a_plans_whole_seconds_key_a_point_as_the_command_line_does():
     """The cpu plan gives its speed step `max_step=1`, the command line reads `--max-step 1` as
     1.0: each must find the other's rows in the store (their keys' JSON would tell 1 from 1.0),
     or a run resumed the other way measures everything again."""
-    from bench.__main__ import build_parser
+    from bench.cli import build_parser
     from bench.stages import speed
     from bench.stages.common import settings_from
     from bench.store import config_hash
@@ -528,7 +528,7 @@ def test_training_on_the_books_pipeline_starts_its_loader_workers_in_the_child(t
 
 def test_a_preset_has_one_name():
     """--preset names what a run trains on; --profile is the profile stage's word alone."""
-    from bench.__main__ import build_parser
+    from bench.cli import build_parser
 
     assert build_parser().parse_args(["all", "--preset", "cpu"]).preset == "cpu"
     with pytest.raises(UsageError, match="unrecognized arguments: --profile"):
@@ -594,7 +594,7 @@ def test_the_help_examples_run_as_written():
     folders it names exist."""
     import shlex
 
-    from bench.__main__ import EXAMPLES, build_parser
+    from bench.cli import EXAMPLES, build_parser
 
     root = Path(__file__).parents[1]
     lines = [line.split("  #")[0].strip() for line in EXAMPLES.splitlines()[1:]]

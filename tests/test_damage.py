@@ -10,7 +10,7 @@ import sqlite3
 import pytest
 
 from bench import data, store
-from bench.__main__ import main
+from bench.cli import main
 from bench.store import Store
 
 needs_data = pytest.mark.skipif(

@@ -1,7 +1,10 @@
 """The shape of the code: the packages' import graph, function-local imports included, has no
-circle, no module runs past 400 lines, and the formatter owns the layout."""
+circle, no module runs past 400 lines, the formatter owns the layout, and the command line
+starts its children before it imports torch."""
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -95,3 +98,16 @@ def test_the_formatter_owns_the_layout():
 def test_no_module_is_longer_than_a_reader_takes_in_at_once():
     longest = max(modules().values(), key=lambda p: len(p.read_text().splitlines()))
     assert len(longest.read_text().splitlines()) <= 400, longest
+
+
+def test_python_m_bench_starts_its_children_before_it_imports_torch():
+    """``python -m bench`` starts the fork server from ``bench.children`` before anything
+    imports torch: the package and that module import the standard library alone; the commands
+    it skips are those that start no children."""
+    from bench.children import READING
+    from bench.stages import prune, reading
+
+    code = "import sys, bench, bench.children; print('torch' in sys.modules)"
+    imported = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert imported.stdout.strip() == "False", imported.stderr
+    assert set(READING) == {reading.RENDER.name, reading.COMPARE.name, prune.COMMAND.name}

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.__main__ import main
 from bench.blocks import cases
+from bench.cli import main
 from bench.isolation import alive
 from bench.store import Store
 

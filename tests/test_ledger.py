@@ -3,7 +3,7 @@ store only through ``prune``, and history.md is rendered from those records."""
 
 import dataclasses
 
-from bench.__main__ import main
+from bench.cli import main
 from bench.schema import Status
 from bench.stages import COMMANDS
 from bench.store import Store

@@ -6,7 +6,7 @@ import torch
 
 import bench.stages.onnx
 from bench import onnx_runtime
-from bench.__main__ import main
+from bench.cli import main
 from bench.stages import common
 from bench.store import Store
 

@@ -11,7 +11,7 @@ import torch
 
 import archs
 from bench import runs
-from bench.__main__ import main
+from bench.cli import main
 from bench.device import backend_for, cpu_flags, vector_isa
 from bench.store import Store
 

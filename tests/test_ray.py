@@ -11,7 +11,7 @@ ray = pytest.importorskip("ray", reason="Ray is not installed: pip install -e '.
 
 from killing_jobs import say_niceness, sweep_that_kills_its_worker  # noqa: E402
 
-from bench.__main__ import main  # noqa: E402
+from bench.cli import main  # noqa: E402
 from bench.executors import RETRIES, Job, Ray, sweep_into  # noqa: E402
 from bench.store import Store  # noqa: E402
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from archs.__main__ import markdown_table
-from bench.__main__ import build_parser
+from bench.cli import build_parser
 
 ROOT = Path(__file__).parents[1]
 README = (ROOT / "README.md").read_text()

@@ -17,7 +17,6 @@ import torch
 import torchvision
 
 import archs
-from bench.__main__ import main
 from bench.blocks import (
     cases,
     conv1x1_ways,
@@ -29,6 +28,7 @@ from bench.blocks import (
     shape_row,
     timed_row,
 )
+from bench.cli import main
 from bench.compare import compare
 from bench.device import backend_for
 from bench.schema import ALLOCATED, RESIDENT

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from bench import runs
-from bench.__main__ import main
+from bench.cli import main
 from bench.store import Store
 
 ROOT = Path(__file__).parents[1]
@@ -46,7 +46,7 @@ def test_a_cpus_run_folder_names_its_vector_instructions(flags, folder, tmp_path
     """Two virtual machines that report one CPU name but differ in vector instructions get
     a run folder each, unless told otherwise."""
     from bench import device
-    from bench.__main__ import _located, build_parser
+    from bench.cli import _located, build_parser
     from bench.stages import COMMANDS
     from bench.stages.common import settings_from
 

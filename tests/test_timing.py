@@ -460,7 +460,7 @@ def _compiler_failing(model_or_name, **job):
 
 
 def test_a_compile_failure_is_an_error_that_the_next_run_measures_again(monkeypatch, tmp_path):
-    from bench.__main__ import main
+    from bench.cli import main
     from bench.schema import FINAL
     from bench.store import Store
 
@@ -508,7 +508,7 @@ def test_an_fp16_training_step_scales_its_loss(monkeypatch, precision, scaled):
 
 
 def test_the_roof_is_measured_in_a_child_so_the_stage_holds_no_device_memory(monkeypatch, tmp_path):
-    from bench.__main__ import main
+    from bench.cli import main
     from bench.store import Store
 
     def here(*args):
@@ -537,7 +537,7 @@ def test_the_roof_is_measured_in_a_child_so_the_stage_holds_no_device_memory(mon
 
 
 def test_a_speed_run_with_nothing_left_to_time_measures_no_roof(monkeypatch, tmp_path, capsys):
-    from bench.__main__ import main
+    from bench.cli import main
     from bench.stages import speed as stage
     from bench.store import Store
 

@@ -18,7 +18,7 @@ def open_store(path: Path) -> Store:
 
 def render(s: AtRunFolder) -> int:
     """Nothing to measure: like every command that writes a run folder, it ends with every page
-    of the folder rendered again from its store alone (``bench.__main__``)."""
+    of the folder rendered again from its store alone (``bench.cli``)."""
     return 0
 
 

@@ -135,7 +135,7 @@ if sys.argv[1] == "with a backend":
 for _ in range(3):  # the heap grows to hold the block
     torch.ones(2**24)
 before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-for _ in range(10):
+for _ in range(30):
     torch.ones(2**24)  # 64 MiB, made and freed
 print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 """
@@ -144,7 +144,7 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 def test_a_backend_keeps_freed_memory_for_the_next_step():
     """glibc unmaps a freed 64 MiB block, and making it again faults in each of its pages
     again; under the heap policy that making a backend sets, they stay for the next (where
-    the heap places a block may still make it grow once or twice more)."""
+    the heap places a block may still make it grow a few times more, however many follow)."""
     faults = {
         how: int(
             subprocess.run(
@@ -154,7 +154,7 @@ def test_a_backend_keeps_freed_memory_for_the_next_step():
         for how in ("as glibc does", "with a backend")
     }
     assert faults["with a backend"] < faults["as glibc does"] / 4
-    assert faults["as glibc does"] >= 10 * 2**24 * 4 / 2**21  # at least one fault per 2 MiB page
+    assert faults["as glibc does"] >= 30 * 2**24 * 4 / 2**21  # at least one fault per 2 MiB page
     assert dev.keep_freed_memory().startswith("glibc malloc, freed memory kept")
 
 

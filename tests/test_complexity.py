@@ -290,6 +290,29 @@ def test_a_convolutions_working_memory_is_what_the_allocator_reads(conv, shape):
         assert counted == pytest.approx(reading, rel=0.05), (train, counted, reading)
 
 
+def test_a_convolutions_kernel_is_chosen_for_the_threads_a_real_step_runs_on(monkeypatch):
+    """A 1x1 convolution of one 64 x 32 x 32 image: PyTorch runs it natively (no working
+    copies) on one thread and with oneDNN on more; a profile counts on one thread, the step it
+    estimates runs on ``STEP_THREADS``."""
+    a = {
+        "input": torch.empty(1, 64, 32, 32, device="meta"),
+        "weight": torch.empty(64, 64, 1, 1, device="meta"),
+        "stride": [1, 1],
+        "padding": [0, 0],
+        "dilation": [1, 1],
+        "groups": 1,
+        "transposed": False,
+    }
+    threads = torch.get_num_threads()
+    monkeypatch.setattr(workspace, "block", lambda: 8)
+    monkeypatch.setattr(workspace, "STEP_THREADS", 1)
+    assert workspace.conv_work(a, (1, 64, 32, 32)) == workspace.NO_WORK
+    monkeypatch.setattr(workspace, "STEP_THREADS", 2)
+    blocked, weight = 4 * 64 * 32 * 32, 4 * 64 * 64
+    assert workspace.conv_work(a, (1, 64, 32, 32)) == (blocked + weight, 2 * blocked)
+    assert torch.get_num_threads() == threads  # the count's own threads are left as they were
+
+
 def test_allocator_rows_say_why_a_point_has_no_reading(monkeypatch):
     import bench.allocator
     from bench.allocator import iter_allocator

@@ -31,6 +31,9 @@ from bench.device import cpu_flags, widest_vectors
 from bench.peaks import FP32_LANES
 
 Backend = torch._C._ConvBackend
+# the threads a real step runs on, which the kernel's choice depends on (a profile counts on
+# one thread: bench.flops.profile.profile_job)
+STEP_THREADS = torch.get_num_threads()
 
 
 @cache
@@ -47,13 +50,18 @@ def _blocked(shape: Sequence[int], itemsize: int, lanes: int) -> int:
 @cache
 def _backend(dtype: torch.dtype, x: tuple, w: tuple, conv: tuple, threads: int) -> Backend:
     """The CPU kernel PyTorch picks for a convolution of these shapes and ``conv`` (stride,
-    padding, dilation, groups) at this many threads, asked with zero-stride tensors."""
+    padding, dilation, groups) on ``threads`` threads, asked with zero-stride tensors."""
     stride, padding, dilation, groups = conv
     plain = [torch.empty(1, dtype=dtype).expand(shape) for shape in (x, w)]
     transposed, output_padding = False, [0] * len(stride)
-    return torch._C._select_conv_backend(
-        *plain, None, stride, padding, dilation, transposed, output_padding, groups
-    )
+    counting = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        return torch._C._select_conv_backend(
+            *plain, None, stride, padding, dilation, transposed, output_padding, groups
+        )
+    finally:
+        torch.set_num_threads(counting)
 
 
 class Work(NamedTuple):
@@ -75,7 +83,7 @@ def conv_work(a: dict[str, Any], out_shape: Sequence[int]) -> Work:
         return NO_WORK
     stride, padding, dilation = (tuple(a[k]) for k in ("stride", "padding", "dilation"))
     conv = stride, padding, dilation, a["groups"]
-    backend = _backend(x.dtype, tuple(x.shape), tuple(w.shape), conv, torch.get_num_threads())
+    backend = _backend(x.dtype, tuple(x.shape), tuple(w.shape), conv, STEP_THREADS)
     size = x.element_size()
     if backend == Backend.Mkldnn:
         weight = w.numel() * w.element_size()

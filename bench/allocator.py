@@ -23,8 +23,9 @@ from bench.flops.counting import one_step, read_step, resident_bytes
 from bench.schema import Status
 from bench.timing import NOT_APPLICABLE, is_batch_norm_of_one
 
-# a point is skipped when its counted step would hold more than this share of the machine's
-# memory: the reading needs the step's tensors for real, and the profiler's record beside them
+# by default a point is skipped when its counted step would hold more than this share of the
+# machine's memory: the reading needs the step's tensors for real, and the profiler's record
+# beside them
 MEMORY_SHARE = 0.5
 
 
@@ -92,15 +93,16 @@ def iter_allocator(
     batch_sizes: tuple[int, ...] = (1, 128),
     image_size: int | None = None,
     in_channels: int | None = None,
+    share: float = MEMORY_SHARE,
 ) -> Iterator[dict[str, Any]]:
     """The rows of ``memory``, one per batch size: the allocator's peak through a training step
     and an inference pass on the CPU. A point whose counted training step would hold more than
-    ``MEMORY_SHARE`` of the machine's memory is skipped, saying so."""
+    ``share`` of the machine's memory is skipped, saying so."""
     spec = archs.spec(model_or_name)
     size, channels = image_size or spec.image_size, in_channels or spec.in_channels
     model = archs.build(model_or_name, image_size=size, in_channels=channels)
     meta = archs.build(model_or_name, image_size=size, in_channels=channels, device="meta")
-    limit = MEMORY_SHARE * machine_bytes()
+    limit = share * machine_bytes()
     for batch in batch_sizes:
         row: dict[str, Any] = {
             "model": model_or_name,
@@ -118,7 +120,7 @@ def iter_allocator(
             row["status"] = Status.SKIPPED
             row["note"] = (
                 f"its step would hold ~{counted / 2**30:.1f} GiB (counted), over "
-                f"{MEMORY_SHARE:.0%} of this machine's {machine_bytes() / 2**30:.0f} GiB"
+                f"{share:.0%} of this machine's {machine_bytes() / 2**30:.0f} GiB"
             )
             yield row
             continue

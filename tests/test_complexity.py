@@ -313,16 +313,14 @@ def test_a_convolutions_kernel_is_chosen_for_the_threads_a_real_step_runs_on(mon
     assert torch.get_num_threads() == threads  # the count's own threads are left as they were
 
 
-def test_allocator_rows_say_why_a_point_has_no_reading(monkeypatch):
-    import bench.allocator
+def test_allocator_rows_say_why_a_point_has_no_reading():
     from bench.allocator import iter_allocator
     from bench.schema import Status
 
     (one,) = iter_allocator("bn_lenet", batch_sizes=(1,))
     assert one["status"] == Status.OK and one["train_bytes"] is None and one["infer_bytes"] > 0
     assert "batch norm" in one["note"]
-    monkeypatch.setattr(bench.allocator, "MEMORY_SHARE", 1e-9)
-    (skipped,) = iter_allocator("lenet", batch_sizes=(2,))
+    (skipped,) = iter_allocator("lenet", batch_sizes=(2,), share=1e-9)
     assert skipped["status"] == Status.SKIPPED and "(counted), over" in skipped["note"]
 
 

@@ -4,12 +4,13 @@ network: the reading the memory page sets beside the counted estimate."""
 
 from __future__ import annotations
 
+import argparse
 import functools
 from dataclasses import dataclass
 from typing import Any
 
 import archs
-from bench.allocator import iter_allocator
+from bench.allocator import MEMORY_SHARE, iter_allocator
 from bench.device import cpu_model
 from bench.executors import Job
 from bench.schema import FINAL
@@ -27,12 +28,28 @@ from bench.stages.common import (
 from bench.store import Store
 
 
+def share(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"must lie above 0 and at most 1, got {text}")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings(Networks):
     batch_sizes: tuple[int, ...] = option((1, 128), "comma-separated", parse=batch_sizes)
     image_size: int | None = image_size_option()
     in_channels: int | None = in_channels_option()
     timeout: float = timeout_option(1800, "network")
+    share: float = option(
+        MEMORY_SHARE,
+        "the most of this machine's memory a counted step may hold to be read (one skipped "
+        "before stays skipped: prune --status skipped lets it be read again)",
+        parse=share,
+    )
 
 
 def config(s: Settings, device: str, name: str, batch: int, size: int) -> dict[str, Any]:
@@ -70,6 +87,7 @@ def run(s: Settings) -> int:
                 batch_sizes=tuple(todo),
                 image_size=size,
                 in_channels=s.in_channels,
+                share=s.share,
             )
             jobs.append((Job(iter_allocator, job, s.timeout), point, f"{name} allocator"))
     failures = run_sweeps(store, "memory", s.runner(), jobs, shown)

@@ -1,6 +1,7 @@
 """findings.md: one screen a teacher can put on a slide. Each line is a claim chapter 8 makes
-about what its networks cost, or its question of what they buy, the figure measured or counted
-here beside it, and the page it comes from; every figure is read from the results store."""
+about what its networks cost, its question of what they buy, or a reader's (are the counts
+right?), the figure measured or counted here beside it, and the page it comes from; every
+figure is read from the results store."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from bench.render.training import BOOK_PRESETS, preset_run
 from bench.schema import MEASURED, Status
 from bench.store import Store
 
-Finding = tuple[str, str, str]  # the book's claim, what was measured, where it comes from
+Finding = tuple[str, str, str]  # the claim or question, what was measured, where it comes from
 
 
 def _profile(store: Store, model: str) -> dict[str, Any] | None:
@@ -244,7 +245,7 @@ def render(store: Store) -> str:
         "says otherwise; memory is "
         "estimated from counted parts; accuracy is measured. MACs = multiply-accumulates, "
         "FLOPs = 2 x MACs; MiB = 2^20 bytes, MB = 10^6.\n\n"
-        "| the book says or asks | measured here | from |\n| :--- | :--- | :--- |\n"
+        "| the book says, or a reader asks | measured here | from |\n| :--- | :--- | :--- |\n"
         + "\n".join(rows)
         + (f"\n\n{waiting}." if waiting else "")
         + "\n"

@@ -59,14 +59,14 @@ def torchvision_agrees(store: Store) -> Finding | None:
     ]
     if not references:
         return None
-    same = [model for model, reference in references if agrees(reference)]
     differ = [model for model, reference in references if not agrees(reference)]
     model, reference = max(references, key=lambda pair: pair[1]["macs"])
     return (
         "Are these counts right? (the networks torchvision also builds, built as it builds them: "
         "3 x 224 input, 1,000 classes)",
-        f"{len(same)} of {len(references)} equal to torchvision's published parameters and "
-        f"forward MACs{'; ' + ', '.join(differ) + ' differ' if differ else ''}, e.g. {model}: "
+        f"{len(references) - len(differ)} of {len(references)} equal to torchvision's published "
+        f"parameters and forward MACs{'; ' + ', '.join(differ) + ' differ' if differ else ''}, "
+        f"e.g. {model}: "
         f"{reference['params']:,} parameters and {reference['macs'] / 1e9:.3f} G MACs, "
         f"published {reference['published_params']:,} and {reference['published_gmacs']:.3f}",
         "[peers](peers.md#against-torchvision)",

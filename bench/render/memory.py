@@ -112,8 +112,8 @@ def _outside(frame: pd.DataFrame, mode: str) -> str:
 def _working_memory(profiles: list[dict[str, Any]]) -> str:
     """What the estimates count of convolutions' working memory, in words."""
     blocks = [p.get("conv_work_block") for p in profiles]
-    counted = sorted({int(b) for b in blocks if b is not None and not pd.isna(b)})
-    missing = len(blocks) - sum(b is not None and not pd.isna(b) for b in blocks)
+    known = [int(b) for b in blocks if b is not None and not pd.isna(b)]
+    counted, missing = sorted(set(known)), len(blocks) - len(known)
     said = (
         "A convolution's working memory is what its CPU kernel holds beyond its arguments and "
         "result, by the rules in bench/flops/workspace.py: oneDNN's copies in its blocked "

@@ -264,10 +264,15 @@ def widest_vectors(flags: frozenset[str]) -> str | None:
 
 
 def vector_isa(flags: frozenset[str]) -> str | None:
-    """``widest_vectors``, and " BF16" where the CPU has AVX-512's bf16 instructions: what
+    """``widest_vectors``, " BF16" where the CPU has AVX-512's bf16 instructions and " AMX"
+    where it has Intel's bf16 matrix tiles (oneDNN runs bf16 convolutions on them): what
     provenance records (two virtual machines that report the same CPU name may differ in it)."""
     isa = widest_vectors(flags)
-    return isa + " BF16" if isa and "avx512_bf16" in flags else isa
+    if isa and "avx512_bf16" in flags:
+        isa += " BF16"
+    if isa and "amx_bf16" in flags:
+        isa += " AMX"
+    return isa
 
 
 def fp32_math() -> dict[str, Any]:

@@ -69,6 +69,7 @@ class CpuDescription:
 # Vector FMA pipes per core: two on the x86 server cores of the last decade (Intel since
 # Haswell, AMD since Zen 2); a core with one is overstated twofold, never understated.
 FMA_UNITS = 2
+AMX_BF16_FLOPS_PER_CYCLE = 1024  # a core's AMX tile unit (Intel since Sapphire Rapids)
 
 
 def describe_cpu() -> CpuDescription:
@@ -95,7 +96,12 @@ def cpu_peak_flops(cpu: CpuDescription, precision: str) -> tuple[float, str]:
     at the clock the system reports. Lanes: 16 fp32 with AVX-512, 8 with AVX2, 4 with SSE, or
     as many as one pipe holds where the pipes are narrower than the instructions (AMD Zen 4);
     bf16 doubles them where the CPU has AVX-512 BF16 (fp16 and bf16 without it run at the fp32
-    rate)."""
+    rate). Where the CPU has AMX, bf16 takes its tile unit's rate instead: one 16x32 by 32x16
+    tile product (8,192 multiply-adds) every 16 cycles, 1,024 FLOPs a cycle a core."""
+    if precision == "bf16" and "amx_bf16" in cpu.flags:
+        per_cycle = AMX_BF16_FLOPS_PER_CYCLE
+        words = f"{cpu.cores} cores x {cpu.mhz / 1000:.2f} GHz x {per_cycle:,} AMX bf16 FLOPs a cycle"
+        return cpu.cores * cpu.mhz * 1e6 * per_cycle, words
     isa = widest_vectors(cpu.flags) or "SSE"  # 4 lanes: 128-bit vectors
     lanes, on = FP32_LANES[isa], ""
     if cpu.pipe_lanes is not None and cpu.pipe_lanes < lanes:

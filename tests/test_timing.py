@@ -374,6 +374,21 @@ def test_bad_options_are_value_errors(options, message):
         ({"fma", "avx2", "avx512f"}, 4, 3000.0, "fp32", 4 * 3e9 * 2 * 16 * 2),  # AVX-512: 16 lanes
         ({"fma", "avx2", "avx512f", "avx512_bf16"}, 1, 2000.0, "bf16", 2e9 * 2 * 32 * 2),
         ({"fma", "avx2", "avx512f"}, 1, 2000.0, "bf16", 2e9 * 2 * 16 * 2),  # no bf16 units
+        # AMX: a 16x32 by 32x16 bf16 tile product every 16 cycles
+        (
+            {"avx512f", "avx512_bf16", "amx_bf16"},
+            2,
+            2000.0,
+            "bf16",
+            2 * 2e9 * 16 * 32 * 16 * 2 / 16,
+        ),
+        (
+            {"avx512f", "avx512_bf16", "amx_bf16"},
+            2,
+            2000.0,
+            "fp32",
+            2 * 2e9 * 2 * 16 * 2,
+        ),  # AMX speeds bf16 only
         ({"sse2"}, 1, 1000.0, "fp32", 1e9 * 1 * 4 * 2),  # no FMA: one multiply and one add a cycle
     ],
 )
@@ -402,6 +417,7 @@ def test_zen_4_runs_avx_512_on_256_bit_pipes(precision, per_cycle):
         ({"fma", "avx2"}, "AVX2"),
         ({"fma", "avx2", "avx512f"}, "AVX-512"),
         ({"fma", "avx2", "avx512f", "avx512_bf16"}, "AVX-512 BF16"),
+        ({"avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile"}, "AVX-512 BF16 AMX"),
         ({"sse", "sse2"}, "SSE"),
         ({"fp", "asimd", "sve"}, None),  # Arm: its own vector instructions, not named here
     ],

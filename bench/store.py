@@ -14,7 +14,7 @@ import hashlib
 import json
 import os
 import sqlite3
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -235,13 +235,22 @@ class Store:
             for stage, model, digest, row, prov in records
         }
 
-    def delete(self, stage: str, models: Collection[str], statuses: Collection[str]) -> int:
-        """Remove the stage's rows of ``models`` whose status is one of ``statuses``, with their
-        detail tables; how many rows were removed."""
+    def delete(
+        self,
+        stage: str,
+        models: Collection[str],
+        statuses: Collection[str],
+        config: Mapping[str, Any] | None = None,
+    ) -> int:
+        """Remove the stage's rows of ``models`` whose status is one of ``statuses`` and whose
+        configuration holds ``config``, with their detail tables; how many rows were removed."""
+        config = config or {}
         chosen = [
             (r["model"], config_hash(r["config"]))
             for r in self.rows(stage)
-            if r["model"] in models and r["status"] in statuses
+            if r["model"] in models
+            and r["status"] in statuses
+            and all(k in r["config"] and r["config"][k] == v for k, v in config.items())
         ]
         with self._failing("delete rows from"), self._db:
             for model, digest in chosen:

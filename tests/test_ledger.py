@@ -71,6 +71,23 @@ def test_prune_deletes_only_what_it_is_asked_and_is_recorded(tmp_path, capsys):
     assert main(["prune", str(tmp_path)]) == 2  # which stage: one line, not a guess
 
 
+def test_prune_deletes_the_rows_whose_settings_hold_where_asked(tmp_path, capsys):
+    """One seed of a run, say, measured while the machine was busy."""
+    store = Store(tmp_path / "results.sqlite")
+    for seed, batch in ((0, 128), (1, 128), (1, 256)):
+        store.put("blocks", "a", {"seed": seed, "batch_size": batch}, {"median_ms": 1.0})
+    store.close()
+    where = ["--where", "seed=1", "batch_size=128"]
+    assert main(["prune", str(tmp_path), "--stage", "blocks", "--status", "ok", *where]) == 0
+    left = Store(tmp_path / "results.sqlite").rows("blocks")
+    assert sorted((r["config"]["seed"], r["config"]["batch_size"]) for r in left) == [
+        (0, 128),
+        (1, 256),
+    ]
+    assert main(["prune", str(tmp_path), "--stage", "blocks", "--where", "seed"]) == 2
+    assert capsys.readouterr().err.strip().endswith("--where takes KEY=VALUE, got 'seed'")
+
+
 def test_history_groups_rows_no_command_recorded(tmp_path, full_row):
     from bench.render.history import write_history
 

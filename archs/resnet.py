@@ -107,17 +107,30 @@ class Residual(nn.Module):
 
 
 def resnet9(
-    *, in_channels: int, num_classes: int, widths: tuple[int, int, int, int] = (16, 32, 64, 128)
+    *,
+    in_channels: int,
+    num_classes: int,
+    widths: tuple[int, int, int, int] = (16, 32, 64, 128),
+    pool_first: bool = False,
 ) -> nn.Sequential:
     """A ResNet-9 layout (Page's for CIFAR-10) for 28x28 inputs: a 3x3 stem, three stages of
     3x3 conv and 2x2 max pool (28 -> 14 -> 7 -> 3), a residual pair of 3x3 convs after the first
-    and the last, global max pooling. Conv, batch norm, ReLU everywhere; no conv bias."""
+    and the last, global max pooling. Conv, batch norm, ReLU everywhere; no conv bias.
+
+    ``pool_first``: each stage pools its conv's output before the batch norm and ReLU (as
+    Keller Jordan's airbench does), so that they run on a quarter of the pixels; batch norm and
+    ReLU, not the convs, take most of a small network's training step on a CPU."""
     stem, w1, w2, w3 = widths
 
     def conv(c_in: int, c_out: int) -> nn.Sequential:
         return conv_unit(c_in, c_out, 3, bias=False)
 
     def down(c_in: int, c_out: int) -> nn.Sequential:
+        if pool_first:
+            pooled = nn.Sequential(
+                nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.MaxPool2d(2)
+            )
+            return nn.Sequential(*pooled, nn.BatchNorm2d(c_out), nn.ReLU())
         return nn.Sequential(*conv(c_in, c_out), nn.MaxPool2d(2))
 
     return nn.Sequential(
@@ -214,4 +227,15 @@ register(
     options=dict(widths=(32, 64, 128, 256)),
     recipe=Recipe(lr=0.1),
     summary="resnet9_28 at twice the width, 32-64-128-256 (the GPU fast recipe's)",
+)
+register(
+    "resnet9_28_pool_first",
+    resnet9,
+    family="resnet",
+    section="8.6",
+    paper=PAPER,
+    image_size=28,
+    options=dict(pool_first=True),
+    recipe=Recipe(lr=0.1),
+    summary="resnet9_28 with each stage's max pool before its batch norm and ReLU",
 )

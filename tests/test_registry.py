@@ -256,6 +256,29 @@ def test_book_resnet18_keeps_a_plain_1x1_shortcut():
     assert [type(m) for m in shortcut] == [nn.Conv2d] and shortcut[0].bias is not None
 
 
+def test_pooling_before_batch_norm_changes_what_it_costs_not_what_it_computes():
+    """Max pooling commutes with a per-channel map that never decreases, as batch norm with a
+    positive scale followed by ReLU is: with the same weights, in evaluation mode, the network
+    that pools first computes what resnet9_28 does, with its batch norms on a quarter of the
+    pixels."""
+    torch.manual_seed(0)
+    plain, pooled = archs.build("resnet9_28"), archs.build("resnet9_28_pool_first")
+    for norm in (m for m in plain.modules() if isinstance(m, nn.BatchNorm2d)):
+        norm.weight.data.uniform_(0.5, 2.0)
+        norm.bias.data.normal_()
+        norm.running_mean.normal_()
+        norm.running_var.uniform_(0.5, 2.0)
+    values = list(plain.state_dict().values())
+    pooled.load_state_dict(dict(zip(pooled.state_dict(), values, strict=True)))
+    plain.eval(), pooled.eval()
+    x = torch.randn(4, 1, 28, 28)
+    torch.testing.assert_close(pooled(x), plain(x))
+    seen = []  # the first stage takes 28x28 inputs; its batch norm sees 14x14
+    pooled[1][2].register_forward_hook(lambda module, args, out: seen.append(args[0].shape))
+    pooled(x)
+    assert isinstance(pooled[1][2], nn.BatchNorm2d) and seen == [(4, 32, 14, 14)]
+
+
 def test_xavier_uniform_init():
     torch.manual_seed(0)
     for module in archs.build("alexnet").modules():

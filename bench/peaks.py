@@ -100,7 +100,9 @@ def cpu_peak_flops(cpu: CpuDescription, precision: str) -> tuple[float, str]:
     tile product (8,192 multiply-adds) every 16 cycles, 1,024 FLOPs a cycle a core."""
     if precision == "bf16" and "amx_bf16" in cpu.flags:
         per_cycle = AMX_BF16_FLOPS_PER_CYCLE
-        words = f"{cpu.cores} cores x {cpu.mhz / 1000:.2f} GHz x {per_cycle:,} AMX bf16 FLOPs a cycle"
+        words = (
+            f"{cpu.cores} cores x {cpu.mhz / 1000:.2f} GHz x {per_cycle:,} AMX bf16 FLOPs a cycle"
+        )
         return cpu.cores * cpu.mhz * 1e6 * per_cycle, words
     isa = widest_vectors(cpu.flags) or "SSE"  # 4 lanes: 128-bit vectors
     lanes, on = FP32_LANES[isa], ""

@@ -28,11 +28,13 @@ from bench.render.index import write_index
 from bench.render.memory import write_memory
 from bench.render.peers import write_peers
 from bench.render.plots import write_plots
+from bench.render.search import recipe_median
 from bench.render.stages import write_onnx, write_pipeline, write_profile, write_speed
 from bench.render.terminal import ANSWERS, answer
 from bench.render.training import write_train
 from bench.stages.common import select_models
 from bench.store import STORE_NAME, Store
+from bench.training.recipes import FAST_RUN
 
 REPORTS = Path("reports")  # the published runs
 RUNS = Path("runs")  # this machine's own runs, ignored by git
@@ -209,6 +211,7 @@ def _results(path: Path, link: str) -> dict[str, Any]:
         "best": "-"
         if best is None
         else f"{best['test_acc']:.1%} ({best['model']}, {best['preset']} preset)",
+        "fast": recipe_median(trained, FAST_RUN),
     }
 
 
@@ -219,6 +222,7 @@ RESULT_COLUMNS = [
     ("timed", "speed and onnx points", fmt_int),
     ("trained", "training runs", fmt_int),
     ("best", "best test accuracy", fmt_text),
+    ("fast", "the fast recipe (`nox -s fast`): test accuracy in wall clock", fmt_text),
 ]
 
 

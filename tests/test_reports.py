@@ -1231,3 +1231,58 @@ def test_the_conv_and_fc_figure_draws_the_books_nine_in_one_unit_a_panel(tmp_pat
     assert "lenet (28 px)" in svg and "lenet_modern" not in svg
     params = 6 * 25 + 6 + 16 * 6 * 25 + 16 + 400 * 120 + 120 + 120 * 84 + 84 + 84 * 10 + 10
     assert f"{params / 1e6:,.2f} M" in svg and " G<" not in svg
+
+
+def test_the_search_table_says_what_each_step_bought_against_the_step_it_changes(
+    tmp_path, full_row
+):
+    """Each step's line: the median over its seeds, and the differences of medians from the
+    step it names; a run of no step stays out."""
+    import statistics
+
+    from bench.render.search import search_table
+    from bench.training.recipes import FAST_SEARCH, Run
+
+    (first, (_, base)), (second, (after, changed)) = list(FAST_SEARCH.items())[:2]
+    assert after == first
+    store = Store(tmp_path / "r.sqlite")
+    results = {first: [(0.91, 60.0), (0.915, 66.0), (0.905, 70.0)], second: [(0.92, 40.0)] * 2}
+    results[second].append((0.93, 45.0))
+    for step, run in ((first, base), (second, changed)):
+        for seed, (accuracy, wall) in enumerate(results[step]):
+            settings = Run(**{**run.__dict__, "seed": seed}).settings()
+            row = full_row("train", **settings, test_acc=accuracy, wall_s=wall, preset="book")
+            store.put("train", run.model, {"step": step, "seed": seed}, row)
+    other = full_row("train", **Run("lenet").settings(), test_acc=0.8, wall_s=9.0, preset="book")
+    store.put("train", "lenet", {"other": 1}, other)
+    table = search_table(store.rows("train")).set_index("step")
+    assert list(table.index) == [first, second]
+    assert list(table["seeds"]) == [3, 3]
+    accuracy = {s: statistics.median(a for a, _ in results[s]) for s in results}
+    wall = {s: statistics.median(w for _, w in results[s]) for s in results}
+    assert table.loc[second, "acc_delta"] == pytest.approx(accuracy[second] - accuracy[first])
+    assert table.loc[second, "wall_delta"] == pytest.approx(wall[second] - wall[first])
+    assert table.loc[first, "acc_range"] == "90.50% - 91.50%"
+    assert pd.isna(table.loc[first, "acc_delta"])
+
+
+def test_the_fast_recipes_median_counts_its_finished_seeds_under_presets_that_keep_it(full_row):
+    import dataclasses
+
+    from bench.render.search import recipe_median
+    from bench.training.recipes import FAST_RUN, FOUR_EPOCH_RUN
+
+    def row(run, seed, accuracy, wall, preset="book", status="ok"):
+        settings = dataclasses.replace(run, seed=seed).settings()
+        values = dict(test_acc=accuracy, wall_s=wall, preset=preset, status=status)
+        return full_row("train", **settings, **values)
+
+    rows = [row(FAST_RUN, 0, 0.941, 200.0), row(FAST_RUN, 1, 0.945, 190.0)]
+    assert recipe_median(rows, FAST_RUN) == "94.3% in 195 s (2 seeds, median)"
+    rows += [
+        row(FAST_RUN, 2, 0.10, 9.0, preset="smoke"),
+        row(FAST_RUN, 2, 0.1, 1.0, status="error"),
+    ]
+    rows += [row(FOUR_EPOCH_RUN, 0, 0.91, 60.0)]
+    assert recipe_median(rows, FAST_RUN) == "94.3% in 195 s (2 seeds, median)"
+    assert recipe_median(rows[2:], FAST_RUN) == "-"

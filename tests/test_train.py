@@ -17,6 +17,8 @@ from bench.training.recipes import (
     FAST_10_MIN,
     FAST_GPU_RUN,
     FAST_RUN,
+    FAST_SEARCH,
+    FOUR_EPOCH_RUN,
     PLAIN,
     PRESETS,
     Preset,
@@ -155,14 +157,30 @@ def test_experiments_and_configs_are_data():
     assert EXPERIMENTS["fast_ablation"] == tuple(
         dataclasses.replace(r, seed=s) for s in (0, 1, 2) for r in lines
     )
-    ablated = [r.techniques for r in lines]
-    switched_on = [f for f in dataclasses.fields(Techniques) if getattr(FAST, f.name) != f.default]
+    ablated, recipe = [r.techniques for r in lines], FAST_RUN.techniques
+    assert all(dataclasses.replace(r, techniques=recipe) == FAST_RUN for r in lines)
+    fields = dataclasses.fields(Techniques)
+    switched_on = [f for f in fields if getattr(recipe, f.name) != f.default]
     assert len(ablated) == len(switched_on) + 1 and ablated[-1] == PLAIN
     assert all(
-        sum(getattr(t, f.name) != getattr(FAST, f.name) for f in dataclasses.fields(Techniques))
-        == 1
+        sum(getattr(t, f.name) != getattr(recipe, f.name) for f in fields) == 1
         for t in ablated[:-1]
     )
+    # the search: each step changes the run of the step it names, and the recipe is its last
+    steps = list(FAST_SEARCH.items())
+    assert steps[0][1] == (None, FOUR_EPOCH_RUN) and steps[-1][1][1] == FAST_RUN
+    for _, (after, run) in steps[1:]:
+        before = FAST_SEARCH[after][1]
+        changed = [k for k, v in run.settings().items() if v != before.settings()[k]]
+        assert changed and set(changed) <= {
+            "model",
+            "lr",
+            "batch_size",
+            "epochs",
+            "techniques",
+            "technique_settings",
+        }
+    assert EXPERIMENTS["fast"] == tuple(dataclasses.replace(FAST_RUN, seed=s) for s in (0, 1, 2))
     # the weight average off on the other fast recipes, everything else as they are
     without = [r for r in EXPERIMENTS["fast_without_ema"] if r.seed == 0]
     assert all(r.techniques.ema == PLAIN.ema for r in without)
@@ -184,7 +202,8 @@ def test_experiments_and_configs_are_data():
 def test_the_fast_recipe_runs_end_to_end_on_the_smoke_profile(fashion):
     summary, history = train(FAST_RUN, SMOKE, fashion, CPU)
     assert summary["status"] == "ok" and len(history) == SMOKE.scheduled.epochs
-    assert summary["techniques"] == FAST.names() and summary["epochs"] == FAST_RUN.epochs
+    assert summary["techniques"] == FAST_RUN.techniques.names()
+    assert summary["epochs"] == FAST_RUN.epochs
     assert summary["autocast"] == (
         "bf16" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "off"
     )

@@ -32,6 +32,7 @@ from bench.render.format import (
     fmt_text,
     markdown,
 )
+from bench.render.search import search_section
 from bench.schema import MEASURED, Status
 from bench.store import Store
 from bench.training.recipes import ACCURACY_TARGETS, EVAL_BATCH_SIZE, EXPERIMENTS, PRESETS
@@ -301,6 +302,7 @@ def write_train(store: Store, out_dir: Path) -> list[Path]:
             "it counts (the ablation trains three: 0, 1, 2); compare a difference with the seed "
             "ranges.\n\n" + markdown(ablation, ABLATION_COLUMNS) + "\n"
         )
+    text += search_section(rows)
     written = [out_dir / "train.md", out_dir / "train.csv", out_dir / "curves.csv"]
     atomic_write(written[0], text)
     atomic_write(written[1], frame.drop(columns=["provenance"]).to_csv(index=False))
@@ -322,7 +324,8 @@ ABLATION_COLUMNS: list[Column] = [
 
 def _ablation(frame: pd.DataFrame) -> pd.DataFrame:
     """Scheduled runs grouped by network, schedule, preset and techniques: medians over seeds,
-    differences from the run with the most techniques on."""
+    differences from the run with the most techniques on (a recipe whose runs all have the
+    same techniques has no line)."""
     if "epochs" not in frame:
         return pd.DataFrame()
     runs = frame[frame["epochs"].notna() & (frame["status"] == Status.OK)].copy()
@@ -341,6 +344,8 @@ def _ablation(frame: pd.DataFrame) -> pd.DataFrame:
             wall_s=("wall_s", "median"),
             images_per_s=("images_per_s", "median"),
         )
+        if len(medians) < 2:  # a recipe with nothing switched off: no comparison to show
+            continue
         base = medians["test_acc"].get(full)
         for techniques, row in medians.iterrows():
             off = [name for name in full.split("+") if name not in techniques.split("+")]
@@ -365,4 +370,4 @@ def _ablation(frame: pd.DataFrame) -> pd.DataFrame:
                     "order": len(off) if techniques != "-" else 99,
                 }
             )
-    return pd.DataFrame(rows).sort_values(["model", "order"])
+    return pd.DataFrame(rows).sort_values(["model", "order"]) if rows else pd.DataFrame()

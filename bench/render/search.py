@@ -11,7 +11,7 @@ from typing import Any
 import pandas as pd
 
 from bench.console import plural
-from bench.render.format import Column, fmt_int, fmt_ratio, fmt_text, markdown
+from bench.render.format import Column, fmt_int, fmt_points, fmt_ratio, fmt_text, markdown
 from bench.schema import Status
 from bench.training.recipes import FAST_SEARCH, Run
 
@@ -39,10 +39,6 @@ def recipe_median(rows: list[dict[str, Any]], run: Run) -> str:
     return f"{accuracy:.1%} in {wall:,.0f} s ({plural(len(done), 'seed')}, median)"
 
 
-def _points(value: float | None) -> str:
-    return "-" if value is None or pd.isna(value) else f"{100 * value:+.2f}"
-
-
 def _seconds(value: float | None) -> str:
     return "-" if value is None or pd.isna(value) else f"{value:+,.1f}"
 
@@ -54,7 +50,7 @@ SEARCH_COLUMNS: list[Column] = [
     ("seeds", "seeds", fmt_int),
     ("test_acc", "test accuracy (median)", lambda v: f"{v:.2%}"),
     ("acc_range", "seed range", fmt_text),
-    ("acc_delta", "bought (points)", _points),
+    ("acc_delta", "bought (points)", fmt_points),
     ("wall_s", "wall clock (s, median)", fmt_ratio),
     ("wall_range", "wall clock range (s)", fmt_text),
     ("wall_delta", "cost (s)", _seconds),

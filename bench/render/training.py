@@ -28,6 +28,7 @@ from bench.render.format import (
     fmt_int,
     fmt_mib,
     fmt_percent,
+    fmt_points,
     fmt_ratio,
     fmt_text,
     markdown,
@@ -316,7 +317,7 @@ ABLATION_COLUMNS: list[Column] = [
     ("seeds", "seeds", fmt_int),
     ("test_acc", "test accuracy (median)", fmt_percent),
     ("spread", "seed range", fmt_text),
-    ("delta", "difference (points)", lambda v: "-" if pd.isna(v) else f"{100 * v:+.2f}"),
+    ("delta", "difference (points)", fmt_points),
     ("wall_s", "wall clock (s, median)", fmt_ratio),
     ("images_per_s", "training images/s", fmt_ratio),
 ]

@@ -39,11 +39,11 @@ def _environment(session: nox.Session, extras: str = "test") -> None:
 
 @nox.session(venv_backend="none")
 def tests(session: nox.Session) -> None:
-    """Run the test suite on the CPU, one pytest-xdist worker per CPU, each test file in one
-    worker (its module fixtures, a Ray instance among them, made once; ``-- -n 0``: in one
-    process; ``-- --under-load 2``: with two busy processes beside it), Ray installed so that
-    ``--executor ray`` is tested on a local Ray instance, and timm so that ``timm:`` names are
-    counted."""
+    """Run the test suite on the CPU, one pytest-xdist worker per CPU, each on one thread, as
+    is every process it starts (tests/conftest.py), each test file in one worker (its module
+    fixtures, a Ray instance among them, made once; ``-- -n 0``: in one process; ``--
+    --under-load 2``: with two busy processes beside it), Ray installed so that ``--executor
+    ray`` is tested on a local Ray instance, and timm so that ``timm:`` names are counted."""
     _environment(session, "test,ray,timm")
     session.run(
         PYTHON,

@@ -40,13 +40,16 @@ SPINNING = pytest.StashKey[list]()
 
 def pytest_configure(config):
     """N processes spinning on the CPU for the whole session (none by default), started once by
-    the process that runs the session (pytest-xdist's workers, ``-n``, leave it to the
-    controller)."""
-    if not hasattr(config, "workerinput"):
-        count = config.getoption("--under-load")
-        config.stash[SPINNING] = [
-            subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(count)
-        ]
+    the process that runs the session. Each pytest-xdist worker (``-n``), and every process it
+    starts, computes on one thread: the workers already take a core each, and the OpenMP
+    threads of two workers sharing the cores spend their turns waiting for each other."""
+    if hasattr(config, "workerinput"):
+        os.environ["OMP_NUM_THREADS"] = "1"
+        return
+    count = config.getoption("--under-load")
+    config.stash[SPINNING] = [
+        subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(count)
+    ]
 
 
 def pytest_unconfigure(config):

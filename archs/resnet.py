@@ -126,12 +126,10 @@ def resnet9(
         return conv_unit(c_in, c_out, 3, bias=False)
 
     def down(c_in: int, c_out: int) -> nn.Sequential:
+        convolve, norm, relu = conv(c_in, c_out)
         if pool_first:
-            pooled = nn.Sequential(
-                nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.MaxPool2d(2)
-            )
-            return nn.Sequential(*pooled, nn.BatchNorm2d(c_out), nn.ReLU())
-        return nn.Sequential(*conv(c_in, c_out), nn.MaxPool2d(2))
+            return nn.Sequential(convolve, nn.MaxPool2d(2), norm, relu)
+        return nn.Sequential(convolve, norm, relu, nn.MaxPool2d(2))
 
     return nn.Sequential(
         conv(in_channels, stem),

@@ -43,6 +43,7 @@ fmt_mib = _or_dash(lambda v: f"{v / MIB:,.1f}")  # bytes as MiB
 fmt_ratio = _or_dash(lambda v: f"{v:,.1f}")
 fmt_ms = _or_dash(lambda v: f"{v:,.2f}")
 fmt_points = _or_dash(lambda v: f"{100 * v:+.2f}")  # a difference of fractions, in points
+fmt_seconds_delta = _or_dash(lambda v: f"{v:+,.1f}")  # a difference of seconds
 fmt_percent = _or_dash(lambda v: "0.0%" if f"{v:.1%}" == "-0.0%" else f"{v:.1%}")
 
 

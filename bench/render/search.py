@@ -11,7 +11,15 @@ from typing import Any
 import pandas as pd
 
 from bench.console import plural
-from bench.render.format import Column, fmt_int, fmt_points, fmt_ratio, fmt_text, markdown
+from bench.render.format import (
+    Column,
+    fmt_int,
+    fmt_points,
+    fmt_ratio,
+    fmt_seconds_delta,
+    fmt_text,
+    markdown,
+)
 from bench.schema import Status
 from bench.training.recipes import FAST_SEARCH, Run
 
@@ -39,10 +47,6 @@ def recipe_median(rows: list[dict[str, Any]], run: Run) -> str:
     return f"{accuracy:.1%} in {wall:,.0f} s ({plural(len(done), 'seed')}, median)"
 
 
-def _seconds(value: float | None) -> str:
-    return "-" if value is None or pd.isna(value) else f"{value:+,.1f}"
-
-
 SEARCH_COLUMNS: list[Column] = [
     ("step", "step: the change", fmt_text),
     ("after", "to the step", fmt_text),
@@ -53,7 +57,7 @@ SEARCH_COLUMNS: list[Column] = [
     ("acc_delta", "bought (points)", fmt_points),
     ("wall_s", "wall clock (s, median)", fmt_ratio),
     ("wall_range", "wall clock range (s)", fmt_text),
-    ("wall_delta", "cost (s)", _seconds),
+    ("wall_delta", "cost (s)", fmt_seconds_delta),
 ]
 
 

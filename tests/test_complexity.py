@@ -155,6 +155,21 @@ def test_layer_table_adds_up_to_the_totals():
     assert s.fwd_macs_per_image == s.fwd_flops_per_image / 2
 
 
+def test_the_count_leaves_the_loss_and_the_optimizer_out():
+    net = nn.Sequential(nn.Flatten(), nn.Linear(4, 3, bias=False))
+    s = profile(net, image_size=2, batch_size=5).summary.iloc[0]
+    assert s.fwd_flops_per_image == 2 * 4 * 3  # the product alone: no softmax, no loss
+    assert s.bwd_flops_per_image == 2 * 4 * 3  # the weight's gradient (the input needs none)
+    assert s.uncounted_ops == ""
+
+
+def test_the_cross_checks_leave_our_count_as_it_is():
+    plain = profile("resnet18", image_size=32, batch_size=2)
+    checked = profile("resnet18", image_size=32, batch_size=2, checks=("flop_counter",))
+    assert checked.ops.equals(plain.ops)
+    assert checked.summary.iloc[0].counters_agree
+
+
 def test_modules_need_an_image_size_and_batches_must_be_positive():
     with pytest.raises(ValueError, match="image_size"):
         profile(nn.Conv2d(1, 1, 1))

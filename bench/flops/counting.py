@@ -2,7 +2,8 @@
 autograd saves for backward, and the peak bytes alive during inference.
 
 A forward op belongs to the innermost module running; a backward op to the module whose forward
-created the autograd node being run. Rules come from a handler table (``bench.flops.handlers``).
+created the autograd node being run; ops of neither kind (a loss's, an optimizer's) are not the
+model's and are not counted. Rules come from a handler table (``bench.flops.handlers``).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import weakref
 from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,17 +24,17 @@ from torch.utils._pytree import tree_flatten
 from bench.flops.handlers import FLOPS, FREE, Handler, bind
 from bench.flops.workspace import NO_WORK, Work, conv_work
 
-OUTSIDE = "(outside any module)"
-
 aten = torch.ops.aten
 
 
 class OpCounter(TorchDispatchMode):
-    """FLOPs and bytes of every op by (layer, op, phase), and the output shape of every layer.
+    """FLOPs and bytes of every op of ``model`` by (layer, op, phase), and the output shape of
+    every layer.
 
     A forward op belongs to the innermost module running. A backward op belongs to the module
     whose forward created the autograd node being run: after each module's forward, the nodes
-    between its output and its inputs that no inner module claimed are claimed for it.
+    between its output and its inputs that no inner module claimed are claimed for it. An op
+    that belongs to no module (a loss's, forward or backward; an optimizer's) is not counted.
     """
 
     def __init__(self, model: nn.Module, handlers: Mapping[Any, Handler] = FLOPS):
@@ -87,19 +89,20 @@ class OpCounter(TorchDispatchMode):
         if op in FREE and op not in self.handlers:
             return out
         backward = torch._C._current_graph_task_id() != -1
+        if backward:
+            layer = self.owner.get(torch._C._current_autograd_node())
+        else:
+            layer = self.running[-1] if self.running else None
+        if layer is None:  # not the model's
+            return out
         phase = "backward" if backward else "forward"
         if op not in self.handlers:
             self.uncounted[(str(op), phase)] += 1
             return out
-        if backward:
-            layer = self.owner.get(torch._C._current_autograd_node(), OUTSIDE)
-        else:
-            layer = self.running[-1] if self.running else OUTSIDE
         entry = self.counts[(layer, op, phase)]
         entry[0] += 1
         entry[1] += self.handlers[op](bind(func, args, kwargs), out)
-        tensors = [t for t in tree_flatten((args, kwargs, out))[0] if isinstance(t, torch.Tensor)]
-        entry[2] += sum(t.numel() * t.element_size() for t in tensors)
+        entry[2] += sum(t.numel() * t.element_size() for t in _op_tensors(args, kwargs, out))
         return out
 
 
@@ -117,17 +120,16 @@ class LiveBytes(TorchDispatchMode):
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         out = func(*args, **(kwargs or {}))
-        for t in tree_flatten(out)[0]:
-            if isinstance(t, torch.Tensor):
-                key = t.untyped_storage()._cdata
-                if key in self.existing:
-                    continue
-                if key not in self.storages:
-                    self.storages[key] = [t.untyped_storage().nbytes(), 0]
-                    self.live += self.storages[key][0]
-                    self.peak = max(self.peak, self.live)
-                self.storages[key][1] += 1
-                weakref.finalize(t, self._release, key)
+        for t in _op_tensors(out):
+            key = t.untyped_storage()._cdata
+            if key in self.existing:
+                continue
+            if key not in self.storages:
+                self.storages[key] = [t.untyped_storage().nbytes(), 0]
+                self.live += self.storages[key][0]
+                self.peak = max(self.peak, self.live)
+            self.storages[key][1] += 1
+            weakref.finalize(t, self._release, key)
         if func is aten.convolution.default:
             work = conv_work(bind(func, args, kwargs or {}), out.shape)
             self.on_conv(work)
@@ -143,6 +145,20 @@ class LiveBytes(TorchDispatchMode):
         if entry[1] == 0:
             self.live -= entry[0]
             del self.storages[key]
+
+
+def _op_tensors(*values: Any) -> list[torch.Tensor]:
+    """The tensors in an op's arguments or outputs: tensors, lists and tuples of them, and the
+    values of a keyword dict (what ATen ops take and return; cheaper than a general tree)."""
+    found = []
+    for value in values:
+        if isinstance(value, torch.Tensor):
+            found.append(value)
+        elif isinstance(value, (list, tuple)):
+            found += _op_tensors(*value)
+        elif isinstance(value, dict):
+            found += _op_tensors(*value.values())
+    return found
 
 
 def output_tensors(out: Any) -> list[torch.Tensor]:
@@ -212,15 +228,19 @@ class StepBytes:
     layers: list[LayerBytes] | None
 
 
-def read_step(model: nn.Module, x: torch.Tensor) -> StepBytes:
-    """One inference pass and one training step (``one_step``) on ``x``, read at once."""
+def read_step(model: nn.Module, x: torch.Tensor, counter: OpCounter | None = None) -> StepBytes:
+    """One inference pass and one training step (``one_step``) on ``x``, read at once;
+    ``counter``, where given, counts the training step's ops (a step that cannot train then
+    raises)."""
     activations = _peak(model, x, None)
     infer = activations + resident_bytes(model, x, None)
     labels = torch.zeros(len(x), dtype=torch.long, device=x.device)
     try:
-        with ForwardSaves(model, x) as saves:
+        with ForwardSaves(model, x) as saves, counter or nullcontext():
             train = _peak(model, x, labels, saves.charge) + resident_bytes(model, x, labels)
     except ValueError:  # batch norm needs two examples per channel to train
+        if counter is not None:
+            raise
         return StepBytes(infer, activations, None, None, None)
     return StepBytes(infer, activations, train, saves.total, saves.layers())
 

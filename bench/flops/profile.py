@@ -18,7 +18,6 @@ import math
 import warnings
 from collections import Counter
 from collections.abc import Callable, Collection, Mapping
-from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -29,13 +28,7 @@ from torch.utils.flop_counter import FlopCounterMode, conv_flop_count
 
 import archs
 from archs.meta import ShapeCache
-from bench.flops.counting import (
-    OUTSIDE,
-    LayerBytes,
-    OpCounter,
-    output_tensors,
-    read_step,
-)
+from bench.flops.counting import LayerBytes, OpCounter, StepBytes, output_tensors, read_step
 from bench.flops.handlers import FLOPS, Handler, category
 from bench.flops.workspace import block
 
@@ -147,9 +140,12 @@ def profile(
     nn.Module (``image_size`` required). Counting runs on a meta-device copy, so the cost does
     not depend on the network's size or ``batch_size``. ``handlers`` (op -> FLOPs of a call,
     see ``bench.flops.handlers``) add rules to the table or replace its rules. ``checks``
-    (of ``CHECKS``) run independent counters beside ours: FlopCounterMode in the same pass,
-    fvcore on one real forward pass at batch 1 on the CPU (its column None where it is not
-    installed); ``counters_agree`` says whether those that ran agree, None where none ran.
+    (of ``CHECKS``) run independent counters beside ours: FlopCounterMode in a training-mode
+    pass of its own on the meta device, fvcore on one real forward pass at batch 1 on the CPU
+    (its column None where it is not installed); ``counters_agree`` says whether those that ran
+    agree, None where none ran. Our count is taken in the training step whose memory is
+    tracked at ``batch_size``; the loss's and the optimizer's ops are not the network's and
+    are left out.
     """
     if batch_size < 1:
         raise ValueError(f"batch size must be positive, got {batch_size}")
@@ -159,24 +155,14 @@ def profile(
     target = _target(model_or_name, image_size, in_channels or None)
     in_channels = target.in_channels
     model, shape = target.meta, (in_channels, target.size, target.size)
-    batch = torch.empty(batch_size, *shape, device="meta")
-
-    flop_counter = "flop_counter" in checks
-    theirs = FlopCounterMode(
-        display=False, custom_mapping={aten.convolution_backward: corrected_conv_backward}
-    )
+    ours = OpCounter(model, {**FLOPS, **(handlers or {})})
     with ShapeCache():
-        model.train()
-        with (
-            OpCounter(model, {**FLOPS, **(handlers or {})}) as ours,
-            theirs if flop_counter else nullcontext(),
-        ):
-            outs = output_tensors(model(batch))
-            theirs_forward = theirs.get_total_flops()
-            torch.autograd.backward(outs, [torch.ones_like(out) for out in outs])
-            theirs_total = theirs.get_total_flops()
-        model.zero_grad(set_to_none=True)
-        memory = _memory(model, shape, batch_size)
+        one = read_step(model, torch.empty(1, *shape, device="meta"))
+        batch = read_step(model, torch.empty(batch_size, *shape, device="meta"), ours)
+        theirs_forward, theirs_backward = (
+            _flop_counter(model, batch_size, shape) if "flop_counter" in checks else (None, None)
+        )
+    memory = _memory(model, shape, batch_size, one, batch)
 
     ops = _op_table(ours)
     layers = _layer_table(ours, model)
@@ -191,9 +177,9 @@ def profile(
     agreements = []  # of the checks that ran
     if fvcore is not None:
         agreements.append(fvcore == counted_macs)
-    if flop_counter:
+    if theirs_forward is not None:
         agreements.append(theirs_forward == matmul.get("forward", 0))
-        agreements.append(theirs_total - theirs_forward == matmul.get("backward", 0))
+        agreements.append(theirs_backward == matmul.get("backward", 0))
     summary = {
         "model": target.name,
         "image_size": target.size,
@@ -204,8 +190,8 @@ def profile(
         "bwd_flops_per_image": int(per_image.get("backward", 0)),
         **_split_by_category(ops, batch_size),
         "fvcore_fwd_macs_per_image": fvcore,
-        "flopcounter_fwd_flops": theirs_forward if flop_counter else None,
-        "flopcounter_bwd_flops": theirs_total - theirs_forward if flop_counter else None,
+        "flopcounter_fwd_flops": theirs_forward,
+        "flopcounter_bwd_flops": theirs_backward,
         "counters_agree": all(agreements) if agreements else None,
         "uncounted_ops": ", ".join(
             f"{op} ({phase}, {n}x)" for (op, phase), n in sorted(ours.uncounted.items())
@@ -220,6 +206,20 @@ def profile(
         summary["fwd_flops_per_image"] * batch_size / max(summary["fwd_bytes_moved"], 1)
     )
     return Profile(pd.DataFrame([summary]), layers, ops)
+
+
+def _flop_counter(model: nn.Module, batch_size: int, shape: tuple[int, ...]) -> tuple[int, int]:
+    """FlopCounterMode's FLOPs of a training-mode forward pass on a batch and of its backward
+    pass (ones as the outputs' gradients: the model's ops alone)."""
+    counter = FlopCounterMode(
+        display=False, custom_mapping={aten.convolution_backward: corrected_conv_backward}
+    )
+    with counter:
+        outs = output_tensors(model.train()(torch.empty(batch_size, *shape, device="meta")))
+        forward = counter.get_total_flops()
+        torch.autograd.backward(outs, [torch.ones_like(out) for out in outs])
+    model.zero_grad(set_to_none=True)
+    return forward, counter.get_total_flops() - forward
 
 
 def profile_job(
@@ -284,16 +284,14 @@ def _layer_table(counter: OpCounter, model: nn.Module) -> pd.DataFrame:
         total[phase == "backward"] += flops
         total[2] += moved if phase == "forward" else 0
     rows = []
-    for name in [n for n in [*modules, OUTSIDE] if n in totals]:
+    for name in [n for n in modules if n in totals]:
         fwd, bwd, moved = totals[name]
         rows.append(
             {
                 "layer": name or "(model)",
-                "type": type(modules[name]).__name__ if name in modules else "",
+                "type": type(modules[name]).__name__,
                 "output_shape": "x".join(map(str, counter.output_shapes.get(name, ())[1:])),
-                "params": sum(p.numel() for p in modules[name].parameters(recurse=False))
-                if name in modules
-                else 0,
+                "params": sum(p.numel() for p in modules[name].parameters(recurse=False)),
                 "fwd_flops": fwd,
                 "fwd_macs": fwd / 2,
                 "bwd_flops": bwd,
@@ -341,14 +339,16 @@ def _split_by_category(ops: pd.DataFrame, batch_size: int) -> dict[str, float]:
 OPTIMIZER_STATE = {"sgd": 0, "sgd_momentum": 1, "adam": 2}
 
 
-def _memory(model: nn.Module, shape: tuple[int, ...], batch_size: int) -> dict:
+def _memory(
+    model: nn.Module, shape: tuple[int, ...], batch_size: int, one: StepBytes, batch: StepBytes
+) -> dict:
     """Memory of a training step and an inference pass, estimated as a sum of counted parts and
-    tracked through the step on the meta device, at batch 1 and at ``batch_size``, with the
-    working memory of convolutions on this CPU (``bench.flops.workspace``)."""
+    tracked through the step on the meta device (``one``: at batch 1; ``batch``: at
+    ``batch_size``), with the working memory of convolutions on this CPU
+    (``bench.flops.workspace``)."""
     weights = sum(p.numel() * p.element_size() for p in model.parameters())
     weights += sum(b.numel() * b.element_size() for b in model.buffers())
     grads = sum(p.numel() * p.element_size() for p in model.parameters() if p.requires_grad)
-    one, batch = (read_step(model, torch.empty(n, *shape, device="meta")) for n in (1, batch_size))
     image = 4 * math.prod(shape)  # float32
     memory: dict[str, Any] = {
         "conv_work_block": block(),

@@ -5,6 +5,7 @@ pass can take seconds; ``ShapeCache`` makes it take a fraction of that, to the s
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable
 from typing import Any
 
@@ -131,7 +132,21 @@ class ShapeCache(TorchDispatchMode):
     that share a storage, reuse an input's or are larger than their layout needs are not
     cached. Enter it before modes that watch ops (``bench.flops.counting``), so that they see
     every op.
+
+    While it is active the cyclic garbage collector waits: a pass makes many short-lived
+    objects, which reference counting frees, and each collection they trigger would scan every
+    object of the process for cycles.
     """
+
+    def __enter__(self) -> ShapeCache:
+        self.collecting = gc.isenabled()
+        gc.disable()
+        return super().__enter__()
+
+    def __exit__(self, *exc: Any) -> None:
+        super().__exit__(*exc)
+        if self.collecting:
+            gc.enable()
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}

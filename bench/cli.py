@@ -1,7 +1,7 @@
 """``python -m bench <command>``: measure registry networks into a run's results store, then render.
 
 Stages: profile (parameters, MACs/FLOPs, activation memory); peers (other FLOP counters
-beside ours); blocks (chapter 7's single layers); speed (throughput, latency and peak memory
+beside ours); layers (chapter 7's single layers); speed (throughput, latency and peak memory
 across batch sizes); memory (the CPU allocator's peak through a real step); onnx (export,
 parity, onnxruntime against PyTorch); pipeline (input pipelines against compute alone); train
 (Fashion-MNIST). all runs every stage, in the order

@@ -68,7 +68,7 @@ METRICS: dict[str, dict[str, Noise]] = {
         ),
         _exact,
     ),
-    "blocks": dict.fromkeys(
+    "layers": dict.fromkeys(
         ("fwd_macs_counted", "bwd_macs_counted", "saved_bytes_counted", "median_ms"), _iqr
     ),
     "speed": {"images_per_s": _cv, "median_ms": _cv, "peak_bytes": _memory},

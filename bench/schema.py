@@ -228,8 +228,8 @@ class PipelineRow(Timing):
     batch_ms: float | None
 
 
-class BlocksRow(TypedDict, total=False):
-    """``blocks``: one single-layer case of chapter 7, by formula, counted and timed (each
+class LayersRow(TypedDict, total=False):
+    """``layers``: one single-layer case of chapter 7, by formula, counted and timed (each
     exercise fills the fields it needs)."""
 
     formula_h: int
@@ -322,7 +322,7 @@ ROWS: dict[str, Any] = {
     "onnx": OnnxRow,
     "train": TrainRow,
     "pipeline": PipelineRow,
-    "blocks": BlocksRow,
+    "layers": LayersRow,
     "peers": PeersRow,
     "machine": MachineRow,
     "run": RunRow,

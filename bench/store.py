@@ -57,8 +57,16 @@ CREATE TABLE IF NOT EXISTS commands (
 SQLITE_HEADER = b"SQLite format 3\0"
 # The layout of rows (bench/schema.py) this code reads and writes, kept in SQLite's user_version
 # (3: a training run's key names only the techniques switched on; 4: an onnx point's key names
-# onnxruntime's provider, a timed blocks case's its device).
-VERSION = 4
+# onnxruntime's provider, a timed single-layer case's its device; 5: chapter 7's single layers
+# are the stage "layers", which 4 called "blocks").
+VERSION = 5
+# The statements that bring a store of an older layout up to VERSION as it is opened, by layout.
+MIGRATIONS = {
+    4: tuple(
+        f"UPDATE {table} SET stage = 'layers' WHERE stage = 'blocks'"
+        for table in ("results", "details")
+    ),
+}
 
 
 class StoreError(Exception):
@@ -96,6 +104,12 @@ class Store:
             if version == 0 and not self._db.execute("SELECT 1 FROM results").fetchone():
                 version = VERSION  # empty: any layout fits
                 self._db.execute(f"PRAGMA user_version = {VERSION}")
+            if version in MIGRATIONS:
+                with self._db:  # one transaction
+                    for statement in MIGRATIONS[version]:
+                        self._db.execute(statement)
+                    self._db.execute(f"PRAGMA user_version = {VERSION}")
+                version = VERSION
         if version != VERSION:
             self._db.close()
             raise StoreError(

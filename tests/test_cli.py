@@ -39,7 +39,7 @@ from bench.store import Store
         (["speed", "--mode", "eval"], "modes are infer, train; got 'eval'"),
         (["speed", "--device", "cuda"], "--device cuda: no CUDA device is available"),
         (["onnx", "--device", "cuda"], "--device cuda: no CUDA device is available"),
-        (["blocks", "--device", "cuda"], "--device cuda: no CUDA device is available"),
+        (["layers", "--device", "cuda"], "--device cuda: no CUDA device is available"),
         (["onnx", "--models", "vgg*", "--time-cap", "soon"], "'soon' is not a number of seconds"),
         (["speed", "--timeout", "-1"], "must be positive, got -1"),
     ],
@@ -134,11 +134,11 @@ def test_a_stage_notes_rows_from_a_cpu_of_the_same_name_with_other_instructions(
     other = "SSE" if here["cpu_isa"] != "SSE" else "AVX2"
     store = Store(tmp_path / "results.sqlite")
     store.put(
-        "blocks", "not-an-exercise", {"case": "a"}, {"median_ms": 1.0}, origin={"cpu_isa": other}
+        "layers", "not-an-exercise", {"case": "a"}, {"median_ms": 1.0}, origin={"cpu_isa": other}
     )
-    store.put("blocks", "not-an-exercise", {"case": "b"}, {"median_ms": 1.0})  # measured here
+    store.put("layers", "not-an-exercise", {"case": "b"}, {"median_ms": 1.0})  # measured here
     store.put(
-        "blocks", "not-an-exercise", {"case": "c"}, {"median_ms": 1.0}, origin={"cpu_isa": None}
+        "layers", "not-an-exercise", {"case": "c"}, {"median_ms": 1.0}, origin={"cpu_isa": None}
     )
     store.close()
     argv = [
@@ -302,14 +302,14 @@ def test_all_stages_on_the_smoke_profile_write_every_page(smoke_run, monkeypatch
     )
     # the exercise answers print the store's numbers
     exercises = (out / "exercises.md").read_text()
-    for row in store.rows("blocks"):
+    for row in store.rows("layers"):
         if "fwd_macs_counted" in row:
             assert (
                 f"| {row['config']['case']} | {row['out_side']} | "
                 f"{row['fwd_macs_formula'] / 1e6:,.2f} | {row['fwd_macs_counted'] / 1e6:,.2f} |"
             ) in exercises
-    # chapter 7's primitives are timed by the blocks stage: every chapter 7 exercise is answered
-    timed = [r for r in store.rows("blocks") if "median_ms" in r]
+    # chapter 7's primitives are timed by the layers stage: every chapter 7 exercise is answered
+    timed = [r for r in store.rows("layers") if "median_ms" in r]
     assert {r["model"] for r in timed} == {"7.2.x", "7.4.5", "7.4.7", "7.5.3"}
     for row in timed:
         if row["model"] == "7.2.x":
@@ -338,7 +338,7 @@ def test_all_stages_on_the_smoke_profile_write_every_page(smoke_run, monkeypatch
     stored = out.relative_to(checkout) / "results.sqlite"
     for stage, item in [
         ("peers", "network"),
-        ("blocks", "case"),
+        ("layers", "case"),
         ("speed", "point"),
         ("onnx", "point"),
         ("pipeline", "feed"),
@@ -365,9 +365,9 @@ def test_a_stage_that_fails_or_has_nothing_to_do_is_recorded_and_the_rest_run(
     from bench.stages.run_all import PLANS, Step
 
     def broken(args):
-        raise RuntimeError("a bug in the blocks stage")
+        raise RuntimeError("a bug in the layers stage")
 
-    monkeypatch.setitem(STAGES, "blocks", dataclasses.replace(STAGES["blocks"], run=broken))
+    monkeypatch.setitem(STAGES, "layers", dataclasses.replace(STAGES["layers"], run=broken))
     # a plan may run a stage again, under the step's name
     again = speed.Settings(batch_sizes=(2,), mode=("infer",), time_cap=0.01)
     monkeypatch.setitem(PLANS, "smoke", (*PLANS["smoke"], Step("speed", again, "speed: batch 2")))
@@ -385,7 +385,7 @@ def test_a_stage_that_fails_or_has_nothing_to_do_is_recorded_and_the_rest_run(
     ]
     assert main(argv) == 1  # the failed stage; everything else did what it could
     printed = capsys.readouterr().out
-    assert "blocks failed: RuntimeError: a bug in the blocks stage; the next stage runs" in printed
+    assert "layers failed: RuntimeError: a bug in the layers stage; the next stage runs" in printed
     # bn_lenet cannot take a training step on one image: not applicable, not an error
     assert "bn_lenet train batch 1: n/a not applicable: batch norm in training needs" in printed
     assert "pipeline skipped: the pipeline cases are lenet, resnet18, alexnet" in printed
@@ -395,7 +395,7 @@ def test_a_stage_that_fails_or_has_nothing_to_do_is_recorded_and_the_rest_run(
     assert run["stages"] == {
         "profile": "ok",
         "peers": "ok",
-        "blocks": "failed: RuntimeError: a bug in the blocks stage",
+        "layers": "failed: RuntimeError: a bug in the layers stage",
         "speed": "ok",
         "memory": "ok",
         "onnx": "ok",
@@ -406,10 +406,10 @@ def test_a_stage_that_fails_or_has_nothing_to_do_is_recorded_and_the_rest_run(
     assert run["stage_s"].keys() == run["stages"].keys()  # each step's time, beside its outcome
     index = (out / "index.md").read_text()
     assert re.search(
-        r"blocks: failed: RuntimeError: a bug in the blocks stage, \d+ s; speed: ok", index
+        r"layers: failed: RuntimeError: a bug in the layers stage, \d+ s; speed: ok", index
     )
     assert "== speed: batch 2 (smoke preset) ==" in printed
-    assert re.search(r"all stages in \d+ s \(profile \d+ s, peers \d+ s, blocks \d+ s, ", printed)
+    assert re.search(r"all stages in \d+ s \(profile \d+ s, peers \d+ s, layers \d+ s, ", printed)
     inferred = sorted(
         r["config"]["batch_size"] for r in store.rows("speed") if r["config"]["mode"] == "infer"
     )
@@ -558,7 +558,7 @@ def test_a_torchvision_network_is_profiled_with_its_three_channels(tmp_path):
 
 def test_the_ray_executor_without_ray_is_one_line(tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "ray", None)  # as where it is not installed
-    assert main(["blocks", "--executor", "ray", "--store", str(tmp_path / "r.sqlite")]) == 2
+    assert main(["layers", "--executor", "ray", "--store", str(tmp_path / "r.sqlite")]) == 2
     err = capsys.readouterr().err
     assert err == "python -m bench: error: --executor ray needs Ray: pip install -e '.[ray]'\n"
 

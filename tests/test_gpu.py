@@ -91,7 +91,7 @@ def test_the_measured_matmul_stays_under_the_datasheet_peak():
 
 
 def test_chapter_7s_primitives_agree_and_are_timed_on_the_gpu():
-    from bench.blocks import cases
+    from bench.layers import cases
 
     for exercise, config, measure in cases(0.01, GPU):
         if "device" in config:  # every timed case, each way checked against the first in fp32

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from bench.blocks import cases
 from bench.cli import main
 from bench.isolation import alive
+from bench.layers import cases
 from bench.store import Store
 
 # stage -> (its options, the stage rows a whole run stores, the rows to wait for before the kill)
@@ -23,7 +23,7 @@ STAGES = {
         3,
         1,
     ),
-    "blocks": (["--time-cap", "0.05"], len(cases(0.05)), 1),
+    "layers": (["--time-cap", "0.05"], len(cases(0.05)), 1),
     "speed": (["--models", "lenet", "--batch-sizes", "2,4,8", "--time-cap", "0.3"], 6, 1),
     "memory": (["--models", "lenet,bn_lenet", "--batch-sizes", "1,2"], 4, 1),
     "onnx": (["--models", "lenet,bn_lenet", "--batch-sizes", "1,2", "--time-cap", "0.2"], 4, 1),

@@ -50,18 +50,18 @@ def test_prune_deletes_only_what_it_is_asked_and_is_recorded(tmp_path, capsys):
     store = Store(tmp_path / "results.sqlite")
     for model, status in (("a", Status.ERROR), ("b", Status.ERROR), ("c", Status.OK)):
         row = {"median_ms": 1.0} if status == Status.OK else {"error": "boom"}
-        store.put("blocks", model, {"case": "x"}, row, status=status)
+        store.put("layers", model, {"case": "x"}, row, status=status)
     store.close()
 
     def left():
-        return {r["model"] for r in Store(tmp_path / "results.sqlite").rows("blocks")}
+        return {r["model"] for r in Store(tmp_path / "results.sqlite").rows("layers")}
 
-    assert main(["prune", str(tmp_path), "--stage", "blocks", "--models", "a"]) == 0
+    assert main(["prune", str(tmp_path), "--stage", "layers", "--models", "a"]) == 0
     assert left() == {"b", "c"}  # the error row of a alone
-    assert "1 row of blocks deleted" in capsys.readouterr().out
-    assert main(["prune", str(tmp_path), "--stage", "blocks"]) == 0  # failures by default
+    assert "1 row of layers deleted" in capsys.readouterr().out
+    assert main(["prune", str(tmp_path), "--stage", "layers"]) == 0  # failures by default
     assert left() == {"c"}
-    assert main(["prune", str(tmp_path), "--stage", "blocks", "--status", "ok"]) == 0
+    assert main(["prune", str(tmp_path), "--stage", "layers", "--status", "ok"]) == 0
     assert left() == set()
     assert [(c["rows_deleted"], c["rows_written"]) for c in _commands(tmp_path)] == [
         (1, 0),
@@ -75,16 +75,16 @@ def test_prune_deletes_the_rows_whose_settings_hold_where_asked(tmp_path, capsys
     """One seed of a run, say, measured while the machine was busy."""
     store = Store(tmp_path / "results.sqlite")
     for seed, batch in ((0, 128), (1, 128), (1, 256)):
-        store.put("blocks", "a", {"seed": seed, "batch_size": batch}, {"median_ms": 1.0})
+        store.put("layers", "a", {"seed": seed, "batch_size": batch}, {"median_ms": 1.0})
     store.close()
     where = ["--where", "seed=1", "batch_size=128"]
-    assert main(["prune", str(tmp_path), "--stage", "blocks", "--status", "ok", *where]) == 0
-    left = Store(tmp_path / "results.sqlite").rows("blocks")
+    assert main(["prune", str(tmp_path), "--stage", "layers", "--status", "ok", *where]) == 0
+    left = Store(tmp_path / "results.sqlite").rows("layers")
     assert sorted((r["config"]["seed"], r["config"]["batch_size"]) for r in left) == [
         (0, 128),
         (1, 256),
     ]
-    assert main(["prune", str(tmp_path), "--stage", "blocks", "--where", "seed"]) == 2
+    assert main(["prune", str(tmp_path), "--stage", "layers", "--where", "seed"]) == 2
     assert capsys.readouterr().err.strip().endswith("--where takes KEY=VALUE, got 'seed'")
 
 

@@ -82,7 +82,7 @@ def test_a_job_runs_at_the_usual_niceness_not_at_ray_workers_15(local_ray):
 COUNTED = {  # stage -> the fields both executors must store alike (counted, not timed)
     "profile": None,  # every field
     "peers": None,
-    "blocks": (
+    "layers": (
         "fwd_macs_formula",
         "fwd_macs_counted",
         "bwd_macs_counted",

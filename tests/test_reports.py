@@ -17,7 +17,10 @@ import torch
 import torchvision
 
 import archs
-from bench.blocks import (
+from bench.cli import main
+from bench.compare import compare
+from bench.device import backend_for
+from bench.layers import (
     cases,
     conv1x1_ways,
     conv_row,
@@ -28,9 +31,6 @@ from bench.blocks import (
     shape_row,
     timed_row,
 )
-from bench.cli import main
-from bench.compare import compare
-from bench.device import backend_for
 from bench.schema import ALLOCATED, RESIDENT
 from bench.store import Store
 
@@ -160,15 +160,15 @@ def test_compare_weighs_a_timed_primitive_by_its_spread_and_a_counted_layer_exac
     a, b = Store(tmp_path / "a.sqlite"), Store(tmp_path / "b.sqlite")
     for store, loop_ms, macs in ((a, 45.0, 86_704_128.0), (b, 50.0, 86_704_129.0)):
         store.put(
-            "blocks",
+            "layers",
             "7.2.x",
             {"case": "loop, 64x64"},
             {"method": "loop", "side": 64, "median_ms": loop_ms, "iqr_ms": 2.5, "n": 7},
         )
-        store.put("blocks", "7.4.3", {"case": "base"}, {"fwd_macs_counted": macs})
+        store.put("layers", "7.4.3", {"case": "base"}, {"fwd_macs_counted": macs})
     # 50 against 45 ms is 11%, within 3 x the larger IQR / median (2.5 / 45: 5.6%), beyond 1.5 x
-    assert _flagged(compare(a, b)[0]) == {("blocks", "fwd_macs_counted", "86,704,129")}
-    assert ("blocks", "median_ms", "50") in _flagged(compare(a, b, threshold=1.5)[0])
+    assert _flagged(compare(a, b)[0]) == {("layers", "fwd_macs_counted", "86,704,129")}
+    assert ("layers", "median_ms", "50") in _flagged(compare(a, b, threshold=1.5)[0])
 
 
 @pytest.mark.parametrize(("after", "flagged"), [(0.81, 0), (0.83, 1)])
@@ -604,7 +604,7 @@ def test_the_index_says_which_heap_policy_each_measured_row_ran_under(tmp_path):
 
     store = Store(tmp_path / "r.sqlite")
     for case in ("a", "b", "c"):
-        store.put("blocks", "7.4.5", {"case": case}, {"median_ms": 1.0, "iqr_ms": 0.1})
+        store.put("layers", "7.4.5", {"case": case}, {"median_ms": 1.0, "iqr_ms": 0.1})
     with store._db:  # one row as an earlier version stored it: no heap in its provenance
         store._db.execute(
             "UPDATE results SET provenance = json_remove(provenance, '$.heap') WHERE config = ?",

@@ -75,7 +75,7 @@ def test_a_store_of_another_layout_is_refused_in_one_line(tmp_path):
     from bench.store import VERSION, StoreError
 
     path = tmp_path / "r.sqlite"
-    Store(path).put("blocks", "7.3.1", {}, {"params": 1})
+    Store(path).put("layers", "7.3.1", {}, {"params": 1})
     database = sqlite3.connect(path)
     database.execute("PRAGMA user_version = 1")
     database.commit()
@@ -84,3 +84,29 @@ def test_a_store_of_another_layout_is_refused_in_one_line(tmp_path):
         StoreError, match=f"rows of layout 1, and this cnnbench reads layout {VERSION}"
     ):
         Store(path)
+
+
+def test_a_store_of_layout_4_is_brought_up_to_date_as_it_opens(tmp_path, full_row):
+    import sqlite3
+
+    from bench.store import VERSION
+
+    path = tmp_path / "r.sqlite"
+    store = Store(path)
+    store.put("layers", "7.4.3", {"case": "base"}, {"median_ms": 1.0}, details={"t": [{"a": 1}]})
+    store.put("speed", "lenet", {"batch_size": 1}, full_row("speed"))
+    store.close()
+    database = sqlite3.connect(path)  # as layout 4 wrote it: the single layers were "layers"
+    for table in ("results", "details"):
+        database.execute(f"UPDATE {table} SET stage = 'blocks' WHERE stage = 'layers'")
+    database.execute("PRAGMA user_version = 4")
+    database.commit()
+    database.close()
+    store = Store(path)
+    assert sorted((r["stage"], r["model"]) for r in store.rows()) == [
+        ("layers", "7.4.3"),
+        ("speed", "lenet"),
+    ]
+    assert store.details("layers", "7.4.3", {"case": "base"}, "t") == [{"a": 1}]
+    store.close()
+    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == VERSION

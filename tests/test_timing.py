@@ -597,7 +597,7 @@ def test_a_matmul_timed_beside_convolutions_runs_in_their_math(monkeypatch):
 
 
 def test_a_primitive_timed_on_the_cpu_records_no_tf32():
-    from bench.blocks import conv1x1_ways, timed_row
+    from bench.layers import conv1x1_ways, timed_row
 
     row = timed_row(conv1x1_ways, "matmul", seconds=0.01)
     assert row["tf32"] is False and row["method"] == "matmul"

@@ -97,7 +97,7 @@ def runs_of_all(store: Store) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-TIMED_STAGES = ("speed", "onnx", "pipeline", "blocks", "train")
+TIMED_STAGES = ("speed", "onnx", "pipeline", "layers", "train")
 UNRECORDED_HEAP = "not recorded, so malloc's own adaptive thresholds"
 
 

@@ -89,7 +89,7 @@ ANSWERS: dict[str, tuple[str, list[Column]]] = {
             ("rate", "images/s ± cv", fmt_text),
         ],
     ),
-    "blocks": (
+    "layers": (
         "exercises.md",
         [
             ("model", "exercise", fmt_text),

@@ -1,11 +1,11 @@
 """The commands of ``python -m bench``: one module per measuring stage (``profile``,
-``peers``, ``blocks``, ``speed``, ``memory``, ``onnx``, ``pipeline``, ``train``), each with its
+``peers``, ``layers``, ``speed``, ``memory``, ``onnx``, ``pipeline``, ``train``), each with its
 typed settings and a ``run``; ``all`` runs them in order under a preset (``run_all``);
 ``render`` and ``compare`` read stores (``reading``); ``prune`` deletes rows. Stages write rows
 to a run's store; pages are rendered from the store alone."""
 
 from bench.stages import (
-    blocks,
+    layers,
     memory,
     onnx,
     peers,
@@ -24,7 +24,7 @@ COMMANDS: dict[str, Command] = {
     for command in (
         profile.COMMAND,
         peers.COMMAND,
-        blocks.COMMAND,
+        layers.COMMAND,
         speed.COMMAND,
         memory.COMMAND,
         onnx.COMMAND,

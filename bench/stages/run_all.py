@@ -11,7 +11,7 @@ from typing import Any, NamedTuple
 
 import archs
 from bench.provenance import provenance
-from bench.stages import blocks, memory, onnx, peers, pipeline, profile, speed, train
+from bench.stages import layers, memory, onnx, peers, pipeline, profile, speed, train
 from bench.stages.common import (
     Command,
     OnData,
@@ -27,7 +27,7 @@ BOOK = ",".join(archs.BOOK_MODELS)
 # the stages a plan's steps run, by name
 STAGES = {
     m.COMMAND.name: m.COMMAND
-    for m in (profile, peers, blocks, speed, memory, onnx, pipeline, train)
+    for m in (profile, peers, layers, speed, memory, onnx, pipeline, train)
 }
 # The networks beside the book's nine whose speed the exercises read: NiN's variants (8.3.5),
 # ResNet-34 to 152 (8.6.7.2), DenseNet-121 against ResNet-50 (8.7.7.3).
@@ -62,7 +62,7 @@ PLANS: dict[str, tuple[Step, ...]] = {
     "smoke": (  # every stage end to end on the LeNets, in about a minute
         Step("profile", profile.Settings(models="lenet,bn_lenet")),
         Step("peers", peers.Settings(models="lenet")),
-        Step("blocks", blocks.Settings(time_cap=0.02)),
+        Step("layers", layers.Settings(time_cap=0.02)),
         Step("speed", speed.Settings(models="lenet", batch_sizes=(1, 8, 128), time_cap=0.05)),
         Step("memory", memory.Settings(models="lenet")),
         Step("onnx", onnx.Settings(models="lenet", batch_sizes=(1, 8), time_cap=0.05)),
@@ -73,7 +73,7 @@ PLANS: dict[str, tuple[Step, ...]] = {
         Step("profile", profile.Settings(check=True)),
         AT_224,
         Step("peers", peers.Settings()),
-        Step("blocks", blocks.Settings()),
+        Step("layers", layers.Settings()),
         Step(
             "speed",
             speed.Settings(
@@ -159,7 +159,7 @@ PLANS: dict[str, tuple[Step, ...]] = {
             "train: the exercises and fast recipes",
         ),
         Step("pipeline", pipeline.Settings()),
-        Step("blocks", blocks.Settings()),
+        Step("layers", layers.Settings()),
         Step("peers", peers.Settings()),
         Step("memory", memory.Settings()),
         Step(

@@ -93,7 +93,7 @@ def accuracy(
     return Exercise(id, question, answer, command, experiments, models)
 
 
-C7 = "python -m bench blocks"
+C7 = "python -m bench layers"
 
 
 PROFILE = "python -m bench profile"

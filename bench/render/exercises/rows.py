@@ -1,5 +1,5 @@
 """The rows an answer needs: readers of the store for each kind (profiles at the book's input,
-training runs, chapter 7's blocks and primitives), the columns shown, and answers built from
+training runs, chapter 7's single layers and primitives), the columns shown, and answers built from
 one kind of row and a sentence computed from it."""
 
 from __future__ import annotations
@@ -109,13 +109,13 @@ def block_rows(store: Store, exercises: tuple[str, ...], timed: bool = False) ->
     (``timed``), or the single layers."""
     rows = [
         r
-        for r in store.rows("blocks")
+        for r in store.rows("layers")
         if r["model"] in exercises and r["status"] in MEASURED and ("median_ms" in r) == timed
     ]
     frame = pd.DataFrame(rows)
     if len(frame):
         frame["case"] = [r["config"]["case"] for r in rows]
-        frame["source"] = [source_of(r, "blocks") for r in rows]
+        frame["source"] = [source_of(r, "layers") for r in rows]
     return frame
 
 

@@ -1,4 +1,4 @@
-"""Chapter 7's layer-level exercises (``python -m bench blocks``): one conv or pooling layer at
+"""Chapter 7's layer-level exercises (``python -m bench layers``): one conv or pooling layer at
 a time, its cost by the closed-form formula, as counted by bench.flops, and timed on a device;
 and chapter 7's primitives timed against each other there, each way's output checked against
 the first way's before it is timed."""

@@ -1,4 +1,4 @@
-"""``blocks``: chapter 7's single layers (a conv's cost, output shapes, pooling), each by its
+"""``layers``: chapter 7's single layers (a conv's cost, output shapes, pooling), each by its
 closed-form formula, as counted, and timed on the device; and its primitives (cross-correlation,
 a 1x1 conv, a grouped conv, average pooling), each way of computing one timed against the
 others there."""
@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bench.blocks import cases, measure
 from bench.console import Progress
 from bench.executors import Job, dispatch
 from bench.isolation import Row
+from bench.layers import cases, measure
 from bench.schema import FAILED, Status
 from bench.stages.common import (
     Command,
@@ -38,22 +38,22 @@ def run(s: Settings) -> int:
     todo = [
         i
         for i, (exercise, config, _) in enumerate(every)
-        if not store.has("blocks", exercise, config)
+        if not store.has("layers", exercise, config)
     ]
     if not todo:
-        all_stored("blocks", "case", store)
+        all_stored("layers", "case", store)
     job = Job(measure, {"seconds": s.time_cap, "indices": todo, "device": device.type}, s.timeout)
-    with Progress("blocks", len(todo)) as progress:
+    with Progress("layers", len(todo)) as progress:
 
         def stored(_job: int, message: Row) -> None:
             index, row = message.value
             exercise, config, _ = every[index]
-            store.put("blocks", exercise, config, row, origin=message.origin)
+            store.put("layers", exercise, config, row, origin=message.origin)
             progress.item(f"{exercise} {config['case']}: stored")
 
         def ended(_job: int, status: Status, note: str) -> None:
             if status in FAILED:
-                progress.item(f"blocks: {note}")
+                progress.item(f"layers: {note}")
 
         failed = dispatch(s.runner(device), [job] if todo else [], stored, ended)
     store.close()
@@ -61,7 +61,7 @@ def run(s: Settings) -> int:
 
 
 COMMAND = Command(
-    "blocks",
+    "layers",
     "chapter 7's single layers (formula, counted, timed) and primitives (timed)",
     Settings,
     run,

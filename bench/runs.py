@@ -18,6 +18,7 @@ import pandas as pd
 from bench.compare import differences, summary, table
 from bench.console import plural
 from bench.provenance import cpu_of, environment
+from bench.recipes import FAST_RUN
 from bench.render.exercises import write_exercises
 from bench.render.findings import write_findings
 from bench.render.format import atomic_write, fmt_int, fmt_text, markdown
@@ -34,7 +35,6 @@ from bench.render.terminal import ANSWERS, answer
 from bench.render.training import write_train
 from bench.stages.common import select_models
 from bench.store import STORE_NAME, Store
-from bench.training.recipes import FAST_RUN
 
 REPORTS = Path("reports")  # the published runs
 RUNS = Path("runs")  # this machine's own runs, ignored by git

@@ -176,7 +176,7 @@ class OnnxRow(Point):
 
 class TrainRow(TypedDict):
     """``train``: one run's outcome, its settings and how the pages describe it (``preset`` to
-    ``fast_recipe``, from ``bench.training.recipes.describe``)."""
+    ``fast_recipe``, from ``bench.recipes.describe``)."""
 
     model: str
     lr: float

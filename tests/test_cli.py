@@ -480,8 +480,8 @@ def test_a_plans_whole_seconds_key_a_point_as_the_command_line_does():
 
 
 def test_the_book_plan_puts_what_the_books_networks_buy_first_and_compiles_last():
+    from bench.recipes import EXPERIMENTS
     from bench.stages.run_all import PLANS
-    from bench.training.recipes import EXPERIMENTS
 
     plan = PLANS["book"]
     # counting only (at the book's sides, and two networks at 224), then training
@@ -566,8 +566,8 @@ def test_the_ray_executor_without_ray_is_one_line(tmp_path, monkeypatch, capsys)
 def test_runs_train_shortest_first_on_one_device_longest_first_side_by_side(tmp_path, full_row):
     """By counted training FLOPs where the store has the network's profile, the others after
     them in their own order."""
+    from bench.recipes import PRESETS, Run, config
     from bench.stages.train import by_work
-    from bench.training.recipes import PRESETS, Run, config
 
     store, book = Store(tmp_path / "r.sqlite"), PRESETS["book"]
     todo = [

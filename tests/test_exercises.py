@@ -5,11 +5,11 @@ import statistics
 import pandas as pd
 import pytest
 
+from bench.recipes import PRESETS, Run, config, describe
 from bench.render.exercises import sentences as ex
 from bench.render.exercises.catalogue import EXERCISES, NIN
 from bench.render.exercises.left import left_to_train
 from bench.store import Store
-from bench.training.recipes import PRESETS, Run, config, describe
 
 MIB = 2**20
 

@@ -113,8 +113,8 @@ def test_a_checkpoint_restores_the_gpus_random_state():
 
 @pytest.mark.parametrize("pipeline", ["ours", "torchvision"])
 def test_a_book_recipe_trains_on_the_gpu(fashion, pipeline):
+    from bench.recipes import PRESETS, Run
     from bench.training.loop import train
-    from bench.training.recipes import PRESETS, Run
 
     summary, history = train(Run("lenet"), PRESETS["smoke"], fashion, GPU, pipeline=pipeline)
     assert summary["status"] == Status.OK and len(history) == PRESETS["smoke"].epochs
@@ -123,8 +123,8 @@ def test_a_book_recipe_trains_on_the_gpu(fashion, pipeline):
 
 
 def test_the_gpu_fast_recipe_compiles_its_graphs_and_trains(fashion):
+    from bench.recipes import FAST_GPU_RUN, PRESETS
     from bench.training.loop import train
-    from bench.training.recipes import FAST_GPU_RUN, PRESETS
 
     summary, history = train(FAST_GPU_RUN, PRESETS["smoke"], fashion, GPU)
     assert summary["status"] == Status.OK and len(history) == 1

@@ -1,6 +1,7 @@
 """The shape of the code: the packages' import graph, function-local imports included, has no
-circle, no module runs past 400 lines, the formatter owns the layout, and the command line
-starts its children before it imports torch."""
+circle, rendering imports nothing that trains or times, no module runs past 400 lines, the
+formatter owns the layout, and the command line starts its children before it imports
+torch."""
 
 import ast
 import subprocess
@@ -87,6 +88,20 @@ def test_the_import_graph_has_no_circle():
     assert "bench.render" in graph["bench.runs"]  # a submodule's package runs first
     assert "bench.stages" not in graph["bench.stages.train"]  # its own package is running
     assert cycle(graph) == []
+
+
+def test_rendering_imports_no_code_that_trains_or_times():
+    known = modules()
+    graph = {name: imports(name, path, known) for name, path in known.items()}
+    reached, todo = set(), [name for name in known if name.startswith("bench.render")]
+    while todo:
+        name = todo.pop()
+        if name not in reached:
+            reached.add(name)
+            todo += graph[name]
+    assert "bench.recipes" in reached  # what to train is data the pages read
+    measuring = ("bench.training", "bench.stages", "bench.timing", "bench.data", "bench.allocator")
+    assert sorted(m for m in reached if m.startswith(measuring)) == []
 
 
 def test_the_formatter_owns_the_layout():

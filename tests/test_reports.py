@@ -1062,8 +1062,8 @@ def test_findings_set_the_init_probes_beside_the_book_recipe(tmp_path, full_row)
 def test_a_network_without_accuracy_says_why():
     """The command that trains it under the folder's book preset, from the first experiment
     with its book recipe; or, for a network no experiment trains, that it is counted only."""
+    from bench.recipes import EXPERIMENTS, Run
     from bench.render.exercises.left import untrained
-    from bench.training.recipes import EXPERIMENTS, Run
 
     assert Run("nin") in EXPERIMENTS["book"] and Run("googlenet_bn") in EXPERIMENTS["variants"]
     assert untrained("nin", "book_cpu") == (
@@ -1243,8 +1243,8 @@ def test_the_search_table_says_what_each_step_bought_against_the_step_it_changes
     step it names; a run of no step stays out."""
     import statistics
 
+    from bench.recipes import FAST_SEARCH, Run
     from bench.render.search import search_table
-    from bench.training.recipes import FAST_SEARCH, Run
 
     (first, (_, base)), (second, (after, changed)) = list(FAST_SEARCH.items())[:2]
     assert after == first
@@ -1272,8 +1272,8 @@ def test_the_search_table_says_what_each_step_bought_against_the_step_it_changes
 def test_the_fast_recipes_median_counts_its_finished_seeds_under_presets_that_keep_it(full_row):
     import dataclasses
 
+    from bench.recipes import FAST_RUN, FOUR_EPOCH_RUN
     from bench.render.search import recipe_median
-    from bench.training.recipes import FAST_RUN, FOUR_EPOCH_RUN
 
     def row(run, seed, accuracy, wall, preset="book", status="ok"):
         settings = dataclasses.replace(run, seed=seed).settings()

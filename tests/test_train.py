@@ -9,8 +9,7 @@ from torch import nn
 
 import archs
 from bench import data as D
-from bench.training.loop import Batches, _warm_up, evaluate, train
-from bench.training.recipes import (
+from bench.recipes import (
     EXPERIMENTS,
     FAST,
     FAST_3_MIN,
@@ -27,6 +26,7 @@ from bench.training.recipes import (
     config,
     describe,
 )
+from bench.training.loop import Batches, _warm_up, evaluate, train
 from bench.training.techniques import augment, transform
 
 CPU = torch.device("cpu")

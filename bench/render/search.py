@@ -1,4 +1,4 @@
-"""The search for the fast recipe (``FAST_SEARCH`` in ``bench.training.recipes``) as a table of
+"""The search for the fast recipe (``FAST_SEARCH`` in ``bench.recipes``) as a table of
 the training page: each step's runs, their medians over seeds, and what the step's one change
 bought against the step it changes, in test accuracy and in wall clock."""
 
@@ -11,6 +11,7 @@ from typing import Any
 import pandas as pd
 
 from bench.console import plural
+from bench.recipes import FAST_SEARCH, Run
 from bench.render.format import (
     Column,
     fmt_int,
@@ -21,7 +22,6 @@ from bench.render.format import (
     markdown,
 )
 from bench.schema import Status
-from bench.training.recipes import FAST_SEARCH, Run
 
 # what tells a step's runs apart from other runs (the seed aside)
 SETTINGS = ("model", "lr", "batch_size", "resize", "epochs", "technique_settings")
@@ -103,7 +103,7 @@ def search_section(rows: list[dict[str, Any]]) -> str:
     return (
         "\n## The search for the five-minute recipe\n\n"
         "Each step changes one thing of the step it names (`FAST_SEARCH` in "
-        "bench/training/recipes.py) and is judged on three seeds: what it bought is the "
+        "bench/recipes.py) and is judged on three seeds: what it bought is the "
         "difference of the medians over seeds, in test accuracy on all 10,000 test images and "
         "in wall clock (training and evaluation); compare it with the seed ranges. A step "
         "that did not pay stays listed; the steps after it change the step before it. "

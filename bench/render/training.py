@@ -11,6 +11,7 @@ import pandas as pd
 import archs
 from bench.console import plural
 from bench.provenance import cpu_of
+from bench.recipes import ACCURACY_TARGETS, EVAL_BATCH_SIZE, EXPERIMENTS, PRESETS
 from bench.render.chance import (
     PROBE_COLUMNS,
     at_chance,
@@ -36,7 +37,6 @@ from bench.render.format import (
 from bench.render.search import search_section
 from bench.schema import MEASURED, Status
 from bench.store import Store
-from bench.training.recipes import ACCURACY_TARGETS, EVAL_BATCH_SIZE, EXPERIMENTS, PRESETS
 
 BOOK_PRESETS = ("book", "book_cpu")  # the presets that train the book's recipe as it is
 SLOW = 2  # epochs at chance from which a book-recipe run has its section on the training page
@@ -252,7 +252,7 @@ def write_train(store: Store, out_dir: Path) -> list[Path]:
         "The book's loop: cross-entropy, the book's Xavier-uniform initialization, SGD "
         "without momentum at each network's learning rate, batch and input side. The "
         "techniques column names what a run changes in that loop (adam: Adam in place of SGD; "
-        "the fast recipe: docs/training.md, bench/training/recipes.py) and, in brackets, whether "
+        "the fast recipe: docs/training.md, bench/recipes.py) and, in brackets, whether "
         "bfloat16 autocast ran. Every run trains on fixed work, never a time: the *book* "
         "preset on the chapter's "
         "10 epochs over all 60,000 images; the *book_cpu* preset is the same recipe (SGD, "

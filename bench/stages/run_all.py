@@ -11,6 +11,7 @@ from typing import Any, NamedTuple
 
 import archs
 from bench.provenance import provenance
+from bench.recipes import EXPERIMENTS, PRESETS
 from bench.stages import layers, memory, onnx, peers, pipeline, profile, speed, train
 from bench.stages.common import (
     Command,
@@ -21,7 +22,6 @@ from bench.stages.common import (
     select_models,
 )
 from bench.store import Store, StoreError
-from bench.training.recipes import EXPERIMENTS, PRESETS
 
 BOOK = ",".join(archs.BOOK_MODELS)
 # the stages a plan's steps run, by name

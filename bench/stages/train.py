@@ -14,6 +14,7 @@ from bench.console import Progress, plural
 from bench.device import backend_for
 from bench.executors import Job, dispatch
 from bench.isolation import Row
+from bench.recipes import EXPERIMENTS, PRESETS, Preset, Run, config, describe
 from bench.schema import FAILED, MEASURED, Status
 from bench.stages.common import (
     Command,
@@ -26,7 +27,6 @@ from bench.stages.common import (
 )
 from bench.store import Store, config_hash
 from bench.training.loop import train_rows
-from bench.training.recipes import EXPERIMENTS, PRESETS, Preset, Run, config, describe
 
 
 def preset_option(help: str) -> Any:
@@ -37,7 +37,7 @@ def preset_option(help: str) -> Any:
 class Settings(OnData):
     experiment: tuple[str, ...] = option(
         ("book",),
-        "named groups of runs (bench/training/recipes.py)",
+        "named groups of runs (bench/recipes.py)",
         choices=tuple(EXPERIMENTS),
         many=True,
     )

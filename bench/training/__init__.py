@@ -1,2 +1,3 @@
-"""Training on Fashion-MNIST: recipes, presets and experiments as data (``recipes``), the loop
-that trains one run (``loop``), and input pipelines timed against compute alone (``feeds``)."""
+"""Training on Fashion-MNIST: the loop that trains one run (``loop``), what each technique
+does to it (``techniques``), and input pipelines timed against compute alone (``feeds``). What
+to train (recipes, presets, experiments) is data in ``bench.recipes``."""

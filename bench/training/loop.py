@@ -21,8 +21,7 @@ import archs
 from bench.data import DeviceBatches, FashionMNIST, load, subset, torchvision_batches
 from bench.device import backend_for, fp32_math
 from bench.flops import step_flops_per_image
-from bench.schema import Status
-from bench.training.recipes import (
+from bench.recipes import (
     ACCURACY_TARGETS,
     EVAL_BATCH_SIZE,
     PLAIN,
@@ -30,6 +29,7 @@ from bench.training.recipes import (
     Run,
     Techniques,
 )
+from bench.schema import Status
 from bench.training.techniques import (
     autocast,
     average_for,

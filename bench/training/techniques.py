@@ -11,7 +11,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from bench.training.recipes import Preset, Techniques
+from bench.recipes import Preset, Techniques
 
 
 def tta_logits(model: torch.nn.Module, x: torch.Tensor, techniques: Techniques) -> torch.Tensor:

@@ -12,10 +12,10 @@ from typing import Any
 import archs
 from bench.console import plural
 from bench.flops.profile import step_flops_per_image
+from bench.recipes import EXPERIMENTS, PRESETS, Preset, Run, config, describe
 from bench.render.training import BOOK_PRESETS
 from bench.schema import MEASURED
 from bench.store import Store
-from bench.training.recipes import EXPERIMENTS, PRESETS, Preset, Run, config, describe
 
 
 def book_preset(store: Store) -> str:

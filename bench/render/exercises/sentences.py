@@ -8,9 +8,9 @@ from collections.abc import Callable
 
 import pandas as pd
 
+from bench.recipes import EVAL_BATCH_SIZE
 from bench.render.format import MIB
 from bench.schema import Status
-from bench.training.recipes import EVAL_BATCH_SIZE
 
 
 def ratio_text(a: float, b: float) -> str:

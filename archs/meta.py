@@ -48,8 +48,9 @@ def _same_layout(*tensors: torch.Tensor) -> bool:
     )
 
 
-# elementwise in-place ops that torch does not tag pointwise
-IN_PLACE = {aten.hardswish_.default}
+# elementwise in-place ops that torch does not tag pointwise, the random fills of weight
+# initializers among them (on the meta device, a Python decomposition that writes nothing)
+IN_PLACE = {aten.hardswish_.default, aten.normal_.default, aten.uniform_.default}
 
 # Layout rules for the ops whose Python meta kernels cost most in the chapters' networks; a
 # rule answers None where it does not apply, and the meta kernel runs.

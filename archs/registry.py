@@ -101,12 +101,13 @@ class ModelSpec:
     def meta_model(self, **kwargs: Any) -> nn.Module:
         """The builder's module on the meta device (shapes, no values). A network from outside
         the chapters keeps its integer buffers real: its constructor may compute with tensors
-        (torchvision's RegNet widths) or keep data in them (Swin's relative-position indices)."""
+        (torchvision's RegNet widths) or keep data in them (Swin's relative-position indices).
+        It is built in a ``ShapeCache``, where initializers do not write meta tensors."""
         kwargs.setdefault("in_channels", self.in_channels)
         if not self.external:
-            with torch.device("meta"):
+            with torch.device("meta"), ShapeCache():
                 return self.builder(**kwargs)
-        with _parameters_on_meta():
+        with _parameters_on_meta(), ShapeCache():
             model = self.builder(**kwargs)
         for module in model.modules():
             for key, buffer in module._buffers.items():

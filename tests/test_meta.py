@@ -77,4 +77,6 @@ def test_an_op_on_real_tensors_runs_as_it_would():
     with ShapeCache():
         y = torch.relu(x)
         y.add_(1)
+        filled = torch.zeros(1000).uniform_(2, 3)  # an initializer's fill writes a real tensor
     assert y.tolist() == [1.0, 3.0]
+    assert filled.min() >= 2 and filled.max() <= 3 and filled.std() > 0
